@@ -1,0 +1,92 @@
+/* cfg — presenced configuration: defaults, a `key = value` file, PRESENCED_<KEY> environment
+ * variables and command-line flags, applied in that order (later wins).
+ *
+ * Every key is described once in a table in src/app/cfg.c (name, type, default, range, help);
+ * config/presenced.conf documents the same keys for operators.
+ */
+#ifndef PRESENCED_CFG_H
+#define PRESENCED_CFG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum cfg_store { CFG_STORE_MEMORY = 0, CFG_STORE_REDIS = 1 } cfg_store;
+
+typedef enum cfg_conformance {
+    CFG_CONFORMANCE_OFF = 0,
+    CFG_CONFORMANCE_SOCKETIO = 1, /* socket.io-protocol test-suite server behaviour */
+    CFG_CONFORMANCE_ENGINEIO = 2, /* engine.io-protocol test-suite server behaviour */
+} cfg_conformance;
+
+typedef enum cfg_log_level {
+    CFG_LOG_ERROR = 0,
+    CFG_LOG_WARN = 1,
+    CFG_LOG_INFO = 2,
+    CFG_LOG_DEBUG = 3,
+} cfg_log_level;
+
+#define CFG_STR_MAX 1024
+#define CFG_ERR_MAX 512
+
+/* All settings. Strings are fixed-size, NUL-terminated, so the struct can be copied freely. */
+typedef struct cfg {
+    char listen_host[256]; /* key "listen" = HOST:PORT (IPv6 as [::1]:3000) */
+    uint16_t listen_port;
+    cfg_store store;            /* "store" = memory | redis */
+    char redis[CFG_STR_MAX];    /* "redis" = redis://[:pass@]HOST:PORT[/DB] or unix:///path */
+    char path[256];             /* "path", Engine.IO endpoint, starts and ends with '/' */
+    uint32_t ping_interval;     /* ms */
+    uint32_t ping_timeout;      /* ms */
+    uint32_t max_payload;       /* bytes */
+    uint32_t connect_timeout;   /* ms: Socket.IO CONNECT must arrive within this */
+    char allowed_origins[CFG_STR_MAX]; /* comma-separated origins, "*" for any, "" for none */
+    char namespaces[CFG_STR_MAX];      /* comma-separated namespaces besides "/" */
+    uint32_t max_connections;          /* concurrent Engine.IO sessions */
+    uint32_t send_queue_max;           /* queued outgoing packets per session before it is dropped */
+    uint32_t attachment_timeout;       /* ms to wait for the binary attachments of a packet */
+    uint32_t http_timeout;             /* s: idle HTTP / header timeout */
+    cfg_log_level log_level;           /* "log_level" = error | warn | info | debug */
+    cfg_conformance conformance;       /* "conformance" = off | socketio | engineio */
+} cfg;
+
+/* Fill `c` with the defaults. */
+void cfg_init(cfg *c);
+
+/* Apply the conformance preset of `mode` to `c` (see the README's "Conformance" section). */
+void cfg_apply_conformance(cfg *c, cfg_conformance mode);
+
+/* Set one key from its text value. Returns 0, or -1 with a message naming the key in `err`
+ * (unknown key, bad value, out of range). */
+int cfg_set(cfg *c, const char *key, const char *value, char err[CFG_ERR_MAX]);
+
+/* Read a `key = value` file (`#` starts a comment; blank lines ignored). Returns 0, or -1 with
+ * "FILE:LINE: message" in `err`. */
+int cfg_load_file(cfg *c, const char *path, char err[CFG_ERR_MAX]);
+
+/* Apply PRESENCED_<KEY> variables from `envp` (KEY upper-case, e.g. PRESENCED_PING_INTERVAL).
+ * An unknown PRESENCED_* variable is an error. Returns 0 or -1 with `err`. */
+int cfg_load_env(cfg *c, char *const *envp, char err[CFG_ERR_MAX]);
+
+/* What the command line asks for besides settings. */
+typedef enum cfg_action {
+    CFG_ACTION_RUN = 0,
+    CFG_ACTION_CHECK, /* --check-config: validate and exit */
+    CFG_ACTION_VERSION,
+    CFG_ACTION_HELP,
+} cfg_action;
+
+/* Parse argv completely: finds --config, loads defaults, the preset (--conformance[=MODE]), the
+ * file, the environment, then the other flags (--listen, --store, --redis, --set KEY=VALUE...),
+ * and finally validates the combination (cfg_validate). Returns 0 with `*action` set, or -1 with
+ * `err`. */
+int cfg_from_args(cfg *c, int argc, char *const *argv, char *const *envp, cfg_action *action,
+                  char err[CFG_ERR_MAX]);
+
+/* Check cross-key rules (e.g. store=redis needs redis, ping_timeout > 0). Returns 0 or -1. */
+int cfg_validate(const cfg *c, char err[CFG_ERR_MAX]);
+
+/* Print --help text to `out` (a FILE *, typed void * to keep stdio out of this header). */
+void cfg_print_help(void *out);
+
+#endif
