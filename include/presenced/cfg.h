@@ -31,23 +31,23 @@ typedef enum cfg_log_level {
 
 /* All settings. Strings are fixed-size, NUL-terminated, so the struct can be copied freely. */
 typedef struct cfg {
-    char listen_host[256]; /* key "listen" = HOST:PORT (IPv6 as [::1]:3000) */
+    char listen_host[256]; /* key "listen" = HOST:PORT (IPv6 as [::1]:3000, stored as "::1") */
     uint16_t listen_port;
-    cfg_store store;            /* "store" = memory | redis */
-    char redis[CFG_STR_MAX];    /* "redis" = redis://[:pass@]HOST:PORT[/DB] or unix:///path */
-    char path[256];             /* "path", Engine.IO endpoint, starts and ends with '/' */
-    uint32_t ping_interval;     /* ms */
-    uint32_t ping_timeout;      /* ms */
-    uint32_t max_payload;       /* bytes */
-    uint32_t connect_timeout;   /* ms: Socket.IO CONNECT must arrive within this */
+    cfg_store store;          /* "store" = memory | redis */
+    char redis[CFG_STR_MAX];  /* "redis" = redis://[:pass@]HOST:PORT[/DB] or unix:///path */
+    char path[256];           /* "path", Engine.IO endpoint, starts and ends with '/' */
+    uint32_t ping_interval;   /* ms */
+    uint32_t ping_timeout;    /* ms */
+    uint32_t max_payload;     /* bytes */
+    uint32_t connect_timeout; /* ms: Socket.IO CONNECT must arrive within this */
     char allowed_origins[CFG_STR_MAX]; /* comma-separated origins, "*" for any, "" for none */
     char namespaces[CFG_STR_MAX];      /* comma-separated namespaces besides "/" */
     uint32_t max_connections;          /* concurrent Engine.IO sessions */
-    uint32_t send_queue_max;           /* queued outgoing packets per session before it is dropped */
-    uint32_t attachment_timeout;       /* ms to wait for the binary attachments of a packet */
-    uint32_t http_timeout;             /* s: idle HTTP / header timeout */
-    cfg_log_level log_level;           /* "log_level" = error | warn | info | debug */
-    cfg_conformance conformance;       /* "conformance" = off | socketio | engineio */
+    uint32_t send_queue_max;     /* queued outgoing packets per session before it is dropped */
+    uint32_t attachment_timeout; /* ms to wait for the binary attachments of a packet */
+    uint32_t http_timeout;       /* s: idle HTTP / header timeout */
+    cfg_log_level log_level;     /* "log_level" = error | warn | info | debug */
+    cfg_conformance conformance; /* "conformance" = off | socketio | engineio */
 } cfg;
 
 /* Fill `c` with the defaults. */
@@ -88,5 +88,28 @@ int cfg_validate(const cfg *c, char err[CFG_ERR_MAX]);
 
 /* Print --help text to `out` (a FILE *, typed void * to keep stdio out of this header). */
 void cfg_print_help(void *out);
+
+/* --- Additions (beyond the original contract) --- */
+
+/* Components of a valid `redis` value, so that the wiring code does not parse the URL again. */
+typedef struct cfg_redis_url {
+    char host[256];             /* TCP host without brackets; "" for a unix socket */
+    uint16_t port;              /* TCP port; 0 for a unix socket */
+    char unix_path[108];        /* socket path for unix:///path; "" for TCP (108 = sun_path size) */
+    char password[CFG_STR_MAX]; /* from redis://:PASSWORD@..., taken literally; "" if none */
+    uint32_t db;                /* from /DB; 0 if absent or for a unix socket */
+} cfg_redis_url;
+
+/* Parse `url` (redis://[:PASSWORD@]HOST:PORT[/DB] or unix:///PATH) into `out`. Returns 0, or -1
+ * with a message in `err` (also for the empty string, which means "no Redis"). */
+int cfg_redis_url_parse(const char *url, cfg_redis_url *out, char err[CFG_ERR_MAX]);
+
+/* Name of the i-th key of the table (0-based, table order), or NULL past the end. The string has
+ * static storage. Lets tests, logging and docs walk every key. */
+const char *cfg_key_name(size_t i);
+
+/* Write the current value of `key` as text that cfg_set accepts (e.g. "127.0.0.1:3000") into
+ * `buf` (caller-owned, `len` bytes). Returns 0, or -1 for an unknown key or a too small buffer. */
+int cfg_get(const cfg *c, const char *key, char *buf, size_t len);
 
 #endif
