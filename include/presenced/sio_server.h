@@ -1,0 +1,147 @@
+/* sio_server — the Socket.IO v5 server core: connections (one per Engine.IO session), namespace
+ * sockets, binary attachment reassembly, acks in both directions, named groups of sockets, and
+ * the event API the presence gateway is written against.
+ *
+ * Spec: socketio/socket.io-protocol Readme, "Exchange protocol".
+ * Pure code: time comes in as `now` (ms); the io layer supplies the hooks in sio_io_ops and feeds
+ * Engine.IO packets. Sending never touches a socket: frames go into the session queue and
+ * ops.wake() tells io to flush.
+ */
+#ifndef PRESENCED_SIO_SERVER_H
+#define PRESENCED_SIO_SERVER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <cJSON.h>
+
+#include "presenced/eio_session.h"
+#include "presenced/frame.h"
+#include "presenced/map.h"
+#include "presenced/sio_codec.h"
+
+#define SIO_ID_LEN 20
+
+typedef struct sio_server sio_server;
+typedef struct sio_conn sio_conn;
+typedef struct sio_sock sio_sock;
+
+/* Binary attachments of a packet, in placeholder order. Frames are binary EIO_MESSAGE frames. */
+typedef struct sio_binary {
+    frame *att[SIO_MAX_ATTACHMENTS];
+    unsigned n;
+} sio_binary;
+
+/* Hooks into the io layer. */
+typedef struct sio_io_ops {
+    /* The connection's queue has frames to send. */
+    void (*wake)(sio_conn *c, void *io);
+    /* Close the connection soon (never synchronously: the core may still be iterating).
+     * `reason` is a static string for the logs. */
+    void (*close)(sio_conn *c, void *io, const char *reason);
+    /* Fill `out` with SIO_ID_LEN unguessable URL-safe characters and a NUL. */
+    void (*make_id)(char out[SIO_ID_LEN + 1], void *ud);
+    void *ud;
+} sio_io_ops;
+
+/* A client event. `args` is the JSON array of arguments without the event name (borrowed for the
+ * duration of the call); `bin` the attachments its placeholders refer to (NULL if none);
+ * `ack_id` is SIO_NO_ACK or the id to answer with sio_ack(). */
+typedef void (*sio_event_fn)(sio_sock *s, const char *event, cJSON *args, const sio_binary *bin,
+                             int64_t ack_id, void *ud);
+/* A socket asks to join a namespace (`auth` = the CONNECT payload or NULL, borrowed). Return 0 to
+ * accept, or a negative value and set *reject to a static message for CONNECT_ERROR. Must not
+ * emit: the CONNECT reply has not been sent yet. */
+typedef int (*sio_connect_fn)(sio_sock *s, cJSON *auth, const char **reject, void *ud);
+/* A socket was accepted and its CONNECT reply queued; it may emit now. */
+typedef void (*sio_connected_fn)(sio_sock *s, cJSON *auth, void *ud);
+/* An accepted socket left (client DISCONNECT, connection closed, or server shutdown). */
+typedef void (*sio_disconnect_fn)(sio_sock *s, const char *reason, void *ud);
+/* The client answered a server→client ack: `args` borrowed; called with args == NULL when the
+ * socket went away first. */
+typedef void (*sio_ack_fn)(sio_sock *s, cJSON *args, const sio_binary *bin, void *ud);
+
+typedef struct sio_server_opts {
+    const char *const *namespaces; /* NULL-terminated, "/" is always served */
+    eio_limits limits;
+    uint32_t connect_timeout;    /* ms */
+    uint32_t attachment_timeout; /* ms */
+    bool engineio_echo;          /* Engine.IO conformance: echo every message, no Socket.IO */
+    uint64_t hash_seed;
+} sio_server_opts;
+
+/* Create the server. `opts` is copied (the namespace strings too). NULL on allocation failure. */
+sio_server *sio_server_new(const sio_server_opts *opts, const sio_io_ops *ops);
+/* Free the server. Every connection must have been freed first. */
+void sio_server_free(sio_server *srv);
+/* The Engine.IO limits every session of this server uses. */
+const eio_limits *sio_server_limits(const sio_server *srv);
+
+/* Handlers. sio_server_on() with the same name replaces the previous handler. */
+void sio_server_on_connect(sio_server *srv, sio_connect_fn fn, void *ud);
+void sio_server_on_connected(sio_server *srv, sio_connected_fn fn, void *ud);
+void sio_server_on_disconnect(sio_server *srv, sio_disconnect_fn fn, void *ud);
+int sio_server_on(sio_server *srv, const char *event, sio_event_fn fn, void *ud);
+
+/* Connections (called by io). sio_conn_new() starts the Engine.IO session with id `sid` and
+ * stores the opaque `io` handle; sio_conn_free() disconnects its sockets (handlers run) and frees
+ * it. */
+sio_conn *sio_conn_new(sio_server *srv, const char *sid, eio_transport transport, void *io,
+                       uint64_t now);
+void sio_conn_free(sio_conn *c, const char *reason);
+eio_session *sio_conn_session(sio_conn *c);
+void *sio_conn_io(const sio_conn *c);
+/* Look up a connection by Engine.IO sid (NULL if none). */
+sio_conn *sio_server_find(sio_server *srv, const char *sid, size_t len);
+uint32_t sio_server_conn_count(const sio_server *srv);
+
+/* Feed an Engine.IO MESSAGE packet. Returns 0, or -1 with *reason set when the connection must
+ * be closed (invalid packet, protocol violation). */
+int sio_conn_receive(sio_conn *c, const eio_packet *p, uint64_t now, const char **reason);
+/* Advance timers. Returns 0, or -1 with *reason when the connection must be closed. */
+int sio_conn_tick(sio_conn *c, uint64_t now, const char **reason);
+/* The earliest time sio_conn_tick() has work to do. */
+uint64_t sio_conn_deadline(const sio_conn *c);
+/* Queue a frame on the connection and wake io; closes a slow reader whose queue is full.
+ * Returns 0 or -1. */
+int sio_conn_send(sio_conn *c, frame *f);
+
+/* Sockets. */
+const char *sio_sock_id(const sio_sock *s);
+const char *sio_sock_nsp(const sio_sock *s);
+sio_conn *sio_sock_conn(const sio_sock *s);
+void sio_sock_set_data(sio_sock *s, void *data);
+void *sio_sock_data(const sio_sock *s);
+/* Close the whole connection of this socket (after the queued frames are flushed where possible).
+ */
+void sio_sock_disconnect(sio_sock *s, const char *reason);
+
+/* Sending. `args` is a JSON array of arguments (borrowed, may be NULL for none); `bin` the
+ * attachments its placeholders refer to (NULL for none). Return 0 or -1 (memory, or the socket's
+ * queue overflowed and the connection is being closed). */
+int sio_emit(sio_sock *s, const char *event, const cJSON *args, const sio_binary *bin);
+int sio_emit_with_ack(sio_sock *s, const char *event, const cJSON *args, const sio_binary *bin,
+                      sio_ack_fn fn, void *ud);
+int sio_ack(sio_sock *s, int64_t ack_id, const cJSON *args, const sio_binary *bin);
+
+/* Groups: named sets of local sockets within a namespace. A socket leaves all its groups when it
+ * disconnects. Return 0 or -1 (memory). */
+int sio_group_join(sio_sock *s, const char *group);
+void sio_group_leave(sio_sock *s, const char *group);
+bool sio_group_has(const sio_sock *s, const char *group);
+/* Number of local sockets in the group. */
+uint32_t sio_group_size(sio_server *srv, const char *nsp, const char *group);
+/* Emit to every socket of a group, or (group == NULL) to every socket of the namespace. The frame
+ * is encoded once and shared. Returns the number of sockets it was queued for, or -1 (memory). */
+long sio_broadcast(sio_server *srv, const char *nsp, const char *group, const char *event,
+                   const cJSON *args);
+
+/* Build the frame of a Socket.IO packet: header + JSON of `data` (NULL for none). The caller owns
+ * the returned frame; NULL when out of memory. Exposed for tests and for io fast paths. */
+frame *sio_frame_packet(sio_type type, const char *nsp, int64_t ack_id, unsigned attachments,
+                        const cJSON *data);
+/* Build an EVENT frame ["event", ...args]. */
+frame *sio_frame_event(const char *nsp, const char *event, const cJSON *args, int64_t ack_id,
+                       unsigned attachments);
+
+#endif

@@ -1,0 +1,830 @@
+#include "presenced/sio_server.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* A server→client ack the client has not answered yet. */
+typedef struct sio_pending_ack {
+    struct sio_pending_ack *next;
+    int64_t id;
+    sio_ack_fn fn;
+    void *ud;
+} sio_pending_ack;
+
+/* A named set of sockets; `key` is the map key that names it. */
+typedef struct sio_group {
+    sio_sock **members;
+    uint32_t n, cap;
+    char *key;
+    size_t klen;
+} sio_group;
+
+typedef struct sio_membership {
+    sio_group *g;
+    uint32_t idx; /* position of the socket in g->members */
+} sio_membership;
+
+struct sio_sock {
+    sio_sock *next; /* in the connection's list */
+    sio_conn *conn;
+    uint16_t nsp;
+    char id[SIO_ID_LEN + 1];
+    void *data;
+    bool announced; /* the connected hook ran, so the disconnect hook must run too */
+    sio_membership *groups;
+    uint32_t ngroups, capgroups;
+    sio_pending_ack *acks;
+    int64_t next_ack_id;
+};
+
+struct sio_conn {
+    eio_session eio;
+    sio_server *srv;
+    void *io;
+    sio_sock *socks;
+    uint64_t connect_deadline; /* 0 once a namespace was joined */
+    bool closing;
+    /* A BINARY_* packet waiting for its attachments (spec: "Binary packets"). */
+    bool pending_active;
+    uint64_t pending_deadline;
+    sio_packet pending;
+    sio_binary pending_bin;
+};
+
+typedef struct sio_handler {
+    sio_event_fn fn;
+    void *ud;
+} sio_handler;
+
+struct sio_server {
+    sio_server_opts opts;
+    char **nsps;
+    uint16_t nnsps;
+    sio_io_ops ops;
+    map conns;    /* Engine.IO sid -> sio_conn */
+    map groups;   /* group key -> sio_group */
+    map handlers; /* event name -> sio_handler */
+    sio_connect_fn on_connect;
+    void *on_connect_ud;
+    sio_connected_fn on_connected;
+    void *on_connected_ud;
+    sio_disconnect_fn on_disconnect;
+    void *on_disconnect_ud;
+};
+
+/* ---- server ---- */
+
+sio_server *sio_server_new(const sio_server_opts *opts, const sio_io_ops *ops)
+{
+    sio_server *srv = calloc(1, sizeof(*srv));
+    if (!srv)
+        return NULL;
+    srv->opts = *opts;
+    srv->ops = *ops;
+    size_t n = 1;
+    for (const char *const *p = opts->namespaces; p && *p; p++)
+        n++;
+    srv->nsps = calloc(n, sizeof(char *));
+    if (!srv->nsps)
+        goto fail;
+    srv->nsps[srv->nnsps++] = strdup("/");
+    for (const char *const *p = opts->namespaces; p && *p; p++)
+        if (strcmp(*p, "/") != 0)
+            srv->nsps[srv->nnsps++] = strdup(*p);
+    for (uint16_t i = 0; i < srv->nnsps; i++)
+        if (!srv->nsps[i])
+            goto fail;
+    srv->opts.namespaces = NULL;
+    map_init(&srv->conns, opts->hash_seed);
+    map_init(&srv->groups, opts->hash_seed ^ 0x5bd1e995u);
+    map_init(&srv->handlers, opts->hash_seed ^ 0x1b873593u);
+    return srv;
+fail:
+    sio_server_free(srv);
+    return NULL;
+}
+
+void sio_server_free(sio_server *srv)
+{
+    if (!srv)
+        return;
+    for (uint16_t i = 0; i < srv->nnsps; i++)
+        free(srv->nsps[i]);
+    free(srv->nsps);
+    size_t pos = 0;
+    map_slot *slot;
+    while ((slot = map_next(&srv->handlers, &pos)))
+        free(slot->value);
+    map_deinit(&srv->handlers);
+    map_deinit(&srv->groups);
+    map_deinit(&srv->conns);
+    free(srv);
+}
+
+const eio_limits *sio_server_limits(const sio_server *srv)
+{
+    return &srv->opts.limits;
+}
+
+void sio_server_on_connect(sio_server *srv, sio_connect_fn fn, void *ud)
+{
+    srv->on_connect = fn;
+    srv->on_connect_ud = ud;
+}
+
+void sio_server_on_connected(sio_server *srv, sio_connected_fn fn, void *ud)
+{
+    srv->on_connected = fn;
+    srv->on_connected_ud = ud;
+}
+
+void sio_server_on_disconnect(sio_server *srv, sio_disconnect_fn fn, void *ud)
+{
+    srv->on_disconnect = fn;
+    srv->on_disconnect_ud = ud;
+}
+
+int sio_server_on(sio_server *srv, const char *event, sio_event_fn fn, void *ud)
+{
+    sio_handler *h = map_get(&srv->handlers, event, strlen(event));
+    if (!h) {
+        h = malloc(sizeof(*h));
+        if (!h || map_put(&srv->handlers, event, strlen(event), h) < 0) {
+            free(h);
+            return -1;
+        }
+    }
+    h->fn = fn;
+    h->ud = ud;
+    return 0;
+}
+
+static int nsp_index(const sio_server *srv, const char *nsp)
+{
+    for (uint16_t i = 0; i < srv->nnsps; i++)
+        if (strcmp(srv->nsps[i], nsp) == 0)
+            return i;
+    return -1;
+}
+
+/* ---- frames ---- */
+
+static frame *frame_from_buf(const buf *b)
+{
+    return frame_from(EIO_MESSAGE, false, b->data, b->len);
+}
+
+static int append_json(buf *b, const cJSON *data)
+{
+    char *json = cJSON_PrintUnformatted(data);
+    if (!json)
+        return -1;
+    int rc = buf_append_str(b, json);
+    cJSON_free(json);
+    return rc;
+}
+
+frame *sio_frame_packet(sio_type type, const char *nsp, int64_t ack_id, unsigned attachments,
+                        const cJSON *data)
+{
+    buf b;
+    buf_init(&b);
+    frame *f = NULL;
+    if (sio_header_encode(&b, type, nsp, ack_id, attachments) == 0 &&
+        (!data || append_json(&b, data) == 0))
+        f = frame_from_buf(&b);
+    buf_deinit(&b);
+    return f;
+}
+
+frame *sio_frame_event(const char *nsp, const char *event, const cJSON *args, int64_t ack_id,
+                       unsigned attachments)
+{
+    buf b;
+    buf_init(&b);
+    frame *f = NULL;
+    sio_type type = attachments ? SIO_BINARY_EVENT : SIO_EVENT;
+    cJSON *name = cJSON_CreateString(event);
+    if (!name || sio_header_encode(&b, type, nsp, ack_id, attachments) < 0 ||
+        buf_append_byte(&b, '[') < 0 || append_json(&b, name) < 0)
+        goto out;
+    /* Splice the arguments after the name instead of building a combined cJSON tree: the
+     * arguments' own array text is "[a,b]", so append ",a,b]" (or "]" when empty). */
+    if (args && cJSON_GetArraySize(args) > 0) {
+        char *json = cJSON_PrintUnformatted(args);
+        if (!json)
+            goto out;
+        int rc = buf_append_byte(&b, ',');
+        if (rc == 0)
+            rc = buf_append_str(&b, json + 1);
+        cJSON_free(json);
+        if (rc < 0)
+            goto out;
+    } else if (buf_append_byte(&b, ']') < 0) {
+        goto out;
+    }
+    f = frame_from_buf(&b);
+out:
+    cJSON_Delete(name);
+    buf_deinit(&b);
+    return f;
+}
+
+/* ---- connections ---- */
+
+sio_conn *sio_conn_new(sio_server *srv, const char *sid, eio_transport transport, void *io,
+                       uint64_t now)
+{
+    sio_conn *c = calloc(1, sizeof(*c));
+    if (!c)
+        return NULL;
+    c->srv = srv;
+    c->io = io;
+    eio_session_init(&c->eio, sid, transport, &srv->opts.limits, now);
+    if (!srv->opts.engineio_echo)
+        c->connect_deadline = now + srv->opts.connect_timeout;
+    if (map_put(&srv->conns, c->eio.sid, EIO_SID_LEN, c) < 0) {
+        eio_session_deinit(&c->eio);
+        free(c);
+        return NULL;
+    }
+    return c;
+}
+
+eio_session *sio_conn_session(sio_conn *c)
+{
+    return &c->eio;
+}
+
+void *sio_conn_io(const sio_conn *c)
+{
+    return c->io;
+}
+
+sio_conn *sio_server_find(sio_server *srv, const char *sid, size_t len)
+{
+    return map_get(&srv->conns, sid, len);
+}
+
+uint32_t sio_server_conn_count(const sio_server *srv)
+{
+    return (uint32_t)srv->conns.count;
+}
+
+static void binary_clear(sio_binary *b)
+{
+    for (unsigned i = 0; i < b->n; i++)
+        frame_unref(b->att[i]);
+    b->n = 0;
+}
+
+static void pending_clear(sio_conn *c)
+{
+    if (!c->pending_active)
+        return;
+    sio_packet_deinit(&c->pending);
+    binary_clear(&c->pending_bin);
+    c->pending_active = false;
+}
+
+static void group_remove_at(sio_sock *s, uint32_t gi);
+static void sock_free(sio_sock *s, const char *reason);
+
+void sio_conn_free(sio_conn *c, const char *reason)
+{
+    sio_server *srv = c->srv;
+    c->closing = true;
+    while (c->socks) {
+        sio_sock *s = c->socks;
+        c->socks = s->next;
+        sock_free(s, reason);
+    }
+    pending_clear(c);
+    map_del(&srv->conns, c->eio.sid, EIO_SID_LEN);
+    eio_session_deinit(&c->eio);
+    free(c);
+}
+
+int sio_conn_send(sio_conn *c, frame *f)
+{
+    if (c->closing)
+        return -1;
+    if (eio_session_send(&c->eio, f) < 0) {
+        c->closing = true;
+        c->srv->ops.close(c, c->io, "send queue full");
+        return -1;
+    }
+    c->srv->ops.wake(c, c->io);
+    return 0;
+}
+
+static int send_binary(sio_conn *c, const sio_binary *bin)
+{
+    for (unsigned i = 0; bin && i < bin->n; i++)
+        if (sio_conn_send(c, bin->att[i]) < 0)
+            return -1;
+    return 0;
+}
+
+static int send_owned(sio_conn *c, frame *f)
+{
+    if (!f)
+        return -1;
+    int rc = sio_conn_send(c, f);
+    frame_unref(f);
+    return rc;
+}
+
+/* ---- sockets ---- */
+
+static sio_sock *conn_sock(sio_conn *c, int nsp)
+{
+    for (sio_sock *s = c->socks; s; s = s->next)
+        if (s->nsp == nsp)
+            return s;
+    return NULL;
+}
+
+/* The hidden group that holds every socket of a namespace, for namespace-wide broadcasts. */
+static size_t group_key(char *out, size_t cap, const char *nsp, const char *group)
+{
+    size_t nl = strlen(nsp), gl = group ? strlen(group) : 0;
+    if (2 + nl + gl > cap)
+        return 0;
+    /* The kind byte and the NUL after the namespace keep "all sockets" and user groups apart,
+     * whatever the names contain. */
+    out[0] = group ? 'g' : 'a';
+    memcpy(out + 1, nsp, nl);
+    out[1 + nl] = 0;
+    if (gl)
+        memcpy(out + 2 + nl, group, gl);
+    return 2 + nl + gl;
+}
+
+#define GROUP_KEY_MAX (2 + SIO_NSP_MAX + 1024)
+
+static int group_add(sio_sock *s, const char *group)
+{
+    sio_server *srv = s->conn->srv;
+    char key[GROUP_KEY_MAX];
+    size_t klen = group_key(key, sizeof(key), srv->nsps[s->nsp], group);
+    if (!klen)
+        return -1;
+    sio_group *g = map_get(&srv->groups, key, klen);
+    if (g) {
+        for (uint32_t i = 0; i < s->ngroups; i++)
+            if (s->groups[i].g == g)
+                return 0;
+    } else {
+        g = calloc(1, sizeof(*g));
+        if (!g || !(g->key = malloc(klen)) || map_put(&srv->groups, key, klen, g) < 0) {
+            if (g)
+                free(g->key);
+            free(g);
+            return -1;
+        }
+        memcpy(g->key, key, klen);
+        g->klen = klen;
+    }
+    if (g->n == g->cap) {
+        uint32_t ncap = g->cap ? g->cap * 2 : 4;
+        sio_sock **nm = realloc(g->members, ncap * sizeof(*nm));
+        if (!nm)
+            goto undo;
+        g->members = nm;
+        g->cap = ncap;
+    }
+    if (s->ngroups == s->capgroups) {
+        uint32_t ncap = s->capgroups ? s->capgroups * 2 : 2;
+        sio_membership *ng = realloc(s->groups, ncap * sizeof(*ng));
+        if (!ng)
+            goto undo;
+        s->groups = ng;
+        s->capgroups = ncap;
+    }
+    s->groups[s->ngroups++] = (sio_membership){.g = g, .idx = g->n};
+    g->members[g->n++] = s;
+    return 0;
+undo:
+    if (g->n == 0) {
+        map_del(&srv->groups, g->key, g->klen);
+        free(g->key);
+        free(g->members);
+        free(g);
+    }
+    return -1;
+}
+
+/* Remove membership `gi` of socket `s`, and the group itself when it becomes empty. */
+static void group_remove_at(sio_sock *s, uint32_t gi)
+{
+    sio_membership m = s->groups[gi];
+    sio_group *g = m.g;
+    /* Swap-remove from the group, then fix the moved socket's record of its position. */
+    sio_sock *moved = g->members[--g->n];
+    g->members[m.idx] = moved;
+    if (moved != s)
+        for (uint32_t i = 0; i < moved->ngroups; i++)
+            if (moved->groups[i].g == g) {
+                moved->groups[i].idx = m.idx;
+                break;
+            }
+    s->groups[gi] = s->groups[--s->ngroups];
+    if (g->n == 0) {
+        map_del(&s->conn->srv->groups, g->key, g->klen);
+        free(g->key);
+        free(g->members);
+        free(g);
+    }
+}
+
+static int group_find(const sio_sock *s, const char *group)
+{
+    char key[GROUP_KEY_MAX];
+    size_t klen = group_key(key, sizeof(key), s->conn->srv->nsps[s->nsp], group);
+    for (uint32_t i = 0; klen && i < s->ngroups; i++)
+        if (s->groups[i].g->klen == klen && memcmp(s->groups[i].g->key, key, klen) == 0)
+            return (int)i;
+    return -1;
+}
+
+int sio_group_join(sio_sock *s, const char *group)
+{
+    return group_add(s, group);
+}
+
+void sio_group_leave(sio_sock *s, const char *group)
+{
+    int i = group_find(s, group);
+    if (i >= 0)
+        group_remove_at(s, (uint32_t)i);
+}
+
+bool sio_group_has(const sio_sock *s, const char *group)
+{
+    return group_find(s, group) >= 0;
+}
+
+uint32_t sio_group_size(sio_server *srv, const char *nsp, const char *group)
+{
+    char key[GROUP_KEY_MAX];
+    size_t klen = group_key(key, sizeof(key), nsp, group);
+    sio_group *g = klen ? map_get(&srv->groups, key, klen) : NULL;
+    return g ? g->n : 0;
+}
+
+long sio_broadcast(sio_server *srv, const char *nsp, const char *group, const char *event,
+                   const cJSON *args)
+{
+    char key[GROUP_KEY_MAX];
+    size_t klen = group_key(key, sizeof(key), nsp, group);
+    sio_group *g = klen ? map_get(&srv->groups, key, klen) : NULL;
+    if (!g)
+        return 0;
+    frame *f = sio_frame_event(nsp, event, args, SIO_NO_ACK, 0);
+    if (!f)
+        return -1;
+    long sent = 0;
+    /* Sending never removes members synchronously (a full queue only schedules a close), so
+     * the member array is stable during the loop. */
+    for (uint32_t i = 0; i < g->n; i++)
+        if (sio_conn_send(g->members[i]->conn, f) == 0)
+            sent++;
+    frame_unref(f);
+    return sent;
+}
+
+static sio_sock *sock_new(sio_conn *c, int nsp)
+{
+    sio_sock *s = calloc(1, sizeof(*s));
+    if (!s)
+        return NULL;
+    s->conn = c;
+    s->nsp = (uint16_t)nsp;
+    c->srv->ops.make_id(s->id, c->srv->ops.ud);
+    if (group_add(s, NULL) < 0) {
+        free(s);
+        return NULL;
+    }
+    s->next = c->socks;
+    c->socks = s;
+    return s;
+}
+
+static void sock_free(sio_sock *s, const char *reason)
+{
+    sio_server *srv = s->conn->srv;
+    if (s->announced && srv->on_disconnect)
+        srv->on_disconnect(s, reason, srv->on_disconnect_ud);
+    while (s->ngroups)
+        group_remove_at(s, s->ngroups - 1);
+    free(s->groups);
+    while (s->acks) {
+        sio_pending_ack *a = s->acks;
+        s->acks = a->next;
+        a->fn(s, NULL, NULL, a->ud);
+        free(a);
+    }
+    free(s);
+}
+
+static void sock_unlink(sio_sock *s)
+{
+    for (sio_sock **pp = &s->conn->socks; *pp; pp = &(*pp)->next)
+        if (*pp == s) {
+            *pp = s->next;
+            return;
+        }
+}
+
+const char *sio_sock_id(const sio_sock *s)
+{
+    return s->id;
+}
+
+const char *sio_sock_nsp(const sio_sock *s)
+{
+    return s->conn->srv->nsps[s->nsp];
+}
+
+sio_conn *sio_sock_conn(const sio_sock *s)
+{
+    return s->conn;
+}
+
+void sio_sock_set_data(sio_sock *s, void *data)
+{
+    s->data = data;
+}
+
+void *sio_sock_data(const sio_sock *s)
+{
+    return s->data;
+}
+
+void sio_sock_disconnect(sio_sock *s, const char *reason)
+{
+    sio_conn *c = s->conn;
+    if (!c->closing) {
+        c->closing = true;
+        c->srv->ops.close(c, c->io, reason);
+    }
+}
+
+/* ---- sending ---- */
+
+static int emit_frame(sio_sock *s, const char *event, const cJSON *args, const sio_binary *bin,
+                      int64_t ack_id)
+{
+    unsigned n = bin ? bin->n : 0;
+    if (send_owned(s->conn, sio_frame_event(sio_sock_nsp(s), event, args, ack_id, n)) < 0)
+        return -1;
+    return send_binary(s->conn, bin);
+}
+
+int sio_emit(sio_sock *s, const char *event, const cJSON *args, const sio_binary *bin)
+{
+    return emit_frame(s, event, args, bin, SIO_NO_ACK);
+}
+
+int sio_emit_with_ack(sio_sock *s, const char *event, const cJSON *args, const sio_binary *bin,
+                      sio_ack_fn fn, void *ud)
+{
+    sio_pending_ack *a = malloc(sizeof(*a));
+    if (!a)
+        return -1;
+    *a = (sio_pending_ack){.next = s->acks, .id = s->next_ack_id++, .fn = fn, .ud = ud};
+    if (s->next_ack_id > SIO_ACK_ID_MAX)
+        s->next_ack_id = 0;
+    s->acks = a;
+    return emit_frame(s, event, args, bin, a->id);
+}
+
+int sio_ack(sio_sock *s, int64_t ack_id, const cJSON *args, const sio_binary *bin)
+{
+    unsigned n = bin ? bin->n : 0;
+    cJSON *empty = NULL;
+    if (!args && !(args = empty = cJSON_CreateArray()))
+        return -1;
+    frame *f = sio_frame_packet(n ? SIO_BINARY_ACK : SIO_ACK, sio_sock_nsp(s), ack_id, n, args);
+    cJSON_Delete(empty);
+    if (send_owned(s->conn, f) < 0)
+        return -1;
+    return send_binary(s->conn, bin);
+}
+
+/* ---- receiving ---- */
+
+static int send_connect_error(sio_conn *c, const char *nsp, const char *message)
+{
+    cJSON *err = cJSON_CreateObject();
+    if (!err || !cJSON_AddStringToObject(err, "message", message)) {
+        cJSON_Delete(err);
+        return -1;
+    }
+    frame *f = sio_frame_packet(SIO_CONNECT_ERROR, nsp, SIO_NO_ACK, 0, err);
+    cJSON_Delete(err);
+    return send_owned(c, f);
+}
+
+static int send_connect_ok(sio_sock *s)
+{
+    cJSON *ok = cJSON_CreateObject();
+    if (!ok || !cJSON_AddStringToObject(ok, "sid", s->id)) {
+        cJSON_Delete(ok);
+        return -1;
+    }
+    frame *f = sio_frame_packet(SIO_CONNECT, sio_sock_nsp(s), SIO_NO_ACK, 0, ok);
+    cJSON_Delete(ok);
+    return send_owned(s->conn, f);
+}
+
+/* CONNECT (spec: "Connection to a namespace"): the authorisation hook decides before anything is
+ * sent, so a rejected socket gets only CONNECT_ERROR; the connected hook runs after the CONNECT
+ * reply is queued, so whatever it emits reaches the client after the reply. */
+static int receive_connect(sio_conn *c, sio_packet *p)
+{
+    sio_server *srv = c->srv;
+    int nsp = nsp_index(srv, p->nsp);
+    if (nsp < 0)
+        return send_connect_error(c, p->nsp, "Invalid namespace") < 0 ? -1 : 0;
+    sio_sock *s = conn_sock(c, nsp);
+    if (s) /* a repeated CONNECT gets the same answer again */
+        return send_connect_ok(s) < 0 ? -1 : 0;
+    if (!(s = sock_new(c, nsp)))
+        return -1;
+    const char *reject = "Connection rejected";
+    if (srv->on_connect && srv->on_connect(s, p->data, &reject, srv->on_connect_ud) < 0) {
+        sock_unlink(s);
+        sock_free(s, "rejected");
+        return send_connect_error(c, p->nsp, reject) < 0 ? -1 : 0;
+    }
+    s->announced = true;
+    c->connect_deadline = 0;
+    if (send_connect_ok(s) < 0)
+        return -1;
+    if (srv->on_connected)
+        srv->on_connected(s, p->data, srv->on_connected_ud);
+    return 0;
+}
+
+static void dispatch_event(sio_sock *s, sio_packet *p, const sio_binary *bin)
+{
+    sio_server *srv = s->conn->srv;
+    const char *name = sio_packet_event_name(p);
+    sio_handler *h = map_get(&srv->handlers, name, strlen(name));
+    if (!h)
+        return;
+    /* Detach the name so the handler sees only the arguments. */
+    cJSON *first = cJSON_DetachItemFromArray(p->data, 0);
+    h->fn(s, first->valuestring, p->data, bin, p->ack_id, h->ud);
+    cJSON_Delete(first);
+}
+
+static void dispatch_ack(sio_sock *s, sio_packet *p, const sio_binary *bin)
+{
+    for (sio_pending_ack **pp = &s->acks; *pp; pp = &(*pp)->next) {
+        sio_pending_ack *a = *pp;
+        if (a->id == p->ack_id) {
+            *pp = a->next;
+            a->fn(s, p->data, bin, a->ud);
+            free(a);
+            return;
+        }
+    }
+    /* An ack nobody waits for (answered twice, or after a restart) is ignored, as the
+     * reference server does. */
+}
+
+/* Deliver a complete packet (attachments, if any, collected). Returns 0 or -1 to close. */
+static int deliver(sio_conn *c, sio_packet *p, const sio_binary *bin, const char **reason)
+{
+    if (p->type == SIO_CONNECT)
+        return receive_connect(c, p);
+    int nsp = nsp_index(c->srv, p->nsp);
+    sio_sock *s = nsp >= 0 ? conn_sock(c, nsp) : NULL;
+    if (!s) {
+        /* A packet for a namespace this client has not joined is a protocol violation. */
+        *reason = "packet for a namespace not joined";
+        return -1;
+    }
+    switch (p->type) {
+    case SIO_DISCONNECT:
+        sock_unlink(s);
+        sock_free(s, "client namespace disconnect");
+        return 0;
+    case SIO_EVENT:
+    case SIO_BINARY_EVENT:
+        dispatch_event(s, p, bin);
+        return 0;
+    case SIO_ACK:
+    case SIO_BINARY_ACK:
+        dispatch_ack(s, p, bin);
+        return 0;
+    default:
+        *reason = "unexpected packet type";
+        return -1;
+    }
+}
+
+static int finish_pending(sio_conn *c, const char **reason)
+{
+    sio_packet p = c->pending;
+    sio_binary bin = c->pending_bin;
+    c->pending_active = false;
+    c->pending_bin.n = 0;
+    int rc = deliver(c, &p, &bin, reason);
+    sio_packet_deinit(&p);
+    binary_clear(&bin);
+    return rc;
+}
+
+static int receive_attachment(sio_conn *c, const eio_packet *p, const char **reason)
+{
+    if (!p->binary) {
+        *reason = "text packet while attachments were expected";
+        return -1;
+    }
+    frame *f = frame_from(EIO_MESSAGE, true, p->data, p->len);
+    if (!f) {
+        *reason = "out of memory";
+        return -1;
+    }
+    c->pending_bin.att[c->pending_bin.n++] = f;
+    if (c->pending_bin.n < c->pending.attachments)
+        return 0;
+    return finish_pending(c, reason);
+}
+
+static int receive_echo(sio_conn *c, const eio_packet *p)
+{
+    return send_owned(c, frame_from(EIO_MESSAGE, p->binary, p->data, p->len));
+}
+
+int sio_conn_receive(sio_conn *c, const eio_packet *p, uint64_t now, const char **reason)
+{
+    if (c->closing)
+        return 0;
+    if (c->srv->opts.engineio_echo)
+        return receive_echo(c, p) < 0 ? (*reason = "send failed", -1) : 0;
+    if (c->pending_active)
+        return receive_attachment(c, p, reason);
+    if (p->binary) {
+        *reason = "unexpected binary packet";
+        return -1;
+    }
+    sio_packet pkt;
+    int rc = sio_packet_decode(p->data, p->len, &pkt);
+    if (rc < 0) {
+        *reason = sio_strerror(rc);
+        return -1;
+    }
+    if (c->connect_deadline && pkt.type != SIO_CONNECT) {
+        sio_packet_deinit(&pkt);
+        *reason = "packet before CONNECT";
+        return -1;
+    }
+    if ((pkt.type == SIO_BINARY_EVENT || pkt.type == SIO_BINARY_ACK) && pkt.attachments > 0) {
+        c->pending = pkt;
+        c->pending_active = true;
+        c->pending_bin.n = 0;
+        c->pending_deadline = now + c->srv->opts.attachment_timeout;
+        return 0;
+    }
+    rc = deliver(c, &pkt, NULL, reason);
+    sio_packet_deinit(&pkt);
+    return rc;
+}
+
+int sio_conn_tick(sio_conn *c, uint64_t now, const char **reason)
+{
+    switch (eio_session_tick(&c->eio, now)) {
+    case EIO_TICK_TIMEOUT:
+        *reason = "ping timeout";
+        return -1;
+    case EIO_TICK_PING:
+        c->srv->ops.wake(c, c->io);
+        break;
+    case EIO_TICK_NONE:
+        break;
+    }
+    if (c->connect_deadline && now >= c->connect_deadline) {
+        *reason = "no CONNECT within connect_timeout";
+        return -1;
+    }
+    if (c->pending_active && now >= c->pending_deadline) {
+        *reason = "attachments did not arrive in time";
+        return -1;
+    }
+    return 0;
+}
+
+uint64_t sio_conn_deadline(const sio_conn *c)
+{
+    uint64_t d = c->eio.deadline;
+    if (c->connect_deadline && c->connect_deadline < d)
+        d = c->connect_deadline;
+    if (c->pending_active && c->pending_deadline < d)
+        d = c->pending_deadline;
+    return d;
+}
