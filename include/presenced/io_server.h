@@ -1,0 +1,40 @@
+/* io_server — the libwebsockets server on the libuv loop: Engine.IO over HTTP long-polling and
+ * WebSocket, handing packets to the Socket.IO core (sio_server) and carrying out its actions.
+ */
+#ifndef PRESENCED_IO_SERVER_H
+#define PRESENCED_IO_SERVER_H
+
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "presenced/sio_server.h"
+
+typedef struct io_server io_server;
+
+typedef struct io_server_opts {
+    const char *host; /* listen address */
+    uint16_t port;
+    const char *path;            /* Engine.IO endpoint, e.g. "/socket.io/" */
+    const char *allowed_origins; /* comma-separated, "*" for any, "" for none */
+    uint32_t max_connections;
+    uint32_t http_timeout; /* s: idle and header timeout for HTTP connections */
+    /* Minimum gap between two WebSocket messages to one client, 0 for none. Only the conformance
+     * mode sets it: the official test suites read each message with a listener attached after
+     * the previous one arrived, so messages that reach them in one TCP read are lost to them. */
+    uint32_t frame_gap_us;
+    sio_server_opts sio; /* the core's options (copied) */
+} io_server_opts;
+
+/* Create the server on `loop` and start listening. Returns NULL (after logging why) when the
+ * address cannot be bound or memory is short. */
+io_server *io_server_new(uv_loop_t *loop, const io_server_opts *opts);
+/* The Socket.IO core, to register event handlers on. */
+sio_server *io_server_sio(io_server *srv);
+/* Close every connection (their disconnect handlers run) and stop the server's timers. After this
+ * the caller destroys the server with io_server_free() once uv_run() has returned. */
+void io_server_shutdown(io_server *srv);
+/* Destroy the lws context and free everything; runs the loop until the handles are closed. */
+void io_server_free(io_server *srv);
+
+#endif

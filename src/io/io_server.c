@@ -1,0 +1,1135 @@
+/* The libwebsockets server: one protocol that serves Engine.IO polling requests over HTTP and
+ * Engine.IO WebSocket connections, on the application's libuv loop (foreign loop).
+ *
+ * Ownership: an io_conn exists for every Engine.IO session and owns its sio_conn and its uv timer.
+ * Each HTTP request or WebSocket has a per-wsi io_pss (allocated by lws) that points to its
+ * io_conn while attached; the io_conn points back to its held GET and its WebSocket. Whichever
+ * side goes first clears the other's pointer.
+ */
+#include "presenced/io_server.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+
+#include <libwebsockets.h>
+
+#include "presenced/log.h"
+
+_Static_assert(LWS_PRE <= FRAME_HEADROOM, "frames must leave room for the WebSocket header");
+
+#define IO_MAX_POLL_PACKETS 10000 /* packets in one POST body */
+#define IO_ARG_MAX 128            /* longest query argument value we look at */
+#define IO_ORIGIN_MAX 256
+
+typedef struct io_conn io_conn;
+
+typedef enum io_pss_kind {
+    PSS_NONE = 0,
+    PSS_RESPONSE, /* an HTTP response is being written */
+    PSS_HELD,     /* a long-poll GET waiting for packets */
+    PSS_POST,     /* a POST body is being received */
+    PSS_WS,       /* a WebSocket */
+} io_pss_kind;
+
+typedef enum io_phase { PHASE_IDLE = 0, PHASE_HEADERS, PHASE_BODY } io_phase;
+
+/* Per-wsi state (lws allocates it zeroed for each connection). */
+typedef struct io_pss {
+    io_conn *conn;
+    uint8_t kind;     /* io_pss_kind */
+    uint8_t phase;    /* io_phase */
+    bool woken;       /* a held GET was asked to complete */
+    bool cors;        /* answer with CORS headers for `origin` */
+    bool conn_close;  /* the request said "Connection: close" */
+    bool probe_reply; /* this probing WebSocket owes "3probe" */
+    bool close_sent;  /* WebSocket close frame requested */
+    uint16_t close_code;
+    uint16_t status;
+    const char *ctype;
+    buf body;               /* response body after LWS_PRE bytes, or the POST body / WS message */
+    bool rx_binary;         /* WebSocket message being reassembled is binary */
+    uint64_t last_write_ns; /* when the last WebSocket message went out (for frame_gap_us) */
+    char origin[IO_ORIGIN_MAX];
+    char sid[EIO_SID_LEN + 1]; /* WebSocket upgrade of an existing session */
+} io_pss;
+
+struct io_conn {
+    io_server *srv;
+    sio_conn *sc;
+    struct lws *get;  /* held GET */
+    struct lws *post; /* POST whose body is arriving */
+    struct lws *ws;   /* the WebSocket: probing, or the transport once upgraded */
+    uv_timer_t timer;
+    io_conn *prev, *next; /* every connection, for shutdown and the held-poll sweep */
+    bool closing;
+    bool client_closed;
+    const char *reason;
+};
+
+struct io_server {
+    uv_loop_t *loop;
+    struct lws_context *ctx;
+    struct lws_vhost *vhost;
+    sio_server *sio;
+    io_server_opts opts;
+    char path[256];
+    char **origins;
+    size_t norigins;
+    bool any_origin;
+    io_conn *conns;
+    uv_timer_t sweep;
+    bool shutting_down;
+    void *foreign_loops[1];
+    struct lws_protocols protocols[2];
+};
+
+/* ---- helpers ---- */
+
+static uint64_t now_ms(io_server *srv)
+{
+    return uv_now(srv->loop);
+}
+
+static void random_id(char out[EIO_SID_LEN + 1])
+{
+    static const char alphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    uint8_t raw[EIO_SID_LEN];
+    /* getrandom() only fails before the pool is initialised or on EINTR; retry. */
+    size_t got = 0;
+    while (got < sizeof(raw)) {
+        ssize_t n = getrandom(raw + got, sizeof(raw) - got, 0);
+        if (n > 0)
+            got += (size_t)n;
+        else if (errno != EINTR)
+            abort();
+    }
+    for (size_t i = 0; i < EIO_SID_LEN; i++)
+        out[i] = alphabet[raw[i] & 63];
+    out[EIO_SID_LEN] = 0;
+}
+
+static void make_id(char out[SIO_ID_LEN + 1], void *ud)
+{
+    (void)ud;
+    _Static_assert(SIO_ID_LEN == EIO_SID_LEN, "one id generator serves both");
+    random_id(out);
+}
+
+static bool origin_allowed(io_server *srv, const char *origin)
+{
+    if (!origin[0] || srv->any_origin)
+        return true;
+    for (size_t i = 0; i < srv->norigins; i++)
+        if (strcmp(srv->origins[i], origin) == 0)
+            return true;
+    return false;
+}
+
+static int parse_origins(io_server *srv, const char *list)
+{
+    const char *p = list;
+    while (*p) {
+        while (*p == ' ' || *p == ',')
+            p++;
+        const char *e = p;
+        while (*e && *e != ',')
+            e++;
+        const char *t = e;
+        while (t > p && t[-1] == ' ')
+            t--;
+        if (t > p) {
+            char *o = strndup(p, (size_t)(t - p));
+            char **n = realloc(srv->origins, (srv->norigins + 1) * sizeof(char *));
+            if (!o || !n) {
+                free(o);
+                if (n)
+                    srv->origins = n;
+                return -1;
+            }
+            srv->origins = n;
+            if (strcmp(o, "*") == 0)
+                srv->any_origin = true;
+            srv->origins[srv->norigins++] = o;
+        }
+        p = e;
+    }
+    return 0;
+}
+
+/* ---- HTTP responses ---- */
+
+/* Store a response in the pss and ask for WRITEABLE: headers go out on the first writeable
+ * callback, the body on the second. */
+static int respond(struct lws *wsi, io_pss *pss, unsigned status, const char *ctype,
+                   const void *body, size_t len)
+{
+    buf_deinit(&pss->body);
+    if (buf_reserve(&pss->body, LWS_PRE + len + 1) < 0)
+        return -1;
+    memset(pss->body.data, 0, LWS_PRE);
+    pss->body.len = LWS_PRE;
+    if (len)
+        buf_append(&pss->body, body, len);
+    pss->status = (uint16_t)status;
+    pss->ctype = ctype;
+    pss->kind = PSS_RESPONSE;
+    pss->phase = PHASE_HEADERS;
+    lws_callback_on_writable(wsi);
+    return 0;
+}
+
+/* An Engine.IO error answer (spec: the reference server's error codes). */
+static int respond_error(struct lws *wsi, io_pss *pss, unsigned status, int code, const char *msg)
+{
+    char body[160];
+    int n = snprintf(body, sizeof(body), "{\"code\":%d,\"message\":\"%s\"}", code, msg);
+    return respond(wsi, pss, status, "application/json", body, (size_t)n);
+}
+
+static int write_headers(struct lws *wsi, io_pss *pss)
+{
+    uint8_t hdr[LWS_PRE + 1024];
+    uint8_t *start = hdr + LWS_PRE, *p = start, *end = hdr + sizeof(hdr) - 1;
+    size_t len = pss->body.len - LWS_PRE;
+    if (lws_add_http_common_headers(wsi, pss->status, pss->ctype, (lws_filepos_t)len, &p, end))
+        return -1;
+    if (pss->cors) {
+        const char *o = pss->origin;
+        if (lws_add_http_header_by_name(wsi, (const uint8_t *)"access-control-allow-origin:",
+                                        (const uint8_t *)o, (int)strlen(o), &p, end) ||
+            lws_add_http_header_by_name(wsi, (const uint8_t *)"access-control-allow-credentials:",
+                                        (const uint8_t *)"true", 4, &p, end) ||
+            lws_add_http_header_by_name(wsi, (const uint8_t *)"vary:", (const uint8_t *)"Origin", 6,
+                                        &p, end))
+            return -1;
+    }
+    /* lws closes the connection after answering a request that said "Connection: close"; say so,
+     * or keep-alive clients reuse the closed socket for their next request. */
+    if (pss->conn_close && lws_add_http_header_by_name(wsi, (const uint8_t *)"connection:",
+                                                       (const uint8_t *)"close", 5, &p, end))
+        return -1;
+    if (pss->status == HTTP_STATUS_NO_CONTENT) {
+        static const char methods[] = "GET, POST";
+        char req[256];
+        int n = lws_hdr_copy(wsi, req, sizeof(req), WSI_TOKEN_HTTP_AC_REQUEST_HEADERS);
+        if (lws_add_http_header_by_name(wsi, (const uint8_t *)"access-control-allow-methods:",
+                                        (const uint8_t *)methods, sizeof(methods) - 1, &p, end))
+            return -1;
+        if (n > 0 &&
+            lws_add_http_header_by_name(wsi, (const uint8_t *)"access-control-allow-headers:",
+                                        (const uint8_t *)req, n, &p, end))
+            return -1;
+    }
+    return lws_finalize_write_http_header(wsi, start, &p, end) ? -1 : 0;
+}
+
+/* WRITEABLE for an HTTP response. Returns what the lws callback must return. */
+static int write_response(struct lws *wsi, io_pss *pss)
+{
+    if (pss->phase == PHASE_HEADERS) {
+        if (write_headers(wsi, pss) < 0)
+            return -1;
+        pss->phase = PHASE_BODY;
+        lws_callback_on_writable(wsi);
+        return 0;
+    }
+    if (pss->phase != PHASE_BODY)
+        return 0;
+    size_t len = pss->body.len - LWS_PRE;
+    if (lws_write(wsi, pss->body.data + LWS_PRE, len, LWS_WRITE_HTTP_FINAL) < (int)len)
+        return -1;
+    buf_deinit(&pss->body);
+    pss->phase = PHASE_IDLE;
+    pss->kind = PSS_NONE;
+    return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
+/* ---- connections ---- */
+
+static void conn_arm(io_conn *c);
+static void conn_destroy(io_conn *c);
+
+static void conn_timer_cb(uv_timer_t *t)
+{
+    io_conn *c = t->data;
+    if (c->closing) {
+        conn_destroy(c);
+        return;
+    }
+    const char *reason = NULL;
+    if (sio_conn_tick(c->sc, now_ms(c->srv), &reason) < 0) {
+        c->reason = reason;
+        conn_destroy(c);
+        return;
+    }
+    conn_arm(c);
+}
+
+/* Re-arm the connection's timer for the core's next deadline. */
+static void conn_arm(io_conn *c)
+{
+    if (c->closing)
+        return;
+    uint64_t now = now_ms(c->srv), d = sio_conn_deadline(c->sc);
+    uv_timer_start(&c->timer, conn_timer_cb, d > now ? d - now : 0, 0);
+}
+
+/* Ask for the connection to be closed from the loop, never in the middle of a core call. */
+static void conn_close_soon(io_conn *c, const char *reason)
+{
+    if (c->closing)
+        return;
+    c->closing = true;
+    c->reason = reason;
+    uv_timer_start(&c->timer, conn_timer_cb, 0, 0);
+}
+
+static void on_core_close(sio_conn *sc, void *io, const char *reason)
+{
+    (void)sc;
+    conn_close_soon(io, reason);
+}
+
+/* Complete a held GET: it will drain the queue when it becomes writeable. DESIGN.md: rx flow
+ * must be re-enabled before asking for WRITEABLE, or the callback never comes. */
+static void wake_get(io_conn *c)
+{
+    io_pss *pss = lws_wsi_user(c->get);
+    if (pss->woken)
+        return;
+    pss->woken = true;
+    lws_rx_flow_control(c->get, 1);
+    lws_callback_on_writable(c->get);
+}
+
+static void on_core_wake(sio_conn *sc, void *io)
+{
+    io_conn *c = io;
+    eio_session *s = sio_conn_session(sc);
+    if (s->transport == EIO_TRANSPORT_WEBSOCKET) {
+        if (c->ws)
+            lws_callback_on_writable(c->ws);
+    } else if (c->get) {
+        wake_get(c);
+    }
+}
+
+static void conn_timer_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static void conn_unlink(io_conn *c)
+{
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        c->srv->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+}
+
+/* Ask lws to close a WebSocket with a close frame. DESIGN.md: returning -1 from WRITEABLE sends
+ * no close frame in lws 4.1.6; the close goes out from LWS_CALLBACK_TIMER instead. */
+static void ws_close(struct lws *wsi, uint16_t code)
+{
+    io_pss *pss = lws_wsi_user(wsi);
+    if (pss->close_sent)
+        return;
+    pss->close_sent = true;
+    pss->close_code = code;
+    lws_close_reason(wsi, (enum lws_close_status)code, NULL, 0);
+    lws_set_timer_usecs(wsi, 1);
+    lws_cancel_service(lws_get_context(wsi));
+}
+
+/* Tear the session down: the core's disconnect handlers run, the held GET is answered and the
+ * WebSocket closed. */
+static void conn_destroy(io_conn *c)
+{
+    io_server *srv = c->srv;
+    log_debug("session closed", "sid=%s reason=\"%s\"", sio_conn_session(c->sc)->sid,
+              c->reason ? c->reason : "");
+    sio_conn_free(c->sc, c->reason ? c->reason : "closed");
+    c->sc = NULL;
+    if (c->get) {
+        io_pss *pss = lws_wsi_user(c->get);
+        pss->conn = NULL;
+        /* A client that asked to close gets a noop; otherwise the pending GET learns of the
+         * close from a close packet (spec: "Disconnection"). */
+        const char *pkt = c->client_closed ? "6" : "1";
+        lws_rx_flow_control(c->get, 1);
+        respond(c->get, pss, HTTP_STATUS_OK, "text/plain; charset=UTF-8", pkt, 1);
+        lws_set_timeout(c->get, PENDING_TIMEOUT_HTTP_CONTENT, (int)srv->opts.http_timeout);
+        lws_cancel_service(srv->ctx);
+        c->get = NULL;
+    }
+    if (c->ws) {
+        io_pss *pss = lws_wsi_user(c->ws);
+        pss->conn = NULL;
+        ws_close(c->ws, LWS_CLOSE_STATUS_NORMAL);
+        c->ws = NULL;
+    }
+    if (c->post) {
+        io_pss *pss = lws_wsi_user(c->post);
+        pss->conn = NULL;
+        c->post = NULL;
+    }
+    conn_unlink(c);
+    uv_timer_stop(&c->timer);
+    uv_close((uv_handle_t *)&c->timer, conn_timer_closed);
+}
+
+static io_conn *conn_new(io_server *srv, eio_transport transport)
+{
+    io_conn *c = calloc(1, sizeof(*c));
+    if (!c)
+        return NULL;
+    c->srv = srv;
+    char sid[EIO_SID_LEN + 1];
+    random_id(sid);
+    c->sc = sio_conn_new(srv->sio, sid, transport, c, now_ms(srv));
+    if (!c->sc) {
+        free(c);
+        return NULL;
+    }
+    uv_timer_init(srv->loop, &c->timer);
+    c->timer.data = c;
+    c->next = srv->conns;
+    if (srv->conns)
+        srv->conns->prev = c;
+    srv->conns = c;
+    conn_arm(c);
+    return c;
+}
+
+/* The open packet (spec: "Handshake"), as a frame. */
+static frame *open_frame(io_server *srv, const char *sid, bool offer_ws)
+{
+    const eio_limits *lim = sio_server_limits(srv->sio);
+    buf b;
+    buf_init(&b);
+    frame *f = NULL;
+    if (eio_open_json(&b, sid, offer_ws, lim->ping_interval, lim->ping_timeout, lim->max_payload) ==
+        0)
+        f = frame_from(EIO_OPEN, false, b.data, b.len);
+    buf_deinit(&b);
+    return f;
+}
+
+/* Act on what the session state machine asked for after a packet. Returns -1 when the packet
+ * closed the session (the caller must not touch `c` afterwards). */
+static int conn_packet(io_conn *c, eio_transport via, const eio_packet *p)
+{
+    eio_session *s = sio_conn_session(c->sc);
+    const char *reason = NULL;
+    switch (eio_session_receive(s, via, p, now_ms(c->srv))) {
+    case EIO_RX_NONE:
+        break;
+    case EIO_RX_MESSAGE:
+        if (sio_conn_receive(c->sc, p, now_ms(c->srv), &reason) < 0) {
+            log_debug("invalid packet", "sid=%s reason=\"%s\"", s->sid, reason);
+            c->reason = reason;
+            conn_destroy(c);
+            return -1;
+        }
+        break;
+    case EIO_RX_PROBE:
+        if (c->ws) {
+            io_pss *pss = lws_wsi_user(c->ws);
+            pss->probe_reply = true;
+            lws_callback_on_writable(c->ws);
+        }
+        /* Release a held GET with a noop so the client can pause polling (spec: "Upgrade"). */
+        if (c->get)
+            wake_get(c);
+        break;
+    case EIO_RX_UPGRADED:
+        if (c->get)
+            wake_get(c);
+        if (c->ws)
+            lws_callback_on_writable(c->ws);
+        break;
+    case EIO_RX_CLOSE:
+        c->client_closed = true;
+        c->reason = "client close";
+        conn_destroy(c);
+        return -1;
+    case EIO_RX_ERROR:
+        c->reason = "protocol violation";
+        conn_destroy(c);
+        return -1;
+    }
+    conn_arm(c);
+    return 0;
+}
+
+/* ---- query arguments ---- */
+
+typedef struct io_query {
+    char eio[8];
+    char transport[16];
+    char sid[IO_ARG_MAX];
+    bool has_eio, has_transport, has_sid;
+    bool bad; /* an argument we care about was repeated or too long */
+} io_query;
+
+static void query_take(char *dst, size_t cap, bool *has, bool *bad, const char *v)
+{
+    if (*has || strlen(v) >= cap) {
+        *bad = true;
+        return;
+    }
+    *has = true;
+    strcpy(dst, v);
+}
+
+static void query_parse(struct lws *wsi, io_query *q)
+{
+    memset(q, 0, sizeof(*q));
+    char frag[512];
+    for (int i = 0;; i++) {
+        int n = lws_hdr_copy_fragment(wsi, frag, sizeof(frag), WSI_TOKEN_HTTP_URI_ARGS, i);
+        if (n < 0) {
+            /* Either past the last fragment or one longer than our buffer. */
+            if (lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_URI_ARGS, i) > 0)
+                q->bad = true;
+            break;
+        }
+        if (n == 0 && lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_URI_ARGS, i) == 0)
+            break;
+        if (strncmp(frag, "EIO=", 4) == 0)
+            query_take(q->eio, sizeof(q->eio), &q->has_eio, &q->bad, frag + 4);
+        else if (strncmp(frag, "transport=", 10) == 0)
+            query_take(q->transport, sizeof(q->transport), &q->has_transport, &q->bad, frag + 10);
+        else if (strncmp(frag, "sid=", 4) == 0)
+            query_take(q->sid, sizeof(q->sid), &q->has_sid, &q->bad, frag + 4);
+    }
+}
+
+static bool path_matches(io_server *srv, struct lws *wsi, int token)
+{
+    char uri[300];
+    int n = lws_hdr_copy(wsi, uri, sizeof(uri), (enum lws_token_indexes)token);
+    if (n <= 0)
+        return false;
+    size_t plen = strlen(srv->path);
+    /* Accept the path with or without its trailing slash, as the reference server does. */
+    return strcmp(uri, srv->path) == 0 ||
+           ((size_t)n == plen - 1 && strncmp(uri, srv->path, plen - 1) == 0);
+}
+
+static io_conn *find_conn(io_server *srv, const io_query *q)
+{
+    if (strlen(q->sid) != EIO_SID_LEN)
+        return NULL;
+    sio_conn *sc = sio_server_find(srv->sio, q->sid, EIO_SID_LEN);
+    return sc ? sio_conn_io(sc) : NULL;
+}
+
+/* ---- HTTP long-polling ---- */
+
+static int http_handshake(io_server *srv, struct lws *wsi, io_pss *pss)
+{
+    if (sio_server_conn_count(srv->sio) >= srv->opts.max_connections)
+        return respond_error(wsi, pss, HTTP_STATUS_SERVICE_UNAVAILABLE, 3, "Server full");
+    io_conn *c = conn_new(srv, EIO_TRANSPORT_POLLING);
+    if (!c)
+        return respond_error(wsi, pss, HTTP_STATUS_SERVICE_UNAVAILABLE, 3, "Out of memory");
+    frame *f = open_frame(srv, sio_conn_session(c->sc)->sid, true);
+    if (!f) {
+        c->reason = "out of memory";
+        conn_destroy(c);
+        return respond_error(wsi, pss, HTTP_STATUS_SERVICE_UNAVAILABLE, 3, "Out of memory");
+    }
+    int rc = respond(wsi, pss, HTTP_STATUS_OK, "text/plain; charset=UTF-8",
+                     f->bytes + FRAME_HEADROOM, (size_t)f->len + 1);
+    frame_unref(f);
+    return rc;
+}
+
+static int http_poll_get(io_server *srv, struct lws *wsi, io_pss *pss, io_conn *c)
+{
+    if (c->get) {
+        /* A second concurrent GET is a protocol violation (spec: "HTTP long-polling"): answer it
+         * with 400 and close the session, which answers the first one with a close packet. */
+        c->reason = "duplicate poll";
+        conn_destroy(c);
+        return respond_error(wsi, pss, HTTP_STATUS_BAD_REQUEST, 3, "Bad request");
+    }
+    eio_session *s = sio_conn_session(c->sc);
+    pss->conn = c;
+    pss->kind = PSS_HELD;
+    pss->woken = false;
+    c->get = wsi;
+    /* DESIGN.md: a held GET must not be timed out by lws, and rx is paused while it is held. */
+    lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
+    lws_rx_flow_control(wsi, 0);
+    if (s->out.count || s->upgrade != EIO_UPGRADE_NONE)
+        wake_get(c);
+    (void)srv;
+    return 0;
+}
+
+/* WRITEABLE for a held GET: answer with every queued packet, or a noop when the session is being
+ * upgraded and has nothing to send. */
+static int write_held(struct lws *wsi, io_pss *pss)
+{
+    io_conn *c = pss->conn;
+    if (!c || !pss->woken)
+        return 0;
+    eio_session *s = sio_conn_session(c->sc);
+    buf payload;
+    buf_init(&payload);
+    int rc = eio_session_drain_payload(s, &payload);
+    if (rc == 0 && payload.len == 0)
+        rc = eio_payload_append(&payload, EIO_NOOP, false, NULL, 0);
+    c->get = NULL;
+    pss->conn = NULL;
+    if (rc == 0)
+        rc = respond(wsi, pss, HTTP_STATUS_OK, "text/plain; charset=UTF-8", payload.data,
+                     payload.len);
+    buf_deinit(&payload);
+    lws_set_timeout(wsi, PENDING_TIMEOUT_HTTP_CONTENT, (int)c->srv->opts.http_timeout);
+    if (rc < 0)
+        return -1;
+    return write_response(wsi, pss);
+}
+
+static int http_poll_post_begin(io_server *srv, struct lws *wsi, io_pss *pss, io_conn *c)
+{
+    char ctype[128];
+    if (lws_hdr_copy(wsi, ctype, sizeof(ctype), WSI_TOKEN_HTTP_CONTENT_TYPE) > 0 &&
+        strncmp(ctype, "application/octet-stream", 24) == 0)
+        return respond_error(wsi, pss, HTTP_STATUS_BAD_REQUEST, 3, "Bad request");
+    char clen[24];
+    if (lws_hdr_copy(wsi, clen, sizeof(clen), WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0 &&
+        strtoull(clen, NULL, 10) > sio_server_limits(srv->sio)->max_payload)
+        return respond_error(wsi, pss, HTTP_STATUS_REQ_ENTITY_TOO_LARGE, 3, "Payload too large");
+    if (c->post) {
+        /* Two POSTs at once: a protocol violation that ends the session. */
+        c->reason = "duplicate post";
+        conn_destroy(c);
+        return respond_error(wsi, pss, HTTP_STATUS_BAD_REQUEST, 3, "Bad request");
+    }
+    c->post = wsi;
+    pss->conn = c;
+    pss->kind = PSS_POST;
+    buf_deinit(&pss->body);
+    return 0;
+}
+
+static int http_poll_body(io_server *srv, struct lws *wsi, io_pss *pss, const void *in, size_t len)
+{
+    if (pss->kind != PSS_POST)
+        return 0;
+    if (pss->body.len + len > sio_server_limits(srv->sio)->max_payload) {
+        if (pss->conn)
+            pss->conn->post = NULL;
+        pss->kind = PSS_NONE;
+        pss->conn = NULL;
+        buf_deinit(&pss->body);
+        return respond_error(wsi, pss, HTTP_STATUS_REQ_ENTITY_TOO_LARGE, 3, "Payload too large");
+    }
+    return buf_append(&pss->body, in, len);
+}
+
+static int http_poll_body_done(struct lws *wsi, io_pss *pss)
+{
+    if (pss->kind != PSS_POST)
+        return 0;
+    io_conn *c = pss->conn;
+    pss->conn = NULL;
+    pss->kind = PSS_NONE;
+    buf body = pss->body;
+    buf_init(&pss->body);
+    int rc;
+    /* The session may have been closed while the body was arriving (conn_destroy() then
+     * cleared pss->conn). */
+    if (c)
+        c->post = NULL;
+    if (!c || c->closing) {
+        rc = respond_error(wsi, pss, HTTP_STATUS_BAD_REQUEST, 1, "Session ID unknown");
+        buf_deinit(&body);
+        return rc;
+    }
+    eio_payload_iter it;
+    eio_payload_iter_init(&it, body.data, body.len, IO_MAX_POLL_PACKETS);
+    eio_packet p;
+    int more;
+    while ((more = eio_payload_next(&it, &p)) > 0)
+        if (conn_packet(c, EIO_TRANSPORT_POLLING, &p) < 0)
+            break;
+    if (more < 0) {
+        log_debug("invalid payload", "err=\"%s\"", eio_strerror(more));
+        c->reason = "invalid payload";
+        conn_destroy(c);
+        rc = respond_error(wsi, pss, HTTP_STATUS_BAD_REQUEST, 3, "Bad request");
+    } else {
+        rc = respond(wsi, pss, HTTP_STATUS_OK, "text/html", "ok", 2);
+    }
+    buf_deinit(&body);
+    return rc;
+}
+
+static bool is_method(struct lws *wsi, enum lws_token_indexes t)
+{
+    return lws_hdr_total_length(wsi, t) > 0;
+}
+
+/* LWS_CALLBACK_HTTP: route one request. Checks follow the reference server's order: transport,
+ * session id, then (handshake only) method and protocol version. */
+static int http_request(io_server *srv, struct lws *wsi, io_pss *pss)
+{
+    buf_deinit(&pss->body);
+    memset(pss, 0, sizeof(*pss));
+    char conn_hdr[32];
+    pss->conn_close = lws_hdr_copy(wsi, conn_hdr, sizeof(conn_hdr), WSI_TOKEN_CONNECTION) > 0 &&
+                      strcasecmp(conn_hdr, "close") == 0;
+    bool get = is_method(wsi, WSI_TOKEN_GET_URI), post = is_method(wsi, WSI_TOKEN_POST_URI);
+    bool options = is_method(wsi, WSI_TOKEN_OPTIONS_URI);
+    int uri_token = get       ? WSI_TOKEN_GET_URI
+                    : post    ? WSI_TOKEN_POST_URI
+                    : options ? WSI_TOKEN_OPTIONS_URI
+                              : WSI_TOKEN_PUT_URI;
+    if (!path_matches(srv, wsi, uri_token) &&
+        !(uri_token == WSI_TOKEN_PUT_URI && (path_matches(srv, wsi, WSI_TOKEN_PATCH_URI) ||
+                                             path_matches(srv, wsi, WSI_TOKEN_DELETE_URI))))
+        return respond(wsi, pss, HTTP_STATUS_NOT_FOUND, "application/json",
+                       "{\"error\":{\"code\":\"not_found\",\"message\":\"Not found\"}}", 52);
+    int olen = lws_hdr_copy(wsi, pss->origin, sizeof(pss->origin), WSI_TOKEN_ORIGIN);
+    if (olen < 0 || !origin_allowed(srv, olen > 0 ? pss->origin : "")) {
+        pss->origin[0] = 0;
+        return respond_error(wsi, pss, HTTP_STATUS_FORBIDDEN, 4, "Forbidden");
+    }
+    pss->cors = olen > 0;
+    if (options)
+        return respond(wsi, pss, HTTP_STATUS_NO_CONTENT, "text/plain", NULL, 0);
+    io_query q;
+    query_parse(wsi, &q);
+    if (q.bad)
+        return respond_error(wsi, pss, HTTP_STATUS_BAD_REQUEST, 3, "Bad request");
+    if (strcmp(q.transport, "polling") != 0 && strcmp(q.transport, "websocket") != 0)
+        return respond_error(wsi, pss, HTTP_STATUS_BAD_REQUEST, 0, "Transport unknown");
+    if (q.has_sid) {
+        io_conn *c = find_conn(srv, &q);
+        if (!c || c->closing)
+            return respond_error(wsi, pss, HTTP_STATUS_BAD_REQUEST, 1, "Session ID unknown");
+        /* A WebSocket request that reached plain HTTP (no Upgrade), or polling on a session
+         * that already moved to WebSocket. */
+        if (strcmp(q.transport, "polling") != 0 ||
+            sio_conn_session(c->sc)->transport != EIO_TRANSPORT_POLLING)
+            return respond_error(wsi, pss, HTTP_STATUS_BAD_REQUEST, 3, "Bad request");
+        if (get)
+            return http_poll_get(srv, wsi, pss, c);
+        if (post)
+            return http_poll_post_begin(srv, wsi, pss, c);
+        return respond_error(wsi, pss, HTTP_STATUS_BAD_REQUEST, 3, "Bad request");
+    }
+    if (!get)
+        return respond_error(wsi, pss, HTTP_STATUS_BAD_REQUEST, 2, "Bad handshake method");
+    if (strcmp(q.eio, "4") != 0)
+        return respond_error(wsi, pss, HTTP_STATUS_BAD_REQUEST, 5, "Unsupported protocol version");
+    if (strcmp(q.transport, "polling") != 0)
+        return respond_error(wsi, pss, HTTP_STATUS_BAD_REQUEST, 3, "Bad request");
+    return http_handshake(srv, wsi, pss);
+}
+
+/* ---- WebSocket ---- */
+
+/* Refuse an upgrade with a real HTTP answer before the 101, so the client sees why. */
+static int ws_refuse(struct lws *wsi, unsigned status, const char *body)
+{
+    char resp[512];
+    int n = snprintf(resp, sizeof(resp),
+                     "HTTP/1.1 %u %s\r\ncontent-type: application/json\r\ncontent-length: %zu\r\n"
+                     "connection: close\r\n\r\n%s",
+                     status, status == 403 ? "Forbidden" : "Bad Request", strlen(body), body);
+    uint8_t out[LWS_PRE + sizeof(resp)];
+    memcpy(out + LWS_PRE, resp, (size_t)n);
+    lws_write(wsi, out + LWS_PRE, (size_t)n, LWS_WRITE_HTTP_HEADERS);
+    return 1;
+}
+
+/* LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION: every check on a WebSocket upgrade happens here
+ * (DESIGN.md: not in CONFIRM_UPGRADE). Returns nonzero to refuse. */
+static int ws_filter(io_server *srv, struct lws *wsi, io_pss *pss)
+{
+    if (srv->shutting_down)
+        return 1;
+    if (!path_matches(srv, wsi, WSI_TOKEN_GET_URI))
+        return ws_refuse(wsi, 400, "{\"code\":3,\"message\":\"Bad request\"}");
+    char origin[IO_ORIGIN_MAX];
+    int olen = lws_hdr_copy(wsi, origin, sizeof(origin), WSI_TOKEN_ORIGIN);
+    if (olen < 0 || !origin_allowed(srv, olen > 0 ? origin : ""))
+        return ws_refuse(wsi, 403, "{\"code\":4,\"message\":\"Forbidden\"}");
+    io_query q;
+    query_parse(wsi, &q);
+    if (q.bad || strcmp(q.transport, "websocket") != 0)
+        return ws_refuse(wsi, 400, "{\"code\":0,\"message\":\"Transport unknown\"}");
+    if (strcmp(q.eio, "4") != 0)
+        return ws_refuse(wsi, 400, "{\"code\":5,\"message\":\"Unsupported protocol version\"}");
+    memset(pss, 0, sizeof(*pss));
+    pss->kind = PSS_WS;
+    if (q.has_sid) {
+        io_conn *c = find_conn(srv, &q);
+        if (!c || c->closing)
+            return ws_refuse(wsi, 400, "{\"code\":1,\"message\":\"Session ID unknown\"}");
+        /* A second upgrade of the same session is accepted and then closed at once in
+         * ws_established(), as the reference server does. */
+        memcpy(pss->sid, q.sid, EIO_SID_LEN + 1);
+    } else if (sio_server_conn_count(srv->sio) >= srv->opts.max_connections) {
+        return ws_refuse(wsi, 503, "{\"code\":3,\"message\":\"Server full\"}");
+    }
+    return 0;
+}
+
+static int ws_established(io_server *srv, struct lws *wsi, io_pss *pss)
+{
+    if (pss->sid[0]) {
+        io_query q = {0};
+        memcpy(q.sid, pss->sid, EIO_SID_LEN + 1);
+        io_conn *c = find_conn(srv, &q);
+        /* Only one probe per session, and only from polling (spec: "Upgrade"). */
+        eio_session *s = c ? sio_conn_session(c->sc) : NULL;
+        if (!c || c->closing || c->ws || s->transport != EIO_TRANSPORT_POLLING ||
+            s->upgrade != EIO_UPGRADE_NONE) {
+            ws_close(wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION);
+            return 0;
+        }
+        c->ws = wsi;
+        pss->conn = c;
+        return 0;
+    }
+    io_conn *c = conn_new(srv, EIO_TRANSPORT_WEBSOCKET);
+    if (!c)
+        return -1;
+    c->ws = wsi;
+    pss->conn = c;
+    frame *f = open_frame(srv, sio_conn_session(c->sc)->sid, false);
+    if (!f || sio_conn_send(c->sc, f) < 0) {
+        frame_unref(f);
+        c->reason = "out of memory";
+        conn_destroy(c);
+        return 0;
+    }
+    frame_unref(f);
+    return 0;
+}
+
+static void ws_message(io_conn *c, io_pss *pss)
+{
+    eio_session *s = sio_conn_session(c->sc);
+    eio_packet p;
+    int rc = eio_packet_decode_ws(pss->body.data, pss->body.len, pss->rx_binary, &p);
+    if (rc < 0) {
+        log_debug("invalid packet", "sid=%s err=\"%s\"", s->sid, eio_strerror(rc));
+        c->reason = "invalid packet";
+        conn_destroy(c);
+        return;
+    }
+    conn_packet(c, EIO_TRANSPORT_WEBSOCKET, &p);
+}
+
+static int ws_receive(io_server *srv, struct lws *wsi, io_pss *pss, const void *in, size_t len)
+{
+    io_conn *c = pss->conn;
+    if (!c || pss->close_sent)
+        return 0;
+    if (lws_is_first_fragment(wsi)) {
+        pss->body.len = 0;
+        pss->rx_binary = lws_frame_is_binary(wsi);
+    }
+    if (pss->body.len + len > sio_server_limits(srv->sio)->max_payload) {
+        /* The spec's maxPayload, enforced on the reassembled message: close 1009. */
+        pss->conn = NULL;
+        if (c->ws == wsi)
+            c->ws = NULL;
+        c->reason = "message too big";
+        conn_destroy(c);
+        ws_close(wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE);
+        return 0;
+    }
+    if (buf_append(&pss->body, in, len) < 0)
+        return -1;
+    if (!lws_is_final_fragment(wsi) || lws_remaining_packet_payload(wsi) > 0)
+        return 0;
+    ws_message(c, pss);
+    /* Keep a small buffer around for the next message, drop a big one. */
+    if (pss->body.cap > 4096)
+        buf_deinit(&pss->body);
+    else
+        pss->body.len = 0;
+    return 0;
+}
+
+static int ws_writeable(struct lws *wsi, io_pss *pss)
+{
+    io_conn *c = pss->conn;
+    if (pss->close_sent || !c)
+        return 0;
+    if (pss->probe_reply) {
+        static uint8_t probe[LWS_PRE + 6];
+        memcpy(probe + LWS_PRE, "3probe", 6);
+        pss->probe_reply = false;
+        return lws_write(wsi, probe + LWS_PRE, 6, LWS_WRITE_TEXT) < 6 ? -1 : 0;
+    }
+    eio_session *s = sio_conn_session(c->sc);
+    if (s->transport != EIO_TRANSPORT_WEBSOCKET || !s->out.count)
+        return 0;
+    uint32_t gap = c->srv->opts.frame_gap_us;
+    if (gap) {
+        uint64_t since = (uv_hrtime() - pss->last_write_ns) / 1000;
+        if (since < gap) {
+            lws_set_timer_usecs(wsi, (lws_usec_t)(gap - since));
+            return 0;
+        }
+        pss->last_write_ns = uv_hrtime();
+    }
+    /* One message per WRITEABLE. */
+    frame *f = fq_pop(&s->out);
+    if (!f)
+        return 0;
+    uint8_t *msg;
+    size_t len;
+    frame_ws_message(f, &msg, &len);
+    int n = lws_write(wsi, msg, len, f->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT);
+    frame_unref(f);
+    if (n < (int)len)
+        return -1;
+    if (s->out.count)
+        lws_callback_on_writable(wsi);
+    return 0;
+}
+
+static void ws_closed(struct lws *wsi, io_pss *pss)
+{
+    io_conn *c = pss->conn;
+    buf_deinit(&pss->body);
+    if (!c)
+        return;
+    pss->conn = NULL;
+    if (c->ws != wsi)
+        return;
+    c->ws = NULL;
+    eio_session *s = sio_conn_session(c->sc);
+    if (s->transport == EIO_TRANSPORT_WEBSOCKET) {
+        c->reason = "transport close";
+        conn_destroy(c);
+    } else {
+        /* A probe that went away: the session carries on over polling. */
+        s->upgrade = EIO_UPGRADE_NONE;
+    }
+}
+
+/* ---- the lws callback ---- */
+
+static void http_dropped(io_pss *pss, struct lws *wsi)
+{
+    io_conn *c = pss->conn;
+    if (c && c->get == wsi)
+        c->get = NULL;
+    if (c && c->post == wsi)
+        c->post = NULL;
+    pss->conn = NULL;
+    pss->kind = PSS_NONE;
+    buf_deinit(&pss->body);
+}
+
+static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                    size_t len)
+{
+    io_pss *pss = user;
+    struct lws_vhost *vh = lws_get_vhost(wsi);
+    io_server *srv = vh ? lws_vhost_user(vh) : NULL;
+    switch (reason) {
+    case LWS_CALLBACK_HTTP:
+        if (http_request(srv, wsi, pss) < 0)
+            return -1;
+        /* A POST's body follows; everything else has its answer queued or is held. */
+        return 0;
+    case LWS_CALLBACK_HTTP_BODY:
+        return http_poll_body(srv, wsi, pss, in, len) < 0 ? -1 : 0;
+    case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+        return http_poll_body_done(wsi, pss) < 0 ? -1 : 0;
+    case LWS_CALLBACK_HTTP_WRITEABLE:
+        if (pss->kind == PSS_HELD)
+            return write_held(wsi, pss);
+        if (pss->kind == PSS_RESPONSE)
+            return write_response(wsi, pss);
+        return 0;
+    case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
+    case LWS_CALLBACK_CLOSED_HTTP:
+        if (pss)
+            http_dropped(pss, wsi);
+        return 0;
+    case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+        return ws_filter(srv, wsi, pss);
+    case LWS_CALLBACK_ESTABLISHED:
+        return ws_established(srv, wsi, pss);
+    case LWS_CALLBACK_RECEIVE:
+        return ws_receive(srv, wsi, pss, in, len);
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+        return ws_writeable(wsi, pss);
+    case LWS_CALLBACK_TIMER:
+        /* The deferred close of ws_close(): returning -1 here sends the close frame. Otherwise
+         * the timer paced the next message (frame_gap_us). */
+        if (pss && pss->close_sent)
+            return -1;
+        lws_callback_on_writable(wsi);
+        return 0;
+    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+        return 0;
+    case LWS_CALLBACK_CLOSED:
+        if (pss)
+            ws_closed(wsi, pss);
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+/* ---- held-poll sweep ---- */
+
+/* DESIGN.md: while a held GET's rx is paused lws does not notice the client leaving; peek at the
+ * socket once a second and close the request when the peer has gone. */
+static void sweep_cb(uv_timer_t *t)
+{
+    io_server *srv = t->data;
+    for (io_conn *c = srv->conns; c; c = c->next) {
+        if (!c->get)
+            continue;
+        char b;
+        int fd = lws_get_socket_fd(c->get);
+        ssize_t n = fd >= 0 ? recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) : 0;
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
+            struct lws *get = c->get;
+            io_pss *pss = lws_wsi_user(get);
+            pss->conn = NULL;
+            c->get = NULL;
+            lws_rx_flow_control(get, 1);
+            lws_set_timeout(get, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
+        }
+    }
+    lws_cancel_service(srv->ctx);
+}
+
+/* ---- lifecycle ---- */
+
+static void lws_log(int level, const char *line)
+{
+    size_t n = strlen(line);
+    while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        n--;
+    log_msg(level == LLL_ERR ? LOG_ERROR : LOG_WARN, "libwebsockets", "detail=\"%.*s\"", (int)n,
+            line);
+}
+
+io_server *io_server_new(uv_loop_t *loop, const io_server_opts *opts)
+{
+    io_server *srv = calloc(1, sizeof(*srv));
+    if (!srv)
+        return NULL;
+    srv->loop = loop;
+    srv->opts = *opts;
+    snprintf(srv->path, sizeof(srv->path), "%s", opts->path);
+    srv->opts.path = srv->path;
+    if (parse_origins(srv, opts->allowed_origins) < 0)
+        goto fail;
+    srv->opts.allowed_origins = NULL;
+    sio_io_ops ops = {.wake = on_core_wake, .close = on_core_close, .make_id = make_id};
+    srv->sio = sio_server_new(&opts->sio, &ops);
+    if (!srv->sio)
+        goto fail;
+
+    lws_set_log_level(LLL_ERR | LLL_WARN, lws_log);
+    srv->protocols[0] = (struct lws_protocols){
+        .name = "presenced",
+        .callback = callback,
+        .per_session_data_size = sizeof(io_pss),
+        /* A small rx buffer keeps idle WebSockets cheap; messages are reassembled anyway. */
+        .rx_buffer_size = 1024,
+    };
+    srv->foreign_loops[0] = loop;
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof(info));
+    info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_EXPLICIT_VHOSTS |
+                   LWS_SERVER_OPTION_VALIDATE_UTF8 | LWS_SERVER_OPTION_DISABLE_IPV6;
+    if (strchr(opts->host, ':'))
+        info.options &= ~(uint64_t)LWS_SERVER_OPTION_DISABLE_IPV6;
+    info.foreign_loops = srv->foreign_loops;
+    info.protocols = srv->protocols;
+    info.port = CONTEXT_PORT_NO_LISTEN;
+    info.timeout_secs = opts->http_timeout;
+    info.max_http_header_data = 4096;
+    /* A held long-poll GET keeps its header table until it is answered, so the pool must be
+     * able to cover every polling client (tables are allocated on demand). */
+    info.max_http_header_pool =
+        (unsigned short)(opts->max_connections > 65535 ? 65535 : opts->max_connections);
+    /* Leave room under the process fd limit for Redis, the loop and the log: at the limit lws
+     * would spin on accept (DESIGN.md). */
+    info.fd_limit_per_thread = opts->max_connections + 64;
+    info.user = srv;
+    srv->ctx = lws_create_context(&info);
+    if (!srv->ctx) {
+        log_error("cannot create the libwebsockets context", NULL);
+        goto fail;
+    }
+    info.port = opts->port;
+    info.iface = opts->host;
+    info.vhost_name = "presenced";
+    srv->vhost = lws_create_vhost(srv->ctx, &info);
+    if (!srv->vhost) {
+        log_error("cannot listen", "host=%s port=%u", opts->host, opts->port);
+        lws_context_destroy(srv->ctx);
+        srv->ctx = NULL;
+        goto fail;
+    }
+    uv_timer_init(loop, &srv->sweep);
+    srv->sweep.data = srv;
+    uv_timer_start(&srv->sweep, sweep_cb, 1000, 1000);
+    return srv;
+fail:
+    sio_server_free(srv->sio);
+    for (size_t i = 0; i < srv->norigins; i++)
+        free(srv->origins[i]);
+    free(srv->origins);
+    free(srv);
+    return NULL;
+}
+
+sio_server *io_server_sio(io_server *srv)
+{
+    return srv->sio;
+}
+
+void io_server_shutdown(io_server *srv)
+{
+    srv->shutting_down = true;
+    while (srv->conns) {
+        io_conn *c = srv->conns;
+        c->reason = "server shutdown";
+        conn_destroy(c);
+    }
+    uv_timer_stop(&srv->sweep);
+    uv_close((uv_handle_t *)&srv->sweep, NULL);
+}
+
+void io_server_free(io_server *srv)
+{
+    if (!srv)
+        return;
+    lws_context_destroy(srv->ctx);
+    /* Let lws and our handles finish closing on the loop. */
+    uv_run(srv->loop, UV_RUN_DEFAULT);
+    sio_server_free(srv->sio);
+    for (size_t i = 0; i < srv->norigins; i++)
+        free(srv->origins[i]);
+    free(srv->origins);
+    free(srv);
+}

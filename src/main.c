@@ -1,0 +1,6 @@
+#include "presenced/app.h"
+
+int main(int argc, char **argv, char **envp)
+{
+    return app_main(argc, argv, envp);
+}
