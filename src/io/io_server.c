@@ -13,6 +13,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 
 #include <libwebsockets.h>
@@ -83,6 +84,8 @@ struct io_server {
     io_conn *conns;
     uv_timer_t sweep;
     bool shutting_down;
+    uint32_t sockets;     /* accepted TCP connections alive */
+    uint32_t max_sockets; /* accepted beyond this are closed at once */
     void *foreign_loops[1];
     struct lws_protocols protocols[2];
 };
@@ -948,6 +951,17 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     struct lws_vhost *vh = lws_get_vhost(wsi);
     io_server *srv = vh ? lws_vhost_user(vh) : NULL;
     switch (reason) {
+    case LWS_CALLBACK_FILTER_NETWORK_CONNECTION:
+        /* Closing at once keeps fds free for the daemon's own use. A refused connection gets
+         * no WSI_DESTROY, so only accepted ones are counted. */
+        if (srv->sockets >= srv->max_sockets || srv->shutting_down)
+            return -1;
+        srv->sockets++;
+        return 0;
+    case LWS_CALLBACK_WSI_DESTROY:
+        if (srv && srv->sockets)
+            srv->sockets--;
+        return 0;
     case LWS_CALLBACK_HTTP:
         if (http_request(srv, wsi, pss) < 0)
             return -1;
@@ -1021,6 +1035,29 @@ static void sweep_cb(uv_timer_t *t)
 
 /* ---- lifecycle ---- */
 
+#define IO_FD_RESERVE 64 /* fds kept for Redis, the loop, logs and the listening socket */
+
+/* Raise the soft fd limit to the hard one and return how many TCP connections fit under it.
+ * Connections beyond max_connections still get through the door (to be answered "server
+ * full"), up to a quarter more, so a slow-loris burst cannot exhaust the fds. */
+static uint32_t fd_budget(uint32_t max_connections)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return max_connections;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+        getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    uint64_t cap = rl.rlim_cur > IO_FD_RESERVE ? rl.rlim_cur - IO_FD_RESERVE : 1;
+    uint64_t want = (uint64_t)max_connections + max_connections / 4 + 16;
+    if (max_connections > cap)
+        log_warn("max_connections is above the fd limit", "max_connections=%u fd_limit=%llu",
+                 max_connections, (unsigned long long)rl.rlim_cur);
+    return (uint32_t)(want < cap ? want : cap);
+}
+
 static void lws_log(int level, const char *line)
 {
     size_t n = strlen(line);
@@ -1037,6 +1074,7 @@ io_server *io_server_new(uv_loop_t *loop, const io_server_opts *opts)
         return NULL;
     srv->loop = loop;
     srv->opts = *opts;
+    srv->max_sockets = fd_budget(opts->max_connections);
     snprintf(srv->path, sizeof(srv->path), "%s", opts->path);
     srv->opts.path = srv->path;
     if (parse_origins(srv, opts->allowed_origins) < 0)
@@ -1071,9 +1109,9 @@ io_server *io_server_new(uv_loop_t *loop, const io_server_opts *opts)
      * able to cover every polling client (tables are allocated on demand). */
     info.max_http_header_pool =
         (unsigned short)(opts->max_connections > 65535 ? 65535 : opts->max_connections);
-    /* Leave room under the process fd limit for Redis, the loop and the log: at the limit lws
-     * would spin on accept (DESIGN.md). */
-    info.fd_limit_per_thread = opts->max_connections + 64;
+    /* No fd_limit_per_thread: below the process limit it turns lws's fd lookup into a linear
+     * scan. fd_budget() raised the limit instead, and FILTER_NETWORK_CONNECTION keeps the
+     * number of sockets under it (DESIGN.md: at the limit lws would spin on accept). */
     info.user = srv;
     srv->ctx = lws_create_context(&info);
     if (!srv->ctx) {
