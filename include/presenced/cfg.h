@@ -45,6 +45,7 @@ typedef struct cfg {
     uint32_t max_connections;          /* concurrent Engine.IO sessions */
     uint32_t send_queue_max;     /* queued outgoing packets per session before it is dropped */
     uint32_t attachment_timeout; /* ms to wait for the binary attachments of a packet */
+    uint32_t ws_message_gap;     /* us between two WebSocket messages to one client, 0 = none */
     uint32_t http_timeout;       /* s: idle HTTP / header timeout */
     cfg_log_level log_level;     /* "log_level" = error | warn | info | debug */
     cfg_conformance conformance; /* "conformance" = off | socketio | engineio */

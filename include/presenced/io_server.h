@@ -19,9 +19,8 @@ typedef struct io_server_opts {
     const char *allowed_origins; /* comma-separated, "*" for any, "" for none */
     uint32_t max_connections;
     uint32_t http_timeout; /* s: idle and header timeout for HTTP connections */
-    /* Minimum gap between two WebSocket messages to one client, 0 for none. Only the conformance
-     * mode sets it: the official test suites read each message with a listener attached after
-     * the previous one arrived, so messages that reach them in one TCP read are lost to them. */
+    /* Minimum gap between two WebSocket messages to one client, 0 for none (config key
+     * ws_message_gap; only the conformance presets set it). */
     uint32_t frame_gap_us;
     sio_server_opts sio; /* the core's options (copied) */
 } io_server_opts;

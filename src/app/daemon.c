@@ -67,7 +67,7 @@ static int run(const cfg *c)
         .allowed_origins = c->allowed_origins,
         .max_connections = c->max_connections,
         .http_timeout = c->http_timeout,
-        .frame_gap_us = c->conformance != CFG_CONFORMANCE_OFF ? 2000 : 0,
+        .frame_gap_us = c->ws_message_gap,
         .sio =
             {
                 .namespaces = namespaces,

@@ -109,6 +109,7 @@ static const char *const expected_keys[] = {
     "max_connections",
     "send_queue_max",
     "attachment_timeout",
+    "ws_message_gap",
     "http_timeout",
     "log_level",
     "conformance",
@@ -395,6 +396,7 @@ static void test_conformance_presets(void **state)
     assert_string_equal(c.namespaces, "/custom");
     assert_string_equal(c.path, "/socket.io/");
     assert_int_equal(c.conformance, CFG_CONFORMANCE_SOCKETIO);
+    assert_int_equal(c.ws_message_gap, 2000);
     assert_int_equal(cfg_validate(&c, err), 0);
 
     cfg_init(&c);
