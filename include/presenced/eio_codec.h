@@ -29,11 +29,11 @@ typedef enum eio_type {
 /* Error codes returned (negated) by the decoders. */
 enum {
     EIO_OK = 0,
-    EIO_ERR_EMPTY = -1,     /* empty packet or empty payload segment */
-    EIO_ERR_TYPE = -2,      /* unknown packet type character */
-    EIO_ERR_BASE64 = -3,    /* a 'b' packet whose base64 is malformed */
-    EIO_ERR_UTF8 = -4,      /* text packet with invalid UTF-8 */
-    EIO_ERR_TOO_MANY = -5,  /* payload holds more packets than the caller allows */
+    EIO_ERR_EMPTY = -1,    /* empty packet or empty payload segment */
+    EIO_ERR_TYPE = -2,     /* unknown packet type character */
+    EIO_ERR_BASE64 = -3,   /* a 'b' packet whose base64 is malformed */
+    EIO_ERR_UTF8 = -4,     /* text packet with invalid UTF-8 */
+    EIO_ERR_TOO_MANY = -5, /* payload holds more packets than the caller allows */
     EIO_ERR_NOMEM = -6,
 };
 

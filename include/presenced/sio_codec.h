@@ -38,9 +38,9 @@ enum {
     SIO_ERR_ATTACHMENTS = -3, /* bad "<n>-" count, missing '-', or more than SIO_MAX_ATTACHMENTS */
     SIO_ERR_NSP = -4,         /* namespace too long, not valid UTF-8 or has control characters */
     SIO_ERR_ACK_ID = -5,      /* ack id above SIO_ACK_ID_MAX */
-    SIO_ERR_JSON = -6,        /* payload is not valid JSON (or has trailing garbage, or is too deep) */
-    SIO_ERR_PAYLOAD = -7,     /* JSON valid but wrong shape for the packet type */
-    SIO_ERR_RESERVED = -8,    /* EVENT with a reserved event name */
+    SIO_ERR_JSON = -6,     /* payload is not valid JSON (or has trailing garbage, or is too deep) */
+    SIO_ERR_PAYLOAD = -7,  /* JSON valid but wrong shape for the packet type */
+    SIO_ERR_RESERVED = -8, /* EVENT with a reserved event name */
     SIO_ERR_PLACEHOLDER = -9, /* placeholder with a num that is not an integer in range */
     SIO_ERR_NOMEM = -10,
 };
