@@ -1,5 +1,7 @@
 #include "presenced/sio_server.h"
 
+#include "presenced/json.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -174,16 +176,6 @@ static frame *frame_from_buf(const buf *b)
     return frame_from(EIO_MESSAGE, false, b->data, b->len);
 }
 
-static int append_json(buf *b, const cJSON *data)
-{
-    char *json = cJSON_PrintUnformatted(data);
-    if (!json)
-        return -1;
-    int rc = buf_append_str(b, json);
-    cJSON_free(json);
-    return rc;
-}
-
 frame *sio_frame_packet(sio_type type, const char *nsp, int64_t ack_id, unsigned attachments,
                         const cJSON *data)
 {
@@ -191,7 +183,7 @@ frame *sio_frame_packet(sio_type type, const char *nsp, int64_t ack_id, unsigned
     buf_init(&b);
     frame *f = NULL;
     if (sio_header_encode(&b, type, nsp, ack_id, attachments) == 0 &&
-        (!data || append_json(&b, data) == 0))
+        (!data || json_append(&b, data) == 0))
         f = frame_from_buf(&b);
     buf_deinit(&b);
     return f;
@@ -204,28 +196,17 @@ frame *sio_frame_event(const char *nsp, const char *event, const cJSON *args, in
     buf_init(&b);
     frame *f = NULL;
     sio_type type = attachments ? SIO_BINARY_EVENT : SIO_EVENT;
-    cJSON *name = cJSON_CreateString(event);
-    if (!name || sio_header_encode(&b, type, nsp, ack_id, attachments) < 0 ||
-        buf_append_byte(&b, '[') < 0 || append_json(&b, name) < 0)
+    cJSON name = {.type = cJSON_String, .valuestring = (char *)event};
+    if (sio_header_encode(&b, type, nsp, ack_id, attachments) < 0 || buf_append_byte(&b, '[') < 0 ||
+        json_append(&b, &name) < 0)
         goto out;
-    /* Splice the arguments after the name instead of building a combined cJSON tree: the
-     * arguments' own array text is "[a,b]", so append ",a,b]" (or "]" when empty). */
-    if (args && cJSON_GetArraySize(args) > 0) {
-        char *json = cJSON_PrintUnformatted(args);
-        if (!json)
+    /* The arguments follow the name in the same array. */
+    for (const cJSON *a = args ? args->child : NULL; a; a = a->next)
+        if (buf_append_byte(&b, ',') < 0 || json_append(&b, a) < 0)
             goto out;
-        int rc = buf_append_byte(&b, ',');
-        if (rc == 0)
-            rc = buf_append_str(&b, json + 1);
-        cJSON_free(json);
-        if (rc < 0)
-            goto out;
-    } else if (buf_append_byte(&b, ']') < 0) {
-        goto out;
-    }
-    f = frame_from_buf(&b);
+    if (buf_append_byte(&b, ']') == 0)
+        f = frame_from_buf(&b);
 out:
-    cJSON_Delete(name);
     buf_deinit(&b);
     return f;
 }

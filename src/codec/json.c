@@ -1,0 +1,91 @@
+#include "presenced/json.h"
+
+#include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+static int append_number(buf *out, double d)
+{
+    char tmp[32];
+    if (!isfinite(d))
+        return buf_append_str(out, "null");
+    if (d == (double)(long long)d && fabs(d) < 9007199254740992.0) {
+        snprintf(tmp, sizeof(tmp), "%lld", (long long)d);
+        return buf_append_str(out, tmp);
+    }
+    /* The shortest of 15, 16 or 17 significant digits that reads back exactly. */
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(tmp, sizeof(tmp), "%.*g", prec, d);
+        if (strtod(tmp, NULL) == d)
+            break;
+    }
+    return buf_append_str(out, tmp);
+}
+
+static int append_string(buf *out, const char *s)
+{
+    static const char hex[] = "0123456789abcdef";
+    if (buf_append_byte(out, '"') < 0)
+        return -1;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        int rc;
+        switch (*p) {
+        case '"':
+            rc = buf_append(out, "\\\"", 2);
+            break;
+        case '\\':
+            rc = buf_append(out, "\\\\", 2);
+            break;
+        case '\n':
+            rc = buf_append(out, "\\n", 2);
+            break;
+        case '\r':
+            rc = buf_append(out, "\\r", 2);
+            break;
+        case '\t':
+            rc = buf_append(out, "\\t", 2);
+            break;
+        default:
+            if (*p < 0x20) {
+                char esc[6] = {'\\', 'u', '0', '0', hex[*p >> 4], hex[*p & 15]};
+                rc = buf_append(out, esc, 6);
+            } else {
+                rc = buf_append_byte(out, *p);
+            }
+        }
+        if (rc < 0)
+            return -1;
+    }
+    return buf_append_byte(out, '"');
+}
+
+int json_append(buf *out, const cJSON *item)
+{
+    if (cJSON_IsNumber(item))
+        return append_number(out, item->valuedouble);
+    if (cJSON_IsString(item))
+        return append_string(out, item->valuestring);
+    if (cJSON_IsTrue(item))
+        return buf_append_str(out, "true");
+    if (cJSON_IsFalse(item))
+        return buf_append_str(out, "false");
+    if (cJSON_IsRaw(item))
+        return buf_append_str(out, item->valuestring);
+    if (cJSON_IsArray(item) || cJSON_IsObject(item)) {
+        bool obj = cJSON_IsObject(item);
+        if (buf_append_byte(out, obj ? '{' : '[') < 0)
+            return -1;
+        for (const cJSON *c = item->child; c; c = c->next) {
+            if (c != item->child && buf_append_byte(out, ',') < 0)
+                return -1;
+            if (obj && (append_string(out, c->string ? c->string : "") < 0 ||
+                        buf_append_byte(out, ':') < 0))
+                return -1;
+            if (json_append(out, c) < 0)
+                return -1;
+        }
+        return buf_append_byte(out, obj ? '}' : ']');
+    }
+    return buf_append_str(out, "null");
+}
