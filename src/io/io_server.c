@@ -495,7 +495,7 @@ static void query_take(char *dst, size_t cap, bool *has, bool *bad, const char *
 static void query_parse(struct lws *wsi, io_query *q)
 {
     memset(q, 0, sizeof(*q));
-    char frag[512];
+    char frag[4096];
     for (int i = 0;; i++) {
         int n = lws_hdr_copy_fragment(wsi, frag, sizeof(frag), WSI_TOKEN_HTTP_URI_ARGS, i);
         if (n < 0) {
@@ -510,8 +510,15 @@ static void query_parse(struct lws *wsi, io_query *q)
             query_take(q->eio, sizeof(q->eio), &q->has_eio, &q->bad, frag + 4);
         else if (strncmp(frag, "transport=", 10) == 0)
             query_take(q->transport, sizeof(q->transport), &q->has_transport, &q->bad, frag + 10);
-        else if (strncmp(frag, "sid=", 4) == 0)
-            query_take(q->sid, sizeof(q->sid), &q->has_sid, &q->bad, frag + 4);
+        else if (strncmp(frag, "sid=", 4) == 0) {
+            /* An overlong sid names no session: answer "Session ID unknown", not "Bad request". */
+            bool too_long = false;
+            query_take(q->sid, sizeof(q->sid), &q->has_sid, &too_long, frag + 4);
+            if (too_long && !q->has_sid)
+                q->has_sid = true;
+            else
+                q->bad |= too_long;
+        }
     }
 }
 
@@ -661,21 +668,32 @@ static int http_poll_body_done(struct lws *wsi, io_pss *pss)
         buf_deinit(&body);
         return rc;
     }
+    /* Decode the whole payload before acting on any packet: an invalid payload is refused as a
+     * whole (400), as the reference server does. */
+    size_t max = 1;
+    for (size_t i = 0; i < body.len; i++)
+        max += body.data[i] == EIO_SEPARATOR;
+    if (max > IO_MAX_POLL_PACKETS)
+        max = IO_MAX_POLL_PACKETS + 1;
+    eio_packet *pkts = malloc(max * sizeof(*pkts));
     eio_payload_iter it;
     eio_payload_iter_init(&it, body.data, body.len, IO_MAX_POLL_PACKETS);
-    eio_packet p;
-    int more;
-    while ((more = eio_payload_next(&it, &p)) > 0)
-        if (conn_packet(c, EIO_TRANSPORT_POLLING, &p) < 0)
-            break;
+    size_t n = 0;
+    int more = pkts ? 1 : EIO_ERR_NOMEM;
+    while (more > 0 && (more = eio_payload_next(&it, &pkts[n])) > 0)
+        n++;
     if (more < 0) {
         log_debug("invalid payload", "err=\"%s\"", eio_strerror(more));
         c->reason = "invalid payload";
         conn_destroy(c);
         rc = respond_error(wsi, pss, HTTP_STATUS_BAD_REQUEST, 3, "Bad request");
     } else {
+        for (size_t i = 0; i < n; i++)
+            if (conn_packet(c, EIO_TRANSPORT_POLLING, &pkts[i]) < 0)
+                break;
         rc = respond(wsi, pss, HTTP_STATUS_OK, "text/html", "ok", 2);
     }
+    free(pkts);
     buf_deinit(&body);
     return rc;
 }
@@ -1163,8 +1181,10 @@ void io_server_free(io_server *srv)
     if (!srv)
         return;
     lws_context_destroy(srv->ctx);
-    /* Let lws and our handles finish closing on the loop. */
+    /* Let lws and our handles finish closing on the loop; with a foreign loop lws finishes
+     * freeing the context in a second call once its handles are closed. */
     uv_run(srv->loop, UV_RUN_DEFAULT);
+    lws_context_destroy(srv->ctx);
     sio_server_free(srv->sio);
     for (size_t i = 0; i < srv->norigins; i++)
         free(srv->origins[i]);
