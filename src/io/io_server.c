@@ -857,6 +857,33 @@ static void ws_message(io_conn *c, io_pss *pss)
     conn_packet(c, EIO_TRANSPORT_WEBSOCKET, &p);
 }
 
+/* Write the oldest queued message. Returns 0, or -1 when the connection must be dropped. */
+static int ws_send_one(struct lws *wsi, eio_session *s)
+{
+    frame *f = fq_pop(&s->out);
+    if (!f)
+        return 0;
+    uint8_t *msg;
+    size_t len;
+    frame_ws_message(f, &msg, &len);
+    int n = lws_write(wsi, msg, len, f->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT);
+    frame_unref(f);
+    return n < (int)len ? -1 : 0;
+}
+
+/* After a message was handled, send the first answer at once when the socket can take it:
+ * waiting for WRITEABLE costs a loop turn and two epoll_ctl calls on every request/response. */
+static int ws_reply_inline(struct lws *wsi, io_pss *pss)
+{
+    io_conn *c = pss->conn;
+    if (!c || c->ws != wsi || c->srv->opts.frame_gap_us || pss->close_sent)
+        return 0;
+    eio_session *s = sio_conn_session(c->sc);
+    if (s->transport != EIO_TRANSPORT_WEBSOCKET || !s->out.count || lws_send_pipe_choked(wsi))
+        return 0;
+    return ws_send_one(wsi, s);
+}
+
 static int ws_receive(io_server *srv, struct lws *wsi, io_pss *pss, const void *in, size_t len)
 {
     io_conn *c = pss->conn;
@@ -886,7 +913,7 @@ static int ws_receive(io_server *srv, struct lws *wsi, io_pss *pss, const void *
         buf_deinit(&pss->body);
     else
         pss->body.len = 0;
-    return 0;
+    return ws_reply_inline(wsi, pss);
 }
 
 static int ws_writeable(struct lws *wsi, io_pss *pss)
@@ -913,15 +940,7 @@ static int ws_writeable(struct lws *wsi, io_pss *pss)
         pss->last_write_ns = uv_hrtime();
     }
     /* One message per WRITEABLE. */
-    frame *f = fq_pop(&s->out);
-    if (!f)
-        return 0;
-    uint8_t *msg;
-    size_t len;
-    frame_ws_message(f, &msg, &len);
-    int n = lws_write(wsi, msg, len, f->binary ? LWS_WRITE_BINARY : LWS_WRITE_TEXT);
-    frame_unref(f);
-    if (n < (int)len)
+    if (ws_send_one(wsi, s) < 0)
         return -1;
     if (s->out.count)
         lws_callback_on_writable(wsi);
@@ -1136,6 +1155,12 @@ io_server *io_server_new(uv_loop_t *loop, const io_server_opts *opts)
         log_error("cannot create the libwebsockets context", NULL);
         goto fail;
     }
+    /* Engine.IO's heartbeat is the liveness check. lws's own validity timer would otherwise be
+     * re-armed on every message of every connection with a sorted insert into one list, whose
+     * cost grows with the number of connections. */
+    static const lws_retry_bo_t no_validity = {.secs_since_valid_ping = 0,
+                                               .secs_since_valid_hangup = 0};
+    info.retry_and_idle_policy = &no_validity;
     info.port = opts->port;
     info.iface = opts->host;
     info.vhost_name = "presenced";
