@@ -13,6 +13,10 @@
 
 typedef enum cfg_store { CFG_STORE_MEMORY = 0, CFG_STORE_REDIS = 1 } cfg_store;
 
+/* Who receives presence:online/offline/update: every socket, or only sockets that share a room
+ * with the user or subscribed to them. */
+typedef enum cfg_broadcast { CFG_BROADCAST_ALL = 0, CFG_BROADCAST_SCOPED = 1 } cfg_broadcast;
+
 typedef enum cfg_conformance {
     CFG_CONFORMANCE_OFF = 0,
     CFG_CONFORMANCE_SOCKETIO = 1, /* socket.io-protocol test-suite server behaviour */
@@ -43,12 +47,21 @@ typedef struct cfg {
     char allowed_origins[CFG_STR_MAX]; /* comma-separated origins, "*" for any, "" for none */
     char namespaces[CFG_STR_MAX];      /* comma-separated namespaces besides "/" */
     uint32_t max_connections;          /* concurrent Engine.IO sessions */
-    uint32_t send_queue_max;     /* queued outgoing packets per session before it is dropped */
-    uint32_t attachment_timeout; /* ms to wait for the binary attachments of a packet */
-    uint32_t ws_message_gap;     /* us between two WebSocket messages to one client, 0 = none */
-    uint32_t http_timeout;       /* s: idle HTTP / header timeout */
-    cfg_log_level log_level;     /* "log_level" = error | warn | info | debug */
-    cfg_conformance conformance; /* "conformance" = off | socketio | engineio */
+    uint32_t send_queue_max;      /* queued outgoing packets per session before it is dropped */
+    uint32_t attachment_timeout;  /* ms to wait for the binary attachments of a packet */
+    uint32_t ws_message_gap;      /* us between two WebSocket messages to one client, 0 = none */
+    uint32_t http_timeout;        /* s: idle HTTP / header timeout */
+    cfg_broadcast broadcast;      /* "broadcast" = all | scoped */
+    uint32_t offline_grace;       /* s a user may be gone before presence:offline */
+    uint32_t last_seen_retention; /* s an offline user's lastSeen is kept */
+    uint32_t instance_lease;      /* s: lease of an instance in Redis */
+    uint32_t ttl;                 /* s: TTL bounding anything left behind in Redis */
+    uint32_t max_metadata_bytes;  /* bytes of a user's metadata JSON */
+    uint32_t max_bulk_ids;        /* ids in one presence:query */
+    uint32_t stream_maxlen;       /* approximate length of the Redis event stream */
+    char redis_prefix[64];        /* prefix of every Redis key */
+    cfg_log_level log_level;      /* "log_level" = error | warn | info | debug */
+    cfg_conformance conformance;  /* "conformance" = off | socketio | engineio */
 } cfg;
 
 /* Fill `c` with the defaults. */

@@ -18,6 +18,7 @@
 _Static_assert(sizeof(cfg_store) == sizeof(int), "cfg_store must be int-sized");
 _Static_assert(sizeof(cfg_log_level) == sizeof(int), "cfg_log_level must be int-sized");
 _Static_assert(sizeof(cfg_conformance) == sizeof(int), "cfg_conformance must be int-sized");
+_Static_assert(sizeof(cfg_broadcast) == sizeof(int), "cfg_broadcast must be int-sized");
 
 #define CFG_ENV_PREFIX "PRESENCED_"
 /* Longest value text accepted before parsing: a full string field plus two quotes. */
@@ -52,10 +53,12 @@ static int cfg_check_path(const char *in, char *out, size_t outlen, char *why, s
 static int cfg_check_redis(const char *in, char *out, size_t outlen, char *why, size_t whylen);
 static int cfg_check_origins(const char *in, char *out, size_t outlen, char *why, size_t whylen);
 static int cfg_check_namespaces(const char *in, char *out, size_t outlen, char *why, size_t whylen);
+static int cfg_check_prefix(const char *in, char *out, size_t outlen, char *why, size_t whylen);
 
 static const char *const cfg_store_names[] = {"memory", "redis", NULL};
 static const char *const cfg_log_level_names[] = {"error", "warn", "info", "debug", NULL};
 static const char *const cfg_conformance_names[] = {"off", "socketio", "engineio", NULL};
+static const char *const cfg_broadcast_names[] = {"all", "scoped", NULL};
 
 #define CFG_MS_MAX 3600000u
 
@@ -102,6 +105,35 @@ static const cfg_key cfg_keys[] = {
      "presets set 2000 because the protocol test suites lose messages that share a TCP read."},
     {"http_timeout", CFG_TYPE_UINT, "10", 1, 3600, NULL, offsetof(cfg, http_timeout), 0, 0, NULL,
      "SECONDS", "Seconds an HTTP connection may stay idle or take to send its headers."},
+    {"broadcast", CFG_TYPE_ENUM, "all", 0, 0, cfg_broadcast_names, offsetof(cfg, broadcast), 0, 0,
+     NULL, "all|scoped",
+     "Who receives presence:online/offline/update: every socket, or the sockets that share a "
+     "room with the user or subscribed to them."},
+    {"offline_grace", CFG_TYPE_UINT, "0", 0, 3600, NULL, offsetof(cfg, offline_grace), 0, 0, NULL,
+     "SECONDS",
+     "Seconds a user whose last socket closed may take to come back before presence:offline "
+     "(a page reload then does not flap)."},
+    {"last_seen_retention", CFG_TYPE_UINT, "2592000", 60, 315360000, NULL,
+     offsetof(cfg, last_seen_retention), 0, 0, NULL, "SECONDS",
+     "Seconds an offline user's lastSeen, status and metadata are kept (default 30 days)."},
+    {"instance_lease", CFG_TYPE_UINT, "10", 3, 3600, NULL, offsetof(cfg, instance_lease), 0, 0,
+     NULL, "SECONDS",
+     "Redis store: lease of this instance, refreshed every third of it; another instance reaps "
+     "the sockets of an instance whose lease expired."},
+    {"ttl", CFG_TYPE_UINT, "30", 10, 86400, NULL, offsetof(cfg, ttl), 0, 0, NULL, "SECONDS",
+     "Redis store: TTL that bounds per-instance keys left behind when every instance is gone."},
+    {"max_metadata_bytes", CFG_TYPE_UINT, "4096", 2, 1048576, NULL,
+     offsetof(cfg, max_metadata_bytes), 0, 0, NULL, "BYTES",
+     "Largest metadata JSON object a user may carry."},
+    {"max_bulk_ids", CFG_TYPE_UINT, "10000", 1, 1000000, NULL, offsetof(cfg, max_bulk_ids), 0, 0,
+     NULL, "N", "Most user ids in one presence:query."},
+    {"stream_maxlen", CFG_TYPE_UINT, "100000", 100, 100000000, NULL, offsetof(cfg, stream_maxlen),
+     0, 0, NULL, "N",
+     "Redis store: events kept in the stream, i.e. how long an instance may lose Redis and "
+     "still deliver what it missed."},
+    {"redis_prefix", CFG_TYPE_STRING, "presenced:", 0, 0, NULL, offsetof(cfg, redis_prefix), 0,
+     sizeof(((cfg *)0)->redis_prefix), cfg_check_prefix, "PREFIX",
+     "Redis store: prefix of every key (letters, digits, ':', '_', '-', '.'; at most 63)."},
     {"log_level", CFG_TYPE_ENUM, "info", 0, 0, cfg_log_level_names, offsetof(cfg, log_level), 0, 0,
      NULL, "error|warn|info|debug", "Least severe log messages written."},
     {"conformance", CFG_TYPE_ENUM, "off", 0, 0, cfg_conformance_names, offsetof(cfg, conformance),
@@ -518,6 +550,25 @@ static int cfg_namespace_check(const char *ns, char *why, size_t whylen)
 static int cfg_check_namespaces(const char *in, char *out, size_t outlen, char *why, size_t whylen)
 {
     return cfg_list_normalize(in, out, outlen, cfg_namespace_check, why, whylen);
+}
+
+static int cfg_check_prefix(const char *in, char *out, size_t outlen, char *why, size_t whylen)
+{
+    size_t n = strlen(in);
+    if (n + 1 > outlen) {
+        snprintf(why, whylen, "longer than %zu characters", outlen - 1);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char ch = in[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == ':' || ch == '_' || ch == '-' || ch == '.')) {
+            snprintf(why, whylen, "only letters, digits, ':', '_', '-' and '.' are allowed");
+            return -1;
+        }
+    }
+    memcpy(out, in, n + 1);
+    return 0;
 }
 
 static int cfg_enum_parse(const cfg_key *k, const char *v, int *out, char *why, size_t whylen)
