@@ -1,0 +1,67 @@
+/* pres_event — a presence event, and its JSON form (the payload of Redis stream entries and of
+ * the events sent to clients, SSE and webhooks).
+ *
+ * Pure code: no I/O, no clock, no globals.
+ */
+#ifndef PRESENCED_PRES_EVENT_H
+#define PRESENCED_PRES_EVENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cJSON.h>
+
+#define PRES_ID_MAX 128    /* bytes in a user id or room name */
+#define PRES_STATUS_MAX 16 /* bytes in a status name */
+#define PRES_ROOMS_MAX 256 /* rooms an event names for routing */
+
+typedef enum pres_event_type {
+    PRES_EV_ONLINE = 0, /* user went from 0 to >= 1 live sockets cluster-wide */
+    PRES_EV_OFFLINE,    /* user went back to 0 (after offline_grace) */
+    PRES_EV_ROOM_JOIN,  /* user's first socket joined `room` */
+    PRES_EV_ROOM_LEAVE, /* user's last socket left `room` */
+    PRES_EV_UPDATE,     /* status and/or metadata changed */
+} pres_event_type;
+
+/* Every string is owned by the event (pres_event_deinit frees them). */
+typedef struct pres_event {
+    pres_event_type type;
+    char *user;        /* always set */
+    char *socket;      /* the socket whose change caused it (online/offline), or NULL */
+    char *room;        /* room events */
+    char *status;      /* online/update: the user's status; update: also prev_status */
+    char *prev_status; /* update */
+    char *metadata;    /* JSON object text, or NULL */
+    int64_t last_seen; /* ms since the epoch (offline; 0 otherwise) */
+    int64_t at;        /* ms since the epoch when the store decided it */
+    char **rooms;      /* rooms the user is (online/update) or was (offline) in, for routing */
+    size_t nrooms;
+    char id[48]; /* stream entry id ("1700000000000-0"), or the memory store's sequence */
+} pres_event;
+
+/* The event's name on the wire: "presence:online", "presence:offline", "presence:room:join",
+ * "presence:room:leave", "presence:update". */
+const char *pres_event_name(pres_event_type type);
+
+void pres_event_init(pres_event *ev, pres_event_type type);
+void pres_event_deinit(pres_event *ev);
+
+/* Copy a string into an event field (frees the previous value). Returns 0 or -1 (memory). */
+int pres_event_set(char **field, const char *value);
+/* Append a routing room. Returns 0 or -1 (memory, or PRES_ROOMS_MAX reached). */
+int pres_event_add_room(pres_event *ev, const char *room);
+
+/* The internal JSON form, every field included (for the Redis stream):
+ * {"t":"online","u":"...","s":"...","r":"...","st":"...","ps":"...","m":{...},"ls":N,"at":N,
+ *  "rs":["..."]}. Returns a malloc'd NUL-terminated string, or NULL (memory). */
+char *pres_event_encode(const pres_event *ev);
+/* Parse the internal JSON form; validates types, id lengths and UTF-8. Returns 0, or -1 for
+ * invalid input (`ev` then holds nothing to free). */
+int pres_event_decode(const char *json, size_t len, pres_event *ev);
+
+/* The client-facing payload object of the event (what presence:* events carry):
+ * online {userId, socketId, status, metadata?}, offline {userId, socketId, lastSeen},
+ * room join/leave {userId, room}, update {userId, status, metadata}. Caller owns it. */
+cJSON *pres_event_payload(const pres_event *ev);
+
+#endif
