@@ -1,0 +1,33 @@
+/* store_impl — what a store implementation provides: the vtable behind the store_* functions.
+ * Only store implementations include this header.
+ */
+#ifndef PRESENCED_STORE_IMPL_H
+#define PRESENCED_STORE_IMPL_H
+
+#include "presenced/store.h"
+
+typedef struct store_vtbl {
+    void (*free)(store *st);
+    bool (*available)(const store *st);
+    void (*socket_open)(store *st, const char *sid, const char *user, const char *status,
+                        const char *metadata, store_done_fn cb, void *ud);
+    void (*socket_assert)(store *st, const char *sid, const char *user, const char *status,
+                          const char *metadata, const char *const *rooms, size_t nrooms,
+                          store_done_fn cb, void *ud);
+    void (*socket_close)(store *st, const char *sid, bool graceful, store_done_fn cb, void *ud);
+    void (*room_join)(store *st, const char *sid, const char *room, store_done_fn cb, void *ud);
+    void (*room_leave)(store *st, const char *sid, const char *room, store_done_fn cb, void *ud);
+    void (*status_set)(store *st, const char *sid, const char *status, const char *metadata,
+                       store_done_fn cb, void *ud);
+    void (*touch)(store *st, const char *sid, store_done_fn cb, void *ud);
+    void (*users_query)(store *st, const char *const *users, size_t n, store_users_fn cb, void *ud);
+    void (*room_query)(store *st, const char *room, size_t limit, store_room_fn cb, void *ud);
+    void (*shutdown)(store *st, store_done_fn cb, void *ud);
+} store_vtbl;
+
+/* Every implementation embeds this as its first member. */
+struct store {
+    const store_vtbl *vt;
+};
+
+#endif

@@ -1,0 +1,268 @@
+#include "presenced/pres_event.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "presenced/buf.h"
+#include "presenced/json.h"
+#include "presenced/utf8.h"
+
+static const char *const type_tags[] = {"online", "offline", "room:join", "room:leave", "update"};
+static const char *const event_names[] = {"presence:online", "presence:offline",
+                                          "presence:room:join", "presence:room:leave",
+                                          "presence:update"};
+#define NTYPES (sizeof(type_tags) / sizeof(type_tags[0]))
+
+const char *pres_event_name(pres_event_type type)
+{
+    return (unsigned)type < NTYPES ? event_names[type] : "presence:unknown";
+}
+
+void pres_event_init(pres_event *ev, pres_event_type type)
+{
+    memset(ev, 0, sizeof(*ev));
+    ev->type = type;
+}
+
+void pres_event_deinit(pres_event *ev)
+{
+    free(ev->user);
+    free(ev->socket);
+    free(ev->room);
+    free(ev->status);
+    free(ev->prev_status);
+    free(ev->metadata);
+    for (size_t i = 0; i < ev->nrooms; i++)
+        free(ev->rooms[i]);
+    free(ev->rooms);
+    memset(ev, 0, sizeof(*ev));
+}
+
+int pres_event_set(char **field, const char *value)
+{
+    char *copy = value ? strdup(value) : NULL;
+    if (value && !copy)
+        return -1;
+    free(*field);
+    *field = copy;
+    return 0;
+}
+
+int pres_event_add_room(pres_event *ev, const char *room)
+{
+    if (ev->nrooms >= PRES_ROOMS_MAX)
+        return -1;
+    char **n = realloc(ev->rooms, (ev->nrooms + 1) * sizeof(*n));
+    if (!n)
+        return -1;
+    ev->rooms = n;
+    if (!(ev->rooms[ev->nrooms] = strdup(room)))
+        return -1;
+    ev->nrooms++;
+    return 0;
+}
+
+/* ---- encoding ---- */
+
+static int add_string(cJSON *o, const char *key, const char *value)
+{
+    return !value || cJSON_AddStringToObject(o, key, value) ? 0 : -1;
+}
+
+char *pres_event_encode(const pres_event *ev)
+{
+    if ((unsigned)ev->type >= NTYPES)
+        return NULL;
+    cJSON *o = cJSON_CreateObject();
+    cJSON *rooms = NULL;
+    char *text = NULL;
+    buf b;
+    buf_init(&b);
+    if (!o || add_string(o, "t", type_tags[ev->type]) < 0 || add_string(o, "u", ev->user) < 0 ||
+        add_string(o, "s", ev->socket) < 0 || add_string(o, "r", ev->room) < 0 ||
+        add_string(o, "st", ev->status) < 0 || add_string(o, "ps", ev->prev_status) < 0)
+        goto out;
+    if (ev->metadata) {
+        /* Metadata is JSON already: splice it in as it is. */
+        cJSON *m = cJSON_CreateRaw(ev->metadata);
+        if (!m || !cJSON_AddItemToObject(o, "m", m)) {
+            cJSON_Delete(m);
+            goto out;
+        }
+    }
+    if (!cJSON_AddNumberToObject(o, "ls", (double)ev->last_seen) ||
+        !cJSON_AddNumberToObject(o, "at", (double)ev->at))
+        goto out;
+    if (ev->nrooms) {
+        if (!(rooms = cJSON_AddArrayToObject(o, "rs")))
+            goto out;
+        for (size_t i = 0; i < ev->nrooms; i++) {
+            cJSON *r = cJSON_CreateString(ev->rooms[i]);
+            if (!r || !cJSON_AddItemToArray(rooms, r)) {
+                cJSON_Delete(r);
+                goto out;
+            }
+        }
+    }
+    if (json_append(&b, o) == 0 && buf_append_byte(&b, 0) == 0) {
+        text = (char *)b.data;
+        buf_init(&b);
+    }
+out:
+    buf_deinit(&b);
+    cJSON_Delete(o);
+    return text;
+}
+
+/* ---- decoding ---- */
+
+/* An id, room or status: a string of 1..max bytes of UTF-8 without control characters. */
+static bool valid_name(const char *s, size_t max)
+{
+    size_t n = strlen(s);
+    if (n == 0 || n > max || !utf8_valid((const uint8_t *)s, n))
+        return false;
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        if (*p < 0x20 || *p == 0x7f)
+            return false;
+    return true;
+}
+
+/* Copy an optional string member. Returns 0 (absent or copied) or -1 (wrong type, invalid). */
+static int take_string(const cJSON *o, const char *key, size_t max, char **out)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!v)
+        return 0;
+    if (!cJSON_IsString(v) || !valid_name(v->valuestring, max))
+        return -1;
+    return (*out = strdup(v->valuestring)) ? 0 : -1;
+}
+
+static int take_int(const cJSON *o, const char *key, int64_t *out)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    if (!v)
+        return 0;
+    if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble > 9007199254740991.0)
+        return -1;
+    *out = (int64_t)v->valuedouble;
+    return 0;
+}
+
+static int take_metadata(const cJSON *o, pres_event *ev)
+{
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(o, "m");
+    if (!m)
+        return 0;
+    if (!cJSON_IsObject(m))
+        return -1;
+    buf b;
+    buf_init(&b);
+    if (json_append(&b, m) < 0 || buf_append_byte(&b, 0) < 0) {
+        buf_deinit(&b);
+        return -1;
+    }
+    ev->metadata = (char *)b.data;
+    return 0;
+}
+
+static int take_rooms(const cJSON *o, pres_event *ev)
+{
+    const cJSON *rs = cJSON_GetObjectItemCaseSensitive(o, "rs");
+    /* Redis's Lua cjson encodes an empty table as {}: read it as no rooms. */
+    if (!rs || (cJSON_IsObject(rs) && !rs->child))
+        return 0;
+    if (!cJSON_IsArray(rs))
+        return -1;
+    for (const cJSON *r = rs->child; r; r = r->next)
+        if (!cJSON_IsString(r) || !valid_name(r->valuestring, PRES_ID_MAX) ||
+            pres_event_add_room(ev, r->valuestring) < 0)
+            return -1;
+    return 0;
+}
+
+static int decode_object(const cJSON *o, pres_event *ev)
+{
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(o, "t");
+    if (!cJSON_IsString(t))
+        return -1;
+    size_t type = 0;
+    while (type < NTYPES && strcmp(type_tags[type], t->valuestring) != 0)
+        type++;
+    if (type == NTYPES)
+        return -1;
+    ev->type = (pres_event_type)type;
+    if (take_string(o, "u", PRES_ID_MAX, &ev->user) < 0 || !ev->user ||
+        take_string(o, "s", PRES_ID_MAX, &ev->socket) < 0 ||
+        take_string(o, "r", PRES_ID_MAX, &ev->room) < 0 ||
+        take_string(o, "st", PRES_STATUS_MAX, &ev->status) < 0 ||
+        take_string(o, "ps", PRES_STATUS_MAX, &ev->prev_status) < 0 ||
+        take_int(o, "ls", &ev->last_seen) < 0 || take_int(o, "at", &ev->at) < 0 ||
+        take_metadata(o, ev) < 0 || take_rooms(o, ev) < 0)
+        return -1;
+    /* Room events name their room. */
+    if ((ev->type == PRES_EV_ROOM_JOIN || ev->type == PRES_EV_ROOM_LEAVE) && !ev->room)
+        return -1;
+    return 0;
+}
+
+int pres_event_decode(const char *json, size_t len, pres_event *ev)
+{
+    pres_event_init(ev, PRES_EV_ONLINE);
+    if (!utf8_valid((const uint8_t *)json, len))
+        return -1;
+    const char *end = NULL;
+    cJSON *o = cJSON_ParseWithLengthOpts(json, len, &end, 0);
+    int rc = -1;
+    if (o && cJSON_IsObject(o) && end == json + len)
+        rc = decode_object(o, ev);
+    cJSON_Delete(o);
+    if (rc < 0)
+        pres_event_deinit(ev);
+    return rc;
+}
+
+/* ---- client payload ---- */
+
+static int payload_metadata(cJSON *p, const char *metadata)
+{
+    cJSON *m = metadata ? cJSON_Parse(metadata) : cJSON_CreateNull();
+    if (!m)
+        m = cJSON_CreateNull();
+    return m && cJSON_AddItemToObject(p, "metadata", m) ? 0 : (cJSON_Delete(m), -1);
+}
+
+cJSON *pres_event_payload(const pres_event *ev)
+{
+    cJSON *p = cJSON_CreateObject();
+    if (!p || !cJSON_AddStringToObject(p, "userId", ev->user))
+        goto fail;
+    switch (ev->type) {
+    case PRES_EV_ONLINE:
+        if (!cJSON_AddStringToObject(p, "socketId", ev->socket ? ev->socket : "") ||
+            !cJSON_AddStringToObject(p, "status", ev->status ? ev->status : "online") ||
+            (ev->metadata && payload_metadata(p, ev->metadata) < 0))
+            goto fail;
+        break;
+    case PRES_EV_OFFLINE:
+        if (!cJSON_AddStringToObject(p, "socketId", ev->socket ? ev->socket : "") ||
+            !cJSON_AddNumberToObject(p, "lastSeen", (double)ev->last_seen))
+            goto fail;
+        break;
+    case PRES_EV_ROOM_JOIN:
+    case PRES_EV_ROOM_LEAVE:
+        if (!cJSON_AddStringToObject(p, "room", ev->room ? ev->room : ""))
+            goto fail;
+        break;
+    case PRES_EV_UPDATE:
+        if (!cJSON_AddStringToObject(p, "status", ev->status ? ev->status : "online") ||
+            payload_metadata(p, ev->metadata) < 0)
+            goto fail;
+        break;
+    }
+    return p;
+fail:
+    cJSON_Delete(p);
+    return NULL;
+}

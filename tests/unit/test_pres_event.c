@@ -1,0 +1,115 @@
+/* Presence events: the stream JSON form round-trips, bad input is refused, client payloads. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "presenced/pres_event.h"
+
+static void test_round_trip(void **state)
+{
+    (void)state;
+    pres_event ev;
+    pres_event_init(&ev, PRES_EV_OFFLINE);
+    assert_int_equal(pres_event_set(&ev.user, "u1:sockets \xc3\xa9"), 0);
+    assert_int_equal(pres_event_set(&ev.socket, "AAAAAAAAAAAAAAAAAAAA"), 0);
+    assert_int_equal(pres_event_set(&ev.metadata, "{\"team\":\"a\",\"n\":9007199254740991}"), 0);
+    ev.last_seen = 1700000000123;
+    ev.at = 1700000000124;
+    assert_int_equal(pres_event_add_room(&ev, "doc:1"), 0);
+    assert_int_equal(pres_event_add_room(&ev, "{x}"), 0);
+    char *json = pres_event_encode(&ev);
+    assert_non_null(json);
+    pres_event back;
+    assert_int_equal(pres_event_decode(json, strlen(json), &back), 0);
+    assert_int_equal(back.type, PRES_EV_OFFLINE);
+    assert_string_equal(back.user, ev.user);
+    assert_string_equal(back.socket, ev.socket);
+    assert_string_equal(back.metadata, ev.metadata);
+    assert_int_equal(back.last_seen, ev.last_seen);
+    assert_int_equal(back.at, ev.at);
+    assert_int_equal(back.nrooms, 2);
+    assert_string_equal(back.rooms[1], "{x}");
+    assert_null(back.room);
+    free(json);
+    pres_event_deinit(&back);
+    pres_event_deinit(&ev);
+}
+
+static void test_bad_input(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {
+        "",
+        "[]",
+        "{}",
+        "{\"t\":\"online\"}",                        /* no user */
+        "{\"t\":\"nope\",\"u\":\"a\"}",              /* unknown type */
+        "{\"t\":\"online\",\"u\":\"\"}",             /* empty id */
+        "{\"t\":\"online\",\"u\":\"a\\u0001\"}",     /* control character */
+        "{\"t\":\"online\",\"u\":1}",                /* wrong type */
+        "{\"t\":\"room:join\",\"u\":\"a\"}",         /* room event without room */
+        "{\"t\":\"online\",\"u\":\"a\",\"m\":[1]}",  /* metadata not an object */
+        "{\"t\":\"online\",\"u\":\"a\",\"ls\":-1}",  /* negative time */
+        "{\"t\":\"online\",\"u\":\"a\",\"rs\":[1]}", /* room not a string */
+        "{\"t\":\"online\",\"u\":\"a\"} trailing",   /* trailing garbage */
+        "{\"t\":\"online\",\"u\":\"\xff\"}",         /* invalid UTF-8 */
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        pres_event ev;
+        assert_int_equal(pres_event_decode(bad[i], strlen(bad[i]), &ev), -1);
+    }
+    /* An empty Lua table arrives as {}: no rooms, not an error. */
+    const char *lua = "{\"t\":\"online\",\"u\":\"a\",\"rs\":{},\"at\":1.7e+12}";
+    pres_event ev;
+    assert_int_equal(pres_event_decode(lua, strlen(lua), &ev), 0);
+    assert_int_equal(ev.nrooms, 0);
+    assert_int_equal(ev.at, 1700000000000);
+    pres_event_deinit(&ev);
+}
+
+static void test_payloads(void **state)
+{
+    (void)state;
+    static const struct {
+        pres_event_type type;
+        const char *want;
+    } cases[] = {
+        {PRES_EV_ONLINE,
+         "{\"userId\":\"u\",\"socketId\":\"S\",\"status\":\"away\",\"metadata\":{\"k\":1}}"},
+        {PRES_EV_OFFLINE, "{\"userId\":\"u\",\"socketId\":\"S\",\"lastSeen\":42}"},
+        {PRES_EV_ROOM_JOIN, "{\"userId\":\"u\",\"room\":\"r\"}"},
+        {PRES_EV_ROOM_LEAVE, "{\"userId\":\"u\",\"room\":\"r\"}"},
+        {PRES_EV_UPDATE, "{\"userId\":\"u\",\"status\":\"away\",\"metadata\":{\"k\":1}}"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        pres_event ev;
+        pres_event_init(&ev, cases[i].type);
+        pres_event_set(&ev.user, "u");
+        pres_event_set(&ev.socket, "S");
+        pres_event_set(&ev.room, "r");
+        pres_event_set(&ev.status, "away");
+        pres_event_set(&ev.metadata, "{\"k\":1}");
+        ev.last_seen = 42;
+        cJSON *p = pres_event_payload(&ev);
+        char *text = cJSON_PrintUnformatted(p);
+        assert_string_equal(text, cases[i].want);
+        cJSON_free(text);
+        cJSON_Delete(p);
+        pres_event_deinit(&ev);
+    }
+    assert_string_equal(pres_event_name(PRES_EV_ROOM_LEAVE), "presence:room:leave");
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_payloads),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
