@@ -1,0 +1,71 @@
+/* pres_state — the presence rules of docs/presence-model.md for one instance, in memory: users,
+ * their sockets and rooms, the offline grace and the retention of offline users. The memory store
+ * is this plus a timer; the Redis store implements the same rules in Lua.
+ *
+ * Pure code: time comes in as `now` (ms since the epoch); events go into a caller's list.
+ */
+#ifndef PRESENCED_PRES_STATE_H
+#define PRESENCED_PRES_STATE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "presenced/pres_event.h"
+
+enum {
+    PRES_OK = 0,
+    PRES_ERR_NO_SOCKET = -2, /* same values as STORE_ERR_* */
+    PRES_ERR_EXISTS = -3,
+    PRES_ERR_NOMEM = -6,
+};
+
+typedef struct pres_state pres_state;
+
+/* A growable list of events the caller owns (pres_events_clear frees them). */
+typedef struct pres_events {
+    pres_event *v;
+    size_t n, cap;
+} pres_events;
+
+void pres_events_clear(pres_events *l);
+
+/* A user as queries see it; strings borrowed from the state until its next change. */
+typedef struct pres_user_view {
+    bool known, online;
+    const char *status; /* "offline" when not online */
+    const char *metadata;
+    int64_t last_seen, since;
+    uint32_t sockets;
+} pres_user_view;
+
+pres_state *pres_state_new(uint64_t hash_seed, uint32_t grace_ms, uint32_t retention_s);
+void pres_state_free(pres_state *ps);
+
+/* The operations of docs/presence-model.md. Each returns PRES_OK or a PRES_ERR_* code and
+ * appends the events it decided to `out`. */
+int pres_state_open(pres_state *ps, const char *sid, const char *user, const char *status,
+                    const char *metadata, int64_t now, pres_events *out);
+int pres_state_assert(pres_state *ps, const char *sid, const char *user, const char *status,
+                      const char *metadata, const char *const *rooms, size_t nrooms, int64_t now);
+int pres_state_close(pres_state *ps, const char *sid, bool graceful, int64_t now, pres_events *out);
+int pres_state_join(pres_state *ps, const char *sid, const char *room, int64_t now,
+                    pres_events *out);
+int pres_state_leave(pres_state *ps, const char *sid, const char *room, int64_t now,
+                     pres_events *out);
+int pres_state_status(pres_state *ps, const char *sid, const char *status, const char *metadata,
+                      int64_t now, pres_events *out);
+int pres_state_touch(pres_state *ps, const char *sid, int64_t now);
+/* Close every socket (not graceful). */
+int pres_state_close_all(pres_state *ps, int64_t now, pres_events *out);
+
+/* Fire grace deadlines that passed and forget users offline longer than the retention. */
+int pres_state_tick(pres_state *ps, int64_t now, pres_events *out);
+/* The next time pres_state_tick has work, or INT64_MAX. */
+int64_t pres_state_next_deadline(const pres_state *ps);
+
+void pres_state_user(const pres_state *ps, const char *user, pres_user_view *out);
+/* Members of a room: writes at most `limit` user ids (borrowed) to `out`, returns the total. */
+size_t pres_state_room(const pres_state *ps, const char *room, const char **out, size_t limit);
+
+#endif
