@@ -30,6 +30,8 @@ typedef struct io_server_opts {
 io_server *io_server_new(uv_loop_t *loop, const io_server_opts *opts);
 /* The Socket.IO core, to register event handlers on. */
 sio_server *io_server_sio(io_server *srv);
+/* Refuse new connections from now on (the first step of a shutdown). */
+void io_server_stop_accepting(io_server *srv);
 /* Close every connection (their disconnect handlers run) and stop the server's timers. After this
  * the caller destroys the server with io_server_free() once uv_run() has returned. */
 void io_server_shutdown(io_server *srv);

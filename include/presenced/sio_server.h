@@ -136,6 +136,11 @@ uint32_t sio_group_size(sio_server *srv, const char *nsp, const char *group);
 long sio_broadcast(sio_server *srv, const char *nsp, const char *group, const char *event,
                    const cJSON *args);
 
+/* Emit to every socket that is in at least one of `groups` (each socket once, however many of the
+ * groups it is in). Returns the number of sockets it was queued for, or -1 (memory). */
+long sio_broadcast_groups(sio_server *srv, const char *nsp, const char *const *groups,
+                          size_t ngroups, const char *event, const cJSON *args);
+
 /* Build the frame of a Socket.IO packet: header + JSON of `data` (NULL for none). The caller owns
  * the returned frame; NULL when out of memory. Exposed for tests and for io fast paths. */
 frame *sio_frame_packet(sio_type type, const char *nsp, int64_t ack_id, unsigned attachments,

@@ -7,18 +7,55 @@
 
 #include "presenced/app.h"
 #include "presenced/cfg.h"
+#include "presenced/gateway.h"
 #include "presenced/io_server.h"
 #include "presenced/log.h"
+#include "presenced/store.h"
 
 #define APP_MAX_NAMESPACES 32
 
 typedef struct app {
     uv_loop_t loop;
     uv_signal_t sigint, sigterm;
+    uv_timer_t shutdown_timer;
     io_server *server;
-    bool stopping;
+    gateway *gw;
+    store *st;
+    uint64_t shutdown_ms;
+    bool stopping, stopped;
 } app;
 
+/* The last step of a shutdown: close the connections (their disconnect hooks run while the
+ * store still exists), free the store, and let uv_run() return. */
+static void finish_shutdown(app *a)
+{
+    if (a->stopped)
+        return;
+    a->stopped = true;
+    uv_timer_stop(&a->shutdown_timer);
+    uv_close((uv_handle_t *)&a->shutdown_timer, NULL);
+    io_server_shutdown(a->server);
+    store_free(a->st);
+    a->st = NULL;
+    uv_stop(&a->loop);
+}
+
+static void on_store_shutdown(int err, void *ud)
+{
+    app *a = ud;
+    if (err)
+        log_warn("could not mark this instance's users offline", "err=\"%s\"", store_strerror(err));
+    finish_shutdown(a);
+}
+
+static void on_shutdown_timeout(uv_timer_t *t)
+{
+    log_warn("shutdown_timeout reached", NULL);
+    finish_shutdown(t->data);
+}
+
+/* SIGINT/SIGTERM: stop accepting, mark this instance's users offline (with their events, unless
+ * they are connected elsewhere), release the lease, close everything, within shutdown_timeout. */
 static void on_signal(uv_signal_t *h, int signum)
 {
     app *a = h->data;
@@ -26,10 +63,60 @@ static void on_signal(uv_signal_t *h, int signum)
         return;
     a->stopping = true;
     log_info("shutting down", "signal=%d", signum);
-    io_server_shutdown(a->server);
     uv_close((uv_handle_t *)&a->sigint, NULL);
     uv_close((uv_handle_t *)&a->sigterm, NULL);
-    uv_stop(&a->loop);
+    io_server_stop_accepting(a->server);
+    uv_timer_start(&a->shutdown_timer, on_shutdown_timeout, a->shutdown_ms, 0);
+    if (a->st)
+        store_shutdown(a->st, on_store_shutdown, a);
+    else
+        finish_shutdown(a);
+}
+
+static void random_instance_id(char out[SIO_ID_LEN + 1])
+{
+    static const char alphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    uint8_t raw[SIO_ID_LEN];
+    if (getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw))
+        abort();
+    for (size_t i = 0; i < SIO_ID_LEN; i++)
+        out[i] = alphabet[raw[i] & 63];
+    out[SIO_ID_LEN] = 0;
+}
+
+/* The presence gateway and its store (not in the Socket.IO conformance mode, whose handlers
+ * take the connection hooks). Returns 0 or -1. */
+static int start_presence(app *a, const cfg *c)
+{
+    gateway_opts gopts = {.scoped = c->broadcast == CFG_BROADCAST_SCOPED,
+                          .max_metadata_bytes = c->max_metadata_bytes,
+                          .max_bulk_ids = c->max_bulk_ids};
+    a->gw = gateway_new(io_server_sio(a->server), &gopts);
+    if (!a->gw)
+        return -1;
+    static char instance[SIO_ID_LEN + 1];
+    random_instance_id(instance);
+    store_opts sopts = {.instance_id = instance,
+                        .offline_grace_ms = c->offline_grace * 1000,
+                        .last_seen_retention_s = c->last_seen_retention,
+                        .instance_lease_ms = c->instance_lease * 1000,
+                        .ttl_s = c->ttl,
+                        .stream_maxlen = c->stream_maxlen,
+                        .redis_url = c->redis,
+                        .key_prefix = c->redis_prefix};
+    store_hooks hooks = gateway_store_hooks(a->gw);
+    if (c->store == CFG_STORE_REDIS) {
+        log_error("store=redis is not available in this build", NULL);
+        return -1;
+    }
+    a->st = store_memory_new(&a->loop, &sopts, &hooks);
+    if (!a->st)
+        return -1;
+    gateway_attach_store(a->gw, a->st);
+    log_info("presence", "instance=%s store=%s broadcast=%s", instance,
+             c->store == CFG_STORE_REDIS ? "redis" : "memory", gopts.scoped ? "scoped" : "all");
+    return 0;
 }
 
 /* Split the comma-separated namespace list into `out` (pointers into `storage`). */
@@ -86,11 +173,23 @@ static int run(const cfg *c)
         uv_loop_close(&a.loop);
         return 1;
     }
-    if (c->conformance == CFG_CONFORMANCE_SOCKETIO &&
-        app_conformance_register(io_server_sio(a.server)) < 0) {
-        log_error("cannot register the conformance handlers", NULL);
+    int rc = 0;
+    if (c->conformance == CFG_CONFORMANCE_SOCKETIO)
+        rc = app_conformance_register(io_server_sio(a.server));
+    else if (c->conformance == CFG_CONFORMANCE_OFF)
+        rc = start_presence(&a, c);
+    if (rc < 0) {
+        log_error("cannot start", NULL);
+        io_server_shutdown(a.server);
+        store_free(a.st);
+        io_server_free(a.server);
+        gateway_free(a.gw);
+        uv_loop_close(&a.loop);
         return 1;
     }
+    uv_timer_init(&a.loop, &a.shutdown_timer);
+    a.shutdown_timer.data = &a;
+    a.shutdown_ms = (uint64_t)c->shutdown_timeout * 1000;
     uv_signal_init(&a.loop, &a.sigint);
     uv_signal_init(&a.loop, &a.sigterm);
     a.sigint.data = a.sigterm.data = &a;
@@ -101,7 +200,8 @@ static int run(const cfg *c)
              (int)c->conformance);
     uv_run(&a.loop, UV_RUN_DEFAULT);
     io_server_free(a.server);
-    int rc = uv_loop_close(&a.loop);
+    gateway_free(a.gw);
+    rc = uv_loop_close(&a.loop);
     if (rc != 0)
         log_warn("loop closed with live handles", "err=\"%s\"", uv_strerror(rc));
     log_info("stopped", NULL);

@@ -459,7 +459,8 @@ static int go_offline(pres_state *ps, ps_user *u, const char *sid, const char *c
                       size_t nrooms, int64_t now, pres_events *out)
 {
     pres_event *ev = event_add(out, PRES_EV_OFFLINE, u, now);
-    if (!ev || pres_event_set(&ev->socket, sid) < 0)
+    /* The status lets the gateway keep an invisible user's departure quiet. */
+    if (!ev || pres_event_set(&ev->socket, sid) < 0 || pres_event_set(&ev->status, u->status) < 0)
         return PRES_ERR_NOMEM;
     ev->last_seen = u->last_seen;
     for (size_t i = 0; i < nrooms; i++)

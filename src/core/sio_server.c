@@ -33,6 +33,7 @@ struct sio_sock {
     char id[SIO_ID_LEN + 1];
     void *data;
     bool announced; /* the connected hook ran, so the disconnect hook must run too */
+    uint32_t stamp; /* last sio_broadcast_groups() round that reached this socket */
     sio_membership *groups;
     uint32_t ngroups, capgroups;
     sio_pending_ack *acks;
@@ -66,6 +67,7 @@ struct sio_server {
     map conns;    /* Engine.IO sid -> sio_conn */
     map groups;   /* group key -> sio_group */
     map handlers; /* event name -> sio_handler */
+    uint32_t round; /* sio_broadcast_groups() rounds, to send once per socket */
     sio_connect_fn on_connect;
     void *on_connect_ud;
     sio_connected_fn on_connected;
@@ -471,6 +473,34 @@ long sio_broadcast(sio_server *srv, const char *nsp, const char *group, const ch
     for (uint32_t i = 0; i < g->n; i++)
         if (sio_conn_send(g->members[i]->conn, f) == 0)
             sent++;
+    frame_unref(f);
+    return sent;
+}
+
+long sio_broadcast_groups(sio_server *srv, const char *nsp, const char *const *groups,
+                          size_t ngroups, const char *event, const cJSON *args)
+{
+    frame *f = NULL;
+    long sent = 0;
+    uint32_t round = ++srv->round;
+    for (size_t i = 0; i < ngroups; i++) {
+        char key[GROUP_KEY_MAX];
+        size_t klen = group_key(key, sizeof(key), nsp, groups[i]);
+        sio_group *g = klen ? map_get(&srv->groups, key, klen) : NULL;
+        if (!g)
+            continue;
+        /* Encode only when someone is there to receive it, and only once. */
+        if (!f && !(f = sio_frame_event(nsp, event, args, SIO_NO_ACK, 0)))
+            return -1;
+        for (uint32_t j = 0; j < g->n; j++) {
+            sio_sock *s = g->members[j];
+            if (s->stamp == round)
+                continue;
+            s->stamp = round;
+            if (sio_conn_send(s->conn, f) == 0)
+                sent++;
+        }
+    }
     frame_unref(f);
     return sent;
 }

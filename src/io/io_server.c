@@ -1189,6 +1189,11 @@ sio_server *io_server_sio(io_server *srv)
     return srv->sio;
 }
 
+void io_server_stop_accepting(io_server *srv)
+{
+    srv->shutting_down = true;
+}
+
 void io_server_shutdown(io_server *srv)
 {
     srv->shutting_down = true;

@@ -1,0 +1,32 @@
+/* gateway — the presence commands of docs/protocol.md on top of the Socket.IO event API: it
+ * identifies sockets, checks every command against the socket's identity, calls the store, answers
+ * with acks, and fans the store's presence events out to the right local sockets.
+ */
+#ifndef PRESENCED_GATEWAY_H
+#define PRESENCED_GATEWAY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "presenced/sio_server.h"
+#include "presenced/store.h"
+
+typedef struct gateway gateway;
+
+typedef struct gateway_opts {
+    bool scoped;                 /* broadcast = scoped (else all) */
+    uint32_t max_metadata_bytes; /* largest metadata object */
+    uint32_t max_bulk_ids;       /* most ids in one query or subscription */
+} gateway_opts;
+
+/* Create the gateway and register its handlers on `sio`. The store is attached afterwards with
+ * gateway_attach_store(), created with the hooks from gateway_store_hooks(). */
+gateway *gateway_new(sio_server *sio, const gateway_opts *opts);
+store_hooks gateway_store_hooks(gateway *gw);
+void gateway_attach_store(gateway *gw, store *st);
+/* Number of identified local sockets. */
+uint32_t gateway_sockets(const gateway *gw);
+/* Free the gateway. The Socket.IO connections must be gone (their disconnect hooks have run). */
+void gateway_free(gateway *gw);
+
+#endif

@@ -1,0 +1,805 @@
+/* The presence gateway: Socket.IO commands in, store operations out, presence events fanned out
+ * to local sockets. Identity is decided once per socket (identify_socket) and every command is
+ * checked against it, so a socket can never act for another user.
+ */
+#include "presenced/gateway.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "presenced/log.h"
+#include "presenced/map.h"
+#include "presenced/pres_cmd.h"
+
+#define NSP "/"
+#define ROOM_GROUP 'r' /* group "r:<room>": the local sockets in a room */
+#define SUB_GROUP 's'  /* group "s:<user>": the local sockets subscribed to a user */
+
+typedef struct gw_sock {
+    char sid[SIO_ID_LEN + 1];
+    sio_sock *sock;
+    char *user; /* NULL until identified */
+    char *metadata;
+    char status[PRES_STATUS_MAX + 1];
+    char **rooms; /* rooms joined, mirrored for re-assertion */
+    size_t nrooms, caprooms;
+} gw_sock;
+
+struct gateway {
+    sio_server *sio;
+    store *st;
+    gateway_opts opts;
+    map socks; /* sid -> gw_sock */
+    uint32_t identified;
+};
+
+/* ---- replies ---- */
+
+static void ack_json(sio_sock *s, int64_t ack_id, cJSON *reply)
+{
+    if (ack_id == SIO_NO_ACK || !reply) {
+        cJSON_Delete(reply);
+        return;
+    }
+    cJSON *args = cJSON_CreateArray();
+    if (args && cJSON_AddItemToArray(args, reply))
+        sio_ack(s, ack_id, args, NULL);
+    else
+        cJSON_Delete(reply);
+    cJSON_Delete(args);
+}
+
+static cJSON *reply_ok(void)
+{
+    cJSON *r = cJSON_CreateObject();
+    if (r && !cJSON_AddTrueToObject(r, "ok")) {
+        cJSON_Delete(r);
+        return NULL;
+    }
+    return r;
+}
+
+static void ack_error(sio_sock *s, int64_t ack_id, const char *code, const char *message)
+{
+    if (ack_id == SIO_NO_ACK)
+        return;
+    cJSON *r = cJSON_CreateObject();
+    cJSON *e = r && cJSON_AddFalseToObject(r, "ok") ? cJSON_AddObjectToObject(r, "error") : NULL;
+    if (e && cJSON_AddStringToObject(e, "code", code) &&
+        cJSON_AddStringToObject(e, "message", message)) {
+        ack_json(s, ack_id, r);
+        return;
+    }
+    cJSON_Delete(r);
+}
+
+static void ack_ok(sio_sock *s, int64_t ack_id)
+{
+    ack_json(s, ack_id, reply_ok());
+}
+
+static void ack_store_error(sio_sock *s, int64_t ack_id, int err)
+{
+    ack_error(s, ack_id, err == STORE_ERR_UNAVAILABLE ? "store_unavailable" : "internal",
+              store_strerror(err));
+}
+
+/* ---- sockets ---- */
+
+static gw_sock *gw_sock_find(gateway *gw, const char *sid)
+{
+    return map_get(&gw->socks, sid, strlen(sid));
+}
+
+static void group_name(char *out, size_t cap, char kind, const char *name)
+{
+    snprintf(out, cap, "%c:%s", kind, name);
+}
+
+#define GROUP_MAX (PRES_ID_MAX + 3)
+
+static int gw_sock_add_room(gw_sock *g, const char *room)
+{
+    for (size_t i = 0; i < g->nrooms; i++)
+        if (strcmp(g->rooms[i], room) == 0)
+            return 0;
+    if (g->nrooms == g->caprooms) {
+        size_t ncap = g->caprooms ? g->caprooms * 2 : 4;
+        char **nr = realloc(g->rooms, ncap * sizeof(*nr));
+        if (!nr)
+            return -1;
+        g->rooms = nr;
+        g->caprooms = ncap;
+    }
+    if (!(g->rooms[g->nrooms] = strdup(room)))
+        return -1;
+    g->nrooms++;
+    return 0;
+}
+
+static void gw_sock_remove_room(gw_sock *g, const char *room)
+{
+    for (size_t i = 0; i < g->nrooms; i++)
+        if (strcmp(g->rooms[i], room) == 0) {
+            free(g->rooms[i]);
+            g->rooms[i] = g->rooms[--g->nrooms];
+            return;
+        }
+}
+
+static void gw_sock_free(gw_sock *g)
+{
+    for (size_t i = 0; i < g->nrooms; i++)
+        free(g->rooms[i]);
+    free(g->rooms);
+    free(g->user);
+    free(g->metadata);
+    free(g);
+}
+
+/* ---- store requests ---- */
+
+typedef enum gw_op {
+    OP_OPEN,
+    OP_IDENTIFY,
+    OP_TOUCH,
+    OP_JOIN,
+    OP_LEAVE,
+    OP_STATUS,
+    OP_QUERY,
+    OP_ROOM_QUERY,
+    OP_QUIET, /* fire and forget */
+} gw_op;
+
+/* One store call in flight. It names its socket by id: the socket may be gone when the store
+ * answers, and then there is nobody to answer. */
+typedef struct gw_req {
+    gateway *gw;
+    gw_op op;
+    char sid[SIO_ID_LEN + 1];
+    int64_t ack_id;
+    char *arg; /* room (join, leave, room query) */
+} gw_req;
+
+static gw_req *req_new(gateway *gw, gw_op op, const gw_sock *g, int64_t ack_id, const char *arg)
+{
+    gw_req *r = calloc(1, sizeof(*r));
+    if (!r)
+        return NULL;
+    r->gw = gw;
+    r->op = op;
+    r->ack_id = ack_id;
+    memcpy(r->sid, g->sid, sizeof(r->sid));
+    if (arg && !(r->arg = strdup(arg))) {
+        free(r);
+        return NULL;
+    }
+    return r;
+}
+
+static void req_free(gw_req *r)
+{
+    free(r->arg);
+    free(r);
+}
+
+static void on_done(int err, void *ud)
+{
+    gw_req *r = ud;
+    gw_sock *g = gw_sock_find(r->gw, r->sid);
+    if (err && err != STORE_ERR_SHUTDOWN)
+        log_debug("store operation failed", "op=%d err=\"%s\"", (int)r->op, store_strerror(err));
+    if (g && r->op != OP_QUIET && r->op != OP_OPEN) {
+        if (err == STORE_OK) {
+            cJSON *reply = reply_ok();
+            if (reply && r->arg && (r->op == OP_JOIN || r->op == OP_LEAVE))
+                cJSON_AddStringToObject(reply, "room", r->arg);
+            ack_json(g->sock, r->ack_id, reply);
+        } else {
+            /* The command did not take effect: undo what was mirrored locally. */
+            if (r->op == OP_JOIN) {
+                char group[GROUP_MAX];
+                group_name(group, sizeof(group), ROOM_GROUP, r->arg);
+                sio_group_leave(g->sock, group);
+                gw_sock_remove_room(g, r->arg);
+            }
+            ack_store_error(g->sock, r->ack_id, err);
+        }
+    }
+    req_free(r);
+}
+
+/* ---- identity ---- */
+
+/* Read {userId, metadata?} from an auth or identify object. Returns 0, or -1 with *why. */
+static int read_identity(gateway *gw, const cJSON *obj, const char **user, char **metadata,
+                         const char **why)
+{
+    *user = NULL;
+    *metadata = NULL;
+    int rc = pres_cmd_name(obj, "userId", user, why);
+    if (rc == PRES_CMD_ABSENT)
+        *user = NULL;
+    if (rc == PRES_CMD_INVALID) {
+        *why = "invalid userId";
+        return -1;
+    }
+    if (pres_cmd_metadata(obj, "metadata", gw->opts.max_metadata_bytes, metadata, why) ==
+        PRES_CMD_INVALID) {
+        *why = "invalid metadata";
+        return -1;
+    }
+    return 0;
+}
+
+/* Make `g` belong to `user` and register it with the store. */
+static int identify_socket(gateway *gw, gw_sock *g, const char *user, char *metadata,
+                           int64_t ack_id, gw_op op)
+{
+    if (!(g->user = strdup(user))) {
+        free(metadata);
+        return -1;
+    }
+    g->metadata = metadata;
+    strcpy(g->status, "online");
+    gw->identified++;
+    gw_req *r = req_new(gw, op, g, ack_id, NULL);
+    if (!r)
+        return -1;
+    store_socket_open(gw->st, g->sid, g->user, NULL, g->metadata, on_done, r);
+    return 0;
+}
+
+/* The command's identity checks: the socket must be identified, and a userId field, if any,
+ * must be the socket's own. Returns 0, or -1 after answering the error. */
+static int check_identity(gw_sock *g, const cJSON *obj, int64_t ack_id)
+{
+    if (!g->user) {
+        ack_error(g->sock, ack_id, "not_identified", "identify first (auth.userId)");
+        return -1;
+    }
+    const char *claimed = NULL, *why = NULL;
+    int rc = pres_cmd_name(obj, "userId", &claimed, &why);
+    if (rc == PRES_CMD_INVALID) {
+        ack_error(g->sock, ack_id, "invalid_argument", why);
+        return -1;
+    }
+    if (rc == PRES_CMD_OK && strcmp(claimed, g->user) != 0) {
+        ack_error(g->sock, ack_id, "forbidden", "userId is not this socket's user");
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- Socket.IO hooks ---- */
+
+static int on_connect(sio_sock *s, cJSON *auth, const char **reject, void *ud)
+{
+    gateway *gw = ud;
+    (void)s;
+    if (auth && !cJSON_IsObject(auth)) {
+        *reject = "invalid auth";
+        return -1;
+    }
+    const char *user, *why;
+    char *metadata;
+    if (read_identity(gw, auth, &user, &metadata, &why) < 0) {
+        *reject = why;
+        return -1;
+    }
+    free(metadata);
+    return 0;
+}
+
+static void on_connected(sio_sock *s, cJSON *auth, void *ud)
+{
+    gateway *gw = ud;
+    gw_sock *g = calloc(1, sizeof(*g));
+    if (!g || map_put(&gw->socks, sio_sock_id(s), strlen(sio_sock_id(s)), g) < 0) {
+        free(g);
+        sio_sock_disconnect(s, "out of memory");
+        return;
+    }
+    snprintf(g->sid, sizeof(g->sid), "%s", sio_sock_id(s));
+    g->sock = s;
+    sio_sock_set_data(s, g);
+    const char *user, *why;
+    char *metadata;
+    /* on_connect() validated the same object already. */
+    if (read_identity(gw, auth, &user, &metadata, &why) == 0 && user &&
+        identify_socket(gw, g, user, metadata, SIO_NO_ACK, OP_OPEN) < 0)
+        sio_sock_disconnect(s, "out of memory");
+}
+
+static void on_disconnect(sio_sock *s, const char *reason, void *ud)
+{
+    gateway *gw = ud;
+    (void)reason;
+    gw_sock *g = sio_sock_data(s);
+    if (!g)
+        return;
+    if (g->user) {
+        gw->identified--;
+        gw_req *r = req_new(gw, OP_QUIET, g, SIO_NO_ACK, NULL);
+        /* A client that went away may come back within offline_grace. */
+        if (r)
+            store_socket_close(gw->st, g->sid, true, on_done, r);
+    }
+    map_del(&gw->socks, g->sid, strlen(g->sid));
+    sio_sock_set_data(s, NULL);
+    gw_sock_free(g);
+}
+
+/* ---- commands ---- */
+
+/* Common start of every command: the socket's state and its argument object. */
+static gw_sock *command_begin(sio_sock *s, cJSON *args, int64_t ack_id, const cJSON **obj)
+{
+    gw_sock *g = sio_sock_data(s);
+    const char *why = NULL;
+    if (!g)
+        return NULL;
+    if (pres_cmd_object(args, obj, &why) == PRES_CMD_INVALID) {
+        ack_error(s, ack_id, "invalid_argument", why);
+        return NULL;
+    }
+    return g;
+}
+
+static void touch_quietly(gateway *gw, gw_sock *g)
+{
+    if (!g->user)
+        return;
+    gw_req *r = req_new(gw, OP_QUIET, g, SIO_NO_ACK, NULL);
+    if (r)
+        store_touch(gw->st, g->sid, on_done, r);
+}
+
+static void cmd_identify(sio_sock *s, const char *event, cJSON *args, const sio_binary *bin,
+                         int64_t ack_id, void *ud)
+{
+    gateway *gw = ud;
+    (void)event, (void)bin;
+    const cJSON *obj;
+    gw_sock *g = command_begin(s, args, ack_id, &obj);
+    if (!g)
+        return;
+    if (g->user) {
+        ack_error(s, ack_id, "already_identified", "this socket is identified already");
+        return;
+    }
+    const char *user, *why;
+    char *metadata;
+    if (read_identity(gw, obj, &user, &metadata, &why) < 0 || !user) {
+        free(metadata);
+        ack_error(s, ack_id, "invalid_argument", user ? why : "invalid userId");
+        return;
+    }
+    if (identify_socket(gw, g, user, metadata, ack_id, OP_IDENTIFY) < 0)
+        ack_error(s, ack_id, "internal", "out of memory");
+}
+
+static void cmd_heartbeat(sio_sock *s, const char *event, cJSON *args, const sio_binary *bin,
+                          int64_t ack_id, void *ud)
+{
+    gateway *gw = ud;
+    (void)event, (void)bin;
+    const cJSON *obj;
+    gw_sock *g = command_begin(s, args, ack_id, &obj);
+    if (!g || check_identity(g, obj, ack_id) < 0)
+        return;
+    gw_req *r = req_new(gw, OP_TOUCH, g, ack_id, NULL);
+    if (!r)
+        return ack_error(s, ack_id, "internal", "out of memory");
+    store_touch(gw->st, g->sid, on_done, r);
+}
+
+static void cmd_room(sio_sock *s, cJSON *args, int64_t ack_id, gateway *gw, bool join)
+{
+    const cJSON *obj;
+    gw_sock *g = command_begin(s, args, ack_id, &obj);
+    if (!g || check_identity(g, obj, ack_id) < 0)
+        return;
+    const char *room = NULL, *why = "room is required";
+    if (pres_cmd_name(obj, "room", &room, &why) != PRES_CMD_OK)
+        return ack_error(s, ack_id, "invalid_argument", why);
+    char group[GROUP_MAX];
+    group_name(group, sizeof(group), ROOM_GROUP, room);
+    /* The local group changes now, so that the socket hears its own join (and not its own
+     * leave) whichever store delivers the event, and whenever. */
+    if (join) {
+        if (sio_group_join(s, group) < 0 || gw_sock_add_room(g, room) < 0)
+            return ack_error(s, ack_id, "internal", "out of memory");
+    } else {
+        sio_group_leave(s, group);
+        gw_sock_remove_room(g, room);
+    }
+    gw_req *r = req_new(gw, join ? OP_JOIN : OP_LEAVE, g, ack_id, room);
+    if (!r)
+        return ack_error(s, ack_id, "internal", "out of memory");
+    if (join)
+        store_room_join(gw->st, g->sid, room, on_done, r);
+    else
+        store_room_leave(gw->st, g->sid, room, on_done, r);
+}
+
+static void cmd_room_join(sio_sock *s, const char *event, cJSON *args, const sio_binary *bin,
+                          int64_t ack_id, void *ud)
+{
+    (void)event, (void)bin;
+    cmd_room(s, args, ack_id, ud, true);
+}
+
+static void cmd_room_leave(sio_sock *s, const char *event, cJSON *args, const sio_binary *bin,
+                           int64_t ack_id, void *ud)
+{
+    (void)event, (void)bin;
+    cmd_room(s, args, ack_id, ud, false);
+}
+
+static void cmd_status(sio_sock *s, const char *event, cJSON *args, const sio_binary *bin,
+                       int64_t ack_id, void *ud)
+{
+    gateway *gw = ud;
+    (void)event, (void)bin;
+    const cJSON *obj;
+    gw_sock *g = command_begin(s, args, ack_id, &obj);
+    if (!g || check_identity(g, obj, ack_id) < 0)
+        return;
+    const char *status = NULL, *why = "status is required";
+    char *metadata = NULL;
+    if (pres_cmd_status(obj, "status", &status, &why) != PRES_CMD_OK ||
+        pres_cmd_metadata(obj, "metadata", gw->opts.max_metadata_bytes, &metadata, &why) ==
+            PRES_CMD_INVALID)
+        return ack_error(s, ack_id, "invalid_argument", why);
+    snprintf(g->status, sizeof(g->status), "%s", status);
+    if (metadata) {
+        free(g->metadata);
+        g->metadata = metadata;
+    }
+    gw_req *r = req_new(gw, OP_STATUS, g, ack_id, NULL);
+    if (!r)
+        return ack_error(s, ack_id, "internal", "out of memory");
+    store_status_set(gw->st, g->sid, status, metadata, on_done, r);
+}
+
+static void cmd_subscription(sio_sock *s, cJSON *args, int64_t ack_id, gateway *gw, bool sub)
+{
+    const cJSON *obj;
+    gw_sock *g = command_begin(s, args, ack_id, &obj);
+    if (!g)
+        return;
+    const char **ids = NULL, *why = "userIds is required";
+    size_t n = 0;
+    if (pres_cmd_names(obj, "userIds", gw->opts.max_bulk_ids, &ids, &n, &why) != PRES_CMD_OK)
+        return ack_error(s, ack_id, "invalid_argument", why);
+    int rc = 0;
+    for (size_t i = 0; i < n; i++) {
+        char group[GROUP_MAX];
+        group_name(group, sizeof(group), SUB_GROUP, ids[i]);
+        if (sub)
+            rc |= sio_group_join(s, group);
+        else
+            sio_group_leave(s, group);
+    }
+    free(ids);
+    if (rc < 0)
+        return ack_error(s, ack_id, "internal", "out of memory");
+    touch_quietly(gw, g);
+    ack_ok(s, ack_id);
+}
+
+static void cmd_subscribe(sio_sock *s, const char *event, cJSON *args, const sio_binary *bin,
+                          int64_t ack_id, void *ud)
+{
+    (void)event, (void)bin;
+    cmd_subscription(s, args, ack_id, ud, true);
+}
+
+static void cmd_unsubscribe(sio_sock *s, const char *event, cJSON *args, const sio_binary *bin,
+                            int64_t ack_id, void *ud)
+{
+    (void)event, (void)bin;
+    cmd_subscription(s, args, ack_id, ud, false);
+}
+
+/* ---- queries ---- */
+
+static void on_users(int err, const store_user *users, size_t n, void *ud)
+{
+    gw_req *r = ud;
+    gw_sock *g = gw_sock_find(r->gw, r->sid);
+    if (!g)
+        goto out;
+    if (err) {
+        ack_store_error(g->sock, r->ack_id, err);
+        goto out;
+    }
+    cJSON *reply = reply_ok(), *map = reply ? cJSON_AddObjectToObject(reply, "users") : NULL;
+    for (size_t i = 0; map && i < n; i++) {
+        const store_user *u = &users[i];
+        /* An invisible user reads as offline to everyone but themselves. */
+        bool hidden = u->online && strcmp(u->status, "invisible") == 0 &&
+                      !(g->user && strcmp(g->user, u->user) == 0);
+        bool online = u->online && !hidden;
+        cJSON *o = cJSON_CreateObject();
+        if (!o || !cJSON_AddBoolToObject(o, "online", online) ||
+            !cJSON_AddStringToObject(o, "status", online ? u->status : "offline") ||
+            !(u->last_seen ? cJSON_AddNumberToObject(o, "lastSeen", (double)u->last_seen)
+                           : cJSON_AddNullToObject(o, "lastSeen"))) {
+            cJSON_Delete(o);
+            map = NULL;
+            break;
+        }
+        /* Asking twice for one id answers once. */
+        if (cJSON_GetObjectItemCaseSensitive(map, u->user))
+            cJSON_Delete(o);
+        else
+            cJSON_AddItemToObject(map, u->user, o);
+    }
+    if (!map) {
+        cJSON_Delete(reply);
+        ack_error(g->sock, r->ack_id, "internal", "out of memory");
+    } else {
+        ack_json(g->sock, r->ack_id, reply);
+    }
+out:
+    req_free(r);
+}
+
+static void cmd_query(sio_sock *s, const char *event, cJSON *args, const sio_binary *bin,
+                      int64_t ack_id, void *ud)
+{
+    gateway *gw = ud;
+    (void)event, (void)bin;
+    const cJSON *obj;
+    gw_sock *g = command_begin(s, args, ack_id, &obj);
+    if (!g)
+        return;
+    const char **ids = NULL, *why = "userIds is required";
+    size_t n = 0;
+    if (pres_cmd_names(obj, "userIds", gw->opts.max_bulk_ids, &ids, &n, &why) != PRES_CMD_OK)
+        return ack_error(s, ack_id, "invalid_argument", why);
+    gw_req *r = req_new(gw, OP_QUERY, g, ack_id, NULL);
+    if (!r) {
+        free(ids);
+        return ack_error(s, ack_id, "internal", "out of memory");
+    }
+    store_users_query(gw->st, ids, n, on_users, r);
+    free(ids);
+    touch_quietly(gw, g);
+}
+
+static void on_room(int err, const char *const *users, size_t n, size_t total, void *ud)
+{
+    gw_req *r = ud;
+    gw_sock *g = gw_sock_find(r->gw, r->sid);
+    if (!g)
+        goto out;
+    if (err) {
+        ack_store_error(g->sock, r->ack_id, err);
+        goto out;
+    }
+    cJSON *reply = reply_ok();
+    cJSON *list = NULL;
+    if (reply && cJSON_AddStringToObject(reply, "room", r->arg) &&
+        cJSON_AddNumberToObject(reply, "onlineCount", (double)total))
+        list = cJSON_AddArrayToObject(reply, "users");
+    for (size_t i = 0; list && i < n; i++) {
+        cJSON *u = cJSON_CreateString(users[i]);
+        if (!u || !cJSON_AddItemToArray(list, u)) {
+            cJSON_Delete(u);
+            list = NULL;
+        }
+    }
+    if (!list) {
+        cJSON_Delete(reply);
+        ack_error(g->sock, r->ack_id, "internal", "out of memory");
+    } else {
+        ack_json(g->sock, r->ack_id, reply);
+    }
+out:
+    req_free(r);
+}
+
+static void cmd_room_query(sio_sock *s, const char *event, cJSON *args, const sio_binary *bin,
+                           int64_t ack_id, void *ud)
+{
+    gateway *gw = ud;
+    (void)event, (void)bin;
+    const cJSON *obj;
+    gw_sock *g = command_begin(s, args, ack_id, &obj);
+    if (!g)
+        return;
+    const char *room = NULL, *why = "room is required";
+    if (pres_cmd_name(obj, "room", &room, &why) != PRES_CMD_OK)
+        return ack_error(s, ack_id, "invalid_argument", why);
+    gw_req *r = req_new(gw, OP_ROOM_QUERY, g, ack_id, room);
+    if (!r)
+        return ack_error(s, ack_id, "internal", "out of memory");
+    store_room_query(gw->st, room, 0, on_room, r);
+    touch_quietly(gw, g);
+}
+
+/* ---- events from the store ---- */
+
+static bool is_invisible(const char *status)
+{
+    return status && strcmp(status, "invisible") == 0;
+}
+
+/* Send one event to its audience: every socket, or (scoped) the sockets subscribed to the user
+ * or sharing one of `ev->rooms` with them. */
+static void fan_out(gateway *gw, const pres_event *ev, const char *name, const cJSON *payload)
+{
+    cJSON *args = cJSON_CreateArray();
+    cJSON *copy = cJSON_Duplicate(payload, 1);
+    if (!args || !copy || !cJSON_AddItemToArray(args, copy)) {
+        cJSON_Delete(copy);
+        cJSON_Delete(args);
+        return;
+    }
+    if (!gw->opts.scoped) {
+        sio_broadcast(gw->sio, NSP, NULL, name, args);
+        cJSON_Delete(args);
+        return;
+    }
+    size_t ngroups = 1 + ev->nrooms;
+    char(*names)[GROUP_MAX] = malloc(ngroups * sizeof(*names));
+    const char **groups = malloc(ngroups * sizeof(*groups));
+    if (names && groups) {
+        group_name(names[0], GROUP_MAX, SUB_GROUP, ev->user);
+        for (size_t i = 0; i < ev->nrooms; i++)
+            group_name(names[i + 1], GROUP_MAX, ROOM_GROUP, ev->rooms[i]);
+        for (size_t i = 0; i < ngroups; i++)
+            groups[i] = names[i];
+        sio_broadcast_groups(gw->sio, NSP, groups, ngroups, name, args);
+    }
+    free(groups);
+    free(names);
+    cJSON_Delete(args);
+}
+
+/* An update that crosses the invisible line reads, for everyone else, as going offline or coming
+ * online. */
+static void deliver_update(gateway *gw, const pres_event *ev)
+{
+    bool was = is_invisible(ev->prev_status), now = is_invisible(ev->status);
+    pres_event view = *ev;
+    if (was && now)
+        return;
+    if (!was && !now) {
+        cJSON *p = pres_event_payload(ev);
+        if (p)
+            fan_out(gw, ev, pres_event_name(PRES_EV_UPDATE), p);
+        cJSON_Delete(p);
+        return;
+    }
+    view.type = now ? PRES_EV_OFFLINE : PRES_EV_ONLINE;
+    view.last_seen = ev->at;
+    view.socket = NULL;
+    cJSON *p = pres_event_payload(&view);
+    if (p)
+        fan_out(gw, ev, pres_event_name(view.type), p);
+    cJSON_Delete(p);
+}
+
+static void on_event(const pres_event *ev, void *ud)
+{
+    gateway *gw = ud;
+    cJSON *p = NULL;
+    switch (ev->type) {
+    case PRES_EV_ROOM_JOIN:
+    case PRES_EV_ROOM_LEAVE: {
+        char group[GROUP_MAX];
+        group_name(group, sizeof(group), ROOM_GROUP, ev->room);
+        cJSON *args = cJSON_CreateArray();
+        if (args && (p = pres_event_payload(ev)) && cJSON_AddItemToArray(args, p)) {
+            p = NULL;
+            sio_broadcast(gw->sio, NSP, group, pres_event_name(ev->type), args);
+        }
+        cJSON_Delete(args);
+        break;
+    }
+    case PRES_EV_ONLINE:
+    case PRES_EV_OFFLINE:
+        /* An invisible user's comings and goings are nobody's business. */
+        if (is_invisible(ev->status))
+            break;
+        if ((p = pres_event_payload(ev)))
+            fan_out(gw, ev, pres_event_name(ev->type), p);
+        break;
+    case PRES_EV_UPDATE:
+        deliver_update(gw, ev);
+        break;
+    }
+    cJSON_Delete(p);
+}
+
+static void on_reassert(void *ud)
+{
+    gateway *gw = ud;
+    size_t pos = 0, n = 0;
+    map_slot *slot;
+    while ((slot = map_next(&gw->socks, &pos))) {
+        gw_sock *g = slot->value;
+        if (!g->user)
+            continue;
+        gw_req *r = req_new(gw, OP_QUIET, g, SIO_NO_ACK, NULL);
+        if (!r)
+            continue;
+        store_socket_assert(gw->st, g->sid, g->user, g->status, g->metadata,
+                            (const char *const *)g->rooms, g->nrooms, on_done, r);
+        n++;
+    }
+    log_info("re-asserted local sockets", "sockets=%zu", n);
+}
+
+static void on_availability(bool available, void *ud)
+{
+    (void)ud;
+    if (available)
+        log_info("store available", NULL);
+    else
+        log_warn("store unavailable", NULL);
+}
+
+/* ---- lifecycle ---- */
+
+gateway *gateway_new(sio_server *sio, const gateway_opts *opts)
+{
+    gateway *gw = calloc(1, sizeof(*gw));
+    if (!gw)
+        return NULL;
+    gw->sio = sio;
+    gw->opts = *opts;
+    uint64_t seed = 0;
+    if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed))
+        seed = (uint64_t)(uintptr_t)gw;
+    map_init(&gw->socks, seed);
+    static const struct {
+        const char *name;
+        sio_event_fn fn;
+    } commands[] = {
+        {"presence:identify", cmd_identify},       {"presence:heartbeat", cmd_heartbeat},
+        {"presence:room:join", cmd_room_join},     {"presence:room:leave", cmd_room_leave},
+        {"presence:status", cmd_status},           {"presence:subscribe", cmd_subscribe},
+        {"presence:unsubscribe", cmd_unsubscribe}, {"presence:query", cmd_query},
+        {"presence:room:query", cmd_room_query},
+    };
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        if (sio_server_on(sio, commands[i].name, commands[i].fn, gw) < 0) {
+            gateway_free(gw);
+            return NULL;
+        }
+    sio_server_on_connect(sio, on_connect, gw);
+    sio_server_on_connected(sio, on_connected, gw);
+    sio_server_on_disconnect(sio, on_disconnect, gw);
+    return gw;
+}
+
+store_hooks gateway_store_hooks(gateway *gw)
+{
+    return (store_hooks){
+        .event = on_event, .reassert = on_reassert, .availability = on_availability, .ud = gw};
+}
+
+void gateway_attach_store(gateway *gw, store *st)
+{
+    gw->st = st;
+}
+
+uint32_t gateway_sockets(const gateway *gw)
+{
+    return gw->identified;
+}
+
+void gateway_free(gateway *gw)
+{
+    if (!gw)
+        return;
+    map_deinit(&gw->socks);
+    free(gw);
+}
