@@ -365,13 +365,25 @@ static void test_groups_and_broadcast(void **state)
     assert_int_equal(f0->refs, 2);
     assert_string_equal(next_out(c[0]), "42[\"hi\"]");
     assert_null(next_out(c[2]));
+    /* Several groups: each socket once, however many of the groups it is in. */
+    assert_string_equal(next_out(c[1]), "42[\"hi\"]");
+    assert_int_equal(sio_group_join(socks[0], "other"), 0);
+    const char *const groups[] = {"room", "other", "nobody"};
+    assert_int_equal(sio_broadcast_groups(srv, "/", groups, 3, "multi", NULL), 2);
+    assert_string_equal(next_out(c[0]), "42[\"multi\"]");
+    assert_null(next_out(c[0]));
+    assert_string_equal(next_out(c[1]), "42[\"multi\"]");
+    assert_null(next_out(c[2]));
+    sio_group_leave(socks[0], "other");
     sio_group_leave(socks[0], "room");
     assert_int_equal(sio_group_size(srv, "/", "room"), 1);
     assert_int_equal(sio_broadcast(srv, "/", NULL, "all", NULL), 3);
-    /* c[1] now holds two frames, the limit: the next one marks it a slow reader. */
+    assert_int_equal(sio_broadcast(srv, "/", NULL, "all", NULL), 3);
+    /* Every queue now holds two frames, the limit: the next one marks them slow readers. */
     io.closes = 0;
-    assert_int_equal(sio_broadcast(srv, "/", NULL, "all", NULL), 2);
-    assert_int_equal(io.closes, 1);
+    assert_string_equal(next_out(c[0]), "42[\"all\"]");
+    assert_int_equal(sio_broadcast(srv, "/", NULL, "all", NULL), 1);
+    assert_int_equal(io.closes, 2);
     assert_string_equal(io.close_reason, "send queue full");
     for (int i = 0; i < 3; i++)
         sio_conn_free(c[i], "test");
