@@ -61,6 +61,7 @@ typedef struct cfg {
     uint32_t stream_maxlen;       /* approximate length of the Redis event stream */
     char redis_prefix[64];        /* prefix of every Redis key */
     uint32_t shutdown_timeout;    /* s: SIGTERM to exit at most */
+    uint32_t max_http_body;       /* bytes of an HTTP API request body */
     cfg_log_level log_level;      /* "log_level" = error | warn | info | debug */
     cfg_conformance conformance;  /* "conformance" = off | socketio | engineio */
 } cfg;

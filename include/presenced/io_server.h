@@ -8,6 +8,8 @@
 
 #include <uv.h>
 
+#include "presenced/io_http.h"
+#include "presenced/io_http.h"
 #include "presenced/sio_server.h"
 
 typedef struct io_server io_server;
@@ -23,6 +25,13 @@ typedef struct io_server_opts {
      * ws_message_gap; only the conformance presets set it). */
     uint32_t frame_gap_us;
     sio_server_opts sio; /* the core's options (copied) */
+    /* Plain HTTP requests (not Engine.IO), or NULL to answer them 404. */
+    io_http_handler http_handler;
+    void *http_ud;
+    uint32_t max_http_body; /* bytes of a plain HTTP request body */
+    /* A second listener for plain HTTP only (health, metrics), or NULL. */
+    const char *admin_host;
+    uint16_t admin_port;
 } io_server_opts;
 
 /* Create the server on `loop` and start listening. Returns NULL (after logging why) when the

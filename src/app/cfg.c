@@ -134,6 +134,8 @@ static const cfg_key cfg_keys[] = {
     {"redis_prefix", CFG_TYPE_STRING, "presenced:", 0, 0, NULL, offsetof(cfg, redis_prefix), 0,
      sizeof(((cfg *)0)->redis_prefix), cfg_check_prefix, "PREFIX",
      "Redis store: prefix of every key (letters, digits, ':', '_', '-', '.'; at most 63)."},
+    {"max_http_body", CFG_TYPE_UINT, "1048576", 1, 104857600, NULL, offsetof(cfg, max_http_body), 0,
+     0, NULL, "BYTES", "Largest HTTP API request body; larger ones get 413."},
     {"shutdown_timeout", CFG_TYPE_UINT, "10", 1, 600, NULL, offsetof(cfg, shutdown_timeout), 0, 0,
      NULL, "SECONDS",
      "Seconds SIGTERM may take: marking this instance's users offline, closing connections."},

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "presenced/api.h"
 #include "presenced/app.h"
 #include "presenced/cfg.h"
 #include "presenced/gateway.h"
@@ -21,6 +22,7 @@ typedef struct app {
     io_server *server;
     gateway *gw;
     store *st;
+    api *api;
     uint64_t shutdown_ms;
     bool stopping, stopped;
 } app;
@@ -35,6 +37,7 @@ static void finish_shutdown(app *a)
     uv_timer_stop(&a->shutdown_timer);
     uv_close((uv_handle_t *)&a->shutdown_timer, NULL);
     io_server_shutdown(a->server);
+    api_attach_store(a->api, NULL);
     store_free(a->st);
     a->st = NULL;
     uv_stop(&a->loop);
@@ -114,6 +117,7 @@ static int start_presence(app *a, const cfg *c)
     if (!a->st)
         return -1;
     gateway_attach_store(a->gw, a->st);
+    api_attach_store(a->api, a->st);
     log_info("presence", "instance=%s store=%s broadcast=%s", instance,
              c->store == CFG_STORE_REDIS ? "redis" : "memory", gopts.scoped ? "scoped" : "all");
     return 0;
@@ -154,6 +158,8 @@ static int run(const cfg *c)
         .allowed_origins = c->allowed_origins,
         .max_connections = c->max_connections,
         .http_timeout = c->http_timeout,
+        .http_handler = api_handle,
+        .max_http_body = c->max_http_body,
         .frame_gap_us = c->ws_message_gap,
         .sio =
             {
@@ -168,8 +174,12 @@ static int run(const cfg *c)
                 .hash_seed = random_seed(),
             },
     };
-    a.server = io_server_new(&a.loop, &opts);
+    api_opts aopts = {0};
+    a.api = api_new(&aopts);
+    opts.http_ud = a.api;
+    a.server = a.api ? io_server_new(&a.loop, &opts) : NULL;
     if (!a.server) {
+        api_free(a.api);
         uv_loop_close(&a.loop);
         return 1;
     }
@@ -184,6 +194,7 @@ static int run(const cfg *c)
         store_free(a.st);
         io_server_free(a.server);
         gateway_free(a.gw);
+        api_free(a.api);
         uv_loop_close(&a.loop);
         return 1;
     }
@@ -201,6 +212,7 @@ static int run(const cfg *c)
     uv_run(&a.loop, UV_RUN_DEFAULT);
     io_server_free(a.server);
     gateway_free(a.gw);
+    api_free(a.api);
     rc = uv_loop_close(&a.loop);
     if (rc != 0)
         log_warn("loop closed with live handles", "err=\"%s\"", uv_strerror(rc));

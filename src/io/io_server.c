@@ -18,6 +18,7 @@
 
 #include <libwebsockets.h>
 
+#include "presenced/io_http.h"
 #include "presenced/log.h"
 
 _Static_assert(LWS_PRE <= FRAME_HEADROOM, "frames must leave room for the WebSocket header");
@@ -34,9 +35,12 @@ typedef enum io_pss_kind {
     PSS_HELD,     /* a long-poll GET waiting for packets */
     PSS_POST,     /* a POST body is being received */
     PSS_WS,       /* a WebSocket */
+    PSS_API_BODY, /* a plain HTTP request's body is being received */
+    PSS_API_WAIT, /* a plain HTTP request waits for its handler's answer */
+    PSS_STREAM,   /* an open-ended response (Server-Sent Events) */
 } io_pss_kind;
 
-typedef enum io_phase { PHASE_IDLE = 0, PHASE_HEADERS, PHASE_BODY } io_phase;
+typedef enum io_phase { PHASE_IDLE = 0, PHASE_HEADERS, PHASE_BODY, PHASE_STREAM } io_phase;
 
 /* Per-wsi state (lws allocates it zeroed for each connection). */
 typedef struct io_pss {
@@ -56,7 +60,28 @@ typedef struct io_pss {
     uint64_t last_write_ns; /* when the last WebSocket message went out (for frame_gap_us) */
     char origin[IO_ORIGIN_MAX];
     char sid[EIO_SID_LEN + 1]; /* WebSocket upgrade of an existing session */
+    io_http_req *req;          /* a plain HTTP request (PSS_API_*, PSS_STREAM) */
+    char **extra;              /* extra response headers: name, value, ..., NULL (owned) */
 } io_pss;
+
+/* A plain HTTP request (include/presenced/io_http.h). */
+struct io_http_req {
+    struct lws *wsi; /* NULL once the client is gone */
+    io_server *srv;
+    int listener;
+    char method[8];
+    char *path;
+    char **args;
+    size_t nargs;
+    char authorization[1024];
+    char last_event_id[128];
+    char content_type[128];
+    buf body;
+    bool streaming, ending;
+    buf out; /* stream bytes waiting, after LWS_PRE spare bytes */
+    io_http_close_fn on_close;
+    void *close_ud;
+};
 
 struct io_conn {
     io_server *srv;
@@ -75,6 +100,7 @@ struct io_server {
     uv_loop_t *loop;
     struct lws_context *ctx;
     struct lws_vhost *vhost;
+    struct lws_vhost *admin_vhost;
     sio_server *sio;
     io_server_opts opts;
     char path[256];
@@ -168,6 +194,14 @@ static int parse_origins(io_server *srv, const char *list)
 
 /* Store a response in the pss and ask for WRITEABLE: headers go out on the first writeable
  * callback, the body on the second. */
+static void free_extra(io_pss *pss)
+{
+    for (char **h = pss->extra; h && *h; h++)
+        free(*h);
+    free(pss->extra);
+    pss->extra = NULL;
+}
+
 static int respond(struct lws *wsi, io_pss *pss, unsigned status, const char *ctype,
                    const void *body, size_t len)
 {
@@ -199,8 +233,13 @@ static int write_headers(struct lws *wsi, io_pss *pss)
     uint8_t hdr[LWS_PRE + 1024];
     uint8_t *start = hdr + LWS_PRE, *p = start, *end = hdr + sizeof(hdr) - 1;
     size_t len = pss->body.len - LWS_PRE;
-    if (lws_add_http_common_headers(wsi, pss->status, pss->ctype, (lws_filepos_t)len, &p, end))
+    lws_filepos_t clen = pss->kind == PSS_STREAM ? LWS_ILLEGAL_HTTP_CONTENT_LEN : len;
+    if (lws_add_http_common_headers(wsi, pss->status, pss->ctype, clen, &p, end))
         return -1;
+    for (char **h = pss->extra; h && h[0] && h[1]; h += 2)
+        if (lws_add_http_header_by_name(wsi, (const uint8_t *)h[0], (const uint8_t *)h[1],
+                                        (int)strlen(h[1]), &p, end))
+            return -1;
     if (pss->cors) {
         const char *o = pss->origin;
         if (lws_add_http_header_by_name(wsi, (const uint8_t *)"access-control-allow-origin:",
@@ -231,22 +270,41 @@ static int write_headers(struct lws *wsi, io_pss *pss)
     return lws_finalize_write_http_header(wsi, start, &p, end) ? -1 : 0;
 }
 
+/* WRITEABLE for an open-ended response: send what is queued; once the owner ended the stream
+ * and nothing is left, close the connection (there is no Content-Length to end it). */
+static int write_stream(struct lws *wsi, io_pss *pss)
+{
+    io_http_req *req = pss->req;
+    if (!req)
+        return -1;
+    size_t len = req->out.len > LWS_PRE ? req->out.len - LWS_PRE : 0;
+    if (len) {
+        if (lws_write(wsi, req->out.data + LWS_PRE, len, LWS_WRITE_HTTP) < (int)len)
+            return -1;
+        req->out.len = LWS_PRE;
+    }
+    return req->ending ? -1 : 0;
+}
+
 /* WRITEABLE for an HTTP response. Returns what the lws callback must return. */
 static int write_response(struct lws *wsi, io_pss *pss)
 {
     if (pss->phase == PHASE_HEADERS) {
         if (write_headers(wsi, pss) < 0)
             return -1;
-        pss->phase = PHASE_BODY;
+        pss->phase = pss->kind == PSS_STREAM ? PHASE_STREAM : PHASE_BODY;
         lws_callback_on_writable(wsi);
         return 0;
     }
+    if (pss->phase == PHASE_STREAM)
+        return write_stream(wsi, pss);
     if (pss->phase != PHASE_BODY)
         return 0;
     size_t len = pss->body.len - LWS_PRE;
     if (lws_write(wsi, pss->body.data + LWS_PRE, len, LWS_WRITE_HTTP_FINAL) < (int)len)
         return -1;
     buf_deinit(&pss->body);
+    free_extra(pss);
     pss->phase = PHASE_IDLE;
     pss->kind = PSS_NONE;
     return lws_http_transaction_completed(wsi) ? -1 : 0;
@@ -698,6 +756,280 @@ static int http_poll_body_done(struct lws *wsi, io_pss *pss)
     return rc;
 }
 
+/* ---- plain HTTP requests (io_http.h) ---- */
+
+static bool is_method(struct lws *wsi, enum lws_token_indexes t);
+
+static const struct {
+    enum lws_token_indexes token;
+    const char *name;
+} http_methods[] = {
+    {WSI_TOKEN_GET_URI, "GET"},       {WSI_TOKEN_POST_URI, "POST"},
+    {WSI_TOKEN_PUT_URI, "PUT"},       {WSI_TOKEN_PATCH_URI, "PATCH"},
+    {WSI_TOKEN_DELETE_URI, "DELETE"}, {WSI_TOKEN_OPTIONS_URI, "OPTIONS"},
+    {WSI_TOKEN_HEAD_URI, "HEAD"},
+};
+
+static void http_req_free(io_http_req *req)
+{
+    for (size_t i = 0; i < req->nargs; i++)
+        free(req->args[i]);
+    free(req->args);
+    free(req->path);
+    buf_deinit(&req->body);
+    buf_deinit(&req->out);
+    free(req);
+}
+
+/* Copy what a handler may ask about the request while lws still has the headers. */
+static io_http_req *http_req_new(io_server *srv, struct lws *wsi)
+{
+    io_http_req *req = calloc(1, sizeof(*req));
+    if (!req)
+        return NULL;
+    req->wsi = wsi;
+    req->srv = srv;
+    req->listener = lws_get_vhost(wsi) == srv->admin_vhost ? 1 : 0;
+    enum lws_token_indexes token = WSI_TOKEN_GET_URI;
+    for (size_t i = 0; i < sizeof(http_methods) / sizeof(http_methods[0]); i++)
+        if (is_method(wsi, http_methods[i].token)) {
+            token = http_methods[i].token;
+            snprintf(req->method, sizeof(req->method), "%s", http_methods[i].name);
+            break;
+        }
+    int n = lws_hdr_total_length(wsi, token);
+    if (!(req->path = malloc((size_t)n + 1)) || lws_hdr_copy(wsi, req->path, n + 1, token) < 0)
+        goto fail;
+    char frag[4096];
+    for (int i = 0; lws_hdr_copy_fragment(wsi, frag, sizeof(frag), WSI_TOKEN_HTTP_URI_ARGS, i) >= 0;
+         i++) {
+        if (!frag[0])
+            break;
+        char **na = realloc(req->args, (req->nargs + 1) * sizeof(*na));
+        if (!na)
+            goto fail;
+        req->args = na;
+        if (!(req->args[req->nargs] = strdup(frag)))
+            goto fail;
+        req->nargs++;
+    }
+    /* An argument longer than our buffer: keep a marker so handlers refuse the request. */
+    if (lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_URI_ARGS, (int)req->nargs) > 0) {
+        char **na = realloc(req->args, (req->nargs + 1) * sizeof(*na));
+        if (!na || !(na[req->nargs] = strdup("\x01toolong")))
+            goto fail;
+        req->args = na;
+        req->nargs++;
+    }
+    lws_hdr_copy(wsi, req->authorization, sizeof(req->authorization), WSI_TOKEN_HTTP_AUTHORIZATION);
+    lws_hdr_copy(wsi, req->content_type, sizeof(req->content_type), WSI_TOKEN_HTTP_CONTENT_TYPE);
+    if (lws_hdr_custom_copy(wsi, req->last_event_id, sizeof(req->last_event_id),
+                            "last-event-id:", 14) < 0)
+        req->last_event_id[0] = 0;
+    return req;
+fail:
+    http_req_free(req);
+    return NULL;
+}
+
+/* LWS_CALLBACK_HTTP for anything that is not Engine.IO: collect the body if one comes, then hand
+ * the request to the handler. */
+static int http_api_request(io_server *srv, struct lws *wsi, io_pss *pss)
+{
+    if (!srv->opts.http_handler)
+        return respond(wsi, pss, HTTP_STATUS_NOT_FOUND, "application/json",
+                       "{\"error\":{\"code\":\"not_found\",\"message\":\"Not found\"}}", 52);
+    io_http_req *req = http_req_new(srv, wsi);
+    if (!req)
+        return -1;
+    pss->req = req;
+    char clen[24];
+    bool has_body = lws_hdr_copy(wsi, clen, sizeof(clen), WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0 &&
+                    strtoull(clen, NULL, 10) > 0;
+    if (has_body && strtoull(clen, NULL, 10) > srv->opts.max_http_body) {
+        pss->req = NULL;
+        http_req_free(req);
+        return respond(
+            wsi, pss, HTTP_STATUS_REQ_ENTITY_TOO_LARGE, "application/json",
+            "{\"error\":{\"code\":\"too_large\",\"message\":\"Body over max_http_body\"}}", 67);
+    }
+    if (has_body) {
+        pss->kind = PSS_API_BODY;
+        return 0;
+    }
+    pss->kind = PSS_API_WAIT;
+    srv->opts.http_handler(req, srv->opts.http_ud);
+    return 0;
+}
+
+static int http_api_body(io_server *srv, struct lws *wsi, io_pss *pss, const void *in, size_t len)
+{
+    io_http_req *req = pss->req;
+    if (req->body.len + len > srv->opts.max_http_body) {
+        pss->req = NULL;
+        http_req_free(req);
+        return respond(
+            wsi, pss, HTTP_STATUS_REQ_ENTITY_TOO_LARGE, "application/json",
+            "{\"error\":{\"code\":\"too_large\",\"message\":\"Body over max_http_body\"}}", 67);
+    }
+    return buf_append(&req->body, in, len);
+}
+
+static void http_api_body_done(io_server *srv, io_pss *pss)
+{
+    pss->kind = PSS_API_WAIT;
+    srv->opts.http_handler(pss->req, srv->opts.http_ud);
+}
+
+/* The client of a plain HTTP request went away: tell a stream's owner; the owner still ends
+ * the request. */
+static void http_api_gone(io_pss *pss)
+{
+    io_http_req *req = pss->req;
+    pss->req = NULL;
+    if (!req)
+        return;
+    req->wsi = NULL;
+    if (req->ending) {
+        http_req_free(req);
+        return;
+    }
+    if (req->on_close)
+        req->on_close(req, req->close_ud);
+}
+
+const char *io_http_method(const io_http_req *req)
+{
+    return req->method;
+}
+
+const char *io_http_path(const io_http_req *req)
+{
+    return req->path;
+}
+
+size_t io_http_query_count(const io_http_req *req)
+{
+    return req->nargs;
+}
+
+const char *io_http_query_arg(const io_http_req *req, size_t i)
+{
+    return i < req->nargs ? req->args[i] : NULL;
+}
+
+const char *io_http_authorization(const io_http_req *req)
+{
+    return req->authorization;
+}
+
+const char *io_http_last_event_id(const io_http_req *req)
+{
+    return req->last_event_id;
+}
+
+const char *io_http_content_type(const io_http_req *req)
+{
+    return req->content_type;
+}
+
+const uint8_t *io_http_body(const io_http_req *req, size_t *len)
+{
+    *len = req->body.len;
+    return req->body.data;
+}
+
+int io_http_listener(const io_http_req *req)
+{
+    return req->listener;
+}
+
+bool io_http_alive(const io_http_req *req)
+{
+    return req->wsi != NULL;
+}
+
+static char **copy_headers(const char *const *headers)
+{
+    size_t n = 0;
+    while (headers && headers[n])
+        n++;
+    if (!n)
+        return NULL;
+    char **out = calloc(n + 1, sizeof(char *));
+    for (size_t i = 0; out && i < n; i++)
+        out[i] = strdup(headers[i]);
+    return out;
+}
+
+void io_http_respond(io_http_req *req, unsigned status, const char *content_type,
+                     const char *const *headers, const void *body, size_t len)
+{
+    struct lws *wsi = req->wsi;
+    if (wsi) {
+        io_pss *pss = lws_wsi_user(wsi);
+        pss->req = NULL;
+        respond(wsi, pss, status, content_type, body, len);
+        pss->extra = copy_headers(headers);
+        /* Answered from outside a callback (after a store round trip): wake lws. */
+        lws_cancel_service(req->srv->ctx);
+    }
+    http_req_free(req);
+}
+
+int io_http_stream_start(io_http_req *req, const char *content_type, io_http_close_fn on_close,
+                         void *ud)
+{
+    struct lws *wsi = req->wsi;
+    if (!wsi || req->streaming)
+        return -1;
+    io_pss *pss = lws_wsi_user(wsi);
+    if (respond(wsi, pss, HTTP_STATUS_OK, content_type, NULL, 0) < 0 ||
+        buf_reserve(&req->out, LWS_PRE + 256) < 0)
+        return -1;
+    static const char *const sse_headers[] = {"cache-control:", "no-cache",
+                                              "x-accel-buffering:", "no", NULL};
+    pss->extra = copy_headers(sse_headers);
+    pss->kind = PSS_STREAM;
+    req->streaming = true;
+    req->on_close = on_close;
+    req->close_ud = ud;
+    memset(req->out.data, 0, LWS_PRE);
+    req->out.len = LWS_PRE;
+    /* A stream lives as long as both sides want it: no lws timeout. */
+    lws_http_mark_sse(wsi);
+    lws_cancel_service(req->srv->ctx);
+    return 0;
+}
+
+int io_http_stream_write(io_http_req *req, const void *data, size_t len, size_t max_queued)
+{
+    if (!req->wsi || !req->streaming || req->ending)
+        return -1;
+    if (req->out.len - LWS_PRE + len > max_queued) {
+        io_http_stream_end(req);
+        return -1;
+    }
+    if (buf_append(&req->out, data, len) < 0)
+        return -1;
+    lws_callback_on_writable(req->wsi);
+    return 0;
+}
+
+void io_http_stream_end(io_http_req *req)
+{
+    if (req->ending)
+        return;
+    req->ending = true;
+    if (!req->wsi) {
+        http_req_free(req);
+        return;
+    }
+    /* The request is freed when the connection closes (http_api_gone). */
+    lws_callback_on_writable(req->wsi);
+    lws_cancel_service(req->srv->ctx);
+}
+
 static bool is_method(struct lws *wsi, enum lws_token_indexes t)
 {
     return lws_hdr_total_length(wsi, t) > 0;
@@ -708,6 +1040,7 @@ static bool is_method(struct lws *wsi, enum lws_token_indexes t)
 static int http_request(io_server *srv, struct lws *wsi, io_pss *pss)
 {
     buf_deinit(&pss->body);
+    free_extra(pss);
     memset(pss, 0, sizeof(*pss));
     char conn_hdr[32];
     pss->conn_close = lws_hdr_copy(wsi, conn_hdr, sizeof(conn_hdr), WSI_TOKEN_CONNECTION) > 0 &&
@@ -718,11 +1051,13 @@ static int http_request(io_server *srv, struct lws *wsi, io_pss *pss)
                     : post    ? WSI_TOKEN_POST_URI
                     : options ? WSI_TOKEN_OPTIONS_URI
                               : WSI_TOKEN_PUT_URI;
-    if (!path_matches(srv, wsi, uri_token) &&
-        !(uri_token == WSI_TOKEN_PUT_URI && (path_matches(srv, wsi, WSI_TOKEN_PATCH_URI) ||
-                                             path_matches(srv, wsi, WSI_TOKEN_DELETE_URI))))
-        return respond(wsi, pss, HTTP_STATUS_NOT_FOUND, "application/json",
-                       "{\"error\":{\"code\":\"not_found\",\"message\":\"Not found\"}}", 52);
+    /* Engine.IO lives at `path` on the main listener; everything else is the HTTP API's. */
+    bool eio = lws_get_vhost(wsi) != srv->admin_vhost &&
+               (path_matches(srv, wsi, uri_token) ||
+                (uri_token == WSI_TOKEN_PUT_URI && (path_matches(srv, wsi, WSI_TOKEN_PATCH_URI) ||
+                                                    path_matches(srv, wsi, WSI_TOKEN_DELETE_URI))));
+    if (!eio)
+        return http_api_request(srv, wsi, pss);
     int olen = lws_hdr_copy(wsi, pss->origin, sizeof(pss->origin), WSI_TOKEN_ORIGIN);
     if (olen < 0 || !origin_allowed(srv, olen > 0 ? pss->origin : "")) {
         pss->origin[0] = 0;
@@ -783,7 +1118,7 @@ static int ws_filter(io_server *srv, struct lws *wsi, io_pss *pss)
 {
     if (srv->shutting_down)
         return 1;
-    if (!path_matches(srv, wsi, WSI_TOKEN_GET_URI))
+    if (lws_get_vhost(wsi) == srv->admin_vhost || !path_matches(srv, wsi, WSI_TOKEN_GET_URI))
         return ws_refuse(wsi, 400, "{\"code\":3,\"message\":\"Bad request\"}");
     char origin[IO_ORIGIN_MAX];
     int olen = lws_hdr_copy(wsi, origin, sizeof(origin), WSI_TOKEN_ORIGIN);
@@ -977,6 +1312,8 @@ static void http_dropped(io_pss *pss, struct lws *wsi)
     if (c && c->post == wsi)
         c->post = NULL;
     pss->conn = NULL;
+    http_api_gone(pss);
+    free_extra(pss);
     pss->kind = PSS_NONE;
     buf_deinit(&pss->body);
 }
@@ -1005,13 +1342,19 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         /* A POST's body follows; everything else has its answer queued or is held. */
         return 0;
     case LWS_CALLBACK_HTTP_BODY:
+        if (pss->kind == PSS_API_BODY)
+            return http_api_body(srv, wsi, pss, in, len) < 0 ? -1 : 0;
         return http_poll_body(srv, wsi, pss, in, len) < 0 ? -1 : 0;
     case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+        if (pss->kind == PSS_API_BODY) {
+            http_api_body_done(srv, pss);
+            return 0;
+        }
         return http_poll_body_done(wsi, pss) < 0 ? -1 : 0;
     case LWS_CALLBACK_HTTP_WRITEABLE:
         if (pss->kind == PSS_HELD)
             return write_held(wsi, pss);
-        if (pss->kind == PSS_RESPONSE)
+        if (pss->kind == PSS_RESPONSE || pss->kind == PSS_STREAM)
             return write_response(wsi, pss);
         return 0;
     case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
@@ -1170,6 +1513,18 @@ io_server *io_server_new(uv_loop_t *loop, const io_server_opts *opts)
         lws_context_destroy(srv->ctx);
         srv->ctx = NULL;
         goto fail;
+    }
+    if (opts->admin_host) {
+        info.port = opts->admin_port;
+        info.iface = opts->admin_host;
+        info.vhost_name = "admin";
+        srv->admin_vhost = lws_create_vhost(srv->ctx, &info);
+        if (!srv->admin_vhost) {
+            log_error("cannot listen", "host=%s port=%u", opts->admin_host, opts->admin_port);
+            lws_context_destroy(srv->ctx);
+            srv->ctx = NULL;
+            goto fail;
+        }
     }
     uv_timer_init(loop, &srv->sweep);
     srv->sweep.data = srv;

@@ -120,6 +120,7 @@ static const char *const expected_keys[] = {
     "max_bulk_ids",
     "stream_maxlen",
     "redis_prefix",
+    "max_http_body",
     "shutdown_timeout",
     "log_level",
     "conformance",
