@@ -38,14 +38,14 @@ enum {
 const char *store_strerror(int err);
 
 typedef struct store_opts {
-    const char *instance_id;       /* this daemon's id (copied): 20 URL-safe characters */
-    uint32_t offline_grace_ms;     /* 0: offline at once */
+    const char *instance_id;        /* this daemon's id (copied): 20 URL-safe characters */
+    uint32_t offline_grace_ms;      /* 0: offline at once */
     uint32_t last_seen_retention_s; /* how long an offline user's record is kept */
-    uint32_t instance_lease_ms;    /* Redis: lease of this instance (refreshed every lease/3) */
-    uint32_t ttl_s;                /* Redis: TTL bounding anything left behind */
-    uint32_t stream_maxlen;        /* Redis: approximate length the event stream is trimmed to */
-    const char *redis_url;         /* Redis: redis://[:pass@]host:port[/db] or unix:///path */
-    const char *key_prefix;        /* Redis: prefix of every key, e.g. "presenced:" */
+    uint32_t instance_lease_ms;     /* Redis: lease of this instance (refreshed every lease/3) */
+    uint32_t ttl_s;                 /* Redis: TTL bounding anything left behind */
+    uint32_t stream_maxlen;         /* Redis: approximate length the event stream is trimmed to */
+    const char *redis_url;          /* Redis: redis://[:pass@]host:port[/db] or unix:///path */
+    const char *key_prefix;         /* Redis: prefix of every key, e.g. "presenced:" */
 } store_opts;
 
 typedef struct store_hooks {
@@ -74,8 +74,7 @@ typedef struct store_user {
 typedef void (*store_done_fn)(int err, void *ud);
 typedef void (*store_users_fn)(int err, const store_user *users, size_t n, void *ud);
 /* Room members: user ids, `total` the number of members in the room. */
-typedef void (*store_room_fn)(int err, const char *const *users, size_t n, size_t total,
-                              void *ud);
+typedef void (*store_room_fn)(int err, const char *const *users, size_t n, size_t total, void *ud);
 
 /* Create a store on `loop`. Returns NULL (after logging why) on bad options or memory. The Redis
  * store connects in the background: operations before it is connected fail with
@@ -111,8 +110,7 @@ void store_status_set(store *st, const char *sid, const char *status, const char
 /* Refresh the user's lastSeen. */
 void store_touch(store *st, const char *sid, store_done_fn cb, void *ud);
 /* Look up users in one round trip; results in the order asked. */
-void store_users_query(store *st, const char *const *users, size_t n, store_users_fn cb,
-                       void *ud);
+void store_users_query(store *st, const char *const *users, size_t n, store_users_fn cb, void *ud);
 /* Members of a room (users with at least one live socket in it), at most `limit` (0: all). */
 void store_room_query(store *st, const char *room, size_t limit, store_room_fn cb, void *ud);
 /* Close every socket of this instance (events as store_socket_close without grace) and release
