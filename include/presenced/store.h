@@ -63,7 +63,7 @@ typedef struct store_hooks {
 typedef struct store_user {
     const char *user;     /* the id asked for */
     bool known;           /* a record exists (online now, or seen within the retention) */
-    bool online;          /* has at least one live socket on a live instance */
+    bool online;          /* has a live socket on a live instance, or is inside the offline grace */
     const char *status;   /* "online", "away", "busy", "dnd", "invisible"; "offline" if offline */
     const char *metadata; /* JSON object text, or NULL */
     int64_t last_seen;    /* ms since the epoch, 0 if unknown */

@@ -1,0 +1,100 @@
+/* redis_client — one supervised asynchronous Redis connection on a libuv loop (hiredis 0.14.1).
+ *
+ * hiredis's own libuv adapter is not used: it never reports a refused connection and leaks when
+ * uv_poll_init fails (DESIGN.md §4). This module drives redisAsyncContext's event hooks with a
+ * uv_poll_t and hands hiredis the read/write events also when libuv reports an error, so that
+ * failures surface as hiredis errors.
+ *
+ * Supervision: the client connects (TCP or unix socket), sends AUTH and SELECT when configured,
+ * reads the server's run_id (INFO server) and loads its Lua scripts (SCRIPT LOAD) on every
+ * (re)connect, and only then reports itself up. It PINGs every `ping_ms`; when a request has
+ * been outstanding for `stall_ms` with no reply at all, the connection is dropped. Lost
+ * connections are re-established with exponential backoff (100 ms doubling up to 5 s).
+ *
+ * Requests: every request's callback runs exactly once, with the reply or with NULL (not
+ * connected, connection lost, client freed). Requests made while the client is not up fail at
+ * once: their callback runs from the loop shortly after, never inside the call. The reply is
+ * borrowed for the duration of the callback.
+ */
+#ifndef PRESENCED_REDIS_CLIENT_H
+#define PRESENCED_REDIS_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <hiredis/hiredis.h>
+#include <uv.h>
+
+#define REDIS_HOST_MAX 256
+#define REDIS_PATH_MAX 108 /* sun_path */
+#define REDIS_PASSWORD_MAX 512
+#define REDIS_RUN_ID_MAX 64
+
+/* Where Redis is, parsed from a URL. */
+typedef struct redis_addr {
+    char host[REDIS_HOST_MAX];         /* TCP host (IPv6 without brackets); "" for a unix socket */
+    int port;                          /* TCP port */
+    char path[REDIS_PATH_MAX];         /* unix socket path, or "" */
+    char password[REDIS_PASSWORD_MAX]; /* AUTH password, or "" for none */
+    int db;                            /* SELECT db, or -1 for none */
+} redis_addr;
+
+/* Parse `redis://[:PASSWORD@]HOST[:PORT][/DB]` (port 6379 by default, IPv6 hosts in brackets;
+ * the password is everything between "redis://:" and the last '@') or `unix:///PATH`.
+ * Returns 0, or -1 if the URL is not one of these. */
+int redis_addr_parse(const char *url, redis_addr *out);
+
+/* A Lua script: `name` identifies it, `body` is its source. */
+typedef struct redis_script {
+    const char *name;
+    const char *body;
+} redis_script;
+
+/* The store's scripts, generated at build time from the .lua files in src/io/redis
+ * (src/io/redis/embed_lua.cmake), sorted by name. */
+extern const redis_script redis_scripts[];
+extern const size_t redis_nscripts;
+
+typedef struct redis_client redis_client;
+
+/* A reply (NULL: the request failed), borrowed for the call. */
+typedef void (*redis_reply_fn)(const redisReply *reply, void *ud);
+
+typedef struct redis_client_cfg {
+    const char *name;            /* for logs ("command", "events"), copied */
+    const redis_addr *addr;      /* copied */
+    const redis_script *scripts; /* loaded at every connect; borrowed, must outlive the client */
+    size_t nscripts;
+    uint32_t ping_ms;  /* PING interval, 0 for none (a connection that blocks) */
+    uint32_t stall_ms; /* no reply for this long while a request waits: reconnect */
+    void (*up)(const char *run_id, void *ud); /* connected and ready; run_id borrowed */
+    void (*down)(void *ud);                   /* was up, connection lost */
+    void *ud;
+} redis_client_cfg;
+
+/* Create a client and start connecting. Returns NULL on memory or loop errors. */
+redis_client *redis_client_new(uv_loop_t *loop, const redis_client_cfg *cfg);
+
+/* Close: every pending callback runs with NULL (some inside this call), no hook runs any more,
+ * and `closed(ud)` runs once the loop has released the client's handles. May be called from a
+ * reply callback of this client. */
+void redis_client_free(redis_client *c, void (*closed)(void *ud), void *ud);
+
+/* Connected, authenticated and scripts loaded. */
+bool redis_client_ready(const redis_client *c);
+
+/* Call `fn(NULL, ud)` from the loop shortly after, as for a request that could not be sent: for
+ * callers that refuse a request themselves but keep the "never inside the call" promise. */
+void redis_client_fail(redis_client *c, redis_reply_fn fn, void *ud);
+
+/* Send a command made of `argc` binary-safe arguments (copied by hiredis). */
+void redis_client_command(redis_client *c, int argc, const char **argv, const size_t *lens,
+                          redis_reply_fn fn, void *ud);
+
+/* Run script `script` (an index into the client's scripts) with EVALSHA, falling back to EVAL
+ * when Redis answers NOSCRIPT. `argv`: `nkeys` keys then the arguments, copied. */
+void redis_client_script(redis_client *c, size_t script, int nkeys, int argc, const char **argv,
+                         const size_t *lens, redis_reply_fn fn, void *ud);
+
+#endif

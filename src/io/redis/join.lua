@@ -1,0 +1,16 @@
+-- room_join(sid, room): ARGV[8], ARGV[9]. Returns 0, or -2 for an unknown socket.
+local sid, room = ARGV[8], ARGV[9]
+local u = redis.call('HGET', k_inst(INST), sid)
+if not u then return -2 end
+purge_dead(u)
+local ks = k_usocks(u)
+local raw = redis.call('HGET', ks, sid)
+if not raw then return -2 end
+local _, rooms = dec_sock(raw)
+if has_room(rooms, room) then return 0 end
+local first = not in_room_elsewhere(socks_of(u), sid, room)
+rooms[#rooms + 1] = room
+redis.call('HSET', ks, sid, enc_sock(INST, rooms))
+redis.call('HSET', k_room(room), sid, room_member(INST, u))
+if first then emit('room:join', u, {r = room}) end
+return 0

@@ -1,0 +1,211 @@
+-- Shared by every script of the Redis store: prepended to each one when the scripts are embedded
+-- into the binary (src/io/redis/embed_lua.cmake). docs/redis-schema.md describes the keys.
+--
+-- Every script is called with no KEYS and the same first seven ARGV:
+--   1 key prefix, 2 calling instance id, 3 offline grace (ms), 4 last_seen retention (s),
+--   5 stream MAXLEN, 6 TTL of per-instance keys (s), 7 instance lease (ms)
+-- and its own arguments from ARGV[8] on. Keys depend on ids the script only learns while it runs
+-- (the user of a socket, the rooms of a socket), which is why they are built here rather than
+-- passed as KEYS; presenced does not support Redis Cluster.
+
+local P = ARGV[1]
+local INST = ARGV[2]
+local GRACE_MS = tonumber(ARGV[3])
+local RETENTION_S = tonumber(ARGV[4])
+local MAXLEN = ARGV[5]
+local INST_TTL_S = tonumber(ARGV[6])
+local LEASE_MS = tonumber(ARGV[7])
+
+local K_INSTANCES = P .. 'instances'
+local K_GRACE = P .. 'grace'
+local K_EVENTS = P .. 'events'
+
+-- Redis's clock, so that every instance agrees on deadlines and event times.
+local NOW
+do
+    local t = redis.call('TIME')
+    NOW = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- Integers as plain decimal text (tostring would switch to exponent form for large values).
+local function num(n)
+    return string.format('%.0f', n)
+end
+
+-- Ids are length-prefixed after a one-letter tag, so that no id, whatever it contains, can make
+-- one key look like another.
+local function idkey(tag, id)
+    return P .. tag .. ':' .. #id .. ':' .. id
+end
+local function k_user(u) return idkey('u', u) end
+local function k_usocks(u) return idkey('k', u) end
+local function k_room(r) return idkey('r', r) end
+local function k_inst(i) return idkey('i', i) end
+
+-- An instance is live while its lease has not expired. The calling instance is evidently alive,
+-- even if its lease lapsed during an outage: it must never reap its own sockets.
+local live_cache = {[INST] = true}
+local function live(i)
+    local v = live_cache[i]
+    if v == nil then
+        local s = redis.call('ZSCORE', K_INSTANCES, i)
+        v = (s and tonumber(s) > NOW) or false
+        live_cache[i] = v
+    end
+    return v
+end
+
+local function jstr(s)
+    return cjson.encode(s)
+end
+
+-- Append one event in pres_event's stream form (include/presenced/pres_event.h). Metadata is
+-- JSON object text already validated by the caller and is spliced in as is, so that it reaches
+-- clients byte for byte.
+local function emit(t, u, f)
+    local p = {'{"t":', jstr(t), ',"u":', jstr(u)}
+    if f.s then p[#p + 1] = ',"s":' .. jstr(f.s) end
+    if f.r then p[#p + 1] = ',"r":' .. jstr(f.r) end
+    if f.st then p[#p + 1] = ',"st":' .. jstr(f.st) end
+    if f.ps then p[#p + 1] = ',"ps":' .. jstr(f.ps) end
+    if f.m then p[#p + 1] = ',"m":' .. f.m end
+    if f.ls then p[#p + 1] = ',"ls":' .. num(f.ls) end
+    p[#p + 1] = ',"at":' .. num(NOW)
+    if f.rs then
+        local q = {}
+        for n, r in ipairs(f.rs) do q[n] = jstr(r) end
+        p[#p + 1] = ',"rs":[' .. table.concat(q, ',') .. ']'
+    end
+    p[#p + 1] = '}'
+    redis.call('XADD', K_EVENTS, 'MAXLEN', '~', MAXLEN, '*', 'e', table.concat(p))
+end
+
+-- A socket as the user's socket hash keeps it: {"i":instance,"r":[rooms]}. Written by hand because
+-- cjson turns an empty table into {} rather than [].
+local function enc_sock(i, rooms)
+    local q = {}
+    for n, r in ipairs(rooms) do q[n] = jstr(r) end
+    return '{"i":' .. jstr(i) .. ',"r":[' .. table.concat(q, ',') .. ']}'
+end
+
+local function dec_sock(raw)
+    local d = cjson.decode(raw)
+    local r = d.r
+    if type(r) ~= 'table' then r = {} end
+    return d.i, r
+end
+
+-- The user's registered sockets: list of {sid, i, r}.
+local function socks_of(u)
+    local flat = redis.call('HGETALL', k_usocks(u))
+    local out = {}
+    for n = 1, #flat, 2 do
+        local i, r = dec_sock(flat[n + 1])
+        out[#out + 1] = {sid = flat[n], i = i, r = r}
+    end
+    return out
+end
+
+local function has_room(rooms, room)
+    for _, r in ipairs(rooms) do
+        if r == room then return true end
+    end
+    return false
+end
+
+-- Whether any of `socks` other than `sid` is in `room`.
+local function in_room_elsewhere(socks, sid, room)
+    for _, s in ipairs(socks) do
+        if s.sid ~= sid and has_room(s.r, room) then return true end
+    end
+    return false
+end
+
+-- The rooms the user is in over all their sockets, sorted, for routing events.
+local function user_rooms(socks)
+    local seen, out = {}, {}
+    for _, s in ipairs(socks) do
+        for _, r in ipairs(s.r) do
+            if not seen[r] then
+                seen[r] = true
+                out[#out + 1] = r
+            end
+        end
+    end
+    table.sort(out)
+    return out
+end
+
+local function room_member(i, u)
+    -- Instance ids are URL-safe, so the first ':' ends it.
+    return i .. ':' .. u
+end
+
+-- The user goes offline: the offline event, and the record starts its retention.
+local function go_offline(u, sid, ls, rooms)
+    local ku = k_user(u)
+    -- The status lets the gateway keep an invisible user's departure quiet.
+    emit('offline', u, {s = sid, ls = ls, st = redis.call('HGET', ku, 'st'), rs = rooms})
+    redis.call('HDEL', ku, 'since', 'gs')
+    redis.call('EXPIRE', ku, RETENTION_S)
+end
+
+-- docs/presence-model.md, socket_close: socket `sid` of user `u`, registered on instance `i`,
+-- leaves its rooms, is unregistered, and the user goes offline (or into the grace) if it was
+-- their last socket.
+local function close_socket(u, sid, i, graceful)
+    local ks = k_usocks(u)
+    local raw = redis.call('HGET', ks, sid)
+    redis.call('HDEL', k_inst(i), sid)
+    if not raw then return end
+    local _, rooms = dec_sock(raw)
+    redis.call('HDEL', ks, sid)
+    local socks = socks_of(u)
+    local left = {}
+    for _, room in ipairs(rooms) do
+        redis.call('HDEL', k_room(room), sid)
+        if not in_room_elsewhere(socks, sid, room) then
+            emit('room:leave', u, {r = room})
+            left[#left + 1] = room
+        end
+    end
+    local ku = k_user(u)
+    redis.call('HSET', ku, 'ls', num(NOW))
+    if #socks > 0 then return end
+    if graceful and GRACE_MS > 0 then
+        redis.call('HSET', ku, 'gs', sid)
+        redis.call('ZADD', K_GRACE, num(NOW + GRACE_MS), u)
+        redis.call('PEXPIRE', ku, RETENTION_S * 1000 + GRACE_MS)
+    else
+        go_offline(u, sid, NOW, left)
+    end
+end
+
+-- Close the user's sockets that sit on instances whose lease expired, before deciding any
+-- transition of that user, so that transitions follow the liveness queries see.
+local function purge_dead(u)
+    local flat = redis.call('HGETALL', k_usocks(u))
+    for n = 1, #flat, 2 do
+        local i = dec_sock(flat[n + 1])
+        if not live(i) then close_socket(u, flat[n], i, false) end
+    end
+end
+
+-- Set status and/or metadata (nil: unchanged); emit update when either changed.
+local function apply_status(u, st, m)
+    local ku = k_user(u)
+    local cur = redis.call('HMGET', ku, 'st', 'm')
+    local prev = cur[1] or 'online'
+    local curm = cur[2] or nil
+    local newst = st or prev
+    local newm = m or curm
+    if newst == prev and newm == curm then return end
+    redis.call('HSET', ku, 'st', newst)
+    if m then redis.call('HSET', ku, 'm', m) end
+    emit('update', u, {st = newst, ps = prev, m = newm, rs = user_rooms(socks_of(u))})
+end
+
+local function opt(s)
+    if s == nil or s == '' then return nil end
+    return s
+end

@@ -1,0 +1,749 @@
+/* redis_client — a supervised hiredis 0.14.1 connection on libuv (see redis_client.h).
+ *
+ * Ownership: the client owns a redisAsyncContext while connected or connecting, and one
+ * redis_poll per context (freed in its close callback, which may run after the context is gone).
+ * Every request passes a redis_req owned by the client as hiredis privdata, never a caller's
+ * object: hiredis may call back after the caller's object is gone (DESIGN.md §4). Connections
+ * are told apart by a generation number, so that late replies of a dropped connection do not
+ * touch the state of the next one.
+ */
+#include "presenced/redis_client.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <hiredis/async.h>
+
+#include "presenced/log.h"
+
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 5000
+#define SUPERVISE_MS 250 /* how often pings are due and stalls are checked */
+#define SHA_LEN 40
+
+typedef enum conn_state { ST_DOWN = 0, ST_CONNECTING, ST_UP } conn_state;
+
+typedef struct redis_req redis_req;
+typedef void (*req_internal_fn)(redis_client *c, const redisReply *reply, redis_req *req);
+
+/* One request in flight, or one failed request waiting to be reported from the loop. */
+struct redis_req {
+    redis_req *next; /* in the failed list */
+    redis_client *c;
+    uint64_t gen;      /* connection it was sent on */
+    redis_reply_fn fn; /* caller's callback, or NULL for the client's own requests */
+    void *ud;
+    req_internal_fn ifn;     /* the client's own handler (handshake, PING) */
+    size_t script;           /* index of the script for the NOSCRIPT fallback */
+    bool evalsha, fell_back; /* EVALSHA request, and whether it was resent as EVAL */
+    int argc;                /* EVALSHA argv kept for the EVAL fallback (one allocation) */
+    const char **argv;
+    size_t *lens;
+    char numkeys[12];
+};
+
+/* The libuv side of one redisAsyncContext. */
+typedef struct redis_poll {
+    uv_poll_t h;
+    redisAsyncContext *ac; /* NULL once hiredis has let go of it */
+    int events;
+} redis_poll;
+
+struct redis_client {
+    uv_loop_t *loop;
+    char name[32];
+    redis_addr addr;
+    const redis_script *scripts;
+    size_t nscripts;
+    char (*sha)[SHA_LEN + 1];
+    uint32_t ping_ms, stall_ms;
+    void (*up)(const char *run_id, void *ud);
+    void (*down)(void *ud);
+    void *ud;
+
+    redisAsyncContext *ac;
+    conn_state state;
+    uint64_t gen;
+    unsigned pending;       /* requests of this connection without a reply yet */
+    uint64_t last_progress; /* ms: last reply, or when `pending` left 0 */
+    uint64_t last_ping;     /* ms */
+    bool ping_out;
+    unsigned handshake_left;
+    char run_id[REDIS_RUN_ID_MAX];
+    uint32_t backoff_ms;
+
+    uv_timer_t supervise, reconnect, defer;
+    redis_req *failed, *failed_tail;
+    bool closing;
+    int open_handles;
+    void (*closed)(void *ud);
+    void *closed_ud;
+};
+
+static void conn_start(redis_client *c);
+static void on_reconnect(uv_timer_t *t);
+static void conn_drop(redis_client *c, const char *why);
+static void on_defer(uv_timer_t *t);
+
+/* ---- URL ---- */
+
+static int parse_uint(const char *s, size_t len, long max, long *out)
+{
+    if (len == 0 || len > 10)
+        return -1;
+    long v = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return -1;
+        v = v * 10 + (s[i] - '0');
+    }
+    if (v > max)
+        return -1;
+    *out = v;
+    return 0;
+}
+
+int redis_addr_parse(const char *url, redis_addr *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->db = -1;
+    if (!url)
+        return -1;
+    if (strncmp(url, "unix://", 7) == 0) {
+        const char *path = url + 7;
+        size_t n = strlen(path);
+        if (path[0] != '/' || n >= sizeof(out->path))
+            return -1;
+        memcpy(out->path, path, n + 1);
+        return 0;
+    }
+    if (strncmp(url, "redis://", 8) != 0)
+        return -1;
+    const char *p = url + 8;
+    const char *at = strrchr(p, '@');
+    if (at) {
+        /* Only the password form is supported: user names need Redis ACLs (AUTH user pass). */
+        if (p[0] != ':' || (size_t)(at - p - 1) >= sizeof(out->password))
+            return -1;
+        memcpy(out->password, p + 1, (size_t)(at - p - 1));
+        p = at + 1;
+    }
+    const char *slash = strchr(p, '/');
+    const char *hend = slash ? slash : p + strlen(p);
+    const char *hstart = p, *colon = NULL;
+    if (*p == '[') {
+        const char *rb = memchr(p, ']', (size_t)(hend - p));
+        if (!rb)
+            return -1;
+        hstart = p + 1;
+        colon = rb + 1 < hend ? rb + 1 : NULL;
+        if (colon && *colon != ':')
+            return -1;
+        hend = rb;
+    } else {
+        colon = memchr(p, ':', (size_t)(hend - p));
+        if (colon)
+            hend = colon;
+    }
+    size_t hlen = (size_t)(hend - hstart);
+    if (hlen == 0 || hlen >= sizeof(out->host))
+        return -1;
+    memcpy(out->host, hstart, hlen);
+    out->port = 6379;
+    const char *pend = slash ? slash : url + strlen(url);
+    if (colon) {
+        long port;
+        if (parse_uint(colon + 1, (size_t)(pend - colon - 1), 65535, &port) < 0 || port == 0)
+            return -1;
+        out->port = (int)port;
+    }
+    if (slash && slash[1]) {
+        long db;
+        if (parse_uint(slash + 1, strlen(slash + 1), 1000000, &db) < 0)
+            return -1;
+        out->db = (int)db;
+    }
+    return 0;
+}
+
+/* ---- requests ---- */
+
+static uint64_t now_ms(redis_client *c)
+{
+    return uv_now(c->loop);
+}
+
+static redis_req *req_new(redis_client *c, redis_reply_fn fn, void *ud)
+{
+    redis_req *r = calloc(1, sizeof(*r));
+    if (!r)
+        return NULL;
+    r->c = c;
+    r->gen = c->gen;
+    r->fn = fn;
+    r->ud = ud;
+    return r;
+}
+
+static void req_free(redis_req *r)
+{
+    free(r->argv);
+    free(r);
+}
+
+/* Report a request that was never sent, from the loop rather than from inside the call. */
+static void req_fail_later(redis_client *c, redis_req *r)
+{
+    r->next = NULL;
+    if (c->failed_tail)
+        c->failed_tail->next = r;
+    else
+        c->failed = r;
+    c->failed_tail = r;
+    if (!c->closing)
+        uv_timer_start(&c->defer, on_defer, 0, 0);
+}
+
+static void flush_failed(redis_client *c)
+{
+    while (c->failed) {
+        redis_req *r = c->failed;
+        c->failed = r->next;
+        if (!c->failed)
+            c->failed_tail = NULL;
+        if (r->fn)
+            r->fn(NULL, r->ud);
+        req_free(r);
+    }
+}
+
+static void on_defer(uv_timer_t *t)
+{
+    uv_timer_stop(t);
+    flush_failed(t->data);
+}
+
+static void on_reply(redisAsyncContext *ac, void *reply, void *privdata);
+
+static int req_send(redis_client *c, redis_req *r, int argc, const char **argv, const size_t *lens)
+{
+    if (!c->ac || redisAsyncCommandArgv(c->ac, on_reply, r, argc, argv, lens) != REDIS_OK)
+        return -1;
+    r->gen = c->gen;
+    if (c->pending++ == 0)
+        c->last_progress = now_ms(c);
+    return 0;
+}
+
+static bool is_noscript(const redisReply *reply)
+{
+    return reply && reply->type == REDIS_REPLY_ERROR && reply->len >= 8 &&
+           memcmp(reply->str, "NOSCRIPT", 8) == 0;
+}
+
+static void on_reply(redisAsyncContext *ac, void *reply_, void *privdata)
+{
+    (void)ac;
+    redis_req *r = privdata;
+    redis_client *c = r->c;
+    const redisReply *reply = reply_;
+    if (r->gen == c->gen && c->pending > 0) {
+        c->pending--;
+        if (reply)
+            c->last_progress = now_ms(c);
+    }
+    if (r->evalsha && !r->fell_back && is_noscript(reply) && !c->closing) {
+        /* The script cache was emptied under us (SCRIPT FLUSH, or a restart we have not
+         * noticed yet): send the script itself. */
+        r->fell_back = true;
+        r->argv[0] = "EVAL";
+        r->lens[0] = 4;
+        r->argv[1] = c->scripts[r->script].body;
+        r->lens[1] = strlen(r->argv[1]);
+        if (req_send(c, r, r->argc, r->argv, r->lens) == 0)
+            return;
+        reply = NULL;
+    }
+    if (r->ifn) {
+        /* Replies of an older connection say nothing about the current one. */
+        if (r->gen == c->gen && !c->closing)
+            r->ifn(c, reply, r);
+    } else if (r->fn) {
+        r->fn(reply, r->ud);
+    }
+    req_free(r);
+}
+
+void redis_client_fail(redis_client *c, redis_reply_fn fn, void *ud)
+{
+    redis_req *r = req_new(c, fn, ud);
+    if (!r) {
+        fn(NULL, ud);
+        return;
+    }
+    req_fail_later(c, r);
+}
+
+void redis_client_command(redis_client *c, int argc, const char **argv, const size_t *lens,
+                          redis_reply_fn fn, void *ud)
+{
+    redis_req *r = req_new(c, fn, ud);
+    if (!r) {
+        log_error("out of memory", "conn=%s", c->name);
+        fn(NULL, ud);
+        return;
+    }
+    if (c->state != ST_UP || req_send(c, r, argc, argv, lens) < 0)
+        req_fail_later(c, r);
+}
+
+void redis_client_script(redis_client *c, size_t script, int nkeys, int argc, const char **argv,
+                         const size_t *lens, redis_reply_fn fn, void *ud)
+{
+    redis_req *r = req_new(c, fn, ud);
+    int total = argc + 3;
+    size_t bytes = (size_t)total * (sizeof(char *) + sizeof(size_t));
+    for (int i = 0; i < argc; i++)
+        bytes += lens[i];
+    char *block = r ? malloc(bytes) : NULL;
+    if (!block) {
+        free(r);
+        log_error("out of memory", "conn=%s", c->name);
+        fn(NULL, ud);
+        return;
+    }
+    r->script = script;
+    r->evalsha = true;
+    r->argc = total;
+    r->argv = (const char **)(void *)block;
+    r->lens = (size_t *)(void *)(block + (size_t)total * sizeof(char *));
+    char *data = (char *)(r->lens + total);
+    snprintf(r->numkeys, sizeof(r->numkeys), "%d", nkeys);
+    r->argv[0] = "EVALSHA";
+    r->lens[0] = 7;
+    r->argv[1] = script < c->nscripts ? c->sha[script] : "";
+    r->lens[1] = SHA_LEN;
+    r->argv[2] = r->numkeys;
+    r->lens[2] = strlen(r->numkeys);
+    for (int i = 0; i < argc; i++) {
+        memcpy(data, argv[i], lens[i]);
+        r->argv[3 + i] = data;
+        r->lens[3 + i] = lens[i];
+        data += lens[i];
+    }
+    if (script >= c->nscripts) {
+        log_error("unknown script", "conn=%s script=%zu", c->name, script);
+        req_fail_later(c, r);
+        return;
+    }
+    if (c->state != ST_UP || req_send(c, r, r->argc, r->argv, r->lens) < 0)
+        req_fail_later(c, r);
+}
+
+/* ---- the event hooks hiredis calls (our libuv adapter) ---- */
+
+static void on_poll(uv_poll_t *h, int status, int events)
+{
+    redis_poll *p = h->data;
+    /* libuv reports a socket error (a refused connect shows up as POLLERR) as a status with no
+     * events, and stops the handle. Hand hiredis the events it was waiting for anyway: its read
+     * or write then fails and it reports the error through the connect or disconnect callback,
+     * which hiredis's own adapter never does. */
+    if (status < 0)
+        events = p->events;
+    if (p->ac && (events & UV_READABLE))
+        redisAsyncHandleRead(p->ac);
+    if (p->ac && (events & UV_WRITABLE))
+        redisAsyncHandleWrite(p->ac);
+}
+
+static void poll_update(redis_poll *p)
+{
+    if (p->events)
+        uv_poll_start(&p->h, p->events, on_poll);
+    else
+        uv_poll_stop(&p->h);
+}
+
+static void ev_add_read(void *data)
+{
+    redis_poll *p = data;
+    p->events |= UV_READABLE;
+    poll_update(p);
+}
+
+static void ev_del_read(void *data)
+{
+    redis_poll *p = data;
+    p->events &= ~UV_READABLE;
+    poll_update(p);
+}
+
+static void ev_add_write(void *data)
+{
+    redis_poll *p = data;
+    p->events |= UV_WRITABLE;
+    poll_update(p);
+}
+
+static void ev_del_write(void *data)
+{
+    redis_poll *p = data;
+    p->events &= ~UV_WRITABLE;
+    poll_update(p);
+}
+
+static void on_poll_closed(uv_handle_t *h)
+{
+    free(h->data);
+}
+
+static void ev_cleanup(void *data)
+{
+    redis_poll *p = data;
+    p->ac = NULL;
+    uv_close((uv_handle_t *)&p->h, on_poll_closed);
+}
+
+/* ---- connection state ---- */
+
+static void schedule_reconnect(redis_client *c)
+{
+    if (c->closing)
+        return;
+    uint32_t delay = c->backoff_ms;
+    c->backoff_ms = c->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : c->backoff_ms * 2;
+    uv_timer_start(&c->reconnect, on_reconnect, delay, 0);
+}
+
+/* The current connection is gone (hiredis freed it or is freeing it). */
+static void conn_lost(redis_client *c)
+{
+    bool was_up = c->state == ST_UP;
+    c->ac = NULL;
+    c->state = ST_DOWN;
+    c->gen++;
+    c->pending = 0;
+    c->ping_out = false;
+    if (c->closing)
+        return;
+    if (was_up && c->down)
+        c->down(c->ud);
+    schedule_reconnect(c);
+}
+
+static void on_connect(const redisAsyncContext *ac, int status)
+{
+    redis_client *c = ac->data;
+    if (!c)
+        return;
+    if (status != REDIS_OK) {
+        /* hiredis frees the context after this callback returns. */
+        log_warn("redis connect failed", "conn=%s err=\"%s\" retry_ms=%u", c->name,
+                 ac->errstr ? ac->errstr : "unknown", c->backoff_ms);
+        ((redisAsyncContext *)ac)->data = NULL;
+        conn_lost(c);
+    }
+}
+
+static void on_disconnect(const redisAsyncContext *ac, int status)
+{
+    redis_client *c = ac->data;
+    if (!c)
+        return;
+    log_warn("redis connection lost", "conn=%s err=\"%s\"", c->name,
+             status == REDIS_OK ? "closed" : (ac->errstr ? ac->errstr : "unknown"));
+    conn_lost(c);
+}
+
+/* Drop the current connection ourselves (stall, handshake failure). */
+static void conn_drop(redis_client *c, const char *why)
+{
+    redisAsyncContext *ac = c->ac;
+    if (!ac)
+        return;
+    log_warn("redis connection dropped", "conn=%s why=\"%s\" retry_ms=%u", c->name, why,
+             c->backoff_ms);
+    ac->data = NULL;
+    /* Mark the connection lost before freeing: the NULL callbacks hiredis now runs may issue new
+     * requests, which must fail rather than go to the dying context. Inside a reply callback
+     * hiredis defers the free until the callback returns. */
+    conn_lost(c);
+    redisAsyncFree(ac);
+}
+
+static bool reply_ok(const redisReply *reply)
+{
+    return reply && reply->type != REDIS_REPLY_ERROR;
+}
+
+static void handshake_step(redis_client *c)
+{
+    if (--c->handshake_left > 0)
+        return;
+    c->state = ST_UP;
+    c->backoff_ms = BACKOFF_MIN_MS;
+    c->last_ping = now_ms(c);
+    if (c->addr.path[0])
+        log_info("redis connected", "conn=%s path=%s run_id=%s", c->name, c->addr.path, c->run_id);
+    else
+        log_info("redis connected", "conn=%s host=%s port=%d run_id=%s", c->name, c->addr.host,
+                 c->addr.port, c->run_id);
+    if (c->up)
+        c->up(c->run_id, c->ud);
+}
+
+static void on_auth(redis_client *c, const redisReply *reply, redis_req *r)
+{
+    (void)r;
+    if (!reply)
+        return;
+    if (!reply_ok(reply)) {
+        log_error("redis refused AUTH or SELECT", "conn=%s err=\"%s\"", c->name,
+                  reply->str ? reply->str : "");
+        conn_drop(c, "handshake refused");
+        return;
+    }
+    handshake_step(c);
+}
+
+static void on_info(redis_client *c, const redisReply *reply, redis_req *r)
+{
+    (void)r;
+    if (!reply)
+        return;
+    if (reply->type != REDIS_REPLY_STRING) {
+        conn_drop(c, "INFO failed");
+        return;
+    }
+    c->run_id[0] = 0;
+    const char *p = strstr(reply->str, "run_id:");
+    if (p) {
+        p += 7;
+        size_t n = strcspn(p, "\r\n");
+        if (n >= sizeof(c->run_id))
+            n = sizeof(c->run_id) - 1;
+        memcpy(c->run_id, p, n);
+        c->run_id[n] = 0;
+    }
+    handshake_step(c);
+}
+
+static void on_script_load(redis_client *c, const redisReply *reply, redis_req *r)
+{
+    if (!reply)
+        return;
+    if (reply->type != REDIS_REPLY_STRING || reply->len != SHA_LEN) {
+        log_error("redis script load failed", "conn=%s script=%s err=\"%s\"", c->name,
+                  c->scripts[r->script].name, reply->str ? reply->str : "");
+        conn_drop(c, "SCRIPT LOAD failed");
+        return;
+    }
+    memcpy(c->sha[r->script], reply->str, SHA_LEN + 1);
+    handshake_step(c);
+}
+
+static void on_ping(redis_client *c, const redisReply *reply, redis_req *r)
+{
+    (void)r;
+    if (reply)
+        c->ping_out = false;
+}
+
+static int send_internal(redis_client *c, req_internal_fn ifn, size_t script, int argc,
+                         const char **argv, const size_t *lens)
+{
+    redis_req *r = req_new(c, NULL, NULL);
+    if (!r)
+        return -1;
+    r->ifn = ifn;
+    r->script = script;
+    if (req_send(c, r, argc, argv, lens) < 0) {
+        req_free(r);
+        return -1;
+    }
+    return 0;
+}
+
+/* Queue the handshake right behind the connect: hiredis sends it once the socket is up, and the
+ * client reports itself up after its last reply. */
+static int handshake_send(redis_client *c)
+{
+    c->handshake_left = 0;
+    int rc = 0;
+    if (c->addr.password[0]) {
+        const char *argv[] = {"AUTH", c->addr.password};
+        size_t lens[] = {4, strlen(c->addr.password)};
+        rc |= send_internal(c, on_auth, 0, 2, argv, lens);
+        c->handshake_left++;
+    }
+    if (c->addr.db >= 0) {
+        char db[16];
+        snprintf(db, sizeof(db), "%d", c->addr.db);
+        const char *argv[] = {"SELECT", db};
+        size_t lens[] = {6, strlen(db)};
+        rc |= send_internal(c, on_auth, 0, 2, argv, lens);
+        c->handshake_left++;
+    }
+    {
+        const char *argv[] = {"INFO", "server"};
+        size_t lens[] = {4, 6};
+        rc |= send_internal(c, on_info, 0, 2, argv, lens);
+        c->handshake_left++;
+    }
+    for (size_t i = 0; i < c->nscripts; i++) {
+        const char *argv[] = {"SCRIPT", "LOAD", c->scripts[i].body};
+        size_t lens[] = {6, 4, strlen(c->scripts[i].body)};
+        rc |= send_internal(c, on_script_load, i, 3, argv, lens);
+        c->handshake_left++;
+    }
+    return rc;
+}
+
+static void conn_start(redis_client *c)
+{
+    if (c->closing || c->ac)
+        return;
+    redisAsyncContext *ac = c->addr.path[0] ? redisAsyncConnectUnix(c->addr.path)
+                                            : redisAsyncConnect(c->addr.host, c->addr.port);
+    if (!ac) {
+        log_error("redis connect failed", "conn=%s err=\"out of memory\"", c->name);
+        schedule_reconnect(c);
+        return;
+    }
+    if (ac->err) {
+        log_warn("redis connect failed", "conn=%s err=\"%s\" retry_ms=%u", c->name, ac->errstr,
+                 c->backoff_ms);
+        redisAsyncFree(ac);
+        schedule_reconnect(c);
+        return;
+    }
+    redis_poll *p = calloc(1, sizeof(*p));
+    int err = p ? uv_poll_init(c->loop, &p->h, ac->c.fd) : UV_ENOMEM;
+    if (err < 0) {
+        /* No hooks are installed yet, so hiredis closes the socket without calling us. */
+        log_error("redis connect failed", "conn=%s err=\"%s\"", c->name, uv_strerror(err));
+        free(p);
+        redisAsyncFree(ac);
+        schedule_reconnect(c);
+        return;
+    }
+    p->h.data = p;
+    p->ac = ac;
+    ac->ev.data = p;
+    ac->ev.addRead = ev_add_read;
+    ac->ev.delRead = ev_del_read;
+    ac->ev.addWrite = ev_add_write;
+    ac->ev.delWrite = ev_del_write;
+    ac->ev.cleanup = ev_cleanup;
+    ac->data = c;
+    c->ac = ac;
+    c->state = ST_CONNECTING;
+    c->gen++;
+    c->pending = 0;
+    c->ping_out = false;
+    /* Setting the connect callback arms the write event that completes the connect. */
+    redisAsyncSetConnectCallback(ac, on_connect);
+    redisAsyncSetDisconnectCallback(ac, on_disconnect);
+    if (handshake_send(c) < 0)
+        conn_drop(c, "handshake could not be queued");
+}
+
+static void on_reconnect(uv_timer_t *t)
+{
+    conn_start(t->data);
+}
+
+static void on_supervise(uv_timer_t *t)
+{
+    redis_client *c = t->data;
+    if (!c->ac)
+        return;
+    uint64_t now = now_ms(c);
+    if (c->pending > 0 && now - c->last_progress >= c->stall_ms) {
+        conn_drop(c, c->state == ST_UP ? "no reply in time" : "connect timed out");
+        return;
+    }
+    if (c->state == ST_UP && c->ping_ms && !c->ping_out && now - c->last_ping >= c->ping_ms) {
+        const char *argv[] = {"PING"};
+        size_t lens[] = {4};
+        c->last_ping = now;
+        if (send_internal(c, on_ping, 0, 1, argv, lens) == 0)
+            c->ping_out = true;
+    }
+}
+
+/* ---- lifecycle ---- */
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    redis_client *c = h->data;
+    if (--c->open_handles > 0)
+        return;
+    void (*closed)(void *) = c->closed;
+    void *ud = c->closed_ud;
+    free(c->sha);
+    free(c);
+    if (closed)
+        closed(ud);
+}
+
+redis_client *redis_client_new(uv_loop_t *loop, const redis_client_cfg *cfg)
+{
+    redis_client *c = calloc(1, sizeof(*c));
+    if (!c)
+        return NULL;
+    c->sha = calloc(cfg->nscripts ? cfg->nscripts : 1, sizeof(*c->sha));
+    if (!c->sha) {
+        free(c);
+        return NULL;
+    }
+    c->loop = loop;
+    snprintf(c->name, sizeof(c->name), "%s", cfg->name ? cfg->name : "redis");
+    c->addr = *cfg->addr;
+    c->scripts = cfg->scripts;
+    c->nscripts = cfg->nscripts;
+    c->ping_ms = cfg->ping_ms;
+    c->stall_ms = cfg->stall_ms ? cfg->stall_ms : 3000;
+    c->up = cfg->up;
+    c->down = cfg->down;
+    c->ud = cfg->ud;
+    c->backoff_ms = BACKOFF_MIN_MS;
+    uv_timer_t *timers[] = {&c->supervise, &c->reconnect, &c->defer};
+    for (size_t i = 0; i < 3; i++) {
+        uv_timer_init(loop, timers[i]);
+        timers[i]->data = c;
+        c->open_handles++;
+    }
+    uv_timer_start(&c->supervise, on_supervise, SUPERVISE_MS, SUPERVISE_MS);
+    uv_timer_start(&c->reconnect, on_reconnect, 0, 0);
+    return c;
+}
+
+void redis_client_free(redis_client *c, void (*closed)(void *ud), void *ud)
+{
+    if (!c || c->closing)
+        return;
+    c->closing = true;
+    c->closed = closed;
+    c->closed_ud = ud;
+    c->up = NULL;
+    c->down = NULL;
+    redisAsyncContext *ac = c->ac;
+    if (ac) {
+        ac->data = NULL;
+        conn_lost(c);
+        redisAsyncFree(ac);
+    }
+    flush_failed(c);
+    uv_close((uv_handle_t *)&c->supervise, on_handle_closed);
+    uv_close((uv_handle_t *)&c->reconnect, on_handle_closed);
+    uv_close((uv_handle_t *)&c->defer, on_handle_closed);
+}
+
+bool redis_client_ready(const redis_client *c)
+{
+    return c->state == ST_UP;
+}

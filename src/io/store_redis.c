@@ -1,0 +1,778 @@
+/* store_redis — the Redis store: presence state shared by every instance through one Redis.
+ *
+ * Every state change is one Lua script (src/io/redis, keys in docs/redis-schema.md) that
+ * reads, decides, writes and appends its events to the event stream atomically; C never reads
+ * then writes across round trips. Two connections: "command" for the scripts, and "events",
+ * which reads the stream with XREAD BLOCK and hands each event to hooks.event.
+ *
+ * Ownership: each operation allocates an sr_op that is the redis_client request's user data; the
+ * client calls back exactly once, and the op is freed there. The store's memory is released when
+ * both clients and the tick timer are closed, so that late callbacks still find it.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "presenced/log.h"
+#include "presenced/redis_client.h"
+#include "presenced/store_impl.h"
+
+#define SR_COMMON_ARGS 7 /* the ARGV every script starts with (src/io/redis/lib.lua) */
+#define SR_STALL_MS 3000 /* command connection: no reply for this long means it is dead */
+#define SR_PING_MS 1000  /* command connection PING interval */
+#define SR_XREAD_BLOCK_MS 1000
+#define SR_XREAD_COUNT "512"
+#define SR_INSTANCE_MAX 64
+
+enum {
+    SCR_ASSERT,
+    SCR_CLOSE,
+    SCR_JOIN,
+    SCR_LEAVE,
+    SCR_OPEN,
+    SCR_ROOM,
+    SCR_SHUTDOWN,
+    SCR_STATUS,
+    SCR_TICK,
+    SCR_TOUCH,
+    SCR_USERS,
+    SCR_COUNT,
+};
+
+static const char *const script_names[SCR_COUNT] = {"assert", "close", "join",     "leave",
+                                                    "open",   "room",  "shutdown", "status",
+                                                    "tick",   "touch", "users"};
+
+typedef struct store_redis {
+    store base;
+    store_hooks hooks;
+    size_t script_idx[SCR_COUNT];
+    /* The common script arguments, as text. */
+    char prefix[128], instance[SR_INSTANCE_MAX + 1], grace[16], retention[16], maxlen[16],
+        inst_ttl[16], lease[16];
+    char stream_key[160];
+    uint32_t lease_ms;
+
+    redis_client *cmd, *ev;
+    uv_timer_t tick;
+    int open_parts; /* clients and timer not yet closed */
+    bool closing, shut;
+    bool available;
+    bool ever_up;       /* the command connection was up before */
+    bool need_reassert; /* tell the owner to re-assert after the next lease refresh */
+    bool lease_held;    /* a tick refreshed our lease: a lost lease then means state was lost */
+    bool tick_busy, tick_again;
+    char cmd_run_id[REDIS_RUN_ID_MAX];
+
+    char ev_run_id[REDIS_RUN_ID_MAX];
+    char last_id[48]; /* last stream entry delivered, "" before the first read */
+    bool reading;
+    /* The reader has fixed where it starts. Until then the store refuses operations: the events
+     * they append would come before that point and this instance would never see them. */
+    bool positioned;
+    bool cmd_up;
+} store_redis;
+
+typedef struct sr_op {
+    store_redis *s;
+    const char *what; /* script name, for logs */
+    union {
+        store_done_fn done;
+        store_users_fn users;
+        store_room_fn room;
+    } cb;
+    void *ud;
+    size_t n;     /* users_query: the ids asked */
+    char **users; /* copies */
+} sr_op;
+
+static const store_vtbl sr_vtbl;
+
+/* ---- helpers ---- */
+
+static int fail_code(const store_redis *s)
+{
+    return s->closing ? STORE_ERR_SHUTDOWN : STORE_ERR_UNAVAILABLE;
+}
+
+static sr_op *op_new(store_redis *s, const char *what, void *ud)
+{
+    sr_op *op = calloc(1, sizeof(*op));
+    if (!op)
+        return NULL;
+    op->s = s;
+    op->what = what;
+    op->ud = ud;
+    return op;
+}
+
+static void op_free(sr_op *op)
+{
+    for (size_t i = 0; i < op->n; i++)
+        free(op->users[i]);
+    free(op->users);
+    free(op);
+}
+
+static int reply_error(sr_op *op, const redisReply *reply)
+{
+    if (!reply)
+        return fail_code(op->s);
+    if (reply->type == REDIS_REPLY_ERROR) {
+        log_error("redis script failed", "script=%s err=\"%s\"", op->what, reply->str);
+        return STORE_ERR_INTERNAL;
+    }
+    return STORE_OK;
+}
+
+/* Run script `scr` with the common arguments followed by `n` of the caller's. */
+static void run_script(store_redis *s, int scr, const char *const *args, const size_t *lens,
+                       size_t n, redis_reply_fn fn, void *ud)
+{
+    if (!s->positioned) {
+        redis_client_fail(s->cmd, fn, ud);
+        return;
+    }
+    const char *stack_argv[SR_COMMON_ARGS + 8];
+    size_t stack_lens[SR_COMMON_ARGS + 8];
+    const char **argv = stack_argv;
+    size_t *alens = stack_lens;
+    size_t total = SR_COMMON_ARGS + n;
+    if (total > SR_COMMON_ARGS + 8) {
+        argv = malloc(total * sizeof(*argv));
+        alens = malloc(total * sizeof(*alens));
+        if (!argv || !alens) {
+            free(argv);
+            free(alens);
+            log_error("out of memory", "script=%s", script_names[scr]);
+            fn(NULL, ud);
+            return;
+        }
+    }
+    const char *common[SR_COMMON_ARGS] = {s->prefix, s->instance, s->grace, s->retention,
+                                          s->maxlen, s->inst_ttl, s->lease};
+    for (size_t i = 0; i < SR_COMMON_ARGS; i++) {
+        argv[i] = common[i];
+        alens[i] = strlen(common[i]);
+    }
+    for (size_t i = 0; i < n; i++) {
+        argv[SR_COMMON_ARGS + i] = args[i];
+        alens[SR_COMMON_ARGS + i] = lens ? lens[i] : strlen(args[i]);
+    }
+    redis_client_script(s->cmd, s->script_idx[scr], 0, (int)total, argv, alens, fn, ud);
+    if (argv != stack_argv) {
+        free(argv);
+        free(alens);
+    }
+}
+
+/* ---- operations answered with an integer code ---- */
+
+static void on_done(const redisReply *reply, void *ud)
+{
+    sr_op *op = ud;
+    int err = reply_error(op, reply);
+    if (err == STORE_OK && reply->type == REDIS_REPLY_INTEGER) {
+        if (reply->integer == STORE_ERR_NO_SOCKET || reply->integer == STORE_ERR_EXISTS)
+            err = (int)reply->integer;
+    } else if (err == STORE_OK) {
+        log_error("unexpected redis reply", "script=%s type=%d", op->what, reply->type);
+        err = STORE_ERR_INTERNAL;
+    }
+    if (op->cb.done)
+        op->cb.done(err, op->ud);
+    op_free(op);
+}
+
+static void run_done(store_redis *s, int scr, const char *const *args, size_t n, store_done_fn cb,
+                     void *ud)
+{
+    sr_op *op = op_new(s, script_names[scr], ud);
+    if (!op) {
+        log_error("out of memory", "script=%s", script_names[scr]);
+        if (cb)
+            cb(STORE_ERR_NOMEM, ud);
+        return;
+    }
+    op->cb.done = cb;
+    run_script(s, scr, args, NULL, n, on_done, op);
+}
+
+static void sr_socket_open(store *st, const char *sid, const char *user, const char *status,
+                           const char *metadata, store_done_fn cb, void *ud)
+{
+    store_redis *s = (store_redis *)st;
+    const char *args[] = {sid, user, status ? status : "", metadata ? metadata : ""};
+    run_done(s, SCR_OPEN, args, 4, cb, ud);
+}
+
+static void sr_socket_assert(store *st, const char *sid, const char *user, const char *status,
+                             const char *metadata, const char *const *rooms, size_t nrooms,
+                             store_done_fn cb, void *ud)
+{
+    store_redis *s = (store_redis *)st;
+    const char **args = malloc((4 + nrooms) * sizeof(*args));
+    if (!args) {
+        if (cb)
+            cb(STORE_ERR_NOMEM, ud);
+        return;
+    }
+    args[0] = sid;
+    args[1] = user;
+    args[2] = status ? status : "";
+    args[3] = metadata ? metadata : "";
+    for (size_t i = 0; i < nrooms; i++)
+        args[4 + i] = rooms[i];
+    run_done(s, SCR_ASSERT, args, 4 + nrooms, cb, ud);
+    free(args);
+}
+
+static void sr_socket_close(store *st, const char *sid, bool graceful, store_done_fn cb, void *ud)
+{
+    const char *args[] = {sid, graceful ? "1" : "0"};
+    run_done((store_redis *)st, SCR_CLOSE, args, 2, cb, ud);
+}
+
+static void sr_room_join(store *st, const char *sid, const char *room, store_done_fn cb, void *ud)
+{
+    const char *args[] = {sid, room};
+    run_done((store_redis *)st, SCR_JOIN, args, 2, cb, ud);
+}
+
+static void sr_room_leave(store *st, const char *sid, const char *room, store_done_fn cb, void *ud)
+{
+    const char *args[] = {sid, room};
+    run_done((store_redis *)st, SCR_LEAVE, args, 2, cb, ud);
+}
+
+static void sr_status_set(store *st, const char *sid, const char *status, const char *metadata,
+                          store_done_fn cb, void *ud)
+{
+    const char *args[] = {sid, status, metadata ? metadata : ""};
+    run_done((store_redis *)st, SCR_STATUS, args, 3, cb, ud);
+}
+
+static void sr_touch(store *st, const char *sid, store_done_fn cb, void *ud)
+{
+    const char *args[] = {sid};
+    run_done((store_redis *)st, SCR_TOUCH, args, 1, cb, ud);
+}
+
+static void on_shutdown(const redisReply *reply, void *ud)
+{
+    sr_op *op = ud;
+    if (reply && reply->type == REDIS_REPLY_INTEGER)
+        log_info("redis store shut down", "instance=%s sockets_closed=%lld", op->s->instance,
+                 reply->integer);
+    int err = reply_error(op, reply);
+    if (op->cb.done)
+        op->cb.done(err, op->ud);
+    op_free(op);
+}
+
+static void sr_shutdown(store *st, store_done_fn cb, void *ud)
+{
+    store_redis *s = (store_redis *)st;
+    /* No lease refresh after this: it would bring the lease back. */
+    s->shut = true;
+    uv_timer_stop(&s->tick);
+    sr_op *op = op_new(s, "shutdown", ud);
+    if (!op) {
+        if (cb)
+            cb(STORE_ERR_NOMEM, ud);
+        return;
+    }
+    op->cb.done = cb;
+    run_script(s, SCR_SHUTDOWN, NULL, NULL, 0, on_shutdown, op);
+}
+
+/* ---- queries ---- */
+
+static int64_t reply_int(const redisReply *r)
+{
+    if (r->type == REDIS_REPLY_INTEGER)
+        return r->integer;
+    if (r->type == REDIS_REPLY_STRING)
+        return strtoll(r->str, NULL, 10);
+    return 0;
+}
+
+static const char *reply_str_or_null(const redisReply *r)
+{
+    return r->type == REDIS_REPLY_STRING && r->len > 0 ? r->str : NULL;
+}
+
+static void on_users(const redisReply *reply, void *ud)
+{
+    sr_op *op = ud;
+    int err = reply_error(op, reply);
+    store_user *users = NULL;
+    if (err == STORE_OK && (reply->type != REDIS_REPLY_ARRAY || reply->elements != op->n * 7)) {
+        log_error("unexpected redis reply", "script=users type=%d", reply->type);
+        err = STORE_ERR_INTERNAL;
+    }
+    if (err == STORE_OK && op->n > 0 && !(users = calloc(op->n, sizeof(*users))))
+        err = STORE_ERR_NOMEM;
+    if (err == STORE_OK) {
+        for (size_t i = 0; i < op->n; i++) {
+            redisReply **e = reply->element + i * 7;
+            store_user *u = &users[i];
+            u->user = op->users[i];
+            u->known = reply_int(e[0]) != 0;
+            int64_t live = reply_int(e[1]);
+            bool in_grace = reply_int(e[6]) != 0;
+            u->sockets = live > 0 ? (uint32_t)live : 0;
+            /* Within the offline grace a user still reads as online: no offline went out
+             * (as in the memory store). */
+            u->online = live > 0 || in_grace;
+            const char *status = reply_str_or_null(e[2]);
+            u->status = u->online ? (status ? status : "online") : "offline";
+            u->metadata = reply_str_or_null(e[3]);
+            u->last_seen = reply_int(e[4]);
+            u->since = u->online ? reply_int(e[5]) : 0;
+        }
+    }
+    op->cb.users(err, err == STORE_OK ? users : NULL, err == STORE_OK ? op->n : 0, op->ud);
+    free(users);
+    op_free(op);
+}
+
+static void sr_users_query(store *st, const char *const *users, size_t n, store_users_fn cb,
+                           void *ud)
+{
+    store_redis *s = (store_redis *)st;
+    sr_op *op = op_new(s, "users", ud);
+    if (op)
+        op->users = calloc(n ? n : 1, sizeof(*op->users));
+    if (!op || !op->users) {
+        free(op);
+        cb(STORE_ERR_NOMEM, NULL, 0, ud);
+        return;
+    }
+    op->cb.users = cb;
+    for (size_t i = 0; i < n; i++) {
+        if (!(op->users[i] = strdup(users[i]))) {
+            op_free(op);
+            cb(STORE_ERR_NOMEM, NULL, 0, ud);
+            return;
+        }
+        op->n++;
+    }
+    run_script(s, SCR_USERS, users, NULL, n, on_users, op);
+}
+
+static void on_room(const redisReply *reply, void *ud)
+{
+    sr_op *op = ud;
+    int err = reply_error(op, reply);
+    const char **users = NULL;
+    size_t n = 0, total = 0;
+    if (err == STORE_OK && (reply->type != REDIS_REPLY_ARRAY || reply->elements < 1)) {
+        log_error("unexpected redis reply", "script=room type=%d", reply->type);
+        err = STORE_ERR_INTERNAL;
+    }
+    if (err == STORE_OK) {
+        total = (size_t)reply_int(reply->element[0]);
+        n = reply->elements - 1;
+        if (n > 0 && !(users = calloc(n, sizeof(*users))))
+            err = STORE_ERR_NOMEM;
+        for (size_t i = 0; err == STORE_OK && i < n; i++)
+            users[i] = reply->element[i + 1]->str ? reply->element[i + 1]->str : "";
+    }
+    op->cb.room(err, err == STORE_OK ? (const char *const *)users : NULL, err == STORE_OK ? n : 0,
+                err == STORE_OK ? total : 0, op->ud);
+    free(users);
+    op_free(op);
+}
+
+static void sr_room_query(store *st, const char *room, size_t limit, store_room_fn cb, void *ud)
+{
+    store_redis *s = (store_redis *)st;
+    sr_op *op = op_new(s, "room", ud);
+    if (!op) {
+        cb(STORE_ERR_NOMEM, NULL, 0, 0, ud);
+        return;
+    }
+    op->cb.room = cb;
+    char lim[24];
+    snprintf(lim, sizeof(lim), "%zu", limit);
+    const char *args[] = {room, lim};
+    run_script(s, SCR_ROOM, args, NULL, 2, on_room, op);
+}
+
+/* ---- lease, reap and grace: the tick ---- */
+
+static void tick_run(store_redis *s);
+
+static void on_tick_reply(const redisReply *reply, void *ud)
+{
+    store_redis *s = ud;
+    s->tick_busy = false;
+    if (s->closing)
+        return;
+    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != 3) {
+        if (reply && reply->type == REDIS_REPLY_ERROR)
+            log_error("redis script failed", "script=tick err=\"%s\"", reply->str);
+        return;
+    }
+    bool held = reply_int(reply->element[0]) != 0;
+    long long reaped = reply_int(reply->element[1]), fired = reply_int(reply->element[2]);
+    if (reaped > 0)
+        log_info("reaped dead instances", "count=%lld", reaped);
+    if (fired > 0)
+        log_debug("offline grace deadlines fired", "count=%lld", fired);
+    bool lost = s->lease_held && !held;
+    if (lost)
+        log_warn("instance lease was lost: re-asserting sockets", "instance=%s", s->instance);
+    s->lease_held = true;
+    if ((lost || s->need_reassert) && !s->shut) {
+        s->need_reassert = false;
+        if (s->hooks.reassert)
+            s->hooks.reassert(s->hooks.ud);
+    }
+    if (s->tick_again && !s->closing) {
+        s->tick_again = false;
+        tick_run(s);
+    }
+}
+
+static void tick_run(store_redis *s)
+{
+    if (s->closing || s->shut || !redis_client_ready(s->cmd))
+        return;
+    if (s->tick_busy) {
+        s->tick_again = true;
+        return;
+    }
+    s->tick_busy = true;
+    run_script(s, SCR_TICK, NULL, NULL, 0, on_tick_reply, s);
+}
+
+static void on_tick(uv_timer_t *t)
+{
+    tick_run(t->data);
+}
+
+/* Available: the command connection is up and the reader knows where to start. */
+static void availability_update(store_redis *s)
+{
+    bool avail = s->cmd_up && s->positioned && !s->closing;
+    if (avail == s->available)
+        return;
+    s->available = avail;
+    if (s->hooks.availability)
+        s->hooks.availability(avail, s->hooks.ud);
+    /* Refresh the lease first: re-asserted sockets only count once it is live. */
+    if (avail)
+        tick_run(s);
+}
+
+static void on_cmd_up(const char *run_id, void *ud)
+{
+    store_redis *s = ud;
+    if (s->cmd_run_id[0] && strcmp(s->cmd_run_id, run_id) != 0)
+        log_warn("redis restarted: re-asserting sockets", "old_run_id=%s run_id=%s", s->cmd_run_id,
+                 run_id);
+    /* Any reconnection follows an outage during which our lease may have lapsed and our sockets
+     * been reaped, or Redis may have restarted empty. */
+    if (s->ever_up)
+        s->need_reassert = true;
+    s->ever_up = true;
+    snprintf(s->cmd_run_id, sizeof(s->cmd_run_id), "%s", run_id);
+    s->cmd_up = true;
+    availability_update(s);
+}
+
+static void on_cmd_down(void *ud)
+{
+    store_redis *s = ud;
+    s->cmd_up = false;
+    availability_update(s);
+}
+
+/* ---- the event stream ---- */
+
+static void read_next(store_redis *s);
+
+static int stream_id_parse(const char *id, uint64_t *ms, uint64_t *seq)
+{
+    char *end;
+    *ms = strtoull(id, &end, 10);
+    if (*end != '-')
+        return -1;
+    *seq = strtoull(end + 1, &end, 10);
+    return *end ? -1 : 0;
+}
+
+/* a < b for stream ids. */
+static bool stream_id_less(const char *a, const char *b)
+{
+    uint64_t ams, aseq, bms, bseq;
+    if (stream_id_parse(a, &ams, &aseq) < 0 || stream_id_parse(b, &bms, &bseq) < 0)
+        return false;
+    return ams < bms || (ams == bms && aseq < bseq);
+}
+
+static void deliver_entry(store_redis *s, const redisReply *entry)
+{
+    if (entry->type != REDIS_REPLY_ARRAY || entry->elements != 2 ||
+        entry->element[0]->type != REDIS_REPLY_STRING)
+        return;
+    const char *id = entry->element[0]->str;
+    if (entry->element[0]->len < sizeof(s->last_id))
+        memcpy(s->last_id, id, entry->element[0]->len + 1);
+    const redisReply *fields = entry->element[1];
+    if (fields->type != REDIS_REPLY_ARRAY)
+        return;
+    for (size_t i = 0; i + 1 < fields->elements; i += 2) {
+        const redisReply *f = fields->element[i], *v = fields->element[i + 1];
+        if (f->type != REDIS_REPLY_STRING || strcmp(f->str, "e") != 0 ||
+            v->type != REDIS_REPLY_STRING)
+            continue;
+        pres_event ev;
+        if (pres_event_decode(v->str, v->len, &ev) < 0) {
+            log_warn("undecodable event in the stream", "id=%s", id);
+            return;
+        }
+        snprintf(ev.id, sizeof(ev.id), "%s", id);
+        if (s->hooks.event)
+            s->hooks.event(&ev, s->hooks.ud);
+        pres_event_deinit(&ev);
+        return;
+    }
+}
+
+static void on_xread(const redisReply *reply, void *ud)
+{
+    store_redis *s = ud;
+    if (!reply || s->closing) {
+        /* The events connection went down: reading resumes from last_id when it is back. */
+        s->reading = false;
+        return;
+    }
+    if (reply->type == REDIS_REPLY_ARRAY) {
+        for (size_t k = 0; k < reply->elements; k++) {
+            const redisReply *stream = reply->element[k];
+            if (stream->type != REDIS_REPLY_ARRAY || stream->elements != 2 ||
+                stream->element[1]->type != REDIS_REPLY_ARRAY)
+                continue;
+            const redisReply *entries = stream->element[1];
+            for (size_t i = 0; i < entries->elements && !s->closing; i++)
+                deliver_entry(s, entries->element[i]);
+        }
+    } else if (reply->type == REDIS_REPLY_ERROR) {
+        log_error("redis XREAD failed", "err=\"%s\"", reply->str);
+    }
+    s->reading = false;
+    if (!s->closing)
+        read_next(s);
+}
+
+static void read_next(store_redis *s)
+{
+    if (s->reading || s->closing || !redis_client_ready(s->ev))
+        return;
+    s->reading = true;
+    char block[16];
+    snprintf(block, sizeof(block), "%d", SR_XREAD_BLOCK_MS);
+    const char *argv[] = {"XREAD", "COUNT",   SR_XREAD_COUNT, "BLOCK",
+                          block,   "STREAMS", s->stream_key,  s->last_id};
+    size_t lens[8];
+    for (size_t i = 0; i < 8; i++)
+        lens[i] = strlen(argv[i]);
+    redis_client_command(s->ev, 8, argv, lens, on_xread, s);
+}
+
+/* Where to resume: the newest entry when we start, else where we stopped, unless the stream
+ * now ends before that point (Redis restarted or was flushed: the stream was recreated). */
+static void on_stream_top(const redisReply *reply, void *ud)
+{
+    store_redis *s = ud;
+    if (!reply || s->closing)
+        return;
+    const char *top = NULL;
+    if (reply->type == REDIS_REPLY_ARRAY && reply->elements > 0 &&
+        reply->element[0]->type == REDIS_REPLY_ARRAY && reply->element[0]->elements > 0 &&
+        reply->element[0]->element[0]->type == REDIS_REPLY_STRING)
+        top = reply->element[0]->element[0]->str;
+    if (!s->last_id[0]) {
+        snprintf(s->last_id, sizeof(s->last_id), "%s", top ? top : "0-0");
+    } else if (!top || stream_id_less(top, s->last_id)) {
+        log_info("event stream was recreated: reading it from the start", "last_id=%s", s->last_id);
+        snprintf(s->last_id, sizeof(s->last_id), "0-0");
+    }
+    read_next(s);
+    if (!s->positioned) {
+        s->positioned = true;
+        availability_update(s);
+    }
+}
+
+static void on_ev_up(const char *run_id, void *ud)
+{
+    store_redis *s = ud;
+    if (s->ev_run_id[0] && strcmp(s->ev_run_id, run_id) != 0)
+        log_info("redis restarted: checking the event stream", "run_id=%s", run_id);
+    snprintf(s->ev_run_id, sizeof(s->ev_run_id), "%s", run_id);
+    const char *argv[] = {"XREVRANGE", s->stream_key, "+", "-", "COUNT", "1"};
+    size_t lens[6];
+    for (size_t i = 0; i < 6; i++)
+        lens[i] = strlen(argv[i]);
+    redis_client_command(s->ev, 6, argv, lens, on_stream_top, s);
+}
+
+/* ---- lifecycle ---- */
+
+static void part_closed(void *ud)
+{
+    store_redis *s = ud;
+    if (--s->open_parts == 0)
+        free(s);
+}
+
+static void on_tick_closed(uv_handle_t *h)
+{
+    part_closed(h->data);
+}
+
+static void sr_free(store *st)
+{
+    store_redis *s = (store_redis *)st;
+    if (s->closing)
+        return;
+    s->closing = true;
+    uv_timer_stop(&s->tick);
+    uv_close((uv_handle_t *)&s->tick, on_tick_closed);
+    redis_client_free(s->cmd, part_closed, s);
+    redis_client_free(s->ev, part_closed, s);
+}
+
+static bool sr_available(const store *st)
+{
+    const store_redis *s = (const store_redis *)st;
+    return s->available && !s->closing;
+}
+
+static const store_vtbl sr_vtbl = {
+    .free = sr_free,
+    .available = sr_available,
+    .socket_open = sr_socket_open,
+    .socket_assert = sr_socket_assert,
+    .socket_close = sr_socket_close,
+    .room_join = sr_room_join,
+    .room_leave = sr_room_leave,
+    .status_set = sr_status_set,
+    .touch = sr_touch,
+    .users_query = sr_users_query,
+    .room_query = sr_room_query,
+    .shutdown = sr_shutdown,
+};
+
+static bool instance_id_valid(const char *id)
+{
+    size_t n = id ? strlen(id) : 0;
+    if (n == 0 || n > SR_INSTANCE_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char ch = id[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '-' || ch == '_'))
+            return false;
+    }
+    return true;
+}
+
+static int find_scripts(store_redis *s)
+{
+    for (size_t k = 0; k < SCR_COUNT; k++) {
+        size_t i = 0;
+        while (i < redis_nscripts && strcmp(redis_scripts[i].name, script_names[k]) != 0)
+            i++;
+        if (i == redis_nscripts) {
+            log_error("redis store: script missing from the build", "script=%s", script_names[k]);
+            return -1;
+        }
+        s->script_idx[k] = i;
+    }
+    return 0;
+}
+
+store *store_redis_new(uv_loop_t *loop, const store_opts *opts, const store_hooks *hooks)
+{
+    redis_addr addr;
+    if (redis_addr_parse(opts->redis_url, &addr) < 0) {
+        log_error("redis store: bad redis URL", NULL);
+        return NULL;
+    }
+    if (!instance_id_valid(opts->instance_id)) {
+        log_error("redis store: instance id must be 1-64 URL-safe characters", NULL);
+        return NULL;
+    }
+    const char *prefix = opts->key_prefix ? opts->key_prefix : "";
+    if (strlen(prefix) >= 128 || opts->instance_lease_ms == 0 || opts->stream_maxlen == 0) {
+        log_error("redis store: bad options", "prefix_len=%zu lease_ms=%u stream_maxlen=%u",
+                  strlen(prefix), opts->instance_lease_ms, opts->stream_maxlen);
+        return NULL;
+    }
+    store_redis *s = calloc(1, sizeof(*s));
+    if (!s)
+        return NULL;
+    s->base.vt = &sr_vtbl;
+    if (hooks)
+        s->hooks = *hooks;
+    if (find_scripts(s) < 0) {
+        free(s);
+        return NULL;
+    }
+    snprintf(s->prefix, sizeof(s->prefix), "%s", prefix);
+    snprintf(s->instance, sizeof(s->instance), "%s", opts->instance_id);
+    snprintf(s->grace, sizeof(s->grace), "%u", opts->offline_grace_ms);
+    snprintf(s->retention, sizeof(s->retention), "%u",
+             opts->last_seen_retention_s ? opts->last_seen_retention_s : 1);
+    snprintf(s->maxlen, sizeof(s->maxlen), "%u", opts->stream_maxlen);
+    /* Per-instance keys must outlive a few lease refreshes, whatever ttl is configured. */
+    uint32_t inst_ttl = opts->ttl_s;
+    if (inst_ttl < opts->instance_lease_ms / 1000 * 2 + 1)
+        inst_ttl = opts->instance_lease_ms / 1000 * 2 + 1;
+    snprintf(s->inst_ttl, sizeof(s->inst_ttl), "%u", inst_ttl);
+    s->lease_ms = opts->instance_lease_ms;
+    snprintf(s->lease, sizeof(s->lease), "%u", opts->instance_lease_ms);
+    snprintf(s->stream_key, sizeof(s->stream_key), "%sevents", prefix);
+
+    redis_client_cfg cc = {
+        .name = "command",
+        .addr = &addr,
+        .scripts = redis_scripts,
+        .nscripts = redis_nscripts,
+        .ping_ms = SR_PING_MS,
+        .stall_ms = SR_STALL_MS,
+        .up = on_cmd_up,
+        .down = on_cmd_down,
+        .ud = s,
+    };
+    redis_client_cfg ce = {
+        .name = "events",
+        .addr = &addr,
+        .ping_ms = 0,
+        .stall_ms = SR_XREAD_BLOCK_MS + SR_STALL_MS,
+        .up = on_ev_up,
+        .ud = s,
+    };
+    s->cmd = redis_client_new(loop, &cc);
+    s->ev = s->cmd ? redis_client_new(loop, &ce) : NULL;
+    if (!s->ev) {
+        log_error("redis store: out of memory", NULL);
+        if (s->cmd) {
+            /* The client frees itself from the loop; the store is not referenced by then. */
+            redis_client_free(s->cmd, NULL, NULL);
+        }
+        free(s);
+        return NULL;
+    }
+    uv_timer_init(loop, &s->tick);
+    s->tick.data = s;
+    uint32_t every = s->lease_ms / 3 ? s->lease_ms / 3 : 1;
+    uv_timer_start(&s->tick, on_tick, every, every);
+    s->open_parts = 3;
+    return &s->base;
+}
