@@ -109,11 +109,8 @@ static int start_presence(app *a, const cfg *c)
                         .redis_url = c->redis,
                         .key_prefix = c->redis_prefix};
     store_hooks hooks = gateway_store_hooks(a->gw);
-    if (c->store == CFG_STORE_REDIS) {
-        log_error("store=redis is not available in this build", NULL);
-        return -1;
-    }
-    a->st = store_memory_new(&a->loop, &sopts, &hooks);
+    a->st = c->store == CFG_STORE_REDIS ? store_redis_new(&a->loop, &sopts, &hooks)
+                                        : store_memory_new(&a->loop, &sopts, &hooks);
     if (!a->st)
         return -1;
     gateway_attach_store(a->gw, a->st);

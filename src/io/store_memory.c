@@ -2,6 +2,7 @@
  * retention, and completions delivered on the next loop turn as the store contract asks (callers
  * never see a callback run inside the call that started it).
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -37,6 +38,7 @@ typedef struct mem_store {
     uv_timer_t timer; /* grace deadlines and retention */
     uv_idle_t idle;   /* delivers finished jobs */
     mem_job *head, *tail;
+    uint64_t seq; /* last event id */
     bool closing;
     int handles_open;
 } mem_store;
@@ -60,8 +62,12 @@ static void job_free(mem_job *j)
 
 static void deliver(mem_store *m, mem_job *j)
 {
-    for (size_t i = 0; i < j->events.n && !m->closing; i++)
+    for (size_t i = 0; i < j->events.n && !m->closing; i++) {
+        /* The memory store's event ids are a sequence, in delivery order. */
+        snprintf(j->events.v[i].id, sizeof(j->events.v[i].id), "%llu",
+                 (unsigned long long)++m->seq);
         m->hooks.event(&j->events.v[i], m->hooks.ud);
+    }
     int err = m->closing ? STORE_ERR_SHUTDOWN : j->err;
     switch (j->kind) {
     case JOB_DONE:
