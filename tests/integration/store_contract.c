@@ -1,0 +1,1691 @@
+/* The store contract (docs/presence-model.md): one table of scenarios, run against the memory
+ * store or against the Redis store, showing that both behave identically and as documented.
+ *
+ * Usage: store_contract --store memory
+ *        store_contract --store redis --redis redis://127.0.0.1:PORT
+ *        (add --filter PATTERN to run only the scenarios whose name matches)
+ * tests/integration/store_contract.sh starts a throwaway redis-server and runs both.
+ *
+ * Each scenario is one cmocka test, so a failure names its scenario. A scenario creates fresh
+ * stores (the Redis ones under a key prefix of their own, so scenarios never see each other's
+ * keys or events), runs its steps in order, and after every step compares the events that each
+ * observing store's hooks.event received with the step's expectations. The Redis store delivers
+ * events through its stream, possibly after the operation's callback, so the harness waits
+ * (bounded) for the expected number of events, then lets a short settle time pass so that
+ * unexpected extra events are caught by the step that caused them. The memory store may deliver
+ * events synchronously or on a later loop turn: the same waiting covers both.
+ *
+ * Nothing here runs inside a store callback except copying: callbacks only record, and every
+ * check (and so every cmocka failure, which longjmps) happens outside uv_run.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include <cJSON.h>
+#include <uv.h>
+
+#include "presenced/pres_event.h"
+#include "presenced/store.h"
+
+#define SID_LEN 20
+#define MAX_STORES 3
+#define OPS_RING 64
+#define EV_MAX 6
+#define USERS_MAX 12
+#define MEMBERS_MAX 8
+#define ROOMS_MAX 4
+#define MEMOS 8
+
+#define OP_TIMEOUT_MS 5000    /* an operation's callback must come within this */
+#define EVENT_TIMEOUT_MS 2000 /* expected events must arrive within this after the callback */
+#define END_SETTLE_MS 150     /* quiet time at the end of a scenario: no stray events */
+#define NOW_TOLERANCE_MS 3000 /* store time (Redis TIME) against this process's clock */
+#define LEASE_MS 3000         /* every Redis store's lease unless a scenario says otherwise */
+#define GRACE_MS 300          /* offline_grace_ms of the scenarios that use a grace window */
+
+/* The memory store's events come at once or on the next loop turn; the Redis store's come
+ * through the stream a few milliseconds later. */
+#define SETTLE_MEMORY_MS 5
+#define SETTLE_REDIS_MS 40
+
+static struct {
+    bool redis;
+    const char *redis_url;
+    char run_tag[9];
+    unsigned scenario_no;
+    uint64_t rng;
+} cfg;
+
+/* ---- the table's vocabulary ---------------------------------------------------------------- */
+
+/* How a last_seen is compared with a value remembered earlier in the scenario (a memo). */
+typedef enum ls_cmp {
+    LS_ANY = 0,
+    LS_GT_MEMO,
+    LS_GE_MEMO,
+    LS_EQ_MEMO,
+} ls_cmp;
+
+/* An expected event. Fields left NULL are not compared. The socket is the table's short name
+ * (see sid_of). `meta` is JSON compared structurally, or NOMETA for "no metadata". Offline
+ * events are always checked for a last_seen close to when they arrived. */
+typedef struct ev_exp {
+    pres_event_type type;
+    const char *user; /* NULL ends the list */
+    const char *socket;
+    const char *room;
+    const char *status;
+    const char *prev;
+    const char *meta;
+    bool rooms_set; /* compare the routing rooms with `rooms` (as a set) */
+    const char *rooms[ROOMS_MAX];
+    ls_cmp ls;
+    int memo; /* memo compared with (LS_*_MEMO) */
+    int save; /* 1 + memo index to remember last_seen in, 0: none */
+} ev_exp;
+
+/* An expected users_query row. known, online and sockets are always compared; status and meta
+ * when set. Always checked as well: last_seen is 0 iff unknown, since is 0 iff offline. */
+typedef struct user_exp {
+    const char *user; /* NULL ends the list */
+    bool known;
+    bool online;
+    const char *status;
+    uint32_t sockets;
+    const char *meta;
+    ls_cmp ls;
+    int memo;
+    int save;
+} user_exp;
+
+typedef enum step_op {
+    OP_END = 0,
+    OP_OPEN,
+    OP_ASSERT,
+    OP_CLOSE,
+    OP_CLOSE_GRACEFUL,
+    OP_JOIN,
+    OP_LEAVE,
+    OP_STATUS,
+    OP_TOUCH,
+    OP_SHUTDOWN,
+    OP_USERS,
+    OP_ROOM,
+    OP_SLEEP,       /* let time pass (the loops keep running); no event may arrive */
+    OP_WAIT,        /* wait up to `ms` for the expected events (timers, reaps) */
+    OP_KILL,        /* the store dies without shutdown (scenario.kill: how) */
+    OP_LEASE_WATCH, /* after OP_KILL: poll users_query until the reap's events arrive */
+    OP_CALL,        /* a scenario part written as code (`call`) */
+} step_op;
+
+typedef enum kill_mode {
+    KILL_FREE,   /* store_free() without store_shutdown(): the process is gone */
+    KILL_FREEZE, /* its loop never runs again: the process hangs */
+} kill_mode;
+
+struct harness;
+
+typedef struct step {
+    step_op op;
+    int on; /* which store of the scenario */
+    const char *sid;
+    const char *user;
+    const char *status;
+    const char *meta;
+    const char *room;
+    const char *rooms[ROOMS_MAX]; /* socket_assert */
+    int err;                      /* expected callback error */
+    size_t limit;                 /* room_query */
+    uint32_t ms;                  /* OP_SLEEP, OP_WAIT, OP_LEASE_WATCH */
+    bool unobserve;               /* OP_SHUTDOWN: this store's events are no longer checked */
+    ev_exp ev[EV_MAX];
+    user_exp users[USERS_MAX];
+    const char *members[MEMBERS_MAX]; /* room_query: the whole expected membership */
+    void (*call)(struct harness *h);
+} step;
+
+typedef struct scenario {
+    const char *name;
+    bool redis_only;
+    int nstores; /* 0 means 1 */
+    uint32_t grace_ms;
+    int own_loop; /* 1 + index of the store that runs on a loop of its own (it can hang) */
+    uint32_t lease_ms[MAX_STORES]; /* 0: LEASE_MS */
+    kill_mode kill;                /* how OP_KILL kills */
+    const step *steps;
+} scenario;
+
+/* ---- the harness ------------------------------------------------------------------------------
+ */
+
+typedef struct got_event {
+    pres_event_type type;
+    char *user, *socket, *room, *status, *prev_status, *metadata;
+    int64_t last_seen, at;
+    char **rooms;
+    size_t nrooms;
+    char id[48];
+    int64_t received; /* wall clock, ms */
+} got_event;
+
+typedef struct slot {
+    struct harness *h;
+    int index;
+    store *st;
+    int loop;       /* index into harness.loops */
+    bool observing; /* its events are compared with the expectations */
+    bool frozen;    /* its loop is not run any more */
+    got_event *ev;
+    size_t nev, cap, seen;
+    bool have_id;
+    uint64_t id_ms, id_seq;
+    bool available;
+    int reasserts;
+} slot;
+
+typedef struct op_ctx {
+    struct harness *h;
+    bool done;
+    int err;
+} op_ctx;
+
+typedef struct harness {
+    const scenario *sc;
+    uv_loop_t loops[2];
+    bool loop_used[2];
+    slot slots[MAX_STORES];
+    int nslots;
+    char prefix[64];
+    op_ctx ops[OPS_RING];
+    unsigned nops;
+    op_ctx *cur;
+    /* results of the current query, copied out of the callback */
+    store_user *users;
+    size_t nusers;
+    char **members;
+    size_t nmembers, total;
+    int64_t memo[MEMOS];
+    const user_exp *last_users; /* the last OP_USERS expectations (the state before a kill) */
+    int killed;
+    uint64_t kill_at; /* monotonic ms */
+    void *scratch[4]; /* freed at teardown: what OP_CALL parts allocate */
+    /* The first event whose id or time breaks the contract; checked by its own scenario
+     * (event_stamps) so that the other scenarios still test what they are about. */
+    char stamp_problem[512];
+} harness;
+
+static uint64_t mono_ms(void)
+{
+    return uv_hrtime() / 1000000u;
+}
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static uint64_t rnd(void)
+{
+    cfg.rng ^= cfg.rng << 13;
+    cfg.rng ^= cfg.rng >> 7;
+    cfg.rng ^= cfg.rng << 17;
+    return cfg.rng;
+}
+
+static const char *op_name(step_op op)
+{
+    static const char *const names[] = {
+        "end",         "socket_open", "socket_assert", "socket_close", "socket_close(graceful)",
+        "room_join",   "room_leave",  "status_set",    "touch",        "shutdown",
+        "users_query", "room_query",  "sleep",         "wait",         "kill",
+        "lease_watch", "call",
+    };
+    return op < sizeof(names) / sizeof(names[0]) ? names[op] : "?";
+}
+
+static const char *type_name(pres_event_type t)
+{
+    switch (t) {
+    case PRES_EV_ONLINE:
+        return "online";
+    case PRES_EV_OFFLINE:
+        return "offline";
+    case PRES_EV_ROOM_JOIN:
+        return "room:join";
+    case PRES_EV_ROOM_LEAVE:
+        return "room:leave";
+    case PRES_EV_UPDATE:
+        return "update";
+    }
+    return "?";
+}
+
+/* The table names sockets briefly ("s1"); stores get 20 URL-safe characters. */
+static void sid_of(const char *name, char out[SID_LEN + 1])
+{
+    size_t n = strlen(name);
+    assert_true(n <= SID_LEN);
+    memcpy(out, name, n);
+    memset(out + n, '-', SID_LEN - n);
+    out[SID_LEN] = '\0';
+}
+
+#define NOMETA "null"
+
+/* Metadata compared as JSON values, so that a store may re-encode the text. */
+static bool meta_equal(const char *want, const char *got)
+{
+    if (!want)
+        return true;
+    if (strcmp(want, NOMETA) == 0)
+        return got == NULL;
+    if (!got)
+        return false;
+    cJSON *a = cJSON_Parse(want), *b = cJSON_Parse(got);
+    bool same = a && b && cJSON_Compare(a, b, true);
+    cJSON_Delete(a);
+    cJSON_Delete(b);
+    return same;
+}
+
+static char *dup_or_null(const char *s)
+{
+    if (!s)
+        return NULL;
+    char *d = strdup(s);
+    if (!d)
+        abort();
+    return d;
+}
+
+static void note_stamp_problem(harness *h, const char *fmt, ...)
+{
+    if (h->stamp_problem[0])
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(h->stamp_problem, sizeof(h->stamp_problem), fmt, ap);
+    va_end(ap);
+}
+
+/* "1700000000000-3" (a stream entry id) or "42" (a sequence). */
+static bool parse_event_id(const char *id, uint64_t *ms, uint64_t *seq)
+{
+    char *end;
+    if (*id < '0' || *id > '9')
+        return false;
+    *ms = strtoull(id, &end, 10);
+    *seq = 0;
+    if (*end == '-') {
+        const char *s = end + 1;
+        if (*s < '0' || *s > '9')
+            return false;
+        *seq = strtoull(s, &end, 10);
+    }
+    return *end == '\0';
+}
+
+/* ---- store hooks and callbacks (they only record) --------------------------------------- */
+
+static void on_event(const pres_event *ev, void *ud)
+{
+    slot *sl = ud;
+    harness *h = sl->h;
+    if (sl->nev == sl->cap) {
+        sl->cap = sl->cap ? sl->cap * 2 : 64;
+        sl->ev = realloc(sl->ev, sl->cap * sizeof(*sl->ev));
+        if (!sl->ev)
+            abort();
+    }
+    got_event *g = &sl->ev[sl->nev++];
+    memset(g, 0, sizeof(*g));
+    g->type = ev->type;
+    g->user = dup_or_null(ev->user);
+    g->socket = dup_or_null(ev->socket);
+    g->room = dup_or_null(ev->room);
+    g->status = dup_or_null(ev->status);
+    g->prev_status = dup_or_null(ev->prev_status);
+    g->metadata = dup_or_null(ev->metadata);
+    g->last_seen = ev->last_seen;
+    g->at = ev->at;
+    g->received = wall_ms();
+    if (ev->nrooms) {
+        g->rooms = calloc(ev->nrooms, sizeof(char *));
+        if (!g->rooms)
+            abort();
+        for (size_t i = 0; i < ev->nrooms; i++)
+            g->rooms[i] = dup_or_null(ev->rooms[i]);
+        g->nrooms = ev->nrooms;
+    }
+    snprintf(g->id, sizeof(g->id), "%s", ev->id);
+
+    /* Every event carries the store time it was decided at and an id that orders it. */
+    if (g->at < g->received - NOW_TOLERANCE_MS || g->at > g->received + NOW_TOLERANCE_MS)
+        note_stamp_problem(h, "store %d: %s event for %s has at=%lld, %lld ms from now", sl->index,
+                           type_name(g->type), g->user ? g->user : "(null)", (long long)g->at,
+                           (long long)(g->at - g->received));
+    uint64_t ms, seq;
+    if (!parse_event_id(g->id, &ms, &seq)) {
+        note_stamp_problem(h, "store %d: event id \"%s\" is neither a sequence nor a stream id",
+                           sl->index, g->id);
+    } else {
+        if (sl->have_id && (ms < sl->id_ms || (ms == sl->id_ms && seq <= sl->id_seq)))
+            note_stamp_problem(h, "store %d: event id %s does not follow %llu-%llu", sl->index,
+                               g->id, (unsigned long long)sl->id_ms,
+                               (unsigned long long)sl->id_seq);
+        sl->have_id = true;
+        sl->id_ms = ms;
+        sl->id_seq = seq;
+    }
+}
+
+static void on_reassert(void *ud)
+{
+    ((slot *)ud)->reasserts++;
+}
+
+static void on_availability(bool available, void *ud)
+{
+    ((slot *)ud)->available = available;
+}
+
+static void on_done(int err, void *ud)
+{
+    op_ctx *op = ud;
+    op->err = err;
+    op->done = true;
+}
+
+static void free_results(harness *h)
+{
+    for (size_t i = 0; i < h->nusers; i++) {
+        free((char *)h->users[i].user);
+        free((char *)h->users[i].status);
+        free((char *)h->users[i].metadata);
+    }
+    free(h->users);
+    h->users = NULL;
+    h->nusers = 0;
+    for (size_t i = 0; i < h->nmembers; i++)
+        free(h->members[i]);
+    free(h->members);
+    h->members = NULL;
+    h->nmembers = h->total = 0;
+}
+
+static void on_users(int err, const store_user *users, size_t n, void *ud)
+{
+    op_ctx *op = ud;
+    harness *h = op->h;
+    if (op == h->cur && err == STORE_OK) {
+        free_results(h);
+        h->users = calloc(n ? n : 1, sizeof(*h->users));
+        if (!h->users)
+            abort();
+        for (size_t i = 0; i < n; i++) {
+            h->users[i] = users[i];
+            h->users[i].user = dup_or_null(users[i].user);
+            h->users[i].status = dup_or_null(users[i].status);
+            h->users[i].metadata = dup_or_null(users[i].metadata);
+        }
+        h->nusers = n;
+    }
+    on_done(err, ud);
+}
+
+static void on_room(int err, const char *const *users, size_t n, size_t total, void *ud)
+{
+    op_ctx *op = ud;
+    harness *h = op->h;
+    if (op == h->cur && err == STORE_OK) {
+        free_results(h);
+        h->members = calloc(n ? n : 1, sizeof(char *));
+        if (!h->members)
+            abort();
+        for (size_t i = 0; i < n; i++)
+            h->members[i] = dup_or_null(users[i]);
+        h->nmembers = n;
+        h->total = total;
+    }
+    on_done(err, ud);
+}
+
+/* ---- running the loops --------------------------------------------------------------------- */
+
+static bool loop_frozen(const harness *h, int li)
+{
+    for (int i = 0; i < h->nslots; i++)
+        if (h->slots[i].loop == li && h->slots[i].frozen)
+            return true;
+    return false;
+}
+
+/* One turn of every running loop, then a millisecond's nap. */
+static void pump(harness *h)
+{
+    for (int li = 0; li < 2; li++)
+        if (h->loop_used[li] && !loop_frozen(h, li))
+            uv_run(&h->loops[li], UV_RUN_NOWAIT);
+    struct timespec nap = {0, 1000000};
+    nanosleep(&nap, NULL);
+}
+
+static void pump_for(harness *h, uint32_t ms)
+{
+    uint64_t end = mono_ms() + ms;
+    while (mono_ms() < end)
+        pump(h);
+}
+
+static op_ctx *op_begin(harness *h)
+{
+    op_ctx *op = &h->ops[h->nops++ % OPS_RING];
+    op->h = h;
+    op->done = false;
+    op->err = 0;
+    h->cur = op;
+    return op;
+}
+
+static int op_wait(harness *h, op_ctx *op, const char *ctx)
+{
+    uint64_t end = mono_ms() + OP_TIMEOUT_MS;
+    while (!op->done) {
+        if (mono_ms() >= end)
+            fail_msg("%s: no callback within %d ms", ctx, OP_TIMEOUT_MS);
+        pump(h);
+    }
+    return op->err;
+}
+
+static size_t new_events(const slot *sl)
+{
+    return sl->nev - sl->seen;
+}
+
+static bool all_arrived(const harness *h, size_t want)
+{
+    for (int i = 0; i < h->nslots; i++)
+        if (h->slots[i].observing && new_events(&h->slots[i]) < want)
+            return false;
+    return true;
+}
+
+/* ---- comparing events ---------------------------------------------------------------------- */
+
+static size_t ev_count(const ev_exp *e)
+{
+    size_t n = 0;
+    while (n < EV_MAX && e[n].user)
+        n++;
+    return n;
+}
+
+static bool rooms_equal(const ev_exp *e, const got_event *g)
+{
+    size_t n = 0;
+    while (n < ROOMS_MAX && e->rooms[n])
+        n++;
+    if (g->nrooms != n)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        bool found = false;
+        for (size_t j = 0; j < g->nrooms && !found; j++)
+            found = g->rooms[j] && strcmp(g->rooms[j], e->rooms[i]) == 0;
+        if (!found)
+            return false;
+    }
+    return true;
+}
+
+static bool ls_ok(const harness *h, ls_cmp cmp, int memo, int64_t v)
+{
+    switch (cmp) {
+    case LS_ANY:
+        return true;
+    case LS_GT_MEMO:
+        return v > h->memo[memo];
+    case LS_GE_MEMO:
+        return v >= h->memo[memo];
+    case LS_EQ_MEMO:
+        return v == h->memo[memo];
+    }
+    return false;
+}
+
+static bool str_is(const char *want, const char *got)
+{
+    return !want || (got && strcmp(want, got) == 0);
+}
+
+static bool ev_matches(const harness *h, const ev_exp *e, const got_event *g)
+{
+    char sid[SID_LEN + 1];
+    if (g->type != e->type || !str_is(e->user, g->user))
+        return false;
+    if (e->socket) {
+        sid_of(e->socket, sid);
+        if (!str_is(sid, g->socket))
+            return false;
+    }
+    if (!str_is(e->room, g->room) || !str_is(e->status, g->status) ||
+        !str_is(e->prev, g->prev_status) || !meta_equal(e->meta, g->metadata))
+        return false;
+    if (e->rooms_set && !rooms_equal(e, g))
+        return false;
+    if (g->type == PRES_EV_OFFLINE && (g->last_seen < g->received - NOW_TOLERANCE_MS ||
+                                       g->last_seen > g->received + NOW_TOLERANCE_MS))
+        return false;
+    return ls_ok(h, e->ls, e->memo, g->last_seen);
+}
+
+static void print_got(const got_event *g)
+{
+    print_message("      got  %-10s user=%s socket=%s room=%s status=%s prev=%s meta=%s ls=%lld "
+                  "id=%s rooms=[",
+                  type_name(g->type), g->user ? g->user : "-", g->socket ? g->socket : "-",
+                  g->room ? g->room : "-", g->status ? g->status : "-",
+                  g->prev_status ? g->prev_status : "-", g->metadata ? g->metadata : "-",
+                  (long long)g->last_seen, g->id);
+    for (size_t i = 0; i < g->nrooms; i++)
+        print_message("%s%s", i ? "," : "", g->rooms[i]);
+    print_message("]\n");
+}
+
+static void print_exp(const ev_exp *e)
+{
+    char sid[SID_LEN + 1] = "-";
+    if (e->socket)
+        sid_of(e->socket, sid);
+    print_message("      want %-10s user=%s socket=%s room=%s status=%s prev=%s meta=%s",
+                  type_name(e->type), e->user, sid, e->room ? e->room : "*",
+                  e->status ? e->status : "*", e->prev ? e->prev : "*", e->meta ? e->meta : "*");
+    if (e->rooms_set) {
+        print_message(" rooms=[");
+        for (size_t i = 0; i < ROOMS_MAX && e->rooms[i]; i++)
+            print_message("%s%s", i ? "," : "", e->rooms[i]);
+        print_message("]");
+    }
+    print_message("\n");
+}
+
+/* The order that must hold among one user's expected events: a run of room events of one kind
+ * (the rooms a closing socket leaves, say) may come in any order, anything else in table order.
+ * Different users' events are not ordered against each other (a shutdown closes sockets in an
+ * order of its own). */
+static void ev_ranks(const ev_exp *e, size_t n, int *rank)
+{
+    for (size_t i = 0; i < n; i++) {
+        rank[i] = 0;
+        for (size_t j = i; j-- > 0;) {
+            if (strcmp(e[j].user, e[i].user) != 0)
+                continue;
+            bool same_run = e[j].type == e[i].type &&
+                            (e[i].type == PRES_EV_ROOM_JOIN || e[i].type == PRES_EV_ROOM_LEAVE);
+            rank[i] = rank[j] + (same_run ? 0 : 1);
+            break;
+        }
+    }
+}
+
+static void compare_events(harness *h, slot *sl, const ev_exp *e, const char *ctx)
+{
+    size_t want = ev_count(e), got = new_events(sl);
+    const got_event *g = sl->ev + sl->seen;
+    size_t at[EV_MAX];
+    int rank[EV_MAX];
+    bool used[64] = {false};
+    bool ok = got == want && got <= 64;
+    for (size_t i = 0; ok && i < want; i++) {
+        ok = false;
+        for (size_t j = 0; j < got && !ok; j++) {
+            if (!used[j] && ev_matches(h, &e[i], &g[j])) {
+                used[j] = true;
+                at[i] = j;
+                ok = true;
+            }
+        }
+    }
+    if (ok) {
+        ev_ranks(e, want, rank);
+        for (size_t i = 0; i < want; i++)
+            for (size_t k = i + 1; k < want; k++)
+                if (strcmp(e[i].user, e[k].user) == 0 && rank[i] < rank[k] && at[i] > at[k])
+                    ok = false;
+    }
+    if (!ok) {
+        print_message("    %s: store %d received %zu event(s), expected %zu:\n", ctx, sl->index,
+                      got, want);
+        for (size_t i = 0; i < want; i++)
+            print_exp(&e[i]);
+        for (size_t j = 0; j < got; j++)
+            print_got(&g[j]);
+        fail_msg("%s: store %d: events differ from the contract", ctx, sl->index);
+    }
+    for (size_t i = 0; i < want; i++)
+        if (e[i].save)
+            h->memo[e[i].save - 1] = g[at[i]].last_seen;
+    sl->seen = sl->nev;
+}
+
+/* Wait until every observing store has the expected number of new events (or `timeout_ms`
+ * passed), let the settle time pass, and compare. */
+static void check_events(harness *h, const ev_exp *e, uint32_t timeout_ms, const char *ctx)
+{
+    size_t want = ev_count(e);
+    uint64_t end = mono_ms() + timeout_ms;
+    while (!all_arrived(h, want) && mono_ms() < end)
+        pump(h);
+    pump_for(h, cfg.redis ? SETTLE_REDIS_MS : SETTLE_MEMORY_MS);
+    for (int i = 0; i < h->nslots; i++)
+        if (h->slots[i].observing)
+            compare_events(h, &h->slots[i], e, ctx);
+}
+
+/* ---- comparing query results -------------------------------------------------------------- */
+
+static size_t users_count(const user_exp *u)
+{
+    size_t n = 0;
+    while (n < USERS_MAX && u[n].user)
+        n++;
+    return n;
+}
+
+static bool user_matches(const harness *h, const user_exp *e, const store_user *u, char *why,
+                         size_t whylen)
+{
+    int64_t now = wall_ms();
+    const char *bad = NULL;
+    if (!u->user || strcmp(u->user, e->user) != 0)
+        bad = "not the id asked for (order)";
+    else if (u->known != e->known)
+        bad = "known";
+    else if (u->online != e->online)
+        bad = "online";
+    else if (u->sockets != e->sockets)
+        bad = "sockets";
+    else if (!str_is(e->status, u->status))
+        bad = "status";
+    else if (!meta_equal(e->meta, u->metadata))
+        bad = "metadata";
+    else if (e->known ? (u->last_seen <= 0 || u->last_seen > now + NOW_TOLERANCE_MS)
+                      : u->last_seen != 0)
+        bad = "last_seen (0 iff unknown, never in the future)";
+    else if (e->online ? (u->since <= 0 || u->since > now + NOW_TOLERANCE_MS) : u->since != 0)
+        bad = "since (0 iff offline, never in the future)";
+    else if (!ls_ok(h, e->ls, e->memo, u->last_seen))
+        bad = "last_seen against the remembered value";
+    if (!bad)
+        return true;
+    snprintf(why, whylen,
+             "%s: want user=%s known=%d online=%d status=%s sockets=%u meta=%s; got user=%s "
+             "known=%d online=%d status=%s sockets=%u meta=%s last_seen=%lld since=%lld",
+             bad, e->user, e->known, e->online, e->status ? e->status : "*", e->sockets,
+             e->meta ? e->meta : "*", u->user ? u->user : "(null)", u->known, u->online,
+             u->status ? u->status : "(null)", u->sockets, u->metadata ? u->metadata : "(null)",
+             (long long)u->last_seen, (long long)u->since);
+    return false;
+}
+
+static void query_users(harness *h, int on, const char *const *ids, size_t n, const char *ctx)
+{
+    op_ctx *op = op_begin(h);
+    store_users_query(h->slots[on].st, ids, n, on_users, op);
+    int err = op_wait(h, op, ctx);
+    if (err != STORE_OK)
+        fail_msg("%s: users_query failed: %s", ctx, store_strerror(err));
+    if (h->nusers != n)
+        fail_msg("%s: users_query returned %zu users for %zu ids", ctx, h->nusers, n);
+}
+
+static void check_users(harness *h, int on, const user_exp *e, const char *ctx)
+{
+    const char *ids[USERS_MAX];
+    size_t n = users_count(e);
+    for (size_t i = 0; i < n; i++)
+        ids[i] = e[i].user;
+    query_users(h, on, ids, n, ctx);
+    char why[1024];
+    for (size_t i = 0; i < n; i++)
+        if (!user_matches(h, &e[i], &h->users[i], why, sizeof(why)))
+            fail_msg("%s: users_query on store %d, row %zu: %s", ctx, on, i, why);
+    for (size_t i = 0; i < n; i++)
+        if (e[i].save)
+            h->memo[e[i].save - 1] = h->users[i].last_seen;
+    h->last_users = e;
+}
+
+static void check_room(harness *h, const step *s, const char *ctx)
+{
+    size_t want = 0;
+    while (want < MEMBERS_MAX && s->members[want])
+        want++;
+    op_ctx *op = op_begin(h);
+    store_room_query(h->slots[s->on].st, s->room, s->limit, on_room, op);
+    int err = op_wait(h, op, ctx);
+    if (err != STORE_OK)
+        fail_msg("%s: room_query failed: %s", ctx, store_strerror(err));
+    size_t n = s->limit && s->limit < want ? s->limit : want;
+    bool ok = h->total == want && h->nmembers == n;
+    for (size_t i = 0; ok && i < h->nmembers; i++) {
+        bool in = false;
+        for (size_t j = 0; j < want && !in; j++)
+            in = h->members[i] && strcmp(h->members[i], s->members[j]) == 0;
+        for (size_t k = 0; k < i && in; k++)
+            in = strcmp(h->members[k], h->members[i]) != 0;
+        ok = in;
+    }
+    if (!ok) {
+        print_message("    %s: room %s limit %zu: want %zu of these %zu:", ctx, s->room, s->limit,
+                      n, want);
+        for (size_t j = 0; j < want; j++)
+            print_message(" [%s]", s->members[j]);
+        print_message("\n    got %zu, total %zu:", h->nmembers, h->total);
+        for (size_t i = 0; i < h->nmembers; i++)
+            print_message(" [%s]", h->members[i] ? h->members[i] : "(null)");
+        print_message("\n");
+        fail_msg("%s: room_query differs from the contract", ctx);
+    }
+}
+
+/* ---- stores -------------------------------------------------------------------------------- */
+
+static void random_id(char out[SID_LEN + 1])
+{
+    static const char alphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-";
+    for (int i = 0; i < SID_LEN; i++)
+        out[i] = alphabet[rnd() % 64];
+    out[SID_LEN] = '\0';
+}
+
+static void store_start(harness *h, int i)
+{
+    const scenario *sc = h->sc;
+    slot *sl = &h->slots[i];
+    char iid[SID_LEN + 1];
+    random_id(iid);
+    sl->h = h;
+    sl->index = i;
+    sl->loop = sc->own_loop == i + 1 ? 1 : 0;
+    sl->observing = true;
+    if (!h->loop_used[sl->loop]) {
+        assert_int_equal(uv_loop_init(&h->loops[sl->loop]), 0);
+        h->loop_used[sl->loop] = true;
+    }
+    store_opts opts = {
+        .instance_id = iid,
+        .offline_grace_ms = sc->grace_ms,
+        .last_seen_retention_s = 3600,
+        .instance_lease_ms = sc->lease_ms[i] ? sc->lease_ms[i] : LEASE_MS,
+        .ttl_s = 30,
+        .stream_maxlen = 10000,
+        .redis_url = cfg.redis_url,
+        .key_prefix = h->prefix,
+    };
+    store_hooks hooks = {
+        .event = on_event,
+        .reassert = on_reassert,
+        .availability = on_availability,
+        .ud = sl,
+    };
+    uv_loop_t *loop = &h->loops[sl->loop];
+    sl->st =
+        cfg.redis ? store_redis_new(loop, &opts, &hooks) : store_memory_new(loop, &opts, &hooks);
+    if (!sl->st)
+        fail_msg("store %d: the store could not be created", i);
+    h->nslots = i + 1 > h->nslots ? i + 1 : h->nslots;
+    /* The Redis store connects in the background; operations before that fail. */
+    uint64_t end = mono_ms() + OP_TIMEOUT_MS;
+    while (!store_available(sl->st)) {
+        if (mono_ms() >= end)
+            fail_msg("store %d: not available within %d ms", i, OP_TIMEOUT_MS);
+        pump(h);
+    }
+}
+
+/* ---- steps --------------------------------------------------------------------------------- */
+
+static void lease_watch(harness *h, const step *s, const char *ctx);
+
+static void expect_err(int err, int want, const char *ctx)
+{
+    if (err != want)
+        fail_msg("%s: callback error %d (%s), expected %d (%s)", ctx, err, store_strerror(err),
+                 want, store_strerror(want));
+}
+
+static void run_step(harness *h, const step *s, const char *ctx)
+{
+    char sid[SID_LEN + 1] = "";
+    if (s->sid)
+        sid_of(s->sid, sid);
+    store *st = s->on < h->nslots ? h->slots[s->on].st : NULL;
+    op_ctx *op;
+    switch (s->op) {
+    case OP_END:
+        return;
+    case OP_OPEN:
+        op = op_begin(h);
+        store_socket_open(st, sid, s->user, s->status, s->meta, on_done, op);
+        expect_err(op_wait(h, op, ctx), s->err, ctx);
+        break;
+    case OP_ASSERT: {
+        size_t nrooms = 0;
+        while (nrooms < ROOMS_MAX && s->rooms[nrooms])
+            nrooms++;
+        op = op_begin(h);
+        store_socket_assert(st, sid, s->user, s->status, s->meta, s->rooms, nrooms, on_done, op);
+        expect_err(op_wait(h, op, ctx), s->err, ctx);
+        break;
+    }
+    case OP_CLOSE:
+    case OP_CLOSE_GRACEFUL:
+        op = op_begin(h);
+        store_socket_close(st, sid, s->op == OP_CLOSE_GRACEFUL, on_done, op);
+        expect_err(op_wait(h, op, ctx), s->err, ctx);
+        break;
+    case OP_JOIN:
+    case OP_LEAVE:
+        op = op_begin(h);
+        if (s->op == OP_JOIN)
+            store_room_join(st, sid, s->room, on_done, op);
+        else
+            store_room_leave(st, sid, s->room, on_done, op);
+        expect_err(op_wait(h, op, ctx), s->err, ctx);
+        break;
+    case OP_STATUS:
+        op = op_begin(h);
+        store_status_set(st, sid, s->status, s->meta, on_done, op);
+        expect_err(op_wait(h, op, ctx), s->err, ctx);
+        break;
+    case OP_TOUCH:
+        op = op_begin(h);
+        store_touch(st, sid, on_done, op);
+        expect_err(op_wait(h, op, ctx), s->err, ctx);
+        break;
+    case OP_SHUTDOWN:
+        op = op_begin(h);
+        store_shutdown(st, on_done, op);
+        expect_err(op_wait(h, op, ctx), s->err, ctx);
+        if (s->unobserve)
+            h->slots[s->on].observing = false;
+        break;
+    case OP_USERS:
+        check_users(h, s->on, s->users, ctx);
+        break;
+    case OP_ROOM:
+        check_room(h, s, ctx);
+        break;
+    case OP_SLEEP:
+        pump_for(h, s->ms);
+        break;
+    case OP_WAIT:
+        break;
+    case OP_KILL: {
+        slot *sl = &h->slots[s->on];
+        sl->observing = false;
+        if (h->sc->kill == KILL_FREE) {
+            store_free(sl->st);
+            sl->st = NULL;
+        } else {
+            sl->frozen = true;
+        }
+        h->killed = s->on;
+        h->kill_at = mono_ms();
+        break;
+    }
+    case OP_LEASE_WATCH:
+        lease_watch(h, s, ctx);
+        break;
+    case OP_CALL:
+        s->call(h);
+        return;
+    }
+    uint32_t timeout = EVENT_TIMEOUT_MS;
+    if ((s->op == OP_WAIT || s->op == OP_LEASE_WATCH) && s->ms > timeout)
+        timeout = s->ms;
+    check_events(h, s->ev, timeout, ctx);
+}
+
+static void step_ctx(char *buf, size_t len, size_t i, const step *s)
+{
+    snprintf(buf, len, "step %zu (%s%s%s%s%s on store %d)", i + 1, op_name(s->op),
+             s->sid ? " " : "", s->sid ? s->sid : "", s->room ? " " : "", s->room ? s->room : "",
+             s->on);
+}
+
+/* After OP_KILL of a store with lease `lease`: poll users_query on store `s->on` until the
+ * reap's events arrived. Every answer must be either the state before the kill (the last
+ * OP_USERS expectations) or the state after it (s->users), and:
+ *  - the dead instance's sockets stop counting once its lease has surely expired, whether or
+ *    not anyone has reaped it yet (presence-model.md, Liveness);
+ *  - they still count while its lease surely runs (for a hung process, whose lease was last
+ *    refreshed at most lease/3 before it hung);
+ *  - the events arrive within lease + s->ms. */
+static void lease_watch(harness *h, const step *s, const char *ctx)
+{
+    const user_exp *pre = h->last_users, *post = s->users;
+    size_t n = users_count(post);
+    assert_non_null(pre);
+    assert_int_equal(users_count(pre), n);
+    const char *ids[USERS_MAX];
+    for (size_t i = 0; i < n; i++) {
+        assert_string_equal(pre[i].user, post[i].user);
+        ids[i] = post[i].user;
+    }
+    uint32_t lease = h->sc->lease_ms[h->killed] ? h->sc->lease_ms[h->killed] : LEASE_MS;
+    size_t want = ev_count(s->ev);
+    uint64_t deadline = h->kill_at + lease + s->ms;
+    unsigned polls = 0, window = 0;
+    uint64_t first_post = 0;
+    char why[1024];
+    for (;;) {
+        uint64_t t0 = mono_ms() - h->kill_at;
+        bool reaped_before = all_arrived(h, want);
+        query_users(h, s->on, ids, n, ctx);
+        bool reaped_after = all_arrived(h, want);
+        polls++;
+        bool is_pre = true, is_post = true;
+        for (size_t i = 0; i < n; i++) {
+            is_pre = is_pre && user_matches(h, &pre[i], &h->users[i], why, sizeof(why));
+            is_post = is_post && user_matches(h, &post[i], &h->users[i], why, sizeof(why));
+        }
+        if (!is_pre && !is_post)
+            fail_msg("%s: %llu ms after the kill the query shows neither the state before nor "
+                     "the state after it: %s",
+                     ctx, (unsigned long long)t0, why);
+        if (is_pre && !is_post && t0 > lease + 300)
+            fail_msg("%s: %llu ms after the kill (lease %u ms) the dead instance's sockets "
+                     "still count",
+                     ctx, (unsigned long long)t0, lease);
+        if (is_pre && !is_post && reaped_before)
+            fail_msg("%s: the dead instance's sockets count after the reap's events arrived", ctx);
+        if (is_post && !is_pre && h->sc->kill == KILL_FREEZE &&
+            mono_ms() - h->kill_at + 300 < lease * 2 / 3)
+            fail_msg("%s: the hung instance's sockets stopped counting after %llu ms, before its "
+                     "lease (%u ms, refreshed every third) can have expired",
+                     ctx, (unsigned long long)(mono_ms() - h->kill_at), lease);
+        if (is_post && !first_post)
+            first_post = t0;
+        if (is_post && !reaped_after)
+            window++;
+        if (reaped_before && is_post)
+            break;
+        if (mono_ms() >= deadline)
+            fail_msg("%s: the reap's %zu event(s) did not all arrive within %u ms of the kill "
+                     "(lease %u ms)",
+                     ctx, want, lease + s->ms, lease);
+        pump_for(h, 50);
+    }
+    print_message("    %s: sockets stopped counting %llu ms and the reap's events had arrived "
+                  "%llu ms after the kill; %u queries, %u of them in between%s\n",
+                  ctx, (unsigned long long)first_post, (unsigned long long)(mono_ms() - h->kill_at),
+                  polls, window, window ? "" : " (that window was not observed this run)");
+}
+
+/* ---- fixtures and the test body --------------------------------------------------------- */
+
+static int scenario_setup(void **state)
+{
+    harness *h = calloc(1, sizeof(*h));
+    if (!h)
+        return -1;
+    h->sc = *state;
+    snprintf(h->prefix, sizeof(h->prefix), "t%s-%u:", cfg.run_tag, ++cfg.scenario_no);
+    *state = h;
+    return 0;
+}
+
+static int scenario_teardown(void **state)
+{
+    harness *h = *state;
+    int rc = 0;
+    for (int i = 0; i < h->nslots; i++) {
+        h->slots[i].frozen = false;
+        if (h->slots[i].st)
+            store_free(h->slots[i].st);
+        h->slots[i].st = NULL;
+    }
+    /* The stores release their memory once the loops have closed their handles. */
+    uint64_t end = mono_ms() + OP_TIMEOUT_MS;
+    for (;;) {
+        bool alive = false;
+        for (int li = 0; li < 2; li++)
+            if (h->loop_used[li]) {
+                uv_run(&h->loops[li], UV_RUN_NOWAIT);
+                alive = alive || uv_loop_alive(&h->loops[li]);
+            }
+        if (!alive || mono_ms() >= end)
+            break;
+        struct timespec nap = {0, 1000000};
+        nanosleep(&nap, NULL);
+    }
+    for (int li = 0; li < 2; li++) {
+        if (h->loop_used[li] && uv_loop_close(&h->loops[li]) != 0) {
+            print_error("loop %d still has open handles after store_free\n", li);
+            rc = -1;
+        }
+    }
+    for (int i = 0; i < h->nslots; i++) {
+        slot *sl = &h->slots[i];
+        for (size_t j = 0; j < sl->nev; j++) {
+            got_event *g = &sl->ev[j];
+            free(g->user);
+            free(g->socket);
+            free(g->room);
+            free(g->status);
+            free(g->prev_status);
+            free(g->metadata);
+            for (size_t k = 0; k < g->nrooms; k++)
+                free(g->rooms[k]);
+            free(g->rooms);
+        }
+        free(sl->ev);
+    }
+    free_results(h);
+    for (size_t i = 0; i < sizeof(h->scratch) / sizeof(h->scratch[0]); i++)
+        free(h->scratch[i]);
+    if (rc != 0) {
+        /* A handle left on a closed-but-busy loop would be used after free: keep it. */
+        return rc;
+    }
+    free(h);
+    return rc;
+}
+
+static void run_scenario(void **state)
+{
+    harness *h = *state;
+    const scenario *sc = h->sc;
+    if (sc->redis_only && !cfg.redis) {
+        print_message("    skipped: %s needs the Redis store (several instances)\n", sc->name);
+        skip();
+    }
+    int nstores = sc->nstores ? sc->nstores : 1;
+    for (int i = 0; i < nstores; i++)
+        store_start(h, i);
+    char ctx[128 + 64];
+    for (size_t i = 0; sc->steps[i].op != OP_END; i++) {
+        step_ctx(ctx, sizeof(ctx), i, &sc->steps[i]);
+        run_step(h, &sc->steps[i], ctx);
+    }
+    /* No stray events: nothing may arrive once the scenario is over. */
+    pump_for(h, END_SETTLE_MS);
+    const ev_exp none[1] = {{.user = NULL}};
+    check_events(h, none, 0, "end of scenario (no further events)");
+}
+
+/* ---- the table ------------------------------------------------------------------------------- */
+
+#define S_OPEN(n, s, u) .op = OP_OPEN, .on = (n), .sid = (s), .user = (u)
+#define S_ASSERT(n, s, u) .op = OP_ASSERT, .on = (n), .sid = (s), .user = (u)
+#define S_CLOSE(n, s) .op = OP_CLOSE, .on = (n), .sid = (s)
+#define S_CLOSEG(n, s) .op = OP_CLOSE_GRACEFUL, .on = (n), .sid = (s)
+#define S_JOIN(n, s, r) .op = OP_JOIN, .on = (n), .sid = (s), .room = (r)
+#define S_LEAVE(n, s, r) .op = OP_LEAVE, .on = (n), .sid = (s), .room = (r)
+#define S_STATUS(n, s, st) .op = OP_STATUS, .on = (n), .sid = (s), .status = (st)
+#define S_TOUCH(n, s) .op = OP_TOUCH, .on = (n), .sid = (s)
+#define S_SHUTDOWN(n) .op = OP_SHUTDOWN, .on = (n)
+#define S_USERS(n) .op = OP_USERS, .on = (n)
+#define S_ROOM(n, r) .op = OP_ROOM, .on = (n), .room = (r)
+#define S_SLEEP(t) .op = OP_SLEEP, .ms = (t)
+#define S_WAIT(t) .op = OP_WAIT, .ms = (t)
+
+#define E_ONLINE(u, s, st, m)                                                                      \
+    .type = PRES_EV_ONLINE, .user = (u), .socket = (s), .status = (st), .meta = (m),               \
+    .rooms_set = true
+/* An offline event checked with its routing rooms (add .rooms), or without (E_OFFLINE_ANY). */
+#define E_OFFLINE(u, s) .type = PRES_EV_OFFLINE, .user = (u), .socket = (s), .rooms_set = true
+#define E_OFFLINE_ANY(u, s) .type = PRES_EV_OFFLINE, .user = (u), .socket = (s)
+#define E_JOIN(u, r) .type = PRES_EV_ROOM_JOIN, .user = (u), .room = (r)
+#define E_LEAVE(u, r) .type = PRES_EV_ROOM_LEAVE, .user = (u), .room = (r)
+#define E_UPDATE(u, st, ps, m)                                                                     \
+    .type = PRES_EV_UPDATE, .user = (u), .status = (st), .prev = (ps), .meta = (m)
+
+#define U_UNKNOWN(u)                                                                               \
+    .user = (u), .known = false, .online = false, .status = "offline", .sockets = 0, .meta = NOMETA
+#define U_OFFLINE(u) .user = (u), .known = true, .online = false, .status = "offline", .sockets = 0
+#define U_ONLINE(u, st, n)                                                                         \
+    .user = (u), .known = true, .online = true, .status = (st), .sockets = (n)
+
+static const step single_socket[] = {
+    {S_USERS(0), .users = {{U_UNKNOWN("alice")}}},
+    {S_OPEN(0, "s1", "alice"), .ev = {{E_ONLINE("alice", "s1", "online", NOMETA)}}},
+    {S_USERS(0), .users = {{U_ONLINE("alice", "online", 1), .meta = NOMETA}}},
+    {S_CLOSE(0, "s1"), .ev = {{E_OFFLINE("alice", "s1")}}},
+    {S_USERS(0), .users = {{U_OFFLINE("alice")}}},
+    {S_ROOM(0, "lobby")},
+    {.op = OP_END},
+};
+
+static const step multi_tab[] = {
+    {S_OPEN(0, "a", "bob"), .ev = {{E_ONLINE("bob", "a", "online", NOMETA)}}},
+    {S_OPEN(0, "b", "bob")},
+    {S_OPEN(0, "c", "bob")},
+    {S_USERS(0), .users = {{U_ONLINE("bob", "online", 3)}}},
+    {S_CLOSE(0, "b")},
+    {S_CLOSE(0, "a")},
+    {S_USERS(0), .users = {{U_ONLINE("bob", "online", 1)}}},
+    {S_CLOSE(0, "c"), .ev = {{E_OFFLINE("bob", "c")}}},
+    {S_USERS(0), .users = {{U_OFFLINE("bob")}}},
+    {.op = OP_END},
+};
+
+static const step rooms[] = {
+    {S_OPEN(0, "s1", "carol"), .ev = {{E_ONLINE("carol", "s1", "online", NOMETA)}}},
+    {S_OPEN(0, "s2", "carol")},
+    {S_JOIN(0, "s1", "r"), .ev = {{E_JOIN("carol", "r")}}},
+    {S_JOIN(0, "s2", "r")},
+    {S_JOIN(0, "s1", "r")},
+    {S_ROOM(0, "r"), .members = {"carol"}},
+    {S_LEAVE(0, "s1", "r")},
+    {S_LEAVE(0, "s1", "r")},
+    {S_LEAVE(0, "s1", "never-joined")},
+    {S_ROOM(0, "r"), .members = {"carol"}},
+    {S_LEAVE(0, "s2", "r"), .ev = {{E_LEAVE("carol", "r")}}},
+    {S_ROOM(0, "r")},
+    {S_JOIN(0, "s1", "r"), .ev = {{E_JOIN("carol", "r")}}},
+    {S_JOIN(0, "s1", "r2"), .ev = {{E_JOIN("carol", "r2")}}},
+    {S_OPEN(0, "s3", "dave"), .ev = {{E_ONLINE("dave", "s3", "online", NOMETA)}}},
+    {S_JOIN(0, "s3", "r"), .ev = {{E_JOIN("dave", "r")}}},
+    {S_ROOM(0, "r"), .members = {"carol", "dave"}},
+    {S_ROOM(0, "r"), .limit = 1, .members = {"carol", "dave"}},
+    /* carol's other socket (s2) is in no room: closing s1 leaves both rooms, she stays. */
+    {S_CLOSE(0, "s1"), .ev = {{E_LEAVE("carol", "r")}, {E_LEAVE("carol", "r2")}}},
+    {S_ROOM(0, "r"), .members = {"dave"}},
+    {S_ROOM(0, "r2")},
+    {S_USERS(0), .users = {{U_ONLINE("carol", "online", 1)}, {U_ONLINE("dave", "online", 1)}}},
+    {S_JOIN(0, "s2", "r"), .ev = {{E_JOIN("carol", "r")}}},
+    {S_JOIN(0, "s2", "r2"), .ev = {{E_JOIN("carol", "r2")}}},
+    /* The rooms are left first, then the offline event names them for routing. */
+    {S_CLOSE(0, "s2"), .ev = {{E_LEAVE("carol", "r")},
+                              {E_LEAVE("carol", "r2")},
+                              {E_OFFLINE("carol", "s2"), .rooms = {"r", "r2"}}}},
+    {S_CLOSE(0, "s3"), .ev = {{E_LEAVE("dave", "r")}, {E_OFFLINE("dave", "s3"), .rooms = {"r"}}}},
+    {S_ROOM(0, "r")},
+    {S_ROOM(0, "r2")},
+    {.op = OP_END},
+};
+
+static const step status_metadata[] = {
+    {S_OPEN(0, "s1", "erin"), .meta = "{\"a\":1}",
+     .ev = {{E_ONLINE("erin", "s1", "online", "{\"a\":1}")}}},
+    {S_STATUS(0, "s1", "online")},
+    {S_STATUS(0, "s1", "away"), .ev = {{E_UPDATE("erin", "away", "online", "{\"a\":1}")}}},
+    {S_STATUS(0, "s1", "away"), .meta = "{\"a\":1}"},
+    {S_STATUS(0, "s1", "away"), .meta = "{\"a\":2}",
+     .ev = {{E_UPDATE("erin", "away", "away", "{\"a\":2}")}}},
+    /* A new socket of an online user changes status/metadata only when it gives them. */
+    {S_OPEN(0, "s2", "erin"), .status = "busy",
+     .ev = {{E_UPDATE("erin", "busy", "away", "{\"a\":2}")}}},
+    {S_OPEN(0, "s3", "erin")},
+    {S_OPEN(0, "s4", "erin"), .status = "busy", .meta = "{\"a\":2}"},
+    {S_USERS(0), .users = {{U_ONLINE("erin", "busy", 4), .meta = "{\"a\":2}"}}},
+    {S_JOIN(0, "s1", "team"), .ev = {{E_JOIN("erin", "team")}}},
+    /* Update events name the user's rooms for routing. */
+    {S_STATUS(0, "s2", "dnd"),
+     .ev = {{E_UPDATE("erin", "dnd", "busy", "{\"a\":2}"), .rooms_set = true, .rooms = {"team"}}}},
+    /* Visibility is the caller's business: the store keeps and reports "invisible". */
+    {S_STATUS(0, "s3", "invisible"), .meta = "{\"b\":[1,2]}",
+     .ev = {{E_UPDATE("erin", "invisible", "dnd", "{\"b\":[1,2]}"), .rooms_set = true,
+             .rooms = {"team"}}}},
+    {S_USERS(0), .users = {{U_ONLINE("erin", "invisible", 4), .meta = "{\"b\":[1,2]}"}}},
+    {S_CLOSE(0, "s1"), .ev = {{E_LEAVE("erin", "team")}}},
+    {S_CLOSE(0, "s2")},
+    {S_CLOSE(0, "s3")},
+    {S_CLOSE(0, "s4"), .ev = {{E_OFFLINE("erin", "s4")}}},
+    {S_USERS(0), .users = {{U_OFFLINE("erin")}}},
+    /* Coming online again starts afresh: status given or "online", metadata given or none. */
+    {S_OPEN(0, "s5", "erin"), .ev = {{E_ONLINE("erin", "s5", "online", NOMETA)}}},
+    {S_OPEN(0, "s6", "frank"), .status = "away", .meta = "{\"x\":true}",
+     .ev = {{E_ONLINE("frank", "s6", "away", "{\"x\":true}")}}},
+    {S_USERS(0), .users = {{U_ONLINE("erin", "online", 1), .meta = NOMETA},
+                           {U_ONLINE("frank", "away", 1), .meta = "{\"x\":true}"}}},
+    {S_CLOSE(0, "s5"), .ev = {{E_OFFLINE("erin", "s5")}}},
+    {S_CLOSE(0, "s6"), .ev = {{E_OFFLINE("frank", "s6")}}},
+    {.op = OP_END},
+};
+
+static const step errors[] = {
+    {S_OPEN(0, "s1", "gina"), .ev = {{E_ONLINE("gina", "s1", "online", NOMETA)}}},
+    {S_OPEN(0, "s1", "gina"), .err = STORE_ERR_EXISTS},
+    {S_OPEN(0, "s1", "hank"), .status = "away", .err = STORE_ERR_EXISTS},
+    {S_USERS(0), .users = {{U_ONLINE("gina", "online", 1)}, {U_UNKNOWN("hank")}}},
+    {S_JOIN(0, "zz", "r"), .err = STORE_ERR_NO_SOCKET},
+    {S_LEAVE(0, "zz", "r"), .err = STORE_ERR_NO_SOCKET},
+    {S_STATUS(0, "zz", "away"), .err = STORE_ERR_NO_SOCKET},
+    {S_TOUCH(0, "zz"), .err = STORE_ERR_NO_SOCKET},
+    {S_ROOM(0, "r")},
+    {S_CLOSE(0, "zz")},
+    {S_CLOSEG(0, "zz")},
+    {S_CLOSE(0, "s1"), .ev = {{E_OFFLINE("gina", "s1")}}},
+    {S_CLOSE(0, "s1")},
+    {S_JOIN(0, "s1", "r"), .err = STORE_ERR_NO_SOCKET},
+    {S_STATUS(0, "s1", "busy"), .err = STORE_ERR_NO_SOCKET},
+    {S_TOUCH(0, "s1"), .err = STORE_ERR_NO_SOCKET},
+    {S_USERS(0), .users = {{U_OFFLINE("gina")}, {U_UNKNOWN("hank")}}},
+    /* A closed socket's id may be registered again. */
+    {S_OPEN(0, "s1", "gina"), .ev = {{E_ONLINE("gina", "s1", "online", NOMETA)}}},
+    {S_CLOSE(0, "s1"), .ev = {{E_OFFLINE("gina", "s1")}}},
+    {.op = OP_END},
+};
+
+/* Each operation that sets lastSeen moves it forward; the offline event carries the value the
+ * close set, which queries then report. */
+static const step last_seen[] = {
+    {S_OPEN(0, "s1", "ivy"), .ev = {{E_ONLINE("ivy", "s1", "online", NOMETA)}}},
+    {S_USERS(0), .users = {{U_ONLINE("ivy", "online", 1), .save = 1}}},
+    {S_SLEEP(30)},
+    {S_TOUCH(0, "s1")},
+    {S_USERS(0), .users = {{U_ONLINE("ivy", "online", 1), .ls = LS_GT_MEMO, .memo = 0, .save = 2}}},
+    {S_SLEEP(30)},
+    {S_OPEN(0, "s2", "ivy")},
+    {S_USERS(0), .users = {{U_ONLINE("ivy", "online", 2), .ls = LS_GT_MEMO, .memo = 1, .save = 3}}},
+    {S_SLEEP(30)},
+    {S_STATUS(0, "s1", "away"), .ev = {{E_UPDATE("ivy", "away", "online", NOMETA)}}},
+    {S_USERS(0), .users = {{U_ONLINE("ivy", "away", 2), .ls = LS_GT_MEMO, .memo = 2, .save = 4}}},
+    {S_SLEEP(30)},
+    {S_CLOSE(0, "s2")},
+    {S_USERS(0), .users = {{U_ONLINE("ivy", "away", 1), .ls = LS_GT_MEMO, .memo = 3, .save = 5}}},
+    {S_SLEEP(30)},
+    {S_CLOSE(0, "s1"), .ev = {{E_OFFLINE("ivy", "s1"), .ls = LS_GT_MEMO, .memo = 4, .save = 6}}},
+    {S_USERS(0), .users = {{U_OFFLINE("ivy"), .ls = LS_EQ_MEMO, .memo = 5}}},
+    {.op = OP_END},
+};
+
+static const step offline_grace[] = {
+    {S_OPEN(0, "s1", "jack"), .status = "away", .ev = {{E_ONLINE("jack", "s1", "away", NOMETA)}}},
+    /* A reload: the graceful close starts the grace window, the new socket cancels it. */
+    {S_CLOSEG(0, "s1")},
+    {S_OPEN(0, "s2", "jack")},
+    {S_USERS(0), .users = {{U_ONLINE("jack", "away", 1)}}},
+    /* Within the grace, a status given on open replaces the old one: update, not online. */
+    {S_CLOSEG(0, "s2")},
+    {S_OPEN(0, "s3", "jack"), .status = "busy", .ev = {{E_UPDATE("jack", "busy", "away", NOMETA)}}},
+    /* A non-graceful close ignores the grace. */
+    {S_CLOSE(0, "s3"), .ev = {{E_OFFLINE("jack", "s3")}}},
+    {S_SLEEP(GRACE_MS * 2)},
+    /* Nobody comes back: one offline event once the window has passed, not before. */
+    {S_OPEN(0, "s4", "kim"), .ev = {{E_ONLINE("kim", "s4", "online", NOMETA)}}},
+    {S_JOIN(0, "s4", "r"), .ev = {{E_JOIN("kim", "r")}}},
+    {S_CLOSEG(0, "s4"), .ev = {{E_LEAVE("kim", "r")}}},
+    {S_SLEEP(GRACE_MS / 2)},
+    {S_WAIT(GRACE_MS + LEASE_MS + 1000), .ev = {{E_OFFLINE_ANY("kim", "s4")}}},
+    {S_USERS(0), .users = {{U_OFFLINE("kim")}, {U_OFFLINE("jack")}}},
+    {S_SLEEP(GRACE_MS * 2)},
+    {.op = OP_END},
+};
+
+/* While in the grace window the user has no live socket, so queries read offline ("A user is
+ * online iff they have at least one live socket"; "Queries apply this definition directly"),
+ * though no offline event has been emitted yet. */
+static const step grace_query[] = {
+    {S_OPEN(0, "s1", "lou"), .status = "away", .ev = {{E_ONLINE("lou", "s1", "away", NOMETA)}}},
+    {S_CLOSEG(0, "s1")},
+    /* Inside the grace no offline event has gone out: the user still reads online, with no
+     * socket (docs/presence-model.md, Liveness). */
+    {S_USERS(0), .users = {{U_ONLINE("lou", "away", 0)}}},
+    {S_WAIT(GRACE_MS + LEASE_MS + 1000), .ev = {{E_OFFLINE_ANY("lou", "s1")}}},
+    {S_USERS(0), .users = {{U_OFFLINE("lou")}}},
+    {.op = OP_END},
+};
+
+static const step socket_assert[] = {
+    /* Re-registering after Redis lost its state: no events, the user reads online. */
+    {S_ASSERT(0, "s1", "lena"), .status = "away", .meta = "{\"k\":1}", .rooms = {"r1", "r2"}},
+    {S_USERS(0), .users = {{U_ONLINE("lena", "away", 1), .meta = "{\"k\":1}"}}},
+    {S_ROOM(0, "r1"), .members = {"lena"}},
+    {S_ROOM(0, "r2"), .members = {"lena"}},
+    {S_OPEN(0, "s2", "lena")},
+    {S_OPEN(0, "s3", "mia"), .status = "busy", .ev = {{E_ONLINE("mia", "s3", "busy", NOMETA)}}},
+    /* A user with a record keeps its status and metadata. */
+    {S_ASSERT(0, "s4", "mia"), .status = "away", .meta = "{\"z\":0}", .rooms = {"r1"}},
+    {S_USERS(0), .users = {{U_ONLINE("lena", "away", 2), .meta = "{\"k\":1}"},
+                           {U_ONLINE("mia", "busy", 2), .meta = NOMETA}}},
+    {S_ROOM(0, "r1"), .members = {"lena", "mia"}},
+    {S_CLOSE(0, "s1"), .ev = {{E_LEAVE("lena", "r1")}, {E_LEAVE("lena", "r2")}}},
+    {S_CLOSE(0, "s2"), .ev = {{E_OFFLINE("lena", "s2")}}},
+    {S_CLOSE(0, "s4"), .ev = {{E_LEAVE("mia", "r1")}}},
+    {S_CLOSE(0, "s3"), .ev = {{E_OFFLINE("mia", "s3")}}},
+    {.op = OP_END},
+};
+
+/* Shutdown closes every socket without grace (the scenario has one). */
+static const step shutdown_all[] = {
+    {S_OPEN(0, "s1", "nick"), .ev = {{E_ONLINE("nick", "s1", "online", NOMETA)}}},
+    {S_JOIN(0, "s1", "r"), .ev = {{E_JOIN("nick", "r")}}},
+    {S_OPEN(0, "s2", "nick")},
+    {S_OPEN(0, "s3", "olga"), .ev = {{E_ONLINE("olga", "s3", "online", NOMETA)}}},
+    {S_SHUTDOWN(0),
+     .ev = {{E_LEAVE("nick", "r")}, {E_OFFLINE_ANY("nick", NULL)}, {E_OFFLINE("olga", "s3")}}},
+    {S_SLEEP(GRACE_MS * 2)},
+    {.op = OP_END},
+};
+
+/* Every event carries the store time it was decided at and an id that orders it
+ * ("Events"): checked on every event of this scenario, at every store that receives it. */
+static void call_check_stamps(harness *h)
+{
+    size_t total = 0;
+    for (int i = 0; i < h->nslots; i++)
+        total += h->slots[i].nev;
+    assert_true(total > 0);
+    if (h->stamp_problem[0])
+        fail_msg("%s", h->stamp_problem);
+}
+
+static const step event_stamps[] = {
+    {S_OPEN(0, "s1", "rita"), .ev = {{E_ONLINE("rita", "s1", "online", NOMETA)}}},
+    {S_JOIN(0, "s1", "r"), .ev = {{E_JOIN("rita", "r")}}},
+    {S_STATUS(0, "s1", "away"), .ev = {{E_UPDATE("rita", "away", "online", NOMETA)}}},
+    {S_OPEN(0, "s2", "sam"), .ev = {{E_ONLINE("sam", "s2", "online", NOMETA)}}},
+    {S_CLOSE(0, "s1"), .ev = {{E_LEAVE("rita", "r")}, {E_OFFLINE("rita", "s1"), .rooms = {"r"}}}},
+    {S_CLOSE(0, "s2"), .ev = {{E_OFFLINE("sam", "s2")}}},
+    {.op = OP_CALL, .call = call_check_stamps},
+    {.op = OP_END},
+};
+
+/* Tricky-but-valid ids: separators, braces, spaces, UTF-8, 128 bytes, and ids that are
+ * another id plus a suffix or look like a length prefix. Each is a user and a room at once. */
+#define X16 "0123456789abcdef"
+#define ID127 X16 X16 X16 X16 X16 X16 X16 "0123456789abcde"
+#define GRIN "\xF0\x9F\x98\x80"
+#define GRIN8 GRIN GRIN GRIN GRIN GRIN GRIN GRIN GRIN
+static const char *const tricky_ids[] = {
+    "u1",  "u1:sockets",    "u1}",     "{u1}",    "a:b", "a b",
+    "{x}", "\xC3\xA9" GRIN, ID127 "f", ID127 "g", ID127, GRIN8 GRIN8 GRIN8 GRIN8,
+    "1:u", "2:u1",
+};
+#define NTRICKY (sizeof(tricky_ids) / sizeof(tricky_ids[0]))
+
+static void tricky_query(harness *h, size_t closed, const char *ctx)
+{
+    user_exp e[NTRICKY];
+    char meta[NTRICKY][16];
+    for (size_t i = 0; i < NTRICKY; i++) {
+        snprintf(meta[i], sizeof(meta[i]), "{\"i\":%zu}", i);
+        e[i] = (user_exp){.user = tricky_ids[i],
+                          .known = true,
+                          .online = i >= closed,
+                          .status = i >= closed ? "online" : "offline",
+                          .sockets = i >= closed ? 1 : 0,
+                          .meta = i >= closed ? meta[i] : NULL};
+    }
+    query_users(h, 0, tricky_ids, NTRICKY, ctx);
+    char why[1024];
+    for (size_t i = 0; i < NTRICKY; i++)
+        if (!user_matches(h, &e[i], &h->users[i], why, sizeof(why)))
+            fail_msg("%s: row %zu: %s", ctx, i, why);
+}
+
+static void call_tricky_ids(harness *h)
+{
+    char sid[16], meta[16], ctx[64];
+    for (size_t i = 0; i < NTRICKY; i++) {
+        snprintf(sid, sizeof(sid), "x%zu", i);
+        snprintf(meta, sizeof(meta), "{\"i\":%zu}", i);
+        snprintf(ctx, sizeof(ctx), "open %s for tricky id %zu", sid, i);
+        step st = {S_OPEN(0, sid, tricky_ids[i]), .meta = meta,
+                   .ev = {{E_ONLINE(tricky_ids[i], sid, "online", meta)}}};
+        run_step(h, &st, ctx);
+        snprintf(ctx, sizeof(ctx), "join %s to tricky room %zu", sid, i);
+        step join = {S_JOIN(0, sid, tricky_ids[i]), .ev = {{E_JOIN(tricky_ids[i], tricky_ids[i])}}};
+        run_step(h, &join, ctx);
+    }
+    /* u1 gets a second socket in room "u1:sockets". */
+    const step more[] = {
+        {S_OPEN(0, "y0", "u1")},
+        {S_JOIN(0, "y0", "u1:sockets"), .ev = {{E_JOIN("u1", "u1:sockets")}}},
+    };
+    run_step(h, &more[0], "open y0 for u1");
+    run_step(h, &more[1], "join y0 to u1:sockets");
+    query_users(h, 0, tricky_ids, 1, "query u1");
+    if (h->users[0].sockets != 2)
+        fail_msg("u1 has %u sockets, expected 2", h->users[0].sockets);
+    for (size_t i = 0; i < NTRICKY; i++) {
+        snprintf(ctx, sizeof(ctx), "room_query of tricky room %zu", i);
+        step rq = {S_ROOM(0, tricky_ids[i]), .members = {tricky_ids[i], i == 1 ? "u1" : NULL}};
+        run_step(h, &rq, ctx);
+    }
+    const step close_u1[] = {
+        {S_CLOSE(0, "x0"), .ev = {{E_LEAVE("u1", "u1")}}},
+        {S_USERS(0), .users = {{U_ONLINE("u1", "online", 1)}}},
+        {S_CLOSE(0, "y0"),
+         .ev = {{E_LEAVE("u1", "u1:sockets")}, {E_OFFLINE("u1", "y0"), .rooms = {"u1:sockets"}}}},
+        {S_ROOM(0, "u1")},
+        {S_ROOM(0, "u1:sockets"), .members = {"u1:sockets"}},
+    };
+    for (size_t i = 0; i < sizeof(close_u1) / sizeof(close_u1[0]); i++) {
+        snprintf(ctx, sizeof(ctx), "closing u1, step %zu", i + 1);
+        run_step(h, &close_u1[i], ctx);
+    }
+    tricky_query(h, 1, "query of every tricky id after u1 left");
+    for (size_t i = 1; i < NTRICKY; i++) {
+        snprintf(sid, sizeof(sid), "x%zu", i);
+        snprintf(ctx, sizeof(ctx), "close %s of tricky id %zu", sid, i);
+        step st = {S_CLOSE(0, sid),
+                   .ev = {{E_LEAVE(tricky_ids[i], tricky_ids[i])},
+                          {E_OFFLINE(tricky_ids[i], sid), .rooms = {tricky_ids[i]}}}};
+        run_step(h, &st, ctx);
+        snprintf(ctx, sizeof(ctx), "query after closing tricky id %zu", i);
+        tricky_query(h, i + 1, ctx);
+    }
+}
+
+static const step tricky_ids_steps[] = {
+    {.op = OP_CALL, .call = call_tricky_ids},
+    {.op = OP_END},
+};
+
+/* 1000 ids in one query, mixed known (online, offline) and unknown, asked in a scrambled
+ * order: the answer comes in the order asked. */
+#define MANY_IDS 1000
+#define MANY_OPEN 60
+#define MANY_STRIDE 16
+
+static void call_users_many(harness *h)
+{
+    char sid[16], user[16], ctx[64];
+    for (int k = 0; k < MANY_OPEN; k++) {
+        snprintf(sid, sizeof(sid), "q%d", k);
+        snprintf(user, sizeof(user), "m%d", k * MANY_STRIDE);
+        snprintf(ctx, sizeof(ctx), "open %s for %s", sid, user);
+        step st = {S_OPEN(0, sid, user), .ev = {{E_ONLINE(user, sid, "online", NOMETA)}}};
+        run_step(h, &st, ctx);
+    }
+    const step extra = {S_OPEN(0, "q-extra", "m16")};
+    run_step(h, &extra, "open a second socket for m16");
+    for (int k = 0; k < MANY_OPEN; k += 3) {
+        snprintf(sid, sizeof(sid), "q%d", k);
+        snprintf(user, sizeof(user), "m%d", k * MANY_STRIDE);
+        snprintf(ctx, sizeof(ctx), "close %s of %s", sid, user);
+        step st = {S_CLOSE(0, sid), .ev = {{E_OFFLINE(user, sid)}}};
+        run_step(h, &st, ctx);
+    }
+    char(*names)[8] = calloc(MANY_IDS, sizeof(*names));
+    const char **ids = calloc(MANY_IDS, sizeof(*ids));
+    h->scratch[0] = names;
+    h->scratch[1] = ids;
+    assert_non_null(names);
+    assert_non_null(ids);
+    for (int i = 0; i < MANY_IDS; i++) {
+        snprintf(names[i], sizeof(names[i]), "m%d", (i * 379) % MANY_IDS);
+        ids[i] = names[i];
+    }
+    query_users(h, 0, ids, MANY_IDS, "users_query of 1000 ids");
+    char why[1024];
+    for (int i = 0; i < MANY_IDS; i++) {
+        int id = (i * 379) % MANY_IDS, k = id / MANY_STRIDE;
+        bool known = id % MANY_STRIDE == 0 && k < MANY_OPEN;
+        bool online = known && k % 3 != 0;
+        user_exp e = {.user = ids[i],
+                      .known = known,
+                      .online = online,
+                      .status = online ? "online" : "offline",
+                      .sockets = online ? (id == 16 ? 2 : 1) : 0};
+        if (!user_matches(h, &e, &h->users[i], why, sizeof(why)))
+            fail_msg("users_query of 1000 ids, row %d: %s", i, why);
+    }
+    run_step(h, &(const step){S_CLOSE(0, "q-extra")}, "close m16's second socket");
+    for (int k = 1; k < MANY_OPEN; k++) {
+        if (k % 3 == 0)
+            continue;
+        snprintf(sid, sizeof(sid), "q%d", k);
+        snprintf(user, sizeof(user), "m%d", k * MANY_STRIDE);
+        snprintf(ctx, sizeof(ctx), "close %s of %s", sid, user);
+        step st = {S_CLOSE(0, sid), .ev = {{E_OFFLINE(user, sid)}}};
+        run_step(h, &st, ctx);
+    }
+}
+
+static const step users_many[] = {
+    {.op = OP_CALL, .call = call_users_many},
+    {.op = OP_END},
+};
+
+/* Two instances on one Redis: presence is cluster-wide, and each sees the other's events
+ * (every step's events are checked at both stores). */
+static const step two_instances[] = {
+    {S_OPEN(0, "a1", "pat"), .ev = {{E_ONLINE("pat", "a1", "online", NOMETA)}}},
+    {S_OPEN(1, "b1", "pat")},
+    {S_USERS(0), .users = {{U_ONLINE("pat", "online", 2)}}},
+    {S_USERS(1), .users = {{U_ONLINE("pat", "online", 2)}}},
+    {S_CLOSE(0, "a1")},
+    {S_USERS(1), .users = {{U_ONLINE("pat", "online", 1)}}},
+    {S_JOIN(1, "b1", "r"), .ev = {{E_JOIN("pat", "r")}}},
+    {S_ROOM(0, "r"), .members = {"pat"}},
+    {S_OPEN(0, "a2", "quin"), .ev = {{E_ONLINE("quin", "a2", "online", NOMETA)}}},
+    {S_STATUS(0, "a2", "away"), .ev = {{E_UPDATE("quin", "away", "online", NOMETA)}}},
+    {S_OPEN(1, "b2", "quin")},
+    {S_CLOSE(1, "b2")},
+    /* Store 0 leaves the cluster: its sockets close, pat's socket on store 1 keeps pat. */
+    {S_SHUTDOWN(0), .unobserve = true, .ev = {{E_OFFLINE("quin", "a2")}}},
+    {S_USERS(1), .users = {{U_ONLINE("pat", "online", 1)}, {U_OFFLINE("quin")}}},
+    {S_CLOSE(1, "b1"), .ev = {{E_LEAVE("pat", "r")}, {E_OFFLINE("pat", "b1"), .rooms = {"r"}}}},
+    {.op = OP_CALL, .call = call_check_stamps},
+    {.op = OP_END},
+};
+
+/* Instance 2 dies with sockets open; instances 0 and 1 live on. Its sockets stop counting when
+ * its lease expires, and exactly one of the survivors reaps them: each survivor receives one
+ * set of events. */
+static const step lease_expiry[] = {
+    {S_OPEN(2, "b1", "k1"), .ev = {{E_ONLINE("k1", "b1", "online", NOMETA)}}},
+    {S_OPEN(2, "b2", "k1")},
+    {S_OPEN(2, "b3", "k2"), .ev = {{E_ONLINE("k2", "b3", "online", NOMETA)}}},
+    {S_JOIN(2, "b3", "kr"), .ev = {{E_JOIN("k2", "kr")}}},
+    {S_OPEN(2, "b4", "k3"), .ev = {{E_ONLINE("k3", "b4", "online", NOMETA)}}},
+    {S_OPEN(0, "a1", "k3")},
+    {S_USERS(0), .users = {{U_ONLINE("k1", "online", 2)},
+                           {U_ONLINE("k2", "online", 1)},
+                           {U_ONLINE("k3", "online", 2)}}},
+    {.op = OP_KILL, .on = 2},
+    /* The reap comes within the lease plus one tick of a survivor (a third of its lease). */
+    {.op = OP_LEASE_WATCH,
+     .on = 0,
+     .ms = LEASE_MS / 3 + 1500,
+     .users = {{U_OFFLINE("k1")}, {U_OFFLINE("k2")}, {U_ONLINE("k3", "online", 1)}},
+     .ev = {{E_LEAVE("k2", "kr")},
+            {E_OFFLINE_ANY("k1", NULL)},
+            {E_OFFLINE("k2", "b3"), .rooms = {"kr"}}}},
+    {S_USERS(1), .users = {{U_OFFLINE("k1")}, {U_OFFLINE("k2")}, {U_ONLINE("k3", "online", 1)}}},
+    {S_ROOM(1, "kr")},
+    {S_CLOSE(0, "a1"), .ev = {{E_OFFLINE("k3", "a1")}}},
+    {.op = OP_END},
+};
+
+static const scenario scenarios[] = {
+    {.name = "single_socket", .steps = single_socket},
+    {.name = "multi_tab", .steps = multi_tab},
+    {.name = "rooms", .steps = rooms},
+    {.name = "status_metadata", .steps = status_metadata},
+    {.name = "errors", .steps = errors},
+    {.name = "users_query_1000", .steps = users_many},
+    {.name = "last_seen", .steps = last_seen},
+    {.name = "tricky_ids", .steps = tricky_ids_steps},
+    {.name = "event_stamps", .steps = event_stamps},
+    {.name = "offline_grace", .grace_ms = GRACE_MS, .steps = offline_grace},
+    {.name = "grace_query", .grace_ms = GRACE_MS, .steps = grace_query},
+    {.name = "socket_assert", .steps = socket_assert},
+    {.name = "shutdown", .grace_ms = GRACE_MS, .steps = shutdown_all},
+    {.name = "two_instances", .redis_only = true, .nstores = 2, .steps = two_instances},
+    {.name = "lease_expiry_free",
+     .redis_only = true,
+     .nstores = 3,
+     .own_loop = 3,
+     .kill = KILL_FREE,
+     .steps = lease_expiry},
+    {.name = "lease_expiry_hung",
+     .redis_only = true,
+     .nstores = 3,
+     .own_loop = 3,
+     .kill = KILL_FREEZE,
+     .steps = lease_expiry},
+};
+#define NSCENARIOS (sizeof(scenarios) / sizeof(scenarios[0]))
+
+static void usage(const char *argv0)
+{
+    fprintf(stderr,
+            "usage: %s --store memory | --store redis --redis redis://HOST:PORT [--filter PAT]\n",
+            argv0);
+}
+
+int main(int argc, char **argv)
+{
+    const char *store_kind = NULL, *filter = NULL;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--store") == 0 && i + 1 < argc) {
+            store_kind = argv[++i];
+        } else if (strcmp(argv[i], "--redis") == 0 && i + 1 < argc) {
+            cfg.redis_url = argv[++i];
+        } else if (strcmp(argv[i], "--filter") == 0 && i + 1 < argc) {
+            filter = argv[++i];
+        } else {
+            usage(argv[0]);
+            return 2;
+        }
+    }
+    if (!store_kind || (strcmp(store_kind, "memory") != 0 && strcmp(store_kind, "redis") != 0)) {
+        usage(argv[0]);
+        return 2;
+    }
+    cfg.redis = strcmp(store_kind, "redis") == 0;
+    if (cfg.redis && !cfg.redis_url) {
+        usage(argv[0]);
+        return 2;
+    }
+    cfg.rng = uv_hrtime() ^ ((uint64_t)getpid() << 32) ^ 0x9E3779B97F4A7C15ull;
+    snprintf(cfg.run_tag, sizeof(cfg.run_tag), "%08llx", (unsigned long long)(rnd() >> 32));
+    if (filter)
+        cmocka_set_test_filter(filter);
+
+    static struct CMUnitTest tests[NSCENARIOS];
+    for (size_t i = 0; i < NSCENARIOS; i++)
+        tests[i] = (struct CMUnitTest){
+            .name = scenarios[i].name,
+            .test_func = run_scenario,
+            .setup_func = scenario_setup,
+            .teardown_func = scenario_teardown,
+            .initial_state = (void *)&scenarios[i],
+        };
+    printf("store contract against the %s store%s%s (key prefixes t%s-N:)\n", store_kind,
+           cfg.redis ? " at " : "", cfg.redis ? cfg.redis_url : "", cfg.run_tag);
+    fflush(stdout);
+    return cmocka_run_group_tests_name(cfg.redis ? "store_contract redis" : "store_contract memory",
+                                       tests, NULL, NULL);
+}
