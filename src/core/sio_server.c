@@ -64,9 +64,9 @@ struct sio_server {
     char **nsps;
     uint16_t nnsps;
     sio_io_ops ops;
-    map conns;    /* Engine.IO sid -> sio_conn */
-    map groups;   /* group key -> sio_group */
-    map handlers; /* event name -> sio_handler */
+    map conns;      /* Engine.IO sid -> sio_conn */
+    map groups;     /* group key -> sio_group */
+    map handlers;   /* event name -> sio_handler */
     uint32_t round; /* sio_broadcast_groups() rounds, to send once per socket */
     sio_connect_fn on_connect;
     void *on_connect_ud;
