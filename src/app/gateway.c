@@ -160,7 +160,8 @@ typedef struct gw_req {
     gw_op op;
     char sid[SIO_ID_LEN + 1];
     int64_t ack_id;
-    char *arg; /* room (join, leave, room query) */
+    char *arg;      /* room (join, leave, room query), status (status) */
+    char *metadata; /* status: metadata to mirror once the store accepted it */
 } gw_req;
 
 static gw_req *req_new(gateway *gw, gw_op op, const gw_sock *g, int64_t ack_id, const char *arg)
@@ -182,8 +183,23 @@ static gw_req *req_new(gateway *gw, gw_op op, const gw_sock *g, int64_t ack_id, 
 static void req_free(gw_req *r)
 {
     free(r->arg);
+    free(r->metadata);
     free(r);
 }
+
+/* The store accepted a status change: mirror it for re-assertion. Mirroring before that would
+ * re-assert a status the store refused, and the retried command would then change nothing. */
+static void mirror_status(gw_sock *g, gw_req *r)
+{
+    snprintf(g->status, sizeof(g->status), "%s", r->arg);
+    if (r->metadata) {
+        free(g->metadata);
+        g->metadata = r->metadata;
+        r->metadata = NULL;
+    }
+}
+
+static void forget_identity(gateway *gw, gw_sock *g);
 
 static void on_done(int err, void *ud)
 {
@@ -192,6 +208,10 @@ static void on_done(int err, void *ud)
     if (err && err != STORE_ERR_SHUTDOWN)
         log_debug("store operation failed", "op=%d err=\"%s\"", (int)r->op, store_strerror(err));
     if (g && r->op != OP_QUIET && r->op != OP_OPEN) {
+        if (err == STORE_OK && r->op == OP_STATUS)
+            mirror_status(g, r);
+        if (err != STORE_OK && r->op == OP_IDENTIFY)
+            forget_identity(r->gw, g);
         if (err == STORE_OK) {
             cJSON *reply = reply_ok();
             if (reply && r->arg && (r->op == OP_JOIN || r->op == OP_LEAVE))
@@ -250,6 +270,17 @@ static int identify_socket(gateway *gw, gw_sock *g, const char *user, char *meta
         return -1;
     store_socket_open(gw->st, g->sid, g->user, NULL, g->metadata, on_done, r);
     return 0;
+}
+
+/* presence:identify failed in the store: the socket is anonymous again, so that the client can
+ * retry. (An identity from the handshake is kept instead: the connection stays up and the socket
+ * is re-asserted when the store is back.) */
+static void forget_identity(gateway *gw, gw_sock *g)
+{
+    free(g->user);
+    free(g->metadata);
+    g->user = g->metadata = NULL;
+    gw->identified--;
 }
 
 /* The command's identity checks: the socket must be identified, and a userId field, if any,
@@ -454,14 +485,12 @@ static void cmd_status(sio_sock *s, const char *event, cJSON *args, const sio_bi
         pres_cmd_metadata(obj, "metadata", gw->opts.max_metadata_bytes, &metadata, &why) ==
             PRES_CMD_INVALID)
         return ack_error(s, ack_id, "invalid_argument", why);
-    snprintf(g->status, sizeof(g->status), "%s", status);
-    if (metadata) {
-        free(g->metadata);
-        g->metadata = metadata;
-    }
-    gw_req *r = req_new(gw, OP_STATUS, g, ack_id, NULL);
-    if (!r)
+    gw_req *r = req_new(gw, OP_STATUS, g, ack_id, status);
+    if (!r) {
+        free(metadata);
         return ack_error(s, ack_id, "internal", "out of memory");
+    }
+    r->metadata = metadata;
     store_status_set(gw->st, g->sid, status, metadata, on_done, r);
 }
 
