@@ -101,10 +101,13 @@ export class RedisServer {
     }
 }
 
-/** Starts redis-server ($REDIS_SERVER or redis-server on PATH) and waits until it answers PING. */
-export async function startRedis() {
+/**
+ * Starts redis-server ($REDIS_SERVER or redis-server on PATH) and waits until it answers PING.
+ * On a free port, or on `port` (e.g. to restart an empty Redis where a stopped one listened).
+ */
+export async function startRedis({ port: wanted } = {}) {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'presenced-redis-'));
-    const port = await freePort();
+    const port = wanted ?? (await freePort());
     const bin = process.env.REDIS_SERVER || 'redis-server';
     const proc = spawn(bin, ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no'], {
         stdio: ['ignore', 'pipe', 'pipe'],

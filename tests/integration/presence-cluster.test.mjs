@@ -1,0 +1,387 @@
+// Presence across instances sharing one Redis: events and queries agree across daemons, a SIGKILLed
+// instance's users go offline once through the lease reap, a tab moving between instances races its
+// predecessor's close without breaking the online/offline alternation, Redis emptied (FLUSHALL or a
+// restart) while users are connected brings them all back without offline events, and Redis down
+// keeps connections up while commands answer store_unavailable.
+//
+// PRESENCE_RACE_ITER sets the race iterations (default below); PRESENCE_RACE_SEED replays a schedule.
+import { test, describe, before, after, afterEach } from 'node:test';
+import assert from 'node:assert/strict';
+import { startRedis } from './lib/redis.mjs';
+import {
+    PresenceEnv,
+    QUIET_MS,
+    E,
+    sleep,
+    waitFor,
+    waitUntil,
+    prng,
+    assertOnline,
+    assertOffline,
+    assertTime,
+} from './lib/presence.mjs';
+
+const RACE_ITER_DEFAULT = 1000;
+const LEASE_S = 3; // instance_lease: the smallest allowed, so that reaps come quickly
+const TICK_MS = (LEASE_S * 1000) / 3; // lease refresh and reap period
+const PING = { ping_interval: 1000, ping_timeout: 1000 };
+
+describe('presence cluster (store=redis)', () => {
+    const env = new PresenceEnv('redis');
+    before(() => env.setup());
+    afterEach(() => env.cleanup());
+    after(() => env.teardown());
+    const it = (name, fn, timeout = 30000) => test(name, { timeout }, env.wrap(fn));
+
+    /** Every id online (query through client c)? */
+    async function allOnline(c, ids) {
+        const users = await c.query(ids);
+        return ids.every((id) => users[id].online);
+    }
+
+    /** online/offline events about userId as a string of '+' and '-', in arrival order. */
+    function transitions(rec, userId) {
+        return rec
+            .about(userId)
+            .filter((e) => e.event === 'presence:online' || e.event === 'presence:offline')
+            .map((e) => (e.event === 'presence:online' ? '+' : '-'))
+            .join('');
+    }
+
+    /** Asserts s is "+-+-...", starting with online; names the first violation. */
+    function assertAlternates(s, what) {
+        for (let i = 0; i < s.length; i++) {
+            const want = i % 2 === 0 ? '+' : '-';
+            if (s[i] !== want) {
+                assert.fail(
+                    `${what}: event #${i + 1} is ${s[i] === '+' ? 'online' : 'offline'} after ${i === 0 ? 'nothing' : s[i - 1] === '+' ? 'online' : 'offline'} ` +
+                        `(sequence around it: ...${s.slice(Math.max(0, i - 10), i + 10)}...)`,
+                );
+            }
+        }
+    }
+
+    it('two instances: a client on B sees online/offline/update/room events of a user on A; queries agree', async () => {
+        const A = await env.daemon(PING);
+        const B = await env.daemon(PING);
+        const obsA = await env.client(A, { userId: 'c2-obsa' });
+        const obsB = await env.client(B, { userId: 'c2-obsb' });
+        const viewer = await env.client(B, { userId: 'c2-viewer' });
+        await viewer.ok('presence:room:join', { room: 'c2-doc' });
+
+        const meta = { desk: 'B7' };
+        const u = await env.client(A, { userId: 'c2-u', metadata: meta });
+        const on = await obsB.rec.waitFor('presence:online', { userId: 'c2-u' });
+        assert.deepEqual(on.data, { userId: 'c2-u', socketId: u.id, status: 'online', metadata: meta });
+        await obsA.rec.waitFor('presence:online', { userId: 'c2-u' });
+
+        const ids = ['c2-u', 'c2-viewer', 'c2-nobody'];
+        const qa = await obsA.query(ids);
+        const qb = await obsB.query(ids);
+        assert.deepEqual(qa, qb, 'A and B answer the same');
+        assertOnline(qa['c2-u']);
+        assertOnline(qa['c2-viewer']);
+        assertOffline(qa['c2-nobody'], { neverSeen: true });
+
+        await u.ok('presence:room:join', { room: 'c2-doc' });
+        assert.deepEqual(await viewer.rec.waitFor('presence:room:join', { userId: 'c2-u', room: 'c2-doc' }).then((e) => e.data), {
+            userId: 'c2-u',
+            room: 'c2-doc',
+        });
+        const rA = await obsA.roomQuery('c2-doc');
+        assert.deepEqual(rA, { onlineCount: 2, ids: ['c2-u', 'c2-viewer'] });
+        assert.deepEqual(await obsB.roomQuery('c2-doc'), rA);
+
+        await u.ok('presence:status', { status: 'dnd' });
+        const up = await obsB.rec.waitFor('presence:update', { userId: 'c2-u', status: 'dnd' });
+        assert.deepEqual(up.data, { userId: 'c2-u', status: 'dnd', metadata: meta });
+        assertOnline(await obsB.queryOne('c2-u'), 'dnd');
+
+        // a second tab on B, then the tab on A closes: still online, nobody hears otherwise
+        const u2 = await env.client(B, { userId: 'c2-u' });
+        u.disconnect();
+        await sleep(QUIET_MS);
+        obsA.rec.assertNone('presence:offline', { userId: 'c2-u' }, 'a tab still open on B');
+        obsB.rec.assertNone('presence:offline', { userId: 'c2-u' }, 'a tab still open on B');
+        obsB.rec.assertCount('presence:online', { userId: 'c2-u' }, 1);
+        assertOnline(await obsA.queryOne('c2-u'), 'dnd');
+        // the room membership was the A tab's: it left
+        await viewer.rec.waitFor('presence:room:leave', { userId: 'c2-u', room: 'c2-doc' });
+
+        const lastId = u2.id;
+        u2.disconnect();
+        const [offA, offB] = await Promise.all([
+            obsA.rec.waitFor('presence:offline', { userId: 'c2-u' }),
+            obsB.rec.waitFor('presence:offline', { userId: 'c2-u' }),
+        ]);
+        assert.deepEqual(offA.data, offB.data, 'the same offline event on A and B');
+        assert.equal(offB.data.socketId, lastId);
+        assertTime(offB.data.lastSeen);
+        await sleep(QUIET_MS);
+        for (const o of [obsA, obsB]) {
+            o.rec.assertCount('presence:offline', { userId: 'c2-u' }, 1);
+            o.rec.assertCount('presence:online', { userId: 'c2-u' }, 1);
+        }
+        const qa2 = await obsA.query(ids);
+        assert.deepEqual(qa2, await obsB.query(ids), 'A and B still agree');
+        assertOffline(qa2['c2-u']);
+        assert.equal(qa2['c2-u'].lastSeen, offB.data.lastSeen);
+    });
+
+    it(`SIGKILL of instance A (instance_lease=${LEASE_S}): its users go offline exactly once, seen on B and C`, async () => {
+        const set = { ...PING, instance_lease: LEASE_S };
+        const A = await env.daemon(set);
+        const B = await env.daemon(set);
+        const C = await env.daemon(set); // a second possible reaper: still one offline per user
+        const obsB = await env.client(B, { label: 'observer on B' });
+        const obsC = await env.client(C, { label: 'observer on C' });
+        const mate = await env.client(B, { userId: 'ck-mate' });
+        await mate.ok('presence:room:join', { room: 'ck-room' });
+
+        const ids = ['ck-1', 'ck-2', 'ck-3', 'ck-4', 'ck-5'];
+        const onA = await env.clients(A, ids.map((userId) => ({ userId })));
+        const sidOf = Object.fromEntries(onA.map((c) => [c.userId, c.id]));
+        await onA[0].ok('presence:room:join', { room: 'ck-room' });
+        await mate.rec.waitFor('presence:room:join', { userId: 'ck-1', room: 'ck-room' });
+        await env.client(A, { userId: 'ck-both' });
+        await env.client(B, { userId: 'ck-both' });
+        for (const id of [...ids, 'ck-both']) {
+            await obsB.rec.waitFor('presence:online', { userId: id });
+            await obsC.rec.waitFor('presence:online', { userId: id });
+        }
+        for (const [id, u] of Object.entries(await obsB.query([...ids, 'ck-both']))) assertOnline(u, 'online', id);
+
+        const bound = LEASE_S * 1000 + TICK_MS + 2000;
+        const t0 = Date.now();
+        await env.killDaemon(A, 'SIGKILL');
+        const offs = await Promise.all(
+            ids.flatMap((id) => [obsB, obsC].map((o) => o.rec.waitFor('presence:offline', { userId: id }, bound + 3000))),
+        );
+        const lastAt = Math.max(...offs.map((e) => e.at));
+        assert.ok(lastAt - t0 <= bound, `last offline ${lastAt - t0} ms after the SIGKILL, bound ${bound} ms`);
+        for (const e of offs) {
+            assert.equal(e.data.socketId, sidOf[e.data.userId], `offline of ${e.data.userId} names its socket on A`);
+            assertTime(e.data.lastSeen, `lastSeen of ${e.data.userId}`);
+        }
+        await mate.rec.waitFor('presence:room:leave', { userId: 'ck-1', room: 'ck-room' });
+
+        await sleep(TICK_MS + 500); // another reap period: nobody reaps A twice
+        for (const o of [obsB, obsC]) {
+            for (const id of ids) o.rec.assertCount('presence:offline', { userId: id }, 1, id);
+            o.rec.assertNone('presence:offline', { userId: 'ck-both' }, 'ck-both has a tab on B');
+            o.rec.assertNone('presence:offline', { userId: 'ck-mate' });
+        }
+        mate.rec.assertCount('presence:room:leave', { userId: 'ck-1', room: 'ck-room' }, 1);
+        for (const o of [obsB, obsC]) {
+            const users = await o.query([...ids, 'ck-both', 'ck-mate']);
+            for (const id of ids) assertOffline(users[id], {}, id);
+            assertOnline(users['ck-both']);
+            assertOnline(users['ck-mate']);
+            assert.deepEqual(await o.roomQuery('ck-room'), { onlineCount: 1, ids: ['ck-mate'] });
+        }
+    });
+
+    it('race: a new tab on one instance while the last tab on the other closes; truth and strict alternation', async (t) => {
+        const N = Number(process.env.PRESENCE_RACE_ITER ?? RACE_ITER_DEFAULT);
+        const seed = Number(process.env.PRESENCE_RACE_SEED ?? Math.floor(Math.random() * 2 ** 31));
+        assert.ok(Number.isInteger(N) && N > 0, 'PRESENCE_RACE_ITER is a positive integer');
+        const rnd = prng(seed);
+        const ctx = `seed ${seed} (PRESENCE_RACE_SEED=${seed} replays the delays)`;
+        const U = 'race-u';
+        const A = await env.daemon(PING);
+        const B = await env.daemon(PING);
+        const inst = [A, B];
+        const obs = [await env.client(A, { label: 'observer on A' }), await env.client(B, { label: 'observer on B' })];
+
+        let side = 0; // the instance of the current tab
+        let cur = await env.client(A, { userId: U });
+        let forcedOffline = 0;
+        const t0 = Date.now();
+        for (let i = 0; i < N; i++) {
+            if (!cur) cur = await env.client(inst[side], { userId: U });
+            const other = 1 - side;
+            const next = await env.client(inst[other], { userId: U, connect: false, autoConnect: false });
+            const closing = cur;
+            const connected = waitFor(next.socket, 'connect', { failOn: 'connect_error' });
+            const d1 = rnd() * 5;
+            const d2 = rnd() * 5;
+            await Promise.all([
+                sleep(d1).then(() => next.socket.connect()),
+                sleep(d2).then(() => closing.disconnect()),
+                connected,
+            ]);
+            env.forget(closing);
+            cur = next;
+            side = other;
+            let truth = true;
+            if (rnd() < 0.1) {
+                // sometimes the user goes away for real
+                cur.disconnect();
+                env.forget(cur);
+                cur = null;
+                truth = false;
+                forcedOffline++;
+            }
+            const q = obs[i % 2];
+            await waitUntil(async () => (await q.queryOne(U)).online === truth, {
+                ms: 3000,
+                every: 5,
+                what: `iteration ${i}: query on ${i % 2 ? 'B' : 'A'} says online=${truth}; ${ctx}`,
+            });
+        }
+        const loopMs = Date.now() - t0;
+        if (cur) {
+            cur.disconnect();
+            env.forget(cur);
+        }
+        for (const o of obs) {
+            await waitUntil(async () => transitions(o.rec, U).endsWith('-') && !(await o.queryOne(U)).online, {
+                ms: 5000,
+                what: `the final offline on ${o.label}; ${ctx}`,
+            });
+        }
+        await sleep(QUIET_MS);
+        const seqA = transitions(obs[0].rec, U);
+        const seqB = transitions(obs[1].rec, U);
+        assertAlternates(seqA, `observer on A, ${ctx}`);
+        assertAlternates(seqB, `observer on B, ${ctx}`);
+        assert.equal(seqA.length, seqB.length, `A and B saw as many transitions (${ctx})`);
+        const offlines = seqA.split('-').length - 1;
+        assert.ok(offlines >= forcedOffline + 1, `${offlines} offline events for ${forcedOffline} forced offlines + the last (${ctx})`);
+        for (const o of obs) assertOffline(await o.queryOne(U));
+        t.diagnostic(`race: ${N} iterations in ${loopMs} ms, ${offlines} offline events, ${ctx}`);
+    }, 120000);
+
+    /** Two instances with 100 users (50 each, metadata, some in a room, one busy), all online. */
+    async function hundredUsers(tag) {
+        const set = { ...PING, instance_lease: LEASE_S };
+        const A = await env.daemon(set);
+        const B = await env.daemon(set);
+        const obs = [await env.client(A, { label: 'observer on A' }), await env.client(B, { label: 'observer on B' })];
+        const ids = Array.from({ length: 100 }, (_, i) => `${tag}-${String(i).padStart(3, '0')}`);
+        const clients = await Promise.all(ids.map((userId, i) => env.client(i % 2 ? B : A, { userId, metadata: { n: i } })));
+        const room = `${tag}-room`;
+        await Promise.all(clients.slice(0, 10).map((c) => c.ok('presence:room:join', { room })));
+        await clients[0].ok('presence:status', { status: 'busy' });
+        for (const o of obs) {
+            // every online event delivered before the test takes its marks
+            for (const id of ids) await o.rec.waitFor('presence:online', { userId: id });
+            await waitUntil(() => allOnline(o, ids), { what: `all 100 online on ${o.label}` });
+            assert.deepEqual((await o.roomQuery(room)).onlineCount, 10);
+        }
+        return { A, B, obs, ids, clients, room };
+    }
+
+    /** After Redis lost everything: all back within 5 s of `since`, no event about them, rooms and status back. */
+    async function assertAllBack({ obs, ids, clients, room }, since, marks, what) {
+        for (const o of obs) {
+            await waitUntil(() => allOnline(o, ids), { ms: Math.max(0, since + 5000 - Date.now()), every: 100, what: `all 100 online on ${o.label} within 5 s ${what}` });
+        }
+        const backMs = Date.now() - since;
+        // Watch for a lease + a reap period more: a spurious reap would show now.
+        await sleep(Math.max(0, since + LEASE_S * 1000 + TICK_MS + 1000 - Date.now()));
+        const idSet = new Set(ids);
+        obs.forEach((o, k) => {
+            const spurious = o.rec.events.slice(marks[k]).filter((e) => idSet.has(e.data?.userId) && (e.event === 'presence:offline' || e.event === 'presence:online'));
+            assert.deepEqual(
+                spurious.map((e) => `${e.event} ${JSON.stringify(e.data)}`),
+                [],
+                `no online/offline event about the 100 users ${what} (${o.label})`,
+            );
+        });
+        for (const o of obs) {
+            const users = await o.query(ids);
+            for (const id of ids) assertOnline(users[id], id === ids[0] ? 'busy' : 'online', `${id} ${what} (${o.label})`);
+            assert.deepEqual(await o.roomQuery(room), { onlineCount: 10, ids: ids.slice(0, 10) }, `room membership ${what}`);
+        }
+        const dropped = clients.filter((c) => !c.connected || c.disconnects.length);
+        assert.equal(dropped.length, 0, `clients disconnected ${what}: ${dropped.map((c) => `${c.userId} ${c.disconnects}`).join(', ')}`);
+        return backMs;
+    }
+
+    it('Redis emptied by FLUSHALL while 100 users are connected: all online again within 5 s, no offline events', async () => {
+        const h = await hundredUsers('fl');
+        const marks = h.obs.map((o) => o.rec.events.length);
+        assert.equal(await env.redis.command('FLUSHALL'), '+OK');
+        const since = Date.now();
+        await assertAllBack(h, since, marks, 'after FLUSHALL');
+        // and presence works as before
+        h.clients[1].disconnect();
+        for (const o of h.obs) await o.rec.waitFor('presence:offline', { userId: h.ids[1] });
+    });
+
+    it('redis-server restarted empty on the same port while 100 users are connected: all online again within 5 s, no offline events', async () => {
+        const h = await hundredUsers('rs');
+        const marks = h.obs.map((o) => o.rec.events.length);
+        const port = env.redis.port;
+        await env.redis.stop();
+        for (const o of h.obs) {
+            await waitUntil(
+                async () => {
+                    const r = await o.call('presence:query', { userIds: [h.ids[0]] });
+                    return r?.ok === false && r.error?.code === E.UNAVAILABLE;
+                },
+                { what: `store_unavailable on ${o.label} while Redis is down` },
+            );
+        }
+        await sleep(1000);
+        env.redis = await startRedis({ port });
+        const since = Date.now();
+        assert.equal(await env.redis.command('DBSIZE'), ':0', 'the new redis-server starts empty');
+        await assertAllBack(h, since, marks, 'after the Redis restart');
+        h.clients[2].disconnect();
+        for (const o of h.obs) await o.rec.waitFor('presence:offline', { userId: h.ids[2] });
+    });
+
+    it('Redis down: commands answer store_unavailable, connections stay up, and it all works again once Redis is back', async () => {
+        const A = await env.daemon({ ...PING, instance_lease: LEASE_S });
+        const obs = await env.client(A, { label: 'anonymous observer' });
+        const u1 = await env.client(A, { userId: 'rd-1' });
+        const u2 = await env.client(A, { userId: 'rd-2', transports: ['polling'] });
+        await u1.ok('presence:room:join', { room: 'rd-room' });
+        await obs.rec.waitFor('presence:online', { userId: 'rd-1' });
+        await obs.rec.waitFor('presence:online', { userId: 'rd-2' });
+        const anon = await env.client(A, {});
+        const port = env.redis.port;
+        const mark = obs.rec.events.length;
+
+        await env.redis.stop();
+        const down = Date.now();
+        await waitUntil(
+            async () => {
+                const r = await u1.call('presence:query', { userIds: ['rd-1'] });
+                return r?.ok === false && r.error?.code === E.UNAVAILABLE;
+            },
+            { what: 'presence:query answering store_unavailable' },
+        );
+        await u1.fails('presence:query', { userIds: ['rd-1', 'rd-2'] }, E.UNAVAILABLE);
+        await u1.fails('presence:room:query', { room: 'rd-room' }, E.UNAVAILABLE);
+        await u1.fails('presence:heartbeat', {}, E.UNAVAILABLE);
+        await u1.fails('presence:status', { status: 'away' }, E.UNAVAILABLE);
+        await u1.fails('presence:room:join', { room: 'rd-other' }, E.UNAVAILABLE);
+        await u2.fails('presence:room:leave', { room: 'rd-room' }, E.UNAVAILABLE);
+        await anon.fails('presence:identify', { userId: 'rd-3' }, E.UNAVAILABLE);
+
+        // Longer than ping_interval + ping_timeout: the daemon keeps answering pings.
+        await sleep(Math.max(0, down + 2 * (PING.ping_interval + PING.ping_timeout) - Date.now()));
+        for (const c of [obs, u1, u2, anon]) {
+            assert.ok(c.connected && c.disconnects.length === 0, `${c.label} stayed connected (${c.disconnects})`);
+        }
+        await u2.fails('presence:query', { userIds: ['rd-1'] }, E.UNAVAILABLE);
+
+        env.redis = await startRedis({ port });
+        const back = Date.now();
+        // The outage lasted long enough for the reconnect backoff to grow (it may reach 5 s), so
+        // allow more than the 5 s of the restart tests.
+        await waitUntil(() => allOnline(obs, ['rd-1', 'rd-2']), { ms: 10000, every: 100, what: 'rd-1 and rd-2 online within 10 s of Redis being back' });
+        assert.ok(Date.now() - back <= 10000);
+        assert.deepEqual(await obs.roomQuery('rd-room'), { onlineCount: 1, ids: ['rd-1'] });
+        await u1.ok('presence:status', { status: 'away' });
+        await obs.rec.waitFor('presence:update', { userId: 'rd-1', status: 'away' });
+        await anon.ok('presence:identify', { userId: 'rd-3' });
+        await obs.rec.waitFor('presence:online', { userId: 'rd-3' });
+        await sleep(QUIET_MS);
+        const spurious = obs.rec.events.slice(mark).filter((e) => e.event === 'presence:offline' || (e.event === 'presence:online' && e.data?.userId !== 'rd-3'));
+        assert.deepEqual(spurious.map((e) => `${e.event} ${JSON.stringify(e.data)}`), [], 'no online/offline event for users who never left');
+    });
+});
