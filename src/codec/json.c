@@ -10,7 +10,8 @@ static int append_number(buf *out, double d)
     char tmp[32];
     if (!isfinite(d))
         return buf_append_str(out, "null");
-    if (d == (double)(long long)d && fabs(d) < 9007199254740992.0) {
+    /* Range first: converting a double outside long long's range is undefined behaviour. */
+    if (fabs(d) < 9007199254740992.0 && d == (double)(long long)d) {
         snprintf(tmp, sizeof(tmp), "%lld", (long long)d);
         return buf_append_str(out, tmp);
     }
