@@ -1,22 +1,50 @@
-/* api — the HTTP API (docs/http-api.md): health, readiness and, on top of the store, the /v1
- * endpoints. Requests arrive through io_http; answers may come after a store round trip.
+/* api — the HTTP API (docs/http-api.md): health, readiness, metrics and, on top of the store,
+ * the /v1 endpoints and the Server-Sent Events stream. Requests arrive through io_http; answers
+ * may come after a store round trip.
  */
 #ifndef PRESENCED_API_H
 #define PRESENCED_API_H
 
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <uv.h>
+
 #include "presenced/io_http.h"
+#include "presenced/metrics.h"
+#include "presenced/pres_event.h"
 #include "presenced/store.h"
 
 typedef struct api api;
 
+/* What only this instance knows, for /v1/stats and /metrics. */
+typedef struct api_local {
+    uint32_t users;              /* distinct users with a local socket */
+    uint32_t sockets;            /* identified local Socket.IO sockets */
+    uint32_t polling, websocket; /* Engine.IO connections by transport */
+} api_local;
+
 typedef struct api_opts {
-    int reserved; /* settings come with the /v1 endpoints */
+    uv_loop_t *loop;
+    const char *api_key;   /* "" or NULL: /v1 is open (copied) */
+    bool admin_separate;   /* /healthz, /readyz, /metrics answer on the admin listener only */
+    uint32_t max_bulk_ids; /* ids in one bulk query */
+    metrics *metrics;      /* rendered by /metrics; may be NULL */
+    /* Fills what only this instance knows (may be NULL). */
+    void (*local)(api_local *out, void *ud);
+    void *local_ud;
 } api_opts;
 
 api *api_new(const api_opts *opts);
-/* The store the endpoints ask; NULL (conformance modes, shutdown) leaves only /healthz and
- * /readyz answering. */
+/* The store the endpoints ask; NULL (conformance modes, shutdown) leaves only /healthz,
+ * /readyz and /metrics answering. */
 void api_attach_store(api *a, store *st);
+/* A presence event from the store (borrowed): goes to the event streams. */
+void api_event(api *a, const pres_event *ev);
+/* End every event stream and close the keep-alive timer: the first step of a shutdown, while
+ * the loop still runs. */
+void api_shutdown(api *a);
+/* Free the api (after api_shutdown and once the loop has run). */
 void api_free(api *a);
 /* The io_http handler; `ud` is the api. */
 void api_handle(io_http_req *req, void *ud);

@@ -62,8 +62,14 @@ typedef struct cfg {
     char redis_prefix[64];        /* prefix of every Redis key */
     uint32_t shutdown_timeout;    /* s: SIGTERM to exit at most */
     uint32_t max_http_body;       /* bytes of an HTTP API request body */
-    cfg_log_level log_level;      /* "log_level" = error | warn | info | debug */
-    cfg_conformance conformance;  /* "conformance" = off | socketio | engineio */
+    char api_key[256];            /* "" = /v1 open */
+    char api_key_file[CFG_STR_MAX];
+    char admin_listen[CFG_STR_MAX]; /* "" = none, else HOST:PORT */
+    char webhook_url[CFG_STR_MAX];  /* "" = no webhooks */
+    char webhook_secret[256];
+    uint32_t webhook_retry_for;  /* s */
+    cfg_log_level log_level;     /* "log_level" = error | warn | info | debug */
+    cfg_conformance conformance; /* "conformance" = off | socketio | engineio */
 } cfg;
 
 /* Fill `c` with the defaults. */
@@ -123,6 +129,8 @@ int cfg_redis_url_parse(const char *url, cfg_redis_url *out, char err[CFG_ERR_MA
 /* Name of the i-th key of the table (0-based, table order), or NULL past the end. The string has
  * static storage. Lets tests, logging and docs walk every key. */
 const char *cfg_key_name(size_t i);
+/* Split HOST:PORT (IPv6 as [::1]:9090) as the listen key does. Returns 0 or -1 with `err`. */
+int cfg_hostport(const char *s, char *host, size_t hostlen, uint16_t *port, char err[CFG_ERR_MAX]);
 
 /* Write the current value of `key` as text that cfg_set accepts (e.g. "127.0.0.1:3000") into
  * `buf` (caller-owned, `len` bytes). Returns 0, or -1 for an unknown key or a too small buffer. */

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "presenced/metrics.h"
 #include "presenced/sio_server.h"
 #include "presenced/store.h"
 
@@ -17,6 +18,7 @@ typedef struct gateway_opts {
     bool scoped;                 /* broadcast = scoped (else all) */
     uint32_t max_metadata_bytes; /* largest metadata object */
     uint32_t max_bulk_ids;       /* most ids in one query or subscription */
+    metrics *metrics;            /* events in (from the store) and out (to clients), or NULL */
 } gateway_opts;
 
 /* Create the gateway and register its handlers on `sio`. The store is attached afterwards with
@@ -26,6 +28,12 @@ store_hooks gateway_store_hooks(gateway *gw);
 void gateway_attach_store(gateway *gw, store *st);
 /* Number of identified local sockets. */
 uint32_t gateway_sockets(const gateway *gw);
+/* Number of distinct users with an identified local socket. */
+uint32_t gateway_users(const gateway *gw);
+/* Close every local socket of `user` (not graceful: the user's offline, if it follows, is not
+ * delayed by offline_grace). Returns how many were closed. The store's PRES_EV_DISCONNECT
+ * events call this on every instance. */
+size_t gateway_disconnect_user(gateway *gw, const char *user);
 /* Free the gateway. The Socket.IO connections must be gone (their disconnect hooks have run). */
 void gateway_free(gateway *gw);
 

@@ -9,7 +9,7 @@
 #include <uv.h>
 
 #include "presenced/io_http.h"
-#include "presenced/io_http.h"
+#include "presenced/metrics.h"
 #include "presenced/sio_server.h"
 
 typedef struct io_server io_server;
@@ -32,6 +32,7 @@ typedef struct io_server_opts {
     /* A second listener for plain HTTP only (health, metrics), or NULL. */
     const char *admin_host;
     uint16_t admin_port;
+    metrics *metrics; /* slow consumers dropped; may be NULL */
 } io_server_opts;
 
 /* Create the server on `loop` and start listening. Returns NULL (after logging why) when the
@@ -39,6 +40,8 @@ typedef struct io_server_opts {
 io_server *io_server_new(uv_loop_t *loop, const io_server_opts *opts);
 /* The Socket.IO core, to register event handlers on. */
 sio_server *io_server_sio(io_server *srv);
+/* Engine.IO connections alive, by their current transport. */
+void io_server_connections(io_server *srv, uint32_t *polling, uint32_t *websocket);
 /* Refuse new connections from now on (the first step of a shutdown). */
 void io_server_stop_accepting(io_server *srv);
 /* Close every connection (their disconnect handlers run) and stop the server's timers. After this

@@ -6,6 +6,7 @@
 #ifndef PRESENCED_PRES_EVENT_H
 #define PRESENCED_PRES_EVENT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -21,6 +22,10 @@ typedef enum pres_event_type {
     PRES_EV_ROOM_JOIN,  /* user's first socket joined `room` */
     PRES_EV_ROOM_LEAVE, /* user's last socket left `room` */
     PRES_EV_UPDATE,     /* status and/or metadata changed */
+    /* Not a presence transition: a command to every instance to close the user's local sockets
+     * (POST /v1/users/{id}/disconnect). It travels the event stream so that each instance sees
+     * it; only the gateway acts on it, and nothing forwards it to clients or webhooks. */
+    PRES_EV_DISCONNECT,
 } pres_event_type;
 
 /* Every string is owned by the event (pres_event_deinit frees them). */
@@ -40,8 +45,17 @@ typedef struct pres_event {
 } pres_event;
 
 /* The event's name on the wire: "presence:online", "presence:offline", "presence:room:join",
- * "presence:room:leave", "presence:update". */
+ * "presence:room:leave", "presence:update" ("presence:disconnect" for the control entry). */
 const char *pres_event_name(pres_event_type type);
+/* The event's type tag in the stream and in webhooks: "online", "offline", "room:join",
+ * "room:leave", "update", "disconnect". */
+const char *pres_event_tag(pres_event_type type);
+
+/* Order of two event ids: the Redis store's stream ids ("MS-SEQ") or the memory store's
+ * sequence numbers ("N", read as "N-0"). Returns <0, 0, >0; an id that is neither compares as
+ * "0-0". pres_event_id_valid tells whether `id` has one of the two forms. */
+int pres_event_id_cmp(const char *a, const char *b);
+bool pres_event_id_valid(const char *id);
 
 void pres_event_init(pres_event *ev, pres_event_type type);
 void pres_event_deinit(pres_event *ev);
@@ -63,5 +77,14 @@ int pres_event_decode(const char *json, size_t len, pres_event *ev);
  * online {userId, socketId, status, metadata?}, offline {userId, socketId, lastSeen},
  * room join/leave {userId, room}, update {userId, status, metadata}. Caller owns it. */
 cJSON *pres_event_payload(const pres_event *ev);
+
+/* The event as the HTTP API's event stream and webhooks show it:
+ * {"id","type","userId","at", ...} with type "user.online", "user.offline", "room.join",
+ * "room.leave" or "user.update", and the fields of the type: online {socketId, status,
+ * metadata}, offline {socketId, lastSeen}, room {room}, update {status, prevStatus, metadata}.
+ * NULL for PRES_EV_DISCONNECT (not a presence event) or memory. Caller owns it. */
+cJSON *pres_event_public(const pres_event *ev);
+/* "user.online", ... (NULL for PRES_EV_DISCONNECT). */
+const char *pres_event_public_type(pres_event_type type);
 
 #endif

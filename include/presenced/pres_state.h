@@ -67,5 +67,21 @@ int64_t pres_state_next_deadline(const pres_state *ps);
 void pres_state_user(const pres_state *ps, const char *user, pres_user_view *out);
 /* Members of a room: writes at most `limit` user ids (borrowed) to `out`, returns the total. */
 size_t pres_state_room(const pres_state *ps, const char *room, const char **out, size_t limit);
+/* A page of room members: the ids after `cursor` in bytewise order, at most `limit`. *out is a
+ * malloc'd array of borrowed ids (the caller frees the array), *n its length; *total the room's
+ * member count. Returns PRES_OK or PRES_ERR_NOMEM. */
+int pres_state_room_page(const pres_state *ps, const char *room, const char *cursor, size_t limit,
+                         const char ***out, size_t *n, size_t *total);
+/* The user's socket ids in bytewise order: writes at most `max` (borrowed) to `out`, returns
+ * how many the user has. */
+size_t pres_state_user_sockets(const pres_state *ps, const char *user, const char **out,
+                               size_t max);
+
+typedef struct pres_stats {
+    uint64_t users_online; /* with a socket, or inside the offline grace */
+    uint64_t sockets, rooms;
+} pres_stats;
+/* O(1): kept up to date by the operations. */
+void pres_state_stats(const pres_state *ps, pres_stats *out);
 
 #endif

@@ -21,6 +21,7 @@
 
 #include <uv.h>
 
+#include "presenced/metrics.h"
 #include "presenced/pres_event.h"
 
 typedef struct store store;
@@ -33,7 +34,10 @@ enum {
     STORE_ERR_SHUTDOWN = -4,    /* the store is being freed */
     STORE_ERR_INTERNAL = -5,    /* a bug or an unexpected reply (logged) */
     STORE_ERR_NOMEM = -6,
+    STORE_ERR_GONE = -7, /* store_events_since: the id is older than the retained events */
 };
+
+#define STORE_MEMORY_RING 10000 /* events the memory store keeps for store_events_since */
 
 const char *store_strerror(int err);
 
@@ -46,7 +50,16 @@ typedef struct store_opts {
     uint32_t stream_maxlen;         /* Redis: approximate length the event stream is trimmed to */
     const char *redis_url;          /* Redis: redis://[:pass@]host:port[/db] or unix:///path */
     const char *key_prefix;         /* Redis: prefix of every key, e.g. "presenced:" */
+    metrics *metrics;               /* command latency, errors, reaped sockets; may be NULL */
 } store_opts;
+
+/* The families every store reports into (declared by store_metrics_init). */
+typedef struct store_metrics {
+    metrics_family *latency; /* presenced_store_command_seconds{command} */
+    metrics_family *errors;  /* presenced_store_errors_total{kind} */
+    metrics_family *reaped;  /* presenced_reaped_sockets_total */
+} store_metrics;
+void store_metrics_init(store_metrics *sm, metrics *m);
 
 typedef struct store_hooks {
     /* A presence event (borrowed for the call). */
@@ -75,6 +88,25 @@ typedef void (*store_done_fn)(int err, void *ud);
 typedef void (*store_users_fn)(int err, const store_user *users, size_t n, void *ud);
 /* Room members: user ids, `total` the number of members in the room. */
 typedef void (*store_room_fn)(int err, const char *const *users, size_t n, size_t total, void *ud);
+/* One user with the ids of their live sockets (cluster-wide, sorted). */
+typedef void (*store_user_fn)(int err, const store_user *user, const char *const *sids, size_t n,
+                              void *ud);
+/* A page of room members: user ids sorted bytewise, all after the cursor; `next` is the cursor
+ * of the following page ("" on the last one); `total` the number of members in the room. */
+typedef void (*store_page_fn)(int err, const char *const *users, size_t n, size_t total,
+                              const char *next, void *ud);
+
+/* Cluster-wide counts, each O(1) or O(instances) to read. */
+typedef struct store_stats {
+    uint64_t users_online; /* users with a live socket or inside the offline grace */
+    uint64_t sockets;      /* identified sockets on live instances */
+    uint64_t rooms;        /* rooms with at least one registered socket */
+    uint64_t instances;    /* live instances */
+} store_stats;
+typedef void (*store_stats_fn)(int err, const store_stats *stats, void *ud);
+
+/* Events (borrowed for the call), oldest first. */
+typedef void (*store_events_fn)(int err, const pres_event *evs, size_t n, void *ud);
 
 /* Create a store on `loop`. Returns NULL (after logging why) on bad options or memory. The Redis
  * store connects in the background: operations before it is connected fail with
@@ -116,5 +148,28 @@ void store_room_query(store *st, const char *room, size_t limit, store_room_fn c
 /* Close every socket of this instance (events as store_socket_close without grace) and release
  * this instance's lease. */
 void store_shutdown(store *st, store_done_fn cb, void *ud);
+
+/* One user as users_query sees them, plus the ids of their live sockets. One round trip. */
+void store_user_get(store *st, const char *user, store_user_fn cb, void *ud);
+/* A page of at most `limit` (>= 1) room members after `cursor` ("" or NULL: from the start). */
+void store_room_page(store *st, const char *room, const char *cursor, size_t limit,
+                     store_page_fn cb, void *ud);
+void store_stats_get(store *st, store_stats_fn cb, void *ud);
+/* Ask every instance to close the user's local sockets (not graceful): a PRES_EV_DISCONNECT
+ * event that every instance's hooks.event receives, this one included. */
+void store_user_disconnect(store *st, const char *user, store_done_fn cb, void *ud);
+/* The retained events after event id `after` (exclusive), at most `max`. The memory store keeps
+ * the last STORE_MEMORY_RING events, the Redis store its stream (stream_maxlen). Fails with
+ * STORE_ERR_GONE when `after` is older than what is kept, so a resuming reader knows it missed
+ * some. */
+void store_events_since(store *st, const char *after, size_t max, store_events_fn cb, void *ud);
+/* Webhook delivery: the next events this instance should deliver, at most `max`; the first call
+ * starts the queue at the newest event (earlier events are not delivered). In a cluster
+ * one instance at a time delivers (it holds a lock that this call takes or refreshes for
+ * `lock_ms`); the others get n = 0. Events stay pending until store_deliver_ack(); pending
+ * events of an instance that died are handed to the next one, so delivery is at least once and
+ * in stream order. */
+void store_deliver_read(store *st, size_t max, uint32_t lock_ms, store_events_fn cb, void *ud);
+void store_deliver_ack(store *st, const char *const *ids, size_t n, store_done_fn cb, void *ud);
 
 #endif

@@ -23,6 +23,14 @@ typedef struct store_vtbl {
     void (*users_query)(store *st, const char *const *users, size_t n, store_users_fn cb, void *ud);
     void (*room_query)(store *st, const char *room, size_t limit, store_room_fn cb, void *ud);
     void (*shutdown)(store *st, store_done_fn cb, void *ud);
+    void (*user_get)(store *st, const char *user, store_user_fn cb, void *ud);
+    void (*room_page)(store *st, const char *room, const char *cursor, size_t limit,
+                      store_page_fn cb, void *ud);
+    void (*stats_get)(store *st, store_stats_fn cb, void *ud);
+    void (*user_disconnect)(store *st, const char *user, store_done_fn cb, void *ud);
+    void (*events_since)(store *st, const char *after, size_t max, store_events_fn cb, void *ud);
+    void (*deliver_read)(store *st, size_t max, uint32_t lock_ms, store_events_fn cb, void *ud);
+    void (*deliver_ack)(store *st, const char *const *ids, size_t n, store_done_fn cb, void *ud);
 } store_vtbl;
 
 /* Every implementation embeds this as its first member. */

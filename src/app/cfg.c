@@ -54,6 +54,10 @@ static int cfg_check_redis(const char *in, char *out, size_t outlen, char *why, 
 static int cfg_check_origins(const char *in, char *out, size_t outlen, char *why, size_t whylen);
 static int cfg_check_namespaces(const char *in, char *out, size_t outlen, char *why, size_t whylen);
 static int cfg_check_prefix(const char *in, char *out, size_t outlen, char *why, size_t whylen);
+static int cfg_check_secret(const char *in, char *out, size_t outlen, char *why, size_t whylen);
+static int cfg_check_file(const char *in, char *out, size_t outlen, char *why, size_t whylen);
+static int cfg_check_admin(const char *in, char *out, size_t outlen, char *why, size_t whylen);
+static int cfg_check_webhook(const char *in, char *out, size_t outlen, char *why, size_t whylen);
 
 static const char *const cfg_store_names[] = {"memory", "redis", NULL};
 static const char *const cfg_log_level_names[] = {"error", "warn", "info", "debug", NULL};
@@ -136,6 +140,25 @@ static const cfg_key cfg_keys[] = {
      "Redis store: prefix of every key (letters, digits, ':', '_', '-', '.'; at most 63)."},
     {"max_http_body", CFG_TYPE_UINT, "1048576", 1, 104857600, NULL, offsetof(cfg, max_http_body), 0,
      0, NULL, "BYTES", "Largest HTTP API request body; larger ones get 413."},
+    {"api_key", CFG_TYPE_STRING, "", 0, 0, NULL, offsetof(cfg, api_key), 0,
+     sizeof(((cfg *)0)->api_key), cfg_check_secret, "KEY",
+     "When set, every /v1 request needs 'Authorization: Bearer KEY' (401 otherwise)."},
+    {"api_key_file", CFG_TYPE_STRING, "", 0, 0, NULL, offsetof(cfg, api_key_file), 0,
+     sizeof(((cfg *)0)->api_key_file), cfg_check_file, "PATH",
+     "File holding api_key (first line), read at start; overrides api_key."},
+    {"admin_listen", CFG_TYPE_STRING, "", 0, 0, NULL, offsetof(cfg, admin_listen), 0,
+     sizeof(((cfg *)0)->admin_listen), cfg_check_admin, "HOST:PORT",
+     "Separate listener for /healthz, /readyz and /metrics (which then leave the main one); "
+     "\"\" for none."},
+    {"webhook_url", CFG_TYPE_STRING, "", 0, 0, NULL, offsetof(cfg, webhook_url), 0,
+     sizeof(((cfg *)0)->webhook_url), cfg_check_webhook, "URL",
+     "http(s) URL that presence events are POSTed to in batches; \"\" for none."},
+    {"webhook_secret", CFG_TYPE_STRING, "", 0, 0, NULL, offsetof(cfg, webhook_secret), 0,
+     sizeof(((cfg *)0)->webhook_secret), cfg_check_secret, "SECRET",
+     "Key of the HMAC-SHA256 signature of each webhook body (X-Presenced-Signature)."},
+    {"webhook_retry_for", CFG_TYPE_UINT, "300", 1, 86400, NULL, offsetof(cfg, webhook_retry_for), 0,
+     0, NULL, "SECONDS",
+     "How long a failed webhook batch is retried, with exponential backoff, before it is dropped."},
     {"shutdown_timeout", CFG_TYPE_UINT, "10", 1, 600, NULL, offsetof(cfg, shutdown_timeout), 0, 0,
      NULL, "SECONDS",
      "Seconds SIGTERM may take: marking this instance's users offline, closing connections."},
@@ -555,6 +578,55 @@ static int cfg_namespace_check(const char *ns, char *why, size_t whylen)
 static int cfg_check_namespaces(const char *in, char *out, size_t outlen, char *why, size_t whylen)
 {
     return cfg_list_normalize(in, out, outlen, cfg_namespace_check, why, whylen);
+}
+
+/* Secrets: printable ASCII without spaces, so that they survive headers and config files. */
+static int cfg_check_secret(const char *in, char *out, size_t outlen, char *why, size_t whylen)
+{
+    for (const char *p = in; *p; p++)
+        if (cfg_is_ctl_or_space(*p) || (unsigned char)*p >= 0x80) {
+            cfg_errf(why, whylen, "only printable ASCII without spaces is allowed");
+            return -1;
+        }
+    return cfg_copy_out(in, out, outlen, why, whylen);
+}
+
+static int cfg_check_file(const char *in, char *out, size_t outlen, char *why, size_t whylen)
+{
+    for (const char *p = in; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f) {
+            cfg_errf(why, whylen, "control character in path");
+            return -1;
+        }
+    return cfg_copy_out(in, out, outlen, why, whylen);
+}
+
+static int cfg_check_admin(const char *in, char *out, size_t outlen, char *why, size_t whylen)
+{
+    char host[256];
+    uint16_t port;
+    if (in[0] != '\0' && cfg_parse_hostport(in, host, sizeof(host), &port, 0, why, whylen) < 0)
+        return -1;
+    return cfg_copy_out(in, out, outlen, why, whylen);
+}
+
+static int cfg_check_webhook(const char *in, char *out, size_t outlen, char *why, size_t whylen)
+{
+    if (in[0] != '\0' && strncmp(in, "http://", 7) != 0 && strncmp(in, "https://", 8) != 0) {
+        cfg_errf(why, whylen, "must start with http:// or https://");
+        return -1;
+    }
+    for (const char *p = in; *p; p++)
+        if (cfg_is_ctl_or_space(*p)) {
+            cfg_errf(why, whylen, "space or control character in URL");
+            return -1;
+        }
+    return cfg_copy_out(in, out, outlen, why, whylen);
+}
+
+int cfg_hostport(const char *s, char *host, size_t hostlen, uint16_t *port, char err[CFG_ERR_MAX])
+{
+    return cfg_parse_hostport(s, host, hostlen, port, 0, err, CFG_ERR_MAX);
 }
 
 static int cfg_check_prefix(const char *in, char *out, size_t outlen, char *why, size_t whylen)

@@ -11,7 +11,9 @@
 #include "presenced/gateway.h"
 #include "presenced/io_server.h"
 #include "presenced/log.h"
+#include "presenced/metrics.h"
 #include "presenced/store.h"
+#include "presenced/webhook.h"
 
 #define APP_MAX_NAMESPACES 32
 
@@ -23,6 +25,9 @@ typedef struct app {
     gateway *gw;
     store *st;
     api *api;
+    metrics *metrics;
+    webhook *wh;
+    store_hooks gw_hooks; /* the gateway's store hooks, which app_event passes events on to */
     uint64_t shutdown_ms;
     bool stopping, stopped;
 } app;
@@ -36,6 +41,9 @@ static void finish_shutdown(app *a)
     a->stopped = true;
     uv_timer_stop(&a->shutdown_timer);
     uv_close((uv_handle_t *)&a->shutdown_timer, NULL);
+    webhook_free(a->wh);
+    a->wh = NULL;
+    api_shutdown(a->api);
     io_server_shutdown(a->server);
     api_attach_store(a->api, NULL);
     store_free(a->st);
@@ -88,13 +96,45 @@ static void random_instance_id(char out[SIO_ID_LEN + 1])
     out[SIO_ID_LEN] = 0;
 }
 
+/* Store events go to the gateway (Socket.IO clients) and to the HTTP API's event streams. */
+static void app_event(const pres_event *ev, void *ud)
+{
+    app *a = ud;
+    a->gw_hooks.event(ev, a->gw_hooks.ud);
+    api_event(a->api, ev);
+}
+
+static void app_reassert(void *ud)
+{
+    app *a = ud;
+    a->gw_hooks.reassert(a->gw_hooks.ud);
+}
+
+static void app_availability(bool available, void *ud)
+{
+    app *a = ud;
+    a->gw_hooks.availability(available, a->gw_hooks.ud);
+}
+
+static void app_local(api_local *out, void *ud)
+{
+    app *a = ud;
+    if (a->gw) {
+        out->users = gateway_users(a->gw);
+        out->sockets = gateway_sockets(a->gw);
+    }
+    if (a->server)
+        io_server_connections(a->server, &out->polling, &out->websocket);
+}
+
 /* The presence gateway and its store (not in the Socket.IO conformance mode, whose handlers
  * take the connection hooks). Returns 0 or -1. */
 static int start_presence(app *a, const cfg *c)
 {
     gateway_opts gopts = {.scoped = c->broadcast == CFG_BROADCAST_SCOPED,
                           .max_metadata_bytes = c->max_metadata_bytes,
-                          .max_bulk_ids = c->max_bulk_ids};
+                          .max_bulk_ids = c->max_bulk_ids,
+                          .metrics = a->metrics};
     a->gw = gateway_new(io_server_sio(a->server), &gopts);
     if (!a->gw)
         return -1;
@@ -107,14 +147,25 @@ static int start_presence(app *a, const cfg *c)
                         .ttl_s = c->ttl,
                         .stream_maxlen = c->stream_maxlen,
                         .redis_url = c->redis,
-                        .key_prefix = c->redis_prefix};
-    store_hooks hooks = gateway_store_hooks(a->gw);
+                        .key_prefix = c->redis_prefix,
+                        .metrics = a->metrics};
+    a->gw_hooks = gateway_store_hooks(a->gw);
+    store_hooks hooks = {
+        .event = app_event, .reassert = app_reassert, .availability = app_availability, .ud = a};
     a->st = c->store == CFG_STORE_REDIS ? store_redis_new(&a->loop, &sopts, &hooks)
                                         : store_memory_new(&a->loop, &sopts, &hooks);
     if (!a->st)
         return -1;
     gateway_attach_store(a->gw, a->st);
     api_attach_store(a->api, a->st);
+    if (c->webhook_url[0]) {
+        webhook_opts wopts = {.url = c->webhook_url,
+                              .secret = c->webhook_secret,
+                              .retry_for_s = c->webhook_retry_for,
+                              .metrics = a->metrics};
+        if (!(a->wh = webhook_new(&a->loop, a->st, &wopts)))
+            return -1;
+    }
     log_info("presence", "instance=%s store=%s broadcast=%s", instance,
              c->store == CFG_STORE_REDIS ? "redis" : "memory", gopts.scoped ? "scoped" : "all");
     return 0;
@@ -136,6 +187,31 @@ static uint64_t random_seed(void)
     if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed))
         seed = (uint64_t)(uintptr_t)&seed;
     return seed;
+}
+
+/* The API key: api_key_file's first line when set (read once, at start), else api_key. */
+static int read_api_key(const cfg *c, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s", c->api_key);
+    if (!c->api_key_file[0])
+        return 0;
+    FILE *f = fopen(c->api_key_file, "r");
+    if (!f) {
+        log_error("cannot read api_key_file", "path=%s", c->api_key_file);
+        return -1;
+    }
+    bool ok = fgets(out, (int)cap, f) != NULL;
+    fclose(f);
+    out[ok ? strcspn(out, "\r\n") : 0] = 0;
+    for (const char *p = out; *p; p++)
+        if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f)
+            ok = false;
+    if (!ok || !out[0]) {
+        log_error("api_key_file must hold the key on its first line (printable ASCII, no spaces)",
+                  "path=%s", c->api_key_file);
+        return -1;
+    }
+    return 0;
 }
 
 static int run(const cfg *c)
@@ -171,12 +247,39 @@ static int run(const cfg *c)
                 .hash_seed = random_seed(),
             },
     };
-    api_opts aopts = {0};
-    a.api = api_new(&aopts);
+    char api_key[256], admin_host[256];
+    if (read_api_key(c, api_key, sizeof(api_key)) < 0) {
+        uv_loop_close(&a.loop);
+        return 1;
+    }
+    if (c->admin_listen[0]) {
+        char err[CFG_ERR_MAX];
+        if (cfg_hostport(c->admin_listen, admin_host, sizeof(admin_host), &opts.admin_port, err) <
+            0) {
+            log_error("admin_listen", "err=\"%s\"", err);
+            uv_loop_close(&a.loop);
+            return 1;
+        }
+        opts.admin_host = admin_host;
+    }
+    a.metrics = metrics_new();
+    opts.metrics = a.metrics;
+    api_opts aopts = {.loop = &a.loop,
+                      .api_key = api_key,
+                      .admin_separate = c->admin_listen[0] != 0,
+                      .max_bulk_ids = c->max_bulk_ids,
+                      .metrics = a.metrics,
+                      .local = app_local,
+                      .local_ud = &a};
+    a.api = a.metrics ? api_new(&aopts) : NULL;
     opts.http_ud = a.api;
     a.server = a.api ? io_server_new(&a.loop, &opts) : NULL;
     if (!a.server) {
+        if (a.api)
+            api_shutdown(a.api);
+        uv_run(&a.loop, UV_RUN_NOWAIT);
         api_free(a.api);
+        metrics_free(a.metrics);
         uv_loop_close(&a.loop);
         return 1;
     }
@@ -187,11 +290,14 @@ static int run(const cfg *c)
         rc = start_presence(&a, c);
     if (rc < 0) {
         log_error("cannot start", NULL);
+        webhook_free(a.wh);
+        api_shutdown(a.api);
         io_server_shutdown(a.server);
         store_free(a.st);
         io_server_free(a.server);
         gateway_free(a.gw);
         api_free(a.api);
+        metrics_free(a.metrics);
         uv_loop_close(&a.loop);
         return 1;
     }
@@ -210,6 +316,7 @@ static int run(const cfg *c)
     io_server_free(a.server);
     gateway_free(a.gw);
     api_free(a.api);
+    metrics_free(a.metrics);
     rc = uv_loop_close(&a.loop);
     if (rc != 0)
         log_warn("loop closed with live handles", "err=\"%s\"", uv_strerror(rc));

@@ -25,6 +25,7 @@ typedef struct gw_sock {
     char status[PRES_STATUS_MAX + 1];
     char **rooms; /* rooms joined, mirrored for re-assertion */
     size_t nrooms, caprooms;
+    bool kicked; /* closed by POST /v1/users/{id}/disconnect: no offline grace */
 } gw_sock;
 
 struct gateway {
@@ -32,7 +33,9 @@ struct gateway {
     store *st;
     gateway_opts opts;
     map socks; /* sid -> gw_sock */
+    map users; /* user id -> number of identified local sockets (for /metrics and /v1/stats) */
     uint32_t identified;
+    metrics_family *events_in, *events_out;
 };
 
 /* ---- replies ---- */
@@ -265,6 +268,8 @@ static int identify_socket(gateway *gw, gw_sock *g, const char *user, char *meta
     g->metadata = metadata;
     strcpy(g->status, "online");
     gw->identified++;
+    uintptr_t count = (uintptr_t)map_get(&gw->users, g->user, strlen(g->user));
+    map_put(&gw->users, g->user, strlen(g->user), (void *)(count + 1));
     gw_req *r = req_new(gw, op, g, ack_id, NULL);
     if (!r)
         return -1;
@@ -353,10 +358,16 @@ static void on_disconnect(sio_sock *s, const char *reason, void *ud)
         return;
     if (g->user) {
         gw->identified--;
+        uintptr_t count = (uintptr_t)map_get(&gw->users, g->user, strlen(g->user));
+        if (count > 1)
+            map_put(&gw->users, g->user, strlen(g->user), (void *)(count - 1));
+        else
+            map_del(&gw->users, g->user, strlen(g->user));
         gw_req *r = req_new(gw, OP_QUIET, g, SIO_NO_ACK, NULL);
-        /* A client that went away may come back within offline_grace. */
+        /* A client that went away may come back within offline_grace; one the server
+         * disconnected on purpose will not. */
         if (r)
-            store_socket_close(gw->st, g->sid, true, on_done, r);
+            store_socket_close(gw->st, g->sid, !g->kicked, on_done, r);
     }
     map_del(&gw->socks, g->sid, strlen(g->sid));
     sio_sock_set_data(s, NULL);
@@ -663,6 +674,7 @@ static bool is_invisible(const char *status)
  * or sharing one of `ev->rooms` with them. */
 static void fan_out(gateway *gw, const pres_event *ev, const char *name, const cJSON *payload)
 {
+    metrics_add(gw->events_out, name, 1);
     cJSON *args = cJSON_CreateArray();
     cJSON *copy = cJSON_Duplicate(payload, 1);
     if (!args || !copy || !cJSON_AddItemToArray(args, copy)) {
@@ -719,6 +731,7 @@ static void on_event(const pres_event *ev, void *ud)
 {
     gateway *gw = ud;
     cJSON *p = NULL;
+    metrics_add(gw->events_in, pres_event_tag(ev->type), 1);
     switch (ev->type) {
     case PRES_EV_ROOM_JOIN:
     case PRES_EV_ROOM_LEAVE: {
@@ -727,6 +740,7 @@ static void on_event(const pres_event *ev, void *ud)
         cJSON *args = cJSON_CreateArray();
         if (args && (p = pres_event_payload(ev)) && cJSON_AddItemToArray(args, p)) {
             p = NULL;
+            metrics_add(gw->events_out, pres_event_name(ev->type), 1);
             sio_broadcast(gw->sio, NSP, group, pres_event_name(ev->type), args);
         }
         cJSON_Delete(args);
@@ -743,8 +757,29 @@ static void on_event(const pres_event *ev, void *ud)
     case PRES_EV_UPDATE:
         deliver_update(gw, ev);
         break;
+    case PRES_EV_DISCONNECT:
+        gateway_disconnect_user(gw, ev->user);
+        break;
     }
     cJSON_Delete(p);
+}
+
+size_t gateway_disconnect_user(gateway *gw, const char *user)
+{
+    /* Closing runs the disconnect hook later, from the loop, so the map is stable here. */
+    size_t pos = 0, n = 0;
+    map_slot *slot;
+    while ((slot = map_next(&gw->socks, &pos))) {
+        gw_sock *g = slot->value;
+        if (!g->user || g->kicked || strcmp(g->user, user) != 0)
+            continue;
+        g->kicked = true;
+        sio_sock_disconnect(g->sock, "server disconnect");
+        n++;
+    }
+    if (n > 0)
+        log_info("disconnected a user's sockets", "sockets=%zu", n);
+    return n;
 }
 
 static void on_reassert(void *ud)
@@ -784,10 +819,18 @@ gateway *gateway_new(sio_server *sio, const gateway_opts *opts)
         return NULL;
     gw->sio = sio;
     gw->opts = *opts;
+    gw->events_in =
+        metrics_family_get(opts->metrics, METRICS_COUNTER, "presenced_events_in_total",
+                           "Presence events received from the store, by type.", "type", NULL, 0);
+    gw->events_out = metrics_family_get(
+        opts->metrics, METRICS_COUNTER, "presenced_events_out_total",
+        "Presence events fanned out to local Socket.IO clients (once per event), by event name.",
+        "event", NULL, 0);
     uint64_t seed = 0;
     if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed))
         seed = (uint64_t)(uintptr_t)gw;
     map_init(&gw->socks, seed);
+    map_init(&gw->users, seed ^ 0x9e3779b97f4a7c15ULL);
     static const struct {
         const char *name;
         sio_event_fn fn;
@@ -825,10 +868,16 @@ uint32_t gateway_sockets(const gateway *gw)
     return gw->identified;
 }
 
+uint32_t gateway_users(const gateway *gw)
+{
+    return (uint32_t)gw->users.count;
+}
+
 void gateway_free(gateway *gw)
 {
     if (!gw)
         return;
     map_deinit(&gw->socks);
+    map_deinit(&gw->users);
     free(gw);
 }

@@ -7,15 +7,68 @@
 #include "presenced/json.h"
 #include "presenced/utf8.h"
 
-static const char *const type_tags[] = {"online", "offline", "room:join", "room:leave", "update"};
-static const char *const event_names[] = {"presence:online", "presence:offline",
+static const char *const type_tags[] = {"online",     "offline", "room:join",
+                                        "room:leave", "update",  "disconnect"};
+static const char *const event_names[] = {"presence:online",    "presence:offline",
                                           "presence:room:join", "presence:room:leave",
-                                          "presence:update"};
+                                          "presence:update",    "presence:disconnect"};
 #define NTYPES (sizeof(type_tags) / sizeof(type_tags[0]))
 
 const char *pres_event_name(pres_event_type type)
 {
     return (unsigned)type < NTYPES ? event_names[type] : "presence:unknown";
+}
+
+const char *pres_event_tag(pres_event_type type)
+{
+    return (unsigned)type < NTYPES ? type_tags[type] : "unknown";
+}
+
+/* "MS-SEQ" or "N" (sequence numbers of the memory store, read as "N-0"). */
+static bool id_parse(const char *id, uint64_t *ms, uint64_t *seq)
+{
+    *ms = *seq = 0;
+    if (!id || *id < '0' || *id > '9')
+        return false;
+    uint64_t v = 0;
+    const char *p = id;
+    for (; *p >= '0' && *p <= '9'; p++) {
+        if (v > (UINT64_MAX - 9) / 10)
+            return false;
+        v = v * 10 + (uint64_t)(*p - '0');
+    }
+    uint64_t s = 0;
+    if (*p == '-') {
+        p++;
+        if (*p < '0' || *p > '9')
+            return false;
+        for (; *p >= '0' && *p <= '9'; p++) {
+            if (s > (UINT64_MAX - 9) / 10)
+                return false;
+            s = s * 10 + (uint64_t)(*p - '0');
+        }
+    }
+    if (*p)
+        return false;
+    *ms = v;
+    *seq = s;
+    return true;
+}
+
+bool pres_event_id_valid(const char *id)
+{
+    uint64_t ms, seq;
+    return id_parse(id, &ms, &seq);
+}
+
+int pres_event_id_cmp(const char *a, const char *b)
+{
+    uint64_t ams, aseq, bms, bseq;
+    id_parse(a, &ams, &aseq);
+    id_parse(b, &bms, &bseq);
+    if (ams != bms)
+        return ams < bms ? -1 : 1;
+    return aseq < bseq ? -1 : aseq > bseq;
 }
 
 void pres_event_init(pres_event *ev, pres_event_type type)
@@ -260,7 +313,61 @@ cJSON *pres_event_payload(const pres_event *ev)
             payload_metadata(p, ev->metadata) < 0)
             goto fail;
         break;
+    case PRES_EV_DISCONNECT:
+        break;
     }
+    return p;
+fail:
+    cJSON_Delete(p);
+    return NULL;
+}
+
+static const char *const public_types[] = {"user.online", "user.offline", "room.join",
+                                           "room.leave",  "user.update",  NULL};
+
+const char *pres_event_public_type(pres_event_type type)
+{
+    return (unsigned)type < NTYPES ? public_types[type] : NULL;
+}
+
+cJSON *pres_event_public(const pres_event *ev)
+{
+    const char *type = pres_event_public_type(ev->type);
+    if (!type)
+        return NULL;
+    cJSON *p = cJSON_CreateObject();
+    if (!p || !cJSON_AddStringToObject(p, "id", ev->id) ||
+        !cJSON_AddStringToObject(p, "type", type) ||
+        !cJSON_AddStringToObject(p, "userId", ev->user))
+        goto fail;
+    switch (ev->type) {
+    case PRES_EV_ONLINE:
+        if (!cJSON_AddStringToObject(p, "socketId", ev->socket ? ev->socket : "") ||
+            !cJSON_AddStringToObject(p, "status", ev->status ? ev->status : "online") ||
+            payload_metadata(p, ev->metadata) < 0)
+            goto fail;
+        break;
+    case PRES_EV_OFFLINE:
+        if (!cJSON_AddStringToObject(p, "socketId", ev->socket ? ev->socket : "") ||
+            !cJSON_AddNumberToObject(p, "lastSeen", (double)ev->last_seen))
+            goto fail;
+        break;
+    case PRES_EV_ROOM_JOIN:
+    case PRES_EV_ROOM_LEAVE:
+        if (!cJSON_AddStringToObject(p, "room", ev->room ? ev->room : ""))
+            goto fail;
+        break;
+    case PRES_EV_UPDATE:
+        if (!cJSON_AddStringToObject(p, "status", ev->status ? ev->status : "online") ||
+            !cJSON_AddStringToObject(p, "prevStatus", ev->prev_status ? ev->prev_status : "") ||
+            payload_metadata(p, ev->metadata) < 0)
+            goto fail;
+        break;
+    case PRES_EV_DISCONNECT:
+        goto fail;
+    }
+    if (!cJSON_AddNumberToObject(p, "at", (double)ev->at))
+        goto fail;
     return p;
 fail:
     cJSON_Delete(p);

@@ -53,6 +53,7 @@ struct pres_state {
     uint64_t seed;
     int64_t grace_ms, retention_ms;
     ps_list grace, retention;
+    uint64_t online; /* users with a socket or inside the grace (GET /v1/stats) */
 };
 
 /* ---- events ---- */
@@ -412,6 +413,7 @@ int pres_state_open(pres_state *ps, const char *sid, const char *user, const cha
         if (metadata && !u->metadata)
             return PRES_ERR_NOMEM;
         u->since = now;
+        ps->online++;
         pres_event *ev = event_add(out, PRES_EV_ONLINE, u, now);
         if (!ev || pres_event_set(&ev->socket, sid) < 0 ||
             pres_event_set(&ev->status, u->status) < 0 ||
@@ -437,9 +439,12 @@ int pres_state_assert(pres_state *ps, const char *sid, const char *user, const c
     ps_user *u = user_get_or_create(ps, user);
     if (!u)
         return PRES_ERR_NOMEM;
+    bool was_online = u->nsocks > 0 || u->tl == TL_GRACE;
     ps_sock *s = sock_new(ps, u, sid);
     if (!s)
         return PRES_ERR_NOMEM;
+    if (!was_online)
+        ps->online++;
     tl_remove(ps, u);
     if (!known) {
         snprintf(u->status, sizeof(u->status), "%s", status ? status : "online");
@@ -463,6 +468,8 @@ static int go_offline(pres_state *ps, ps_user *u, const char *sid, const char *c
     if (!ev || pres_event_set(&ev->socket, sid) < 0 || pres_event_set(&ev->status, u->status) < 0)
         return PRES_ERR_NOMEM;
     ev->last_seen = u->last_seen;
+    if (ps->online > 0)
+        ps->online--;
     for (size_t i = 0; i < nrooms; i++)
         if (pres_event_add_room(ev, rooms[i]) < 0)
             return PRES_ERR_NOMEM;
@@ -637,4 +644,53 @@ size_t pres_state_room(const pres_state *ps, const char *room, const char **out,
     while (n < limit && (slot = map_next(&r->members, &pos)))
         out[n++] = slot->key;
     return r->members.count;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+int pres_state_room_page(const pres_state *ps, const char *room, const char *cursor, size_t limit,
+                         const char ***out, size_t *n, size_t *total)
+{
+    *out = NULL;
+    *n = *total = 0;
+    const ps_room *r = map_get(&ps->rooms, room, strlen(room));
+    if (!r)
+        return PRES_OK;
+    *total = r->members.count;
+    const char **ids = malloc((r->members.count ? r->members.count : 1) * sizeof(*ids));
+    if (!ids)
+        return PRES_ERR_NOMEM;
+    size_t pos = 0, k = 0;
+    map_slot *slot;
+    while ((slot = map_next(&r->members, &pos)))
+        if (!cursor || !cursor[0] || strcmp(slot->key, cursor) > 0)
+            ids[k++] = slot->key;
+    if (k > 1)
+        qsort(ids, k, sizeof(*ids), cmp_str);
+    *out = ids;
+    *n = k < limit ? k : limit;
+    return PRES_OK;
+}
+
+size_t pres_state_user_sockets(const pres_state *ps, const char *user, const char **out, size_t max)
+{
+    const ps_user *u = user_get(ps, user);
+    if (!u)
+        return 0;
+    size_t k = 0;
+    for (uint32_t i = 0; i < u->nsocks && k < max; i++)
+        out[k++] = u->socks[i]->sid;
+    if (k > 1)
+        qsort(out, k, sizeof(*out), cmp_str);
+    return u->nsocks;
+}
+
+void pres_state_stats(const pres_state *ps, pres_stats *out)
+{
+    out->users_online = ps->online;
+    out->sockets = ps->socks.count;
+    out->rooms = ps->rooms.count;
 }

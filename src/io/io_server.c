@@ -112,6 +112,7 @@ struct io_server {
     bool shutting_down;
     uint32_t sockets;     /* accepted TCP connections alive */
     uint32_t max_sockets; /* accepted beyond this are closed at once */
+    metrics_family *slow_consumers;
     void *foreign_loops[1];
     struct lws_protocols protocols[2];
 };
@@ -353,7 +354,24 @@ static void conn_close_soon(io_conn *c, const char *reason)
 static void on_core_close(sio_conn *sc, void *io, const char *reason)
 {
     (void)sc;
+    io_conn *c = io;
+    /* The core closes a reader whose send queue is full: a slow consumer. */
+    if (!c->closing && reason && strcmp(reason, "send queue full") == 0)
+        metrics_add(c->srv->slow_consumers, "socketio", 1);
     conn_close_soon(io, reason);
+}
+
+void io_server_connections(io_server *srv, uint32_t *polling, uint32_t *websocket)
+{
+    *polling = *websocket = 0;
+    for (io_conn *c = srv->conns; c; c = c->next) {
+        if (c->closing)
+            continue;
+        if (sio_conn_session(c->sc)->transport == EIO_TRANSPORT_WEBSOCKET)
+            (*websocket)++;
+        else
+            (*polling)++;
+    }
 }
 
 /* Complete a held GET: it will drain the queue when it becomes writeable. DESIGN.md: rx flow
@@ -832,6 +850,9 @@ fail:
     return NULL;
 }
 
+#define TOO_LARGE_JSON                                                                             \
+    "{\"error\":{\"code\":\"too_large\",\"message\":\"Body over max_http_body\"}}"
+
 /* LWS_CALLBACK_HTTP for anything that is not Engine.IO: collect the body if one comes, then hand
  * the request to the handler. */
 static int http_api_request(io_server *srv, struct lws *wsi, io_pss *pss)
@@ -849,9 +870,8 @@ static int http_api_request(io_server *srv, struct lws *wsi, io_pss *pss)
     if (has_body && strtoull(clen, NULL, 10) > srv->opts.max_http_body) {
         pss->req = NULL;
         http_req_free(req);
-        return respond(
-            wsi, pss, HTTP_STATUS_REQ_ENTITY_TOO_LARGE, "application/json",
-            "{\"error\":{\"code\":\"too_large\",\"message\":\"Body over max_http_body\"}}", 67);
+        return respond(wsi, pss, HTTP_STATUS_REQ_ENTITY_TOO_LARGE, "application/json",
+                       TOO_LARGE_JSON, sizeof(TOO_LARGE_JSON) - 1);
     }
     if (has_body) {
         pss->kind = PSS_API_BODY;
@@ -868,9 +888,8 @@ static int http_api_body(io_server *srv, struct lws *wsi, io_pss *pss, const voi
     if (req->body.len + len > srv->opts.max_http_body) {
         pss->req = NULL;
         http_req_free(req);
-        return respond(
-            wsi, pss, HTTP_STATUS_REQ_ENTITY_TOO_LARGE, "application/json",
-            "{\"error\":{\"code\":\"too_large\",\"message\":\"Body over max_http_body\"}}", 67);
+        return respond(wsi, pss, HTTP_STATUS_REQ_ENTITY_TOO_LARGE, "application/json",
+                       TOO_LARGE_JSON, sizeof(TOO_LARGE_JSON) - 1);
     }
     return buf_append(&req->body, in, len);
 }
@@ -890,7 +909,8 @@ static void http_api_gone(io_pss *pss)
     if (!req)
         return;
     req->wsi = NULL;
-    if (req->ending) {
+    /* A body still arriving means the handler never saw the request: nobody else frees it. */
+    if (req->ending || pss->kind == PSS_API_BODY) {
         http_req_free(req);
         return;
     }
@@ -1454,6 +1474,10 @@ io_server *io_server_new(uv_loop_t *loop, const io_server_opts *opts)
         return NULL;
     srv->loop = loop;
     srv->opts = *opts;
+    srv->slow_consumers = metrics_family_get(
+        opts->metrics, METRICS_COUNTER, "presenced_slow_consumers_dropped_total",
+        "Connections closed because they did not read fast enough, by kind.", "kind", NULL, 0);
+    metrics_add(srv->slow_consumers, "socketio", 0);
     srv->max_sockets = fd_budget(opts->max_connections);
     snprintf(srv->path, sizeof(srv->path), "%s", opts->path);
     srv->opts.path = srv->path;
@@ -1484,6 +1508,9 @@ io_server *io_server_new(uv_loop_t *loop, const io_server_opts *opts)
     info.protocols = srv->protocols;
     info.port = CONTEXT_PORT_NO_LISTEN;
     info.timeout_secs = opts->http_timeout;
+    /* A client that stops in the middle of its headers holds a header buffer from lws's small
+     * pool: give it http_timeout too (lws's own default is 10 s). */
+    info.timeout_secs_ah_idle = opts->http_timeout;
     info.max_http_header_data = 4096;
     /* A held long-poll GET keeps its header table until it is answered, so the pool must be
      * able to cover every polling client (tables are allocated on demand). */

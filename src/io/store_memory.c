@@ -12,7 +12,15 @@
 #include "presenced/pres_state.h"
 #include "presenced/store_impl.h"
 
-typedef enum mem_kind { JOB_DONE, JOB_USERS, JOB_ROOM } mem_kind;
+typedef enum mem_kind {
+    JOB_DONE,
+    JOB_USERS,
+    JOB_ROOM,
+    JOB_USER,
+    JOB_PAGE,
+    JOB_STATS,
+    JOB_EVENTS,
+} mem_kind;
 
 /* A finished operation waiting to be reported: its events, then its callback. */
 typedef struct mem_job {
@@ -23,12 +31,29 @@ typedef struct mem_job {
     store_done_fn done;
     store_users_fn users_cb;
     store_room_fn room_cb;
+    store_user_fn user_cb;
+    store_page_fn page_cb;
+    store_stats_fn stats_cb;
+    store_events_fn events_cb;
     void *ud;
-    store_user *users; /* JOB_USERS: strings owned by `strings` */
+    store_user *users; /* JOB_USERS, JOB_USER: strings owned by `strings` */
     size_t n, total;
-    char **strings; /* JOB_USERS: copied status/metadata; JOB_ROOM: member ids */
+    char **strings; /* JOB_USERS: copied status/metadata; JOB_ROOM, JOB_PAGE: member ids;
+                       JOB_USER: socket ids after the user's strings */
     size_t nstrings;
+    size_t first_sid; /* JOB_USER: index of the first socket id in `strings` */
+    char *cursor;     /* JOB_PAGE: the next page's cursor */
+    store_stats stats;
+    pres_events found; /* JOB_EVENTS: copies of retained events */
+    uint64_t start_ns;
 } mem_job;
+
+/* The last STORE_MEMORY_RING events in their stream form, for store_events_since and webhook
+ * delivery; slot seq % STORE_MEMORY_RING holds event `seq`. */
+typedef struct mem_ring {
+    char *json[STORE_MEMORY_RING];
+    uint64_t first, last; /* sequence numbers held: first..last (none while last < first) */
+} mem_ring;
 
 typedef struct mem_store {
     store base;
@@ -39,6 +64,10 @@ typedef struct mem_store {
     uv_idle_t idle;   /* delivers finished jobs */
     mem_job *head, *tail;
     uint64_t seq; /* last event id */
+    mem_ring ring;
+    uint64_t delivered; /* webhook delivery: last event acknowledged */
+    bool delivering;    /* the first deliver_read happened: delivery covers events from then */
+    store_metrics sm;
     bool closing;
     int handles_open;
 } mem_store;
@@ -53,11 +82,62 @@ static int64_t wall_ms(void)
 static void job_free(mem_job *j)
 {
     pres_events_clear(&j->events);
+    pres_events_clear(&j->found);
+    free(j->cursor);
     for (size_t i = 0; i < j->nstrings; i++)
         free(j->strings[i]);
     free(j->strings);
     free(j->users);
     free(j);
+}
+
+/* Keep the event for readers that resume (SSE) and for webhook delivery. The disconnect
+ * control entry is for the instance only. */
+static void ring_put(mem_store *m, const pres_event *ev)
+{
+    if (ev->type == PRES_EV_DISCONNECT)
+        return;
+    char *json = pres_event_encode(ev);
+    if (!json) {
+        log_warn("memory store: event not retained (out of memory)", "id=%s", ev->id);
+        return;
+    }
+    uint64_t seq = strtoull(ev->id, NULL, 10);
+    mem_ring *r = &m->ring;
+    if (r->last < r->first || r->first == 0)
+        r->first = seq;
+    size_t slot = seq % STORE_MEMORY_RING;
+    free(r->json[slot]);
+    r->json[slot] = json;
+    r->last = seq;
+    if (r->last - r->first >= STORE_MEMORY_RING)
+        r->first = r->last - STORE_MEMORY_RING + 1;
+}
+
+/* Copy retained events after sequence `after` (at most `max`) into `out`. */
+static int ring_read(const mem_store *m, uint64_t after, size_t max, pres_events *out)
+{
+    const mem_ring *r = &m->ring;
+    uint64_t from = after + 1 > r->first ? after + 1 : r->first;
+    for (uint64_t seq = from; r->first && seq <= r->last && out->n < max; seq++) {
+        const char *json = r->json[seq % STORE_MEMORY_RING];
+        if (!json)
+            continue;
+        if (out->n == out->cap) {
+            size_t ncap = out->cap ? out->cap * 2 : 16;
+            pres_event *nv = realloc(out->v, ncap * sizeof(*nv));
+            if (!nv)
+                return STORE_ERR_NOMEM;
+            out->v = nv;
+            out->cap = ncap;
+        }
+        pres_event *ev = &out->v[out->n];
+        if (pres_event_decode(json, strlen(json), ev) < 0)
+            continue;
+        snprintf(ev->id, sizeof(ev->id), "%llu", (unsigned long long)seq);
+        out->n++;
+    }
+    return STORE_OK;
 }
 
 static void deliver(mem_store *m, mem_job *j)
@@ -66,9 +146,14 @@ static void deliver(mem_store *m, mem_job *j)
         /* The memory store's event ids are a sequence, in delivery order. */
         snprintf(j->events.v[i].id, sizeof(j->events.v[i].id), "%llu",
                  (unsigned long long)++m->seq);
+        ring_put(m, &j->events.v[i]);
         m->hooks.event(&j->events.v[i], m->hooks.ud);
     }
     int err = m->closing ? STORE_ERR_SHUTDOWN : j->err;
+    static const char *const kinds[] = {"write", "users", "room",  "user",
+                                        "page",  "stats", "events"};
+    if (!m->closing)
+        metrics_observe(m->sm.latency, kinds[j->kind], (double)(uv_hrtime() - j->start_ns) / 1e9);
     switch (j->kind) {
     case JOB_DONE:
         if (j->done)
@@ -80,6 +165,21 @@ static void deliver(mem_store *m, mem_job *j)
     case JOB_ROOM:
         j->room_cb(err, err ? NULL : (const char *const *)j->strings, err ? 0 : j->n,
                    err ? 0 : j->total, j->ud);
+        break;
+    case JOB_USER:
+        j->user_cb(err, err ? NULL : j->users,
+                   err ? NULL : (const char *const *)j->strings + j->first_sid, err ? 0 : j->n,
+                   j->ud);
+        break;
+    case JOB_PAGE:
+        j->page_cb(err, err ? NULL : (const char *const *)j->strings, err ? 0 : j->n,
+                   err ? 0 : j->total, err || !j->cursor ? "" : j->cursor, j->ud);
+        break;
+    case JOB_STATS:
+        j->stats_cb(err, err ? NULL : &j->stats, j->ud);
+        break;
+    case JOB_EVENTS:
+        j->events_cb(err, err ? NULL : j->found.v, err ? 0 : j->found.n, j->ud);
         break;
     }
 }
@@ -106,6 +206,7 @@ static mem_job *job_new(mem_store *m, mem_kind kind, void *ud)
         return NULL;
     j->kind = kind;
     j->ud = ud;
+    j->start_ns = uv_hrtime();
     (void)m;
     return j;
 }
@@ -305,6 +406,168 @@ static void mem_shutdown(store *st, store_done_fn cb, void *ud)
     finish(m, pres_state_close_all(m->ps, wall_ms(), &j->events), j, cb);
 }
 
+static void mem_user_get(store *st, const char *user, store_user_fn cb, void *ud)
+{
+    mem_store *m = MEM(st);
+    mem_job *j = job_new(m, JOB_USER, ud);
+    if (!j) {
+        cb(STORE_ERR_NOMEM, NULL, NULL, 0, ud);
+        return;
+    }
+    j->user_cb = cb;
+    pres_user_view v;
+    pres_state_user(m->ps, user, &v);
+    size_t nsids = pres_state_user_sockets(m->ps, user, NULL, 0);
+    const char **sids = calloc(nsids ? nsids : 1, sizeof(*sids));
+    j->users = calloc(1, sizeof(*j->users));
+    j->strings = calloc(3 + nsids, sizeof(char *));
+    j->err = sids && j->users && j->strings ? STORE_OK : STORE_ERR_NOMEM;
+    if (j->err == STORE_OK) {
+        pres_state_user_sockets(m->ps, user, sids, nsids);
+        *j->users = (store_user){.known = v.known,
+                                 .online = v.online,
+                                 .last_seen = v.last_seen,
+                                 .since = v.since,
+                                 .sockets = v.sockets};
+        j->users->user = keep(j, user);
+        j->users->status = keep(j, v.status);
+        /* Keep the slot layout fixed: user, status, metadata (maybe NULL), then sockets. */
+        j->strings[2] = v.metadata ? strdup(v.metadata) : NULL;
+        j->users->metadata = j->strings[2];
+        j->nstrings = 3;
+        j->first_sid = 3;
+        if (!j->users->user || !j->users->status || (v.metadata && !j->strings[2]))
+            j->err = STORE_ERR_NOMEM;
+        for (size_t i = 0; i < nsids && j->err == STORE_OK; i++)
+            if (!keep(j, sids[i]))
+                j->err = STORE_ERR_NOMEM;
+        j->n = nsids;
+    }
+    free(sids);
+    job_queue(m, j);
+}
+
+static void mem_room_page(store *st, const char *room, const char *cursor, size_t limit,
+                          store_page_fn cb, void *ud)
+{
+    mem_store *m = MEM(st);
+    mem_job *j = job_new(m, JOB_PAGE, ud);
+    if (!j) {
+        cb(STORE_ERR_NOMEM, NULL, 0, 0, "", ud);
+        return;
+    }
+    j->page_cb = cb;
+    const char **ids = NULL;
+    size_t n = 0, total = 0;
+    j->err = pres_state_room_page(m->ps, room, cursor, limit, &ids, &n, &total) == PRES_OK
+                 ? STORE_OK
+                 : STORE_ERR_NOMEM;
+    if (j->err == STORE_OK && !(j->strings = calloc(n ? n : 1, sizeof(char *))))
+        j->err = STORE_ERR_NOMEM;
+    for (size_t i = 0; i < n && j->err == STORE_OK; i++)
+        if (!keep(j, ids[i]))
+            j->err = STORE_ERR_NOMEM;
+    j->n = j->nstrings;
+    j->total = total;
+    /* A full page may be the last one: the next read then returns nothing. */
+    if (j->err == STORE_OK && n == limit && n > 0 && !(j->cursor = strdup(ids[n - 1])))
+        j->err = STORE_ERR_NOMEM;
+    free(ids);
+    job_queue(m, j);
+}
+
+static void mem_stats_get(store *st, store_stats_fn cb, void *ud)
+{
+    mem_store *m = MEM(st);
+    mem_job *j = job_new(m, JOB_STATS, ud);
+    if (!j) {
+        cb(STORE_ERR_NOMEM, NULL, ud);
+        return;
+    }
+    j->stats_cb = cb;
+    pres_stats ps;
+    pres_state_stats(m->ps, &ps);
+    j->stats = (store_stats){
+        .users_online = ps.users_online, .sockets = ps.sockets, .rooms = ps.rooms, .instances = 1};
+    job_queue(m, j);
+}
+
+static void mem_user_disconnect(store *st, const char *user, store_done_fn cb, void *ud)
+{
+    mem_store *m = MEM(st);
+    mem_job *j = job_new(m, JOB_DONE, ud);
+    JOB_OR_FAIL(j, cb, ud);
+    j->events.v = calloc(1, sizeof(*j->events.v));
+    int err = STORE_ERR_NOMEM;
+    if (j->events.v) {
+        j->events.cap = 1;
+        pres_event_init(&j->events.v[0], PRES_EV_DISCONNECT);
+        j->events.v[0].at = wall_ms();
+        if (pres_event_set(&j->events.v[0].user, user) == 0) {
+            j->events.n = 1;
+            err = STORE_OK;
+        }
+    }
+    finish(m, err, j, cb);
+}
+
+static void mem_events_since(store *st, const char *after, size_t max, store_events_fn cb, void *ud)
+{
+    mem_store *m = MEM(st);
+    mem_job *j = job_new(m, JOB_EVENTS, ud);
+    if (!j) {
+        cb(STORE_ERR_NOMEM, NULL, 0, ud);
+        return;
+    }
+    j->events_cb = cb;
+    uint64_t seq = strtoull(after, NULL, 10);
+    /* Ids come from this process: one from the future (an earlier run) or older than the ring
+     * means events were missed. */
+    if (!pres_event_id_valid(after) || strchr(after, '-') || seq > m->seq ||
+        (m->ring.first && seq + 1 < m->ring.first))
+        j->err = STORE_ERR_GONE;
+    else
+        j->err = ring_read(m, seq, max, &j->found);
+    job_queue(m, j);
+}
+
+static void mem_deliver_read(store *st, size_t max, uint32_t lock_ms, store_events_fn cb, void *ud)
+{
+    mem_store *m = MEM(st);
+    (void)lock_ms;
+    mem_job *j = job_new(m, JOB_EVENTS, ud);
+    if (!j) {
+        cb(STORE_ERR_NOMEM, NULL, 0, ud);
+        return;
+    }
+    j->events_cb = cb;
+    if (!m->delivering) {
+        /* As the Redis store's consumer group, created at the end of the stream. */
+        m->delivering = true;
+        m->delivered = m->seq;
+    }
+    if (m->ring.first && m->delivered + 1 < m->ring.first) {
+        log_warn("webhooks: events dropped from the memory store's ring before delivery",
+                 "count=%llu", (unsigned long long)(m->ring.first - m->delivered - 1));
+        m->delivered = m->ring.first - 1;
+    }
+    j->err = ring_read(m, m->delivered, max, &j->found);
+    job_queue(m, j);
+}
+
+static void mem_deliver_ack(store *st, const char *const *ids, size_t n, store_done_fn cb, void *ud)
+{
+    mem_store *m = MEM(st);
+    mem_job *j = job_new(m, JOB_DONE, ud);
+    JOB_OR_FAIL(j, cb, ud);
+    for (size_t i = 0; i < n; i++) {
+        uint64_t seq = strtoull(ids[i], NULL, 10);
+        if (seq > m->delivered)
+            m->delivered = seq;
+    }
+    finish(m, STORE_OK, j, cb);
+}
+
 static bool mem_available(const store *st)
 {
     (void)st;
@@ -315,6 +578,8 @@ static void handle_closed(uv_handle_t *h)
 {
     mem_store *m = h->data;
     if (--m->handles_open == 0) {
+        for (size_t i = 0; i < STORE_MEMORY_RING; i++)
+            free(m->ring.json[i]);
         pres_state_free(m->ps);
         free(m);
     }
@@ -344,6 +609,13 @@ static const store_vtbl mem_vtbl = {
     .users_query = mem_users_query,
     .room_query = mem_room_query,
     .shutdown = mem_shutdown,
+    .user_get = mem_user_get,
+    .room_page = mem_room_page,
+    .stats_get = mem_stats_get,
+    .user_disconnect = mem_user_disconnect,
+    .events_since = mem_events_since,
+    .deliver_read = mem_deliver_read,
+    .deliver_ack = mem_deliver_ack,
 };
 
 store *store_memory_new(uv_loop_t *loop, const store_opts *opts, const store_hooks *hooks)
@@ -354,6 +626,7 @@ store *store_memory_new(uv_loop_t *loop, const store_opts *opts, const store_hoo
     m->base.vt = &mem_vtbl;
     m->loop = loop;
     m->hooks = *hooks;
+    store_metrics_init(&m->sm, opts->metrics);
     /* Room names and user ids come from clients: seed the hash tables unpredictably. */
     uint64_t seed;
     if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed))

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "presenced/log.h"
+#include "presenced/pres_state.h"
 #include "presenced/redis_client.h"
 #include "presenced/store_impl.h"
 
@@ -36,12 +37,20 @@ enum {
     SCR_TICK,
     SCR_TOUCH,
     SCR_USERS,
+    SCR_USER,
+    SCR_PAGE,
+    SCR_STATS,
+    SCR_KICK,
+    SCR_SINCE,
+    SCR_DELIVER,
     SCR_COUNT,
 };
 
-static const char *const script_names[SCR_COUNT] = {"assert", "close", "join",     "leave",
-                                                    "open",   "room",  "shutdown", "status",
-                                                    "tick",   "touch", "users"};
+static const char *const script_names[SCR_COUNT] = {
+    "assert", "close", "join", "leave", "open",  "room", "shutdown", "status", "tick",
+    "touch",  "users", "user", "page",  "stats", "kick", "since",    "deliver"};
+
+#define SR_GROUP "webhooks" /* the event stream's consumer group for webhook delivery */
 
 typedef struct store_redis {
     store base;
@@ -63,6 +72,8 @@ typedef struct store_redis {
     bool lease_held;    /* a tick refreshed our lease: a lost lease then means state was lost */
     bool tick_busy, tick_again;
     char cmd_run_id[REDIS_RUN_ID_MAX];
+    uv_loop_t *loop;
+    store_metrics sm;
 
     char ev_run_id[REDIS_RUN_ID_MAX];
     char last_id[48]; /* last stream entry delivered, "" before the first read */
@@ -80,6 +91,10 @@ typedef struct sr_op {
         store_done_fn done;
         store_users_fn users;
         store_room_fn room;
+        store_user_fn user;
+        store_page_fn page;
+        store_stats_fn stats;
+        store_events_fn events;
     } cb;
     void *ud;
     size_t n;     /* users_query: the ids asked */
@@ -125,9 +140,49 @@ static int reply_error(sr_op *op, const redisReply *reply)
     return STORE_OK;
 }
 
+/* Every script call goes through a timer: latency by script, and failures, for /metrics. */
+typedef struct sr_timed {
+    store_redis *s;
+    int scr;
+    uint64_t start_ns;
+    redis_reply_fn fn;
+    void *ud;
+} sr_timed;
+
+static void on_timed(const redisReply *reply, void *ud)
+{
+    sr_timed *t = ud;
+    store_redis *s = t->s;
+    if (!s->closing) {
+        metrics_observe(s->sm.latency, script_names[t->scr],
+                        (double)(uv_hrtime() - t->start_ns) / 1e9);
+        if (!reply)
+            metrics_add(s->sm.errors, "unavailable", 1);
+        else if (reply->type == REDIS_REPLY_ERROR)
+            metrics_add(s->sm.errors, "script", 1);
+    }
+    redis_reply_fn fn = t->fn;
+    void *fud = t->ud;
+    free(t);
+    fn(reply, fud);
+}
+
+static void run_script_raw(store_redis *s, int scr, const char *const *args, const size_t *lens,
+                           size_t n, redis_reply_fn fn, void *ud);
+
 /* Run script `scr` with the common arguments followed by `n` of the caller's. */
 static void run_script(store_redis *s, int scr, const char *const *args, const size_t *lens,
                        size_t n, redis_reply_fn fn, void *ud)
+{
+    sr_timed *t = malloc(sizeof(*t));
+    if (!t)
+        return run_script_raw(s, scr, args, lens, n, fn, ud);
+    *t = (sr_timed){.s = s, .scr = scr, .start_ns = uv_hrtime(), .fn = fn, .ud = ud};
+    run_script_raw(s, scr, args, lens, n, on_timed, t);
+}
+
+static void run_script_raw(store_redis *s, int scr, const char *const *args, const size_t *lens,
+                           size_t n, redis_reply_fn fn, void *ud)
 {
     if (!s->positioned) {
         redis_client_fail(s->cmd, fn, ud);
@@ -400,6 +455,309 @@ static void sr_room_query(store *st, const char *room, size_t limit, store_room_
     run_script(s, SCR_ROOM, args, NULL, 2, on_room, op);
 }
 
+/* ---- the HTTP API's reads and commands ---- */
+
+static sr_op *op_or_fail(store_redis *s, const char *what, void *ud)
+{
+    sr_op *op = op_new(s, what, ud);
+    if (!op)
+        log_error("out of memory", "script=%s", what);
+    return op;
+}
+
+static void on_user(const redisReply *reply, void *ud)
+{
+    sr_op *op = ud;
+    int err = reply_error(op, reply);
+    const char **sids = NULL;
+    size_t n = 0;
+    store_user u = {.user = op->users[0]};
+    if (err == STORE_OK && (reply->type != REDIS_REPLY_ARRAY || reply->elements < 7)) {
+        log_error("unexpected redis reply", "script=user type=%d", reply->type);
+        err = STORE_ERR_INTERNAL;
+    }
+    if (err == STORE_OK) {
+        redisReply **e = reply->element;
+        u.known = reply_int(e[0]) != 0;
+        int64_t live = reply_int(e[1]);
+        u.sockets = live > 0 ? (uint32_t)live : 0;
+        u.online = live > 0 || reply_int(e[6]) != 0;
+        const char *status = reply_str_or_null(e[2]);
+        u.status = u.online ? (status ? status : "online") : "offline";
+        u.metadata = reply_str_or_null(e[3]);
+        u.last_seen = reply_int(e[4]);
+        u.since = u.online ? reply_int(e[5]) : 0;
+        n = reply->elements - 7;
+        if (n > 0 && !(sids = calloc(n, sizeof(*sids))))
+            err = STORE_ERR_NOMEM;
+        for (size_t i = 0; err == STORE_OK && i < n; i++)
+            sids[i] = e[7 + i]->str ? e[7 + i]->str : "";
+    }
+    op->cb.user(err, err == STORE_OK ? &u : NULL, err == STORE_OK ? sids : NULL,
+                err == STORE_OK ? n : 0, op->ud);
+    free(sids);
+    op_free(op);
+}
+
+static void sr_user_get(store *st, const char *user, store_user_fn cb, void *ud)
+{
+    store_redis *s = (store_redis *)st;
+    sr_op *op = op_or_fail(s, "user", ud);
+    if (op && (op->users = calloc(1, sizeof(char *))) && (op->users[0] = strdup(user)))
+        op->n = 1;
+    if (!op || op->n != 1) {
+        if (op)
+            op_free(op);
+        cb(STORE_ERR_NOMEM, NULL, NULL, 0, ud);
+        return;
+    }
+    op->cb.user = cb;
+    const char *args[] = {user};
+    run_script(s, SCR_USER, args, NULL, 1, on_user, op);
+}
+
+static void on_page(const redisReply *reply, void *ud)
+{
+    sr_op *op = ud;
+    int err = reply_error(op, reply);
+    const char **users = NULL;
+    size_t n = 0, total = 0;
+    const char *next = "";
+    if (err == STORE_OK && (reply->type != REDIS_REPLY_ARRAY || reply->elements < 2)) {
+        log_error("unexpected redis reply", "script=page type=%d", reply->type);
+        err = STORE_ERR_INTERNAL;
+    }
+    if (err == STORE_OK) {
+        total = (size_t)reply_int(reply->element[0]);
+        next = reply->element[1]->str ? reply->element[1]->str : "";
+        n = reply->elements - 2;
+        if (n > 0 && !(users = calloc(n, sizeof(*users))))
+            err = STORE_ERR_NOMEM;
+        for (size_t i = 0; err == STORE_OK && i < n; i++)
+            users[i] = reply->element[i + 2]->str ? reply->element[i + 2]->str : "";
+    }
+    if (err == STORE_OK)
+        op->cb.page(err, users, n, total, next, op->ud);
+    else
+        op->cb.page(err, NULL, 0, 0, "", op->ud);
+    free(users);
+    op_free(op);
+}
+
+static void sr_room_page(store *st, const char *room, const char *cursor, size_t limit,
+                         store_page_fn cb, void *ud)
+{
+    store_redis *s = (store_redis *)st;
+    sr_op *op = op_or_fail(s, "page", ud);
+    if (!op) {
+        cb(STORE_ERR_NOMEM, NULL, 0, 0, "", ud);
+        return;
+    }
+    op->cb.page = cb;
+    char lim[24];
+    snprintf(lim, sizeof(lim), "%zu", limit);
+    const char *args[] = {room, cursor, lim};
+    run_script(s, SCR_PAGE, args, NULL, 3, on_page, op);
+}
+
+static void on_stats(const redisReply *reply, void *ud)
+{
+    sr_op *op = ud;
+    int err = reply_error(op, reply);
+    store_stats stats = {0};
+    if (err == STORE_OK && (reply->type != REDIS_REPLY_ARRAY || reply->elements != 4)) {
+        log_error("unexpected redis reply", "script=stats type=%d", reply->type);
+        err = STORE_ERR_INTERNAL;
+    }
+    if (err == STORE_OK) {
+        stats.users_online = (uint64_t)reply_int(reply->element[0]);
+        stats.sockets = (uint64_t)reply_int(reply->element[1]);
+        stats.rooms = (uint64_t)reply_int(reply->element[2]);
+        stats.instances = (uint64_t)reply_int(reply->element[3]);
+    }
+    op->cb.stats(err, err == STORE_OK ? &stats : NULL, op->ud);
+    op_free(op);
+}
+
+static void sr_stats_get(store *st, store_stats_fn cb, void *ud)
+{
+    store_redis *s = (store_redis *)st;
+    sr_op *op = op_or_fail(s, "stats", ud);
+    if (!op) {
+        cb(STORE_ERR_NOMEM, NULL, ud);
+        return;
+    }
+    op->cb.stats = cb;
+    run_script(s, SCR_STATS, NULL, NULL, 0, on_stats, op);
+}
+
+static void sr_user_disconnect(store *st, const char *user, store_done_fn cb, void *ud)
+{
+    const char *args[] = {user};
+    run_done((store_redis *)st, SCR_KICK, args, 1, cb, ud);
+}
+
+static void on_acked(const redisReply *reply, void *ud)
+{
+    sr_op *op = ud;
+    int err = reply_error(op, reply);
+    if (op->cb.done)
+        op->cb.done(err, op->ud);
+    op_free(op);
+}
+
+static void ack_ids(store_redis *s, const char *const *ids, size_t n, store_done_fn cb, void *ud)
+{
+    sr_op *op = op_or_fail(s, "xack", ud);
+    const char **argv = malloc((n + 3) * sizeof(*argv));
+    size_t *lens = malloc((n + 3) * sizeof(*lens));
+    if (!op || !argv || !lens) {
+        free(argv);
+        free(lens);
+        if (op)
+            op_free(op);
+        if (cb)
+            cb(STORE_ERR_NOMEM, ud);
+        return;
+    }
+    op->cb.done = cb;
+    argv[0] = "XACK";
+    argv[1] = s->stream_key;
+    argv[2] = SR_GROUP;
+    for (size_t i = 0; i < n; i++)
+        argv[3 + i] = ids[i];
+    for (size_t i = 0; i < n + 3; i++)
+        lens[i] = strlen(argv[i]);
+    redis_client_command(s->cmd, (int)(n + 3), argv, lens, on_acked, op);
+    free(argv);
+    free(lens);
+}
+
+/* Entries as {id, event, id, event...} from element `from` on, decoded into `out`. Entries that
+ * cannot be decoded (trimmed while pending, or foreign) are listed in `bad`. */
+static int decode_entries(const redisReply *reply, size_t from, pres_events *out, char ***bad,
+                          size_t *nbad)
+{
+    size_t pairs = (reply->elements - from) / 2;
+    if (pairs == 0)
+        return STORE_OK;
+    out->v = calloc(pairs, sizeof(*out->v));
+    if (bad)
+        *bad = calloc(pairs, sizeof(char *));
+    if (!out->v || (bad && !*bad))
+        return STORE_ERR_NOMEM;
+    out->cap = pairs;
+    for (size_t i = 0; i < pairs; i++) {
+        const redisReply *id = reply->element[from + 2 * i];
+        const redisReply *json = reply->element[from + 2 * i + 1];
+        if (id->type != REDIS_REPLY_STRING)
+            continue;
+        pres_event *ev = &out->v[out->n];
+        if (json->type == REDIS_REPLY_STRING && pres_event_decode(json->str, json->len, ev) == 0) {
+            snprintf(ev->id, sizeof(ev->id), "%s", id->str);
+            out->n++;
+        } else if (bad && ((*bad)[*nbad] = strdup(id->str))) {
+            (*nbad)++;
+        }
+    }
+    return STORE_OK;
+}
+
+static void on_since(const redisReply *reply, void *ud)
+{
+    sr_op *op = ud;
+    int err = reply_error(op, reply);
+    pres_events evs = {0};
+    if (err == STORE_OK && (reply->type != REDIS_REPLY_ARRAY || reply->elements < 1)) {
+        log_error("unexpected redis reply", "script=since type=%d", reply->type);
+        err = STORE_ERR_INTERNAL;
+    }
+    if (err == STORE_OK && reply_int(reply->element[0]) == STORE_ERR_GONE)
+        err = STORE_ERR_GONE;
+    if (err == STORE_OK)
+        err = decode_entries(reply, 1, &evs, NULL, NULL);
+    op->cb.events(err, err == STORE_OK ? evs.v : NULL, err == STORE_OK ? evs.n : 0, op->ud);
+    pres_events_clear(&evs);
+    op_free(op);
+}
+
+static void sr_events_since(store *st, const char *after, size_t max, store_events_fn cb, void *ud)
+{
+    store_redis *s = (store_redis *)st;
+    sr_op *op = op_or_fail(s, "since", ud);
+    if (!op) {
+        cb(STORE_ERR_NOMEM, NULL, 0, ud);
+        return;
+    }
+    op->cb.events = cb;
+    char count[24];
+    snprintf(count, sizeof(count), "%zu", max);
+    const char *args[] = {after, count};
+    run_script(s, SCR_SINCE, args, NULL, 2, on_since, op);
+}
+
+static void on_deliver(const redisReply *reply, void *ud)
+{
+    sr_op *op = ud;
+    int err = reply_error(op, reply);
+    pres_events evs = {0};
+    char **bad = NULL;
+    size_t nbad = 0;
+    if (err == STORE_OK && reply->type != REDIS_REPLY_ARRAY) {
+        log_error("unexpected redis reply", "script=deliver type=%d", reply->type);
+        err = STORE_ERR_INTERNAL;
+    }
+    if (err == STORE_OK)
+        err = decode_entries(reply, 0, &evs, &bad, &nbad);
+    /* Nothing can deliver an entry whose event is gone: acknowledge it so it stops coming back. */
+    if (nbad > 0) {
+        log_warn("webhooks: skipping undecodable or trimmed stream entries", "count=%zu", nbad);
+        ack_ids(op->s, (const char *const *)bad, nbad, NULL, NULL);
+    }
+    for (size_t i = 0; i < nbad; i++)
+        free(bad[i]);
+    free(bad);
+    op->cb.events(err, err == STORE_OK ? evs.v : NULL, err == STORE_OK ? evs.n : 0, op->ud);
+    pres_events_clear(&evs);
+    op_free(op);
+}
+
+static void sr_deliver_read(store *st, size_t max, uint32_t lock_ms, store_events_fn cb, void *ud)
+{
+    store_redis *s = (store_redis *)st;
+    sr_op *op = op_or_fail(s, "deliver", ud);
+    if (!op) {
+        cb(STORE_ERR_NOMEM, NULL, 0, ud);
+        return;
+    }
+    op->cb.events = cb;
+    char count[24], lock[16];
+    snprintf(count, sizeof(count), "%zu", max);
+    snprintf(lock, sizeof(lock), "%u", lock_ms ? lock_ms : 1);
+    const char *args[] = {count, lock};
+    run_script(s, SCR_DELIVER, args, NULL, 2, on_deliver, op);
+}
+
+static void sr_deliver_ack(store *st, const char *const *ids, size_t n, store_done_fn cb, void *ud)
+{
+    store_redis *s = (store_redis *)st;
+    if (n == 0) {
+        /* XACK needs an id; a PING keeps "the callback comes later, on the loop". */
+        sr_op *op = op_or_fail(s, "ping", ud);
+        if (!op) {
+            if (cb)
+                cb(STORE_ERR_NOMEM, ud);
+            return;
+        }
+        op->cb.done = cb;
+        const char *argv[] = {"PING"};
+        size_t lens[] = {4};
+        redis_client_command(s->cmd, 1, argv, lens, on_acked, op);
+        return;
+    }
+    ack_ids(s, ids, n, cb, ud);
+}
+
 /* ---- lease, reap and grace: the tick ---- */
 
 static void tick_run(store_redis *s);
@@ -410,11 +768,13 @@ static void on_tick_reply(const redisReply *reply, void *ud)
     s->tick_busy = false;
     if (s->closing)
         return;
-    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements != 3) {
+    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements < 3) {
         if (reply && reply->type == REDIS_REPLY_ERROR)
             log_error("redis script failed", "script=tick err=\"%s\"", reply->str);
         return;
     }
+    if (reply->elements > 3)
+        metrics_add(s->sm.reaped, NULL, (double)reply_int(reply->element[3]));
     bool held = reply_int(reply->element[0]) != 0;
     long long reaped = reply_int(reply->element[1]), fired = reply_int(reply->element[2]);
     if (reaped > 0)
@@ -666,6 +1026,13 @@ static const store_vtbl sr_vtbl = {
     .users_query = sr_users_query,
     .room_query = sr_room_query,
     .shutdown = sr_shutdown,
+    .user_get = sr_user_get,
+    .room_page = sr_room_page,
+    .stats_get = sr_stats_get,
+    .user_disconnect = sr_user_disconnect,
+    .events_since = sr_events_since,
+    .deliver_read = sr_deliver_read,
+    .deliver_ack = sr_deliver_ack,
 };
 
 static bool instance_id_valid(const char *id)
@@ -718,6 +1085,8 @@ store *store_redis_new(uv_loop_t *loop, const store_opts *opts, const store_hook
     if (!s)
         return NULL;
     s->base.vt = &sr_vtbl;
+    s->loop = loop;
+    store_metrics_init(&s->sm, opts->metrics);
     if (hooks)
         s->hooks = *hooks;
     if (find_scripts(s) < 0) {

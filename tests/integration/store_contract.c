@@ -268,6 +268,8 @@ static const char *type_name(pres_event_type t)
         return "room:leave";
     case PRES_EV_UPDATE:
         return "update";
+    case PRES_EV_DISCONNECT:
+        return "disconnect";
     }
     return "?";
 }
@@ -1557,6 +1559,296 @@ static const step users_many[] = {
     {.op = OP_END},
 };
 
+/* ---- the HTTP API's reads and commands (docs/http-api.md) ---- */
+
+typedef struct api_res {
+    bool done;
+    int err;
+    bool known, online;
+    uint32_t sockets;
+    char *strings[8];
+    size_t n, total;
+    char next[160];
+    store_stats stats;
+    char ids[64][48];
+    int types[64];
+} api_res;
+
+static void api_res_clear(api_res *r)
+{
+    for (size_t i = 0; i < 8; i++)
+        free(r->strings[i]);
+    memset(r, 0, sizeof(*r));
+}
+
+static void on_api_user(int err, const store_user *u, const char *const *sids, size_t n, void *ud)
+{
+    api_res *r = ud;
+    r->done = true;
+    r->err = err;
+    if (err)
+        return;
+    r->known = u->known;
+    r->online = u->online;
+    r->sockets = u->sockets;
+    r->n = n;
+    for (size_t i = 0; i < n && i < 8; i++)
+        r->strings[i] = strdup(sids[i]);
+}
+
+static void on_api_page(int err, const char *const *users, size_t n, size_t total, const char *next,
+                        void *ud)
+{
+    api_res *r = ud;
+    r->done = true;
+    r->err = err;
+    r->n = n;
+    r->total = total;
+    snprintf(r->next, sizeof(r->next), "%s", next ? next : "(null)");
+    for (size_t i = 0; i < n && i < 8; i++)
+        r->strings[i] = strdup(users[i]);
+}
+
+static void on_api_stats(int err, const store_stats *st, void *ud)
+{
+    api_res *r = ud;
+    r->done = true;
+    r->err = err;
+    if (!err)
+        r->stats = *st;
+}
+
+static void on_api_events(int err, const pres_event *evs, size_t n, void *ud)
+{
+    api_res *r = ud;
+    r->done = true;
+    r->err = err;
+    r->n = n;
+    for (size_t i = 0; i < n && i < 64; i++) {
+        snprintf(r->ids[i], sizeof(r->ids[i]), "%s", evs[i].id);
+        r->types[i] = (int)evs[i].type;
+    }
+}
+
+static void on_api_done(int err, void *ud)
+{
+    api_res *r = ud;
+    r->done = true;
+    r->err = err;
+}
+
+static void api_wait(harness *h, api_res *r, const char *ctx)
+{
+    uint64_t end = mono_ms() + OP_TIMEOUT_MS;
+    while (!r->done) {
+        if (mono_ms() >= end)
+            fail_msg("%s: no callback within %d ms", ctx, OP_TIMEOUT_MS);
+        pump(h);
+    }
+}
+
+static void expect_page(harness *h, const char *cursor, size_t limit, size_t total,
+                        const char *const *want, size_t nwant, const char *next)
+{
+    api_res r = {0};
+    char ctx[96];
+    snprintf(ctx, sizeof(ctx), "room_page(hall, \"%s\", %zu)", cursor, limit);
+    store_room_page(h->slots[0].st, "hall", cursor, limit, on_api_page, &r);
+    api_wait(h, &r, ctx);
+    if (r.err || r.total != total || r.n != nwant || strcmp(r.next, next) != 0)
+        fail_msg("%s: err=%d total=%zu n=%zu next=\"%s\", want total=%zu n=%zu next=\"%s\"", ctx,
+                 r.err, r.total, r.n, r.next, total, nwant, next);
+    for (size_t i = 0; i < nwant; i++)
+        if (strcmp(r.strings[i], want[i]) != 0)
+            fail_msg("%s: member %zu is %s, want %s", ctx, i, r.strings[i], want[i]);
+    api_res_clear(&r);
+}
+
+static void call_api_reads(harness *h)
+{
+    store *st = h->slots[0].st;
+    api_res r = {0};
+    char s1[SID_LEN + 1], s2[SID_LEN + 1];
+    sid_of("s1", s1);
+    sid_of("s2", s2);
+
+    store_user_get(st, "ann", on_api_user, &r);
+    api_wait(h, &r, "user_get(ann)");
+    if (r.err || !r.known || !r.online || r.sockets != 2 || r.n != 2 ||
+        strcmp(r.strings[0], s1) != 0 || strcmp(r.strings[1], s2) != 0)
+        fail_msg("user_get(ann): err=%d known=%d online=%d sockets=%u n=%zu", r.err, r.known,
+                 r.online, r.sockets, r.n);
+    api_res_clear(&r);
+    store_user_get(st, "nobody", on_api_user, &r);
+    api_wait(h, &r, "user_get(nobody)");
+    if (r.err || r.known || r.online || r.n != 0)
+        fail_msg("user_get(nobody): err=%d known=%d n=%zu", r.err, r.known, r.n);
+    api_res_clear(&r);
+
+    const char *all[] = {"ann", "ben", "cat"};
+    expect_page(h, "", 2, 3, all, 2, "ben");
+    expect_page(h, "ben", 2, 3, all + 2, 1, "");
+    expect_page(h, "cat", 2, 3, NULL, 0, "");
+    expect_page(h, "", 10, 3, all, 3, "");
+    expect_page(h, "", 3, 3, all, 3, "cat");
+
+    store_stats_get(st, on_api_stats, &r);
+    api_wait(h, &r, "stats");
+    if (r.err || r.stats.users_online != 3 || r.stats.sockets != 4 || r.stats.rooms != 1 ||
+        r.stats.instances != 1)
+        fail_msg("stats: err=%d users=%llu sockets=%llu rooms=%llu instances=%llu", r.err,
+                 (unsigned long long)r.stats.users_online, (unsigned long long)r.stats.sockets,
+                 (unsigned long long)r.stats.rooms, (unsigned long long)r.stats.instances);
+    api_res_clear(&r);
+
+    /* Resume: the events after the first one are exactly the others, in order. */
+    slot *sl = &h->slots[0];
+    assert_true(sl->nev >= 4);
+    store_events_since(st, sl->ev[0].id, 100, on_api_events, &r);
+    api_wait(h, &r, "events_since(first)");
+    if (r.err || r.n != sl->nev - 1)
+        fail_msg("events_since(first): err=%d n=%zu want %zu", r.err, r.n, sl->nev - 1);
+    for (size_t i = 0; i < r.n; i++)
+        if (strcmp(r.ids[i], sl->ev[i + 1].id) != 0 || r.types[i] != (int)sl->ev[i + 1].type)
+            fail_msg("events_since(first): event %zu is %s, want %s", i, r.ids[i],
+                     sl->ev[i + 1].id);
+    api_res_clear(&r);
+    store_events_since(st, sl->ev[1].id, 2, on_api_events, &r);
+    api_wait(h, &r, "events_since(second, max 2)");
+    if (r.err || r.n != 2 || strcmp(r.ids[0], sl->ev[2].id) != 0)
+        fail_msg("events_since(second, 2): err=%d n=%zu", r.err, r.n);
+    api_res_clear(&r);
+    store_events_since(st, sl->ev[sl->nev - 1].id, 100, on_api_events, &r);
+    api_wait(h, &r, "events_since(last)");
+    if (r.err || r.n != 0)
+        fail_msg("events_since(last): err=%d n=%zu", r.err, r.n);
+    api_res_clear(&r);
+    store_events_since(st, "1-0", 100, on_api_events, &r);
+    api_wait(h, &r, "events_since(too old)");
+    if (r.err != STORE_ERR_GONE)
+        fail_msg("events_since(1-0): err=%d, want STORE_ERR_GONE", r.err);
+    api_res_clear(&r);
+}
+
+/* Webhook delivery: the queue starts at the first read; a batch comes back until acknowledged. */
+static void call_api_deliver(harness *h)
+{
+    store *st = h->slots[0].st;
+    api_res r = {0};
+    store_deliver_read(st, 10, 5000, on_api_events, &r);
+    api_wait(h, &r, "deliver_read (start)");
+    if (r.err || r.n != 0)
+        fail_msg("first deliver_read: err=%d n=%zu, want nothing (the queue starts now)", r.err,
+                 r.n);
+    api_res_clear(&r);
+    run_step(h,
+             &(const step){S_STATUS(0, "s3", "busy"),
+                           .ev = {{E_UPDATE("ben", "busy", "online", NOMETA)}}},
+             "status change to deliver");
+    run_step(h, &(const step){S_LEAVE(0, "s3", "hall"), .ev = {{E_LEAVE("ben", "hall")}}},
+             "room leave to deliver");
+    for (int round = 0; round < 2; round++) {
+        store_deliver_read(st, 10, 5000, on_api_events, &r);
+        api_wait(h, &r, "deliver_read");
+        if (r.err || r.n != 2 || r.types[0] != PRES_EV_UPDATE || r.types[1] != PRES_EV_ROOM_LEAVE)
+            fail_msg("deliver_read round %d: err=%d n=%zu", round, r.err, r.n);
+        if (round == 0)
+            api_res_clear(&r);
+    }
+    const char *ids[] = {r.ids[0], r.ids[1]};
+    api_res a = {0};
+    store_deliver_ack(st, ids, 2, on_api_done, &a);
+    api_wait(h, &a, "deliver_ack");
+    if (a.err)
+        fail_msg("deliver_ack: err=%d", a.err);
+    api_res_clear(&r);
+    store_deliver_read(st, 10, 5000, on_api_events, &r);
+    api_wait(h, &r, "deliver_read after ack");
+    if (r.err || r.n != 0)
+        fail_msg("deliver_read after ack: err=%d n=%zu, want nothing", r.err, r.n);
+    api_res_clear(&r);
+}
+
+/* Disconnect: a control event that every instance receives. */
+static void call_api_disconnect(harness *h)
+{
+    api_res r = {0};
+    size_t before[MAX_STORES];
+    for (int i = 0; i < h->nslots; i++)
+        before[i] = h->slots[i].nev;
+    store_user_disconnect(h->slots[0].st, "ann", on_api_done, &r);
+    api_wait(h, &r, "user_disconnect(ann)");
+    if (r.err)
+        fail_msg("user_disconnect: err=%d", r.err);
+    uint64_t end = mono_ms() + EVENT_TIMEOUT_MS;
+    for (int i = 0; i < h->nslots; i++) {
+        slot *sl = &h->slots[i];
+        while (sl->nev == before[i] && mono_ms() < end)
+            pump(h);
+        if (sl->nev != before[i] + 1 || sl->ev[before[i]].type != PRES_EV_DISCONNECT ||
+            strcmp(sl->ev[before[i]].user, "ann") != 0)
+            fail_msg("store %d: want one disconnect event for ann, got %zu events", i,
+                     sl->nev - before[i]);
+        sl->seen = sl->nev;
+    }
+}
+
+static const step api_reads[] = {
+    {S_OPEN(0, "s1", "ann"), .ev = {{E_ONLINE("ann", "s1", "online", NOMETA)}}},
+    {S_OPEN(0, "s2", "ann")},
+    {S_OPEN(0, "s3", "ben"), .ev = {{E_ONLINE("ben", "s3", "online", NOMETA)}}},
+    {S_OPEN(0, "s4", "cat"), .ev = {{E_ONLINE("cat", "s4", "online", NOMETA)}}},
+    {S_JOIN(0, "s1", "hall"), .ev = {{E_JOIN("ann", "hall")}}},
+    {S_JOIN(0, "s2", "hall")},
+    {S_JOIN(0, "s3", "hall"), .ev = {{E_JOIN("ben", "hall")}}},
+    {S_JOIN(0, "s4", "hall"), .ev = {{E_JOIN("cat", "hall")}}},
+    {.op = OP_CALL, .call = call_api_reads},
+    {.op = OP_CALL, .call = call_api_deliver},
+    {.op = OP_CALL, .call = call_api_disconnect},
+    {S_CLOSE(0, "s1")},
+    {S_CLOSE(0, "s2"),
+     .ev = {{E_LEAVE("ann", "hall")}, {E_OFFLINE("ann", "s2"), .rooms = {"hall"}}}},
+    {S_CLOSE(0, "s3"), .ev = {{E_OFFLINE("ben", "s3")}}},
+    {S_CLOSE(0, "s4"),
+     .ev = {{E_LEAVE("cat", "hall")}, {E_OFFLINE("cat", "s4"), .rooms = {"hall"}}}},
+    {.op = OP_END},
+};
+
+/* Cluster-wide counts and the disconnect command reach both instances. */
+static void call_api_cluster(harness *h)
+{
+    api_res r = {0};
+    for (int i = 0; i < 2; i++) {
+        store_stats_get(h->slots[i].st, on_api_stats, &r);
+        api_wait(h, &r, "stats");
+        if (r.err || r.stats.users_online != 2 || r.stats.sockets != 3 || r.stats.rooms != 1 ||
+            r.stats.instances != 2)
+            fail_msg("stats at store %d: users=%llu sockets=%llu rooms=%llu instances=%llu", i,
+                     (unsigned long long)r.stats.users_online, (unsigned long long)r.stats.sockets,
+                     (unsigned long long)r.stats.rooms, (unsigned long long)r.stats.instances);
+        api_res_clear(&r);
+    }
+    store_user_get(h->slots[1].st, "ann", on_api_user, &r);
+    api_wait(h, &r, "user_get(ann) at store 1");
+    if (r.err || r.sockets != 2 || r.n != 2)
+        fail_msg("user_get(ann) at store 1: sockets=%u n=%zu", r.sockets, r.n);
+    api_res_clear(&r);
+    call_api_disconnect(h);
+}
+
+static const step api_cluster[] = {
+    {S_OPEN(0, "a1", "ann"), .ev = {{E_ONLINE("ann", "a1", "online", NOMETA)}}},
+    {S_OPEN(1, "b1", "ann")},
+    {S_OPEN(1, "b2", "ben"), .ev = {{E_ONLINE("ben", "b2", "online", NOMETA)}}},
+    {S_JOIN(1, "b2", "hall"), .ev = {{E_JOIN("ben", "hall")}}},
+    {.op = OP_CALL, .call = call_api_cluster},
+    {S_CLOSE(0, "a1")},
+    {S_CLOSE(1, "b1"), .ev = {{E_OFFLINE("ann", "b1")}}},
+    {S_CLOSE(1, "b2"),
+     .ev = {{E_LEAVE("ben", "hall")}, {E_OFFLINE("ben", "b2"), .rooms = {"hall"}}}},
+    {.op = OP_END},
+};
+
 /* Two instances on one Redis: presence is cluster-wide, and each sees the other's events
  * (every step's events are checked at both stores). */
 static const step two_instances[] = {
@@ -1622,7 +1914,9 @@ static const scenario scenarios[] = {
     {.name = "grace_query", .grace_ms = GRACE_MS, .steps = grace_query},
     {.name = "socket_assert", .steps = socket_assert},
     {.name = "shutdown", .grace_ms = GRACE_MS, .steps = shutdown_all},
+    {.name = "api_reads", .steps = api_reads},
     {.name = "two_instances", .redis_only = true, .nstores = 2, .steps = two_instances},
+    {.name = "api_cluster", .redis_only = true, .nstores = 2, .steps = api_cluster},
     {.name = "lease_expiry_free",
      .redis_only = true,
      .nstores = 3,

@@ -17,19 +17,20 @@ end
 redis.call('HSET', ki, sid, u)
 redis.call('HSET', ks, sid, enc_sock(INST, rooms))
 for _, r in ipairs(rooms) do
-    redis.call('HSET', k_room(r), sid, room_member(INST, u))
+    room_add(r, sid, room_member(INST, u))
 end
 redis.call('ZREM', K_GRACE, u)
 if redis.call('EXISTS', ku) == 0 then
-    redis.call('HSET', ku, 'st', st or 'online', 'since', num(NOW))
+    redis.call('HSET', ku, 'st', st or 'online')
+    set_since(ku)
     if m then redis.call('HSET', ku, 'm', m) end
 elseif redis.call('HEXISTS', ku, 'since') == 0 and #socks_of(u) == 1 then
-    redis.call('HSET', ku, 'since', num(NOW))
+    set_since(ku)
     local cur = redis.call('HMGET', ku, 'st', 'm')
     emit('online', u, {s = sid, st = cur[1] or 'online', m = cur[2] or nil, rs = rooms})
     for _, r in ipairs(rooms) do emit('room:join', u, {r = r}) end
 elseif redis.call('HEXISTS', ku, 'since') == 0 then
-    redis.call('HSET', ku, 'since', num(NOW))
+    set_since(ku)
 end
 redis.call('HDEL', ku, 'gs')
 redis.call('HSET', ku, 'ls', num(NOW))

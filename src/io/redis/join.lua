@@ -11,6 +11,6 @@ if has_room(rooms, room) then return 0 end
 local first = not in_room_elsewhere(socks_of(u), sid, room)
 rooms[#rooms + 1] = room
 redis.call('HSET', ks, sid, enc_sock(INST, rooms))
-redis.call('HSET', k_room(room), sid, room_member(INST, u))
+room_add(room, sid, room_member(INST, u))
 if first then emit('room:join', u, {r = room}) end
 return 0

@@ -13,6 +13,6 @@ for _, r in ipairs(rooms) do
     if r ~= room then kept[#kept + 1] = r end
 end
 redis.call('HSET', ks, sid, enc_sock(INST, kept))
-redis.call('HDEL', k_room(room), sid)
+room_del(room, sid)
 if not in_room_elsewhere(socks_of(u), sid, room) then emit('room:leave', u, {r = room}) end
 return 0

@@ -19,6 +19,11 @@ local LEASE_MS = tonumber(ARGV[7])
 local K_INSTANCES = P .. 'instances'
 local K_GRACE = P .. 'grace'
 local K_EVENTS = P .. 'events'
+-- Counters read by GET /v1/stats, kept by the scripts that change what they count (so that
+-- reading them is O(1)): users online (the `since` field is set exactly while a user is online,
+-- grace included) and rooms with at least one registered socket.
+local K_N_ONLINE = P .. 'count_online'
+local K_N_ROOMS = P .. 'count_rooms'
 
 -- Redis's clock, so that every instance agrees on deadlines and event times.
 local NOW
@@ -136,6 +141,28 @@ local function user_rooms(socks)
     return out
 end
 
+-- The user's online period starts (`since` set) or ends (`since` removed), counted once each.
+local function set_since(ku)
+    if redis.call('HEXISTS', ku, 'since') == 0 then redis.call('INCR', K_N_ONLINE) end
+    redis.call('HSET', ku, 'since', num(NOW))
+end
+local function clear_since(ku)
+    if redis.call('HDEL', ku, 'since') == 1 then redis.call('DECR', K_N_ONLINE) end
+end
+
+-- Room membership of one socket, counting rooms as they appear and disappear.
+local function room_add(room, sid, member)
+    local kr = k_room(room)
+    if redis.call('EXISTS', kr) == 0 then redis.call('INCR', K_N_ROOMS) end
+    redis.call('HSET', kr, sid, member)
+end
+local function room_del(room, sid)
+    local kr = k_room(room)
+    if redis.call('HDEL', kr, sid) == 1 and redis.call('EXISTS', kr) == 0 then
+        redis.call('DECR', K_N_ROOMS)
+    end
+end
+
 local function room_member(i, u)
     -- Instance ids are URL-safe, so the first ':' ends it.
     return i .. ':' .. u
@@ -146,7 +173,8 @@ local function go_offline(u, sid, ls, rooms)
     local ku = k_user(u)
     -- The status lets the gateway keep an invisible user's departure quiet.
     emit('offline', u, {s = sid, ls = ls, st = redis.call('HGET', ku, 'st'), rs = rooms})
-    redis.call('HDEL', ku, 'since', 'gs')
+    clear_since(ku)
+    redis.call('HDEL', ku, 'gs')
     redis.call('EXPIRE', ku, RETENTION_S)
 end
 
@@ -163,7 +191,7 @@ local function close_socket(u, sid, i, graceful)
     local socks = socks_of(u)
     local left = {}
     for _, room in ipairs(rooms) do
-        redis.call('HDEL', k_room(room), sid)
+        room_del(room, sid)
         if not in_room_elsewhere(socks, sid, room) then
             emit('room:leave', u, {r = room})
             left[#left + 1] = room

@@ -14,7 +14,8 @@ redis.call('HSET', ku, 'ls', num(NOW))
 redis.call('PERSIST', ku)
 if before == 0 and not in_grace then
     st = st or 'online'
-    redis.call('HSET', ku, 'st', st, 'since', num(NOW))
+    redis.call('HSET', ku, 'st', st)
+    set_since(ku)
     if m then
         redis.call('HSET', ku, 'm', m)
     else

@@ -1,0 +1,56 @@
+/* http_args — validation of what the HTTP API reads from a request line: path segments, query
+ * arguments, id lists and the bearer token (docs/http-api.md). Ids follow the Socket.IO rules
+ * (pres_name_valid: 1..128 bytes of UTF-8, no control characters).
+ *
+ * Pure code: no I/O, no globals. Inputs are NUL-terminated strings that libwebsockets has
+ * already %-decoded; returned pointers point into the caller's strings.
+ */
+#ifndef PRESENCED_HTTP_ARGS_H
+#define PRESENCED_HTTP_ARGS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum {
+    HTTP_ARGS_OK = 0,
+    HTTP_ARGS_INVALID = -1,  /* malformed, or an id that is not a valid name */
+    HTTP_ARGS_EMPTY = -2,    /* an id list without ids */
+    HTTP_ARGS_TOO_MANY = -3, /* more ids, or segments, than allowed */
+    HTTP_ARGS_TWICE = -4,    /* a query argument given twice */
+};
+
+#define HTTP_SEGMENTS_MAX 8
+
+/* A path split at '/': "/v1/users/bob" gives {"v1", "users", "bob"}. */
+typedef struct http_path {
+    char buf[2048];
+    const char *seg[HTTP_SEGMENTS_MAX];
+    size_t n;
+} http_path;
+
+/* Split `path` (must start with '/'; a trailing '/' is ignored). Returns HTTP_ARGS_OK,
+ * HTTP_ARGS_INVALID (no leading '/', an empty segment, longer than the buffer) or
+ * HTTP_ARGS_TOO_MANY. */
+int http_path_split(const char *path, http_path *out);
+
+/* The value of query argument `name` among `args` ("name=value" or "name"; a bare name has the
+ * value ""). *value is NULL when absent. Returns HTTP_ARGS_OK or HTTP_ARGS_TWICE. */
+int http_query_get(const char *const *args, size_t nargs, const char *name, const char **value);
+
+/* A decimal integer in [min, max], no sign, no spaces. Returns HTTP_ARGS_OK or
+ * HTTP_ARGS_INVALID. */
+int http_uint_parse(const char *s, uint32_t min, uint32_t max, uint32_t *out);
+
+/* Split a comma-separated id list in place (commas become NULs) into *ids (malloc'd array of
+ * pointers into `list`, caller frees the array) and *n. Every id must be a valid name; at most
+ * `max` ids. Returns HTTP_ARGS_OK, HTTP_ARGS_EMPTY, HTTP_ARGS_TOO_MANY, HTTP_ARGS_INVALID, or
+ * -5 (memory). On error *ids is NULL and *bad_index says which id was invalid. */
+int http_ids_split(char *list, size_t max, const char ***ids, size_t *n, size_t *bad_index);
+
+/* Whether the Authorization header value is "Bearer <key>" with exactly this key. The key
+ * comparison takes the same time whatever the key and the token are (both are hashed, then the
+ * digests compared with CRYPTO_memcmp), so it reveals neither content nor length. */
+bool http_bearer_match(const char *authorization, const char *key);
+
+#endif

@@ -1,0 +1,140 @@
+// Webhooks: signed JSON batches to a small receiver, retries while it answers 500, and, with two
+// instances on one Redis, every event delivered by exactly one of them, user.online/offline once
+// per user cluster-wide, and the pending batch of a killed instance delivered by the other.
+import { test, describe, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { startDaemon } from './lib/daemon.mjs';
+import { startRedis } from './lib/redis.mjs';
+import { ClientPool, sleep } from './lib/client.mjs';
+import { api, startReceiver, sign } from './lib/http.mjs';
+
+const SECRET = 'hook-secret';
+
+async function until(fn, ms, what) {
+    const end = Date.now() + ms;
+    for (;;) {
+        const v = await fn();
+        if (v) return v;
+        if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+        await sleep(50);
+    }
+}
+
+const key = (e) => `${e.type}:${e.userId}${e.room ? '@' + e.room : ''}`;
+
+describe('webhooks', () => {
+    const cleanup = [];
+    after(async () => {
+        for (const f of cleanup.reverse()) await f();
+    });
+
+    for (const store of ['memory', 'redis']) {
+        test(`batches are signed, ordered and retried on 500 (store=${store})`, { timeout: 30000 }, async () => {
+            let failing = 2;
+            const rx = await startReceiver({ secret: SECRET, respond: () => (failing-- > 0 ? 500 : 200) });
+            cleanup.push(() => rx.close());
+            const set = { webhook_url: rx.url, webhook_secret: SECRET, webhook_retry_for: 60 };
+            let redis;
+            if (store === 'redis') {
+                redis = await startRedis();
+                cleanup.push(() => redis.stop());
+                Object.assign(set, { store: 'redis', redis: redis.url });
+            }
+            const d = await startDaemon({ set });
+            cleanup.push(() => d.stop());
+            const pool = new ClientPool();
+            cleanup.push(() => pool.closeAll());
+            await d.wrap(async () => {
+                await sleep(400); // the delivery queue is set up
+                const socks = [];
+                for (let i = 0; i < 5; i++) socks.push(await pool.connect(d.url, '/', { auth: { userId: `wh-${i}` } }));
+                await socks[0].emitWithAck('presence:room:join', { room: 'wh-room' });
+                socks[0].close();
+                await until(() => rx.accepted().length >= 7, 15000, '7 events accepted');
+                // The first two attempts failed and carried the same body as the accepted one.
+                assert.equal(rx.requests[0].status, 500);
+                assert.equal(rx.requests[1].status, 500);
+                assert.equal(rx.requests[2].body, rx.requests[0].body, 'a retry resends the same batch');
+                for (const r of rx.requests) {
+                    assert.equal(r.valid, true, 'signature');
+                    assert.equal(r.signature, sign(SECRET, r.body));
+                    assert.ok(r.events.length >= 1 && r.events.length <= 100);
+                }
+                assert.ok(rx.requests.some((r) => r.events.length > 1), 'events are batched');
+                const evs = rx.accepted();
+                assert.deepEqual(evs.map(key), [
+                    'user.online:wh-0', 'user.online:wh-1', 'user.online:wh-2', 'user.online:wh-3', 'user.online:wh-4',
+                    'room.join:wh-0@wh-room', 'room.leave:wh-0@wh-room', 'user.offline:wh-0',
+                ].slice(0, evs.length));
+                for (const e of evs) {
+                    assert.equal(typeof e.id, 'string');
+                    assert.equal(typeof e.at, 'number');
+                }
+                const m = await api(d.url, '/metrics');
+                assert.match(m.text, /presenced_webhook_failures_total\{kind="http"\} 2/);
+                assert.match(m.text, /presenced_webhook_deliveries_total [1-9]/);
+            })();
+        });
+    }
+
+    test('two instances: each event once, online/offline once per user, failover', { timeout: 60000 }, async () => {
+        let failing = false;
+        const rx = await startReceiver({ secret: SECRET, respond: () => (failing ? 500 : 200) });
+        cleanup.push(() => rx.close());
+        const redis = await startRedis();
+        cleanup.push(() => redis.stop());
+        const set = { store: 'redis', redis: redis.url, webhook_url: rx.url, webhook_secret: SECRET, instance_lease: 3 };
+        const a = await startDaemon({ set });
+        const b = await startDaemon({ set });
+        let killed = null;
+        cleanup.push(() => a.stop({ expectClean: killed !== a }), () => b.stop({ expectClean: killed !== b }));
+        const pool = new ClientPool();
+        cleanup.push(() => pool.closeAll());
+        await sleep(500);
+        // One user on both instances, others on one each.
+        const u1a = await pool.connect(a.url, '/', { auth: { userId: 'both' } });
+        const u1b = await pool.connect(b.url, '/', { auth: { userId: 'both' } });
+        const onA = await pool.connect(a.url, '/', { auth: { userId: 'only-a' } });
+        const onB = await pool.connect(b.url, '/', { auth: { userId: 'only-b' } });
+        u1a.close();
+        await sleep(300);
+        u1b.close();
+        onA.close();
+        onB.close();
+        await until(() => rx.accepted().filter((e) => e.type === 'user.offline').length >= 3, 10000, 'three offlines');
+        await sleep(800); // anything duplicated would have arrived by now
+        const evs = rx.accepted();
+        const ids = evs.map((e) => e.id);
+        assert.equal(new Set(ids).size, ids.length, `each event once: ${ids}`);
+        for (const u of ['both', 'only-a', 'only-b']) {
+            assert.equal(evs.filter((e) => e.userId === u && e.type === 'user.online').length, 1, `${u} online once`);
+            assert.equal(evs.filter((e) => e.userId === u && e.type === 'user.offline').length, 1, `${u} offline once`);
+        }
+        // Stream order: ids increase.
+        const sorted = [...ids].sort((x, y) => {
+            const [xm, xs] = x.split('-').map(BigInt);
+            const [ym, ys] = y.split('-').map(BigInt);
+            return xm === ym ? Number(xs - ys) : Number(xm - ym);
+        });
+        assert.deepEqual(ids, sorted);
+
+        // Failover: the receiver fails, the delivering instance dies with a batch pending, and the
+        // other one delivers it once the lock expires.
+        failing = true;
+        const before = rx.accepted().length;
+        const x = await pool.connect(b.url, '/', { auth: { userId: 'failover' } });
+        await until(() => rx.requests.some((r) => r.status === 500 && r.events?.some((e) => e.userId === 'failover')), 10000, 'a failed attempt');
+        // Kill the instance that holds the delivery lock (its id is in the lock and in its log).
+        const holderId = await redis.command('GET', 'presenced:whlock');
+        const holder = a.stderrText.includes(`instance=${holderId}`) ? a : b;
+        const other = holder === a ? b : a;
+        assert.ok(other.stderrText.includes('instance=') && !other.stderrText.includes(`instance=${holderId}`));
+        killed = holder;
+        await holder.kill('SIGKILL');
+        failing = false;
+        const t0 = Date.now();
+        await until(() => rx.accepted().slice(before).some((e) => e.userId === 'failover' && e.type === 'user.online'), 30000, 'failover delivery');
+        assert.ok(Date.now() - t0 >= 5000, 'delivered by the survivor after the lock expired');
+        x.close();
+    });
+});

@@ -1,0 +1,165 @@
+// Helpers for the HTTP API tests: JSON requests, a Server-Sent Events reader, raw TCP requests
+// (for what fetch refuses to send) and a webhook receiver with signature checking.
+import crypto from 'node:crypto';
+import http from 'node:http';
+import net from 'node:net';
+
+/** fetch with a deadline; resolves {status, headers, text, json}. */
+export async function api(base, path, { method = 'GET', body, key, headers = {}, ms = 5000 } = {}) {
+    const h = { ...headers };
+    if (key) h.authorization = `Bearer ${key}`;
+    if (body !== undefined && typeof body !== 'string') {
+        body = JSON.stringify(body);
+        h['content-type'] = 'application/json';
+    }
+    const res = await fetch(base + path, { method, body, headers: h, signal: AbortSignal.timeout(ms) });
+    const text = await res.text();
+    let json;
+    try {
+        json = text ? JSON.parse(text) : undefined;
+    } catch {
+        json = undefined;
+    }
+    return { status: res.status, headers: res.headers, text, json };
+}
+
+/**
+ * Sends raw bytes on a new TCP connection and resolves {text, closed} with whatever came back
+ * before the server closed the connection or `ms` passed (closed tells which).
+ */
+export function rawRequest(host, port, bytes, { ms = 3000, end = false } = {}) {
+    return new Promise((resolve) => {
+        const sock = net.connect({ host, port });
+        let text = '';
+        const done = (closed) => {
+            clearTimeout(timer);
+            sock.destroy();
+            resolve({ text, closed });
+        };
+        const timer = setTimeout(() => done(false), ms);
+        sock.setEncoding('latin1');
+        sock.on('data', (d) => (text += d));
+        sock.on('close', () => done(true));
+        sock.on('error', () => {});
+        sock.on('connect', () => {
+            sock.write(bytes);
+            if (end) sock.end();
+        });
+    });
+}
+
+/** An open GET /v1/events stream: events arrive in `events` ({id, event, data}). */
+export class SseStream {
+    constructor(base, { lastEventId, key, query = '' } = {}) {
+        this.events = [];
+        this.comments = 0;
+        this.waiters = [];
+        this.ctrl = new AbortController();
+        const headers = { accept: 'text/event-stream' };
+        if (lastEventId) headers['last-event-id'] = lastEventId;
+        if (key) headers.authorization = `Bearer ${key}`;
+        this.ready = fetch(`${base}/v1/events${query}`, { headers, signal: this.ctrl.signal }).then((res) => {
+            this.status = res.status;
+            this.contentType = res.headers.get('content-type');
+            if (res.status === 200) this.pump(res.body);
+            return res;
+        });
+    }
+
+    async pump(body) {
+        const dec = new TextDecoder();
+        let buf = '';
+        try {
+            for await (const chunk of body) {
+                buf += dec.decode(chunk, { stream: true });
+                let i;
+                while ((i = buf.indexOf('\n\n')) >= 0) {
+                    const block = buf.slice(0, i);
+                    buf = buf.slice(i + 2);
+                    const ev = {};
+                    for (const line of block.split('\n')) {
+                        if (line.startsWith(':')) {
+                            this.comments++;
+                            continue;
+                        }
+                        const c = line.indexOf(': ');
+                        if (c > 0) ev[line.slice(0, c)] = line.slice(c + 2);
+                    }
+                    if (ev.data !== undefined) {
+                        ev.data = JSON.parse(ev.data);
+                        this.events.push(ev);
+                        this.waiters = this.waiters.filter((w) => !w());
+                    }
+                }
+            }
+        } catch {
+            // aborted
+        }
+        this.ended = true;
+        this.waiters = this.waiters.filter((w) => !w());
+    }
+
+    /** Resolves once pred(events) is true; rejects after ms. */
+    until(pred, ms = 5000, what = 'events') {
+        return new Promise((resolve, reject) => {
+            const check = () => {
+                if (pred(this.events)) {
+                    clearTimeout(timer);
+                    resolve(this.events);
+                    return true;
+                }
+                return false;
+            };
+            const timer = setTimeout(() => {
+                this.waiters = this.waiters.filter((w) => w !== check);
+                reject(new Error(`timed out waiting for ${what}; got ${JSON.stringify(this.events)}`));
+            }, ms);
+            if (!check()) this.waiters.push(check);
+        });
+    }
+
+    close() {
+        this.ctrl.abort();
+    }
+}
+
+/** The signature presenced puts on a webhook body. */
+export function sign(secret, body) {
+    return 'sha256=' + crypto.createHmac('sha256', secret).update(body).digest('hex');
+}
+
+/**
+ * A webhook receiver on a free port. `respond(n)` gives the status for the n-th request (from 1).
+ * Every request is kept in `requests` ({body, signature, status, events, valid}).
+ */
+export async function startReceiver({ secret = '', respond = () => 200 } = {}) {
+    const requests = [];
+    const srv = http.createServer((req, res) => {
+        const chunks = [];
+        req.on('data', (c) => chunks.push(c));
+        req.on('end', () => {
+            const body = Buffer.concat(chunks).toString('utf8');
+            const signature = req.headers['x-presenced-signature'];
+            const status = respond(requests.length + 1);
+            let events = [];
+            try {
+                events = JSON.parse(body).events;
+            } catch {
+                events = null;
+            }
+            requests.push({ body, signature, status, events, valid: !secret || signature === sign(secret, body) });
+            res.writeHead(status, { 'content-type': 'text/plain' });
+            res.end('ok');
+        });
+    });
+    await new Promise((r) => srv.listen(0, '127.0.0.1', r));
+    return {
+        url: `http://127.0.0.1:${srv.address().port}/hook`,
+        requests,
+        /** Events of accepted (2xx) requests, in arrival order. */
+        accepted() {
+            return requests.filter((r) => r.status < 300).flatMap((r) => r.events);
+        },
+        close: () => new Promise((r) => srv.close(r)),
+    };
+}
