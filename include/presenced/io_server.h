@@ -42,6 +42,9 @@ io_server *io_server_new(uv_loop_t *loop, const io_server_opts *opts);
 sio_server *io_server_sio(io_server *srv);
 /* Engine.IO connections alive, by their current transport. */
 void io_server_connections(io_server *srv, uint32_t *polling, uint32_t *websocket);
+/* Replace the allowed origins (comma-separated, "*" for any) for requests from now on (SIGHUP).
+ * Returns 0, or -1 (memory) leaving the old list in place. */
+int io_server_set_origins(io_server *srv, const char *list);
 /* Refuse new connections from now on (the first step of a shutdown). */
 void io_server_stop_accepting(io_server *srv);
 /* Close every connection (their disconnect handlers run) and stop the server's timers. After this

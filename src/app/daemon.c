@@ -13,14 +13,19 @@
 #include "presenced/log.h"
 #include "presenced/metrics.h"
 #include "presenced/store.h"
+#include "presenced/sysd.h"
 #include "presenced/webhook.h"
 
 #define APP_MAX_NAMESPACES 32
 
 typedef struct app {
     uv_loop_t loop;
-    uv_signal_t sigint, sigterm;
+    uv_signal_t sigint, sigterm, sighup;
     uv_timer_t shutdown_timer;
+    sysd *sd;
+    cfg current; /* the configuration in force, for SIGHUP */
+    int argc;
+    char *const *argv, *const *envp;
     io_server *server;
     gateway *gw;
     store *st;
@@ -39,6 +44,9 @@ static void finish_shutdown(app *a)
     if (a->stopped)
         return;
     a->stopped = true;
+    sysd_free(a->sd);
+    a->sd = NULL;
+    uv_close((uv_handle_t *)&a->sighup, NULL);
     uv_timer_stop(&a->shutdown_timer);
     uv_close((uv_handle_t *)&a->shutdown_timer, NULL);
     webhook_free(a->wh);
@@ -74,6 +82,7 @@ static void on_signal(uv_signal_t *h, int signum)
         return;
     a->stopping = true;
     log_info("shutting down", "signal=%d", signum);
+    sysd_stopping(a->sd);
     uv_close((uv_handle_t *)&a->sigint, NULL);
     uv_close((uv_handle_t *)&a->sigterm, NULL);
     io_server_stop_accepting(a->server);
@@ -114,6 +123,48 @@ static void app_availability(bool available, void *ud)
 {
     app *a = ud;
     a->gw_hooks.availability(available, a->gw_hooks.ud);
+    /* systemd hears READY once the daemon listens and its store answers. */
+    if (available)
+        sysd_ready(a->sd, "listening, store available");
+    else
+        sysd_status(a->sd, "store unavailable, reconnecting");
+}
+
+/* SIGHUP: read the configuration again and apply what can change while running: the log level
+ * and the allowed origins. Every other key that changed is named as needing a restart. */
+static void on_sighup(uv_signal_t *h, int signum)
+{
+    app *a = h->data;
+    (void)signum;
+    cfg next;
+    cfg_action action;
+    char err[CFG_ERR_MAX];
+    if (cfg_from_args(&next, a->argc, a->argv, a->envp, &action, err) < 0) {
+        log_error("reload failed: configuration invalid, nothing changed", "err=\"%s\"", err);
+        return;
+    }
+    char applied[256] = "", skipped[1024] = "";
+    for (size_t i = 0; cfg_key_name(i); i++) {
+        const char *key = cfg_key_name(i);
+        char was[CFG_STR_MAX + 8], now[CFG_STR_MAX + 8];
+        cfg_get(&a->current, key, was, sizeof(was));
+        cfg_get(&next, key, now, sizeof(now));
+        if (strcmp(was, now) == 0)
+            continue;
+        bool ok = false;
+        if (strcmp(key, "log_level") == 0) {
+            log_set_level((log_level)next.log_level);
+            ok = true;
+        } else if (strcmp(key, "allowed_origins") == 0) {
+            ok = io_server_set_origins(a->server, next.allowed_origins) == 0;
+        }
+        char *list = ok ? applied : skipped;
+        size_t cap = ok ? sizeof(applied) : sizeof(skipped);
+        snprintf(list + strlen(list), cap - strlen(list), "%s%s", list[0] ? "," : "", key);
+        if (ok)
+            cfg_set(&a->current, key, now, err);
+    }
+    log_info("configuration reloaded", "applied=\"%s\" needs_restart=\"%s\"", applied, skipped);
 }
 
 static void app_local(api_local *out, void *ud)
@@ -214,10 +265,13 @@ static int read_api_key(const cfg *c, char *out, size_t cap)
     return 0;
 }
 
-static int run(const cfg *c)
+static int run(const cfg *c, int argc, char *const *argv, char *const *envp)
 {
     app a;
     memset(&a, 0, sizeof(a));
+    a.argc = argc;
+    a.argv = argv;
+    a.envp = envp;
     if (uv_loop_init(&a.loop) != 0)
         return 1;
     char nsbuf[CFG_STR_MAX];
@@ -309,6 +363,14 @@ static int run(const cfg *c)
     a.sigint.data = a.sigterm.data = &a;
     uv_signal_start(&a.sigint, on_signal, SIGINT);
     uv_signal_start(&a.sigterm, on_signal, SIGTERM);
+    uv_signal_init(&a.loop, &a.sighup);
+    a.sighup.data = &a;
+    uv_signal_start(&a.sighup, on_sighup, SIGHUP);
+    a.current = *c;
+    a.sd = sysd_new(&a.loop);
+    /* The memory store (and the conformance modes) have nothing to wait for. */
+    if (!a.st || c->store == CFG_STORE_MEMORY)
+        sysd_ready(a.sd, "listening");
     log_info("listening", "host=%s port=%u path=%s store=%s conformance=%d", c->listen_host,
              c->listen_port, c->path, c->store == CFG_STORE_REDIS ? "redis" : "memory",
              (int)c->conformance);
@@ -349,5 +411,5 @@ int app_main(int argc, char *const *argv, char *const *envp)
         break;
     }
     log_set_level((log_level)c.log_level);
-    return run(&c);
+    return run(&c, argc, argv, envp);
 }

@@ -191,6 +191,37 @@ static int parse_origins(io_server *srv, const char *list)
     return 0;
 }
 
+static void free_origins(io_server *srv)
+{
+    for (size_t i = 0; i < srv->norigins; i++)
+        free(srv->origins[i]);
+    free(srv->origins);
+    srv->origins = NULL;
+    srv->norigins = 0;
+    srv->any_origin = false;
+}
+
+int io_server_set_origins(io_server *srv, const char *list)
+{
+    char **old = srv->origins;
+    size_t nold = srv->norigins;
+    bool any = srv->any_origin;
+    srv->origins = NULL;
+    srv->norigins = 0;
+    srv->any_origin = false;
+    if (parse_origins(srv, list) < 0) {
+        free_origins(srv);
+        srv->origins = old;
+        srv->norigins = nold;
+        srv->any_origin = any;
+        return -1;
+    }
+    for (size_t i = 0; i < nold; i++)
+        free(old[i]);
+    free(old);
+    return 0;
+}
+
 /* ---- HTTP responses ---- */
 
 /* Store a response in the pss and ask for WRITEABLE: headers go out on the first writeable
@@ -1017,7 +1048,7 @@ int io_http_stream_start(io_http_req *req, const char *content_type, io_http_clo
     memset(req->out.data, 0, LWS_PRE);
     req->out.len = LWS_PRE;
     /* A stream lives as long as both sides want it: no lws timeout. */
-    lws_http_mark_sse(wsi);
+    lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
     lws_cancel_service(req->srv->ctx);
     return 0;
 }
@@ -1559,9 +1590,7 @@ io_server *io_server_new(uv_loop_t *loop, const io_server_opts *opts)
     return srv;
 fail:
     sio_server_free(srv->sio);
-    for (size_t i = 0; i < srv->norigins; i++)
-        free(srv->origins[i]);
-    free(srv->origins);
+    free_origins(srv);
     free(srv);
     return NULL;
 }
@@ -1598,8 +1627,6 @@ void io_server_free(io_server *srv)
     uv_run(srv->loop, UV_RUN_DEFAULT);
     lws_context_destroy(srv->ctx);
     sio_server_free(srv->sio);
-    for (size_t i = 0; i < srv->norigins; i++)
-        free(srv->origins[i]);
-    free(srv->origins);
+    free_origins(srv);
     free(srv);
 }
