@@ -17,6 +17,9 @@ typedef enum cfg_store { CFG_STORE_MEMORY = 0, CFG_STORE_REDIS = 1 } cfg_store;
  * with the user or subscribed to them. */
 typedef enum cfg_broadcast { CFG_BROADCAST_ALL = 0, CFG_BROADCAST_SCOPED = 1 } cfg_broadcast;
 
+/* How a socket's identity is established: the userId it sends (trusted), or a verified JWT. */
+typedef enum cfg_auth { CFG_AUTH_INSECURE = 0, CFG_AUTH_JWT = 1 } cfg_auth;
+
 typedef enum cfg_conformance {
     CFG_CONFORMANCE_OFF = 0,
     CFG_CONFORMANCE_SOCKETIO = 1, /* socket.io-protocol test-suite server behaviour */
@@ -67,7 +70,22 @@ typedef struct cfg {
     char admin_listen[CFG_STR_MAX]; /* "" = none, else HOST:PORT */
     char webhook_url[CFG_STR_MAX];  /* "" = no webhooks */
     char webhook_secret[256];
-    uint32_t webhook_retry_for;  /* s */
+    uint32_t webhook_retry_for; /* s */
+    cfg_auth auth;              /* "auth" = insecure | jwt */
+    char jwt_secret[512];       /* HS256 secret */
+    char jwt_secret_file[CFG_STR_MAX];
+    char jwt_public_key_file[CFG_STR_MAX]; /* RS256 / ES256 public key (PEM) */
+    char jwt_audience[256];                /* "" = aud not checked */
+    char jwt_issuer[256];                  /* "" = iss not checked */
+    uint32_t jwt_leeway;                   /* s */
+    uint32_t max_connections_per_ip;       /* TCP connections from one address */
+    uint32_t max_sockets_per_user;         /* local sockets of one user */
+    uint32_t max_rooms_per_socket;
+    uint32_t max_subscriptions_per_socket;
+    uint32_t rate_limit; /* commands per second per socket (token bucket refill) */
+    uint32_t rate_burst; /* token bucket size */
+    char tls_cert[CFG_STR_MAX];
+    char tls_key[CFG_STR_MAX];
     cfg_log_level log_level;     /* "log_level" = error | warn | info | debug */
     cfg_conformance conformance; /* "conformance" = off | socketio | engineio */
 } cfg;

@@ -20,6 +20,12 @@ typedef struct io_server_opts {
     const char *path;            /* Engine.IO endpoint, e.g. "/socket.io/" */
     const char *allowed_origins; /* comma-separated, "*" for any, "" for none */
     uint32_t max_connections;
+    /* TCP connections from one peer address; further ones are closed as they are accepted
+     * (0: no limit). */
+    uint32_t max_connections_per_ip;
+    /* PEM files: both set = the main listener speaks TLS (HTTPS/WSS); NULL = plain. */
+    const char *tls_cert;
+    const char *tls_key;
     uint32_t http_timeout; /* s: idle and header timeout for HTTP connections */
     /* Minimum gap between two WebSocket messages to one client, 0 for none (config key
      * ws_message_gap; only the conformance presets set it). */

@@ -19,6 +19,7 @@ _Static_assert(sizeof(cfg_store) == sizeof(int), "cfg_store must be int-sized");
 _Static_assert(sizeof(cfg_log_level) == sizeof(int), "cfg_log_level must be int-sized");
 _Static_assert(sizeof(cfg_conformance) == sizeof(int), "cfg_conformance must be int-sized");
 _Static_assert(sizeof(cfg_broadcast) == sizeof(int), "cfg_broadcast must be int-sized");
+_Static_assert(sizeof(cfg_auth) == sizeof(int), "cfg_auth must be int-sized");
 
 #define CFG_ENV_PREFIX "PRESENCED_"
 /* Longest value text accepted before parsing: a full string field plus two quotes. */
@@ -63,6 +64,7 @@ static const char *const cfg_store_names[] = {"memory", "redis", NULL};
 static const char *const cfg_log_level_names[] = {"error", "warn", "info", "debug", NULL};
 static const char *const cfg_conformance_names[] = {"off", "socketio", "engineio", NULL};
 static const char *const cfg_broadcast_names[] = {"all", "scoped", NULL};
+static const char *const cfg_auth_names[] = {"insecure", "jwt", NULL};
 
 #define CFG_MS_MAX 3600000u
 
@@ -159,6 +161,53 @@ static const cfg_key cfg_keys[] = {
     {"webhook_retry_for", CFG_TYPE_UINT, "300", 1, 86400, NULL, offsetof(cfg, webhook_retry_for), 0,
      0, NULL, "SECONDS",
      "How long a failed webhook batch is retried, with exponential backoff, before it is dropped."},
+    {"auth", CFG_TYPE_ENUM, "insecure", 0, 0, cfg_auth_names, offsetof(cfg, auth), 0, 0, NULL,
+     "insecure|jwt",
+     "How sockets prove who they are: insecure trusts the userId they send; jwt needs a signed "
+     "token (docs/security.md)."},
+    {"jwt_secret", CFG_TYPE_STRING, "", 0, 0, NULL, offsetof(cfg, jwt_secret), 0,
+     sizeof(((cfg *)0)->jwt_secret), cfg_check_secret, "SECRET",
+     "auth=jwt: HS256 secret, at least 32 bytes of printable ASCII."},
+    {"jwt_secret_file", CFG_TYPE_STRING, "", 0, 0, NULL, offsetof(cfg, jwt_secret_file), 0,
+     sizeof(((cfg *)0)->jwt_secret_file), cfg_check_file, "PATH",
+     "auth=jwt: file whose first line is the HS256 secret; read at start and on SIGHUP."},
+    {"jwt_public_key_file", CFG_TYPE_STRING, "", 0, 0, NULL, offsetof(cfg, jwt_public_key_file), 0,
+     sizeof(((cfg *)0)->jwt_public_key_file), cfg_check_file, "PATH",
+     "auth=jwt: PEM public key (RSA >= 2048 bits for RS256, P-256 for ES256); read at start and "
+     "on SIGHUP."},
+    {"jwt_audience", CFG_TYPE_STRING, "", 0, 0, NULL, offsetof(cfg, jwt_audience), 0,
+     sizeof(((cfg *)0)->jwt_audience), cfg_check_secret, "AUD",
+     "auth=jwt: when set, tokens must name this audience in \"aud\"."},
+    {"jwt_issuer", CFG_TYPE_STRING, "", 0, 0, NULL, offsetof(cfg, jwt_issuer), 0,
+     sizeof(((cfg *)0)->jwt_issuer), cfg_check_secret, "ISS",
+     "auth=jwt: when set, tokens must carry this \"iss\"."},
+    {"jwt_leeway", CFG_TYPE_UINT, "30", 0, 3600, NULL, offsetof(cfg, jwt_leeway), 0, 0, NULL,
+     "SECONDS", "auth=jwt: clock skew allowed on exp, nbf and iat."},
+    {"max_connections_per_ip", CFG_TYPE_UINT, "100", 1, 1000000, NULL,
+     offsetof(cfg, max_connections_per_ip), 0, 0, NULL, "N",
+     "Most TCP connections from one IP address; further ones are closed at once."},
+    {"max_sockets_per_user", CFG_TYPE_UINT, "100", 1, 1000000, NULL,
+     offsetof(cfg, max_sockets_per_user), 0, 0, NULL, "N",
+     "Most sockets one user may have on this instance; further ones get CONNECT_ERROR."},
+    {"max_rooms_per_socket", CFG_TYPE_UINT, "100", 1, 1000000, NULL,
+     offsetof(cfg, max_rooms_per_socket), 0, 0, NULL, "N",
+     "Most rooms one socket may be in; further joins fail with limit_exceeded."},
+    {"max_subscriptions_per_socket", CFG_TYPE_UINT, "1000", 1, 1000000, NULL,
+     offsetof(cfg, max_subscriptions_per_socket), 0, 0, NULL, "N",
+     "Most users one socket may subscribe to; further subscriptions fail with limit_exceeded."},
+    {"rate_limit", CFG_TYPE_UINT, "20", 1, 1000000, NULL, offsetof(cfg, rate_limit), 0, 0, NULL,
+     "PER_SECOND",
+     "Commands per second one socket may send on average (token bucket); more get rate_limited."},
+    {"rate_burst", CFG_TYPE_UINT, "50", 1, 1000000, NULL, offsetof(cfg, rate_burst), 0, 0, NULL,
+     "N",
+     "Commands one socket may send at once (bucket size); a socket with more than this many "
+     "rejected within 10 s is closed."},
+    {"tls_cert", CFG_TYPE_STRING, "", 0, 0, NULL, offsetof(cfg, tls_cert), 0,
+     sizeof(((cfg *)0)->tls_cert), cfg_check_file, "PATH",
+     "PEM certificate chain: with tls_key the main listener serves HTTPS and WSS (TLS 1.2+, "
+     "HTTP/1.1)."},
+    {"tls_key", CFG_TYPE_STRING, "", 0, 0, NULL, offsetof(cfg, tls_key), 0,
+     sizeof(((cfg *)0)->tls_key), cfg_check_file, "PATH", "PEM private key of tls_cert."},
     {"shutdown_timeout", CFG_TYPE_UINT, "10", 1, 600, NULL, offsetof(cfg, shutdown_timeout), 0, 0,
      NULL, "SECONDS",
      "Seconds SIGTERM may take: marking this instance's users offline, closing connections."},
@@ -941,6 +990,24 @@ int cfg_validate(const cfg *c, char err[CFG_ERR_MAX])
     }
     if (c->store == CFG_STORE_REDIS && c->redis[0] == '\0') {
         cfg_errf(err, CFG_ERR_MAX, "store: redis needs a redis URL (key redis, --redis)");
+        return -1;
+    }
+    if (c->auth == CFG_AUTH_JWT) {
+        int nkeys = (c->jwt_secret[0] != '\0') + (c->jwt_secret_file[0] != '\0') +
+                    (c->jwt_public_key_file[0] != '\0');
+        if (nkeys != 1) {
+            cfg_errf(err, CFG_ERR_MAX,
+                     "auth: jwt needs exactly one of jwt_secret, jwt_secret_file, "
+                     "jwt_public_key_file");
+            return -1;
+        }
+    }
+    if (c->jwt_secret[0] != '\0' && strlen(c->jwt_secret) < 32) {
+        cfg_errf(err, CFG_ERR_MAX, "jwt_secret: must be at least 32 bytes");
+        return -1;
+    }
+    if ((c->tls_cert[0] == '\0') != (c->tls_key[0] == '\0')) {
+        cfg_errf(err, CFG_ERR_MAX, "tls_cert and tls_key: set both or neither");
         return -1;
     }
     if (c->ping_interval == 0 || c->ping_timeout == 0) {

@@ -10,6 +10,7 @@
 #include "presenced/cfg.h"
 #include "presenced/gateway.h"
 #include "presenced/io_server.h"
+#include "presenced/jwt.h"
 #include "presenced/log.h"
 #include "presenced/metrics.h"
 #include "presenced/store.h"
@@ -22,6 +23,7 @@ typedef struct app {
     uv_loop_t loop;
     uv_signal_t sigint, sigterm, sighup;
     uv_timer_t shutdown_timer;
+    uv_timer_t auth_timer; /* once a second: expired tokens (gateway_tick) */
     sysd *sd;
     cfg current; /* the configuration in force, for SIGHUP */
     int argc;
@@ -49,6 +51,8 @@ static void finish_shutdown(app *a)
     uv_close((uv_handle_t *)&a->sighup, NULL);
     uv_timer_stop(&a->shutdown_timer);
     uv_close((uv_handle_t *)&a->shutdown_timer, NULL);
+    uv_timer_stop(&a->auth_timer);
+    uv_close((uv_handle_t *)&a->auth_timer, NULL);
     webhook_free(a->wh);
     a->wh = NULL;
     api_shutdown(a->api);
@@ -130,6 +134,62 @@ static void app_availability(bool available, void *ud)
         sysd_status(a->sd, "store unavailable, reconnecting");
 }
 
+/* Read at most `cap` - 1 bytes of `path` into `out` (NUL-terminated). Returns the length or -1. */
+static long read_small_file(const char *path, char *out, size_t cap)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return -1;
+    size_t n = fread(out, 1, cap - 1, f);
+    bool whole = feof(f) && !ferror(f);
+    fclose(f);
+    out[n] = 0;
+    return whole ? (long)n : -1;
+}
+
+/* The JWT key of the configuration (auth=jwt): the secret, the secret file's first line, or the
+ * public key file. Files are read here, in the app layer, at start and on SIGHUP. Returns the key
+ * (caller owns) or NULL after logging why. */
+static jwt_key *load_jwt_key(const cfg *c)
+{
+    static char text[65536];
+    jwt_key *key = NULL;
+    int rc;
+    const char *what = "jwt_secret";
+    if (c->jwt_public_key_file[0]) {
+        what = "jwt_public_key_file";
+        long n = read_small_file(c->jwt_public_key_file, text, sizeof(text));
+        if (n < 0) {
+            log_error("cannot read jwt_public_key_file", "path=%s", c->jwt_public_key_file);
+            return NULL;
+        }
+        rc = jwt_key_from_pem(text, (size_t)n, &key);
+    } else if (c->jwt_secret_file[0]) {
+        what = "jwt_secret_file";
+        if (read_small_file(c->jwt_secret_file, text, sizeof(text)) < 0) {
+            log_error("cannot read jwt_secret_file", "path=%s", c->jwt_secret_file);
+            return NULL;
+        }
+        text[strcspn(text, "\r\n")] = 0;
+        rc = jwt_key_from_secret((const uint8_t *)text, strlen(text), &key);
+    } else {
+        rc = jwt_key_from_secret((const uint8_t *)c->jwt_secret, strlen(c->jwt_secret), &key);
+    }
+    /* The secret's bytes should not linger in a static buffer. */
+    memset(text, 0, sizeof(text));
+    if (rc != JWT_OK) {
+        log_error("unusable JWT key", "key=%s err=\"%s\"", what, jwt_strerror(rc));
+        return NULL;
+    }
+    return key;
+}
+
+static bool is_jwt_key_setting(const char *key)
+{
+    return strcmp(key, "jwt_secret") == 0 || strcmp(key, "jwt_secret_file") == 0 ||
+           strcmp(key, "jwt_public_key_file") == 0;
+}
+
 /* SIGHUP: read the configuration again and apply what can change while running: the log level
  * and the allowed origins. Every other key that changed is named as needing a restart. */
 static void on_sighup(uv_signal_t *h, int signum)
@@ -144,6 +204,17 @@ static void on_sighup(uv_signal_t *h, int signum)
         return;
     }
     char applied[256] = "", skipped[1024] = "";
+    /* JWT keys are read again even when their settings did not change: rotating a key is
+     * replacing the file and sending SIGHUP. A key that cannot be read keeps the old one. */
+    bool keys_ok = false;
+    if (a->gw && a->current.auth == CFG_AUTH_JWT && next.auth == CFG_AUTH_JWT) {
+        jwt_key *key = load_jwt_key(&next);
+        if (key) {
+            gateway_set_jwt_key(a->gw, key);
+            keys_ok = true;
+            snprintf(applied, sizeof(applied), "jwt keys");
+        }
+    }
     for (size_t i = 0; cfg_key_name(i); i++) {
         const char *key = cfg_key_name(i);
         char was[CFG_STR_MAX + 8], now[CFG_STR_MAX + 8];
@@ -157,6 +228,8 @@ static void on_sighup(uv_signal_t *h, int signum)
             ok = true;
         } else if (strcmp(key, "allowed_origins") == 0) {
             ok = io_server_set_origins(a->server, next.allowed_origins) == 0;
+        } else if (is_jwt_key_setting(key)) {
+            ok = keys_ok;
         }
         char *list = ok ? applied : skipped;
         size_t cap = ok ? sizeof(applied) : sizeof(skipped);
@@ -185,10 +258,25 @@ static int start_presence(app *a, const cfg *c)
     gateway_opts gopts = {.scoped = c->broadcast == CFG_BROADCAST_SCOPED,
                           .max_metadata_bytes = c->max_metadata_bytes,
                           .max_bulk_ids = c->max_bulk_ids,
-                          .metrics = a->metrics};
-    a->gw = gateway_new(io_server_sio(a->server), &gopts);
-    if (!a->gw)
+                          .metrics = a->metrics,
+                          .jwt = c->auth == CFG_AUTH_JWT,
+                          .jwt_audience = c->jwt_audience,
+                          .jwt_issuer = c->jwt_issuer,
+                          .jwt_leeway_s = c->jwt_leeway,
+                          .max_sockets_per_user = c->max_sockets_per_user,
+                          .max_rooms_per_socket = c->max_rooms_per_socket,
+                          .max_subscriptions_per_socket = c->max_subscriptions_per_socket,
+                          .rate_limit = c->rate_limit,
+                          .rate_burst = c->rate_burst};
+    jwt_key *key = NULL;
+    if (gopts.jwt && !(key = load_jwt_key(c)))
         return -1;
+    a->gw = gateway_new(io_server_sio(a->server), &gopts);
+    if (!a->gw) {
+        jwt_key_free(key);
+        return -1;
+    }
+    gateway_set_jwt_key(a->gw, key);
     static char instance[SIO_ID_LEN + 1];
     random_instance_id(instance);
     store_opts sopts = {.instance_id = instance,
@@ -217,8 +305,9 @@ static int start_presence(app *a, const cfg *c)
         if (!(a->wh = webhook_new(&a->loop, a->st, &wopts)))
             return -1;
     }
-    log_info("presence", "instance=%s store=%s broadcast=%s", instance,
-             c->store == CFG_STORE_REDIS ? "redis" : "memory", gopts.scoped ? "scoped" : "all");
+    log_info("presence", "instance=%s store=%s broadcast=%s auth=%s", instance,
+             c->store == CFG_STORE_REDIS ? "redis" : "memory", gopts.scoped ? "scoped" : "all",
+             gopts.jwt ? "jwt" : "insecure");
     return 0;
 }
 
@@ -265,6 +354,20 @@ static int read_api_key(const cfg *c, char *out, size_t cap)
     return 0;
 }
 
+static void on_auth_tick(uv_timer_t *t)
+{
+    app *a = t->data;
+    if (a->gw)
+        gateway_tick(a->gw);
+}
+
+/* True for addresses only this host can reach. */
+static bool is_loopback(const char *host)
+{
+    return strncmp(host, "127.", 4) == 0 || strcmp(host, "::1") == 0 ||
+           strcmp(host, "localhost") == 0;
+}
+
 static int run(const cfg *c, int argc, char *const *argv, char *const *envp)
 {
     app a;
@@ -284,6 +387,9 @@ static int run(const cfg *c, int argc, char *const *argv, char *const *envp)
         .path = c->path,
         .allowed_origins = c->allowed_origins,
         .max_connections = c->max_connections,
+        .max_connections_per_ip = c->max_connections_per_ip,
+        .tls_cert = c->tls_cert[0] ? c->tls_cert : NULL,
+        .tls_key = c->tls_key[0] ? c->tls_key : NULL,
         .http_timeout = c->http_timeout,
         .http_handler = api_handle,
         .max_http_body = c->max_http_body,
@@ -357,6 +463,15 @@ static int run(const cfg *c, int argc, char *const *argv, char *const *envp)
     }
     uv_timer_init(&a.loop, &a.shutdown_timer);
     a.shutdown_timer.data = &a;
+    uv_timer_init(&a.loop, &a.auth_timer);
+    a.auth_timer.data = &a;
+    if (a.gw && c->auth == CFG_AUTH_JWT)
+        uv_timer_start(&a.auth_timer, on_auth_tick, 1000, 1000);
+    if (c->auth == CFG_AUTH_INSECURE && c->conformance == CFG_CONFORMANCE_OFF &&
+        !is_loopback(c->listen_host))
+        log_warn("auth=insecure on a non-loopback address: any client can claim any userId; set "
+                 "auth=jwt (docs/security.md)",
+                 "host=%s", c->listen_host);
     a.shutdown_ms = (uint64_t)c->shutdown_timeout * 1000;
     uv_signal_init(&a.loop, &a.sigint);
     uv_signal_init(&a.loop, &a.sigterm);

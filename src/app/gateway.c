@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <time.h>
 
 #include "presenced/log.h"
 #include "presenced/map.h"
@@ -16,8 +17,11 @@
 #define NSP "/"
 #define ROOM_GROUP 'r' /* group "r:<room>": the local sockets in a room */
 #define SUB_GROUP 's'  /* group "s:<user>": the local sockets subscribed to a user */
+/* A socket refused more than rate_burst commands within this window is abusive: it is closed. */
+#define RATE_ABUSE_WINDOW_MS 10000
 
 typedef struct gw_sock {
+    gateway *gw;
     char sid[SIO_ID_LEN + 1];
     sio_sock *sock;
     char *user; /* NULL until identified */
@@ -25,7 +29,15 @@ typedef struct gw_sock {
     char status[PRES_STATUS_MAX + 1];
     char **rooms; /* rooms joined, mirrored for re-assertion */
     size_t nrooms, caprooms;
-    bool kicked; /* closed by POST /v1/users/{id}/disconnect: no offline grace */
+    bool kicked;       /* closed by POST /v1/users/{id}/disconnect: no offline grace */
+    bool closing;      /* closed by the gateway (expired token, abuse): commands are ignored */
+    jwt_claims claims; /* auth=jwt: the claims of the token in force (rooms, exp) */
+    int64_t exp_s;     /* auth=jwt: when the token expires (0: no token) */
+    uint32_t nsubs;    /* users subscribed to */
+    double tokens;     /* rate limit: commands that may be sent now */
+    uint64_t refill_ms;
+    uint32_t rejected; /* commands refused for rate within the current abuse window */
+    uint64_t reject_window_ms;
 } gw_sock;
 
 struct gateway {
@@ -36,7 +48,27 @@ struct gateway {
     map users; /* user id -> number of identified local sockets (for /metrics and /v1/stats) */
     uint32_t identified;
     metrics_family *events_in, *events_out;
+    metrics_family *auth_results; /* token checks, by result */
+    metrics_family *limit_hits;   /* refusals by a limit, by limit */
+    jwt_key *key;                 /* auth=jwt; NULL refuses every token */
+    char audience[256], issuer[256];
 };
+
+/* ---- clocks ---- */
+
+/* Token dates are wall-clock seconds since the epoch (RFC 7519 §2 NumericDate). */
+static int64_t wall_s(void)
+{
+    return (int64_t)time(NULL);
+}
+
+/* The rate limiter measures intervals, which must not jump with the wall clock. */
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
 
 /* ---- replies ---- */
 
@@ -139,6 +171,7 @@ static void gw_sock_free(gw_sock *g)
     free(g->rooms);
     free(g->user);
     free(g->metadata);
+    jwt_claims_deinit(&g->claims);
     free(g);
 }
 
@@ -257,6 +290,65 @@ static int read_identity(gateway *gw, const cJSON *obj, const char **user, char 
     return 0;
 }
 
+/* Local sockets of `user` identified on this instance. */
+static uintptr_t user_sockets(const gateway *gw, const char *user)
+{
+    return (uintptr_t)map_get(&gw->users, user, strlen(user));
+}
+
+static bool user_full(gateway *gw, const char *user)
+{
+    if (gw->opts.max_sockets_per_user == 0 ||
+        user_sockets(gw, user) < gw->opts.max_sockets_per_user)
+        return false;
+    metrics_add(gw->limit_hits, "sockets_per_user", 1);
+    return true;
+}
+
+static void user_sockets_dec(gateway *gw, const char *user)
+{
+    uintptr_t count = user_sockets(gw, user);
+    if (count > 1)
+        map_put(&gw->users, user, strlen(user), (void *)(count - 1));
+    else
+        map_del(&gw->users, user, strlen(user));
+}
+
+/* auth=jwt: verify the "token" member of `obj` (RFC 7519 §7.2 through jwt_verify) and check that
+ * a "userId" member, if any, names the token's subject: a client cannot pair a good token with
+ * another user's id. Returns 0 with `claims` filled (the caller deinits them), or -1 with
+ * *absent telling whether there was no token at all. */
+static int verify_token(gateway *gw, const cJSON *obj, jwt_claims *claims, bool *absent)
+{
+    memset(claims, 0, sizeof(*claims));
+    const cJSON *t = cJSON_IsObject(obj) ? cJSON_GetObjectItemCaseSensitive(obj, "token") : NULL;
+    *absent = t == NULL;
+    if (!t)
+        return -1;
+    int rc = JWT_ERR_KEY;
+    if (cJSON_IsString(t) && gw->key) {
+        jwt_expect ex = {.audience = gw->audience[0] ? gw->audience : NULL,
+                         .issuer = gw->issuer[0] ? gw->issuer : NULL,
+                         .leeway_s = gw->opts.jwt_leeway_s};
+        rc = jwt_verify(gw->key, t->valuestring, strlen(t->valuestring), &ex, wall_s(), claims);
+    }
+    if (rc == JWT_OK) {
+        const char *claimed = NULL, *why = NULL;
+        int n = pres_cmd_name(obj, "userId", &claimed, &why);
+        if (n == PRES_CMD_INVALID || (n == PRES_CMD_OK && strcmp(claimed, claims->sub) != 0)) {
+            jwt_claims_deinit(claims);
+            metrics_add(gw->auth_results, "user_mismatch", 1);
+            log_debug("token refused", "err=\"userId differs from the token's sub\"");
+            return -1;
+        }
+        metrics_add(gw->auth_results, "ok", 1);
+        return 0;
+    }
+    metrics_add(gw->auth_results, rc == JWT_ERR_EXPIRED ? "expired" : "invalid", 1);
+    log_debug("token refused", "err=\"%s\"", jwt_strerror(rc));
+    return -1;
+}
+
 /* Make `g` belong to `user` and register it with the store. */
 static int identify_socket(gateway *gw, gw_sock *g, const char *user, char *metadata,
                            int64_t ack_id, gw_op op)
@@ -268,8 +360,7 @@ static int identify_socket(gateway *gw, gw_sock *g, const char *user, char *meta
     g->metadata = metadata;
     strcpy(g->status, "online");
     gw->identified++;
-    uintptr_t count = (uintptr_t)map_get(&gw->users, g->user, strlen(g->user));
-    map_put(&gw->users, g->user, strlen(g->user), (void *)(count + 1));
+    map_put(&gw->users, g->user, strlen(g->user), (void *)(user_sockets(gw, g->user) + 1));
     gw_req *r = req_new(gw, op, g, ack_id, NULL);
     if (!r)
         return -1;
@@ -282,10 +373,28 @@ static int identify_socket(gateway *gw, gw_sock *g, const char *user, char *meta
  * is re-asserted when the store is back.) */
 static void forget_identity(gateway *gw, gw_sock *g)
 {
+    user_sockets_dec(gw, g->user);
+    jwt_claims_deinit(&g->claims);
+    g->exp_s = 0;
     free(g->user);
     free(g->metadata);
     g->user = g->metadata = NULL;
     gw->identified--;
+}
+
+/* auth=jwt: identify `g` from verified claims (taken over): the subject is the user, the
+ * "presence" claim the metadata (the token is the backend's word; a client's own metadata is
+ * not used), the "rooms" claim restricts joins and "exp" ends the socket. */
+static int identify_with_claims(gateway *gw, gw_sock *g, jwt_claims *claims, int64_t ack_id,
+                                gw_op op)
+{
+    char *metadata = claims->presence;
+    claims->presence = NULL;
+    jwt_claims_deinit(&g->claims);
+    g->claims = *claims;
+    memset(claims, 0, sizeof(*claims));
+    g->exp_s = g->claims.exp_s;
+    return identify_socket(gw, g, g->claims.sub, metadata, ack_id, op);
 }
 
 /* The command's identity checks: the socket must be identified, and a userId field, if any,
@@ -319,6 +428,25 @@ static int on_connect(sio_sock *s, cJSON *auth, const char **reject, void *ud)
         *reject = "invalid auth";
         return -1;
     }
+    if (gw->opts.jwt) {
+        jwt_claims claims;
+        bool absent;
+        if (verify_token(gw, auth, &claims, &absent) < 0) {
+            /* No token at all is an anonymous socket (presence:identify may follow); a userId
+             * without a token is a claim nobody vouches for. */
+            if (absent && !(auth && cJSON_GetObjectItemCaseSensitive(auth, "userId")))
+                return 0;
+            *reject = "unauthorized";
+            return -1;
+        }
+        bool full = user_full(gw, claims.sub);
+        jwt_claims_deinit(&claims);
+        if (full) {
+            *reject = "too many sockets";
+            return -1;
+        }
+        return 0;
+    }
     const char *user, *why;
     char *metadata;
     if (read_identity(gw, auth, &user, &metadata, &why) < 0) {
@@ -326,6 +454,10 @@ static int on_connect(sio_sock *s, cJSON *auth, const char **reject, void *ud)
         return -1;
     }
     free(metadata);
+    if (user && user_full(gw, user)) {
+        *reject = "too many sockets";
+        return -1;
+    }
     return 0;
 }
 
@@ -340,7 +472,19 @@ static void on_connected(sio_sock *s, cJSON *auth, void *ud)
     }
     snprintf(g->sid, sizeof(g->sid), "%s", sio_sock_id(s));
     g->sock = s;
+    g->gw = gw;
+    g->tokens = gw->opts.rate_burst;
+    g->refill_ms = mono_ms();
     sio_sock_set_data(s, g);
+    if (gw->opts.jwt) {
+        /* on_connect() accepted the same object a moment ago. */
+        jwt_claims claims;
+        bool absent;
+        if (verify_token(gw, auth, &claims, &absent) == 0 &&
+            identify_with_claims(gw, g, &claims, SIO_NO_ACK, OP_OPEN) < 0)
+            sio_sock_disconnect(s, "out of memory");
+        return;
+    }
     const char *user, *why;
     char *metadata;
     /* on_connect() validated the same object already. */
@@ -358,11 +502,7 @@ static void on_disconnect(sio_sock *s, const char *reason, void *ud)
         return;
     if (g->user) {
         gw->identified--;
-        uintptr_t count = (uintptr_t)map_get(&gw->users, g->user, strlen(g->user));
-        if (count > 1)
-            map_put(&gw->users, g->user, strlen(g->user), (void *)(count - 1));
-        else
-            map_del(&gw->users, g->user, strlen(g->user));
+        user_sockets_dec(gw, g->user);
         gw_req *r = req_new(gw, OP_QUIET, g, SIO_NO_ACK, NULL);
         /* A client that went away may come back within offline_grace; one the server
          * disconnected on purpose will not. */
@@ -376,12 +516,46 @@ static void on_disconnect(sio_sock *s, const char *reason, void *ud)
 
 /* ---- commands ---- */
 
+/* The per-socket token bucket: refills at rate_limit per second up to rate_burst. Returns true
+ * when the command may run. A socket that keeps going after being refused is closed. */
+static bool rate_allow(gateway *gw, gw_sock *g, int64_t ack_id)
+{
+    if (gw->opts.rate_limit == 0)
+        return true;
+    uint64_t now = mono_ms();
+    double cap = gw->opts.rate_burst ? gw->opts.rate_burst : 1;
+    g->tokens += (double)(now - g->refill_ms) * gw->opts.rate_limit / 1000.0;
+    if (g->tokens > cap)
+        g->tokens = cap;
+    g->refill_ms = now;
+    if (g->tokens >= 1) {
+        g->tokens -= 1;
+        return true;
+    }
+    metrics_add(gw->limit_hits, "rate", 1);
+    if (now - g->reject_window_ms > RATE_ABUSE_WINDOW_MS) {
+        g->reject_window_ms = now;
+        g->rejected = 0;
+    }
+    if (++g->rejected > gw->opts.rate_burst) {
+        metrics_add(gw->limit_hits, "rate_abuse_closed", 1);
+        log_info("closing a socket that ignores the rate limit", "sid=%s", g->sid);
+        g->closing = true;
+        sio_sock_disconnect(g->sock, "rate limit abuse");
+        return false;
+    }
+    ack_error(g->sock, ack_id, "rate_limited", "too many commands; slow down");
+    return false;
+}
+
 /* Common start of every command: the socket's state and its argument object. */
 static gw_sock *command_begin(sio_sock *s, cJSON *args, int64_t ack_id, const cJSON **obj)
 {
     gw_sock *g = sio_sock_data(s);
     const char *why = NULL;
-    if (!g)
+    if (!g || g->closing)
+        return NULL;
+    if (!rate_allow(g->gw, g, ack_id))
         return NULL;
     if (pres_cmd_object(args, obj, &why) == PRES_CMD_INVALID) {
         ack_error(s, ack_id, "invalid_argument", why);
@@ -412,6 +586,19 @@ static void cmd_identify(sio_sock *s, const char *event, cJSON *args, const sio_
         ack_error(s, ack_id, "already_identified", "this socket is identified already");
         return;
     }
+    if (gw->opts.jwt) {
+        jwt_claims claims;
+        bool absent;
+        if (verify_token(gw, obj, &claims, &absent) < 0)
+            return ack_error(s, ack_id, "unauthorized", "a valid token is required");
+        if (user_full(gw, claims.sub)) {
+            jwt_claims_deinit(&claims);
+            return ack_error(s, ack_id, "limit_exceeded", "too many sockets");
+        }
+        if (identify_with_claims(gw, g, &claims, ack_id, OP_IDENTIFY) < 0)
+            ack_error(s, ack_id, "internal", "out of memory");
+        return;
+    }
     const char *user, *why;
     char *metadata;
     if (read_identity(gw, obj, &user, &metadata, &why) < 0 || !user) {
@@ -419,8 +606,42 @@ static void cmd_identify(sio_sock *s, const char *event, cJSON *args, const sio_
         ack_error(s, ack_id, "invalid_argument", user ? why : "invalid userId");
         return;
     }
+    if (user_full(gw, user)) {
+        free(metadata);
+        return ack_error(s, ack_id, "limit_exceeded", "too many sockets");
+    }
     if (identify_socket(gw, g, user, metadata, ack_id, OP_IDENTIFY) < 0)
         ack_error(s, ack_id, "internal", "out of memory");
+}
+
+/* presence:refresh {token}: a new token for the socket's own user extends its life (exp) and
+ * replaces its room restrictions. */
+static void cmd_refresh(sio_sock *s, const char *event, cJSON *args, const sio_binary *bin,
+                        int64_t ack_id, void *ud)
+{
+    gateway *gw = ud;
+    (void)event, (void)bin;
+    const cJSON *obj;
+    gw_sock *g = command_begin(s, args, ack_id, &obj);
+    if (!g)
+        return;
+    if (!gw->opts.jwt)
+        return ack_error(s, ack_id, "invalid_argument", "tokens are not used (auth=insecure)");
+    if (!g->user)
+        return ack_error(s, ack_id, "not_identified", "identify first (auth.token)");
+    jwt_claims claims;
+    bool absent;
+    if (verify_token(gw, obj, &claims, &absent) < 0)
+        return ack_error(s, ack_id, "unauthorized", "a valid token is required");
+    if (strcmp(claims.sub, g->user) != 0) {
+        jwt_claims_deinit(&claims);
+        return ack_error(s, ack_id, "forbidden", "the token is for another user");
+    }
+    jwt_claims_deinit(&g->claims);
+    g->claims = claims;
+    g->exp_s = claims.exp_s;
+    metrics_add(gw->auth_results, "refreshed", 1);
+    ack_ok(s, ack_id);
 }
 
 static void cmd_heartbeat(sio_sock *s, const char *event, cJSON *args, const sio_binary *bin,
@@ -447,6 +668,17 @@ static void cmd_room(sio_sock *s, cJSON *args, int64_t ack_id, gateway *gw, bool
     const char *room = NULL, *why = "room is required";
     if (pres_cmd_name(obj, "room", &room, &why) != PRES_CMD_OK)
         return ack_error(s, ack_id, "invalid_argument", why);
+    if (join && !jwt_room_allowed(&g->claims, room))
+        return ack_error(s, ack_id, "forbidden", "the token does not allow this room");
+    if (join && gw->opts.max_rooms_per_socket && g->nrooms >= gw->opts.max_rooms_per_socket) {
+        bool member = false;
+        for (size_t i = 0; i < g->nrooms && !member; i++)
+            member = strcmp(g->rooms[i], room) == 0;
+        if (!member) {
+            metrics_add(gw->limit_hits, "rooms_per_socket", 1);
+            return ack_error(s, ack_id, "limit_exceeded", "too many rooms on this socket");
+        }
+    }
     char group[GROUP_MAX];
     group_name(group, sizeof(group), ROOM_GROUP, room);
     /* The local group changes now, so that the socket hears its own join (and not its own
@@ -496,6 +728,11 @@ static void cmd_status(sio_sock *s, const char *event, cJSON *args, const sio_bi
         pres_cmd_metadata(obj, "metadata", gw->opts.max_metadata_bytes, &metadata, &why) ==
             PRES_CMD_INVALID)
         return ack_error(s, ack_id, "invalid_argument", why);
+    if (gw->opts.jwt) {
+        /* The token's presence claim is the metadata; a client cannot replace it. */
+        free(metadata);
+        metadata = NULL;
+    }
     gw_req *r = req_new(gw, OP_STATUS, g, ack_id, status);
     if (!r) {
         free(metadata);
@@ -516,17 +753,33 @@ static void cmd_subscription(sio_sock *s, cJSON *args, int64_t ack_id, gateway *
     if (pres_cmd_names(obj, "userIds", gw->opts.max_bulk_ids, &ids, &n, &why) != PRES_CMD_OK)
         return ack_error(s, ack_id, "invalid_argument", why);
     int rc = 0;
-    for (size_t i = 0; i < n; i++) {
+    bool full = false;
+    for (size_t i = 0; i < n && !full; i++) {
         char group[GROUP_MAX];
         group_name(group, sizeof(group), SUB_GROUP, ids[i]);
-        if (sub)
-            rc |= sio_group_join(s, group);
-        else
+        bool member = sio_group_has(s, group);
+        if (sub && !member) {
+            uint32_t max = gw->opts.max_subscriptions_per_socket;
+            if (max && g->nsubs >= max) {
+                full = true;
+            } else if (sio_group_join(s, group) < 0) {
+                rc = -1;
+            } else {
+                g->nsubs++;
+            }
+        } else if (!sub && member) {
             sio_group_leave(s, group);
+            g->nsubs--;
+        }
     }
     free(ids);
     if (rc < 0)
         return ack_error(s, ack_id, "internal", "out of memory");
+    if (full) {
+        /* The ids before the one over the limit stay subscribed. */
+        metrics_add(gw->limit_hits, "subscriptions_per_socket", 1);
+        return ack_error(s, ack_id, "limit_exceeded", "too many subscriptions on this socket");
+    }
     touch_quietly(gw, g);
     ack_ok(s, ack_id);
 }
@@ -826,6 +1079,18 @@ gateway *gateway_new(sio_server *sio, const gateway_opts *opts)
         opts->metrics, METRICS_COUNTER, "presenced_events_out_total",
         "Presence events fanned out to local Socket.IO clients (once per event), by event name.",
         "event", NULL, 0);
+    gw->auth_results = metrics_family_get(
+        opts->metrics, METRICS_COUNTER, "presenced_auth_tokens_total",
+        "Tokens checked (auth=jwt), by result: ok, invalid, expired, user_mismatch, refreshed, "
+        "expired_disconnect.",
+        "result", NULL, 0);
+    gw->limit_hits = metrics_family_get(
+        opts->metrics, METRICS_COUNTER, "presenced_limit_hits_total",
+        "Requests refused or connections closed by a limit, by limit.", "limit", NULL, 0);
+    snprintf(gw->audience, sizeof(gw->audience), "%s",
+             opts->jwt_audience ? opts->jwt_audience : "");
+    snprintf(gw->issuer, sizeof(gw->issuer), "%s", opts->jwt_issuer ? opts->jwt_issuer : "");
+    gw->opts.jwt_audience = gw->opts.jwt_issuer = NULL;
     uint64_t seed = 0;
     if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed))
         seed = (uint64_t)(uintptr_t)gw;
@@ -839,7 +1104,7 @@ gateway *gateway_new(sio_server *sio, const gateway_opts *opts)
         {"presence:room:join", cmd_room_join},     {"presence:room:leave", cmd_room_leave},
         {"presence:status", cmd_status},           {"presence:subscribe", cmd_subscribe},
         {"presence:unsubscribe", cmd_unsubscribe}, {"presence:query", cmd_query},
-        {"presence:room:query", cmd_room_query},
+        {"presence:room:query", cmd_room_query},   {"presence:refresh", cmd_refresh},
     };
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
         if (sio_server_on(sio, commands[i].name, commands[i].fn, gw) < 0) {
@@ -873,10 +1138,36 @@ uint32_t gateway_users(const gateway *gw)
     return (uint32_t)gw->users.count;
 }
 
+void gateway_set_jwt_key(gateway *gw, jwt_key *key)
+{
+    jwt_key_free(gw->key);
+    gw->key = key;
+}
+
+void gateway_tick(gateway *gw)
+{
+    int64_t now = wall_s();
+    size_t pos = 0, n = 0;
+    map_slot *slot;
+    /* Closing runs the disconnect hook later, from the loop, so the map is stable here. */
+    while ((slot = map_next(&gw->socks, &pos))) {
+        gw_sock *g = slot->value;
+        if (g->exp_s == 0 || g->closing || now - (int64_t)gw->opts.jwt_leeway_s < g->exp_s)
+            continue;
+        g->closing = true;
+        sio_sock_disconnect(g->sock, "token expired");
+        metrics_add(gw->auth_results, "expired_disconnect", 1);
+        n++;
+    }
+    if (n > 0)
+        log_info("disconnected sockets whose token expired", "sockets=%zu", n);
+}
+
 void gateway_free(gateway *gw)
 {
     if (!gw)
         return;
+    jwt_key_free(gw->key);
     map_deinit(&gw->socks);
     map_deinit(&gw->users);
     free(gw);

@@ -8,7 +8,9 @@
  */
 #include "presenced/io_server.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -20,6 +22,7 @@
 
 #include "presenced/io_http.h"
 #include "presenced/log.h"
+#include "presenced/map.h"
 
 _Static_assert(LWS_PRE <= FRAME_HEADROOM, "frames must leave room for the WebSocket header");
 
@@ -113,9 +116,109 @@ struct io_server {
     uint32_t sockets;     /* accepted TCP connections alive */
     uint32_t max_sockets; /* accepted beyond this are closed at once */
     metrics_family *slow_consumers;
+    metrics_family *limit_hits;
+    /* max_connections_per_ip: peer address text -> io_peer. An accepted socket's io_peer waits in
+     * pending[fd] until lws has made its wsi (SERVER_NEW_CLIENT_INSTANTIATED), then rides on the
+     * wsi as opaque user data until WSI_DESTROY. */
+    map peers;
+    struct io_peer **pending;
+    size_t npending;
     void *foreign_loops[1];
     struct lws_protocols protocols[2];
 };
+
+typedef struct io_peer {
+    uint32_t count; /* accepted connections alive from this address */
+    size_t klen;
+    char key[INET6_ADDRSTRLEN];
+} io_peer;
+
+/* ---- per-address connection limit ---- */
+
+/* The peer address of an accepted fd as text (IPv4-mapped IPv6 as plain IPv4, so one client
+ * counts once however it arrives). Returns 0 or -1. */
+static int peer_key(int fd, char out[INET6_ADDRSTRLEN])
+{
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    if (getpeername(fd, (struct sockaddr *)&ss, &sl) < 0)
+        return -1;
+    if (ss.ss_family == AF_INET)
+        return inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, out, INET6_ADDRSTRLEN)
+                   ? 0
+                   : -1;
+    if (ss.ss_family == AF_INET6) {
+        const struct in6_addr *a = &((struct sockaddr_in6 *)&ss)->sin6_addr;
+        if (IN6_IS_ADDR_V4MAPPED(a))
+            return inet_ntop(AF_INET, &a->s6_addr[12], out, INET6_ADDRSTRLEN) ? 0 : -1;
+        return inet_ntop(AF_INET6, a, out, INET6_ADDRSTRLEN) ? 0 : -1;
+    }
+    return -1;
+}
+
+static void peer_release(io_server *srv, io_peer *p)
+{
+    if (!p || p->count == 0)
+        return;
+    if (--p->count == 0) {
+        map_del(&srv->peers, p->key, p->klen);
+        free(p);
+    }
+}
+
+/* FILTER_NETWORK_CONNECTION: count the new connection against its address. Returns 0 to accept
+ * or -1 to close it (over the limit). Failures to tell the address accept uncounted. */
+static int peer_admit(io_server *srv, int fd)
+{
+    if (!srv->opts.max_connections_per_ip || fd < 0 || (size_t)fd >= srv->npending)
+        return 0;
+    /* A previous socket on this fd that never got its wsi (failed adoption) is gone. */
+    peer_release(srv, srv->pending[fd]);
+    srv->pending[fd] = NULL;
+    char key[INET6_ADDRSTRLEN];
+    if (peer_key(fd, key) < 0)
+        return 0;
+    size_t klen = strlen(key);
+    io_peer *p = map_get(&srv->peers, key, klen);
+    if (p && p->count >= srv->opts.max_connections_per_ip) {
+        metrics_add(srv->limit_hits, "connections_per_ip", 1);
+        return -1;
+    }
+    if (!p) {
+        if (!(p = calloc(1, sizeof(*p))))
+            return 0;
+        memcpy(p->key, key, klen + 1);
+        p->klen = klen;
+        if (map_put(&srv->peers, p->key, klen, p) < 0) {
+            free(p);
+            return 0;
+        }
+    }
+    p->count++;
+    srv->pending[fd] = p;
+    return 0;
+}
+
+/* SERVER_NEW_CLIENT_INSTANTIATED: the accepted fd has its wsi now. */
+static void peer_attach(io_server *srv, struct lws *wsi)
+{
+    int fd = lws_get_socket_fd(wsi);
+    if (fd < 0 || (size_t)fd >= srv->npending || !srv->pending[fd])
+        return;
+    lws_set_opaque_user_data(wsi, srv->pending[fd]);
+    srv->pending[fd] = NULL;
+}
+
+static void peers_free(io_server *srv)
+{
+    size_t pos = 0;
+    map_slot *slot;
+    while ((slot = map_next(&srv->peers, &pos)))
+        free(slot->value);
+    map_deinit(&srv->peers);
+    free(srv->pending);
+    srv->pending = NULL;
+}
 
 /* ---- helpers ---- */
 
@@ -1381,11 +1484,21 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
          * no WSI_DESTROY, so only accepted ones are counted. */
         if (srv->sockets >= srv->max_sockets || srv->shutting_down)
             return -1;
+        if (peer_admit(srv, (int)(lws_intptr_t)in) < 0)
+            return -1;
         srv->sockets++;
+        return 0;
+    case LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED:
+        if (srv)
+            peer_attach(srv, wsi);
         return 0;
     case LWS_CALLBACK_WSI_DESTROY:
         if (srv && srv->sockets)
             srv->sockets--;
+        if (srv && lws_get_opaque_user_data(wsi)) {
+            peer_release(srv, lws_get_opaque_user_data(wsi));
+            lws_set_opaque_user_data(wsi, NULL);
+        }
         return 0;
     case LWS_CALLBACK_HTTP:
         if (http_request(srv, wsi, pss) < 0)
@@ -1509,7 +1622,24 @@ io_server *io_server_new(uv_loop_t *loop, const io_server_opts *opts)
         opts->metrics, METRICS_COUNTER, "presenced_slow_consumers_dropped_total",
         "Connections closed because they did not read fast enough, by kind.", "kind", NULL, 0);
     metrics_add(srv->slow_consumers, "socketio", 0);
+    srv->limit_hits = metrics_family_get(
+        opts->metrics, METRICS_COUNTER, "presenced_limit_hits_total",
+        "Requests refused or connections closed by a limit, by limit.", "limit", NULL, 0);
+    metrics_add(srv->limit_hits, "connections_per_ip", 0);
     srv->max_sockets = fd_budget(opts->max_connections);
+    {
+        uint64_t seed = 0;
+        if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed))
+            seed = (uint64_t)(uintptr_t)srv;
+        map_init(&srv->peers, seed);
+        struct rlimit rl;
+        srv->npending = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < (1u << 20)
+                            ? (size_t)rl.rlim_cur
+                            : (1u << 20);
+        srv->pending = calloc(srv->npending, sizeof(*srv->pending));
+        if (!srv->pending)
+            goto fail;
+    }
     snprintf(srv->path, sizeof(srv->path), "%s", opts->path);
     srv->opts.path = srv->path;
     if (parse_origins(srv, opts->allowed_origins) < 0)
@@ -1533,6 +1663,8 @@ io_server *io_server_new(uv_loop_t *loop, const io_server_opts *opts)
     memset(&info, 0, sizeof(info));
     info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_EXPLICIT_VHOSTS |
                    LWS_SERVER_OPTION_VALIDATE_UTF8 | LWS_SERVER_OPTION_DISABLE_IPV6;
+    if (opts->tls_cert)
+        info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
     if (strchr(opts->host, ':'))
         info.options &= ~(uint64_t)LWS_SERVER_OPTION_DISABLE_IPV6;
     info.foreign_loops = srv->foreign_loops;
@@ -1565,6 +1697,18 @@ io_server *io_server_new(uv_loop_t *loop, const io_server_opts *opts)
     info.port = opts->port;
     info.iface = opts->host;
     info.vhost_name = "presenced";
+    if (opts->tls_cert && opts->tls_key) {
+        info.ssl_cert_filepath = opts->tls_cert;
+        info.ssl_private_key_filepath = opts->tls_key;
+        /* HTTP/1.1 only, also when a client offers h2 in ALPN (DESIGN.md §4), TLS 1.2 or later,
+         * forward-secret AEAD suites only (TLS 1.3 suites are OpenSSL's defaults). */
+        info.alpn = "http/1.1";
+        info.ssl_options_set = SSL_OP_NO_SSLv3 | SSL_OP_NO_TLSv1 | SSL_OP_NO_TLSv1_1 |
+                               SSL_OP_NO_COMPRESSION | SSL_OP_CIPHER_SERVER_PREFERENCE;
+        info.ssl_cipher_list = "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+                               "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+                               "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
+    }
     srv->vhost = lws_create_vhost(srv->ctx, &info);
     if (!srv->vhost) {
         log_error("cannot listen", "host=%s port=%u", opts->host, opts->port);
@@ -1573,6 +1717,11 @@ io_server *io_server_new(uv_loop_t *loop, const io_server_opts *opts)
         goto fail;
     }
     if (opts->admin_host) {
+        /* The admin listener stays plain HTTP (private address, health checks, scraping). */
+        info.ssl_cert_filepath = info.ssl_private_key_filepath = NULL;
+        info.alpn = NULL;
+        info.ssl_cipher_list = NULL;
+        info.ssl_options_set = 0;
         info.port = opts->admin_port;
         info.iface = opts->admin_host;
         info.vhost_name = "admin";
@@ -1591,6 +1740,7 @@ io_server *io_server_new(uv_loop_t *loop, const io_server_opts *opts)
 fail:
     sio_server_free(srv->sio);
     free_origins(srv);
+    peers_free(srv);
     free(srv);
     return NULL;
 }
@@ -1628,5 +1778,6 @@ void io_server_free(io_server *srv)
     lws_context_destroy(srv->ctx);
     sio_server_free(srv->sio);
     free_origins(srv);
+    peers_free(srv);
     free(srv);
 }

@@ -17,7 +17,8 @@ before(async () => {
     // connectTimeout, which are not what this test checks.
     daemon = await startDaemon({
         mode: 'socketio',
-        set: { ping_interval: 5000, ping_timeout: 5000, connect_timeout: 15000 },
+        // All 200 clients come from 127.0.0.1: lift the per-address limit (default 100).
+        set: { ping_interval: 5000, ping_timeout: 5000, connect_timeout: 15000, max_connections_per_ip: 1000 },
     });
 });
 afterEach(() => pool.closeAll());

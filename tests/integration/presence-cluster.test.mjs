@@ -24,7 +24,9 @@ import {
 const RACE_ITER_DEFAULT = 1000;
 const LEASE_S = 3; // instance_lease: the smallest allowed, so that reaps come quickly
 const TICK_MS = (LEASE_S * 1000) / 3; // lease refresh and reap period
-const PING = { ping_interval: 1000, ping_timeout: 1000 };
+// The race tests poll presence:query in tight loops from one observer socket: lift the per-socket
+// command rate limit (default 20/s), which is not what they check.
+const PING = { ping_interval: 1000, ping_timeout: 1000, rate_limit: 100000, rate_burst: 100000 };
 
 describe('presence cluster (store=redis)', () => {
     const env = new PresenceEnv('redis');

@@ -1,0 +1,138 @@
+// Abuse limits: connections per IP address, sockets per user, rooms and subscriptions per socket,
+// and the per-socket command rate. Each limit is hit, answered as documented, counted in /metrics,
+// and other clients are unaffected.
+//
+// The per-address limit is exercised from 127.0.0.2 (any 127/8 address is loopback on Linux) so
+// that the well-behaved clients on 127.0.0.1 show they are not counted with it.
+import { describe, test, before, after, afterEach } from 'node:test';
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { startDaemon } from './lib/daemon.mjs';
+import { ClientPool, waitFor, sleep, http } from './lib/client.mjs';
+import { PClient } from './lib/presence.mjs';
+
+const T = { timeout: 30000 };
+const pool = new ClientPool();
+let d; // the per-socket and per-user limits
+let ipd; // max_connections_per_ip = 5 (its own daemon: the other tests' clients share 127.0.0.1)
+
+before(async () => {
+    d = await startDaemon({
+        set: {
+            max_sockets_per_user: 2,
+            max_rooms_per_socket: 3,
+            max_subscriptions_per_socket: 3,
+            rate_limit: 5,
+            rate_burst: 10,
+        },
+    });
+    ipd = await startDaemon({ set: { max_connections_per_ip: 5 } });
+});
+afterEach(() => pool.closeAll());
+after(async () => {
+    pool.closeAll();
+    await d?.stop();
+    await ipd?.stop();
+});
+
+async function client(userId, daemon = d) {
+    const s = await pool.connect(daemon.url, '/', { transports: ['websocket'], auth: userId ? { userId } : undefined });
+    return new PClient(s, { userId });
+}
+
+/** Opens a TCP connection from `localAddress`; resolves {sock, closed()} once connected. */
+function tcp(localAddress) {
+    return new Promise((resolve, reject) => {
+        const sock = net.connect({ host: '127.0.0.1', port: ipd.port, localAddress });
+        let closed = false;
+        sock.on('close', () => (closed = true));
+        sock.on('error', () => {});
+        sock.once('connect', () => resolve({ sock, closed: () => closed }));
+        sock.once('error', reject);
+    });
+}
+
+async function limitHits(limit, daemon = d) {
+    const res = await http(`${daemon.url}/metrics`);
+    const m = new RegExp(`^presenced_limit_hits_total\\{limit="${limit}"\\} (\\d+)`, 'm').exec(res.text);
+    return m ? Number(m[1]) : 0;
+}
+
+describe('limits', () => {
+    test('max_connections_per_ip closes connections over the limit, for that address only', T, () =>
+        ipd.wrap(async () => {
+            const before = await limitHits('connections_per_ip', ipd);
+            const held = [];
+            for (let i = 0; i < 5; i++) held.push(await tcp('127.0.0.2'));
+            const extra = await tcp('127.0.0.2');
+            await sleep(300);
+            assert.ok(extra.closed(), 'the sixth connection from 127.0.0.2 is closed');
+            assert.ok(held.every((h) => !h.closed()), 'the first five stay open');
+            assert.ok((await limitHits('connections_per_ip', ipd)) > before, 'counted in /metrics');
+            const other = await client('someone', ipd);
+            await other.ok('presence:heartbeat', {});
+            // Closing frees the slots: the address may connect again.
+            for (const h of held) h.sock.destroy();
+            await sleep(300);
+            const again = [];
+            for (let i = 0; i < 5; i++) again.push(await tcp('127.0.0.2'));
+            await sleep(300);
+            assert.ok(again.every((h) => !h.closed()), 'slots were released when the connections closed');
+            for (const h of again) h.sock.destroy();
+        })());
+
+    test('max_sockets_per_user: CONNECT_ERROR "too many sockets"', T, () =>
+        d.wrap(async () => {
+            await client('u1');
+            await client('u1');
+            const s = pool.socket(d.url, '/', { transports: ['websocket'], auth: { userId: 'u1' } });
+            const [err] = await waitFor(s, 'connect_error', { failOn: 'connect' });
+            assert.equal(err.message, 'too many sockets');
+            const anon = await client(null);
+            await anon.fails('presence:identify', { userId: 'u1' }, 'limit_exceeded');
+            await client('u2');
+            assert.ok((await limitHits('sockets_per_user')) >= 2);
+        })());
+
+    test('max_rooms_per_socket: limit_exceeded beyond, joined rooms still joinable', T, () =>
+        d.wrap(async () => {
+            const c = await client('roomy');
+            for (const room of ['a', 'b', 'c']) await c.ok('presence:room:join', { room });
+            await c.fails('presence:room:join', { room: 'd' }, 'limit_exceeded');
+            await c.ok('presence:room:join', { room: 'a' });
+            await c.ok('presence:room:leave', { room: 'a' });
+            await c.ok('presence:room:join', { room: 'd' });
+            const other = await client('other-roomy');
+            await other.ok('presence:room:join', { room: 'e' });
+            assert.ok((await limitHits('rooms_per_socket')) >= 1);
+        })());
+
+    test('max_subscriptions_per_socket: limit_exceeded beyond', T, () =>
+        d.wrap(async () => {
+            const c = await client('subber');
+            await c.ok('presence:subscribe', { userIds: ['x', 'y', 'z'] });
+            await c.ok('presence:subscribe', { userIds: ['x'] });
+            await c.fails('presence:subscribe', { userIds: ['w'] }, 'limit_exceeded');
+            await c.ok('presence:unsubscribe', { userIds: ['x'] });
+            await c.ok('presence:subscribe', { userIds: ['w'] });
+            assert.ok((await limitHits('subscriptions_per_socket')) >= 1);
+        })());
+
+    test('rate limit: rate_limited beyond the burst; persistent abuse closes the socket', T, () =>
+        d.wrap(async () => {
+            const flooder = await client('flooder');
+            const calm = await client('calm');
+            const acks = await Promise.all(Array.from({ length: 15 }, () => flooder.call('presence:heartbeat', {})));
+            const limited = acks.filter((a) => a.ok === false && a.error.code === 'rate_limited').length;
+            assert.ok(acks.filter((a) => a.ok).length >= 10, 'the burst goes through');
+            assert.ok(limited >= 4, `some are rate_limited (${limited})`);
+            await calm.ok('presence:heartbeat', {});
+            await sleep(1100);
+            await flooder.ok('presence:heartbeat', {}); // refilled
+            const gone = waitFor(flooder.socket, 'disconnect', { ms: 5000 });
+            for (let i = 0; i < 40; i++) flooder.socket.emit('presence:heartbeat', {});
+            await gone;
+            assert.ok((await limitHits('rate_abuse_closed')) >= 1);
+            await calm.ok('presence:heartbeat', {});
+        })());
+});
