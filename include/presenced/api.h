@@ -28,12 +28,17 @@ typedef struct api_opts {
     uv_loop_t *loop;
     const char *api_key;   /* "" or NULL: /v1 is open (copied) */
     bool admin_separate;   /* /healthz, /readyz, /metrics answer on the admin listener only */
+    bool dashboard;        /* serve the live page at GET / (else 404) */
     uint32_t max_bulk_ids; /* ids in one bulk query */
     metrics *metrics;      /* rendered by /metrics; may be NULL */
     /* Fills what only this instance knows (may be NULL). */
     void (*local)(api_local *out, void *ud);
     void *local_ud;
 } api_opts;
+
+/* The live page (src/app/dashboard.html), embedded at build time by src/app/embed_html.cmake. */
+extern const char api_dashboard_html[];
+extern const size_t api_dashboard_html_len;
 
 api *api_new(const api_opts *opts);
 /* The store the endpoints ask; NULL (conformance modes, shutdown) leaves only /healthz,

@@ -20,6 +20,9 @@ typedef enum cfg_broadcast { CFG_BROADCAST_ALL = 0, CFG_BROADCAST_SCOPED = 1 } c
 /* How a socket's identity is established: the userId it sends (trusted), or a verified JWT. */
 typedef enum cfg_auth { CFG_AUTH_INSECURE = 0, CFG_AUTH_JWT = 1 } cfg_auth;
 
+/* A feature switch ("off" | "on"). */
+typedef enum cfg_onoff { CFG_OFF = 0, CFG_ON = 1 } cfg_onoff;
+
 typedef enum cfg_conformance {
     CFG_CONFORMANCE_OFF = 0,
     CFG_CONFORMANCE_SOCKETIO = 1, /* socket.io-protocol test-suite server behaviour */
@@ -68,6 +71,7 @@ typedef struct cfg {
     char api_key[256];            /* "" = /v1 open */
     char api_key_file[CFG_STR_MAX];
     char admin_listen[CFG_STR_MAX]; /* "" = none, else HOST:PORT */
+    cfg_onoff dashboard;            /* "dashboard" = on | off: the live page at GET / */
     char webhook_url[CFG_STR_MAX];  /* "" = no webhooks */
     char webhook_secret[256];
     uint32_t webhook_retry_for; /* s */

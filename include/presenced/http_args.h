@@ -48,9 +48,13 @@ int http_uint_parse(const char *s, uint32_t min, uint32_t max, uint32_t *out);
  * -5 (memory). On error *ids is NULL and *bad_index says which id was invalid. */
 int http_ids_split(char *list, size_t max, const char ***ids, size_t *n, size_t *bad_index);
 
-/* Whether the Authorization header value is "Bearer <key>" with exactly this key. The key
- * comparison takes the same time whatever the key and the token are (both are hashed, then the
- * digests compared with CRYPTO_memcmp), so it reveals neither content nor length. */
+/* Whether `token` is exactly `key`. The comparison takes the same time whatever the key and the
+ * token are (both are hashed, then the digests compared with CRYPTO_memcmp), so it reveals
+ * neither content nor length. For a key given as a ?key= query argument. */
+bool http_key_match(const char *token, const char *key);
+
+/* Whether the Authorization header value is "Bearer <key>" with exactly this key, compared as
+ * http_key_match does. */
 bool http_bearer_match(const char *authorization, const char *key);
 
 #endif

@@ -839,33 +839,63 @@ void api_shutdown(api *a)
     }
 }
 
+/* ---- the live page ---- */
+
+static void get_page(api *a, io_http_req *req, const http_path *p)
+{
+    (void)p;
+    /* Self-contained (inline script and style, nothing fetched from elsewhere); the key it may
+     * carry in its address is kept out of Referer headers. */
+    static const char *const hdr[] = {
+        "cache-control:",
+        "no-store",
+        "referrer-policy:",
+        "no-referrer",
+        "x-content-type-options:",
+        "nosniff",
+        "x-frame-options:",
+        "DENY",
+        "content-security-policy:",
+        "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; "
+        "connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'",
+        NULL};
+    count_request(a, 200);
+    io_http_respond(req, 200, "text/html; charset=utf-8", hdr, api_dashboard_html,
+                    api_dashboard_html_len);
+}
+
 /* ---- routing ---- */
 
 typedef void (*api_fn)(api *a, io_http_req *req, const http_path *p);
 
-typedef enum api_area { AREA_ADMIN, AREA_V1 } api_area;
+/* AREA_PAGE: the live page, on the main listener only, when `dashboard` is on. */
+typedef enum api_area { AREA_ADMIN, AREA_V1, AREA_PAGE } api_area;
 
-/* A route: segments to match ("*" matches any one), the handlers per method. */
+/* A route: segments to match ("*" matches any one), the handlers per method, and whether the
+ * API key may come as ?key= (for the live page and what it reads: EventSource cannot send an
+ * Authorization header). */
 typedef struct api_route {
     api_area area;
     const char *seg[4];
     size_t nseg;
     api_fn get, post;
     bool needs_store;
+    bool key_in_query;
 } api_route;
 
 static const api_route routes[] = {
-    {AREA_ADMIN, {"healthz"}, 1, get_healthz, NULL, false},
-    {AREA_ADMIN, {"readyz"}, 1, get_readyz, NULL, false},
-    {AREA_ADMIN, {"metrics"}, 1, get_metrics, NULL, false},
-    {AREA_V1, {"v1", "users"}, 2, get_users, NULL, true},
-    {AREA_V1, {"v1", "users", "bulk"}, 3, NULL, post_users_bulk, true},
-    {AREA_V1, {"v1", "users", "*"}, 3, get_user, NULL, true},
-    {AREA_V1, {"v1", "users", "*", "disconnect"}, 4, NULL, post_user_disconnect, true},
-    {AREA_V1, {"v1", "rooms", "*"}, 3, get_room, NULL, true},
-    {AREA_V1, {"v1", "rooms", "*", "count"}, 4, get_room_count, NULL, true},
-    {AREA_V1, {"v1", "stats"}, 2, get_stats, NULL, true},
-    {AREA_V1, {"v1", "events"}, 2, get_events, NULL, true},
+    {AREA_PAGE, {NULL}, 0, get_page, NULL, false, true},
+    {AREA_ADMIN, {"healthz"}, 1, get_healthz, NULL, false, false},
+    {AREA_ADMIN, {"readyz"}, 1, get_readyz, NULL, false, false},
+    {AREA_ADMIN, {"metrics"}, 1, get_metrics, NULL, false, false},
+    {AREA_V1, {"v1", "users"}, 2, get_users, NULL, true, false},
+    {AREA_V1, {"v1", "users", "bulk"}, 3, NULL, post_users_bulk, true, false},
+    {AREA_V1, {"v1", "users", "*"}, 3, get_user, NULL, true, false},
+    {AREA_V1, {"v1", "users", "*", "disconnect"}, 4, NULL, post_user_disconnect, true, false},
+    {AREA_V1, {"v1", "rooms", "*"}, 3, get_room, NULL, true, false},
+    {AREA_V1, {"v1", "rooms", "*", "count"}, 4, get_room_count, NULL, true, false},
+    {AREA_V1, {"v1", "stats"}, 2, get_stats, NULL, true, true},
+    {AREA_V1, {"v1", "events"}, 2, get_events, NULL, true, true},
 };
 
 static bool route_matches(const api_route *r, const http_path *p)
@@ -882,9 +912,34 @@ static bool route_matches(const api_route *r, const http_path *p)
  * and the admin listener serves nothing else. */
 static bool area_here(const api *a, api_area area, int listener)
 {
+    if (area == AREA_PAGE && !a->opts.dashboard)
+        return false;
     if (!a->opts.admin_separate)
         return true;
     return (area == AREA_ADMIN) == (listener == 1);
+}
+
+/* With an API key configured, /v1 and the live page need it: as a Bearer token, or, on the
+ * routes that allow it, as ?key= (given once). Both are compared in constant time. */
+static bool authorized(const api *a, io_http_req *req, const api_route *r)
+{
+    if (r->area == AREA_ADMIN || !privileged(a))
+        return true;
+    if (http_bearer_match(io_http_authorization(req), a->api_key))
+        return true;
+    if (!r->key_in_query)
+        return false;
+    size_t n = io_http_query_count(req);
+    const char *key = NULL;
+    for (size_t i = 0; i < n; i++) {
+        const char *arg = io_http_query_arg(req, i);
+        if (strncmp(arg, "key=", 4) != 0)
+            continue;
+        if (key)
+            return false;
+        key = arg + 4;
+    }
+    return key && http_key_match(key, a->api_key);
 }
 
 /* A query argument that io_server could not hold (longer than its buffer). */
@@ -914,11 +969,13 @@ void api_handle(io_http_req *req, void *ud)
             found = &routes[i];
     if (!found)
         return respond_error(a, req, 404, "not_found", "Not found");
-    if (found->area == AREA_V1 && privileged(a) &&
-        !http_bearer_match(io_http_authorization(req), a->api_key)) {
+    if (!authorized(a, req, found)) {
         static const char *const hdr[] = {"www-authenticate:", "Bearer", NULL};
         return respond_error_h(a, req, 401, "unauthorized",
-                               "Authorization: Bearer <api_key> required", hdr);
+                               found->key_in_query
+                                   ? "Authorization: Bearer <api_key> or ?key=<api_key> required"
+                                   : "Authorization: Bearer <api_key> required",
+                               hdr);
     }
     bool is_get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
     api_fn fn = is_get ? found->get : strcmp(method, "POST") == 0 ? found->post : NULL;

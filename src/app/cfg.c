@@ -20,6 +20,7 @@ _Static_assert(sizeof(cfg_log_level) == sizeof(int), "cfg_log_level must be int-
 _Static_assert(sizeof(cfg_conformance) == sizeof(int), "cfg_conformance must be int-sized");
 _Static_assert(sizeof(cfg_broadcast) == sizeof(int), "cfg_broadcast must be int-sized");
 _Static_assert(sizeof(cfg_auth) == sizeof(int), "cfg_auth must be int-sized");
+_Static_assert(sizeof(cfg_onoff) == sizeof(int), "cfg_onoff must be int-sized");
 
 #define CFG_ENV_PREFIX "PRESENCED_"
 /* Longest value text accepted before parsing: a full string field plus two quotes. */
@@ -65,6 +66,7 @@ static const char *const cfg_log_level_names[] = {"error", "warn", "info", "debu
 static const char *const cfg_conformance_names[] = {"off", "socketio", "engineio", NULL};
 static const char *const cfg_broadcast_names[] = {"all", "scoped", NULL};
 static const char *const cfg_auth_names[] = {"insecure", "jwt", NULL};
+static const char *const cfg_onoff_names[] = {"off", "on", NULL};
 
 #define CFG_MS_MAX 3600000u
 
@@ -152,6 +154,9 @@ static const cfg_key cfg_keys[] = {
      sizeof(((cfg *)0)->admin_listen), cfg_check_admin, "HOST:PORT",
      "Separate listener for /healthz, /readyz and /metrics (which then leave the main one); "
      "\"\" for none."},
+    {"dashboard", CFG_TYPE_ENUM, "on", 0, 0, cfg_onoff_names, offsetof(cfg, dashboard), 0, 0, NULL,
+     "on|off",
+     "The live presence page at GET / of the main listener (behind api_key when set); off: 404."},
     {"webhook_url", CFG_TYPE_STRING, "", 0, 0, NULL, offsetof(cfg, webhook_url), 0,
      sizeof(((cfg *)0)->webhook_url), cfg_check_webhook, "URL",
      "http(s) URL that presence events are POSTed to in batches; \"\" for none."},

@@ -427,6 +427,7 @@ static int run(const cfg *c, int argc, char *const *argv, char *const *envp)
     api_opts aopts = {.loop = &a.loop,
                       .api_key = api_key,
                       .admin_separate = c->admin_listen[0] != 0,
+                      .dashboard = c->dashboard == CFG_ON,
                       .max_bulk_ids = c->max_bulk_ids,
                       .metrics = a.metrics,
                       .local = app_local,

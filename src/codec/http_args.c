@@ -101,6 +101,15 @@ int http_ids_split(char *list, size_t max, const char ***ids, size_t *n, size_t 
     return HTTP_ARGS_OK;
 }
 
+bool http_key_match(const char *token, const char *key)
+{
+    /* Hashing first makes the comparison constant-time whatever the lengths. */
+    unsigned char a[SHA256_DIGEST_LENGTH], b[SHA256_DIGEST_LENGTH];
+    SHA256((const unsigned char *)token, strlen(token), a);
+    SHA256((const unsigned char *)key, strlen(key), b);
+    return CRYPTO_memcmp(a, b, sizeof(a)) == 0;
+}
+
 bool http_bearer_match(const char *authorization, const char *key)
 {
     if (strncasecmp(authorization, "Bearer ", 7) != 0)
@@ -108,8 +117,5 @@ bool http_bearer_match(const char *authorization, const char *key)
     const char *token = authorization + 7;
     while (*token == ' ')
         token++;
-    unsigned char a[SHA256_DIGEST_LENGTH], b[SHA256_DIGEST_LENGTH];
-    SHA256((const unsigned char *)token, strlen(token), a);
-    SHA256((const unsigned char *)key, strlen(key), b);
-    return CRYPTO_memcmp(a, b, sizeof(a)) == 0;
+    return http_key_match(token, key);
 }

@@ -73,7 +73,7 @@ after(async () => {
 
 test('the page has an example for every endpoint', () => {
     const starts = examples().map(([req]) => parse(req).start.split('?')[0]);
-    for (const ep of ['GET /healthz', 'GET /readyz', 'GET /metrics', 'GET /v1/users/alice', 'GET /v1/users',
+    for (const ep of ['GET /', 'GET /healthz', 'GET /readyz', 'GET /metrics', 'GET /v1/users/alice', 'GET /v1/users',
         'POST /v1/users/bulk', 'POST /v1/users/dave/disconnect', 'GET /v1/rooms/support',
         'GET /v1/rooms/support/count', 'GET /v1/stats', 'GET /v1/events']) {
         assert.ok(starts.includes(ep), `no example for ${ep}`);

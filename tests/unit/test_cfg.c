@@ -124,6 +124,7 @@ static const char *const expected_keys[] = {
     "api_key",
     "api_key_file",
     "admin_listen",
+    "dashboard",
     "webhook_url",
     "webhook_secret",
     "webhook_retry_for",

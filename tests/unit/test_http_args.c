@@ -138,12 +138,22 @@ static void test_bearer(void **state)
     assert_false(http_bearer_match("Bearer ", "s3cret"));
 }
 
+static void test_key(void **state)
+{
+    (void)state;
+    assert_true(http_key_match("s3cret", "s3cret"));
+    assert_false(http_key_match("s3cre", "s3cret"));
+    assert_false(http_key_match("s3crett", "s3cret"));
+    assert_false(http_key_match("S3cret", "s3cret"));
+    assert_false(http_key_match("", "s3cret"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_path_split), cmocka_unit_test(test_query_get),
         cmocka_unit_test(test_uint),       cmocka_unit_test(test_ids_split),
-        cmocka_unit_test(test_bearer),
+        cmocka_unit_test(test_bearer),     cmocka_unit_test(test_key),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
