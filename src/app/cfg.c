@@ -1062,9 +1062,15 @@ int cfg_get(const cfg *c, const char *key, char *buf, size_t len)
                      (int)strnlen(field, k->size), field, port);
         break;
     }
-    case CFG_TYPE_STRING:
-        n = snprintf(buf, len, "%.*s", (int)strnlen(field, k->size), field);
+    case CFG_TYPE_STRING: {
+        /* cfg_set trims whitespace and strips one pair of outer quotes: a value that starts with
+         * a quote or has whitespace at either end reads back only when quoted. */
+        int vlen = (int)strnlen(field, k->size);
+        bool quote = vlen > 0 && (field[0] == '"' || field[0] == ' ' || field[0] == '\t' ||
+                                  field[vlen - 1] == ' ' || field[vlen - 1] == '\t');
+        n = snprintf(buf, len, quote ? "\"%.*s\"" : "%.*s", vlen, field);
         break;
+    }
     default:
         return -1;
     }
