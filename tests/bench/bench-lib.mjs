@@ -104,6 +104,20 @@ export function redisInfo(port, section) {
 // subtracts the INFO calls it made itself.
 export const redisCalls = (port) =>
   [...redisInfo(port, "commandstats").matchAll(/calls=(\d+)/g)].reduce((a, m) => a + Number(m[1]), 0);
+// Waits until Redis runs fewer than 20 commands per second (an idle presenced pings and polls
+// its stream a few times a second) for quietMs, or maxMs passed: the closes of a previous phase's
+// connections must not count in the next one.
+export async function waitRedisQuiet(port, quietMs = 1000, maxMs = 30000) {
+  if (!port) return;
+  const t0 = Date.now();
+  let prev = redisCalls(port), since = Date.now();
+  while (Date.now() - since < quietMs && Date.now() - t0 < maxMs) {
+    await sleep(250);
+    const c = redisCalls(port);
+    if (c - prev > 6) since = Date.now();
+    prev = c;
+  }
+}
 export const redisUsedMemory = (port) => Number(redisInfo(port, "memory").match(/used_memory:(\d+)/)[1]);
 // Redis's own CPU time in seconds (getrusage, microsecond resolution, unlike /proc's 10 ms ticks).
 export function redisCpu(port) {

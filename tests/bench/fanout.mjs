@@ -1,4 +1,6 @@
 // Connect rate and presence fan-out with N connections already open. Prints one JSON line.
+//  0. With --redis-users M: Redis CPU and commands per transition while nobody listens, from a
+//     burst of M fresh users before the idle connections open.
 //  1. N idle connections (identified users, or anonymous with --anon) are opened by --holders
 //     idle-holder processes; Redis used_memory is sampled around it (bytes per idle connection).
 //     With --idle-s S, the server's and Redis's CPU while they stay idle for S seconds.
@@ -10,10 +12,11 @@
 //     taken around the burst: CPU seconds per 1000 transitions, frames delivered per second,
 //     Redis commands per transition.
 // Usage: node fanout.mjs --url URL --n 10000 [--holders 2] [--anon] --pid SERVER_PID [--idle-s 0]
-//        [--redis-port PORT] [--loadgen PATH --connect-k 300 --connect-c 50]
+//        [--redis-port PORT [--redis-users 0]] [--loadgen PATH --connect-k 300 --connect-c 50]
 //        [--burst-users 200 --burst-c 20 --rounds 3]
 import { spawn } from "node:child_process";
-import { arg, flag, now, procCpu, redisCalls, redisCpu, redisUsedMemory, sleep, startHolders, waitQuiet } from "./bench-lib.mjs";
+import { arg, flag, now, procCpu, redisCalls, redisCpu, redisUsedMemory, sleep, startHolders, waitQuiet,
+  waitRedisQuiet } from "./bench-lib.mjs";
 
 const url = arg("url", "http://127.0.0.1:3000");
 const n = Number(arg("n", 10000));
@@ -28,6 +31,7 @@ const burstUsers = Number(arg("burst-users", 200));
 const burstC = Number(arg("burst-c", 20));
 const roundCount = Number(arg("rounds", 3));
 const idleS = Number(arg("idle-s", 0));
+const redisUsers = Number(arg("redis-users", 0));
 
 const run = (cmd, args) => new Promise((resolve, reject) => {
   const child = spawn(cmd, args, { stdio: ["ignore", "pipe", "inherit"] });
@@ -36,6 +40,21 @@ const run = (cmd, args) => new Promise((resolve, reject) => {
   child.on("exit", (code) => (code ? reject(new Error(`${args[0]} exited ${code}`)) : resolve(out)));
 });
 const result = { url, n, anon };
+
+// 0. Redis's cost per transition, before any idle connection exists: --redis-users fresh users
+// connect and disconnect at once (a burst long enough for INFO cpu to resolve it).
+await waitRedisQuiet(redisPort);
+if (redisPort && redisUsers > 0) {
+  const cpu0 = redisCpu(redisPort), calls0 = redisCalls(redisPort);
+  const churn = JSON.parse((await run(process.execPath, [new URL("./churn.mjs", import.meta.url).pathname,
+    "--url", url, "--users", String(redisUsers), "--concurrency", "50", "--hold-ms", "0",
+    "--prefix", `redis${process.pid}-`])).trim());
+  await sleep(500);
+  const cpu1 = redisCpu(redisPort), calls1 = redisCalls(redisPort);
+  result.redisAlone = { users: redisUsers, transitions: 2 * churn.ok, failed: churn.failed, ms: churn.ms,
+    redisCpuUsPerTransition: +(((cpu1 - cpu0) * 1e6) / (2 * churn.ok)).toFixed(1),
+    redisCommandsPerTransition: +((calls1 - calls0 - 2) / (2 * churn.ok)).toFixed(2) };
+}
 
 // 1. idle connections
 const mem0 = redisPort ? redisUsedMemory(redisPort) : 0;

@@ -7,7 +7,7 @@
 // Usage: node http-query.mjs --url URL [--n 1000] [--ids 100] [--duration-s 5] [--connections 20]
 //        [--threads 1] [--pid SERVER_PID] [--redis-port P]
 import { execFileSync } from "node:child_process";
-import { arg, procCpu, redisCpu, redisUsedMemory, startHolders, waitQuiet } from "./bench-lib.mjs";
+import { arg, procCpu, redisCpu, redisUsedMemory, startHolders, waitQuiet, waitRedisQuiet } from "./bench-lib.mjs";
 
 const url = arg("url", "http://127.0.0.1:3000");
 const n = Number(arg("n", 1000));
@@ -19,6 +19,7 @@ const pid = Number(arg("pid", 0));
 const redisPort = arg("redis-port", "");
 const prefix = `http${process.pid}-`;
 
+await waitRedisQuiet(redisPort);
 const mem0 = redisPort ? redisUsedMemory(redisPort) : 0;
 const holders = await startHolders(url, n, { count: 1, prefix });
 // With broadcast to all, the users announced each other while connecting: let that drain first.

@@ -39,13 +39,11 @@ const ratio = (a, b) => {
 const cell = (v) => (Array.isArray(v) ? `${fmt(v[0])} ${v[1]}` : fmt(v));
 const num = (v) => (Array.isArray(v) ? v[0] : v);
 const mem = (r, k) => r?.memory?.[k];
-// CPU seconds a burst round took above the idle rate measured before it (fanout.mjs --idle-s):
-// the slow rounds of broadcast=all last seconds, and Redis's own timers are not the transitions'.
-const busy = (r, who) => {
-  const b = r.fanout.burst, idle = r.fanout.idle;
-  const total = who === "server" ? b.serverCpuS : (b.redisCpuSPer1000Transitions * b.transitions) / 1000;
-  const rate = (who === "server" ? idle.serverCorePercent : idle.redisCorePercent) ?? 0;
-  return total - ((rate / 100) * b.ms) / 1000;
+// Server CPU seconds a burst round took above the idle rate measured before it (fanout.mjs
+// --idle-s): keeping the idle connections is not the transitions' cost.
+const busy = (r) => {
+  const b = r.fanout.burst;
+  return b.serverCpuS - (((r.fanout.idle.serverCorePercent ?? 0) / 100) * b.ms) / 1000;
 };
 const http = (r) => (!r ? null : r.status !== 200 ? `n/a (HTTP ${r.status})` : r.requestsPerSec);
 
@@ -64,10 +62,12 @@ const rows = [
     (r) => (r.fanout?.burst?.framesDelivered
       ? [r.fanout.burst.framesPerSec, `(${r.fanout.burst.roundFramesPerSec.map(fmt).join(", ")})`] : "n/a (scoped)"), "higher"],
   ["server CPU per delivered frame (µs)⁴",
-    (r) => (r.fanout?.burst?.framesDelivered ? busy(r, "server") * 1e6 / r.fanout.burst.framesDelivered : "n/a"), "lower"],
-  [`server CPU s per 1000 presence transitions at ${n}⁴`, (r) => busy(r, "server") * 1000 / r.fanout.burst.transitions, "lower"],
-  [`Redis CPU s per 1000 presence transitions⁴`, (r) => busy(r, "redis") * 1000 / r.fanout.burst.transitions, "lower"],
-  ["Redis commands per transition⁴", (r) => r.fanout?.burst?.redisCommandsPerTransition, "lower"],
+    (r) => (r.fanout?.burst?.framesDelivered ? busy(r) * 1e6 / r.fanout.burst.framesDelivered : "n/a"), "lower"],
+  [`server CPU s per 1000 presence transitions at ${n}⁴`, (r) => busy(r) * 1000 / r.fanout.burst.transitions, "lower"],
+  ["Redis CPU s per 1000 presence transitions, nobody listening⁸",
+    (r) => r.fanout?.redisAlone && r.fanout.redisAlone.redisCpuUsPerTransition / 1000, "lower"],
+  [`Redis commands per transition, nobody listening⁸ / with ${n} connected⁴`,
+    (r) => r.fanout?.burst && `${fmt(r.fanout.redisAlone?.redisCommandsPerTransition)} / ${fmt(r.fanout.burst.redisCommandsPerTransition)}`, "-"],
   ["Redis commands per connect / disconnect⁵",
     (r) => r.latency && `${r.latency.redis_calls_per_connect} / ${r.latency.redis_calls_per_disconnect}`, "-"],
   ...["p50", "p99", "p999"].map((p) => [`presence event latency ${p} at ${n}, churn ${churn} users/s (ms)⁵`,
@@ -98,7 +98,8 @@ console.log(`
 1. loadgen --n ${n}, ${R.scoped.idle?.config?.concurrency ?? "?"} in flight, ${R.scoped.idle?.config?.workers ?? "?"} workers, WebSocket. presenced scoped: identified users (--idle-auth). presenced all and the reference: anonymous (--no-idle-auth), because ${n} identified users would be announced to each other (${n}²/2 frames) while they connect.
 2. 1000 identified users connect (${["scoped", "all", "ref"].map((s) => `${s}: ${R[s].http?.users ?? "?"}`).join(", ")}) right after the RSS phase; INFO used_memory before and after. presenced's figure includes each user's online event in its Redis stream (capped at stream_maxlen entries).
 3. ${n} idle connections held (lean client; scoped: identified, all/ref: anonymous), idle for ${R.scoped.fanout?.idle?.seconds ?? "?"} s (Engine.IO pings every 25 s), then loadgen opens K identified connections; presenced answers a connect before its broadcast is delivered, so in broadcast=all the next row is the sustained rate.
-4. ${n} idle connections held; fresh users connect and disconnect at once (${fo?.burst?.users ?? "?"} / ${fa?.burst?.users ?? "?"} / ${fr?.burst?.users ?? "?"} users, ${fo?.burst?.concurrency ?? "?"} / ${fa?.burst?.concurrency ?? "?"} / ${fr?.burst?.concurrency ?? "?"} in flight), ${fo?.burst?.rounds ?? "?"} rounds: the median round, every round's rate in brackets; time from the first connect to the last frame received; server CPU from /proc (10 ms ticks), Redis CPU from INFO cpu, both minus their idle rate (row 3) over the round, commands from INFO commandstats. broadcast=scoped sends these events to nobody (no one subscribed).
+4. ${n} idle connections held; fresh users connect and disconnect at once (${fo?.burst?.users ?? "?"} / ${fa?.burst?.users ?? "?"} / ${fr?.burst?.users ?? "?"} users, ${fo?.burst?.concurrency ?? "?"} / ${fa?.burst?.concurrency ?? "?"} / ${fr?.burst?.concurrency ?? "?"} in flight), ${fo?.burst?.rounds ?? "?"} rounds: the median round, every round's rate in brackets; time from the first connect to the last frame received; server CPU from /proc (10 ms ticks) minus its idle rate (row 3) over the round, Redis commands from INFO commandstats. broadcast=scoped sends these events to nobody (no one subscribed).
 5. presence-latency.mjs: ${n} idle connections, churn.mjs starts the given users/s (each stays 1 s), the observer subscribes to each probe user, which connects (io() → observer's presence:online) and disconnects (disconnect() → presence:offline); both latencies pooled. With fewer than 1000 samples p999 is the maximum. Redis commands: 20 quiet connect/disconnect cycles before the churn.
 6. wrk -t1 -c20 -d5s, 100 ids of connected users per request.
-7. Every load generating process (loadgen and its workers, holders, churners, observers, wrk) shares the machine's cores with the server under test and Redis.`);
+7. Every load generating process (loadgen and its workers, holders, churners, observers, wrk) shares the machine's cores with the server under test and Redis.
+8. Before the idle connections open, ${R.scoped.fanout?.redisAlone?.users ?? "?"} fresh users connect and disconnect at once, 50 in flight; Redis CPU from INFO cpu (microseconds, unlike /proc's 10 ms ticks), commands from INFO commandstats.`);
