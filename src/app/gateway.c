@@ -110,6 +110,18 @@ static void ack_error(sio_sock *s, int64_t ack_id, const char *code, const char 
     cJSON_Delete(r);
 }
 
+/* Answer with a reply that was built piece by piece: `complete` is false when a piece could not be
+ * allocated, and the client then gets an error instead of a partial answer. */
+static void ack_built(sio_sock *s, int64_t ack_id, cJSON *reply, bool complete)
+{
+    if (complete) {
+        ack_json(s, ack_id, reply);
+        return;
+    }
+    cJSON_Delete(reply);
+    ack_error(s, ack_id, "internal", "out of memory");
+}
+
 static void ack_ok(sio_sock *s, int64_t ack_id)
 {
     ack_json(s, ack_id, reply_ok());
@@ -832,12 +844,7 @@ static void on_users(int err, const store_user *users, size_t n, void *ud)
         else
             cJSON_AddItemToObject(map, u->user, o);
     }
-    if (!map) {
-        cJSON_Delete(reply);
-        ack_error(g->sock, r->ack_id, "internal", "out of memory");
-    } else {
-        ack_json(g->sock, r->ack_id, reply);
-    }
+    ack_built(g->sock, r->ack_id, reply, map != NULL);
 out:
     req_free(r);
 }
@@ -887,12 +894,7 @@ static void on_room(int err, const char *const *users, size_t n, size_t total, v
             list = NULL;
         }
     }
-    if (!list) {
-        cJSON_Delete(reply);
-        ack_error(g->sock, r->ack_id, "internal", "out of memory");
-    } else {
-        ack_json(g->sock, r->ack_id, reply);
-    }
+    ack_built(g->sock, r->ack_id, reply, list != NULL);
 out:
     req_free(r);
 }
