@@ -862,28 +862,43 @@ static char *slurp(const char *path)
     return text;
 }
 
-/* The example file sets every key to its default, so it loads to exactly the defaults. */
+/* What the shipped example sets apart from the defaults: JWT authentication with the secret file
+ * the .deb generates. Nothing else may differ. */
+static const char *const shipped_overrides[][2] = {
+    {"auth", "jwt"},
+    {"jwt_secret_file", "/etc/presenced/jwt.key"},
+};
+
+/* The example file sets every key to its default except shipped_overrides, and names each key. */
 static void test_example_config(void **state)
 {
     (void)state;
-    char path[4096], err[CFG_ERR_MAX], def[CFG_STR_MAX + 8], want[CFG_STR_MAX + 64];
-    cfg c, d;
+    char path[4096], err[CFG_ERR_MAX], val[CFG_STR_MAX + 8], def[CFG_STR_MAX + 8];
+    char want[CFG_STR_MAX + 64];
+    cfg c, d, defaults;
     cfg_action a;
 
     repo_file(path, sizeof(path), "config/presenced.conf");
     cfg_init(&c);
     if (cfg_load_file(&c, path, err) != 0)
         fail_msg("%s", err);
+    cfg_init(&defaults);
     cfg_init(&d);
+    for (size_t i = 0; i < sizeof(shipped_overrides) / sizeof(shipped_overrides[0]); i++)
+        assert_int_equal(cfg_set(&d, shipped_overrides[i][0], shipped_overrides[i][1], err), 0);
     assert_memory_equal(&c, &d, sizeof(c));
 
     char *text = slurp(path);
+    size_t differing = 0;
     for (size_t i = 0; cfg_key_name(i) != NULL; i++) {
-        get_value(&d, cfg_key_name(i), def, sizeof(def));
-        snprintf(want, sizeof(want), "\n%s = %s%s%s\n", cfg_key_name(i), def[0] ? "" : "\"", def,
-                 def[0] ? "" : "\"");
+        get_value(&d, cfg_key_name(i), val, sizeof(val));
+        get_value(&defaults, cfg_key_name(i), def, sizeof(def));
+        differing += strcmp(val, def) != 0;
+        snprintf(want, sizeof(want), "\n%s = %s%s%s\n", cfg_key_name(i), val[0] ? "" : "\"", val,
+                 val[0] ? "" : "\"");
         assert_contains(text, want);
     }
+    assert_int_equal(differing, sizeof(shipped_overrides) / sizeof(shipped_overrides[0]));
     free(text);
 
     char *argv[] = {"presenced", "--check-config", path, NULL};
