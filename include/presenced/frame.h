@@ -60,6 +60,9 @@ void fq_deinit(fq *q);
 /* Queue a reference to `f` (the queue takes a new reference). Returns 0, or -1 when `limit`
  * frames are already queued or memory is short (the frame is then not queued). */
 int fq_push(fq *q, frame *f, uint32_t limit);
+/* Queue a reference to `f` ahead of every queued frame (no limit). Returns 0, or -1 when memory
+ * is short. */
+int fq_push_front(fq *q, frame *f);
 /* The oldest frame (still owned by the queue), or NULL when empty. */
 frame *fq_peek(const fq *q);
 /* Remove the oldest frame and return the queue's reference to the caller. NULL when empty. */

@@ -79,8 +79,11 @@ eio_tick eio_session_tick(eio_session *s, uint64_t now)
     frame *ping = frame_new(EIO_PING, false, 0);
     if (!ping)
         return EIO_TICK_TIMEOUT;
-    /* The ping jumps no queue limit: a full queue already means the session is being dropped. */
-    int rc = fq_push(&s->out, ping, UINT32_MAX);
+    /* The ping goes ahead of queued messages: behind a backlog of broadcasts it would reach a
+     * client that reads everything only after ping_timeout, and a live session would be
+     * dropped. It is exempt from the queue limit (a full queue means a slow reader, whose
+     * session the sender drops anyway). */
+    int rc = fq_push_front(&s->out, ping);
     frame_unref(ping);
     if (rc < 0)
         return EIO_TICK_TIMEOUT;

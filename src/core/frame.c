@@ -86,6 +86,16 @@ int fq_push(fq *q, frame *f, uint32_t limit)
     return 0;
 }
 
+int fq_push_front(fq *q, frame *f)
+{
+    if (q->count == q->cap && fq_grow(q) < 0)
+        return -1;
+    q->head = (q->head + q->cap - 1) & (q->cap - 1);
+    q->ring[q->head] = frame_ref(f);
+    q->count++;
+    return 0;
+}
+
 frame *fq_peek(const fq *q)
 {
     return q->count ? q->ring[q->head] : NULL;

@@ -52,6 +52,62 @@ static void test_heartbeat(void **state)
     eio_session_deinit(&s);
 }
 
+/* fq keeps FIFO order with frames pushed at the front, across ring wrap-around and growth. */
+static void test_fq_front_and_back(void **state)
+{
+    (void)state;
+    fq q;
+    fq_init(&q);
+    frame *f[8];
+    for (size_t i = 0; i < 8; i++)
+        f[i] = frame_new(EIO_MESSAGE, false, 0);
+    assert_int_equal(fq_push_front(&q, f[0]), 0); /* into an empty queue */
+    assert_int_equal(fq_push(&q, f[1], 100), 0);
+    assert_int_equal(fq_push(&q, f[2], 100), 0);
+    frame_unref(fq_pop(&q));                      /* f0; head moves on */
+    assert_int_equal(fq_push_front(&q, f[3]), 0); /* 3 1 2 */
+    assert_int_equal(fq_push(&q, f[4], 100), 0);  /* 3 1 2 4: full at cap 4 */
+    assert_int_equal(fq_push_front(&q, f[5]), 0); /* grows: 5 3 1 2 4 */
+    assert_int_equal(fq_push(&q, f[6], 100), 0);
+    assert_int_equal(fq_push_front(&q, f[7]), 0);
+    const int want[] = {7, 5, 3, 1, 2, 4, 6};
+    for (size_t i = 0; i < 7; i++) {
+        frame *got = fq_pop(&q);
+        assert_ptr_equal(got, f[want[i]]);
+        frame_unref(got);
+    }
+    assert_null(fq_pop(&q));
+    fq_deinit(&q);
+    for (size_t i = 0; i < 8; i++)
+        frame_unref(f[i]);
+}
+
+/* A ping jumps the queue: behind queued messages (even a full queue) it is sent first. */
+static void test_ping_jumps_queue(void **state)
+{
+    (void)state;
+    eio_session s;
+    eio_session_init(&s, "CCCCCCCCCCCCCCCCCCCC", EIO_TRANSPORT_WEBSOCKET, &lim, 0);
+    const char *msgs[] = {"a", "b", "c"};
+    for (size_t i = 0; i < 3; i++) {
+        frame *f = frame_from(EIO_MESSAGE, false, msgs[i], 1);
+        assert_int_equal(eio_session_send(&s, f), 0);
+        frame_unref(f);
+    }
+    frame *extra = frame_from(EIO_MESSAGE, false, "d", 1);
+    assert_int_equal(eio_session_send(&s, extra), -1); /* send_queue_max = 3 */
+    frame_unref(extra);
+    assert_int_equal(eio_session_tick(&s, 300), EIO_TICK_PING);
+    assert_int_equal(s.out.count, 4);
+    char out[64];
+    drain_text(&s, out, sizeof(out));
+    assert_string_equal(out, "2\x1e"
+                             "4a\x1e"
+                             "4b\x1e"
+                             "4c");
+    eio_session_deinit(&s);
+}
+
 static void test_upgrade(void **state)
 {
     (void)state;
@@ -125,10 +181,9 @@ static void test_queue_limit_and_payload(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_heartbeat),
-        cmocka_unit_test(test_upgrade),
-        cmocka_unit_test(test_receive_types),
-        cmocka_unit_test(test_queue_limit_and_payload),
+        cmocka_unit_test(test_heartbeat),        cmocka_unit_test(test_fq_front_and_back),
+        cmocka_unit_test(test_ping_jumps_queue), cmocka_unit_test(test_upgrade),
+        cmocka_unit_test(test_receive_types),    cmocka_unit_test(test_queue_limit_and_payload),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
