@@ -156,9 +156,13 @@ static void on_timed(const redisReply *reply, void *ud)
     if (!s->closing) {
         metrics_observe(s->sm.latency, script_names[t->scr],
                         (double)(uv_hrtime() - t->start_ns) / 1e9);
-        if (!reply)
+        /* A state change that got no answer may or may not have happened (a stall), or never
+         * left (not connected yet, as for a socket that connects while the daemon starts): the
+         * next lease refresh re-asserts every live socket, which puts Redis right either way. */
+        if (!reply) {
             metrics_add(s->sm.errors, "unavailable", 1);
-        else if (reply->type == REDIS_REPLY_ERROR)
+            s->need_reassert = true;
+        } else if (reply->type == REDIS_REPLY_ERROR)
             metrics_add(s->sm.errors, "script", 1);
     }
     redis_reply_fn fn = t->fn;

@@ -335,6 +335,20 @@ describe('presence cluster (store=redis)', () => {
         for (const o of h.obs) await o.rec.waitFor('presence:offline', { userId: h.ids[2] });
     });
 
+    it('a user who connects before the daemon has reached Redis is registered once it has', async () => {
+        const port = env.redis.port;
+        await env.redis.stop();
+        const A = await env.daemon({ ...PING, instance_lease: LEASE_S }, { waitReady: false });
+        const early = await env.client(A, { userId: 'sb-1' });
+        await sleep(300);
+        env.redis = await startRedis({ port });
+        const obs = await env.client(A, { label: 'observer' });
+        await waitUntil(() => allOnline(obs, ['sb-1']), { ms: 10000, every: 100, what: 'sb-1 online within 10 s of Redis being reachable' });
+        assert.ok(early.connected && early.disconnects.length === 0, 'the early client stayed connected');
+        await early.ok('presence:room:join', { room: 'sb-room' });
+        assert.deepEqual(await obs.roomQuery('sb-room'), { onlineCount: 1, ids: ['sb-1'] });
+    });
+
     it('Redis down: commands answer store_unavailable, connections stay up, and it all works again once Redis is back', async () => {
         const A = await env.daemon({ ...PING, instance_lease: LEASE_S });
         const obs = await env.client(A, { label: 'anonymous observer' });

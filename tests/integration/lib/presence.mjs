@@ -324,6 +324,20 @@ let prefixSeq = 0;
  * daemons, clients and child processes it started (cleanup() after each test, teardown() at the end).
  * Each test gets a fresh Redis key prefix, so state left by one test never reaches the next.
  */
+/**
+ * Waits (up to 5 s, without failing) until GET /readyz answers 200: with the Redis store a daemon
+ * listens before it has reached Redis, and state changes made in between are only re-asserted at
+ * its next lease refresh; tests start from a daemon that is ready.
+ */
+async function waitReady(url, ms = 5000) {
+    const until = Date.now() + ms;
+    while (Date.now() < until) {
+        const status = await fetch(`${url}/readyz`).then((r) => r.status, () => 0);
+        if (status === 200 || status === 404 || status === 401) return;
+        await sleep(20);
+    }
+}
+
 export class PresenceEnv {
     constructor(store) {
         if (!STORES.includes(store)) throw new Error(`unknown store ${store}`);
@@ -345,7 +359,7 @@ export class PresenceEnv {
     }
 
     /** Starts a daemon with this env's store (Redis: the shared server and the test's prefix). */
-    async daemon(set = {}) {
+    async daemon(set = {}, { waitReady: wait = true } = {}) {
         const extraArgs = [];
         const all = { ...set };
         if (this.store === 'redis') {
@@ -357,6 +371,7 @@ export class PresenceEnv {
         }
         const d = await startDaemon({ set: all, extraArgs });
         this.daemons.push(d);
+        if (wait && this.store === 'redis' && !all.admin_listen) await waitReady(d.url);
         return d;
     }
 
