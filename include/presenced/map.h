@@ -10,10 +10,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* 24 bytes: every connection is an entry in several maps, so a slot's size is part of the memory
+ * each connection costs. */
 typedef struct map_slot {
     char *key; /* owned; NULL for an empty slot */
-    size_t klen;
-    uint64_t hash;
+    uint32_t klen;
+    uint32_t hash; /* the low half of the key's hash */
     void *value;
 } map_slot;
 
@@ -29,7 +31,8 @@ void map_init(map *m, uint64_t seed);
 void map_deinit(map *m);
 /* The value stored under key, or NULL. */
 void *map_get(const map *m, const char *key, size_t klen);
-/* Store value under key (replacing any previous value). Returns 0 or -1 when out of memory. */
+/* Store value under key (replacing any previous value). Returns 0, or -1 when out of memory or
+ * when the key is 4 GiB or longer. */
 int map_put(map *m, const char *key, size_t klen, void *value);
 /* Remove key; returns the value it had, or NULL. */
 void *map_del(map *m, const char *key, size_t klen);

@@ -67,11 +67,30 @@ static void test_binary_keys(void **state)
     map_deinit(&m);
 }
 
+/* Memory per entry: 24-byte slots, tables kept at most 3/4 full. */
+static void test_footprint(void **state)
+{
+    (void)state;
+    assert_int_equal(sizeof(map_slot), 24);
+    map m;
+    map_init(&m, 9);
+    char key[16];
+    for (int i = 0; i < 3072; i++) {
+        snprintf(key, sizeof(key), "s%d", i);
+        assert_int_equal(map_put(&m, key, strlen(key), &m), 0);
+    }
+    assert_int_equal(m.cap, 4096); /* 3072 = 3/4 of 4096 */
+    assert_int_equal(map_put(&m, "one more", 8, &m), 0);
+    assert_int_equal(m.cap, 8192);
+    map_deinit(&m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_model),
         cmocka_unit_test(test_binary_keys),
+        cmocka_unit_test(test_footprint),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
