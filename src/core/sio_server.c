@@ -47,12 +47,16 @@ struct sio_conn {
     sio_sock *socks;
     uint64_t connect_deadline; /* 0 once a namespace was joined */
     bool closing;
-    /* A BINARY_* packet waiting for its attachments (spec: "Binary packets"). */
-    bool pending_active;
-    uint64_t pending_deadline;
-    sio_packet pending;
-    sio_binary pending_bin;
+    /* A BINARY_* packet waiting for its attachments (spec: "Binary packets"); NULL almost
+     * always, so it lives on the heap rather than in every connection. */
+    struct sio_pending *pending;
 };
+
+typedef struct sio_pending {
+    uint64_t deadline;
+    sio_packet pkt;
+    sio_binary bin;
+} sio_pending;
 
 typedef struct sio_handler {
     sio_event_fn fn;
@@ -263,11 +267,12 @@ static void binary_clear(sio_binary *b)
 
 static void pending_clear(sio_conn *c)
 {
-    if (!c->pending_active)
+    if (!c->pending)
         return;
-    sio_packet_deinit(&c->pending);
-    binary_clear(&c->pending_bin);
-    c->pending_active = false;
+    sio_packet_deinit(&c->pending->pkt);
+    binary_clear(&c->pending->bin);
+    free(c->pending);
+    c->pending = NULL;
 }
 
 static void group_remove_at(sio_sock *s, uint32_t gi);
@@ -740,13 +745,12 @@ static int deliver(sio_conn *c, sio_packet *p, const sio_binary *bin, const char
 
 static int finish_pending(sio_conn *c, const char **reason)
 {
-    sio_packet p = c->pending;
-    sio_binary bin = c->pending_bin;
-    c->pending_active = false;
-    c->pending_bin.n = 0;
-    int rc = deliver(c, &p, &bin, reason);
-    sio_packet_deinit(&p);
-    binary_clear(&bin);
+    sio_pending *pd = c->pending;
+    c->pending = NULL;
+    int rc = deliver(c, &pd->pkt, &pd->bin, reason);
+    sio_packet_deinit(&pd->pkt);
+    binary_clear(&pd->bin);
+    free(pd);
     return rc;
 }
 
@@ -761,8 +765,8 @@ static int receive_attachment(sio_conn *c, const eio_packet *p, const char **rea
         *reason = "out of memory";
         return -1;
     }
-    c->pending_bin.att[c->pending_bin.n++] = f;
-    if (c->pending_bin.n < c->pending.attachments)
+    c->pending->bin.att[c->pending->bin.n++] = f;
+    if (c->pending->bin.n < c->pending->pkt.attachments)
         return 0;
     return finish_pending(c, reason);
 }
@@ -778,7 +782,7 @@ int sio_conn_receive(sio_conn *c, const eio_packet *p, uint64_t now, const char 
         return 0;
     if (c->srv->opts.engineio_echo)
         return receive_echo(c, p) < 0 ? (*reason = "send failed", -1) : 0;
-    if (c->pending_active)
+    if (c->pending)
         return receive_attachment(c, p, reason);
     if (p->binary) {
         *reason = "unexpected binary packet";
@@ -796,10 +800,14 @@ int sio_conn_receive(sio_conn *c, const eio_packet *p, uint64_t now, const char 
         return -1;
     }
     if ((pkt.type == SIO_BINARY_EVENT || pkt.type == SIO_BINARY_ACK) && pkt.attachments > 0) {
-        c->pending = pkt;
-        c->pending_active = true;
-        c->pending_bin.n = 0;
-        c->pending_deadline = now + c->srv->opts.attachment_timeout;
+        if (!(c->pending = malloc(sizeof(*c->pending)))) {
+            sio_packet_deinit(&pkt);
+            *reason = "out of memory";
+            return -1;
+        }
+        c->pending->pkt = pkt;
+        c->pending->bin.n = 0;
+        c->pending->deadline = now + c->srv->opts.attachment_timeout;
         return 0;
     }
     rc = deliver(c, &pkt, NULL, reason);
@@ -823,7 +831,7 @@ int sio_conn_tick(sio_conn *c, uint64_t now, const char **reason)
         *reason = "no CONNECT within connect_timeout";
         return -1;
     }
-    if (c->pending_active && now >= c->pending_deadline) {
+    if (c->pending && now >= c->pending->deadline) {
         *reason = "attachments did not arrive in time";
         return -1;
     }
@@ -835,7 +843,7 @@ uint64_t sio_conn_deadline(const sio_conn *c)
     uint64_t d = c->eio.deadline;
     if (c->connect_deadline && c->connect_deadline < d)
         d = c->connect_deadline;
-    if (c->pending_active && c->pending_deadline < d)
-        d = c->pending_deadline;
+    if (c->pending && c->pending->deadline < d)
+        d = c->pending->deadline;
     return d;
 }
