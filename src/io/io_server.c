@@ -29,6 +29,7 @@ _Static_assert(LWS_PRE <= FRAME_HEADROOM, "frames must leave room for the WebSoc
 #define IO_MAX_POLL_PACKETS 10000 /* packets in one POST body */
 #define IO_ARG_MAX 128            /* longest query argument value we look at */
 #define IO_ORIGIN_MAX 256
+#define IO_WS_BATCH 65536 /* WebSocket bytes written by one send() at most */
 
 typedef struct io_conn io_conn;
 
@@ -61,7 +62,8 @@ typedef struct io_pss {
     buf body;               /* response body after LWS_PRE bytes, or the POST body / WS message */
     bool rx_binary;         /* WebSocket message being reassembled is binary */
     uint64_t last_write_ns; /* when the last WebSocket message went out (for frame_gap_us) */
-    char origin[IO_ORIGIN_MAX];
+    char *origin; /* the request's Origin (owned), for CORS answers; on the heap because only
+                   * HTTP requests need it and every WebSocket carries an io_pss for its life */
     char sid[EIO_SID_LEN + 1]; /* WebSocket upgrade of an existing session */
     io_http_req *req;          /* a plain HTTP request (PSS_API_*, PSS_STREAM) */
     char **extra;              /* extra response headers: name, value, ..., NULL (owned) */
@@ -93,7 +95,9 @@ struct io_conn {
     struct lws *post; /* POST whose body is arriving */
     struct lws *ws;   /* the WebSocket: probing, or the transport once upgraded */
     uv_timer_t timer;
-    io_conn *prev, *next; /* every connection, for shutdown and the held-poll sweep */
+    io_conn *prev, *next;   /* every connection, for shutdown and the held-poll sweep */
+    io_conn *fprev, *fnext; /* on the flush list: WebSocket frames queued since the last flush */
+    bool flush_listed;
     bool closing;
     bool client_closed;
     const char *reason;
@@ -111,6 +115,10 @@ struct io_server {
     size_t norigins;
     bool any_origin;
     io_conn *conns;
+    io_conn *flush_head;    /* sessions with WebSocket frames to write this loop iteration */
+    uv_check_t flush_check; /* runs the flush after each iteration's I/O callbacks */
+    uv_idle_t flush_idle;   /* active while the list is not empty: the loop must not block */
+    uint8_t *batch;         /* LWS_PRE + IO_WS_BATCH bytes: frames coalesced into one send */
     uv_timer_t sweep;
     bool shutting_down;
     uint32_t sockets;     /* accepted TCP connections alive */
@@ -329,12 +337,15 @@ int io_server_set_origins(io_server *srv, const char *list)
 
 /* Store a response in the pss and ask for WRITEABLE: headers go out on the first writeable
  * callback, the body on the second. */
+/* Frees what a request's answer needed beside its body: extra headers and the Origin. */
 static void free_extra(io_pss *pss)
 {
     for (char **h = pss->extra; h && *h; h++)
         free(*h);
     free(pss->extra);
     pss->extra = NULL;
+    free(pss->origin);
+    pss->origin = NULL;
 }
 
 static int respond(struct lws *wsi, io_pss *pss, unsigned status, const char *ctype,
@@ -520,13 +531,15 @@ static void wake_get(io_conn *c)
     lws_callback_on_writable(c->get);
 }
 
+static void flush_list(io_conn *c);
+
 static void on_core_wake(sio_conn *sc, void *io)
 {
     io_conn *c = io;
     eio_session *s = sio_conn_session(sc);
     if (s->transport == EIO_TRANSPORT_WEBSOCKET) {
         if (c->ws)
-            lws_callback_on_writable(c->ws);
+            flush_list(c);
     } else if (c->get) {
         wake_get(c);
     }
@@ -537,8 +550,11 @@ static void conn_timer_closed(uv_handle_t *h)
     free(h->data);
 }
 
+static void flush_unlist(io_conn *c);
+
 static void conn_unlink(io_conn *c)
 {
+    flush_unlist(c);
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -1212,11 +1228,12 @@ static int http_request(io_server *srv, struct lws *wsi, io_pss *pss)
                                                     path_matches(srv, wsi, WSI_TOKEN_DELETE_URI))));
     if (!eio)
         return http_api_request(srv, wsi, pss);
-    int olen = lws_hdr_copy(wsi, pss->origin, sizeof(pss->origin), WSI_TOKEN_ORIGIN);
-    if (olen < 0 || !origin_allowed(srv, olen > 0 ? pss->origin : "")) {
-        pss->origin[0] = 0;
+    char origin[IO_ORIGIN_MAX];
+    int olen = lws_hdr_copy(wsi, origin, sizeof(origin), WSI_TOKEN_ORIGIN);
+    if (olen < 0 || !origin_allowed(srv, olen > 0 ? origin : ""))
         return respond_error(wsi, pss, HTTP_STATUS_FORBIDDEN, 4, "Forbidden");
-    }
+    if (olen > 0 && !(pss->origin = strdup(origin)))
+        return -1;
     pss->cors = olen > 0;
     if (options)
         return respond(wsi, pss, HTTP_STATUS_NO_CONTENT, "text/plain", NULL, 0);
@@ -1346,6 +1363,26 @@ static void ws_message(io_conn *c, io_pss *pss)
     conn_packet(c, EIO_TRANSPORT_WEBSOCKET, &p);
 }
 
+/* The header of an unmasked server frame with FIN set (RFC 6455 §5.2). Returns its length. */
+static size_t ws_frame_header(uint8_t *out, bool binary, size_t len)
+{
+    out[0] = 0x80 | (binary ? 0x2 : 0x1);
+    if (len < 126) {
+        out[1] = (uint8_t)len;
+        return 2;
+    }
+    if (len < 65536) {
+        out[1] = 126;
+        out[2] = (uint8_t)(len >> 8);
+        out[3] = (uint8_t)len;
+        return 4;
+    }
+    out[1] = 127;
+    for (int i = 0; i < 8; i++)
+        out[2 + i] = (uint8_t)((uint64_t)len >> (56 - 8 * i));
+    return 10;
+}
+
 /* Write the oldest queued message. Returns 0, or -1 when the connection must be dropped. */
 static int ws_send_one(struct lws *wsi, eio_session *s)
 {
@@ -1360,17 +1397,117 @@ static int ws_send_one(struct lws *wsi, eio_session *s)
     return n < (int)len ? -1 : 0;
 }
 
-/* After a message was handled, send the first answer at once when the socket can take it:
- * waiting for WRITEABLE costs a loop turn and two epoll_ctl calls on every request/response. */
-static int ws_reply_inline(struct lws *wsi, io_pss *pss)
+/* Write queued messages, framed here and coalesced into one send() of at most IO_WS_BATCH bytes
+ * (a burst of broadcasts costs one system call per recipient, not one per frame). A message too
+ * big for the batch goes alone through lws's framing. A short write is kept by lws and finished
+ * before anything else is written. Returns 0, or -1 when the connection must be dropped. */
+static int ws_send_batch(io_server *srv, struct lws *wsi, eio_session *s)
 {
-    io_conn *c = pss->conn;
-    if (!c || c->ws != wsi || c->srv->opts.frame_gap_us || pss->close_sent)
-        return 0;
+    uint8_t *out = srv->batch + LWS_PRE;
+    size_t n = 0;
+    frame *f;
+    while ((f = fq_peek(&s->out))) {
+        uint8_t *msg;
+        size_t len;
+        frame_ws_message(f, &msg, &len);
+        if (n + 10 + len > IO_WS_BATCH) {
+            if (n)
+                break;
+            return ws_send_one(wsi, s);
+        }
+        n += ws_frame_header(out + n, f->binary, len);
+        memcpy(out + n, msg, len);
+        n += len;
+        frame_unref(fq_pop(&s->out));
+    }
+    return n && lws_write(wsi, out, n, LWS_WRITE_RAW) < (int)n ? -1 : 0;
+}
+
+/* ---- the flush list ----
+ * Frames queued on a WebSocket session (an answer, a broadcast, a ping) are written once per loop
+ * iteration, after the I/O callbacks that queued them, straight to the socket while the kernel
+ * takes them: no WRITEABLE round trip (two epoll_ctl calls and a loop turn per frame). Only a
+ * session whose socket is choked, or that has more queued than one batch, asks lws for
+ * WRITEABLE. */
+
+static void flush_idle_cb(uv_idle_t *h);
+
+static void flush_list(io_conn *c)
+{
+    io_server *srv = c->srv;
+    if (c->flush_listed)
+        return;
+    /* Paced output (the conformance presets) stays one message per WRITEABLE. */
+    if (srv->opts.frame_gap_us) {
+        lws_callback_on_writable(c->ws);
+        return;
+    }
+    if (!srv->flush_head)
+        uv_idle_start(&srv->flush_idle, flush_idle_cb);
+    c->flush_listed = true;
+    c->fprev = NULL;
+    c->fnext = srv->flush_head;
+    if (srv->flush_head)
+        srv->flush_head->fprev = c;
+    srv->flush_head = c;
+}
+
+static void flush_unlist(io_conn *c)
+{
+    if (!c->flush_listed)
+        return;
+    if (c->fprev)
+        c->fprev->fnext = c->fnext;
+    else
+        c->srv->flush_head = c->fnext;
+    if (c->fnext)
+        c->fnext->fprev = c->fprev;
+    c->flush_listed = false;
+    c->fprev = c->fnext = NULL;
+}
+
+static void ws_flush(io_conn *c)
+{
+    struct lws *wsi = c->ws;
+    if (!wsi || c->closing)
+        return;
+    io_pss *pss = lws_wsi_user(wsi);
     eio_session *s = sio_conn_session(c->sc);
-    if (s->transport != EIO_TRANSPORT_WEBSOCKET || !s->out.count || lws_send_pipe_choked(wsi))
-        return 0;
-    return ws_send_one(wsi, s);
+    if (pss->close_sent || s->transport != EIO_TRANSPORT_WEBSOCKET || !s->out.count)
+        return;
+    /* Output lws still holds from a short write goes first. (lws_send_pipe_choked() would cost a
+     * poll() per call; a full socket shows up as a short write, whose rest lws keeps.) */
+    if (pss->probe_reply || lws_partial_buffered(wsi)) {
+        lws_callback_on_writable(wsi);
+        return;
+    }
+    if (ws_send_batch(c->srv, wsi, s) < 0) {
+        c->reason = "write failed";
+        conn_destroy(c);
+        return;
+    }
+    if (s->out.count)
+        lws_callback_on_writable(wsi);
+}
+
+static void flush_all(io_server *srv)
+{
+    io_conn *c;
+    while ((c = srv->flush_head)) {
+        flush_unlist(c);
+        ws_flush(c);
+    }
+    uv_idle_stop(&srv->flush_idle);
+}
+
+static void flush_check_cb(uv_check_t *h)
+{
+    flush_all(h->data);
+}
+
+static void flush_idle_cb(uv_idle_t *h)
+{
+    flush_all(h->data);
 }
 
 static int ws_receive(io_server *srv, struct lws *wsi, io_pss *pss, const void *in, size_t len)
@@ -1397,12 +1534,10 @@ static int ws_receive(io_server *srv, struct lws *wsi, io_pss *pss, const void *
     if (!lws_is_final_fragment(wsi) || lws_remaining_packet_payload(wsi) > 0)
         return 0;
     ws_message(c, pss);
-    /* Keep a small buffer around for the next message, drop a big one. */
-    if (pss->body.cap > 4096)
-        buf_deinit(&pss->body);
-    else
-        pss->body.len = 0;
-    return ws_reply_inline(wsi, pss);
+    /* An idle WebSocket holds no receive buffer: most receive a message now and then, and every
+     * connection's bytes count. */
+    buf_deinit(&pss->body);
+    return 0;
 }
 
 static int ws_writeable(struct lws *wsi, io_pss *pss)
@@ -1421,16 +1556,18 @@ static int ws_writeable(struct lws *wsi, io_pss *pss)
         return 0;
     uint32_t gap = c->srv->opts.frame_gap_us;
     if (gap) {
+        /* Paced output: one message per WRITEABLE, at least `gap` µs apart. */
         uint64_t since = (uv_hrtime() - pss->last_write_ns) / 1000;
         if (since < gap) {
             lws_set_timer_usecs(wsi, (lws_usec_t)(gap - since));
             return 0;
         }
         pss->last_write_ns = uv_hrtime();
-    }
-    /* One message per WRITEABLE. */
-    if (ws_send_one(wsi, s) < 0)
+        if (ws_send_one(wsi, s) < 0)
+            return -1;
+    } else if (ws_send_batch(c->srv, wsi, s) < 0) {
         return -1;
+    }
     if (s->out.count)
         lws_callback_on_writable(wsi);
     return 0;
@@ -1440,6 +1577,7 @@ static void ws_closed(struct lws *wsi, io_pss *pss)
 {
     io_conn *c = pss->conn;
     buf_deinit(&pss->body);
+    free_extra(pss);
     if (!c)
         return;
     pss->conn = NULL;
@@ -1627,6 +1765,10 @@ io_server *io_server_new(uv_loop_t *loop, const io_server_opts *opts)
         "Requests refused or connections closed by a limit, by limit.", "limit", NULL, 0);
     metrics_add(srv->limit_hits, "connections_per_ip", 0);
     srv->max_sockets = fd_budget(opts->max_connections);
+    if (!(srv->batch = malloc(LWS_PRE + IO_WS_BATCH))) {
+        free(srv);
+        return NULL;
+    }
     {
         uint64_t seed = 0;
         if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed))
@@ -1656,7 +1798,7 @@ io_server *io_server_new(uv_loop_t *loop, const io_server_opts *opts)
         .callback = callback,
         .per_session_data_size = sizeof(io_pss),
         /* A small rx buffer keeps idle WebSockets cheap; messages are reassembled anyway. */
-        .rx_buffer_size = 1024,
+        .rx_buffer_size = 256,
     };
     srv->foreign_loops[0] = loop;
     struct lws_context_creation_info info;
@@ -1736,11 +1878,18 @@ io_server *io_server_new(uv_loop_t *loop, const io_server_opts *opts)
     uv_timer_init(loop, &srv->sweep);
     srv->sweep.data = srv;
     uv_timer_start(&srv->sweep, sweep_cb, 1000, 1000);
+    uv_check_init(loop, &srv->flush_check);
+    srv->flush_check.data = srv;
+    uv_check_start(&srv->flush_check, flush_check_cb);
+    uv_unref((uv_handle_t *)&srv->flush_check);
+    uv_idle_init(loop, &srv->flush_idle);
+    srv->flush_idle.data = srv;
     return srv;
 fail:
     sio_server_free(srv->sio);
     free_origins(srv);
     peers_free(srv);
+    free(srv->batch);
     free(srv);
     return NULL;
 }
@@ -1765,6 +1914,10 @@ void io_server_shutdown(io_server *srv)
     }
     uv_timer_stop(&srv->sweep);
     uv_close((uv_handle_t *)&srv->sweep, NULL);
+    uv_check_stop(&srv->flush_check);
+    uv_close((uv_handle_t *)&srv->flush_check, NULL);
+    uv_idle_stop(&srv->flush_idle);
+    uv_close((uv_handle_t *)&srv->flush_idle, NULL);
 }
 
 void io_server_free(io_server *srv)
@@ -1779,5 +1932,6 @@ void io_server_free(io_server *srv)
     sio_server_free(srv->sio);
     free_origins(srv);
     peers_free(srv);
+    free(srv->batch);
     free(srv);
 }
