@@ -1799,6 +1799,9 @@ io_server *io_server_new(uv_loop_t *loop, const io_server_opts *opts)
         .per_session_data_size = sizeof(io_pss),
         /* A small rx buffer keeps idle WebSockets cheap; messages are reassembled anyway. */
         .rx_buffer_size = 256,
+        /* Without it lws caps every send at rx_buffer_size and keeps the rest for a WRITEABLE
+         * round trip: a batch must go out in one send(). */
+        .tx_packet_size = IO_WS_BATCH + LWS_PRE,
     };
     srv->foreign_loops[0] = loop;
     struct lws_context_creation_info info;
