@@ -4,6 +4,7 @@
 #ifndef PRESENCED_IO_SERVER_H
 #define PRESENCED_IO_SERVER_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include <uv.h>
@@ -17,6 +18,11 @@ typedef struct io_server io_server;
 typedef struct io_server_opts {
     const char *host; /* listen address */
     uint16_t port;
+    /* Share the port with other processes (workers > 1): accept from `listen_fd`, a listening
+     * socket of an SO_REUSEPORT group (reuseport.h), instead of binding host:port. Borrowed: the
+     * server never closes it. */
+    bool shared_listener;
+    int listen_fd;
     const char *path;            /* Engine.IO endpoint, e.g. "/socket.io/" */
     const char *allowed_origins; /* comma-separated, "*" for any, "" for none */
     uint32_t max_connections;

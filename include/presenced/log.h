@@ -7,6 +7,9 @@
 typedef enum log_level { LOG_ERROR = 0, LOG_WARN = 1, LOG_INFO = 2, LOG_DEBUG = 3 } log_level;
 
 void log_set_level(log_level level);
+/* Fields written on every line of this process right after msg (logfmt, e.g. "worker=2"), or
+ * NULL for none. Copied (at most 63 bytes). */
+void log_set_context(const char *fields);
 int log_enabled(log_level level);
 /* `fmt` formats the fields after msg (already logfmt: key=value pairs), may be NULL. */
 void log_msg(log_level level, const char *msg, const char *fmt, ...)

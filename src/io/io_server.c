@@ -17,6 +17,7 @@
 #include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <libwebsockets.h>
 
@@ -120,6 +121,9 @@ struct io_server {
     uv_idle_t flush_idle;   /* active while the list is not empty: the loop must not block */
     uint8_t *batch;         /* LWS_PRE + IO_WS_BATCH bytes: frames coalesced into one send */
     uv_timer_t sweep;
+    uv_poll_t listener;      /* shared_listener: readable when connections wait */
+    uv_timer_t accept_pause; /* shared_listener: accept again after running out of fds */
+    uint64_t accept_warned;  /* ms of the last "cannot accept" warning */
     bool shutting_down;
     uint32_t sockets;     /* accepted TCP connections alive */
     uint32_t max_sockets; /* accepted beyond this are closed at once */
@@ -1610,6 +1614,19 @@ static void http_dropped(io_pss *pss, struct lws *wsi)
     buf_deinit(&pss->body);
 }
 
+/* A TCP connection was accepted (by lws, or by accept_cb): keep it or not. Closing at once
+ * keeps fds free for the daemon's own use. A refused connection gets no WSI_DESTROY, so only
+ * kept ones are counted. Returns 0 to keep it, -1 to close it. */
+static int conn_admit(io_server *srv, int fd)
+{
+    if (srv->sockets >= srv->max_sockets || srv->shutting_down)
+        return -1;
+    if (peer_admit(srv, fd) < 0)
+        return -1;
+    srv->sockets++;
+    return 0;
+}
+
 static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                     size_t len)
 {
@@ -1618,14 +1635,7 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
     io_server *srv = vh ? lws_vhost_user(vh) : NULL;
     switch (reason) {
     case LWS_CALLBACK_FILTER_NETWORK_CONNECTION:
-        /* Closing at once keeps fds free for the daemon's own use. A refused connection gets
-         * no WSI_DESTROY, so only accepted ones are counted. */
-        if (srv->sockets >= srv->max_sockets || srv->shutting_down)
-            return -1;
-        if (peer_admit(srv, (int)(lws_intptr_t)in) < 0)
-            return -1;
-        srv->sockets++;
-        return 0;
+        return conn_admit(srv, (int)(lws_intptr_t)in);
     case LWS_CALLBACK_SERVER_NEW_CLIENT_INSTANTIATED:
         if (srv)
             peer_attach(srv, wsi);
@@ -1713,6 +1723,57 @@ static void sweep_cb(uv_timer_t *t)
         }
     }
     lws_cancel_service(srv->ctx);
+}
+
+/* ---- the shared listener (workers > 1) ---- */
+
+#define IO_ACCEPT_BATCH                                                                            \
+    64                      /* connections accepted per wake-up, so one burst cannot hog the loop  \
+                             */
+#define IO_ACCEPT_PAUSE 100 /* ms without accepting after running out of fds or memory */
+
+static void accept_cb(uv_poll_t *h, int status, int events);
+
+static void accept_resume(uv_timer_t *t)
+{
+    io_server *srv = t->data;
+    uv_poll_start(&srv->listener, UV_READABLE, accept_cb);
+}
+
+/* Accept what waits and hand each connection to lws as its own listener would, after the same
+ * admission (conn_admit). */
+static void accept_cb(uv_poll_t *h, int status, int events)
+{
+    io_server *srv = h->data;
+    (void)events;
+    if (status < 0)
+        return;
+    for (int i = 0; i < IO_ACCEPT_BATCH; i++) {
+        /* Non-blocking: the listening socket is, and lws makes the new one so. */
+        int fd = accept(srv->opts.listen_fd, NULL, NULL);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return;
+            /* EMFILE and the like: the socket stays readable, so waiting on it now would spin.
+             * Pause instead; the kernel keeps the connections queued meanwhile. */
+            uint64_t now = uv_now(srv->loop);
+            if (!srv->accept_warned || now - srv->accept_warned >= 10000) {
+                srv->accept_warned = now;
+                log_warn("cannot accept", "err=\"%s\"", strerror(errno));
+            }
+            uv_poll_stop(&srv->listener);
+            uv_timer_start(&srv->accept_pause, accept_resume, IO_ACCEPT_PAUSE, 0);
+            return;
+        }
+        if (conn_admit(srv, fd) < 0) {
+            close(fd);
+            continue;
+        }
+        /* On failure lws has closed the fd. */
+        lws_adopt_socket_vhost(srv->vhost, fd);
+    }
 }
 
 /* ---- lifecycle ---- */
@@ -1839,8 +1900,9 @@ io_server *io_server_new(uv_loop_t *loop, const io_server_opts *opts)
     static const lws_retry_bo_t no_validity = {.secs_since_valid_ping = 0,
                                                .secs_since_valid_hangup = 0};
     info.retry_and_idle_policy = &no_validity;
-    info.port = opts->port;
-    info.iface = opts->host;
+    /* A shared listener is served through lws_adopt_socket_vhost(): the vhost only serves. */
+    info.port = opts->shared_listener ? CONTEXT_PORT_NO_LISTEN_SERVER : opts->port;
+    info.iface = opts->shared_listener ? NULL : opts->host;
     info.vhost_name = "presenced";
     if (opts->tls_cert && opts->tls_key) {
         info.ssl_cert_filepath = opts->tls_cert;
@@ -1873,6 +1935,23 @@ io_server *io_server_new(uv_loop_t *loop, const io_server_opts *opts)
         srv->admin_vhost = lws_create_vhost(srv->ctx, &info);
         if (!srv->admin_vhost) {
             log_error("cannot listen", "host=%s port=%u", opts->admin_host, opts->admin_port);
+            lws_context_destroy(srv->ctx);
+            srv->ctx = NULL;
+            goto fail;
+        }
+    }
+    uv_timer_init(loop, &srv->accept_pause);
+    srv->accept_pause.data = srv;
+    srv->listener.data = srv;
+    if (opts->shared_listener) {
+        int rc = uv_poll_init_socket(loop, &srv->listener, opts->listen_fd);
+        if (rc == 0 && (rc = uv_poll_start(&srv->listener, UV_READABLE, accept_cb)) != 0)
+            uv_close((uv_handle_t *)&srv->listener, NULL);
+        if (rc != 0) {
+            log_error("cannot listen", "fd=%d err=\"%s\"", opts->listen_fd, uv_strerror(rc));
+            /* The handles must be closed on the loop before their memory goes. */
+            uv_close((uv_handle_t *)&srv->accept_pause, NULL);
+            uv_run(loop, UV_RUN_NOWAIT);
             lws_context_destroy(srv->ctx);
             srv->ctx = NULL;
             goto fail;
@@ -1917,6 +1996,12 @@ void io_server_shutdown(io_server *srv)
     }
     uv_timer_stop(&srv->sweep);
     uv_close((uv_handle_t *)&srv->sweep, NULL);
+    uv_timer_stop(&srv->accept_pause);
+    uv_close((uv_handle_t *)&srv->accept_pause, NULL);
+    if (srv->opts.shared_listener) {
+        uv_poll_stop(&srv->listener);
+        uv_close((uv_handle_t *)&srv->listener, NULL);
+    }
     uv_check_stop(&srv->flush_check);
     uv_close((uv_handle_t *)&srv->flush_check, NULL);
     uv_idle_stop(&srv->flush_idle);

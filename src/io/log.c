@@ -6,10 +6,16 @@
 
 static log_level current = LOG_INFO;
 static const char *const names[] = {"error", "warn", "info", "debug"};
+static char context[64];
 
 void log_set_level(log_level level)
 {
     current = level;
+}
+
+void log_set_context(const char *fields)
+{
+    snprintf(context, sizeof(context), "%s", fields ? fields : "");
 }
 
 int log_enabled(log_level level)
@@ -28,10 +34,10 @@ void log_msg(log_level level, const char *msg, const char *fmt, ...)
     char when[32];
     strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
     /* One fprintf per part, but stderr is unbuffered only per call: build the line first so
-     * concurrent writers (none today, journald tomorrow) never interleave halves. */
+     * concurrent writers (the worker processes share stderr) never interleave halves. */
     char line[1024];
-    int n = snprintf(line, sizeof(line), "ts=%s.%03ldZ level=%s msg=\"%s\"", when,
-                     ts.tv_nsec / 1000000, names[level], msg);
+    int n = snprintf(line, sizeof(line), "ts=%s.%03ldZ level=%s msg=\"%s\"%s%s", when,
+                     ts.tv_nsec / 1000000, names[level], msg, context[0] ? " " : "", context);
     if (fmt && n > 0 && (size_t)n < sizeof(line) - 1) {
         line[n++] = ' ';
         va_list ap;
