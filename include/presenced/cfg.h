@@ -45,6 +45,7 @@ typedef struct cfg {
     uint16_t listen_port;
     cfg_store store;          /* "store" = memory | redis */
     char redis[CFG_STR_MAX];  /* "redis" = redis://[:pass@]HOST:PORT[/DB] or unix:///path */
+    uint32_t workers;         /* processes serving `listen` (1: this process serves) */
     char path[256];           /* "path", Engine.IO endpoint, starts and ends with '/' */
     uint32_t ping_interval;   /* ms */
     uint32_t ping_timeout;    /* ms */

@@ -80,6 +80,9 @@ static const cfg_key cfg_keys[] = {
     {"redis", CFG_TYPE_STRING, "", 0, 0, NULL, offsetof(cfg, redis), 0, sizeof(((cfg *)0)->redis),
      cfg_check_redis, "URL",
      "Redis server: redis://[:PASSWORD@]HOST:PORT[/DB] or unix:///PATH; needed by store=redis."},
+    {"workers", CFG_TYPE_UINT, "1", 1, 64, NULL, offsetof(cfg, workers), 0, 0, NULL, "N",
+     "Processes serving the listen address, one core each; more than 1 needs store=redis. Each "
+     "client address sticks to one of them."},
     {"path", CFG_TYPE_STRING, "/socket.io/", 0, 0, NULL, offsetof(cfg, path), 0,
      sizeof(((cfg *)0)->path), cfg_check_path, "PATH",
      "Engine.IO endpoint; starts and ends with '/', at most 255 characters, no spaces."},
@@ -996,6 +999,28 @@ int cfg_validate(const cfg *c, char err[CFG_ERR_MAX])
     if (c->store == CFG_STORE_REDIS && c->redis[0] == '\0') {
         cfg_errf(err, CFG_ERR_MAX, "store: redis needs a redis URL (key redis, --redis)");
         return -1;
+    }
+    if (c->workers > 1 && c->store != CFG_STORE_REDIS) {
+        cfg_errf(err, CFG_ERR_MAX,
+                 "workers: more than 1 needs store = redis (the worker processes share presence "
+                 "through Redis)");
+        return -1;
+    }
+    if (c->workers > 1 && c->conformance != CFG_CONFORMANCE_OFF) {
+        cfg_errf(err, CFG_ERR_MAX, "workers: more than 1 is not available with conformance");
+        return -1;
+    }
+    if (c->workers > 1 && c->admin_listen[0] != '\0') {
+        char host[256];
+        uint16_t port = 0;
+        if (cfg_hostport(c->admin_listen, host, sizeof(host), &port, NULL) == 0 &&
+            (uint32_t)port + c->workers - 1 > 65535) {
+            cfg_errf(err, CFG_ERR_MAX,
+                     "admin_listen: with workers = %u the ports %u..%u are needed (worker i "
+                     "listens on the port + i)",
+                     c->workers, port, (uint32_t)port + c->workers - 1);
+            return -1;
+        }
     }
     if (c->auth == CFG_AUTH_JWT) {
         int nkeys = (c->jwt_secret[0] != '\0') + (c->jwt_secret_file[0] != '\0') +

@@ -16,6 +16,7 @@
 #include "presenced/store.h"
 #include "presenced/sysd.h"
 #include "presenced/webhook.h"
+#include "presenced/workers.h"
 
 #define APP_MAX_NAMESPACES 32
 
@@ -368,7 +369,8 @@ static bool is_loopback(const char *host)
            strcmp(host, "localhost") == 0;
 }
 
-static int run(const cfg *c, int argc, char *const *argv, char *const *envp)
+/* Serve until SIGTERM/SIGINT: the whole daemon, or one worker of several (`w`, else NULL). */
+static int run(const cfg *c, int argc, char *const *argv, char *const *envp, const workers_child *w)
 {
     app a;
     memset(&a, 0, sizeof(a));
@@ -387,6 +389,8 @@ static int run(const cfg *c, int argc, char *const *argv, char *const *envp)
         .path = c->path,
         .allowed_origins = c->allowed_origins,
         .max_connections = c->max_connections,
+        .shared_listener = w != NULL,
+        .listen_fd = w ? w->listen_fd : -1,
         .max_connections_per_ip = c->max_connections_per_ip,
         .tls_cert = c->tls_cert[0] ? c->tls_cert : NULL,
         .tls_key = c->tls_key[0] ? c->tls_key : NULL,
@@ -421,6 +425,9 @@ static int run(const cfg *c, int argc, char *const *argv, char *const *envp)
             return 1;
         }
         opts.admin_host = admin_host;
+        /* Each worker has its own admin port, so that each one's metrics can be scraped. */
+        if (w)
+            opts.admin_port = (uint16_t)(opts.admin_port + w->index);
     }
     a.metrics = metrics_new();
     opts.metrics = a.metrics;
@@ -483,7 +490,12 @@ static int run(const cfg *c, int argc, char *const *argv, char *const *envp)
     a.sighup.data = &a;
     uv_signal_start(&a.sighup, on_sighup, SIGHUP);
     a.current = *c;
-    a.sd = sysd_new(&a.loop);
+    if (w) {
+        workers_child_ready_for_signals();
+        if (w->reload)
+            on_sighup(&a.sighup, SIGHUP);
+    }
+    a.sd = w ? sysd_new_relay(&a.loop, w->notify_fd) : sysd_new(&a.loop);
     /* The memory store (and the conformance modes) have nothing to wait for. */
     if (!a.st || c->store == CFG_STORE_MEMORY)
         sysd_ready(a.sd, "listening");
@@ -500,6 +512,18 @@ static int run(const cfg *c, int argc, char *const *argv, char *const *envp)
         log_warn("loop closed with live handles", "err=\"%s\"", uv_strerror(rc));
     log_info("stopped", NULL);
     return 0;
+}
+
+typedef struct app_args {
+    int argc;
+    char *const *argv, *const *envp;
+    const cfg *c;
+} app_args;
+
+static int run_worker(const workers_child *w, void *ud)
+{
+    const app_args *args = ud;
+    return run(args->c, args->argc, args->argv, args->envp, w);
 }
 
 int app_main(int argc, char *const *argv, char *const *envp)
@@ -527,5 +551,9 @@ int app_main(int argc, char *const *argv, char *const *envp)
         break;
     }
     log_set_level((log_level)c.log_level);
-    return run(&c, argc, argv, envp);
+    if (c.workers > 1) {
+        app_args args = {.argc = argc, .argv = argv, .envp = envp, .c = &c};
+        return workers_supervise(&c, run_worker, &args);
+    }
+    return run(&c, argc, argv, envp, NULL);
 }

@@ -5,21 +5,108 @@ its store is reachable, STOPPING=1 on SIGTERM. A datagram socket stands in for s
 Usage: sdnotify.py PRESENCED_BINARY
 """
 import os
+import random
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
 import time
 
 failures = 0
+checks = 0
 
 
 def check(cond, what):
-    global failures
+    global failures, checks
+    checks += 1
     print(("ok     " if cond else "FAILED ") + what, flush=True)
     if not cond:
         failures += 1
+
+
+def low_port():
+    """A port below the ephemeral range (client sockets use that one here) that is free now."""
+    while True:
+        port = random.randint(20000, 32000)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+                return port
+            except OSError:
+                pass
+
+
+def messages_from(sock, seconds):
+    """Datagrams received within `seconds`, as (sender pid, decoded text) pairs."""
+    out, end = [], time.time() + seconds
+    while time.time() < end:
+        sock.settimeout(max(0.01, end - time.time()))
+        try:
+            data, anc, _, _ = sock.recvmsg(4096, socket.CMSG_SPACE(struct.calcsize("iII")))
+        except socket.timeout:
+            break
+        pid = None
+        for level, kind, cdata in anc:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
+                pid = struct.unpack("iII", cdata[: struct.calcsize("iII")])[0]
+        out.append((pid, data.decode()))
+    return out
+
+
+def children(pid):
+    out = subprocess.run(["ps", "--ppid", str(pid), "-o", "pid="], capture_output=True, text=True)
+    return sorted(int(p) for p in out.stdout.split())
+
+
+def workers_case(binary, tmp, path):
+    """workers = 2: only the supervisor talks to systemd (NotifyAccess=main): one READY=1 once
+    both workers are ready, WATCHDOG=1 while they run, STOPPING=1; a worker that stops answering
+    is replaced without a second READY."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+    wpath = path + "-workers"
+    sock.bind(wpath)
+    rport, port = low_port(), low_port()
+    redis = subprocess.Popen(["redis-server", "--port", str(rport), "--bind", "127.0.0.1",
+                              "--save", "", "--appendonly", "no", "--dir", tmp],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PRESENCED_")}
+    env["NOTIFY_SOCKET"] = wpath
+    env["WATCHDOG_USEC"] = "2000000"
+    d = subprocess.Popen([binary, "--listen", f"127.0.0.1:{port}", "--store", "redis",
+                          "--redis", f"redis://127.0.0.1:{rport}", "--set", "workers=2"],
+                         env=env, stderr=subprocess.DEVNULL)
+    try:
+        got = messages_from(sock, 4)
+        ready = [pid for pid, m in got if "READY=1" in m]
+        check(ready == [d.pid], f"workers: READY=1 once, from the supervisor {d.pid} ({got})")
+        check(all(pid == d.pid for pid, _ in got), f"workers: nothing from the workers ({got})")
+        check(len([m for pid, m in got if m == "WATCHDOG=1"]) >= 2,
+              f"workers: WATCHDOG=1 while the workers run ({got})")
+        pids = children(d.pid)
+        check(len(pids) == 2, f"workers: two worker processes ({pids})")
+        # A worker that stops answering (its keep-alives stop) is replaced.
+        os.kill(pids[0], signal.SIGSTOP)
+        end, replaced = time.time() + 10, False
+        while time.time() < end and not replaced:
+            replaced = pids[0] not in children(d.pid) and len(children(d.pid)) == 2
+            time.sleep(0.2)
+        check(replaced, f"workers: a silent worker is replaced ({pids} -> {children(d.pid)})")
+        got = messages_from(sock, 2)
+        check(not any("READY=1" in m for _, m in got), f"workers: no second READY ({got})")
+        d.send_signal(signal.SIGTERM)
+        got = messages_from(sock, 3)
+        check(any("STOPPING=1" in m and pid == d.pid for pid, m in got),
+              f"workers: STOPPING=1 from the supervisor ({got})")
+        check(d.wait(15) == 0, "workers: exit status 0")
+    finally:
+        if d.poll() is None:
+            d.kill()
+            d.wait()
+        redis.terminate()
+        redis.wait(10)
 
 
 def free_port():
@@ -95,7 +182,8 @@ def main(binary):
         check(d.wait(15) == 0, "redis store: exit status 0")
         redis.terminate()
         redis.wait(10)
-    print(f"{8 - failures} passed, {failures} failed")
+    workers_case(binary, tmp, path)
+    print(f"{checks - failures} passed, {failures} failed")
     return 1 if failures else 0
 
 

@@ -79,6 +79,7 @@ static void test_defaults(void **state)
     assert_int_equal(c.listen_port, 3000);
     assert_int_equal(c.store, CFG_STORE_MEMORY);
     assert_string_equal(c.redis, "");
+    assert_int_equal(c.workers, 1);
     assert_string_equal(c.path, "/socket.io/");
     assert_int_equal(c.ping_interval, 25000);
     assert_int_equal(c.ping_timeout, 20000);
@@ -99,6 +100,7 @@ static const char *const expected_keys[] = {
     "listen",
     "store",
     "redis",
+    "workers",
     "path",
     "ping_interval",
     "ping_timeout",
@@ -808,6 +810,31 @@ static void test_validate(void **state)
     strcpy(c.redis, "redis://nohost");
     assert_int_equal(cfg_validate(&c, err), -1);
     assert_contains(err, "redis");
+
+    /* Worker processes share presence only through Redis. */
+    cfg_init(&c);
+    c.workers = 2;
+    assert_int_equal(cfg_validate(&c, err), -1);
+    assert_contains(err, "workers");
+    assert_contains(err, "store = redis");
+    c.store = CFG_STORE_REDIS;
+    strcpy(c.redis, "redis://localhost:6379");
+    assert_int_equal(cfg_validate(&c, err), 0);
+    c.workers = 65;
+    assert_int_equal(cfg_validate(&c, err), -1);
+    assert_contains(err, "workers");
+    c.workers = 64;
+    strcpy(c.admin_listen, "127.0.0.1:65472");
+    assert_int_equal(cfg_validate(&c, err), 0);
+    strcpy(c.admin_listen, "127.0.0.1:65473");
+    assert_int_equal(cfg_validate(&c, err), -1);
+    assert_contains(err, "admin_listen");
+    c.admin_listen[0] = '\0';
+    c.conformance = CFG_CONFORMANCE_SOCKETIO;
+    assert_int_equal(cfg_validate(&c, err), -1);
+    assert_contains(err, "conformance");
+    c.workers = 1;
+    assert_int_equal(cfg_validate(&c, err), 0);
 }
 
 /* --- help and the documents that mirror the table --- */
