@@ -4,9 +4,12 @@
  * read() per readable socket, and no look at a message beyond its first bytes. On a 2-core machine
  * a broadcast to 10,000 sockets then measures the server rather than the clients.
  *
- * Usage: presenced-bench-holder URL N PREFIX [--anon] [--concurrency 200]
+ * Usage: presenced-bench-holder URL N PREFIX [--anon] [--concurrency 200] [--source ADDR]
  *   URL is http://HOST[:PORT] with HOST an IPv4 address or "localhost"; the sockets open
  *   /socket.io/?EIO=4&transport=websocket. Connection i (0..N-1) is user PREFIX<i> unless --anon.
+ *   --source binds every socket to that local IPv4 address before it connects: one source
+ *   address has about 28,000 ephemeral ports towards one server port, and loopback accepts any
+ *   127.x.y.z, so holders with different sources can together hold more than that.
  * Prints "ready <connected> <failed>" once every connect settled. Then answers each line on stdin:
  *   count -> {"connected","dropped","frames","online","offline","first","last"} (first/last: the
  *            arrival of the first/last event since the last reset, ms since the epoch)
@@ -90,6 +93,8 @@ static struct {
     char host[300];                  /* the Host header: the URL's authority */
     char prefix[MAX_PREFIX * 6 + 1]; /* the user id prefix, JSON-escaped */
     bool anon;
+    bool has_source;
+    struct sockaddr_in source; /* --source: the local address of every socket */
     int ep;
     struct conn *conns;
     uint32_t n, next, oldest, inflight, concurrency;
@@ -266,6 +271,13 @@ static void conn_start(uint32_t i)
     /* Pongs and CONNECTs are tiny: Nagle would hold them back (ws sets TCP_NODELAY too). */
     int one = 1;
     setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    /* The port is chosen at connect(), per destination, rather than at bind(). */
+    if (H.has_source &&
+        (setsockopt(c->fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one) < 0 ||
+         bind(c->fd, (const struct sockaddr *)&H.source, sizeof H.source) < 0)) {
+        conn_end_errno(c, "bind", errno);
+        return;
+    }
     if (connect(c->fd, (const struct sockaddr *)&H.addr, sizeof H.addr) < 0 &&
         errno != EINPROGRESS) {
         conn_end_errno(c, "connect", errno);
@@ -931,6 +943,11 @@ static int parse_args(int argc, char **argv)
         } else if (strcmp(argv[i], "--concurrency") == 0 && i + 1 < argc) {
             if (parse_count(argv[++i], 1, MAX_N, &H.concurrency) < 0)
                 return -1;
+        } else if (strcmp(argv[i], "--source") == 0 && i + 1 < argc) {
+            H.has_source = true;
+            H.source.sin_family = AF_INET;
+            if (inet_pton(AF_INET, argv[++i], &H.source.sin_addr) != 1)
+                return -1;
         } else {
             return -1;
         }
@@ -952,7 +969,7 @@ int main(int argc, char **argv)
 {
     if (parse_args(argc, argv) < 0) {
         fprintf(stderr, "usage: presenced-bench-holder http://HOST[:PORT] N PREFIX [--anon] "
-                        "[--concurrency 200]\n");
+                        "[--concurrency 200] [--source ADDR]\n");
         return 2;
     }
     signal(SIGPIPE, SIG_IGN); /* a peer's reset must be an error return, not the end */
