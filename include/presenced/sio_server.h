@@ -34,8 +34,9 @@ typedef struct sio_binary {
 
 /* Hooks into the io layer. */
 typedef struct sio_io_ops {
-    /* The connection's queue has frames to send. */
-    void (*wake)(sio_conn *c, void *io);
+    /* The connection's queue has frames to send. `bulk`: the new frame is one of a broadcast to
+     * many connections, which io may hold back briefly to write several together. */
+    void (*wake)(sio_conn *c, void *io, bool bulk);
     /* Close the connection soon (never synchronously: the core may still be iterating).
      * `reason` is a static string for the logs. */
     void (*close)(sio_conn *c, void *io, const char *reason);

@@ -293,7 +293,8 @@ void sio_conn_free(sio_conn *c, const char *reason)
     free(c);
 }
 
-int sio_conn_send(sio_conn *c, frame *f)
+/* Queue `f`; `bulk` when it is one of a broadcast (io may hold those back briefly). */
+static int conn_queue(sio_conn *c, frame *f, bool bulk)
 {
     if (c->closing)
         return -1;
@@ -302,8 +303,13 @@ int sio_conn_send(sio_conn *c, frame *f)
         c->srv->ops.close(c, c->io, "send queue full");
         return -1;
     }
-    c->srv->ops.wake(c, c->io);
+    c->srv->ops.wake(c, c->io, bulk);
     return 0;
+}
+
+int sio_conn_send(sio_conn *c, frame *f)
+{
+    return conn_queue(c, f, false);
 }
 
 static int send_binary(sio_conn *c, const sio_binary *bin)
@@ -476,7 +482,7 @@ long sio_broadcast(sio_server *srv, const char *nsp, const char *group, const ch
     /* Sending never removes members synchronously (a full queue only schedules a close), so
      * the member array is stable during the loop. */
     for (uint32_t i = 0; i < g->n; i++)
-        if (sio_conn_send(g->members[i]->conn, f) == 0)
+        if (conn_queue(g->members[i]->conn, f, true) == 0)
             sent++;
     frame_unref(f);
     return sent;
@@ -502,7 +508,7 @@ long sio_broadcast_groups(sio_server *srv, const char *nsp, const char *const *g
             if (s->stamp == round)
                 continue;
             s->stamp = round;
-            if (sio_conn_send(s->conn, f) == 0)
+            if (conn_queue(s->conn, f, true) == 0)
                 sent++;
         }
     }
@@ -822,7 +828,7 @@ int sio_conn_tick(sio_conn *c, uint64_t now, const char **reason)
         *reason = "ping timeout";
         return -1;
     case EIO_TICK_PING:
-        c->srv->ops.wake(c, c->io);
+        c->srv->ops.wake(c, c->io, false);
         break;
     case EIO_TICK_NONE:
         break;

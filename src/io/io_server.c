@@ -30,7 +30,10 @@ _Static_assert(LWS_PRE <= FRAME_HEADROOM, "frames must leave room for the WebSoc
 #define IO_MAX_POLL_PACKETS 10000 /* packets in one POST body */
 #define IO_ARG_MAX 128            /* longest query argument value we look at */
 #define IO_ORIGIN_MAX 256
-#define IO_WS_BATCH 65536 /* WebSocket bytes written by one send() at most */
+#define IO_WS_BATCH 65536        /* WebSocket bytes written by one send() at most */
+#define IO_FLUSH_LONG_NS 1000000 /* a bulk flush this long makes the next one wait as long */
+
+typedef enum io_flush_list { FLUSH_NONE = 0, FLUSH_NOW, FLUSH_BULK } io_flush_list;
 
 typedef struct io_conn io_conn;
 
@@ -97,8 +100,8 @@ struct io_conn {
     struct lws *ws;   /* the WebSocket: probing, or the transport once upgraded */
     uv_timer_t timer;
     io_conn *prev, *next;   /* every connection, for shutdown and the held-poll sweep */
-    io_conn *fprev, *fnext; /* on the flush list: WebSocket frames queued since the last flush */
-    bool flush_listed;
+    io_conn *fprev, *fnext; /* on a flush list: WebSocket frames queued since the last flush */
+    uint8_t flush_on;       /* io_flush_list: which one */
     bool closing;
     bool client_closed;
     const char *reason;
@@ -116,7 +119,10 @@ struct io_server {
     size_t norigins;
     bool any_origin;
     io_conn *conns;
-    io_conn *flush_head;    /* sessions with WebSocket frames to write this loop iteration */
+    io_conn *flush_now;     /* sessions with WebSocket frames to write this loop iteration */
+    io_conn *flush_bulk;    /* sessions with only broadcast frames: may wait (flush_all) */
+    uint64_t bulk_after;    /* uv_hrtime() before which the bulk list waits */
+    uv_timer_t flush_timer; /* wakes the loop when the bulk list's wait is over */
     uv_check_t flush_check; /* runs the flush after each iteration's I/O callbacks */
     uv_idle_t flush_idle;   /* active while the list is not empty: the loop must not block */
     uint8_t *batch;         /* LWS_PRE + IO_WS_BATCH bytes: frames coalesced into one send */
@@ -535,15 +541,15 @@ static void wake_get(io_conn *c)
     lws_callback_on_writable(c->get);
 }
 
-static void flush_list(io_conn *c);
+static void flush_list(io_conn *c, bool bulk);
 
-static void on_core_wake(sio_conn *sc, void *io)
+static void on_core_wake(sio_conn *sc, void *io, bool bulk)
 {
     io_conn *c = io;
     eio_session *s = sio_conn_session(sc);
     if (s->transport == EIO_TRANSPORT_WEBSOCKET) {
         if (c->ws)
-            flush_list(c);
+            flush_list(c, bulk);
     } else if (c->get) {
         wake_get(c);
     }
@@ -1427,47 +1433,72 @@ static int ws_send_batch(io_server *srv, struct lws *wsi, eio_session *s)
     return n && lws_write(wsi, out, n, LWS_WRITE_RAW) < (int)n ? -1 : 0;
 }
 
-/* ---- the flush list ----
- * Frames queued on a WebSocket session (an answer, a broadcast, a ping) are written once per loop
- * iteration, after the I/O callbacks that queued them, straight to the socket while the kernel
- * takes them: no WRITEABLE round trip (two epoll_ctl calls and a loop turn per frame). Only a
- * session whose socket is choked, or that has more queued than one batch, asks lws for
- * WRITEABLE. */
+/* ---- the flush lists ----
+ * Frames queued on a WebSocket session (an answer, a broadcast, a ping) are written after the I/O
+ * callbacks that queued them, straight to the socket while the kernel takes them: no WRITEABLE
+ * round trip (two epoll_ctl calls and a loop turn per frame). Only a session whose socket is
+ * choked, or that has more queued than one batch, asks lws for WRITEABLE.
+ *
+ * Sessions that got a frame of their own (an answer, a ping) are written in the same loop
+ * iteration. Sessions that only got broadcast frames are written in the same iteration too,
+ * unless the previous bulk flush took long (a broadcast to thousands of sockets): then they wait
+ * as long as it took. Broadcasts queued meanwhile leave together, one send() per socket for all
+ * of them, and under a stream of broadcasts writing takes about half of the loop's time, the rest
+ * going to connects, commands and the store. Light traffic never waits. */
 
 static void flush_idle_cb(uv_idle_t *h);
+static void flush_timer_cb(uv_timer_t *t);
 
-static void flush_list(io_conn *c)
+static io_conn **flush_head(io_server *srv, uint8_t list)
+{
+    return list == FLUSH_NOW ? &srv->flush_now : &srv->flush_bulk;
+}
+
+/* Make the loop come back for the lists: at once, or when the bulk list's wait is over. */
+static void flush_arm(io_server *srv)
+{
+    uint64_t now = uv_hrtime();
+    if (srv->flush_now || (srv->flush_bulk && now >= srv->bulk_after)) {
+        uv_idle_start(&srv->flush_idle, flush_idle_cb);
+    } else if (srv->flush_bulk && !uv_is_active((uv_handle_t *)&srv->flush_timer)) {
+        uv_timer_start(&srv->flush_timer, flush_timer_cb, (srv->bulk_after - now) / 1000000 + 1, 0);
+    }
+}
+
+static void flush_unlist(io_conn *c)
+{
+    if (c->flush_on == FLUSH_NONE)
+        return;
+    if (c->fprev)
+        c->fprev->fnext = c->fnext;
+    else
+        *flush_head(c->srv, c->flush_on) = c->fnext;
+    if (c->fnext)
+        c->fnext->fprev = c->fprev;
+    c->flush_on = FLUSH_NONE;
+    c->fprev = c->fnext = NULL;
+}
+
+static void flush_list(io_conn *c, bool bulk)
 {
     io_server *srv = c->srv;
-    if (c->flush_listed)
+    uint8_t want = bulk ? FLUSH_BULK : FLUSH_NOW;
+    if (c->flush_on == FLUSH_NOW || c->flush_on == want)
         return;
     /* Paced output (the conformance presets) stays one message per WRITEABLE. */
     if (srv->opts.frame_gap_us) {
         lws_callback_on_writable(c->ws);
         return;
     }
-    if (!srv->flush_head)
-        uv_idle_start(&srv->flush_idle, flush_idle_cb);
-    c->flush_listed = true;
+    flush_unlist(c); /* from the bulk list to the one written now */
+    io_conn **head = flush_head(srv, want);
+    c->flush_on = want;
     c->fprev = NULL;
-    c->fnext = srv->flush_head;
-    if (srv->flush_head)
-        srv->flush_head->fprev = c;
-    srv->flush_head = c;
-}
-
-static void flush_unlist(io_conn *c)
-{
-    if (!c->flush_listed)
-        return;
-    if (c->fprev)
-        c->fprev->fnext = c->fnext;
-    else
-        c->srv->flush_head = c->fnext;
-    if (c->fnext)
-        c->fnext->fprev = c->fprev;
-    c->flush_listed = false;
-    c->fprev = c->fnext = NULL;
+    c->fnext = *head;
+    if (*head)
+        (*head)->fprev = c;
+    *head = c;
+    flush_arm(srv);
 }
 
 static void ws_flush(io_conn *c)
@@ -1494,14 +1525,34 @@ static void ws_flush(io_conn *c)
         lws_callback_on_writable(wsi);
 }
 
-static void flush_all(io_server *srv)
+static void flush_drain(io_server *srv, uint8_t list)
 {
     io_conn *c;
-    while ((c = srv->flush_head)) {
+    while ((c = *flush_head(srv, list))) {
         flush_unlist(c);
         ws_flush(c);
     }
+}
+
+static void flush_all(io_server *srv)
+{
     uv_idle_stop(&srv->flush_idle);
+    flush_drain(srv, FLUSH_NOW);
+    uint64_t t0 = uv_hrtime();
+    if (srv->flush_bulk && t0 >= srv->bulk_after) {
+        flush_drain(srv, FLUSH_BULK);
+        uint64_t t1 = uv_hrtime();
+        srv->bulk_after = t1 - t0 >= IO_FLUSH_LONG_NS ? t1 + (t1 - t0) : 0;
+    }
+    if (srv->flush_now || srv->flush_bulk)
+        flush_arm(srv);
+}
+
+static void flush_timer_cb(uv_timer_t *t)
+{
+    io_server *srv = t->data;
+    srv->bulk_after = 0; /* the loop's clock may run behind uv_hrtime(): the wait is over */
+    flush_all(srv);
 }
 
 static void flush_check_cb(uv_check_t *h)
@@ -1966,6 +2017,8 @@ io_server *io_server_new(uv_loop_t *loop, const io_server_opts *opts)
     uv_unref((uv_handle_t *)&srv->flush_check);
     uv_idle_init(loop, &srv->flush_idle);
     srv->flush_idle.data = srv;
+    uv_timer_init(loop, &srv->flush_timer);
+    srv->flush_timer.data = srv;
     return srv;
 fail:
     sio_server_free(srv->sio);
@@ -2006,6 +2059,8 @@ void io_server_shutdown(io_server *srv)
     uv_close((uv_handle_t *)&srv->flush_check, NULL);
     uv_idle_stop(&srv->flush_idle);
     uv_close((uv_handle_t *)&srv->flush_idle, NULL);
+    uv_timer_stop(&srv->flush_timer);
+    uv_close((uv_handle_t *)&srv->flush_timer, NULL);
 }
 
 void io_server_free(io_server *srv)

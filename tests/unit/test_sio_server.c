@@ -11,6 +11,7 @@
 
 typedef struct fake_io {
     int wakes;
+    int bulk_wakes; /* wakes for a broadcast frame */
     int closes;
     const char *close_reason;
     int next_id;
@@ -18,10 +19,11 @@ typedef struct fake_io {
 
 static fake_io io;
 
-static void fake_wake(sio_conn *c, void *h)
+static void fake_wake(sio_conn *c, void *h, bool bulk)
 {
     (void)c, (void)h;
     io.wakes++;
+    io.bulk_wakes += bulk;
 }
 
 static void fake_close(sio_conn *c, void *h, const char *reason)
@@ -358,7 +360,11 @@ static void test_groups_and_broadcast(void **state)
     assert_int_equal(sio_group_size(srv, "/", "room"), 2);
     assert_true(sio_group_has(socks[1], "room"));
     assert_false(sio_group_has(socks[2], "room"));
+    int wakes = io.wakes, bulk = io.bulk_wakes;
     assert_int_equal(sio_broadcast(srv, "/", "room", "hi", NULL), 2);
+    /* io learns that these frames are a broadcast's: it may write them later, together. */
+    assert_int_equal(io.wakes - wakes, 2);
+    assert_int_equal(io.bulk_wakes - bulk, 2);
     /* One frame, shared by both queues. */
     frame *f0 = fq_peek(&sio_conn_session(c[0])->out);
     assert_ptr_equal(f0, fq_peek(&sio_conn_session(c[1])->out));
@@ -369,7 +375,9 @@ static void test_groups_and_broadcast(void **state)
     assert_string_equal(next_out(c[1]), "42[\"hi\"]");
     assert_int_equal(sio_group_join(socks[0], "other"), 0);
     const char *const groups[] = {"room", "other", "nobody"};
+    bulk = io.bulk_wakes;
     assert_int_equal(sio_broadcast_groups(srv, "/", groups, 3, "multi", NULL), 2);
+    assert_int_equal(io.bulk_wakes - bulk, 2);
     assert_string_equal(next_out(c[0]), "42[\"multi\"]");
     assert_null(next_out(c[0]));
     assert_string_equal(next_out(c[1]), "42[\"multi\"]");
