@@ -116,7 +116,7 @@ max_conn=$((per_worker + per_worker / 10 + 100))
 "$pd_bin" --listen "127.0.0.1:$port" --store redis --redis "redis://127.0.0.1:$rport" \
     --set workers="$workers" --set broadcast=scoped --set admin_listen="127.0.0.1:$aport" \
     --set max_connections="$max_conn" --set max_connections_per_ip=1000000 \
-    --set rate_limit=1000000 --set rate_burst=1000000 --set log_level=warn \
+    --set rate_limit=1000000 --set rate_burst=1000000 --set log_level=info \
     2>"$tmp/presenced.log" &
 pd_pid=$!
 for i in $(seq 0 $((workers - 1))); do
@@ -225,7 +225,7 @@ done
 echo "after ${idle} s idle: $still connections open, $dropped dropped"
 warns=$(grep -cE 'level=(error|warn)' "$tmp/presenced.log" || true)
 echo "presenced log: $warns warnings or errors"
-grep -E 'level=(error|warn)' "$tmp/presenced.log" | head -12 || true
+grep -E 'level=(error|warn)|msg="reaped' "$tmp/presenced.log" | head -12 || true
 # Redis logs commands slower than 10 ms: what kept it busy, if anything did.
 echo "redis slowlog (over 10 ms), slowest first:"
 redis-cli -p "$rport" --json slowlog get 128 | python3 -c '
