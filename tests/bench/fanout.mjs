@@ -2,7 +2,7 @@
 //  0. With --redis-users M: Redis CPU and commands per transition while nobody listens, from a
 //     burst of M fresh users before the idle connections open.
 //  1. N idle connections (identified users, or anonymous with --anon) are opened by --holders
-//     idle-holder processes; Redis used_memory is sampled around it (bytes per idle connection).
+//     holder processes (bench-lib.mjs); Redis used_memory is sampled around it (bytes per idle connection).
 //     With --idle-s S, the server's and Redis's CPU while they stay idle for S seconds.
 //  2. Connect rate at N: the shared load generator (--loadgen) opens --connect-k more identified
 //     connections, --connect-c in flight; with broadcast to all, each is announced to all N.

@@ -1,4 +1,4 @@
-// HTTP bulk presence query throughput: --n identified users connect (idle-holder.mjs; Redis
+// HTTP bulk presence query throughput: --n identified users connect (the holder of bench-lib.mjs; Redis
 // used_memory is sampled around it: bytes per connected user, which includes the user's online
 // event when the server keeps events in Redis), then wrk requests
 // GET /v1/users?ids=<the first --ids of them> for --duration-s seconds over --connections

@@ -1,6 +1,6 @@
 // Presence event latency and bulk query cost under load, for presenced (either broadcast mode) and
 // the Node.js reference (node-presence-server.mjs). Prints one JSON line.
-//  1. N idle connections are held by --holders child processes (idle-holder.mjs): identified users,
+//  1. N idle connections are held by --holders child processes (bench-lib.mjs startHolders): identified users,
 //     or anonymous with --anon-idle. The observer (socket.io-client) connects after them, so a
 //     broadcast to everyone reaches it last.
 //  2. With --redis-port: --calls-k fresh users connect and disconnect one at a time, quietly, and
