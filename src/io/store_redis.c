@@ -63,6 +63,10 @@ typedef struct store_redis {
     uint32_t lease_ms;
 
     redis_client *cmd, *ev;
+    /* The lease refresh (the tick) has a connection of its own: on the command connection it
+     * could wait behind megabytes of unsent state changes during a connect storm, long enough
+     * for the other instances to see the lease expire and reap this instance's sockets. */
+    redis_client *beat;
     uv_timer_t tick;
     int open_parts; /* clients and timer not yet closed */
     bool closing, shut;
@@ -171,25 +175,33 @@ static void on_timed(const redisReply *reply, void *ud)
     fn(reply, fud);
 }
 
-static void run_script_raw(store_redis *s, int scr, const char *const *args, const size_t *lens,
-                           size_t n, redis_reply_fn fn, void *ud);
+static void run_script_raw(store_redis *s, redis_client *via, int scr, const char *const *args,
+                           const size_t *lens, size_t n, redis_reply_fn fn, void *ud);
 
-/* Run script `scr` with the common arguments followed by `n` of the caller's. */
-static void run_script(store_redis *s, int scr, const char *const *args, const size_t *lens,
-                       size_t n, redis_reply_fn fn, void *ud)
+/* Run script `scr` on connection `via` with the common arguments followed by `n` of the
+ * caller's. */
+static void run_script_on(store_redis *s, redis_client *via, int scr, const char *const *args,
+                          const size_t *lens, size_t n, redis_reply_fn fn, void *ud)
 {
     sr_timed *t = malloc(sizeof(*t));
     if (!t)
-        return run_script_raw(s, scr, args, lens, n, fn, ud);
+        return run_script_raw(s, via, scr, args, lens, n, fn, ud);
     *t = (sr_timed){.s = s, .scr = scr, .start_ns = uv_hrtime(), .fn = fn, .ud = ud};
-    run_script_raw(s, scr, args, lens, n, on_timed, t);
+    run_script_raw(s, via, scr, args, lens, n, on_timed, t);
 }
 
-static void run_script_raw(store_redis *s, int scr, const char *const *args, const size_t *lens,
-                           size_t n, redis_reply_fn fn, void *ud)
+/* Run script `scr` on the command connection. */
+static void run_script(store_redis *s, int scr, const char *const *args, const size_t *lens,
+                       size_t n, redis_reply_fn fn, void *ud)
+{
+    run_script_on(s, s->cmd, scr, args, lens, n, fn, ud);
+}
+
+static void run_script_raw(store_redis *s, redis_client *via, int scr, const char *const *args,
+                           const size_t *lens, size_t n, redis_reply_fn fn, void *ud)
 {
     if (!s->positioned) {
-        redis_client_fail(s->cmd, fn, ud);
+        redis_client_fail(via, fn, ud);
         return;
     }
     const char *stack_argv[SR_COMMON_ARGS + 8];
@@ -218,7 +230,7 @@ static void run_script_raw(store_redis *s, int scr, const char *const *args, con
         argv[SR_COMMON_ARGS + i] = args[i];
         alens[SR_COMMON_ARGS + i] = lens ? lens[i] : strlen(args[i]);
     }
-    redis_client_script(s->cmd, s->script_idx[scr], 0, (int)total, argv, alens, fn, ud);
+    redis_client_script(via, s->script_idx[scr], 0, (int)total, argv, alens, fn, ud);
     if (argv != stack_argv) {
         free(argv);
         free(alens);
@@ -802,14 +814,14 @@ static void on_tick_reply(const redisReply *reply, void *ud)
 
 static void tick_run(store_redis *s)
 {
-    if (s->closing || s->shut || !redis_client_ready(s->cmd))
+    if (s->closing || s->shut || !redis_client_ready(s->beat))
         return;
     if (s->tick_busy) {
         s->tick_again = true;
         return;
     }
     s->tick_busy = true;
-    run_script(s, SCR_TICK, NULL, NULL, 0, on_tick_reply, s);
+    run_script_on(s, s->beat, SCR_TICK, NULL, NULL, 0, on_tick_reply, s);
 }
 
 static void on_tick(uv_timer_t *t)
@@ -845,6 +857,15 @@ static void on_cmd_up(const char *run_id, void *ud)
     snprintf(s->cmd_run_id, sizeof(s->cmd_run_id), "%s", run_id);
     s->cmd_up = true;
     availability_update(s);
+}
+
+/* The lease connection is (again) up: refresh the lease now rather than at the next tick. */
+static void on_beat_up(const char *run_id, void *ud)
+{
+    (void)run_id;
+    store_redis *s = ud;
+    if (s->available)
+        tick_run(s);
 }
 
 static void on_cmd_down(void *ud)
@@ -1009,6 +1030,7 @@ static void sr_free(store *st)
     uv_close((uv_handle_t *)&s->tick, on_tick_closed);
     redis_client_free(s->cmd, part_closed, s);
     redis_client_free(s->ev, part_closed, s);
+    redis_client_free(s->beat, part_closed, s);
 }
 
 static bool sr_available(const store *st)
@@ -1131,14 +1153,20 @@ store *store_redis_new(uv_loop_t *loop, const store_opts *opts, const store_hook
         .up = on_ev_up,
         .ud = s,
     };
+    redis_client_cfg cb = cc;
+    cb.name = "lease";
+    cb.up = on_beat_up;
+    cb.down = NULL;
     s->cmd = redis_client_new(loop, &cc);
     s->ev = s->cmd ? redis_client_new(loop, &ce) : NULL;
-    if (!s->ev) {
+    s->beat = s->ev ? redis_client_new(loop, &cb) : NULL;
+    if (!s->beat) {
         log_error("redis store: out of memory", NULL);
-        if (s->cmd) {
-            /* The client frees itself from the loop; the store is not referenced by then. */
+        /* A client frees itself from the loop; the store is not referenced by then. */
+        if (s->ev)
+            redis_client_free(s->ev, NULL, NULL);
+        if (s->cmd)
             redis_client_free(s->cmd, NULL, NULL);
-        }
         free(s);
         return NULL;
     }
@@ -1146,6 +1174,6 @@ store *store_redis_new(uv_loop_t *loop, const store_opts *opts, const store_hook
     s->tick.data = s;
     uint32_t every = s->lease_ms / 3 ? s->lease_ms / 3 : 1;
     uv_timer_start(&s->tick, on_tick, every, every);
-    s->open_parts = 3;
+    s->open_parts = 4; /* three clients and the timer */
     return &s->base;
 }
