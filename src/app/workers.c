@@ -319,8 +319,9 @@ static int run_timers(sup *s)
         }
         uint64_t hung_ms =
             s->watchdog_ms > WORKERS_HUNG_MIN_MS ? s->watchdog_ms : WORKERS_HUNG_MIN_MS;
+        /* A worker started just above heard from "after" `now`: compare without subtracting. */
         if (s->watchdog_ms && w->pid > 0 && !w->hung && !s->stopping &&
-            now - w->alive_ms > hung_ms) {
+            now > w->alive_ms + hung_ms) {
             w->hung = true;
             log_error("worker not responding; aborting it", "index=%u pid=%d silent_ms=%llu", i,
                       (int)w->pid, (unsigned long long)(now - w->alive_ms));

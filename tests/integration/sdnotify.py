@@ -94,6 +94,10 @@ def workers_case(binary, tmp, path):
             replaced = pids[0] not in children(d.pid) and len(children(d.pid)) == 2
             time.sleep(0.2)
         check(replaced, f"workers: a silent worker is replaced ({pids} -> {children(d.pid)})")
+        # ... once: its replacement is not taken for a silent worker in turn.
+        after = children(d.pid)
+        time.sleep(2)
+        check(len(after) == 2 and children(d.pid) == after, f"workers: the replacement stays ({after} -> {children(d.pid)})")
         got = messages_from(sock, 2)
         check(not any("READY=1" in m for _, m in got), f"workers: no second READY ({got})")
         d.send_signal(signal.SIGTERM)
