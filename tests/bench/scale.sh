@@ -127,7 +127,11 @@ for i in $(seq 0 $((workers - 1))); do
     curl -fs "http://127.0.0.1:$((aport + i))/readyz" >/dev/null ||
         { echo "worker $i is not ready" >&2; cat "$tmp/presenced.log" >&2; exit 1; }
 done
-mapfile -t wpids < <(ps --ppid "$pd_pid" -o pid= | tr -d ' ')
+if [ "$workers" -eq 1 ]; then
+    wpids=("$pd_pid") # no supervisor: the process started serves
+else
+    mapfile -t wpids < <(ps --ppid "$pd_pid" -o pid= | tr -d ' ')
+fi
 [ "${#wpids[@]}" -eq "$workers" ] || { echo "expected $workers workers, found ${#wpids[@]}" >&2; exit 1; }
 rss_before=0
 for p in "${wpids[@]}"; do rss_before=$((rss_before + $(rss_kb "$p"))); done
