@@ -791,6 +791,9 @@ static void on_tick_reply(const redisReply *reply, void *ud)
     }
     if (reply->elements > 3)
         metrics_add(s->sm.reaped, NULL, (double)reply_int(reply->element[3]));
+    /* A dead instance is reaped a slice per call (tick.lua): go on at once while it lasts. */
+    if (reply->elements > 4 && reply_int(reply->element[4]) != 0)
+        s->tick_again = true;
     bool held = reply_int(reply->element[0]) != 0;
     long long reaped = reply_int(reply->element[1]), fired = reply_int(reply->element[2]);
     if (reaped > 0)
