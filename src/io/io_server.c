@@ -1492,13 +1492,17 @@ static void flush_list(io_conn *c, bool bulk)
     }
     flush_unlist(c); /* from the bulk list to the one written now */
     io_conn **head = flush_head(srv, want);
+    bool was_empty = *head == NULL;
     c->flush_on = want;
     c->fprev = NULL;
     c->fnext = *head;
     if (*head)
         (*head)->fprev = c;
     *head = c;
-    flush_arm(srv);
+    /* A broadcast lists thousands of sessions: the loop is armed by the first of each list
+     * (and again by flush_all for whatever it leaves). */
+    if (was_empty)
+        flush_arm(srv);
 }
 
 static void ws_flush(io_conn *c)
@@ -1778,10 +1782,10 @@ static void sweep_cb(uv_timer_t *t)
 
 /* ---- the shared listener (workers > 1) ---- */
 
-#define IO_ACCEPT_BATCH                                                                            \
-    64                      /* connections accepted per wake-up, so one burst cannot hog the loop  \
-                             */
-#define IO_ACCEPT_PAUSE 100 /* ms without accepting after running out of fds or memory */
+/* Connections accepted per wake-up, so that one burst cannot hog the loop. */
+#define IO_ACCEPT_BATCH 64
+/* ms without accepting after running out of fds or memory. */
+#define IO_ACCEPT_PAUSE 100
 
 static void accept_cb(uv_poll_t *h, int status, int events);
 
