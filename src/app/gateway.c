@@ -1037,23 +1037,19 @@ size_t gateway_disconnect_user(gateway *gw, const char *user)
     return n;
 }
 
-static void on_reassert(void *ud)
+/* The store reconciles (docs/presence-model.md, "Reconciliation"): hand it every identified
+ * socket, with the rooms and status this gateway holds for it. */
+static void on_reconcile(store_truth *t, void *ud)
 {
     gateway *gw = ud;
-    size_t pos = 0, n = 0;
+    size_t pos = 0;
     map_slot *slot;
     while ((slot = map_next(&gw->socks, &pos))) {
         gw_sock *g = slot->value;
-        if (!g->user)
-            continue;
-        gw_req *r = req_new(gw, OP_QUIET, g, SIO_NO_ACK, NULL);
-        if (!r)
-            continue;
-        store_socket_assert(gw->st, g->sid, g->user, g->status, g->metadata,
-                            (const char *const *)g->rooms, g->nrooms, on_done, r);
-        n++;
+        if (g->user && store_truth_add(t, g->sid, g->user, g->status, g->metadata,
+                                       (const char *const *)g->rooms, g->nrooms) < 0)
+            return;
     }
-    log_info("re-asserted local sockets", "sockets=%zu", n);
 }
 
 static void on_availability(bool available, void *ud)
@@ -1122,7 +1118,7 @@ gateway *gateway_new(sio_server *sio, const gateway_opts *opts)
 store_hooks gateway_store_hooks(gateway *gw)
 {
     return (store_hooks){
-        .event = on_event, .reassert = on_reassert, .availability = on_availability, .ud = gw};
+        .event = on_event, .reconcile = on_reconcile, .availability = on_availability, .ud = gw};
 }
 
 void gateway_attach_store(gateway *gw, store *st)

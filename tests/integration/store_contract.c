@@ -178,6 +178,18 @@ typedef struct got_event {
     int64_t received; /* wall clock, ms */
 } got_event;
 
+/* One socket as the owner of a store (the gateway) sees it: the harness is that owner, and hands
+ * these to the store when it reconciles (hooks.reconcile). */
+#define TRUTH_ROOMS 8
+typedef struct truth_sock {
+    char sid[SID_LEN + 1];
+    char user[160];
+    char status[16];
+    char *meta;
+    char *rooms[TRUTH_ROOMS];
+    size_t nrooms;
+} truth_sock;
+
 typedef struct slot {
     struct harness *h;
     int index;
@@ -190,7 +202,9 @@ typedef struct slot {
     bool have_id;
     uint64_t id_ms, id_seq;
     bool available;
-    int reasserts;
+    int reconciles;
+    truth_sock *truth;
+    size_t ntruth, captruth;
 } slot;
 
 typedef struct op_ctx {
@@ -393,9 +407,87 @@ static void on_event(const pres_event *ev, void *ud)
     }
 }
 
-static void on_reassert(void *ud)
+static void on_reconcile(store_truth *t, void *ud)
 {
-    ((slot *)ud)->reasserts++;
+    slot *sl = ud;
+    sl->reconciles++;
+    for (size_t i = 0; i < sl->ntruth; i++) {
+        truth_sock *k = &sl->truth[i];
+        store_truth_add(t, k->sid, k->user, k->status, k->meta, (const char *const *)k->rooms,
+                        k->nrooms);
+    }
+}
+
+/* ---- the owner's truth ------------------------------------------------------------------- */
+
+static truth_sock *truth_find(slot *sl, const char *sid)
+{
+    for (size_t i = 0; i < sl->ntruth; i++)
+        if (strcmp(sl->truth[i].sid, sid) == 0)
+            return &sl->truth[i];
+    return NULL;
+}
+
+static void truth_sock_clear(truth_sock *k)
+{
+    free(k->meta);
+    for (size_t i = 0; i < k->nrooms; i++)
+        free(k->rooms[i]);
+    memset(k, 0, sizeof(*k));
+}
+
+static void truth_remove(slot *sl, const char *sid)
+{
+    truth_sock *k = truth_find(sl, sid);
+    if (!k)
+        return;
+    truth_sock_clear(k);
+    *k = sl->truth[--sl->ntruth];
+    memset(&sl->truth[sl->ntruth], 0, sizeof(*k));
+}
+
+static void truth_room(truth_sock *k, const char *room, bool in)
+{
+    for (size_t i = 0; i < k->nrooms; i++) {
+        if (strcmp(k->rooms[i], room) != 0)
+            continue;
+        if (!in) {
+            free(k->rooms[i]);
+            k->rooms[i] = k->rooms[--k->nrooms];
+        }
+        return;
+    }
+    if (in && k->nrooms < TRUTH_ROOMS)
+        k->rooms[k->nrooms++] = dup_or_null(room);
+}
+
+/* The owner registered `sid` (socket_open or socket_assert answered ok). */
+static truth_sock *truth_add(slot *sl, const char *sid, const char *user, const char *status,
+                             const char *meta)
+{
+    truth_remove(sl, sid);
+    if (sl->ntruth == sl->captruth) {
+        sl->captruth = sl->captruth ? sl->captruth * 2 : 16;
+        sl->truth = realloc(sl->truth, sl->captruth * sizeof(*sl->truth));
+        if (!sl->truth)
+            abort();
+    }
+    truth_sock *k = &sl->truth[sl->ntruth++];
+    memset(k, 0, sizeof(*k));
+    snprintf(k->sid, sizeof(k->sid), "%s", sid);
+    snprintf(k->user, sizeof(k->user), "%s", user);
+    snprintf(k->status, sizeof(k->status), "%s", status ? status : "online");
+    k->meta = dup_or_null(meta);
+    return k;
+}
+
+static void truth_free(slot *sl)
+{
+    for (size_t i = 0; i < sl->ntruth; i++)
+        truth_sock_clear(&sl->truth[i]);
+    free(sl->truth);
+    sl->truth = NULL;
+    sl->ntruth = sl->captruth = 0;
 }
 
 static void on_availability(bool available, void *ud)
@@ -840,7 +932,7 @@ static void store_start(harness *h, int i)
     };
     store_hooks hooks = {
         .event = on_event,
-        .reassert = on_reassert,
+        .reconcile = on_reconcile,
         .availability = on_availability,
         .ud = sl,
     };
@@ -884,6 +976,8 @@ static void run_step(harness *h, const step *s, const char *ctx)
         op = op_begin(h);
         store_socket_open(st, sid, s->user, s->status, s->meta, on_done, op);
         expect_err(op_wait(h, op, ctx), s->err, ctx);
+        if (op->err == STORE_OK)
+            truth_add(&h->slots[s->on], sid, s->user, s->status, s->meta);
         break;
     case OP_ASSERT: {
         size_t nrooms = 0;
@@ -892,11 +986,17 @@ static void run_step(harness *h, const step *s, const char *ctx)
         op = op_begin(h);
         store_socket_assert(st, sid, s->user, s->status, s->meta, s->rooms, nrooms, on_done, op);
         expect_err(op_wait(h, op, ctx), s->err, ctx);
+        if (op->err == STORE_OK) {
+            truth_sock *k = truth_add(&h->slots[s->on], sid, s->user, s->status, s->meta);
+            for (size_t i = 0; i < nrooms; i++)
+                truth_room(k, s->rooms[i], true);
+        }
         break;
     }
     case OP_CLOSE:
     case OP_CLOSE_GRACEFUL:
         op = op_begin(h);
+        truth_remove(&h->slots[s->on], sid);
         store_socket_close(st, sid, s->op == OP_CLOSE_GRACEFUL, on_done, op);
         expect_err(op_wait(h, op, ctx), s->err, ctx);
         break;
@@ -908,11 +1008,23 @@ static void run_step(harness *h, const step *s, const char *ctx)
         else
             store_room_leave(st, sid, s->room, on_done, op);
         expect_err(op_wait(h, op, ctx), s->err, ctx);
+        /* As the gateway: a leave takes effect locally whatever the store answers, a join only
+         * once the store accepted it. */
+        if (truth_find(&h->slots[s->on], sid) && (s->op == OP_LEAVE || op->err == STORE_OK))
+            truth_room(truth_find(&h->slots[s->on], sid), s->room, s->op == OP_JOIN);
         break;
     case OP_STATUS:
         op = op_begin(h);
         store_status_set(st, sid, s->status, s->meta, on_done, op);
         expect_err(op_wait(h, op, ctx), s->err, ctx);
+        if (op->err == STORE_OK && truth_find(&h->slots[s->on], sid)) {
+            truth_sock *k = truth_find(&h->slots[s->on], sid);
+            snprintf(k->status, sizeof(k->status), "%s", s->status);
+            if (s->meta) {
+                free(k->meta);
+                k->meta = dup_or_null(s->meta);
+            }
+        }
         break;
     case OP_TOUCH:
         op = op_begin(h);
@@ -921,6 +1033,7 @@ static void run_step(harness *h, const step *s, const char *ctx)
         break;
     case OP_SHUTDOWN:
         op = op_begin(h);
+        truth_free(&h->slots[s->on]);
         store_shutdown(st, on_done, op);
         expect_err(op_wait(h, op, ctx), s->err, ctx);
         if (s->unobserve)
@@ -1097,6 +1210,7 @@ static int scenario_teardown(void **state)
             free(g->rooms);
         }
         free(sl->ev);
+        truth_free(sl);
     }
     free_results(h);
     for (size_t i = 0; i < sizeof(h->scratch) / sizeof(h->scratch[0]); i++)

@@ -1,6 +1,7 @@
--- socket_open(sid, user, status?, metadata?): ARGV[8..11]; '' means not given.
--- Returns 0, or -3 when the socket is already registered.
-local sid, u, st, m = ARGV[8], ARGV[9], opt(ARGV[10]), opt(ARGV[11])
+-- socket_open(sid, user, status?, metadata?): ARGV[10..13]; '' means not given.
+-- Returns 0, -3 when the socket is already registered, or -8 (stale, lib.lua).
+local sid, u, st, m = ARGV[10], ARGV[11], opt(ARGV[12]), opt(ARGV[13])
+if stale() then return R_STALE end
 local ki = k_inst(INST)
 if redis.call('HEXISTS', ki, sid) == 1 then return -3 end
 purge_dead(u)
