@@ -34,8 +34,8 @@
 #include <cJSON.h>
 #include <uv.h>
 
-#include "presenced/pres_event.h"
-#include "presenced/store.h"
+#include "presenced/codec/pres_event.h"
+#include "presenced/io/store.h"
 
 #define SID_LEN 20
 #define MAX_STORES 3

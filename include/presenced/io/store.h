@@ -21,8 +21,8 @@
 
 #include <uv.h>
 
-#include "presenced/metrics.h"
-#include "presenced/pres_event.h"
+#include "presenced/core/metrics.h"
+#include "presenced/codec/pres_event.h"
 
 typedef struct store store;
 
