@@ -10,6 +10,7 @@
 
 #include "presenced/io/log.h"
 #include "presenced/core/pres_state.h"
+#include "presenced/io/store_memory.h"
 #include "store_impl.h"
 
 typedef enum mem_kind {

@@ -16,6 +16,7 @@
 #include "presenced/io/log.h"
 #include "presenced/core/pres_state.h"
 #include "presenced/io/redis_client.h"
+#include "presenced/io/store_redis.h"
 #include "store_impl.h"
 
 #define SR_COMMON_ARGS 7 /* the ARGV every script starts with (src/io/redis/lib.lua) */

@@ -35,7 +35,8 @@
 #include <uv.h>
 
 #include "presenced/codec/pres_event.h"
-#include "presenced/io/store.h"
+#include "presenced/io/store_memory.h"
+#include "presenced/io/store_redis.h"
 
 #define SID_LEN 20
 #define MAX_STORES 3
