@@ -2,43 +2,18 @@
  * (sio_conn) over whichever transport it uses now, with the timer that drives the core's
  * deadlines (ping, timeouts).
  */
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
+#include "presenced/io/host.h"
 #include "presenced/io/log.h"
 #include "io_server_impl.h"
-
-static uint64_t now_ms(io_server *srv)
-{
-    return uv_now(srv->loop);
-}
-
-static void random_id(char out[EIO_SID_LEN + 1])
-{
-    static const char alphabet[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    uint8_t raw[EIO_SID_LEN];
-    /* getrandom() only fails before the pool is initialised or on EINTR; retry. */
-    size_t got = 0;
-    while (got < sizeof(raw)) {
-        ssize_t n = getrandom(raw + got, sizeof(raw) - got, 0);
-        if (n > 0)
-            got += (size_t)n;
-        else if (errno != EINTR)
-            abort();
-    }
-    for (size_t i = 0; i < EIO_SID_LEN; i++)
-        out[i] = alphabet[raw[i] & 63];
-    out[EIO_SID_LEN] = 0;
-}
 
 static void make_id(char out[SIO_ID_LEN + 1], void *ud)
 {
     (void)ud;
     _Static_assert(SIO_ID_LEN == EIO_SID_LEN, "one id generator serves both");
-    random_id(out);
+    host_random_id(out, SIO_ID_LEN);
 }
 
 static void conn_timer_cb(uv_timer_t *t)
@@ -49,7 +24,7 @@ static void conn_timer_cb(uv_timer_t *t)
         return;
     }
     const char *reason = NULL;
-    if (sio_conn_tick(c->sc, now_ms(c->srv), &reason) < 0) {
+    if (sio_conn_tick(c->sc, uv_now(c->srv->loop), &reason) < 0) {
         c->reason = reason;
         io_conn_destroy(c);
         return;
@@ -62,7 +37,7 @@ void io_conn_arm(io_conn *c)
 {
     if (c->closing)
         return;
-    uint64_t now = now_ms(c->srv), d = sio_conn_deadline(c->sc);
+    uint64_t now = uv_now(c->srv->loop), d = sio_conn_deadline(c->sc);
     uv_timer_start(&c->timer, conn_timer_cb, d > now ? d - now : 0, 0);
 }
 
@@ -171,8 +146,8 @@ io_conn *io_conn_new(io_server *srv, eio_transport transport)
         return NULL;
     c->srv = srv;
     char sid[EIO_SID_LEN + 1];
-    random_id(sid);
-    c->sc = sio_conn_new(srv->sio, sid, transport, c, now_ms(srv));
+    host_random_id(sid, EIO_SID_LEN);
+    c->sc = sio_conn_new(srv->sio, sid, transport, c, uv_now(srv->loop));
     if (!c->sc) {
         free(c);
         return NULL;
@@ -207,11 +182,11 @@ int io_conn_packet(io_conn *c, eio_transport via, const eio_packet *p)
 {
     eio_session *s = sio_conn_session(c->sc);
     const char *reason = NULL;
-    switch (eio_session_receive(s, via, p, now_ms(c->srv))) {
+    switch (eio_session_receive(s, via, p, uv_now(c->srv->loop))) {
     case EIO_RX_NONE:
         break;
     case EIO_RX_MESSAGE:
-        if (sio_conn_receive(c->sc, p, now_ms(c->srv), &reason) < 0) {
+        if (sio_conn_receive(c->sc, p, uv_now(c->srv->loop), &reason) < 0) {
             log_debug("invalid packet", "sid=%s reason=\"%s\"", s->sid, reason);
             c->reason = reason;
             io_conn_destroy(c);

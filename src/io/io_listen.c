@@ -6,10 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <sys/random.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "presenced/io/host.h"
 #include "presenced/io/log.h"
 #include "io_server_impl.h"
 
@@ -194,10 +194,7 @@ static uint32_t fd_budget(uint32_t max_connections)
 int io_listen_init(io_server *srv)
 {
     srv->max_sockets = fd_budget(srv->opts.max_connections);
-    uint64_t seed = 0;
-    if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed))
-        seed = (uint64_t)(uintptr_t)srv;
-    map_init(&srv->peers, seed);
+    map_init(&srv->peers, host_seed());
     struct rlimit rl;
     srv->npending = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < (1u << 20)
                         ? (size_t)rl.rlim_cur
