@@ -115,8 +115,7 @@ static void ack_ok(sio_sock *s, int64_t ack_id)
 
 static void ack_store_error(sio_sock *s, int64_t ack_id, int err)
 {
-    ack_error(s, ack_id, err == STORE_ERR_UNAVAILABLE ? "store_unavailable" : "internal",
-              store_strerror(err));
+    ack_error(s, ack_id, pres_err_code(err), store_strerror(err));
 }
 
 /* ---- sockets ---- */
