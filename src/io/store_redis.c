@@ -15,7 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "presenced/log.h"
+#include "presenced/io/log.h"
+#include "presenced/io/store_redis.h"
 #include "store_redis_int.h"
 
 #define SR_STALL_MS 3000 /* command connection: no reply for this long means it is dead */
@@ -104,7 +105,7 @@ static bool reply_leaves_doubt(int scr, const redisReply *reply)
     case SCR_STATUS:
     case SCR_TOUCH:
     case SCR_ASSERT:
-        return !reply || (reply->type == REDIS_REPLY_INTEGER && reply->integer == SR_STALE);
+        return !reply || (reply->type == REDIS_REPLY_INTEGER && reply->integer == STORE_ERR_STALE);
     default:
         return false;
     }

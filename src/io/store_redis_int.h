@@ -11,13 +11,12 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "presenced/redis_client.h"
-#include "presenced/store_impl.h"
+#include "presenced/io/redis_client.h"
+#include "store_impl.h"
 
 #define SR_COMMON_ARGS 9 /* the ARGV every script starts with (src/io/redis/lib.lua) */
 #define SR_INSTANCE_MAX 64
 #define SR_GROUP "webhooks" /* the event stream's consumer group for webhook delivery */
-#define SR_STALE (-8)       /* a script refused a state change sent before a reconciliation */
 
 enum {
     SCR_ASSERT,

@@ -5,7 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "presenced/log.h"
+#include "presenced/io/log.h"
 #include "store_redis_int.h"
 
 /* ---- operations answered with an integer code ---- */
@@ -17,7 +17,7 @@ static void on_done(const redisReply *reply, void *ud)
     if (err == STORE_OK && reply->type == REDIS_REPLY_INTEGER) {
         if (reply->integer == STORE_ERR_NO_SOCKET || reply->integer == STORE_ERR_EXISTS)
             err = (int)reply->integer;
-        else if (reply->integer == SR_STALE)
+        else if (reply->integer == STORE_ERR_STALE)
             err = STORE_ERR_UNAVAILABLE;
     } else if (err == STORE_OK) {
         log_error("unexpected redis reply", "script=%s type=%d", op->what, reply->type);

@@ -19,7 +19,7 @@
 
 #include <cJSON.h>
 
-#include "presenced/log.h"
+#include "presenced/io/log.h"
 #include "store_redis_int.h"
 
 #define SR_RC_SLICE 256 /* sockets per slice: one slice stays well under 50 ms of Redis time */

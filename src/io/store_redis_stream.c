@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "presenced/log.h"
-#include "presenced/pres_state.h"
+#include "presenced/io/log.h"
+#include "presenced/core/pres_state.h"
 #include "store_redis_int.h"
 
 #define SR_XREAD_BLOCK_MS 1000

@@ -3,7 +3,7 @@
 -- says offline (this instance was reaped while cut off from Redis, so observers saw the user
 -- leave): then online and the room joins, so that they see the user come back. Returns 0.
 local sid, u, st, m = ARGV[10], ARGV[11], opt(ARGV[12]), opt(ARGV[13])
-if stale() then return R_STALE end
+if stale() then return ERR_STALE end
 local ki, ks, ku = k_inst(INST), k_usocks(u), k_user(u)
 redis.call('EXPIRE', ki, INST_TTL_S)
 if redis.call('HGET', ki, sid) == u and redis.call('HEXISTS', ks, sid) == 1 then return 0 end

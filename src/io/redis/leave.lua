@@ -1,12 +1,12 @@
--- room_leave(sid, room): ARGV[10], ARGV[11]. Returns 0, or -2 for an unknown socket.
+-- room_leave(sid, room): ARGV[10], ARGV[11]. Returns 0, or ERR_NO_SOCKET for an unknown socket.
 local sid, room = ARGV[10], ARGV[11]
-if stale() then return R_STALE end
+if stale() then return ERR_STALE end
 local u = redis.call('HGET', k_inst(INST), sid)
-if not u then return -2 end
+if not u then return ERR_NO_SOCKET end
 purge_dead(u)
 local ks = k_usocks(u)
 local raw = redis.call('HGET', ks, sid)
-if not raw then return -2 end
+if not raw then return ERR_NO_SOCKET end
 local _, rooms = dec_sock(raw)
 if not has_room(rooms, room) then return 0 end
 local kept = {}

@@ -56,14 +56,11 @@ local function k_epoch(i) return idkey('e', i) end
 -- The sockets of an instance that its running reconciliation has not confirmed yet.
 local function k_pending(i) return idkey('p', i) end
 
--- What a state change returns when it was sent before the calling instance's latest
--- reconciliation began (STORE_ERR_STALE in C).
-local R_STALE = -8
-
--- A state change is stale when the calling instance has begun a reconciliation since it was
--- sent: it was sent on a connection that has since been given up (its reply never reached the
--- instance, which treated it as lost), and Redis only now receives it. The reconciliation already
--- made Redis agree with the instance's sockets; applying the old change would undo that.
+-- A state change is stale (it returns ERR_STALE) when the calling instance has begun a
+-- reconciliation since it was sent: it was sent on a connection that has since been given up
+-- (its reply never reached the instance, which treated it as lost), and Redis only now receives
+-- it. The reconciliation already made Redis agree with the instance's sockets; applying the old
+-- change would undo that.
 local function stale()
     local cur = redis.call('GET', k_epoch(INST))
     return cur and tonumber(cur) > EPOCH

@@ -1,9 +1,9 @@
 -- socket_open(sid, user, status?, metadata?): ARGV[10..13]; '' means not given.
--- Returns 0, -3 when the socket is already registered, or -8 (stale, lib.lua).
+-- Returns 0, ERR_EXISTS when the socket is already registered, or ERR_STALE.
 local sid, u, st, m = ARGV[10], ARGV[11], opt(ARGV[12]), opt(ARGV[13])
-if stale() then return R_STALE end
+if stale() then return ERR_STALE end
 local ki = k_inst(INST)
-if redis.call('HEXISTS', ki, sid) == 1 then return -3 end
+if redis.call('HEXISTS', ki, sid) == 1 then return ERR_EXISTS end
 purge_dead(u)
 local ks, ku = k_usocks(u), k_user(u)
 local before = redis.call('HLEN', ks)

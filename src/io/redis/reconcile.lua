@@ -9,18 +9,18 @@
 --   before it (the instance's epoch, ARGV[8], becomes the stored one), makes sure the webhook
 --   consumer group exists, and copies the instance's socket hash into its pending hash: the
 --   sockets nobody has confirmed yet.
---   Returns {0 or -8, data lost (0/1), sockets pending}. Data is lost when this instance began a
+--   Returns {0 or ERR_STALE, data lost (0/1), sockets pending}. Data is lost when this instance began a
 --   reconciliation before and Redis no longer has its epoch: Redis restarted empty or was flushed.
 -- 'slice' (ARGV[11]: JSON [{"u": user, "s": [[sid, status, metadata, [rooms]], ...]}, ...],
 --   ARGV[12]: '1' to register users Redis has no record of without events (restoring after a
 --   data loss)): per user, the instance's sockets become exactly the given ones, and the events
 --   are the difference between what observers were told before (the user's state in Redis) and
---   after. Returns {0 or -8}.
+--   after. Returns {0 or ERR_STALE}.
 -- 'sweep' (ARGV[11]: HSCAN cursor): closes, as socket_close (not graceful) would, the pending
 --   sockets no slice confirmed and that are still registered. Works for at most BUDGET_US.
---   Returns {0 or -8, next cursor ('0': done), sockets closed}.
+--   Returns {0 or ERR_STALE, next cursor ('0': done), sockets closed}.
 local mode = ARGV[10]
-if stale() then return {R_STALE} end
+if stale() then return {ERR_STALE} end
 local ki, kp = k_inst(INST), k_pending(INST)
 
 if mode == 'begin' then
