@@ -401,8 +401,8 @@ static void mem_shutdown(store *st, store_done_fn cb, void *ud)
     finish(m, pres_state_close_all(m->ps, host_wall_ms(), &j->events), j, cb);
 }
 
-/* A live socket of the truth: registered if it is not, with exactly its rooms (joins first, so
- * that a room the user keeps through another socket is never left on the way). */
+/* A live socket of the truth: registered if it is not, with exactly its rooms (the rooms it
+ * should not be in are left first, as the Redis store does). */
 static int reconcile_sock(mem_store *m, const store_truth_sock *k, int64_t now, pres_events *out)
 {
     if (pres_state_socket_rooms(m->ps, k->sid, NULL, 0) < 0) {
@@ -411,11 +411,6 @@ static int reconcile_sock(mem_store *m, const store_truth_sock *k, int64_t now, 
         /* A user coming online takes the truth's status and metadata. */
         int rc = pres_state_open(m->ps, k->sid, k->user, v.online ? NULL : k->status,
                                  v.online ? NULL : k->metadata, now, out);
-        if (rc < 0)
-            return rc;
-    }
-    for (size_t i = 0; i < k->nrooms; i++) {
-        int rc = pres_state_join(m->ps, k->sid, k->rooms[i], now, out);
         if (rc < 0)
             return rc;
     }
@@ -440,6 +435,8 @@ static int reconcile_sock(mem_store *m, const store_truth_sock *k, int64_t now, 
         free(extra[i]);
     free(extra);
     free(cur);
+    for (size_t i = 0; i < k->nrooms && rc == PRES_OK; i++)
+        rc = pres_state_join(m->ps, k->sid, k->rooms[i], now, out);
     return rc;
 }
 

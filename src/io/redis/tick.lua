@@ -30,7 +30,7 @@ local function reap_slice(i)
     end)
     local left = redis.call('HLEN', ki)
     if left == 0 then
-        redis.call('DEL', ki, k_pending(i), k_epoch(i))
+        redis.call('DEL', ki, k_pending(i))
         redis.call('ZREM', K_INSTANCES, i)
     end
     return before - left, left == 0
