@@ -22,7 +22,7 @@
 #include "presenced/io/log.h"
 #include "store_redis_int.h"
 
-#define SR_RC_SLICE 256 /* sockets per slice: one slice stays well under 50 ms of Redis time */
+#define SR_RC_SLICE 64 /* sockets per slice: one slice stays well under 50 ms of Redis time */
 
 typedef struct sr_waiter {
     struct sr_waiter *next;

@@ -16,6 +16,7 @@ for n = 14, #ARGV do
     end
 end
 redis.call('HSET', ki, sid, u)
+confirm_if_reconciling(sid)
 redis.call('HSET', ks, sid, enc_sock(INST, rooms))
 for _, r in ipairs(rooms) do
     room_add(r, sid, room_member(INST, u))

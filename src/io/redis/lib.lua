@@ -53,8 +53,17 @@ local function k_room(r) return idkey('r', r) end
 local function k_inst(i) return idkey('i', i) end
 -- The epoch of an instance: the number of its latest reconciliation (reconcile.lua).
 local function k_epoch(i) return idkey('e', i) end
--- The sockets of an instance that its running reconciliation has not confirmed yet.
+-- While an instance reconciles: the marker that it does, and the set of its sockets that the
+-- reconciliation confirmed or that were registered since it began (reconcile.lua).
 local function k_pending(i) return idkey('p', i) end
+local function k_confirmed(i) return idkey('c', i) end
+
+-- A socket registered while its instance reconciles is live: the sweep must not close it.
+local function confirm_if_reconciling(sid)
+    if redis.call('EXISTS', k_pending(INST)) == 1 then
+        redis.call('SADD', k_confirmed(INST), sid)
+    end
+end
 
 -- A state change is stale (it returns ERR_STALE) when the calling instance has begun a
 -- reconciliation since it was sent: it was sent on a connection that has since been given up
@@ -68,7 +77,7 @@ end
 
 -- Scripts that work through a large hash in one call stop after this much time, and the caller
 -- calls again: no script holds Redis for long, whatever the size of an instance.
-local BUDGET_US = 20000
+local BUDGET_US = 10000
 local function over_budget()
     local t = redis.call('TIME')
     return tonumber(t[1]) * 1000000 + tonumber(t[2]) - T0 >= BUDGET_US

@@ -7,21 +7,22 @@
 --
 -- 'begin' (ARGV[11]: '1' if this instance has begun one before): fences off state changes sent
 --   before it (the instance's epoch, ARGV[8], becomes the stored one), makes sure the webhook
---   consumer group exists, and copies the instance's socket hash into its pending hash: the
---   sockets nobody has confirmed yet.
---   Returns {0 or ERR_STALE, data lost (0/1), sockets pending}. Data is lost when this instance began a
---   reconciliation before and Redis no longer has its epoch: Redis restarted empty or was flushed.
+--   consumer group exists, and starts an empty confirmed set: from now on every socket a slice
+--   confirms, or that open/assert registers, goes in it.
+--   Returns {0 or ERR_STALE, data lost (0/1), sockets registered}. Data is lost when this
+--   instance began a reconciliation before and Redis no longer has its epoch: Redis restarted
+--   empty or was flushed.
 -- 'slice' (ARGV[11]: JSON [{"u": user, "s": [[sid, status, metadata, [rooms]], ...]}, ...],
 --   ARGV[12]: '1' to register users Redis has no record of without events (restoring after a
 --   data loss)): per user, the instance's sockets become exactly the given ones, and the events
 --   are the difference between what observers were told before (the user's state in Redis) and
 --   after. Returns {0 or ERR_STALE}.
--- 'sweep' (ARGV[11]: HSCAN cursor): closes, as socket_close (not graceful) would, the pending
---   sockets no slice confirmed and that are still registered. Works for at most BUDGET_US.
+-- 'sweep' (ARGV[11]: HSCAN cursor of the instance's socket hash): closes, as socket_close (not
+--   graceful) would, the registered sockets that are not confirmed. Works for at most BUDGET_US.
 --   Returns {0 or ERR_STALE, next cursor ('0': done), sockets closed}.
 local mode = ARGV[10]
 if stale() then return {ERR_STALE} end
-local ki, kp = k_inst(INST), k_pending(INST)
+local ki, kp, kc = k_inst(INST), k_pending(INST), k_confirmed(INST)
 
 if mode == 'begin' then
     local ke = k_epoch(INST)
@@ -37,27 +38,22 @@ if mode == 'begin' then
             redis.pcall('XGROUP', 'CREATE', K_EVENTS, GROUP, '$')
         end
     end
-    redis.call('DEL', kp)
-    if redis.call('EXISTS', ki) == 1 then
-        redis.call('COPY', ki, kp)
-        redis.call('EXPIRE', kp, INST_TTL_S)
-        redis.call('EXPIRE', ki, INST_TTL_S)
-    end
-    return {0, lost, redis.call('HLEN', kp)}
+    redis.call('DEL', kc)
+    redis.call('SET', kp, '1', 'EX', INST_TTL_S)
+    redis.call('EXPIRE', ki, INST_TTL_S)
+    return {0, lost, redis.call('HLEN', ki)}
 end
 
 if mode == 'sweep' then
     local closed = 0
-    local cursor = scan_within_budget(kp, ARGV[11], function(sid)
-        redis.call('HDEL', kp, sid)
-        local u = redis.call('HGET', ki, sid)
-        if u then
+    local cursor = scan_within_budget(ki, ARGV[11], function(sid, u)
+        if redis.call('SISMEMBER', kc, sid) == 0 and redis.call('HEXISTS', ki, sid) == 1 then
             purge_dead(u)
             close_socket(u, sid, INST, false)
             closed = closed + 1
         end
     end)
-    if cursor == '0' then redis.call('DEL', kp) end
+    if cursor == '0' then redis.call('DEL', kp, kc) end
     return {0, cursor, closed}
 end
 
@@ -117,7 +113,6 @@ local function reconcile_user(u, truth)
             for _, r in ipairs(k.r) do room_del(r, k.sid) end
             redis.call('HDEL', ks, k.sid)
             redis.call('HDEL', ki, k.sid)
-            redis.call('HDEL', kp, k.sid)
             gone = k.sid
         end
     end
@@ -144,7 +139,7 @@ local function reconcile_user(u, truth)
         end
         redis.call('HSET', ks, sid, enc_sock(INST, uniq))
         redis.call('HSET', ki, sid, u)
-        redis.call('HDEL', kp, sid)
+        redis.call('SADD', kc, sid)
     end
     local after = user_state(u, ku)
     if #truth > 0 then
@@ -185,5 +180,6 @@ local function reconcile_user(u, truth)
 end
 
 redis.call('EXPIRE', ki, INST_TTL_S)
+redis.call('EXPIRE', kc, INST_TTL_S)
 for _, e in ipairs(cjson.decode(ARGV[11])) do reconcile_user(e.u, e.s) end
 return {0}

@@ -15,7 +15,7 @@ local cursor = scan_within_budget(ki, ARGV[10], function(sid, u)
     end
 end)
 if cursor == '0' and redis.call('HLEN', ki) == 0 then
-    redis.call('DEL', ki, k_pending(INST), k_epoch(INST))
+    redis.call('DEL', ki, k_pending(INST), k_confirmed(INST), k_epoch(INST))
     redis.call('ZREM', K_INSTANCES, INST)
     return {closed, 1, '0'}
 end

@@ -10,6 +10,7 @@ redis.call('EXPIRE', K_INSTANCES, INST_TTL_S)
 redis.call('EXPIRE', k_inst(INST), INST_TTL_S)
 redis.call('EXPIRE', k_epoch(INST), INST_TTL_S)
 redis.call('EXPIRE', k_pending(INST), INST_TTL_S)
+redis.call('EXPIRE', k_confirmed(INST), INST_TTL_S)
 
 -- Reaping goes in slices of at most BUDGET_US per call, so that a large dead instance does not
 -- hold Redis for seconds (16,000 sockets took about a second in one script). Each slice is
@@ -30,7 +31,7 @@ local function reap_slice(i)
     end)
     local left = redis.call('HLEN', ki)
     if left == 0 then
-        redis.call('DEL', ki, k_pending(i))
+        redis.call('DEL', ki, k_pending(i), k_confirmed(i))
         redis.call('ZREM', K_INSTANCES, i)
     end
     return before - left, left == 0
