@@ -626,7 +626,7 @@ static void mem_deliver_read(store *st, size_t max, uint32_t lock_ms, store_even
     }
     j->events_cb = cb;
     if (!m->delivering) {
-        /* As the Redis store's consumer group, created at the end of the stream. */
+        /* A store made without `webhooks`: delivery starts with the first read. */
         m->delivering = true;
         m->delivered = m->seq;
     }
@@ -718,6 +718,10 @@ store *store_memory_new(uv_loop_t *loop, const store_opts *opts, const store_hoo
         free(m);
         return NULL;
     }
+    /* Webhooks cover every event from the start: nothing before the first delivery read is
+     * skipped (as the Redis store's consumer group made before the store is available). */
+    if (opts->webhooks)
+        m->delivering = true;
     uv_timer_init(loop, &m->timer);
     uv_idle_init(loop, &m->idle);
     m->timer.data = m->idle.data = m;
