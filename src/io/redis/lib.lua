@@ -141,6 +141,8 @@ local function emit(t, u, f)
     end
     p[#p + 1] = '}'
     redis.call('XADD', K_EVENTS, 'MAXLEN', '~', MAXLEN, '*', 'e', table.concat(p))
+    -- The user's state is no longer only what a restore after a data loss put back.
+    redis.call('HDEL', idkey('u', u), 'rs')
 end
 
 -- A socket as the user's socket hash keeps it: {"i":instance,"r":[rooms]}. Written by hand because

@@ -13,8 +13,8 @@
 --   instance began a reconciliation before and Redis no longer has its epoch: Redis restarted
 --   empty or was flushed.
 -- 'slice' (ARGV[11]: JSON [{"u": user, "s": [[sid, status, metadata, [rooms]], ...]}, ...],
---   ARGV[12]: '1' to register users Redis has no record of without events (restoring after a
---   data loss)): per user, the instance's sockets become exactly the given ones, and the events
+--   ARGV[12]: '1' when 'begin' found that Redis lost its data: users whose record is missing or
+--   only restored are registered without events): per user, the instance's sockets become exactly the given ones, and the events
 --   are the difference between what observers were told before (the user's state in Redis) and
 --   after. Returns {0 or ERR_STALE}.
 -- 'sweep' (ARGV[11]: HSCAN cursor of the instance's socket hash): closes, as socket_close (not
@@ -146,12 +146,17 @@ local function reconcile_user(u, truth)
         redis.call('HSET', ku, 'ls', num(NOW))
         redis.call('PERSIST', ku)
     end
-    if not known and #truth > 0 and restore then
-        -- Redis lost its data: observers were told this user is online (the instance's sockets
-        -- were registered before), so registering them again is no transition.
-        local st = truth[1][2] ~= '' and truth[1][2] or 'online'
-        redis.call('HSET', ku, 'st', st)
-        if opt(truth[1][3]) then redis.call('HSET', ku, 'm', truth[1][3]) end
+    -- Redis lost its data (docs/presence-model.md, "Redis lost its data"): what observers were
+    -- told is what the instances held before, so registering it again is no transition. That
+    -- holds while the user's record is still only restored ones ('rs'): any event about the user
+    -- (emit) ends it, and from then on the difference is announced as usual.
+    if restore and #truth > 0 and (not known or redis.call('HEXISTS', ku, 'rs') == 1) then
+        if not known then
+            local st = truth[1][2] ~= '' and truth[1][2] or 'online'
+            redis.call('HSET', ku, 'st', st)
+            if opt(truth[1][3]) then redis.call('HSET', ku, 'm', truth[1][3]) end
+        end
+        redis.call('HSET', ku, 'rs', '1')
         set_since(ku)
         return
     end
