@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "presenced/codec/vec.h"
 #include "presenced/io/host.h"
 #include "presenced/io/log.h"
 #include "presenced/core/map.h"
@@ -137,14 +138,8 @@ static int gw_sock_add_room(gw_sock *g, const char *room)
     for (size_t i = 0; i < g->nrooms; i++)
         if (strcmp(g->rooms[i], room) == 0)
             return 0;
-    if (g->nrooms == g->caprooms) {
-        size_t ncap = g->caprooms ? g->caprooms * 2 : 4;
-        char **nr = realloc(g->rooms, ncap * sizeof(*nr));
-        if (!nr)
-            return -1;
-        g->rooms = nr;
-        g->caprooms = ncap;
-    }
+    if (VEC_RESERVE(g->rooms, g->nrooms, g->caprooms, 4) < 0)
+        return -1;
     if (!(g->rooms[g->nrooms] = strdup(room)))
         return -1;
     g->nrooms++;
