@@ -311,6 +311,7 @@ static void part_closed(void *ud)
         free(s);
 }
 
+/* The tick timer and the shared part's handle, whose data is the store. */
 static void on_tick_closed(uv_handle_t *h)
 {
     part_closed(h->data);
@@ -324,6 +325,7 @@ static void sr_free(store *st)
     s->closing = true;
     uv_timer_stop(&s->tick);
     uv_close((uv_handle_t *)&s->tick, on_tick_closed);
+    store_base_close(&s->base, on_tick_closed);
     sr_rc_free(s);
     redis_client_free(s->cmd, part_closed, s);
     redis_client_free(s->ev, part_closed, s);
@@ -391,9 +393,10 @@ static int find_scripts(store_redis *s)
 
 store *store_redis_new(uv_loop_t *loop, const store_opts *opts, const store_hooks *hooks)
 {
-    redis_addr addr;
-    if (redis_addr_parse(opts->redis_url, &addr) < 0) {
-        log_error("redis store: bad redis URL", NULL);
+    addr_redis addr;
+    char why[128];
+    if (addr_redis_parse(opts->redis_url, &addr, why, sizeof(why)) < 0) {
+        log_error("redis store: bad redis URL", "err=\"%s\"", why);
         return NULL;
     }
     if (!instance_id_valid(opts->instance_id)) {
@@ -409,7 +412,6 @@ store *store_redis_new(uv_loop_t *loop, const store_opts *opts, const store_hook
     store_redis *s = calloc(1, sizeof(*s));
     if (!s)
         return NULL;
-    s->base.vt = &sr_vtbl;
     s->loop = loop;
     store_metrics_init(&s->sm, opts->metrics);
     if (hooks)
@@ -472,10 +474,11 @@ store *store_redis_new(uv_loop_t *loop, const store_opts *opts, const store_hook
         free(s);
         return NULL;
     }
+    store_base_init(&s->base, &sr_vtbl, loop, "redis store");
     uv_timer_init(loop, &s->tick);
     s->tick.data = s;
     uint32_t every = s->lease_ms / 3 ? s->lease_ms / 3 : 1;
     uv_timer_start(&s->tick, on_tick, every, every);
-    s->open_parts = 4; /* three clients and the timer */
+    s->open_parts = 5; /* three clients, the timer and the shared part's handle */
     return &s->base;
 }

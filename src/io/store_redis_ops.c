@@ -39,8 +39,7 @@ static void run_done(store_redis *s, int scr, const char *const *args, size_t n,
     sr_op *op = sr_op_new(s, sr_script_names[scr], ud);
     if (!op) {
         log_error("out of memory", "script=%s", sr_script_names[scr]);
-        if (cb)
-            cb(STORE_ERR_NOMEM, ud);
+        store_fail_done(&s->base, cb, ud, STORE_ERR_NOMEM);
         return;
     }
     op->cb.done = cb;
@@ -62,8 +61,7 @@ void sr_socket_assert(store *st, const char *sid, const char *user, const char *
     store_redis *s = (store_redis *)st;
     const char **args = malloc((4 + nrooms) * sizeof(*args));
     if (!args) {
-        if (cb)
-            cb(STORE_ERR_NOMEM, ud);
+        store_fail_done(&s->base, cb, ud, STORE_ERR_NOMEM);
         return;
     }
     args[0] = sid;
@@ -152,14 +150,14 @@ void sr_users_query(store *st, const char *const *users, size_t n, store_users_f
         op->users = calloc(n ? n : 1, sizeof(*op->users));
     if (!op || !op->users) {
         free(op);
-        cb(STORE_ERR_NOMEM, NULL, 0, ud);
+        store_fail_users(&s->base, cb, ud, STORE_ERR_NOMEM);
         return;
     }
     op->cb.users = cb;
     for (size_t i = 0; i < n; i++) {
         if (!(op->users[i] = strdup(users[i]))) {
             sr_op_free(op);
-            cb(STORE_ERR_NOMEM, NULL, 0, ud);
+            store_fail_users(&s->base, cb, ud, STORE_ERR_NOMEM);
             return;
         }
         op->n++;
@@ -196,7 +194,7 @@ void sr_room_query(store *st, const char *room, size_t limit, store_room_fn cb, 
     store_redis *s = (store_redis *)st;
     sr_op *op = sr_op_new(s, "room", ud);
     if (!op) {
-        cb(STORE_ERR_NOMEM, NULL, 0, 0, ud);
+        store_fail_room(&s->base, cb, ud, STORE_ERR_NOMEM);
         return;
     }
     op->cb.room = cb;
@@ -251,7 +249,7 @@ void sr_user_get(store *st, const char *user, store_user_fn cb, void *ud)
     if (!op || op->n != 1) {
         if (op)
             sr_op_free(op);
-        cb(STORE_ERR_NOMEM, NULL, NULL, 0, ud);
+        store_fail_user(&s->base, cb, ud, STORE_ERR_NOMEM);
         return;
     }
     op->cb.user = cb;
@@ -293,7 +291,7 @@ void sr_room_page(store *st, const char *room, const char *cursor, size_t limit,
     store_redis *s = (store_redis *)st;
     sr_op *op = sr_op_new(s, "page", ud);
     if (!op) {
-        cb(STORE_ERR_NOMEM, NULL, 0, 0, "", ud);
+        store_fail_page(&s->base, cb, ud, STORE_ERR_NOMEM);
         return;
     }
     op->cb.page = cb;
@@ -327,7 +325,7 @@ void sr_stats_get(store *st, store_stats_fn cb, void *ud)
     store_redis *s = (store_redis *)st;
     sr_op *op = sr_op_new(s, "stats", ud);
     if (!op) {
-        cb(STORE_ERR_NOMEM, NULL, ud);
+        store_fail_stats(&s->base, cb, ud, STORE_ERR_NOMEM);
         return;
     }
     op->cb.stats = cb;

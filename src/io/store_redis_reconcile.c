@@ -353,7 +353,7 @@ void sr_reconcile(store *st, store_done_fn cb, void *ud)
     store_redis *s = (store_redis *)st;
     sr_waiter *w = calloc(1, sizeof(*w));
     if (!w) {
-        cb(STORE_ERR_NOMEM, ud);
+        store_fail_done(&s->base, cb, ud, STORE_ERR_NOMEM);
         return;
     }
     w->cb = cb;

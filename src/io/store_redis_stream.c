@@ -163,8 +163,7 @@ static void ack_ids(store_redis *s, const char *const *ids, size_t n, store_done
         free(lens);
         if (op)
             sr_op_free(op);
-        if (cb)
-            cb(STORE_ERR_NOMEM, ud);
+        store_fail_done(&s->base, cb, ud, STORE_ERR_NOMEM);
         return;
     }
     op->cb.done = cb;
@@ -233,7 +232,7 @@ void sr_events_since(store *st, const char *after, size_t max, store_events_fn c
     store_redis *s = (store_redis *)st;
     sr_op *op = sr_op_new(s, "since", ud);
     if (!op) {
-        cb(STORE_ERR_NOMEM, NULL, 0, ud);
+        store_fail_events(&s->base, cb, ud, STORE_ERR_NOMEM);
         return;
     }
     op->cb.events = cb;
@@ -274,7 +273,7 @@ void sr_deliver_read(store *st, size_t max, uint32_t lock_ms, store_events_fn cb
     store_redis *s = (store_redis *)st;
     sr_op *op = sr_op_new(s, "deliver", ud);
     if (!op) {
-        cb(STORE_ERR_NOMEM, NULL, 0, ud);
+        store_fail_events(&s->base, cb, ud, STORE_ERR_NOMEM);
         return;
     }
     op->cb.events = cb;
@@ -292,8 +291,7 @@ void sr_deliver_ack(store *st, const char *const *ids, size_t n, store_done_fn c
         /* XACK needs an id; a PING keeps "the callback comes later, on the loop". */
         sr_op *op = sr_op_new(s, "ping", ud);
         if (!op) {
-            if (cb)
-                cb(STORE_ERR_NOMEM, ud);
+            store_fail_done(&s->base, cb, ud, STORE_ERR_NOMEM);
             return;
         }
         op->cb.done = cb;
