@@ -191,6 +191,7 @@ typedef struct gw_req {
     int64_t ack_id;
     char *arg;      /* room (join, leave, room query), status (status) */
     char *metadata; /* status: metadata to mirror once the store accepted it */
+    bool joined;    /* join: this request put the socket in the room locally */
 } gw_req;
 
 static gw_req *req_new(gateway *gw, gw_op op, const gw_sock *g, int64_t ack_id, const char *arg)
@@ -248,7 +249,7 @@ static void on_done(int err, void *ud)
             ack_json(g->sock, r->ack_id, reply);
         } else {
             /* The command did not take effect: undo what was mirrored locally. */
-            if (r->op == OP_JOIN) {
+            if (r->op == OP_JOIN && r->joined) {
                 char group[GROUP_MAX];
                 group_name(group, sizeof(group), ROOM_GROUP, r->arg);
                 sio_group_leave(g->sock, group);
@@ -675,6 +676,8 @@ static void cmd_room(sio_sock *s, cJSON *args, int64_t ack_id, gateway *gw, bool
     }
     char group[GROUP_MAX];
     group_name(group, sizeof(group), ROOM_GROUP, room);
+    /* A join that fails takes the socket out of the room only if it was not in it before. */
+    bool was_in = sio_group_has(s, group);
     /* The local group changes now, so that the socket hears its own join (and not its own
      * leave) whichever store delivers the event, and whenever. */
     if (join) {
@@ -687,6 +690,7 @@ static void cmd_room(sio_sock *s, cJSON *args, int64_t ack_id, gateway *gw, bool
     gw_req *r = req_new(gw, join ? OP_JOIN : OP_LEAVE, g, ack_id, room);
     if (!r)
         return ack_error(s, ack_id, "internal", "out of memory");
+    r->joined = join && !was_in;
     if (join)
         store_room_join(gw->st, g->sid, room, on_done, r);
     else
