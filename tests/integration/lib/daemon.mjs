@@ -141,6 +141,11 @@ export class Daemon {
         throw this.annotate(new Error(`presenced did not accept connections on port ${this.port} within ${START_DEADLINE_MS} ms`));
     }
 
+    /** This instance's id in the store, from its start-up log line (null before it is logged). */
+    get instanceId() {
+        return /msg="presence" instance=(\S+)/.exec(this.stderrText)?.[1] ?? null;
+    }
+
     /** Sends a signal without waiting (e.g. SIGSTOP/SIGCONT). */
     signal(sig) {
         if (this.proc && !this.exitInfo) this.proc.kill(sig);
