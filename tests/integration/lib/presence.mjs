@@ -7,12 +7,12 @@
 import { spawn } from 'node:child_process';
 import assert from 'node:assert/strict';
 import { isDeepStrictEqual } from 'node:util';
-import { startDaemon } from './daemon.mjs';
+import { startDaemon, waitReady } from './daemon.mjs';
 import { startRedis } from './redis.mjs';
 import { ClientPool, waitFor, withTimeout, sleep, DEFAULT_WAIT_MS } from './client.mjs';
 import { fence, waitSockets, isFence } from './fence.mjs';
 
-export { sleep, waitFor, withTimeout, DEFAULT_WAIT_MS, fence, waitSockets };
+export { sleep, waitFor, withTimeout, DEFAULT_WAIT_MS, fence, waitSockets, waitReady };
 
 export const STORES = ['memory', 'redis'];
 
@@ -330,27 +330,6 @@ export async function spawnChildClient(url, userId, { transport = 'websocket', m
 let prefixSeq = 0;
 
 /**
- * Waits until GET /readyz at `url` answers 200: with the Redis store a daemon listens before it
- * has reached Redis, and state changes made in between are only re-asserted at its next lease
- * refresh, so tests start from a daemon that is ready. A daemon that is not ready within `ms`
- * fails the test (with the last answer).
- */
-export async function waitReady(url, ms = 3 * DEFAULT_WAIT_MS) {
-    const until = Date.now() + ms;
-    let last = 'no answer';
-    for (;;) {
-        const res = await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(ms) }).then(
-            async (r) => ({ status: r.status, text: await r.text() }),
-            (err) => ({ status: 0, text: err.message }),
-        );
-        if (res.status === 200) return;
-        last = `${res.status} ${res.text}`;
-        if (Date.now() >= until) throw new Error(`${url}/readyz did not answer 200 within ${ms} ms; last answer: ${last}`);
-        await sleep(20);
-    }
-}
-
-/**
  * Everything one test file needs for one store: an optional shared redis-server, and per test the
  * daemons, clients and child processes it started (cleanup() after each test, teardown() at the end).
  * Each test gets a fresh Redis key prefix, so state left by one test never reaches the next.
@@ -386,9 +365,9 @@ export class PresenceEnv {
         } else {
             extraArgs.push('--store', 'memory');
         }
-        const d = await startDaemon({ set: all, extraArgs });
+        const d = await startDaemon({ set: all, extraArgs, ready: false });
         this.daemons.push(d);
-        if (wait) await waitReady(all.admin_listen ? `http://${all.admin_listen}` : d.url);
+        if (wait) await d.wrap(() => waitReady(all.admin_listen ? `http://${all.admin_listen}` : d.url))();
         return d;
     }
 
