@@ -1,12 +1,15 @@
 // GET /v1/events against both stores: the live stream of presence events in order, the resume
 // from Last-Event-ID (header or ?lastEventId=) that replays exactly what was missed, a reset for
 // an id that is no longer retained, and invisible users kept out of an open (keyless) stream.
+// Then a reader that falls more than 1 MB behind is dropped (and counted) while another gets
+// every event, and an idle stream gets its ": ping" comment.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startDaemon } from './lib/daemon.mjs';
 import { startRedis } from './lib/redis.mjs';
 import { ClientPool } from './lib/client.mjs';
-import { SseStream, waitMetric } from './lib/http.mjs';
+import net from 'node:net';
+import { SseStream, waitMetric, metric } from './lib/http.mjs';
 import { fence, waitSockets } from './lib/fence.mjs';
 
 const types = (evs) => evs.map((e) => `${e.event}:${e.data.userId}${e.data.room ? '@' + e.data.room : ''}`);
@@ -108,7 +111,7 @@ for (const store of ['memory', 'redis']) {
             assert.deepEqual(types(s4.events), ['reset:undefined', 'room.leave:res-1@res-room', 'user.offline:res-1'], 'reset, then live events only');
         });
 
-        it('an open stream hides invisible users; presenced_event_streams counts the open streams', async () => {
+        it('an open stream hides invisible users', async () => {
             const s = await open().opened();
             const g = await pool.connect(d.url, '/', { auth: { userId: 'sse-ghost' } });
             await g.emitWithAck('presence:status', { status: 'invisible' });
@@ -120,11 +123,79 @@ for (const store of ['memory', 'redis']) {
             assert.deepEqual(types(s.events), [
                 'user.online:sse-ghost', 'user.offline:sse-ghost', 'user.online:sse-ghost', 'user.offline:sse-ghost',
             ]);
-            // Every other stream of this file closed: the gauge comes down to exactly this one.
-            for (const x of streams) if (x !== s) x.close();
-            await waitMetric(d.url, 'presenced_event_streams', 1);
-            s.close();
-            await waitMetric(d.url, 'presenced_event_streams', 0);
         });
     });
 }
+
+describe('event stream: slow readers and keep-alive (store=memory)', () => {
+    let d, pool;
+    const streams = [];
+    before(async () => {
+        // Large metadata makes large events; the rate limit is not what this checks.
+        d = await startDaemon({ set: { max_metadata_bytes: 262144, rate_limit: 100000, rate_burst: 100000 } });
+        pool = new ClientPool();
+    });
+    after(async () => {
+        streams.forEach((s) => s.close());
+        pool.closeAll();
+        await d?.stop();
+    });
+
+    test('a reader that falls more than 1 MB behind is dropped and counted; the others get every event', { timeout: 60000 }, () =>
+        d.wrap(async () => {
+            assert.equal(await metric(d.url, 'presenced_event_streams'), 0);
+            const fast = new SseStream(d.url);
+            streams.push(fast);
+            await fast.opened();
+            assert.equal(await metric(d.url, 'presenced_event_streams'), 1);
+            // The slow reader sends its request and never reads.
+            const slow = net.connect({ host: d.host, port: d.port });
+            slow.on('error', () => {});
+            let slowEnded = false;
+            slow.on('end', () => (slowEnded = true));
+            await new Promise((r) => slow.once('connect', r));
+            slow.pause();
+            slow.write('GET /v1/events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n');
+            // presenced_event_streams counts exactly the open streams: these two.
+            await waitMetric(d.url, 'presenced_event_streams', 2);
+            const dropped = () => metric(d.url, 'presenced_slow_consumers_dropped_total{kind="sse"}');
+            assert.equal(await dropped(), 0);
+
+            // Events of ~256 KB each until the daemon drops the slow reader: what the kernel
+            // buffers first is not up to the daemon, the 1 MB beyond it is.
+            const c = await pool.connect(d.url, '/', { auth: { userId: 'big' } });
+            const blob = 'x'.repeat(250000);
+            let sent = 0;
+            while ((await dropped()) === 0) {
+                assert.ok(sent < 200, `still not dropped after ${sent} events of 250 KB`);
+                const ack = await c.emitWithAck('presence:status', { status: sent % 2 ? 'away' : 'busy', metadata: { blob, n: sent } });
+                assert.equal(ack.ok, true, JSON.stringify(ack));
+                sent++;
+            }
+            assert.equal(await dropped(), 1, 'dropped once, counted once');
+            await waitMetric(d.url, 'presenced_event_streams', 1);
+            // Its connection is closed: once read, it ends.
+            slow.resume();
+            slow.on('data', () => {});
+            const deadline = Date.now() + 15000;
+            while (!slowEnded) {
+                assert.ok(Date.now() < deadline, 'the slow reader was not disconnected');
+                await new Promise((r) => setTimeout(r, 20));
+            }
+            // The fast reader got everything, each once.
+            await fence(d.url, [fast]);
+            const ups = fast.events.filter((e) => e.event === 'user.update');
+            assert.deepEqual(ups.map((e) => e.data.metadata.n), Array.from({ length: sent }, (_, i) => i));
+            c.close();
+        })());
+
+    test('an idle stream gets a ": ping" comment (every 15 s)', { timeout: 40000 }, () =>
+        d.wrap(async () => {
+            const s = new SseStream(d.url);
+            streams.push(s);
+            await s.opened();
+            await s.until((_, st) => st.comments.includes('ping'), 20000, 'a ": ping" comment');
+            assert.deepEqual(s.comments.slice(0, 2), ['presenced event stream', 'ping']);
+            assert.deepEqual(s.events, [], 'comments only');
+        })());
+});

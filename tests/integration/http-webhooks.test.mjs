@@ -1,12 +1,14 @@
-// Webhooks: signed JSON batches to a small receiver, retries while it answers 500, and, with two
-// instances on one Redis, every event delivered by exactly one of them, user.online/offline once
-// per user cluster-wide, and the pending batch of a killed instance delivered by the other.
+// Webhooks: signed JSON batches to a small receiver, retries while it answers 500, a batch given up
+// after webhook_retry_for (dropped, counted, logged, never sent again), the 10 s answer timeout,
+// and, with two instances on one Redis, every event delivered by exactly one of them,
+// user.online/offline once per user cluster-wide, and the pending batch of a killed instance
+// delivered by the other.
 import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startDaemon } from './lib/daemon.mjs';
 import { startRedis } from './lib/redis.mjs';
 import { ClientPool, sleep } from './lib/client.mjs';
-import { startReceiver, sign, waitMetric } from './lib/http.mjs';
+import { startReceiver, sign, waitMetric, metric } from './lib/http.mjs';
 import { fence, waitSockets, FENCE_PREFIX } from './lib/fence.mjs';
 
 const SECRET = 'hook-secret';
@@ -28,14 +30,15 @@ async function until(fn, ms, what) {
  * or, with the memory store, a probe user (a fence id, kept out of accepted()) whose online the
  * receiver gets, a new probe each second until one arrives.
  */
-async function deliveryStarted(url, rx, redis, prefix = 'presenced:') {
+async function deliveryStarted(url, rx, redis, { prefix = 'presenced:', ms = 10000 } = {}) {
     if (redis) {
-        await until(async () => (await redis.command('XINFO', 'GROUPS', `${prefix}events`)) === '*1', 10000, 'the webhooks consumer group');
+        await until(async () => (await redis.command('XINFO', 'GROUPS', `${prefix}events`)) === '*1', ms, 'the webhooks consumer group');
         return;
     }
     const pool = new ClientPool();
     try {
-        for (let n = 0; n < 10; n++) {
+        const deadline = Date.now() + ms;
+        for (let n = 0; Date.now() < deadline; n++) {
             const id = `${FENCE_PREFIX}probe-${process.pid}-${n}`;
             await pool.connect(url, '/', { auth: { userId: id } });
             const end = Date.now() + 1000;
@@ -44,7 +47,7 @@ async function deliveryStarted(url, rx, redis, prefix = 'presenced:') {
                 await sleep(20);
             }
         }
-        throw new Error('the webhook delivered none of 10 probes');
+        throw new Error(`the webhook delivered no probe within ${ms} ms`);
     } finally {
         pool.closeAll();
     }
@@ -111,6 +114,57 @@ describe('webhooks', () => {
             })();
         });
     }
+
+    test('a batch refused for longer than webhook_retry_for is dropped, counted and logged; delivery goes on', { timeout: 30000 }, async () => {
+        // The receiver refuses every batch while `refuse` is set (the doomed user's online).
+        let refuse = false;
+        const doomed = (r) => r.events?.some((e) => e.userId === 'doomed');
+        const rx = await startReceiver({ respond: () => (refuse ? 500 : 200) });
+        cleanup.push(() => rx.close());
+        const d = await startDaemon({ set: { webhook_url: rx.url, webhook_retry_for: 1 } });
+        cleanup.push(() => d.stop());
+        const pool = new ClientPool();
+        cleanup.push(() => pool.closeAll());
+        await d.wrap(async () => {
+            await deliveryStarted(d.url, rx);
+            refuse = true;
+            const u = await pool.connect(d.url, '/', { auth: { userId: 'doomed' } });
+            // Retried (same body), then given up once webhook_retry_for (1 s) has passed.
+            await waitMetric(d.url, 'presenced_webhook_dropped_total', 1, { ms: 15000 });
+            refuse = false;
+            const tries = rx.requests.filter(doomed);
+            assert.ok(tries.length >= 2, `retried before giving up: ${tries.length} attempts`);
+            assert.ok(tries.every((r) => r.status === 500 && r.body === tries[0].body), 'every attempt the same refused batch');
+            assert.ok(tries.at(-1).at - tries[0].at >= 1000 - 50, `given up only after webhook_retry_for: ${tries.at(-1).at - tries[0].at} ms`);
+            assert.match(d.stderrText, /level=error msg="webhooks: giving up on a batch"/);
+            // The next events are delivered; the dropped ones never are.
+            u.close();
+            await until(() => rx.accepted().some((e) => e.type === 'user.offline' && e.userId === 'doomed'), 10000, 'the next batch');
+            await fence(d.url, [rx]);
+            assert.deepEqual(rx.accepted().map(key), ['user.offline:doomed'], 'the dropped online is not sent again');
+            assert.equal(await metric(d.url, 'presenced_webhook_dropped_total'), 1);
+        })();
+    });
+
+    test('a receiver that does not answer within 10 s gets the same batch again', { timeout: 40000 }, async () => {
+        // The first request is held without an answer; the others are accepted.
+        const rx = await startReceiver({ respond: (n) => (n === 1 ? null : 200) });
+        cleanup.push(() => rx.close());
+        const d = await startDaemon({ set: { webhook_url: rx.url } });
+        cleanup.push(() => d.stop());
+        const pool = new ClientPool();
+        cleanup.push(() => pool.closeAll());
+        await d.wrap(async () => {
+            // The first batch (a probe's online) is held; delivery goes on once it is retried.
+            await deliveryStarted(d.url, rx, null, { ms: 30000 });
+            const [held, again] = rx.requests;
+            assert.equal(held.status, null, 'the first attempt got no answer');
+            assert.equal(again.body, held.body, 'the same batch again');
+            assert.ok(again.at - held.at >= 10000 - 100, `not before the 10 s answer timeout: ${again.at - held.at} ms`);
+            assert.equal(await metric(d.url, 'presenced_webhook_failures_total{kind="network"}'), 1, 'one failure: the timeout');
+            assert.equal(await metric(d.url, 'presenced_webhook_dropped_total'), 0);
+        })();
+    });
 
     test('two instances: each event once, online/offline once per user, failover', { timeout: 60000 }, async () => {
         let failing = false;
