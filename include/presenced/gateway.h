@@ -8,6 +8,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <uv.h>
+
 #include "presenced/jwt.h"
 #include "presenced/metrics.h"
 #include "presenced/sio_server.h"
@@ -16,6 +18,7 @@
 typedef struct gateway gateway;
 
 typedef struct gateway_opts {
+    uv_loop_t *loop;             /* times the batches of watched views */
     bool scoped;                 /* broadcast = scoped (else all) */
     uint32_t max_metadata_bytes; /* largest metadata object */
     uint32_t max_bulk_ids;       /* most ids in one query or subscription */
@@ -53,6 +56,8 @@ void gateway_set_jwt_key(gateway *gw, jwt_key *key);
 /* Call about once a second: disconnects the sockets whose token has expired (exp + leeway) and
  * was not refreshed. Reads the wall clock. */
 void gateway_tick(gateway *gw);
+/* Stop the gateway's timers: the first step of a shutdown, while the loop still runs. */
+void gateway_shutdown(gateway *gw);
 /* Free the gateway. The Socket.IO connections must be gone (their disconnect hooks have run). */
 void gateway_free(gateway *gw);
 

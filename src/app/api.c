@@ -271,9 +271,10 @@ static void get_user(api *a, io_http_req *req, const http_path *p)
     store_user_get(a->st, user, on_user, c);
 }
 
-static void on_bulk(int err, const store_user *users, size_t n, void *ud)
+static void on_bulk(int err, const store_user *users, size_t n, const char *seq, void *ud)
 {
     api_call *c = ud;
+    (void)seq;
     if (err) {
         respond_store_error(c->a, c->req, err);
         call_free(c);

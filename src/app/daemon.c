@@ -58,6 +58,7 @@ static void finish_shutdown(app *a)
     a->wh = NULL;
     api_shutdown(a->api);
     io_server_shutdown(a->server);
+    gateway_shutdown(a->gw);
     api_attach_store(a->api, NULL);
     store_free(a->st);
     a->st = NULL;
@@ -256,7 +257,8 @@ static void app_local(api_local *out, void *ud)
  * take the connection hooks). Returns 0 or -1. */
 static int start_presence(app *a, const cfg *c)
 {
-    gateway_opts gopts = {.scoped = c->broadcast == CFG_BROADCAST_SCOPED,
+    gateway_opts gopts = {.loop = &a->loop,
+                          .scoped = c->broadcast == CFG_BROADCAST_SCOPED,
                           .max_metadata_bytes = c->max_metadata_bytes,
                           .max_bulk_ids = c->max_bulk_ids,
                           .metrics = a->metrics,

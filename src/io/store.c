@@ -100,6 +100,11 @@ void store_room_query(store *st, const char *room, size_t limit, store_room_fn c
     st->vt->room_query(st, room, limit, cb, ud);
 }
 
+void store_room_members(store *st, const char *room, store_users_fn cb, void *ud)
+{
+    st->vt->room_members(st, room, cb, ud);
+}
+
 void store_shutdown(store *st, store_done_fn cb, void *ud)
 {
     st->vt->shutdown(st, cb, ud);

@@ -34,8 +34,10 @@ function fieldsMatch(data, where) {
 }
 
 /**
- * Records every presence:* event a socket receives, in arrival order, as {event, data, at}.
- * Attach before the socket connects so that nothing is missed.
+ * Records every presence:* event a socket receives, in arrival order, as {event, data, seq, at}.
+ * The store's sequence (`seq`, on every presence event) is taken out of data into its own field,
+ * so that payload comparisons stay about the payload; its presence and order are checked by the
+ * presence client tests. Attach before the socket connects so that nothing is missed.
  */
 export class Recorder {
     constructor(socket, label = '') {
@@ -44,7 +46,10 @@ export class Recorder {
         this.waiters = new Set();
         socket.onAny((event, ...args) => {
             if (!String(event).startsWith('presence:')) return;
-            this.events.push({ event, data: args[0], at: Date.now() });
+            let data = args[0];
+            let seq;
+            if (data && typeof data === 'object' && 'seq' in data) ({ seq, ...data } = data);
+            this.events.push({ event, data, seq, at: Date.now() });
             for (const w of this.waiters) w();
         });
     }
