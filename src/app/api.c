@@ -5,15 +5,15 @@
  * store answers; the store calls back exactly once, also when it shuts down, so every request
  * is answered and released.
  */
-#include "presenced/api.h"
+#include "presenced/app/api.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "presenced/http_args.h"
-#include "presenced/log.h"
-#include "presenced/pres_cmd.h"
+#include "presenced/codec/http_args.h"
+#include "presenced/io/log.h"
+#include "presenced/codec/pres_cmd.h"
 
 #define API_ROOM_LIMIT_DEFAULT 100
 #define API_ROOM_LIMIT_MAX 1000

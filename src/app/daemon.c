@@ -5,18 +5,19 @@
 #include <string.h>
 #include <sys/random.h>
 
-#include "presenced/api.h"
-#include "presenced/app.h"
-#include "presenced/cfg.h"
-#include "presenced/gateway.h"
-#include "presenced/io_server.h"
-#include "presenced/jwt.h"
-#include "presenced/log.h"
-#include "presenced/metrics.h"
-#include "presenced/store.h"
-#include "presenced/sysd.h"
-#include "presenced/webhook.h"
-#include "presenced/workers.h"
+#include "presenced/app/api.h"
+#include "presenced/app/app.h"
+#include "presenced/app/cfg.h"
+#include "presenced/app/gateway.h"
+#include "presenced/io/io_server.h"
+#include "presenced/codec/jwt.h"
+#include "presenced/io/log.h"
+#include "presenced/core/metrics.h"
+#include "presenced/io/store_memory.h"
+#include "presenced/io/store_redis.h"
+#include "presenced/io/sysd.h"
+#include "presenced/io/webhook.h"
+#include "presenced/app/workers.h"
 
 #define APP_MAX_NAMESPACES 32
 

@@ -2,7 +2,7 @@
  * to local sockets. Identity is decided once per socket (identify_socket) and every command is
  * checked against it, so a socket can never act for another user.
  */
-#include "presenced/gateway.h"
+#include "presenced/app/gateway.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,10 +10,10 @@
 #include <sys/random.h>
 #include <time.h>
 
-#include "presenced/log.h"
-#include "presenced/map.h"
-#include "presenced/pres_cmd.h"
-#include "presenced/watch.h"
+#include "presenced/io/log.h"
+#include "presenced/core/map.h"
+#include "presenced/codec/pres_cmd.h"
+#include "presenced/app/watch.h"
 
 #define NSP "/"
 #define ROOM_GROUP 'r' /* group "r:<room>": the local sockets in a room */

@@ -1,13 +1,13 @@
 /* Views watched by local sockets, and their batches (include/presenced/watch.h). */
-#include "presenced/watch.h"
+#include "presenced/app/watch.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "presenced/log.h"
-#include "presenced/map.h"
-#include "presenced/pres_diff.h"
+#include "presenced/io/log.h"
+#include "presenced/core/map.h"
+#include "presenced/core/pres_diff.h"
 
 #define DIFF_EVENT "presence:diff"
 #define RESYNC_EVENT "presence:resync"

@@ -1,7 +1,7 @@
 /* The workers' supervisor: no libuv here. A loop copied into a forked child keeps sharing its
  * epoll and signal pipe with the parent, so the supervisor waits with poll() on a signalfd and
  * the workers' pipes, and each worker builds its own loop from scratch. */
-#include "presenced/workers.h"
+#include "presenced/app/workers.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -16,9 +16,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "presenced/log.h"
-#include "presenced/reuseport.h"
-#include "presenced/sysd.h"
+#include "presenced/io/log.h"
+#include "presenced/io/reuseport.h"
+#include "presenced/io/sysd.h"
 
 #define WORKERS_STATUS_MAX 160
 #define WORKERS_MSG_MAX 600

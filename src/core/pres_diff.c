@@ -1,5 +1,5 @@
 /* Views of presence and their batched changes (include/presenced/pres_diff.h). */
-#include "presenced/pres_diff.h"
+#include "presenced/core/pres_diff.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -6,7 +6,7 @@
  * io_conn while attached; the io_conn points back to its held GET and its WebSocket. Whichever
  * side goes first clears the other's pointer.
  */
-#include "presenced/io_server.h"
+#include "presenced/io/io_server.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -21,9 +21,9 @@
 
 #include <libwebsockets.h>
 
-#include "presenced/io_http.h"
-#include "presenced/log.h"
-#include "presenced/map.h"
+#include "presenced/io/io_http.h"
+#include "presenced/io/log.h"
+#include "presenced/core/map.h"
 
 _Static_assert(LWS_PRE <= FRAME_HEADROOM, "frames must leave room for the WebSocket header");
 
@@ -73,7 +73,7 @@ typedef struct io_pss {
     char **extra;              /* extra response headers: name, value, ..., NULL (owned) */
 } io_pss;
 
-/* A plain HTTP request (include/presenced/io_http.h). */
+/* A plain HTTP request (include/presenced/io/io_http.h). */
 struct io_http_req {
     struct lws *wsi; /* NULL once the client is gone */
     io_server *srv;

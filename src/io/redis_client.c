@@ -7,7 +7,7 @@
  * are told apart by a generation number, so that late replies of a dropped connection do not
  * touch the state of the next one.
  */
-#include "presenced/redis_client.h"
+#include "presenced/io/redis_client.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -16,7 +16,7 @@
 
 #include <hiredis/async.h>
 
-#include "presenced/log.h"
+#include "presenced/io/log.h"
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000

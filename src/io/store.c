@@ -1,5 +1,5 @@
 /* The store_* functions: dispatch to the implementation's vtable. */
-#include "presenced/store_impl.h"
+#include "store_impl.h"
 
 const char *store_strerror(int err)
 {

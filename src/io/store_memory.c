@@ -8,9 +8,10 @@
 #include <sys/random.h>
 #include <time.h>
 
-#include "presenced/log.h"
-#include "presenced/pres_state.h"
-#include "presenced/store_impl.h"
+#include "presenced/io/log.h"
+#include "presenced/core/pres_state.h"
+#include "presenced/io/store_memory.h"
+#include "store_impl.h"
 
 typedef enum mem_kind {
     JOB_DONE,

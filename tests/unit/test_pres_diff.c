@@ -10,7 +10,7 @@
 
 #include <cmocka.h>
 
-#include "presenced/pres_diff.h"
+#include "presenced/core/pres_diff.h"
 
 static pres_event make(pres_event_type type, const char *user, const char *room, const char *status,
                        const char *prev, const char *rooms)

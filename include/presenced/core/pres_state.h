@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "presenced/pres_event.h"
+#include "presenced/codec/pres_event.h"
 
 enum {
     PRES_OK = 0,

@@ -8,17 +8,16 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include <uv.h>
-
-#include "presenced/jwt.h"
-#include "presenced/metrics.h"
-#include "presenced/sio_server.h"
-#include "presenced/store.h"
+#include "presenced/codec/jwt.h"
+#include "presenced/core/metrics.h"
+#include "presenced/core/sio_server.h"
+#include "presenced/io/store.h"
 
 typedef struct gateway gateway;
+struct uv_loop_s; /* libuv's loop: only the daemon, which creates the gateway, needs <uv.h> */
 
 typedef struct gateway_opts {
-    uv_loop_t *loop;             /* times the batches of watched views */
+    struct uv_loop_s *loop;      /* times the batches of watched views */
     bool scoped;                 /* broadcast = scoped (else all) */
     uint32_t max_metadata_bytes; /* largest metadata object */
     uint32_t max_bulk_ids;       /* most ids in one query or subscription */

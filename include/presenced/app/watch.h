@@ -18,9 +18,9 @@
 
 #include <uv.h>
 
-#include "presenced/pres_event.h"
-#include "presenced/sio_server.h"
-#include "presenced/store.h"
+#include "presenced/codec/pres_event.h"
+#include "presenced/core/sio_server.h"
+#include "presenced/io/store.h"
 
 #define WATCH_BATCH_DEFAULT_MS 200 /* presence:sync without batch_ms */
 #define WATCH_BATCH_MAX_MS 10000

@@ -19,10 +19,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <uv.h>
-
-#include "presenced/metrics.h"
-#include "presenced/pres_event.h"
+#include "presenced/core/metrics.h"
+#include "presenced/codec/pres_event.h"
 
 typedef struct store store;
 
@@ -112,11 +110,8 @@ typedef void (*store_stats_fn)(int err, const store_stats *stats, void *ud);
 /* Events (borrowed for the call), oldest first. */
 typedef void (*store_events_fn)(int err, const pres_event *evs, size_t n, void *ud);
 
-/* Create a store on `loop`. Returns NULL (after logging why) on bad options or memory. The Redis
- * store connects in the background: operations before it is connected fail with
- * STORE_ERR_UNAVAILABLE. */
-store *store_memory_new(uv_loop_t *loop, const store_opts *opts, const store_hooks *hooks);
-store *store_redis_new(uv_loop_t *loop, const store_opts *opts, const store_hooks *hooks);
+/* Stores are created by their own modules (presenced/io/store_memory.h, store_redis.h), the
+ * only places that need the event loop's type; everything else sees this interface. */
 
 /* Stop: pending callbacks run with STORE_ERR_SHUTDOWN, timers and connections close. The
  * memory is released once the loop has closed the store's handles. */

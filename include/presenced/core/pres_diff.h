@@ -22,8 +22,8 @@
 
 #include <cJSON.h>
 
-#include "presenced/map.h"
-#include "presenced/pres_event.h"
+#include "presenced/core/map.h"
+#include "presenced/codec/pres_event.h"
 
 /* One event's effect on a view. Strings are borrowed from the event. */
 typedef struct pres_diff_change {
