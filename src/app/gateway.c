@@ -433,6 +433,17 @@ static int check_identity(gw_sock *g, const cJSON *obj, int64_t ack_id)
     return 0;
 }
 
+/* Whether socket `g` may read the members of `room` (NULL: the users of a contact list): the one
+ * read-scope check of every command that reads presence without joining. With auth = jwt the
+ * token's rooms claim bounds the rooms it may read as it bounds joins. Returns NULL, or the
+ * message of a forbidden answer. */
+static const char *read_refusal(const gw_sock *g, const char *room)
+{
+    if (room && !jwt_room_allowed(&g->claims, room))
+        return "the token does not allow this room";
+    return NULL;
+}
+
 /* ---- Socket.IO hooks ---- */
 
 static int on_connect(sio_sock *s, cJSON *auth, const char **reject, void *ud)
@@ -924,9 +935,11 @@ static void cmd_room_query(sio_sock *s, const char *event, cJSON *args, const si
     gw_sock *g = command_begin(s, args, ack_id, &obj);
     if (!g)
         return;
-    const char *room = NULL, *why = "room is required";
+    const char *room = NULL, *why = "room is required", *refused;
     if (pres_cmd_name(obj, "room", &room, &why) != PRES_CMD_OK)
         return ack_error(s, ack_id, "invalid_argument", why);
+    if ((refused = read_refusal(g, room)))
+        return ack_error(s, ack_id, "forbidden", refused);
     gw_req *r = req_new(gw, OP_ROOM_QUERY, g, ack_id, room);
     if (!r)
         return ack_error(s, ack_id, "internal", "out of memory");
@@ -935,17 +948,6 @@ static void cmd_room_query(sio_sock *s, const char *event, cJSON *args, const si
 }
 
 /* ---- views (presence:sync) ---- */
-
-/* Whether socket `g` may read the members of `room` (NULL: the users of a contact list): the one
- * read-scope check of every command that reads presence without joining. With auth = jwt the
- * token's rooms claim bounds the rooms it may read as it bounds joins. Returns NULL, or the
- * message of a forbidden answer. */
-static const char *read_refusal(const gw_sock *g, const char *room)
-{
-    if (room && !jwt_room_allowed(&g->claims, room))
-        return "the token does not allow this room";
-    return NULL;
-}
 
 /* The snapshot of a presence:sync: {ok, room?, seq, users: [view entries]}. */
 static void on_sync(int err, const store_user *users, size_t n, const char *seq, void *ud)
