@@ -93,9 +93,7 @@ static void respond_error(api *a, io_http_req *req, unsigned status, const char 
 
 static void respond_store_error(api *a, io_http_req *req, int err)
 {
-    if (err == STORE_ERR_UNAVAILABLE || err == STORE_ERR_SHUTDOWN)
-        return respond_error(a, req, 503, "store_unavailable", store_strerror(err));
-    respond_error(a, req, 500, "internal", store_strerror(err));
+    respond_error(a, req, pres_err_status(err), pres_err_code(err), store_strerror(err));
 }
 
 /* ---- pending store calls ---- */

@@ -82,7 +82,7 @@ int http_ids_split(char *list, size_t max, const char ***ids, size_t *n, size_t 
         return HTTP_ARGS_TOO_MANY;
     const char **v = malloc(count * sizeof(*v));
     if (!v)
-        return -5;
+        return HTTP_ARGS_NOMEM;
     char *p = list;
     for (size_t i = 0; i < count; i++) {
         char *comma = strchr(p, ',');

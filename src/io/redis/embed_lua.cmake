@@ -1,11 +1,25 @@
 # Turn the Redis store's Lua scripts into C strings (cmake -P, called by the root CMakeLists.txt).
-#   -DDIR=<dir of *.lua> -DOUT=<generated .c>
+#   -DDIR=<dir of *.lua> -DERRORS=<presenced/codec/pres_err.h> -DOUT=<generated .c>
 # lib.lua holds helpers shared by every script: it is prepended to each of the others, so that
-# each state change is still one self-contained script for EVAL/SCRIPT LOAD.
+# each state change is still one self-contained script for EVAL/SCRIPT LOAD. In front of it goes
+# a prelude generated from the presence error table, so that the scripts return the codes the C
+# side reads (ERR_NO_SOCKET, ...) by name.
 file(GLOB scripts RELATIVE ${DIR} ${DIR}/*.lua)
 list(SORT scripts)
 list(REMOVE_ITEM scripts lib.lua)
 file(READ ${DIR}/lib.lua lib)
+
+file(READ ${ERRORS} table)
+string(REGEX MATCHALL "X\\([A-Z_]+, *-[0-9]+," rows "${table}")
+set(prelude "-- Generated from include/presenced/codec/pres_err.h: the error codes scripts return.\n")
+if(NOT rows)
+    message(FATAL_ERROR "no error rows found in ${ERRORS}")
+endif()
+foreach(row IN LISTS rows)
+    string(REGEX REPLACE "X\\(([A-Z_]+), *(-[0-9]+)," "local ERR_\\1 = \\2" line "${row}")
+    string(APPEND prelude "${line}\n")
+endforeach()
+string(PREPEND lib "${prelude}")
 
 function(c_string text out)
     string(REPLACE "\\" "\\\\" text "${text}")
