@@ -83,7 +83,8 @@ export interface Presence {
     close(): void;
 }
 
-/** A live view of a room's members ({room}) or of the online users of a list ({userIds}). */
+/** A live view of a room's members ({room}) or of the online users of a list ({userIds}).
+ * One view per room, and one contact list, per socket at a time (else it throws). */
 export function presence(socket: Socket, options: PresenceOptions): Presence;
 
 /** Order of two sequences ("ms-n" or "n"): negative, 0 or positive. */

@@ -20,6 +20,11 @@ const ACTIVITY = ['mousemove', 'mousedown', 'keydown', 'touchstart', 'wheel', 's
 const DEFAULT_IDLE_MS = 5 * 60 * 1000;
 const RETRY_MS = [250, 1000, 5000];
 
+// The views each socket holds. The server keeps one watch per room per socket (and one contact
+// list), and diffs name only the room: a second view of the same room on one socket would take
+// over the first one's watch, and both would then read a stream meant for one.
+const held = new WeakMap(); // socket -> Set of "r:<room>" / "u"
+
 /** Order of two sequences: "ms-n" (Redis stream ids) or "n" (the memory store). */
 export function compareSeq(a, b) {
     const [am, as = 0] = String(a).split('-').map(Number);
@@ -51,6 +56,12 @@ export function presence(socket, options = {}) {
     if (userIds != null && (!Array.isArray(userIds) || userIds.some((id) => typeof id !== 'string'))) {
         throw new TypeError('presence: userIds must be an array of strings');
     }
+    const key = room != null ? `r:${room}` : 'u';
+    if (!held.has(socket)) held.set(socket, new Set());
+    if (held.get(socket).has(key)) {
+        throw new Error(room != null ? `presence: this socket already has a view of room ${room}` : 'presence: this socket already has a contact-list view');
+    }
+    held.get(socket).add(key);
     const clock = options.clock ?? globalThis;
     const ackTimeoutMs = options.ackTimeoutMs ?? 10000;
     const target = room != null ? { room } : { userIds: [...userIds] };
@@ -302,6 +313,7 @@ export function presence(socket, options = {}) {
         close() {
             if (closed) return;
             closed = true;
+            held.get(socket)?.delete(key);
             generation++;
             clock.clearTimeout(retryTimer);
             idle?.stop();

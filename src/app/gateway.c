@@ -198,6 +198,7 @@ typedef struct gw_req {
     int64_t ack_id;
     char *arg;      /* room (join, leave, room query), status (status) */
     char *metadata; /* status: metadata to mirror once the store accepted it */
+    uint32_t watch; /* sync: the watch its snapshot is for */
 } gw_req;
 
 static gw_req *req_new(gateway *gw, gw_op op, const gw_sock *g, int64_t ack_id, const char *arg)
@@ -935,6 +936,21 @@ static void cmd_room_query(sio_sock *s, const char *event, cJSON *args, const si
 
 /* ---- views (presence:sync) ---- */
 
+/* A member of `room` that no longer watches it hears the room's single events again. Returns 0
+ * or -1 (memory). */
+static int room_group_restore(gw_sock *g, const char *room)
+{
+    if (!room || watch_has_room(g->gw->watch, g->sid, room))
+        return 0;
+    for (size_t i = 0; i < g->nrooms; i++)
+        if (strcmp(g->rooms[i], room) == 0) {
+            char group[GROUP_MAX];
+            group_name(group, sizeof(group), ROOM_GROUP, room);
+            return sio_group_join(g->sock, group);
+        }
+    return 0;
+}
+
 /* The snapshot of a presence:sync: {ok, room?, seq, users: [view entries]}. */
 static void on_sync(int err, const store_user *users, size_t n, const char *seq, void *ud)
 {
@@ -942,13 +958,13 @@ static void on_sync(int err, const store_user *users, size_t n, const char *seq,
     gw_sock *g = gw_sock_find(r->gw, r->sid);
     if (!g)
         goto out;
+    /* Batches sent from now on know which form this socket needs. */
+    watch_snapshot(r->gw->watch, g->sid, r->arg, r->watch, err ? NULL : seq);
     if (err) {
-        watch_stop(r->gw->watch, g->sid, r->arg);
+        room_group_restore(g, r->arg);
         ack_store_error(g->sock, r->ack_id, err);
         goto out;
     }
-    /* Batches sent from now on know which form this socket needs. */
-    watch_snapshot(r->gw->watch, g->sid, r->arg, seq);
     cJSON *reply = reply_ok(), *list = watch_members_json(users, n, r->arg == NULL);
     bool ok = reply && list && (!r->arg || cJSON_AddStringToObject(reply, "room", r->arg)) &&
               cJSON_AddStringToObject(reply, "seq", seq);
@@ -1030,8 +1046,8 @@ static void cmd_sync(sio_sock *s, const char *event, cJSON *args, const sio_bina
     }
     gw_req *r = req_new(gw, OP_SYNC, g, ack_id, room);
     int rc = !r     ? -1
-             : room ? watch_room(gw->watch, s, room, batch_ms)
-                    : watch_users(gw->watch, s, ids, n, batch_ms);
+             : room ? watch_room(gw->watch, s, room, batch_ms, &r->watch)
+                    : watch_users(gw->watch, s, ids, n, batch_ms, &r->watch);
     if (rc < 0) {
         free(ids);
         if (r)
@@ -1066,14 +1082,8 @@ static void cmd_unsync(sio_sock *s, const char *event, cJSON *args, const sio_bi
         return;
     free(ids);
     watch_stop(gw->watch, g->sid, room);
-    /* A member of the room hears its single events again. */
-    for (size_t i = 0; room && i < g->nrooms; i++)
-        if (strcmp(g->rooms[i], room) == 0) {
-            char group[GROUP_MAX];
-            group_name(group, sizeof(group), ROOM_GROUP, room);
-            if (sio_group_join(s, group) < 0)
-                return ack_error(s, ack_id, "internal", "out of memory");
-        }
+    if (room_group_restore(g, room) < 0)
+        return ack_error(s, ack_id, "internal", "out of memory");
     ack_ok(s, ack_id);
 }
 

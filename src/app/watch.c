@@ -20,6 +20,7 @@ typedef struct watcher {
     sio_sock *sock;
     char sid[SIO_ID_LEN + 1];
     char snap[48]; /* the seq of its snapshot, "" until the answer went out */
+    uint32_t id;   /* which presence:sync made it */
     bool fresh;    /* not (yet) in the view's group: batches go to it in full form */
 } watcher;
 
@@ -58,6 +59,7 @@ struct watch {
     map users;         /* user id -> view_list: the contact lists naming that user */
     map socks;         /* sid -> wsock */
     view_list pending; /* views with a batch open */
+    uint32_t next_id;  /* watcher ids */
     int64_t armed;     /* when the timer fires, INT64_MAX if stopped */
     bool timer_open;   /* the timer is initialised (on first use) and not closed */
     bool shut;         /* watch_shutdown ran: no more timers */
@@ -406,7 +408,7 @@ static void wsock_release(watch *w, const char *sid, wsock *ws)
 }
 
 /* Attach a new watcher of socket `s` to view `v`. */
-static int attach(watch *w, sio_sock *s, view *v)
+static int attach(watch *w, sio_sock *s, view *v, uint32_t *id)
 {
     const char *sid = sio_sock_id(s);
     wsock *ws = wsock_get(w, sid);
@@ -418,7 +420,8 @@ static int attach(watch *w, sio_sock *s, view *v)
             wsock_release(w, sid, ws);
         return -1;
     }
-    *x = (watcher){.view = v, .sock = s, .fresh = true};
+    *x = (watcher){.view = v, .sock = s, .fresh = true, .id = ++w->next_id};
+    *id = x->id;
     snprintf(x->sid, sizeof(x->sid), "%s", sid);
     if (!v->room)
         v->only = x;
@@ -441,7 +444,7 @@ bool watch_stop(watch *w, const char *sid, const char *room)
     return false;
 }
 
-int watch_room(watch *w, sio_sock *s, const char *room, uint32_t batch_ms)
+int watch_room(watch *w, sio_sock *s, const char *room, uint32_t batch_ms, uint32_t *id)
 {
     watch_stop(w, sio_sock_id(s), room);
     char key[KEY_MAX];
@@ -451,7 +454,7 @@ int watch_room(watch *w, sio_sock *s, const char *room, uint32_t batch_ms)
     bool created = !v;
     if (!v && !(v = view_new(w, key, room, batch_ms)))
         return -1;
-    if (attach(w, s, v) < 0) {
+    if (attach(w, s, v, id) < 0) {
         if (created)
             view_free(w, v);
         return -1;
@@ -459,7 +462,8 @@ int watch_room(watch *w, sio_sock *s, const char *room, uint32_t batch_ms)
     return 0;
 }
 
-int watch_users(watch *w, sio_sock *s, const char *const *ids, size_t n, uint32_t batch_ms)
+int watch_users(watch *w, sio_sock *s, const char *const *ids, size_t n, uint32_t batch_ms,
+                uint32_t *id)
 {
     const char *sid = sio_sock_id(s);
     watch_stop(w, sid, NULL);
@@ -482,7 +486,7 @@ int watch_users(watch *w, sio_sock *s, const char *const *ids, size_t n, uint32_
         if (index_add(&w->users, ids[i], v) < 0)
             goto fail;
     }
-    if (attach(w, s, v) < 0)
+    if (attach(w, s, v, id) < 0)
         goto fail;
     return 0;
 fail:
@@ -490,11 +494,15 @@ fail:
     return -1;
 }
 
-void watch_snapshot(watch *w, const char *sid, const char *room, const char *seq)
+void watch_snapshot(watch *w, const char *sid, const char *room, uint32_t id, const char *seq)
 {
     watcher *x = find(w, sid, room);
-    if (x)
+    if (!x || x->id != id)
+        return;
+    if (seq)
         snprintf(x->snap, sizeof(x->snap), "%s", seq);
+    else
+        watch_stop(w, sid, room);
 }
 
 void watch_socket_gone(watch *w, const char *sid)

@@ -47,10 +47,12 @@ const PAGE = `<!doctype html><meta charset="utf-8"><title>views</title>
     },
   };
   const user = q.get('user');
-  const socket = io(daemon, { transports: ['websocket'], auth: user ? { userId: user } : {} });
+  const connect = () => io(daemon, { transports: ['websocket'], forceNew: true, auth: user ? { userId: user } : {} });
+  const socket = connect();
   window.views = {};
+  // Each view on a socket of its own: a socket holds one view per room.
   window.watch = (name, options) => {
-    window.views[name] = presence(socket, options);
+    window.views[name] = presence(connect(), options);
     return window.views[name].ready.then(() => true);
   };
   window.watchIdle = (name, options) => {

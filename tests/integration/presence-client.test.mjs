@@ -81,7 +81,10 @@ async function round({ churnUrls, watchUrl, httpUrl, seed, during }) {
     await churn.run(OPS, {
         during: async (i) => {
             if (!views.late && i >= OPS / 2) {
-                views.late = presence(anon, { room, batchMs: 120 });
+                // A socket of its own: one view per room per socket.
+                const late = connect(watchUrl, {}, quick);
+                await connected(late);
+                views.late = presence(late, { room, batchMs: 120 });
                 problems.push(audit(views.late, 'late'));
             }
             if (during) await during(i);
@@ -287,6 +290,21 @@ describe('sync protocol', () => {
             assert.deepEqual(pOld.list(), [], 'the old view never showed x');
             pOld.close();
             pLate.close();
+        })());
+
+    test('one view per room and one contact list per socket', { timeout: 10000 }, () =>
+        d.wrap(async () => {
+            const s = connect(d.url, {});
+            await connected(s);
+            const a = presence(s, { room: 'one' });
+            assert.throws(() => presence(s, { room: 'one', batchMs: 0 }), /already has a view of room one/);
+            const other = presence(s, { room: 'two' });
+            const list = presence(s, { userIds: ['x'] });
+            assert.throws(() => presence(s, { userIds: ['y'] }), /contact-list/);
+            a.close();
+            presence(s, { room: 'one' }).close(); // free again once closed
+            other.close();
+            list.close();
         })());
 
     test('bad arguments and limits are refused; the jwt rooms claim bounds what a socket may read', { timeout: 20000 }, () =>

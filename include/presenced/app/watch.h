@@ -37,13 +37,16 @@ void watch_shutdown(watch *w);
 void watch_free(watch *w);
 
 /* Socket `s` watches room `room` in batches of `batch_ms`, replacing an earlier watch of that
- * room. Returns 0 or -1 (memory). */
-int watch_room(watch *w, sio_sock *s, const char *room, uint32_t batch_ms);
+ * room. *id names this watch for watch_snapshot. Returns 0 or -1 (memory). */
+int watch_room(watch *w, sio_sock *s, const char *room, uint32_t batch_ms, uint32_t *id);
 /* Socket `s` watches the users `ids` (its contact list), replacing its earlier list. */
-int watch_users(watch *w, sio_sock *s, const char *const *ids, size_t n, uint32_t batch_ms);
-/* The snapshot the socket was answered for its watch of `room` (NULL: its contact list)
- * reflects event `seq`. */
-void watch_snapshot(watch *w, const char *sid, const char *room, const char *seq);
+int watch_users(watch *w, sio_sock *s, const char *const *ids, size_t n, uint32_t batch_ms,
+                uint32_t *id);
+/* The snapshot answered for watch `id` of the socket (of `room`; NULL: its contact list)
+ * reflects event `seq`; seq NULL: the snapshot failed and the watch stops. Nothing happens when
+ * the socket has replaced that watch since (a later presence:sync), whose snapshot is the one
+ * that counts. */
+void watch_snapshot(watch *w, const char *sid, const char *room, uint32_t id, const char *seq);
 /* Stop a watch (room NULL: the contact list). Returns whether there was one. */
 bool watch_stop(watch *w, const char *sid, const char *room);
 /* The socket is gone: stop all its watches. */
