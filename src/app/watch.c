@@ -1,4 +1,4 @@
-/* Views watched by local sockets, and their batches (include/presenced/watch.h). */
+/* Views watched by local sockets, and their batches (include/presenced/app/watch.h). */
 #include "presenced/app/watch.h"
 
 #include <stdio.h>
@@ -7,6 +7,7 @@
 
 #include "presenced/io/log.h"
 #include "presenced/core/map.h"
+#include "presenced/codec/vec.h"
 #include "presenced/core/pres_diff.h"
 
 #define DIFF_EVENT "presence:diff"
@@ -72,24 +73,9 @@ static int64_t now_ms(const watch *w)
 
 /* ---- lists ---- */
 
-/* Make room for one more element in the array *v of `n` used and *cap allocated elements of
- * `size` bytes. Returns 0 or -1 (memory; the array is unchanged). */
-static int grow(void *v, size_t *cap, size_t n, size_t size)
-{
-    if (n < *cap)
-        return 0;
-    size_t ncap = *cap ? *cap * 2 : 4;
-    void *nv = realloc(*(void **)v, ncap * size);
-    if (!nv)
-        return -1;
-    *(void **)v = nv;
-    *cap = ncap;
-    return 0;
-}
-
 static int list_add(view_list *l, view *v)
 {
-    if (grow(&l->v, &l->cap, l->n, sizeof(*l->v)) < 0)
+    if (VEC_RESERVE(l->v, l->n, l->cap, 2) < 0)
         return -1;
     l->v[l->n++] = v;
     return 0;
@@ -174,7 +160,7 @@ static view *view_new(watch *w, const char *key, const char *room, uint32_t batc
 
 static int fresh_add(view *v, watcher *x)
 {
-    if (grow(&v->fresh, &v->capfresh, v->nfresh, sizeof(*v->fresh)) < 0)
+    if (VEC_RESERVE(v->fresh, v->nfresh, v->capfresh, 4) < 0)
         return -1;
     v->fresh[v->nfresh++] = x;
     return 0;
@@ -413,8 +399,7 @@ static int attach(watch *w, sio_sock *s, view *v, uint32_t *id)
     const char *sid = sio_sock_id(s);
     wsock *ws = wsock_get(w, sid);
     watcher *x = ws ? calloc(1, sizeof(*x)) : NULL;
-    if (!x || grow(&ws->v, &ws->cap, ws->n, sizeof(*ws->v)) < 0 ||
-        (v->room && fresh_add(v, x) < 0)) {
+    if (!x || VEC_RESERVE(ws->v, ws->n, ws->cap, 2) < 0 || (v->room && fresh_add(v, x) < 0)) {
         free(x);
         if (ws)
             wsock_release(w, sid, ws);

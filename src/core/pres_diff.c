@@ -1,9 +1,11 @@
-/* Views of presence and their batched changes (include/presenced/pres_diff.h). */
+/* Views of presence and their batched changes (include/presenced/core/pres_diff.h). */
 #include "presenced/core/pres_diff.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "presenced/codec/vec.h"
 
 struct pres_diff_entry {
     char *user;
@@ -130,14 +132,8 @@ static pres_diff_entry *entry_of(pres_diff *d, const pres_diff_change *c)
     uintptr_t pos = (uintptr_t)map_get(&d->index, c->user, klen);
     if (pos)
         return &d->v[pos - 1];
-    if (d->n == d->cap) {
-        size_t ncap = d->cap ? d->cap * 2 : 8;
-        pres_diff_entry *nv = realloc(d->v, ncap * sizeof(*nv));
-        if (!nv)
-            return NULL;
-        d->v = nv;
-        d->cap = ncap;
-    }
+    if (VEC_RESERVE(d->v, d->n, d->cap, 8) < 0)
+        return NULL;
     pres_diff_entry *e = &d->v[d->n];
     *e = (pres_diff_entry){.was_absent = c->was_absent};
     if (!(e->user = strdup(c->user)) ||

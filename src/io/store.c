@@ -1,4 +1,5 @@
 /* The store_* functions: dispatch to the implementation's vtable. */
+#include "presenced/core/metrics_def.h"
 #include "store_impl.h"
 
 const char *store_strerror(int err)
@@ -8,16 +9,9 @@ const char *store_strerror(int err)
 
 void store_metrics_init(store_metrics *sm, metrics *m)
 {
-    static const double bounds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
-                                    0.01,   0.025,   0.05,   0.1,   0.25,   1};
-    sm->latency = metrics_family_get(m, METRICS_HISTOGRAM, "presenced_store_command_seconds",
-                                     "Store operation latency, request to answer, by operation.",
-                                     "command", bounds, sizeof(bounds) / sizeof(bounds[0]));
-    sm->errors = metrics_family_get(m, METRICS_COUNTER, "presenced_store_errors_total",
-                                    "Store operations that failed, by kind.", "kind", NULL, 0);
-    sm->reaped = metrics_family_get(m, METRICS_COUNTER, "presenced_reaped_sockets_total",
-                                    "Sockets of dead instances closed by this instance's reaps.",
-                                    NULL, NULL, 0);
+    sm->latency = metrics_def_get(m, METRIC_STORE_SECONDS);
+    sm->errors = metrics_def_get(m, METRIC_STORE_ERRORS);
+    sm->reaped = metrics_def_get(m, METRIC_REAPED_SOCKETS);
     metrics_add(sm->errors, "unavailable", 0);
     metrics_add(sm->errors, "script", 0);
     metrics_add(sm->reaped, NULL, 0);

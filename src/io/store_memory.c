@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "presenced/codec/vec.h"
 #include "presenced/io/host.h"
 #include "presenced/io/log.h"
 #include "presenced/core/pres_state.h"
@@ -116,14 +117,8 @@ static int ring_read(const mem_store *m, uint64_t after, size_t max, pres_events
         const char *json = r->json[seq % STORE_MEMORY_RING];
         if (!json)
             continue;
-        if (out->n == out->cap) {
-            size_t ncap = out->cap ? out->cap * 2 : 16;
-            pres_event *nv = realloc(out->v, ncap * sizeof(*nv));
-            if (!nv)
-                return STORE_ERR_NOMEM;
-            out->v = nv;
-            out->cap = ncap;
-        }
+        if (VEC_RESERVE(out->v, out->n, out->cap, 16) < 0)
+            return STORE_ERR_NOMEM;
         pres_event *ev = &out->v[out->n];
         if (pres_event_decode(json, strlen(json), ev) < 0)
             continue;
