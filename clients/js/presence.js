@@ -92,33 +92,41 @@ export function presence(socket, options = {}) {
         }
     }
 
-    /** Set a user's state (absent: null), announcing join, leave or update. */
-    function put(userId, next) {
-        const prev = members.get(userId);
-        if (!next) {
-            if (!prev) return;
-            members.delete(userId);
-            fire('leave', copy(prev));
-        } else if (!prev) {
-            members.set(userId, next);
-            fire('join', copy(next));
-        } else if (!sameState(prev, next)) {
-            members.set(userId, next);
-            fire('update', copy(next), copy(prev));
+    /**
+     * Take the server's state at `nextSeq`: set each user's state (null: absent), then announce
+     * what changed. The whole state changes before any listener runs, so a listener that reads
+     * list() sees the state of one sequence, never half of a batch.
+     */
+    function apply(changes, nextSeq) {
+        const told = [];
+        for (const [userId, next] of changes) {
+            const prev = members.get(userId);
+            if (!next) {
+                if (!prev) continue;
+                members.delete(userId);
+                told.push(['leave', prev]);
+            } else if (!prev) {
+                members.set(userId, next);
+                told.push(['join', next]);
+            } else if (!sameState(prev, next)) {
+                members.set(userId, next);
+                told.push(['update', next, prev]);
+            }
         }
+        seq = nextSeq;
+        for (const [event, ...users] of told) fire(event, ...users.map(copy));
     }
 
     function applyDiff(d) {
-        for (const id of d.leaves ?? []) put(id, null);
-        for (const u of [...(d.joins ?? []), ...(d.updates ?? [])]) put(u.userId, entry(u));
-        seq = d.seq;
+        const changes = (d.leaves ?? []).map((id) => [id, null]);
+        for (const u of [...(d.joins ?? []), ...(d.updates ?? [])]) changes.push([u.userId, entry(u)]);
+        apply(changes, d.seq);
     }
 
     function applySnapshot(users, snapSeq) {
         const next = new Map(users.map((u) => [u.userId, entry(u)]));
-        for (const id of [...members.keys()]) if (!next.has(id)) put(id, null);
-        for (const [id, u] of next) put(id, u);
-        seq = snapSeq;
+        const changes = [...members.keys()].filter((id) => !next.has(id)).map((id) => [id, null]);
+        apply([...changes, ...next], snapSeq);
     }
 
     function ours(d) {

@@ -14,7 +14,8 @@ import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
 import { startDaemon } from './lib/daemon.mjs';
 import { waitUntil } from './lib/presence.mjs';
-import { Churn, KEY, settle, truth } from './lib/views.mjs';
+import { Churn, KEY, Oracle, settle, truth } from './lib/views.mjs';
+import { io } from 'socket.io-client';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const CHROMIUM = '/usr/bin/chromium';
@@ -50,10 +51,13 @@ const PAGE = `<!doctype html><meta charset="utf-8"><title>views</title>
   const connect = () => io(daemon, { transports: ['websocket'], forceNew: true, auth: user ? { userId: user } : {} });
   const socket = connect();
   window.views = {};
+  window.states = {}; // name -> every state the view showed its listeners: [{seq, list}]
   // Each view on a socket of its own: a socket holds one view per room.
   window.watch = (name, options) => {
-    window.views[name] = presence(connect(), options);
-    return window.views[name].ready.then(() => true);
+    const p = (window.views[name] = presence(connect(), options));
+    const states = (window.states[name] = []);
+    for (const e of ['join', 'leave', 'update', 'sync']) p.on(e, () => states.push({ seq: p.seq, list: p.list() }));
+    return p.ready.then(() => true);
   };
   window.watchIdle = (name, options) => {
     window.views[name] = presence(socket, { ...options, clock: window.clock });
@@ -126,7 +130,12 @@ describe('presence client in a real browser', () => {
                 const seed = BASE_SEED + r;
                 const room = `page-${seed}`;
                 const churn = new Churn({ urls: [d.url], room, seed, prefix: 'br' });
+                // A member that hears every single event knows the room at each seq.
+                const witness = io(d.url, { transports: ['websocket'], forceNew: true, auth: { userId: `br-oracle-${seed}` } });
+                const oracle = new Oracle(witness, room);
                 try {
+                    await new Promise((r) => witness.once('connect', r));
+                    assert.equal((await witness.emitWithAck('presence:room:join', { room })).ok, true);
                     await page.evaluate(([name, room]) => window.watch(name, { room, batchMs: 30 }), [`r${r}`, room]);
                     await churn.run(40, {
                         // Half-way, a second view of the room starts in the middle of it all.
@@ -138,9 +147,16 @@ describe('presence client in a real browser', () => {
                     });
                     for (const name of [`r${r}`, `late${r}`]) {
                         await settle(() => page.evaluate((n) => window.shown(n), name), d.url, { room }, `seed ${seed}, page view ${name}`);
+                        // Every state the page's view showed is the room as the server had it then.
+                        const states = await page.evaluate((n) => window.states[n], name);
+                        assert.ok(states.length > 0, `seed ${seed}: view ${name} showed states`);
+                        for (const { seq, list } of states) {
+                            assert.deepEqual(list, oracle.at(seq), `seed ${seed}: page view ${name} showed, at seq ${seq}, a state the server never had`);
+                        }
                     }
                 } finally {
                     churn.close();
+                    witness.disconnect();
                 }
             }
             assert.deepEqual(errors, [], 'no error on the page');

@@ -15,12 +15,15 @@ import { presence, compareSeq } from '../../clients/js/presence.js';
 import { startDaemon } from './lib/daemon.mjs';
 import { startRedis } from './lib/redis.mjs';
 import { sleep, waitUntil } from './lib/presence.mjs';
-import { Churn, KEY, settle, startProxy, truth, fakeClock } from './lib/views.mjs';
+import { Churn, KEY, Oracle, recordStates, settle, startProxy, truth, fakeClock } from './lib/views.mjs';
 
 const BASE_SEED = Number(process.env.PRESENCE_CLIENT_SEED ?? 0x5eed);
 const ROUNDS = Number(process.env.PRESENCE_CLIENT_ROUNDS ?? 4);
 const OPS = 50;
 const DAEMON = { api_key: KEY, offline_grace: 0, rate_limit: 100000, rate_burst: 100000, ping_interval: 1000, ping_timeout: 1000 };
+
+/** Resolves once the daemon's store is reachable (Redis connects in the background). */
+const ready = (d) => waitUntil(async () => (await fetch(`${d.url}/readyz`)).status === 200, { what: 'readyz', ms: 10000 });
 
 const sockets = new Set();
 function connect(url, auth, opts = {}) {
@@ -64,19 +67,25 @@ function audit(p, what) {
 async function round({ churnUrls, watchUrl, httpUrl, seed, during }) {
     const room = `doc-${seed}`;
     const churn = new Churn({ urls: churnUrls, room, seed });
+    // A member that hears every single event, first in the room: it knows the room at each seq.
+    const witness = connect(churnUrls[0], { userId: `oracle-${seed}` });
+    const oracle = new Oracle(witness, room);
+    await connected(witness);
+    assert.equal((await witness.emitWithAck('presence:room:join', { room })).ok, true, 'the witness joins');
     const quick = { reconnectionDelay: 50, reconnectionDelayMax: 200 };
     const anon = connect(watchUrl, {}, quick);
     const member = connect(watchUrl, { userId: `w-${seed}`, metadata: { watcher: true } }, quick);
     await Promise.all([connected(anon), connected(member)]);
     let connects = 0;
     anon.on('connect', () => connects++);
-    await member.emitWithAck('presence:room:join', { room });
+    assert.equal((await member.emitWithAck('presence:room:join', { room })).ok, true, 'the member joins');
     const views = {
         anonymous: presence(anon, { room, batchMs: 0 }),
         member: presence(member, { room, batchMs: 50 }),
         contacts: presence(member, { userIds: churn.userIds, batchMs: 20 }),
     };
     const problems = Object.entries(views).map(([k, p]) => audit(p, k));
+    const shown = { anonymous: recordStates(views.anonymous), member: recordStates(views.member) };
     await Promise.all(Object.values(views).map((p) => p.ready));
     await churn.run(OPS, {
         during: async (i) => {
@@ -86,6 +95,7 @@ async function round({ churnUrls, watchUrl, httpUrl, seed, during }) {
                 await connected(late);
                 views.late = presence(late, { room, batchMs: 120 });
                 problems.push(audit(views.late, 'late'));
+                shown.late = recordStates(views.late);
             }
             if (during) await during(i);
         },
@@ -97,12 +107,22 @@ async function round({ churnUrls, watchUrl, httpUrl, seed, during }) {
             await settle(() => (p.synced ? p.list() : 'not synced'), httpUrl, target, `seed ${seed}, view ${name}`);
         }
         assert.deepEqual(problems.flat(), [], `seed ${seed}: the views' events`);
+        // Every state a room view showed is the room as the server had it at that seq.
+        let checked = 0;
+        for (const [name, states] of Object.entries(shown)) {
+            for (const { seq, list } of states) {
+                assert.deepEqual(list, oracle.at(seq), `seed ${seed}: view ${name} showed, at seq ${seq}, a state the server never had (the witness heard ${oracle.history.slice(0, 8).map((h) => `${h.seq} ${h.event}`).join(', ')} ...)`);
+                checked++;
+            }
+        }
+        assert.ok(checked >= OPS / 2, `seed ${seed}: only ${checked} states were shown`);
         return { reconnects: connects };
     } finally {
         for (const p of Object.values(views)) p.close();
         churn.close();
         anon.disconnect();
         member.disconnect();
+        witness.disconnect();
     }
 }
 
@@ -112,6 +132,7 @@ for (const store of ['memory', 'redis']) {
         before(async () => {
             if (store === 'redis') redis = await startRedis();
             d = await startDaemon({ set: store === 'redis' ? { ...DAEMON, store: 'redis', redis: redis.url } : DAEMON });
+            await ready(d);
         });
         after(async () => {
             closeAll();
@@ -136,6 +157,8 @@ describe('presence client across two instances (store=redis)', () => {
         const set = { ...DAEMON, store: 'redis', redis: redis.url };
         a = await startDaemon({ set });
         b = await startDaemon({ set });
+        await ready(a);
+        await ready(b);
         proxy = await startProxy([a.port, b.port]);
     });
     after(async () => {

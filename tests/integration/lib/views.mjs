@@ -4,6 +4,7 @@
 import net from 'node:net';
 import assert from 'node:assert/strict';
 import { io } from 'socket.io-client';
+import { compareSeq } from '../../../clients/js/presence.js';
 import { prng, sleep } from './presence.mjs';
 
 export const KEY = 'views-key';
@@ -219,4 +220,59 @@ export function fakeClock(start = 1_000_000) {
             t = end;
         },
     };
+}
+
+/**
+ * The server's view of `room` at every sequence, rebuilt from the single events that a member of
+ * the room receives with broadcast = all: room joins and leaves give the members, online and
+ * update events the status and metadata. Others get no online or update event of an invisible
+ * user, and an offline when a user turns invisible, so a user whose state it does not know is an
+ * invisible one. Attach before the socket connects, and before anyone joins the room.
+ */
+export class Oracle {
+    constructor(socket, room) {
+        this.room = room;
+        this.members = new Set();
+        this.state = new Map(); // userId -> {status, metadata}
+        this.history = []; // [{seq, list}], in seq order
+        socket.onAny((event, p) => this.on(event, p));
+    }
+
+    on(event, p) {
+        if (!p || typeof p.seq !== 'string') return;
+        if (event === 'presence:online' || event === 'presence:update') this.state.set(p.userId, { status: p.status, metadata: p.metadata ?? null });
+        else if (event === 'presence:offline') this.state.delete(p.userId);
+        else if (event === 'presence:room:join' && p.room === this.room) this.members.add(p.userId);
+        else if (event === 'presence:room:leave' && p.room === this.room) this.members.delete(p.userId);
+        else return;
+        this.history.push({ seq: p.seq, event: `${event} ${p.userId}`, list: this.list() });
+    }
+
+    list() {
+        return [...this.members]
+            .filter((id) => this.state.has(id))
+            .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))
+            .map((id) => ({ userId: id, ...this.state.get(id) }));
+    }
+
+    /** The view after the last event at or before `seq` ([] before any). */
+    at(seq) {
+        let found = [];
+        for (const h of this.history) {
+            if (compareSeq(h.seq, seq) > 0) break;
+            found = h.list;
+        }
+        return found;
+    }
+}
+
+/**
+ * Records every state view `p` shows to its listeners, with the sequence it claims to be at,
+ * for Oracle.at() to check afterwards: a view may only show states the server had.
+ */
+export function recordStates(p) {
+    const states = [];
+    const take = () => states.push({ seq: p.seq, list: p.list() });
+    for (const e of ['join', 'leave', 'update', 'sync']) p.on(e, take);
+    return states;
 }
