@@ -17,6 +17,94 @@ void store_metrics_init(store_metrics *sm, metrics *m)
     metrics_add(sm->reaped, NULL, 0);
 }
 
+void store_base_init(store *st, const store_vtbl *vt, uv_loop_t *loop, const char *name)
+{
+    st->vt = vt;
+    later_init(&st->failed, loop, st, name);
+}
+
+void store_base_close(store *st, uv_close_cb closed)
+{
+    later_close(&st->failed, closed);
+}
+
+/* The trampolines that give a failed call's error to its callback, by callback type. */
+static void run_done(const later_call *c)
+{
+    if (c->cb)
+        ((store_done_fn)c->cb)(c->err, c->ud);
+}
+
+static void run_users(const later_call *c)
+{
+    ((store_users_fn)c->cb)(c->err, NULL, 0, "", c->ud);
+}
+
+static void run_room(const later_call *c)
+{
+    ((store_room_fn)c->cb)(c->err, NULL, 0, 0, c->ud);
+}
+
+static void run_user(const later_call *c)
+{
+    ((store_user_fn)c->cb)(c->err, NULL, NULL, 0, c->ud);
+}
+
+static void run_page(const later_call *c)
+{
+    ((store_page_fn)c->cb)(c->err, NULL, 0, 0, "", c->ud);
+}
+
+static void run_stats(const later_call *c)
+{
+    ((store_stats_fn)c->cb)(c->err, NULL, c->ud);
+}
+
+static void run_events(const later_call *c)
+{
+    ((store_events_fn)c->cb)(c->err, NULL, 0, c->ud);
+}
+
+#define STORE_FAIL(st, trampoline, cb, ud, err)                                                    \
+    later_queue(                                                                                   \
+        &(st)->failed,                                                                             \
+        (later_call){.run = (trampoline), .cb = (void (*)(void))(cb), .ud = (ud), .err = (err)})
+
+void store_fail_done(store *st, store_done_fn cb, void *ud, int err)
+{
+    STORE_FAIL(st, run_done, cb, ud, err);
+}
+
+void store_fail_users(store *st, store_users_fn cb, void *ud, int err)
+{
+    STORE_FAIL(st, run_users, cb, ud, err);
+}
+
+void store_fail_room(store *st, store_room_fn cb, void *ud, int err)
+{
+    STORE_FAIL(st, run_room, cb, ud, err);
+}
+
+void store_fail_user(store *st, store_user_fn cb, void *ud, int err)
+{
+    STORE_FAIL(st, run_user, cb, ud, err);
+}
+
+void store_fail_page(store *st, store_page_fn cb, void *ud, int err)
+{
+    STORE_FAIL(st, run_page, cb, ud, err);
+}
+
+void store_fail_stats(store *st, store_stats_fn cb, void *ud, int err)
+{
+    STORE_FAIL(st, run_stats, cb, ud, err);
+}
+
+void store_fail_events(store *st, store_events_fn cb, void *ud, int err)
+{
+    STORE_FAIL(st, run_events, cb, ud, err);
+}
+
 void store_free(store *st)
 {
     if (st)
