@@ -97,7 +97,12 @@ async function round({ churnUrls, watchUrl, httpUrl, seed, during }) {
                 problems.push(audit(views.late, 'late'));
                 shown.late = recordStates(views.late);
             }
-            if (during) await during(i);
+            // A caller that cut the watchers' connections (it returns true) waits until both
+            // are back, so that each cut moves them rather than falling into a reconnection.
+            const before = connects;
+            if (during && (await during(i))) {
+                await waitUntil(() => connects > before && anon.connected && member.connected, { what: 'the watchers reconnected', ms: 10000 });
+            }
         },
     });
     try {
@@ -184,9 +189,10 @@ describe('presence client across two instances (store=redis)', () => {
                         httpUrl: a.url,
                         seed,
                         during: async (i) => {
-                            if (i < next) return;
+                            if (i < next) return false;
                             next += 15;
                             proxy.switchTo((target = 1 - target));
+                            return true;
                         },
                     });
                     assert.ok(reconnects >= 2, `seed ${seed}: the watchers moved between instances (${reconnects} reconnections)`);
