@@ -271,9 +271,10 @@ static void get_user(api *a, io_http_req *req, const http_path *p)
     store_user_get(a->st, user, on_user, c);
 }
 
-static void on_bulk(int err, const store_user *users, size_t n, void *ud)
+static void on_bulk(int err, const store_user *users, size_t n, const char *seq, void *ud)
 {
     api_call *c = ud;
+    (void)seq;
     if (err) {
         respond_store_error(c->a, c->req, err);
         call_free(c);
@@ -858,12 +859,33 @@ static void get_page(api *a, io_http_req *req, const http_path *p)
                     api_dashboard_html_len);
 }
 
+/* ---- the presence client ---- */
+
+/* The browser build of the presence client: public (it holds no data), loadable as a module from
+ * any origin (module scripts are fetched with CORS), cached briefly so that an upgraded daemon
+ * serves its own version soon. */
+static void get_client_js(api *a, io_http_req *req, const http_path *p)
+{
+    (void)p;
+    static const char *const hdr[] = {"cache-control:",
+                                      "public, max-age=300",
+                                      "access-control-allow-origin:",
+                                      "*",
+                                      "x-content-type-options:",
+                                      "nosniff",
+                                      NULL};
+    count_request(a, 200);
+    io_http_respond(req, 200, "text/javascript; charset=utf-8", hdr, api_client_js,
+                    api_client_js_len);
+}
+
 /* ---- routing ---- */
 
 typedef void (*api_fn)(api *a, io_http_req *req, const http_path *p);
 
-/* AREA_PAGE: the live page, on the main listener only, when `dashboard` is on. */
-typedef enum api_area { AREA_ADMIN, AREA_V1, AREA_PAGE } api_area;
+/* AREA_PAGE: the live page, on the main listener only, when `dashboard` is on. AREA_PUBLIC:
+ * files for browsers, on the main listener, without the API key. */
+typedef enum api_area { AREA_ADMIN, AREA_V1, AREA_PAGE, AREA_PUBLIC } api_area;
 
 /* A route: segments to match ("*" matches any one), the handlers per method, and whether the
  * API key may come as ?key= (for the live page and what it reads: EventSource cannot send an
@@ -879,6 +901,7 @@ typedef struct api_route {
 
 static const api_route routes[] = {
     {AREA_PAGE, {NULL}, 0, get_page, NULL, false, true},
+    {AREA_PUBLIC, {"presence-client.js"}, 1, get_client_js, NULL, false, false},
     {AREA_ADMIN, {"healthz"}, 1, get_healthz, NULL, false, false},
     {AREA_ADMIN, {"readyz"}, 1, get_readyz, NULL, false, false},
     {AREA_ADMIN, {"metrics"}, 1, get_metrics, NULL, false, false},
@@ -912,7 +935,7 @@ static bool area_here(const api *a, api_area area, int listener)
  * routes that allow it, as ?key= (given once). Both are compared in constant time. */
 static bool authorized(const api *a, io_http_req *req, const api_route *r)
 {
-    if (r->area == AREA_ADMIN || !privileged(a))
+    if (r->area == AREA_ADMIN || r->area == AREA_PUBLIC || !privileged(a))
         return true;
     if (http_bearer_match(io_http_authorization(req), a->api_key))
         return true;

@@ -52,6 +52,7 @@ static void app_close(app *a)
         api_shutdown(a->api);
     if (a->server)
         io_server_shutdown(a->server);
+    gateway_shutdown(a->gw);
     if (a->api)
         api_attach_store(a->api, NULL);
     store_free(a->st);
@@ -270,7 +271,8 @@ static void app_local(api_local *out, void *ud)
  * take the connection hooks). Returns 0 or -1. */
 static int start_presence(app *a, const cfg *c)
 {
-    gateway_opts gopts = {.scoped = c->broadcast == CFG_BROADCAST_SCOPED,
+    gateway_opts gopts = {.loop = &a->loop,
+                          .scoped = c->broadcast == CFG_BROADCAST_SCOPED,
                           .max_metadata_bytes = c->max_metadata_bytes,
                           .max_bulk_ids = c->max_bulk_ids,
                           .metrics = a->metrics,
