@@ -889,11 +889,12 @@ static char *slurp(const char *path)
     return text;
 }
 
-/* What the shipped example sets apart from the defaults: JWT authentication with the secret file
- * the .deb generates. Nothing else may differ. */
+/* What the shipped example sets apart from the defaults: JWT authentication and the HTTP API key,
+ * from the key files the .deb generates. Nothing else may differ. */
 static const char *const shipped_overrides[][2] = {
     {"auth", "jwt"},
     {"jwt_secret_file", "/etc/presenced/jwt.key"},
+    {"api_key_file", "/etc/presenced/api.key"},
 };
 
 /* The example file sets every key to its default except shipped_overrides, and names each key. */
