@@ -13,7 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "presenced/cfg.h"
+#include "presenced/app/cfg.h"
 
 /* --- helpers --- */
 
