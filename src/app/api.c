@@ -7,12 +7,14 @@
  */
 #include "presenced/app/api.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "presenced/codec/http_args.h"
 #include "presenced/io/log.h"
+#include "presenced/io/proc_stats.h"
 #include "presenced/codec/pres_cmd.h"
 
 #define API_ROOM_LIMIT_DEFAULT 100
@@ -22,6 +24,7 @@
 #define API_SSE_QUEUE_MAX (1 << 20) /* bytes waiting for a slow SSE reader before it is dropped */
 #define API_SSE_PENDING_MAX 10000   /* live events held while a resume replays */
 #define API_SSE_PING_MS 15000
+#define API_PROCESS_SERIES 6 /* process_* series in /metrics */
 
 typedef struct sse_client sse_client;
 
@@ -34,6 +37,7 @@ struct api {
     bool ping_running;
     metrics_family *requests, *sse_clients, *dropped, *users_local, *users_cluster, *sockets_local,
         *sockets_cluster, *rooms_cluster, *instances, *connections;
+    metrics_family *process[API_PROCESS_SERIES]; /* process_families, in order */
 };
 
 /* ---- answers ---- */
@@ -165,10 +169,48 @@ static void local_now(api *a, api_local *l)
         a->opts.local(l, a->opts.local_ud);
 }
 
+/* The process_* series, named and described as every Prometheus client library does, and where
+ * each value is in a proc_stats. */
+static const struct {
+    metrics_kind kind;
+    const char *name, *help;
+    size_t offset;
+} process_families[] = {
+    {METRICS_COUNTER, "process_cpu_seconds_total",
+     "Total user and system CPU time spent in seconds.", offsetof(proc_stats, cpu_seconds)},
+    {METRICS_GAUGE, "process_resident_memory_bytes", "Resident memory size in bytes.",
+     offsetof(proc_stats, resident_bytes)},
+    {METRICS_GAUGE, "process_virtual_memory_bytes", "Virtual memory size in bytes.",
+     offsetof(proc_stats, virtual_bytes)},
+    {METRICS_GAUGE, "process_open_fds", "Number of open file descriptors.",
+     offsetof(proc_stats, open_fds)},
+    {METRICS_GAUGE, "process_max_fds", "Maximum number of open file descriptors.",
+     offsetof(proc_stats, max_fds)},
+    {METRICS_GAUGE, "process_start_time_seconds",
+     "Start time of the process since unix epoch in seconds.", offsetof(proc_stats, start_time_s)},
+};
+
+_Static_assert(sizeof(process_families) / sizeof(process_families[0]) == API_PROCESS_SERIES,
+               "one family per process_* series");
+
+/* Reads the process's figures into its series; one that cannot be read is left out. */
+static void process_now(api *a)
+{
+    proc_stats p;
+    proc_stats_read(&p);
+    for (size_t i = 0; i < sizeof(process_families) / sizeof(process_families[0]); i++) {
+        double v;
+        memcpy(&v, (const char *)&p + process_families[i].offset, sizeof(v));
+        if (v >= 0)
+            metrics_set(a->process[i], NULL, v);
+    }
+}
+
 static void render_metrics(api *a, io_http_req *req, const store_stats *cluster)
 {
     api_local l;
     local_now(a, &l);
+    process_now(a);
     metrics_set(a->users_local, NULL, (double)l.users);
     metrics_set(a->sockets_local, NULL, (double)l.sockets);
     metrics_set(a->connections, "polling", (double)l.polling);
@@ -1030,6 +1072,9 @@ api *api_new(const api_opts *opts)
                            "Rooms with at least one socket, cluster-wide.", NULL, NULL, 0);
     a->instances = metrics_family_get(m, METRICS_GAUGE, "presenced_instances",
                                       "Live instances in the cluster.", NULL, NULL, 0);
+    for (size_t i = 0; i < sizeof(process_families) / sizeof(process_families[0]); i++)
+        a->process[i] = metrics_family_get(m, process_families[i].kind, process_families[i].name,
+                                           process_families[i].help, NULL, NULL, 0);
     if (opts->loop) {
         uv_timer_init(opts->loop, &a->ping);
         a->ping.data = a;
