@@ -13,6 +13,8 @@
 #include <string.h>
 
 #include "presenced/codec/http_args.h"
+#include "presenced/codec/vec.h"
+#include "presenced/core/metrics_def.h"
 #include "presenced/io/log.h"
 #include "presenced/io/proc_stats.h"
 #include "presenced/codec/pres_cmd.h"
@@ -37,7 +39,7 @@ struct api {
     bool ping_running;
     metrics_family *requests, *sse_clients, *dropped, *users_local, *users_cluster, *sockets_local,
         *sockets_cluster, *rooms_cluster, *instances, *connections;
-    metrics_family *process[API_PROCESS_SERIES]; /* process_families, in order */
+    metrics_family *process[API_PROCESS_SERIES]; /* process_series, in order */
 };
 
 /* ---- answers ---- */
@@ -169,28 +171,21 @@ static void local_now(api *a, api_local *l)
         a->opts.local(l, a->opts.local_ud);
 }
 
-/* The process_* series, named and described as every Prometheus client library does, and where
- * each value is in a proc_stats. */
+/* The process_* series (their names and help texts are in metrics_def) and where each value is
+ * in a proc_stats. */
 static const struct {
-    metrics_kind kind;
-    const char *name, *help;
+    metrics_def id;
     size_t offset;
-} process_families[] = {
-    {METRICS_COUNTER, "process_cpu_seconds_total",
-     "Total user and system CPU time spent in seconds.", offsetof(proc_stats, cpu_seconds)},
-    {METRICS_GAUGE, "process_resident_memory_bytes", "Resident memory size in bytes.",
-     offsetof(proc_stats, resident_bytes)},
-    {METRICS_GAUGE, "process_virtual_memory_bytes", "Virtual memory size in bytes.",
-     offsetof(proc_stats, virtual_bytes)},
-    {METRICS_GAUGE, "process_open_fds", "Number of open file descriptors.",
-     offsetof(proc_stats, open_fds)},
-    {METRICS_GAUGE, "process_max_fds", "Maximum number of open file descriptors.",
-     offsetof(proc_stats, max_fds)},
-    {METRICS_GAUGE, "process_start_time_seconds",
-     "Start time of the process since unix epoch in seconds.", offsetof(proc_stats, start_time_s)},
+} process_series[] = {
+    {METRIC_PROCESS_CPU, offsetof(proc_stats, cpu_seconds)},
+    {METRIC_PROCESS_RESIDENT, offsetof(proc_stats, resident_bytes)},
+    {METRIC_PROCESS_VIRTUAL, offsetof(proc_stats, virtual_bytes)},
+    {METRIC_PROCESS_OPEN_FDS, offsetof(proc_stats, open_fds)},
+    {METRIC_PROCESS_MAX_FDS, offsetof(proc_stats, max_fds)},
+    {METRIC_PROCESS_START_TIME, offsetof(proc_stats, start_time_s)},
 };
 
-_Static_assert(sizeof(process_families) / sizeof(process_families[0]) == API_PROCESS_SERIES,
+_Static_assert(sizeof(process_series) / sizeof(process_series[0]) == API_PROCESS_SERIES,
                "one family per process_* series");
 
 /* Reads the process's figures into its series; one that cannot be read is left out. */
@@ -198,9 +193,9 @@ static void process_now(api *a)
 {
     proc_stats p;
     proc_stats_read(&p);
-    for (size_t i = 0; i < sizeof(process_families) / sizeof(process_families[0]); i++) {
+    for (size_t i = 0; i < API_PROCESS_SERIES; i++) {
         double v;
-        memcpy(&v, (const char *)&p + process_families[i].offset, sizeof(v));
+        memcpy(&v, (const char *)&p + process_series[i].offset, sizeof(v));
         if (v >= 0)
             metrics_set(a->process[i], NULL, v);
     }
@@ -709,14 +704,8 @@ static int sse_hold(sse_client *s, const pres_event *ev)
 {
     if (s->nheld == API_SSE_PENDING_MAX)
         return -1;
-    if (s->nheld == s->capheld) {
-        size_t ncap = s->capheld ? s->capheld * 2 : 16;
-        pres_event *nv = realloc(s->held, ncap * sizeof(*nv));
-        if (!nv)
-            return -1;
-        s->held = nv;
-        s->capheld = ncap;
-    }
+    if (VEC_RESERVE(s->held, s->nheld, s->capheld, 16) < 0)
+        return -1;
     /* A deep copy through the stream form, which every field survives. */
     char *json = pres_event_encode(ev);
     pres_event *copy = &s->held[s->nheld];
@@ -1043,38 +1032,20 @@ api *api_new(const api_opts *opts)
         return NULL;
     }
     metrics *m = opts->metrics;
-    a->requests =
-        metrics_family_get(m, METRICS_COUNTER, "presenced_http_requests_total",
-                           "HTTP API requests answered, by status class.", "code", NULL, 0);
-    a->sse_clients = metrics_family_get(m, METRICS_GAUGE, "presenced_event_streams",
-                                        "Open GET /v1/events streams.", NULL, NULL, 0);
+    a->requests = metrics_def_get(m, METRIC_HTTP_REQUESTS);
+    a->sse_clients = metrics_def_get(m, METRIC_EVENT_STREAMS);
     metrics_set(a->sse_clients, NULL, 0);
-    a->dropped = metrics_family_get(
-        m, METRICS_COUNTER, "presenced_slow_consumers_dropped_total",
-        "Connections closed because they did not read fast enough, by kind.", "kind", NULL, 0);
+    a->dropped = metrics_def_get(m, METRIC_SLOW_CONSUMERS);
     metrics_add(a->dropped, "sse", 0);
-    a->connections = metrics_family_get(m, METRICS_GAUGE, "presenced_connections",
-                                        "Engine.IO connections on this instance, by transport.",
-                                        "transport", NULL, 0);
-    a->sockets_local =
-        metrics_family_get(m, METRICS_GAUGE, "presenced_sockets_local",
-                           "Identified Socket.IO sockets on this instance.", NULL, NULL, 0);
-    a->users_local =
-        metrics_family_get(m, METRICS_GAUGE, "presenced_users_local",
-                           "Distinct users with a socket on this instance.", NULL, NULL, 0);
-    a->users_cluster =
-        metrics_family_get(m, METRICS_GAUGE, "presenced_users_online",
-                           "Users online cluster-wide (grace included).", NULL, NULL, 0);
-    a->sockets_cluster = metrics_family_get(m, METRICS_GAUGE, "presenced_sockets_cluster",
-                                            "Identified sockets on live instances.", NULL, NULL, 0);
-    a->rooms_cluster =
-        metrics_family_get(m, METRICS_GAUGE, "presenced_rooms",
-                           "Rooms with at least one socket, cluster-wide.", NULL, NULL, 0);
-    a->instances = metrics_family_get(m, METRICS_GAUGE, "presenced_instances",
-                                      "Live instances in the cluster.", NULL, NULL, 0);
-    for (size_t i = 0; i < sizeof(process_families) / sizeof(process_families[0]); i++)
-        a->process[i] = metrics_family_get(m, process_families[i].kind, process_families[i].name,
-                                           process_families[i].help, NULL, NULL, 0);
+    a->connections = metrics_def_get(m, METRIC_CONNECTIONS);
+    a->sockets_local = metrics_def_get(m, METRIC_SOCKETS_LOCAL);
+    a->users_local = metrics_def_get(m, METRIC_USERS_LOCAL);
+    a->users_cluster = metrics_def_get(m, METRIC_USERS_ONLINE);
+    a->sockets_cluster = metrics_def_get(m, METRIC_SOCKETS_CLUSTER);
+    a->rooms_cluster = metrics_def_get(m, METRIC_ROOMS);
+    a->instances = metrics_def_get(m, METRIC_INSTANCES);
+    for (size_t i = 0; i < API_PROCESS_SERIES; i++)
+        a->process[i] = metrics_def_get(m, process_series[i].id);
     if (opts->loop) {
         uv_timer_init(opts->loop, &a->ping);
         a->ping.data = a;

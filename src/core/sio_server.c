@@ -1,6 +1,7 @@
 #include "presenced/core/sio_server.h"
 
 #include "presenced/codec/json.h"
+#include "presenced/codec/vec.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -380,22 +381,9 @@ static int group_add(sio_sock *s, const char *group)
         memcpy(g->key, key, klen);
         g->klen = klen;
     }
-    if (g->n == g->cap) {
-        uint32_t ncap = g->cap ? g->cap * 2 : 4;
-        sio_sock **nm = realloc(g->members, ncap * sizeof(*nm));
-        if (!nm)
-            goto undo;
-        g->members = nm;
-        g->cap = ncap;
-    }
-    if (s->ngroups == s->capgroups) {
-        uint32_t ncap = s->capgroups ? s->capgroups * 2 : 2;
-        sio_membership *ng = realloc(s->groups, ncap * sizeof(*ng));
-        if (!ng)
-            goto undo;
-        s->groups = ng;
-        s->capgroups = ncap;
-    }
+    if (VEC_RESERVE(g->members, g->n, g->cap, 4) < 0 ||
+        VEC_RESERVE(s->groups, s->ngroups, s->capgroups, 2) < 0)
+        goto undo;
     s->groups[s->ngroups++] = (sio_membership){.g = g, .idx = g->n};
     g->members[g->n++] = s;
     return 0;

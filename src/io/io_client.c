@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "presenced/core/metrics_def.h"
 #include "presenced/io/host.h"
 #include "presenced/io/log.h"
 #include "io_server_impl.h"
@@ -65,10 +66,7 @@ void io_refusals_init(io_server *srv)
 {
     map_init(&srv->refusals, host_seed());
     srv->refusals_since = uv_now(srv->loop);
-    srv->refused = metrics_family_get(
-        srv->opts.metrics, METRICS_COUNTER, "presenced_refused_total",
-        "Handshakes, requests and connections refused by the Engine.IO server, by cause.", "cause",
-        NULL, 0);
+    srv->refused = metrics_def_get(srv->opts.metrics, METRIC_REFUSED);
 }
 
 void io_refusals_free(io_server *srv)
