@@ -98,11 +98,10 @@ static void origin_field(struct lws *wsi, char *out, size_t cap)
     out[0] = '\0';
     if (!wsi || lws_hdr_copy(wsi, origin, sizeof(origin), WSI_TOKEN_ORIGIN) <= 0)
         return;
-    origin[128] = '\0';
     for (char *p = origin; *p; p++)
         if (*p < 0x20 || *p > 0x7e || *p == '"' || *p == '\\')
             *p = '?';
-    snprintf(out, cap, " origin=\"%s\"", origin);
+    snprintf(out, cap, " origin=\"%.128s\"", origin);
 }
 
 void io_refused(io_server *srv, struct lws *wsi, int fd, unsigned status, const char *why)
