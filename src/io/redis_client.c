@@ -3,9 +3,9 @@
  * Ownership: the client owns a redisAsyncContext while connected or connecting, and one
  * redis_poll per context (freed in its close callback, which may run after the context is gone).
  * Every request passes a redis_req owned by the client as hiredis privdata, never a caller's
- * object: hiredis may call back after the caller's object is gone (DESIGN.md §4). Connections
- * are told apart by a generation number, so that late replies of a dropped connection do not
- * touch the state of the next one.
+ * object: hiredis may call back after the caller's object is gone (after a drop, every pending
+ * callback runs with a NULL reply). Connections are told apart by a generation number, so that
+ * late replies of a dropped connection do not touch the state of the next one.
  */
 #include "presenced/io/redis_client.h"
 
