@@ -24,8 +24,8 @@
 #define SR_XREAD_BLOCK_MS 1000
 
 const char *const sr_script_names[SCR_COUNT] = {
-    "assert", "close", "join", "leave", "open",  "room", "shutdown", "status",  "tick",
-    "touch",  "users", "user", "page",  "stats", "kick", "since",    "deliver", "reconcile"};
+    "assert", "close", "join", "leave", "open", "room",  "shutdown", "status",    "tick",   "touch",
+    "users",  "user",  "page", "stats", "kick", "since", "deliver",  "reconcile", "members"};
 
 static const store_vtbl sr_vtbl;
 
@@ -350,6 +350,7 @@ static const store_vtbl sr_vtbl = {
     .touch = sr_touch,
     .users_query = sr_users_query,
     .room_query = sr_room_query,
+    .room_members = sr_room_members,
     .shutdown = sr_shutdown,
     .reconcile = sr_reconcile,
     .user_get = sr_user_get,

@@ -37,6 +37,7 @@ enum {
     SCR_SINCE,
     SCR_DELIVER,
     SCR_RECONCILE,
+    SCR_MEMBERS,
     SCR_COUNT,
 };
 
@@ -160,6 +161,7 @@ void sr_status_set(store *st, const char *sid, const char *status, const char *m
 void sr_touch(store *st, const char *sid, store_done_fn cb, void *ud);
 void sr_users_query(store *st, const char *const *users, size_t n, store_users_fn cb, void *ud);
 void sr_room_query(store *st, const char *room, size_t limit, store_room_fn cb, void *ud);
+void sr_room_members(store *st, const char *room, store_users_fn cb, void *ud);
 void sr_user_get(store *st, const char *user, store_user_fn cb, void *ud);
 void sr_room_page(store *st, const char *room, const char *cursor, size_t limit, store_page_fn cb,
                   void *ud);
