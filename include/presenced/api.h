@@ -39,6 +39,9 @@ typedef struct api_opts {
 /* The live page (src/app/dashboard.html), embedded at build time by src/app/embed_html.cmake. */
 extern const char api_dashboard_html[];
 extern const size_t api_dashboard_html_len;
+/* The OpenAPI 3.1 document of the HTTP API (docs/openapi.json), served at /v1/openapi.json. */
+extern const char api_openapi_json[];
+extern const size_t api_openapi_json_len;
 
 api *api_new(const api_opts *opts);
 /* The store the endpoints ask; NULL (conformance modes, shutdown) leaves only /healthz,

@@ -864,6 +864,14 @@ static void get_page(api *a, io_http_req *req, const http_path *p)
                     api_dashboard_html_len);
 }
 
+/* The API's own description, for clients and tools (docs/openapi.json, embedded at build time). */
+static void get_openapi(api *a, io_http_req *req, const http_path *p)
+{
+    (void)p;
+    count_request(a, 200);
+    io_http_respond(req, 200, "application/json", NULL, api_openapi_json, api_openapi_json_len);
+}
+
 /* ---- routing ---- */
 
 typedef void (*api_fn)(api *a, io_http_req *req, const http_path *p);
@@ -896,6 +904,7 @@ static const api_route routes[] = {
     {AREA_V1, {"v1", "rooms", "*", "count"}, 4, get_room_count, NULL, true, false},
     {AREA_V1, {"v1", "stats"}, 2, get_stats, NULL, true, true},
     {AREA_V1, {"v1", "events"}, 2, get_events, NULL, true, true},
+    {AREA_V1, {"v1", "openapi.json"}, 2, get_openapi, NULL, false, false},
 };
 
 static bool route_matches(const api_route *r, const http_path *p)
