@@ -26,11 +26,12 @@ typedef struct api_local {
 
 typedef struct api_opts {
     uv_loop_t *loop;
-    const char *api_key;   /* "" or NULL: /v1 is open (copied) */
-    bool admin_separate;   /* /healthz, /readyz, /metrics answer on the admin listener only */
-    bool dashboard;        /* serve the live page at GET / (else 404) */
-    uint32_t max_bulk_ids; /* ids in one bulk query */
-    metrics *metrics;      /* rendered by /metrics; may be NULL */
+    const char *api_key;        /* "" or NULL: /v1 is open (copied) */
+    bool admin_separate;        /* /healthz, /readyz, /metrics answer on the admin listener only */
+    bool dashboard;             /* serve the live page at GET / (else 404) */
+    uint32_t stats_interval_ms; /* between two history samples (GET /v1/stats/history) */
+    uint32_t max_bulk_ids;      /* ids in one bulk query */
+    metrics *metrics;           /* rendered by /metrics; may be NULL */
     /* Fills what only this instance knows (may be NULL). */
     void (*local)(api_local *out, void *ud);
     void *local_ud;

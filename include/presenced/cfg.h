@@ -73,6 +73,7 @@ typedef struct cfg {
     char api_key_file[CFG_STR_MAX];
     char admin_listen[CFG_STR_MAX]; /* "" = none, else HOST:PORT */
     cfg_onoff dashboard;            /* "dashboard" = on | off: the live page at GET / */
+    uint32_t stats_interval;        /* s between two samples of the live page's history */
     char webhook_url[CFG_STR_MAX];  /* "" = no webhooks */
     char webhook_secret[256];
     uint32_t webhook_retry_for; /* s */

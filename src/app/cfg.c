@@ -160,6 +160,10 @@ static const cfg_key cfg_keys[] = {
     {"dashboard", CFG_TYPE_ENUM, "on", 0, 0, cfg_onoff_names, offsetof(cfg, dashboard), 0, 0, NULL,
      "on|off",
      "The live presence page at GET / of the main listener (behind api_key when set); off: 404."},
+    {"stats_interval", CFG_TYPE_UINT, "10", 1, 3600, NULL, offsetof(cfg, stats_interval), 0, 0,
+     NULL, "SECONDS",
+     "Seconds between two samples of the history the live page charts (GET /v1/stats/history "
+     "keeps the last 360: an hour at 10)."},
     {"webhook_url", CFG_TYPE_STRING, "", 0, 0, NULL, offsetof(cfg, webhook_url), 0,
      sizeof(((cfg *)0)->webhook_url), cfg_check_webhook, "URL",
      "http(s) URL that presence events are POSTed to in batches; \"\" for none."},

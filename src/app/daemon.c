@@ -435,6 +435,7 @@ static int run(const cfg *c, int argc, char *const *argv, char *const *envp, con
                       .api_key = api_key,
                       .admin_separate = c->admin_listen[0] != 0,
                       .dashboard = c->dashboard == CFG_ON,
+                      .stats_interval_ms = c->stats_interval * 1000,
                       .max_bulk_ids = c->max_bulk_ids,
                       .metrics = a.metrics,
                       .local = app_local,

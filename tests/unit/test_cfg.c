@@ -127,6 +127,7 @@ static const char *const expected_keys[] = {
     "api_key_file",
     "admin_listen",
     "dashboard",
+    "stats_interval",
     "webhook_url",
     "webhook_secret",
     "webhook_retry_for",
