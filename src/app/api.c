@@ -5,16 +5,16 @@
  * store answers; the store calls back exactly once, also when it shuts down, so every request
  * is answered and released.
  */
-#include "presenced/api.h"
+#include "presenced/app/api.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "presenced/history.h"
-#include "presenced/http_args.h"
-#include "presenced/log.h"
-#include "presenced/pres_cmd.h"
+#include "presenced/app/history.h"
+#include "presenced/codec/http_args.h"
+#include "presenced/codec/pres_cmd.h"
+#include "presenced/io/log.h"
 
 #define API_ROOM_LIMIT_DEFAULT 100
 #define API_ROOM_LIMIT_MAX 1000
@@ -95,9 +95,7 @@ static void respond_error(api *a, io_http_req *req, unsigned status, const char 
 
 static void respond_store_error(api *a, io_http_req *req, int err)
 {
-    if (err == STORE_ERR_UNAVAILABLE || err == STORE_ERR_SHUTDOWN)
-        return respond_error(a, req, 503, "store_unavailable", store_strerror(err));
-    respond_error(a, req, 500, "internal", store_strerror(err));
+    respond_error(a, req, pres_err_status(err), pres_err_code(err), store_strerror(err));
 }
 
 /* ---- pending store calls ---- */

@@ -2,17 +2,16 @@
  * to local sockets. Identity is decided once per socket (identify_socket) and every command is
  * checked against it, so a socket can never act for another user.
  */
-#include "presenced/gateway.h"
+#include "presenced/app/gateway.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
-#include <time.h>
 
-#include "presenced/log.h"
-#include "presenced/map.h"
-#include "presenced/pres_cmd.h"
+#include "presenced/io/host.h"
+#include "presenced/io/log.h"
+#include "presenced/core/map.h"
+#include "presenced/codec/pres_cmd.h"
 
 #define NSP "/"
 #define ROOM_GROUP 'r' /* group "r:<room>": the local sockets in a room */
@@ -57,19 +56,6 @@ struct gateway {
 /* ---- clocks ---- */
 
 /* Token dates are wall-clock seconds since the epoch (RFC 7519 §2 NumericDate). */
-static int64_t wall_s(void)
-{
-    return (int64_t)time(NULL);
-}
-
-/* The rate limiter measures intervals, which must not jump with the wall clock. */
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
 /* ---- replies ---- */
 
 static void ack_json(sio_sock *s, int64_t ack_id, cJSON *reply)
@@ -129,8 +115,7 @@ static void ack_ok(sio_sock *s, int64_t ack_id)
 
 static void ack_store_error(sio_sock *s, int64_t ack_id, int err)
 {
-    ack_error(s, ack_id, err == STORE_ERR_UNAVAILABLE ? "store_unavailable" : "internal",
-              store_strerror(err));
+    ack_error(s, ack_id, pres_err_code(err), store_strerror(err));
 }
 
 /* ---- sockets ---- */
@@ -342,7 +327,8 @@ static int verify_token(gateway *gw, const cJSON *obj, jwt_claims *claims, bool 
         jwt_expect ex = {.audience = gw->audience[0] ? gw->audience : NULL,
                          .issuer = gw->issuer[0] ? gw->issuer : NULL,
                          .leeway_s = gw->opts.jwt_leeway_s};
-        rc = jwt_verify(gw->key, t->valuestring, strlen(t->valuestring), &ex, wall_s(), claims);
+        rc =
+            jwt_verify(gw->key, t->valuestring, strlen(t->valuestring), &ex, host_wall_s(), claims);
     }
     if (rc == JWT_OK) {
         const char *claimed = NULL, *why = NULL;
@@ -486,7 +472,7 @@ static void on_connected(sio_sock *s, cJSON *auth, void *ud)
     g->sock = s;
     g->gw = gw;
     g->tokens = gw->opts.rate_burst;
-    g->refill_ms = mono_ms();
+    g->refill_ms = host_mono_ms();
     sio_sock_set_data(s, g);
     if (gw->opts.jwt) {
         /* on_connect() accepted the same object a moment ago. */
@@ -534,7 +520,7 @@ static bool rate_allow(gateway *gw, gw_sock *g, int64_t ack_id)
 {
     if (gw->opts.rate_limit == 0)
         return true;
-    uint64_t now = mono_ms();
+    uint64_t now = host_mono_ms();
     double cap = gw->opts.rate_burst ? gw->opts.rate_burst : 1;
     g->tokens += (double)(now - g->refill_ms) * gw->opts.rate_limit / 1000.0;
     if (g->tokens > cap)
@@ -1093,9 +1079,7 @@ gateway *gateway_new(sio_server *sio, const gateway_opts *opts)
              opts->jwt_audience ? opts->jwt_audience : "");
     snprintf(gw->issuer, sizeof(gw->issuer), "%s", opts->jwt_issuer ? opts->jwt_issuer : "");
     gw->opts.jwt_audience = gw->opts.jwt_issuer = NULL;
-    uint64_t seed = 0;
-    if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed))
-        seed = (uint64_t)(uintptr_t)gw;
+    uint64_t seed = host_seed();
     map_init(&gw->socks, seed);
     map_init(&gw->users, seed ^ 0x9e3779b97f4a7c15ULL);
     static const struct {
@@ -1148,7 +1132,7 @@ void gateway_set_jwt_key(gateway *gw, jwt_key *key)
 
 void gateway_tick(gateway *gw)
 {
-    int64_t now = wall_s();
+    int64_t now = host_wall_s();
     size_t pos = 0, n = 0;
     map_slot *slot;
     /* Closing runs the disconnect hook later, from the loop, so the map is stable here. */

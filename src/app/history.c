@@ -1,12 +1,12 @@
 /* The live page's history (history.h): a timer that closes one stats_ring interval at a time
  * with the cluster's counts. */
-#include "presenced/history.h"
+#include "presenced/app/history.h"
 
 #include <stdbool.h>
 #include <stdlib.h>
-#include <time.h>
 
-#include "presenced/stats_ring.h"
+#include "presenced/core/stats_ring.h"
+#include "presenced/io/host.h"
 
 struct history {
     stats_ring ring;
@@ -24,18 +24,11 @@ static void unref(history *h)
         free(h);
 }
 
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void on_stats(int err, const store_stats *s, void *ud)
 {
     history *h = ud;
     if (!h->stopped)
-        stats_ring_push(&h->ring, wall_ms(), err ? -1 : (int64_t)s->users_online,
+        stats_ring_push(&h->ring, host_wall_ms(), err ? -1 : (int64_t)s->users_online,
                         err ? -1 : (int64_t)s->sockets);
     unref(h);
 }
@@ -44,7 +37,7 @@ static void on_tick(uv_timer_t *t)
 {
     history *h = t->data;
     if (!h->st || !store_available(h->st)) {
-        stats_ring_push(&h->ring, wall_ms(), -1, -1);
+        stats_ring_push(&h->ring, host_wall_ms(), -1, -1);
         return;
     }
     h->refs++;

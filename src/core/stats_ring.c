@@ -1,5 +1,5 @@
 /* The live page's history: a fixed ring of per-interval samples (stats_ring.h). */
-#include "presenced/stats_ring.h"
+#include "presenced/core/stats_ring.h"
 
 #include <string.h>
 

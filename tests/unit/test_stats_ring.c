@@ -8,7 +8,7 @@
 
 #include <cmocka.h>
 
-#include "presenced/stats_ring.h"
+#include "presenced/core/stats_ring.h"
 
 static void test_empty(void **state)
 {

@@ -10,10 +10,10 @@
 
 #include <uv.h>
 
-#include "presenced/io_http.h"
-#include "presenced/metrics.h"
-#include "presenced/pres_event.h"
-#include "presenced/store.h"
+#include "presenced/io/io_http.h"
+#include "presenced/core/metrics.h"
+#include "presenced/codec/pres_event.h"
+#include "presenced/io/store.h"
 
 typedef struct api api;
 

@@ -8,10 +8,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "presenced/jwt.h"
-#include "presenced/metrics.h"
-#include "presenced/sio_server.h"
-#include "presenced/store.h"
+#include "presenced/codec/jwt.h"
+#include "presenced/core/metrics.h"
+#include "presenced/core/sio_server.h"
+#include "presenced/io/store.h"
 
 typedef struct gateway gateway;
 

@@ -10,8 +10,8 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "presenced/pres_event.h"
-#include "presenced/store.h"
+#include "presenced/codec/pres_event.h"
+#include "presenced/io/store.h"
 
 typedef struct history history;
 
