@@ -97,9 +97,9 @@ static const cfg_key cfg_keys[] = {
      "Milliseconds a client has to send its Socket.IO CONNECT after the handshake."},
     {"allowed_origins", CFG_TYPE_STRING, "", 0, 0, NULL, offsetof(cfg, allowed_origins), 0,
      sizeof(((cfg *)0)->allowed_origins), cfg_check_origins, "LIST",
-     "Comma-separated origins (scheme://host[:port]) allowed to connect; \"*\" allows any; with "
-     "\"\""
-     " only requests without an Origin header are accepted."},
+     "Comma-separated origins (scheme://host[:port]) allowed to connect besides the server's own "
+     "(same scheme, host and port as the request); \"*\" allows any; \"\": only the own origin "
+     "and requests without an Origin header."},
     {"namespaces", CFG_TYPE_STRING, "", 0, 0, NULL, offsetof(cfg, namespaces), 0,
      sizeof(((cfg *)0)->namespaces), cfg_check_namespaces, "LIST",
      "Comma-separated Socket.IO namespaces served besides \"/\", each starting with '/'."},

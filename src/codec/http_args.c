@@ -110,6 +110,56 @@ bool http_key_match(const char *token, const char *key)
     return CRYPTO_memcmp(a, b, sizeof(a)) == 0;
 }
 
+/* Split "host[:port]" or "[v6]:port" into the host (without brackets) and the port, `dflt` when
+ * absent. Returns false when malformed. */
+static bool hostport_split(const char *s, size_t len, const char **host, size_t *hlen,
+                           uint32_t *port, uint32_t dflt)
+{
+    const char *end = s + len, *colon = NULL;
+    if (len && s[0] == '[') {
+        const char *close = memchr(s, ']', len);
+        if (!close)
+            return false;
+        *host = s + 1;
+        *hlen = (size_t)(close - s - 1);
+        if (close + 1 < end && close[1] != ':')
+            return false;
+        colon = close + 1 < end ? close + 1 : NULL;
+    } else {
+        colon = memchr(s, ':', len);
+        *host = s;
+        *hlen = colon ? (size_t)(colon - s) : len;
+    }
+    if (!*hlen)
+        return false;
+    if (!colon) {
+        *port = dflt;
+        return true;
+    }
+    char digits[8];
+    size_t n = (size_t)(end - colon - 1);
+    if (!n || n >= sizeof(digits))
+        return false;
+    memcpy(digits, colon + 1, n);
+    digits[n] = 0;
+    return http_uint_parse(digits, 1, 65535, port) == HTTP_ARGS_OK;
+}
+
+bool http_same_origin(const char *origin, const char *host, const char *scheme)
+{
+    size_t slen = strlen(scheme);
+    if (strncasecmp(origin, scheme, slen) != 0 || strncmp(origin + slen, "://", 3) != 0)
+        return false;
+    uint32_t dflt = strcmp(scheme, "https") == 0 ? 443 : 80;
+    const char *o = origin + slen + 3, *oh, *hh;
+    size_t ohl, hhl;
+    uint32_t op, hp;
+    if (strpbrk(o, "/?#@") || !hostport_split(o, strlen(o), &oh, &ohl, &op, dflt) ||
+        !hostport_split(host, strlen(host), &hh, &hhl, &hp, dflt))
+        return false;
+    return ohl == hhl && strncasecmp(oh, hh, ohl) == 0 && op == hp;
+}
+
 bool http_bearer_match(const char *authorization, const char *key)
 {
     if (strncasecmp(authorization, "Bearer ", 7) != 0)

@@ -123,6 +123,7 @@ struct io_server {
     char **origins;
     size_t norigins;
     bool any_origin;
+    map origins_logged; /* refused origins already logged (values unused) */
     io_conn *conns;
     io_conn *flush_now;     /* sessions with WebSocket frames to write this loop iteration */
     io_conn *flush_bulk;    /* sessions with only broadcast frames: may wait (flush_all) */
@@ -189,8 +190,13 @@ void io_admit_release(io_server *srv, struct lws *wsi);
 /* Parse a comma-separated origin list into srv. Returns 0 or -1 (memory). */
 int io_origins_parse(io_server *srv, const char *list);
 void io_origins_free(io_server *srv);
-/* True when requests from `origin` ("" when the request had none) are allowed. */
+/* True when requests from `origin` ("" when the request had none) are listed as allowed. */
 bool io_origin_allowed(io_server *srv, const char *origin);
+/* The one Origin rule of polling and WebSocket: copies the request's Origin into `origin` (""
+ * when it has none) and returns true when the request may go on: no Origin, a listed one, or the
+ * same origin as the request itself (its Host, on this listener's scheme). A refused Origin is
+ * logged, once per origin, with the setting that would allow it. */
+bool io_origin_check(io_server *srv, struct lws *wsi, char origin[IO_ORIGIN_MAX]);
 /* The Engine.IO query arguments of a request. */
 void io_query_parse(struct lws *wsi, io_query *q);
 /* The request's URI (header `token`) is the Engine.IO path, with or without its final slash. */

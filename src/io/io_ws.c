@@ -45,8 +45,7 @@ int io_ws_filter(io_server *srv, struct lws *wsi, io_pss *pss)
     if (lws_get_vhost(wsi) == srv->admin_vhost || !io_path_matches(srv, wsi, WSI_TOKEN_GET_URI))
         return ws_refuse(wsi, 400, "{\"code\":3,\"message\":\"Bad request\"}");
     char origin[IO_ORIGIN_MAX];
-    int olen = lws_hdr_copy(wsi, origin, sizeof(origin), WSI_TOKEN_ORIGIN);
-    if (olen < 0 || !io_origin_allowed(srv, olen > 0 ? origin : ""))
+    if (!io_origin_check(srv, wsi, origin))
         return ws_refuse(wsi, 403, "{\"code\":4,\"message\":\"Forbidden\"}");
     io_query q;
     io_query_parse(wsi, &q);

@@ -5,8 +5,8 @@ polling upgraded to WebSocket (the client's default). It identifies, joins, quer
 with non-ASCII metadata, gets acks, sends binary arguments, and is refused an unknown namespace
 and an invalid user id, as the Node.js tests check with the stock client.
 
-The client sends an Origin equal to the server's own address on WebSocket, which the daemons
-are told to allow.
+The daemons run with their defaults: the client sends an Origin equal to the server's own
+address on WebSocket, which the same-origin rule accepts.
 
 Usage: python_client.test.py PRESENCED_BINARY   (Debian's /usr/bin/python3: the client is the
 python3-socketio package, not a pip install)
@@ -41,14 +41,12 @@ def free_port():
 class Daemon:
     """presenced on a free port; its stderr goes to a file that failures print."""
 
-    def __init__(self, *args, allow_own_origin=False):
+    def __init__(self, *args):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = open(f"/tmp/presenced-python-{os.getpid()}-{self.port}.log", "w+")
         env = {k: v for k, v in os.environ.items() if not k.startswith("PRESENCED_")}
         cmd = [BINARY, "--listen", f"127.0.0.1:{self.port}", *args]
-        if allow_own_origin:
-            cmd += ["--set", f"allowed_origins={self.url}"]
         self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=self.log)
         deadline = time.time() + WAIT_S
         while time.time() < deadline:
@@ -123,8 +121,8 @@ def unique(prefix):
 
 
 def setUpModule():
-    DAEMONS["presence"] = Daemon(allow_own_origin=True)
-    DAEMONS["conformance"] = Daemon("--conformance", allow_own_origin=True)
+    DAEMONS["presence"] = Daemon()
+    DAEMONS["conformance"] = Daemon("--conformance")
 
 
 def tearDownModule():

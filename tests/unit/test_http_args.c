@@ -138,6 +138,48 @@ static void test_bearer(void **state)
     assert_false(http_bearer_match("Bearer ", "s3cret"));
 }
 
+static void test_same_origin(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *origin, *host, *scheme;
+        bool same;
+    } cases[] = {
+        {"http://127.0.0.1:3000", "127.0.0.1:3000", "http", true},
+        {"http://Example.COM", "example.com", "http", true},
+        {"http://example.com:80", "example.com", "http", true},
+        {"http://example.com", "example.com:80", "http", true},
+        {"https://example.com", "example.com", "https", true},
+        {"https://example.com", "example.com:443", "https", true},
+        {"http://[::1]:3000", "[::1]:3000", "http", true},
+        {"HTTP://example.com", "example.com", "http", true},
+        {"https://example.com", "example.com", "http", false},
+        {"http://example.com", "example.com", "https", false},
+        {"http://example.com:3001", "example.com:3000", "http", false},
+        {"http://example.com", "example.com:3000", "http", false},
+        {"http://evil.com", "example.com", "http", false},
+        {"http://example.com.evil.com", "example.com", "http", false},
+        {"http://example.co", "example.com", "http", false},
+        {"http://example.com/", "example.com", "http", false},
+        {"http://user@example.com", "example.com", "http", false},
+        {"http://example.com:", "example.com", "http", false},
+        {"http://example.com:99999", "example.com", "http", false},
+        {"http://example.com:3000x", "example.com:3000", "http", false},
+        {"null", "example.com", "http", false},
+        {"", "example.com", "http", false},
+        {"http://", "", "http", false},
+        {"http://[::1", "[::1]", "http", false},
+        {"http://[::1]x", "[::1]", "http", false},
+        {"ws://example.com", "example.com", "http", false},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        bool got = http_same_origin(cases[i].origin, cases[i].host, cases[i].scheme);
+        if (got != cases[i].same)
+            fail_msg("case %zu: %s vs Host %s (%s): got %d", i, cases[i].origin, cases[i].host,
+                     cases[i].scheme, got);
+    }
+}
+
 static void test_key(void **state)
 {
     (void)state;
@@ -151,9 +193,10 @@ static void test_key(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_path_split), cmocka_unit_test(test_query_get),
-        cmocka_unit_test(test_uint),       cmocka_unit_test(test_ids_split),
-        cmocka_unit_test(test_bearer),     cmocka_unit_test(test_key),
+        cmocka_unit_test(test_path_split),  cmocka_unit_test(test_query_get),
+        cmocka_unit_test(test_uint),        cmocka_unit_test(test_ids_split),
+        cmocka_unit_test(test_bearer),      cmocka_unit_test(test_key),
+        cmocka_unit_test(test_same_origin),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -58,4 +58,10 @@ bool http_key_match(const char *token, const char *key);
  * http_key_match does. */
 bool http_bearer_match(const char *authorization, const char *key);
 
+/* Whether `origin` (an Origin header: scheme://host[:port], RFC 6454 section 7) names the origin
+ * the request was sent to: scheme equal to `scheme` ("http" or "https": the listener's, or what
+ * a trusted proxy says), host equal to the Host header's (ASCII case-insensitive), and the same
+ * port, a missing one being the scheme's default. Anything malformed is not the same origin. */
+bool http_same_origin(const char *origin, const char *host, const char *scheme);
+
 #endif
