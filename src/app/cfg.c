@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "presenced/codec/fwd.h"
+
 #ifndef PRESENCED_VERSION
 #define PRESENCED_VERSION "unknown"
 #endif
@@ -60,6 +62,7 @@ static int cfg_check_secret(const char *in, char *out, size_t outlen, char *why,
 static int cfg_check_file(const char *in, char *out, size_t outlen, char *why, size_t whylen);
 static int cfg_check_admin(const char *in, char *out, size_t outlen, char *why, size_t whylen);
 static int cfg_check_webhook(const char *in, char *out, size_t outlen, char *why, size_t whylen);
+static int cfg_check_proxies(const char *in, char *out, size_t outlen, char *why, size_t whylen);
 
 static const char *const cfg_store_names[] = {"memory", "redis", NULL};
 static const char *const cfg_log_level_names[] = {"error", "warn", "info", "debug", NULL};
@@ -195,9 +198,22 @@ static const cfg_key cfg_keys[] = {
      "auth=jwt: when set, tokens must carry this \"iss\"."},
     {"jwt_leeway", CFG_TYPE_UINT, "30", 0, 3600, NULL, offsetof(cfg, jwt_leeway), 0, 0, NULL,
      "SECONDS", "auth=jwt: clock skew allowed on exp, nbf and iat."},
-    {"max_connections_per_ip", CFG_TYPE_UINT, "100", 1, 1000000, NULL,
+    {"max_connections_per_ip", CFG_TYPE_UINT, "2000", 1, 1000000, NULL,
      offsetof(cfg, max_connections_per_ip), 0, 0, NULL, "N",
-     "Most TCP connections from one IP address; further ones are closed at once."},
+     "Most TCP connections from one IP address (not counted for trusted_proxies); further ones "
+     "are closed at once."},
+    {"max_sessions_per_ip", CFG_TYPE_UINT, "1000", 1, 1000000, NULL,
+     offsetof(cfg, max_sessions_per_ip), 0, 0, NULL, "N",
+     "Most Engine.IO sessions (polling or WebSocket) of one client address, the one behind "
+     "trusted_proxies; further handshakes are refused (HTTP 429)."},
+    {"trusted_proxies", CFG_TYPE_STRING, "", 0, 0, NULL, offsetof(cfg, trusted_proxies), 0,
+     sizeof(((cfg *)0)->trusted_proxies), cfg_check_proxies, "CIDRS",
+     "Comma-separated addresses or ranges (10.0.0.0/8, ::1) of reverse proxies whose "
+     "X-Forwarded-For / Forwarded name the client; \"\": none."},
+    {"proxy_protocol", CFG_TYPE_ENUM, "off", 0, 0, cfg_onoff_names, offsetof(cfg, proxy_protocol),
+     0, 0, NULL, "on|off",
+     "Every connection to the main listener starts with a PROXY protocol v1/v2 header (HAProxy, "
+     "nginx stream, cloud load balancers) naming the client."},
     {"max_sockets_per_user", CFG_TYPE_UINT, "100", 1, 1000000, NULL,
      offsetof(cfg, max_sockets_per_user), 0, 0, NULL, "N",
      "Most sockets one user may have on this instance; further ones get CONNECT_ERROR."},
@@ -683,6 +699,21 @@ static int cfg_check_webhook(const char *in, char *out, size_t outlen, char *why
             return -1;
         }
     return cfg_copy_out(in, out, outlen, why, whylen);
+}
+
+static int cfg_check_proxies(const char *in, char *out, size_t outlen, char *why, size_t whylen)
+{
+    fwd_cidrs l;
+    switch (fwd_cidrs_parse(in, &l)) {
+    case FWD_OK:
+        return cfg_copy_out(in, out, outlen, why, whylen);
+    case FWD_TOO_MANY:
+        cfg_errf(why, whylen, "more than %d ranges", FWD_CIDRS_MAX);
+        return -1;
+    default:
+        cfg_errf(why, whylen, "not a list of addresses or ranges such as 10.0.0.0/8, ::1");
+        return -1;
+    }
 }
 
 int cfg_hostport(const char *s, char *host, size_t hostlen, uint16_t *port, char err[CFG_ERR_MAX])

@@ -107,8 +107,8 @@ static void conn_unlink(io_conn *c)
 void io_conn_destroy(io_conn *c)
 {
     io_server *srv = c->srv;
-    log_debug("session closed", "sid=%s reason=\"%s\"", sio_conn_session(c->sc)->sid,
-              c->reason ? c->reason : "");
+    log_debug("session closed", "sid=%s addr=%s reason=\"%s\"", sio_conn_session(c->sc)->sid,
+              c->peer ? c->peer->key : "-", c->reason ? c->reason : "");
     sio_conn_free(c->sc, c->reason ? c->reason : "closed");
     c->sc = NULL;
     if (c->get) {
@@ -134,6 +134,8 @@ void io_conn_destroy(io_conn *c)
         pss->conn = NULL;
         c->post = NULL;
     }
+    io_session_release(srv, c->peer);
+    c->peer = NULL;
     conn_unlink(c);
     uv_timer_stop(&c->timer);
     uv_close((uv_handle_t *)&c->timer, conn_timer_closed);

@@ -13,66 +13,39 @@
 #include "presenced/io/log.h"
 #include "io_server_impl.h"
 
-/* The peer address of an accepted fd as text (IPv4-mapped IPv6 as plain IPv4, so one client
- * counts once however it arrives). Returns 0 or -1. */
-static int peer_key(int fd, char out[INET6_ADDRSTRLEN])
-{
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof(ss);
-    if (getpeername(fd, (struct sockaddr *)&ss, &sl) < 0)
-        return -1;
-    if (ss.ss_family == AF_INET)
-        return inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, out, INET6_ADDRSTRLEN)
-                   ? 0
-                   : -1;
-    if (ss.ss_family == AF_INET6) {
-        const struct in6_addr *a = &((struct sockaddr_in6 *)&ss)->sin6_addr;
-        if (IN6_IS_ADDR_V4MAPPED(a))
-            return inet_ntop(AF_INET, &a->s6_addr[12], out, INET6_ADDRSTRLEN) ? 0 : -1;
-        return inet_ntop(AF_INET6, a, out, INET6_ADDRSTRLEN) ? 0 : -1;
-    }
-    return -1;
-}
-
 static void peer_release(io_server *srv, io_peer *p)
 {
-    if (!p || p->count == 0)
+    if (!p || p->conns == 0)
         return;
-    if (--p->count == 0) {
-        map_del(&srv->peers, p->key, p->klen);
-        free(p);
-    }
+    p->conns--;
+    io_peer_put(srv, p);
 }
 
-/* FILTER_NETWORK_CONNECTION: count the new connection against its address. Returns 0 to accept
- * or -1 to close it (over the limit). Failures to tell the address accept uncounted. */
-static int peer_admit(io_server *srv, int fd)
+/* Count a new connection against its address: the TCP peer's, or `given` (what the PROXY
+ * protocol said). Returns 0 to accept or -1 to close it (over the limit). A trusted proxy's own
+ * connections are not counted (it carries many clients: the session limit counts those); failures
+ * to tell the address accept uncounted. */
+static int peer_admit(io_server *srv, int fd, const fwd_addr *given)
 {
-    if (!srv->opts.max_connections_per_ip || fd < 0 || (size_t)fd >= srv->npending)
+    if (fd < 0 || (size_t)fd >= srv->npending)
         return 0;
     /* A previous socket on this fd that never got its wsi (failed adoption) is gone. */
     peer_release(srv, srv->pending[fd]);
     srv->pending[fd] = NULL;
-    char key[INET6_ADDRSTRLEN];
-    if (peer_key(fd, key) < 0)
+    fwd_addr a;
+    if (given)
+        a = *given;
+    else if (io_sock_peer(fd, &a) < 0 || fwd_cidrs_match(&srv->trusted, &a))
         return 0;
-    size_t klen = strlen(key);
-    io_peer *p = map_get(&srv->peers, key, klen);
-    if (p && p->count >= srv->opts.max_connections_per_ip) {
+    io_peer *p = io_peer_get(srv, &a);
+    if (!p)
+        return 0;
+    if (srv->opts.max_connections_per_ip && p->conns >= srv->opts.max_connections_per_ip) {
         metrics_add(srv->limit_hits, "connections_per_ip", 1);
+        io_peer_put(srv, p);
         return -1;
     }
-    if (!p) {
-        if (!(p = calloc(1, sizeof(*p))))
-            return 0;
-        memcpy(p->key, key, klen + 1);
-        p->klen = klen;
-        if (map_put(&srv->peers, p->key, klen, p) < 0) {
-            free(p);
-            return 0;
-        }
-    }
-    p->count++;
+    p->conns++;
     srv->pending[fd] = p;
     return 0;
 }
@@ -109,14 +82,19 @@ void io_listen_free(io_server *srv)
 
 /* Closing a refused connection at once keeps fds free for the daemon's own use. A refused
  * connection gets no WSI_DESTROY, so only kept ones are counted. */
-int io_admit(io_server *srv, int fd)
+int io_admit_as(io_server *srv, int fd, const fwd_addr *client)
 {
     if (srv->sockets >= srv->max_sockets || srv->shutting_down)
         return -1;
-    if (peer_admit(srv, fd) < 0)
+    if (peer_admit(srv, fd, client) < 0)
         return -1;
     srv->sockets++;
     return 0;
+}
+
+int io_admit(io_server *srv, int fd)
+{
+    return io_admit_as(srv, fd, NULL);
 }
 
 /* Connections accepted per wake-up, so that one burst cannot hog the loop. */

@@ -55,7 +55,7 @@ int io_origins_parse(io_server *srv, const char *list)
 }
 
 /* Logs a refused origin the first time it is seen, quoted safely (it is client input). */
-static void origin_refused(io_server *srv, const char *origin)
+static void origin_refused(io_server *srv, struct lws *wsi, const char *origin)
 {
     size_t len = strlen(origin);
     if (!srv->origins_logged.seed) /* first use: a seed is never 0 (| 1) */
@@ -70,10 +70,11 @@ static void origin_refused(io_server *srv, const char *origin)
             origin[i] == '"' || origin[i] == '\\' || (origin[i] && (unsigned char)origin[i] < 0x20)
                 ? '?'
                 : origin[i];
+    char addr[FWD_ADDR_TEXT];
     log_warn("origin refused",
-             "origin=\"%s\" setting=allowed_origins hint=\"not the page's own "
-             "origin: list it in allowed_origins (comma-separated scheme://host[:port], or *)\"",
-             shown);
+             "origin=\"%s\" addr=%s setting=allowed_origins hint=\"not the page's own origin: "
+             "list it in allowed_origins (comma-separated scheme://host[:port], or *)\"",
+             shown, io_client_addr_text(srv, wsi, addr));
 }
 
 bool io_origin_check(io_server *srv, struct lws *wsi, char origin[IO_ORIGIN_MAX])
@@ -81,7 +82,7 @@ bool io_origin_check(io_server *srv, struct lws *wsi, char origin[IO_ORIGIN_MAX]
     origin[0] = 0;
     int olen = lws_hdr_copy(wsi, origin, IO_ORIGIN_MAX, WSI_TOKEN_ORIGIN);
     if (olen < 0) {
-        origin_refused(srv, "(longer than 255 bytes)");
+        origin_refused(srv, wsi, "(longer than 255 bytes)");
         origin[0] = 0;
         return false;
     }
@@ -89,9 +90,9 @@ bool io_origin_check(io_server *srv, struct lws *wsi, char origin[IO_ORIGIN_MAX]
         return true;
     char host[IO_ORIGIN_MAX];
     if (lws_hdr_copy(wsi, host, sizeof(host), WSI_TOKEN_HOST) > 0 &&
-        http_same_origin(origin, host, srv->opts.tls_cert ? "https" : "http"))
+        http_same_origin(origin, host, io_client_scheme(srv, wsi)))
         return true;
-    origin_refused(srv, origin);
+    origin_refused(srv, wsi, origin);
     return false;
 }
 

@@ -28,6 +28,7 @@
 
 #include <libwebsockets.h>
 
+#include "presenced/codec/fwd.h"
 #include "presenced/core/map.h"
 #include "presenced/io/io_http.h"
 #include "presenced/io/io_server.h"
@@ -41,6 +42,7 @@ _Static_assert(LWS_PRE <= FRAME_HEADROOM, "frames must leave room for the WebSoc
 typedef enum io_flush_list { FLUSH_NONE = 0, FLUSH_NOW, FLUSH_BULK } io_flush_list;
 
 typedef struct io_conn io_conn;
+typedef struct io_peer io_peer;
 
 typedef enum io_pss_kind {
     PSS_NONE = 0,
@@ -74,6 +76,7 @@ typedef struct io_pss {
     char *origin; /* the request's Origin (owned), for CORS answers; on the heap because only
                    * HTTP requests need it and every WebSocket carries an io_pss for its life */
     char sid[EIO_SID_LEN + 1]; /* WebSocket upgrade of an existing session */
+    io_peer *peer;             /* a new WebSocket session's client, counted, until established */
     io_http_req *req;          /* a plain HTTP request (PSS_API_*, PSS_STREAM) */
     char **extra;              /* extra response headers: name, value, ..., NULL (owned) */
 } io_pss;
@@ -110,6 +113,7 @@ struct io_conn {
     bool closing;
     bool client_closed;
     const char *reason;
+    io_peer *peer; /* the client address this session counts against (may be NULL) */
 };
 
 struct io_server {
@@ -141,21 +145,26 @@ struct io_server {
     uint32_t max_sockets; /* accepted beyond this are closed at once */
     metrics_family *slow_consumers;
     metrics_family *limit_hits;
-    /* max_connections_per_ip: peer address text -> io_peer. An accepted socket's io_peer waits in
-     * pending[fd] until lws has made its wsi (SERVER_NEW_CLIENT_INSTANTIATED), then rides on the
-     * wsi as opaque user data until WSI_DESTROY. */
+    fwd_cidrs trusted;     /* trusted_proxies */
+    uint64_t limit_logged; /* ms of the last per-address limit line in the log */
+    /* Client addresses: address text -> io_peer, for the per-address limits. An accepted socket's
+     * io_peer (its TCP connection counted) waits in pending[fd] until lws has made its wsi
+     * (SERVER_NEW_CLIENT_INSTANTIATED), then rides on the wsi as opaque user data until
+     * WSI_DESTROY; a session holds its client's io_peer (io_conn.peer) until it closes. */
     map peers;
-    struct io_peer **pending;
+    io_peer **pending;
     size_t npending;
     void *foreign_loops[1];
     struct lws_protocols protocols[2];
 };
 
-typedef struct io_peer {
-    uint32_t count; /* accepted connections alive from this address */
+struct io_peer {
+    uint32_t conns;    /* counted TCP connections alive from this address */
+    uint32_t sessions; /* Engine.IO sessions of this client address */
+    fwd_addr addr;
     size_t klen;
-    char key[INET6_ADDRSTRLEN];
-} io_peer;
+    char key[FWD_ADDR_TEXT]; /* the address as text: the map's key, and what logs show */
+};
 
 typedef struct io_query {
     char eio[8];
@@ -180,10 +189,39 @@ void io_listen_free(io_server *srv);
 /* A TCP connection was accepted (by lws, or by the shared listener): keep it or not. Returns 0 to
  * keep it, -1 to close it. */
 int io_admit(io_server *srv, int fd);
+/* The same for a connection whose client address is known otherwise (PROXY protocol). */
+int io_admit_as(io_server *srv, int fd, const fwd_addr *client);
 /* SERVER_NEW_CLIENT_INSTANTIATED: the accepted fd has its wsi now. */
 void io_admit_attach(io_server *srv, struct lws *wsi);
 /* WSI_DESTROY: the connection no longer counts against the limits. */
 void io_admit_release(io_server *srv, struct lws *wsi);
+
+/* ---- io_addr.c ---- */
+
+/* Parse trusted_proxies into srv->trusted. Returns 0 or -1 (after logging why). */
+int io_addr_init(io_server *srv);
+/* The io_peer of address `a` (created with no counts when absent), or NULL (memory). */
+io_peer *io_peer_get(io_server *srv, const fwd_addr *a);
+/* Drop the io_peer if nothing counts against it any more. */
+void io_peer_put(io_server *srv, io_peer *p);
+/* The address at the other end of socket `fd` (IPv4-mapped IPv6 as IPv4). Returns 0 or -1. */
+int io_sock_peer(int fd, fwd_addr *out);
+/* The one place that says who a request comes from: the TCP peer, or what the PROXY protocol
+ * said, or, when that is a trusted proxy, the client its Forwarded / X-Forwarded-For header
+ * names (fwd_client). Only while the request's headers are at hand (HTTP callback, WebSocket
+ * filter). Every per-address limit and every log line about a client uses it. */
+void io_client_addr(io_server *srv, struct lws *wsi, fwd_addr *out);
+/* The same as text, into out[FWD_ADDR_TEXT]; returns out. */
+const char *io_client_addr_text(io_server *srv, struct lws *wsi, char *out);
+/* The scheme the client used: a trusted proxy's Forwarded proto= / X-Forwarded-Proto, else the
+ * listener's. */
+const char *io_client_scheme(io_server *srv, struct lws *wsi);
+/* A new session from the request's client: 0 with *peer counted (NULL when memory is short: the
+ * session then goes uncounted), or -1 when the client has max_sessions_per_ip already (logged,
+ * counted in limit_hits). `count` false only checks. */
+int io_session_admit(io_server *srv, struct lws *wsi, bool count, io_peer **peer);
+/* The session is gone. */
+void io_session_release(io_server *srv, io_peer *p);
 
 /* ---- io_route.c ---- */
 

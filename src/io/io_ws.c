@@ -28,7 +28,12 @@ static int ws_refuse(struct lws *wsi, unsigned status, const char *body)
     int n = snprintf(resp, sizeof(resp),
                      "HTTP/1.1 %u %s\r\ncontent-type: application/json\r\ncontent-length: %zu\r\n"
                      "connection: close\r\n\r\n%s",
-                     status, status == 403 ? "Forbidden" : "Bad Request", strlen(body), body);
+                     status,
+                     status == 403   ? "Forbidden"
+                     : status == 429 ? "Too Many Requests"
+                     : status == 503 ? "Service Unavailable"
+                                     : "Bad Request",
+                     strlen(body), body);
     uint8_t out[LWS_PRE + sizeof(resp)];
     memcpy(out + LWS_PRE, resp, (size_t)n);
     lws_write(wsi, out + LWS_PRE, (size_t)n, LWS_WRITE_HTTP_HEADERS);
@@ -64,6 +69,13 @@ int io_ws_filter(io_server *srv, struct lws *wsi, io_pss *pss)
         memcpy(pss->sid, q.sid, EIO_SID_LEN + 1);
     } else if (sio_server_conn_count(srv->sio) >= srv->opts.max_connections) {
         return ws_refuse(wsi, 503, "{\"code\":3,\"message\":\"Server full\"}");
+    } else {
+        /* Counted once the WebSocket is established (the headers it needs are read here). */
+        io_peer *peer;
+        if (io_session_admit(srv, wsi, true, &peer) < 0)
+            return ws_refuse(wsi, 429,
+                             "{\"code\":3,\"message\":\"Too many sessions from this address\"}");
+        pss->peer = peer;
     }
     return 0;
 }
@@ -86,8 +98,13 @@ int io_ws_established(io_server *srv, struct lws *wsi, io_pss *pss)
         return 0;
     }
     io_conn *c = io_conn_new(srv, EIO_TRANSPORT_WEBSOCKET);
-    if (!c)
+    if (!c) {
+        io_session_release(srv, pss->peer);
+        pss->peer = NULL;
         return -1;
+    }
+    c->peer = pss->peer;
+    pss->peer = NULL;
     c->ws = wsi;
     pss->conn = c;
     frame *f = io_conn_open_frame(srv, sio_conn_session(c->sc)->sid, false);
