@@ -148,10 +148,11 @@ int io_session_admit(io_server *srv, struct lws *wsi, bool count, io_peer **peer
         return 0;
     if (p->sessions >= srv->opts.max_sessions_per_ip) {
         metrics_add(srv->limit_hits, "sessions_per_ip", 1);
-        /* One line a second at most: a client hammering the limit must not flood the log. */
+        /* One line per address every 10 s at most: a client hammering the limit must not flood
+         * the log, and one address's refusals must not hide another's. */
         uint64_t now = uv_now(srv->loop);
-        if (!srv->limit_logged || now - srv->limit_logged >= 1000) {
-            srv->limit_logged = now;
+        if (!p->logged_ms || now - p->logged_ms >= 10000) {
+            p->logged_ms = now;
             log_warn("too many sessions from one address", "addr=%s sessions=%u setting=%s", p->key,
                      p->sessions, "max_sessions_per_ip");
         }

@@ -305,7 +305,8 @@ io_server *io_server_new(uv_loop_t *loop, const io_server_opts *opts)
     server_metrics_init(srv);
     sio_io_ops ops = io_conn_ops();
     if (!(srv->batch = malloc(LWS_PRE + IO_WS_BATCH)) || io_listen_init(srv) < 0 ||
-        io_addr_init(srv) < 0 || io_origins_parse(srv, opts->allowed_origins) < 0 ||
+        io_addr_init(srv) < 0 || io_listen_prepare(srv) < 0 ||
+        io_origins_parse(srv, opts->allowed_origins) < 0 ||
         !(srv->sio = sio_server_new(&opts->sio, &ops)) || server_lws_start(srv) < 0) {
         server_release(srv);
         return NULL;

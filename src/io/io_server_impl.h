@@ -4,7 +4,8 @@
  *
  * The files, one job each:
  *   io_server.c    lifecycle (context, vhosts, timers) and the lws callback that dispatches
- *   io_listen.c    accepting connections: the fd budget, the per-address limit, the shared listener
+ *   io_listen.c    accepting connections: the fd budget, the shared listener, PROXY headers
+ *   io_addr.c      who a request comes from (trusted proxies), the per-address limits
  *   io_route.c     what an Engine.IO request asks for (path, query, Origin) and where it goes
  *   io_conn.c      Engine.IO sessions: creation, timers, packets, teardown
  *   io_poll.c      HTTP long-polling: handshake, held GETs, POST bodies, the held-poll sweep
@@ -137,7 +138,10 @@ struct io_server {
     uv_idle_t flush_idle;   /* active while the list is not empty: the loop must not block */
     uint8_t *batch;         /* LWS_PRE + IO_WS_BATCH bytes: frames coalesced into one send */
     uv_timer_t sweep;
-    uv_poll_t listener;      /* shared_listener: readable when connections wait */
+    uv_poll_t listener;                /* shared_listener: readable when connections wait */
+    int own_listen_fd;                 /* a listening socket made here (proxy_protocol), else -1 */
+    struct io_proxy_wait *proxy_waits; /* accepted, their PROXY protocol header not read yet */
+    uint32_t nproxy_waits;
     uv_timer_t accept_pause; /* shared_listener: accept again after running out of fds */
     uint64_t accept_warned;  /* ms of the last "cannot accept" warning */
     bool shutting_down;
@@ -145,8 +149,7 @@ struct io_server {
     uint32_t max_sockets; /* accepted beyond this are closed at once */
     metrics_family *slow_consumers;
     metrics_family *limit_hits;
-    fwd_cidrs trusted;     /* trusted_proxies */
-    uint64_t limit_logged; /* ms of the last per-address limit line in the log */
+    fwd_cidrs trusted; /* trusted_proxies */
     /* Client addresses: address text -> io_peer, for the per-address limits. An accepted socket's
      * io_peer (its TCP connection counted) waits in pending[fd] until lws has made its wsi
      * (SERVER_NEW_CLIENT_INSTANTIATED), then rides on the wsi as opaque user data until
@@ -159,8 +162,9 @@ struct io_server {
 };
 
 struct io_peer {
-    uint32_t conns;    /* counted TCP connections alive from this address */
-    uint32_t sessions; /* Engine.IO sessions of this client address */
+    uint32_t conns;     /* counted TCP connections alive from this address */
+    uint32_t sessions;  /* Engine.IO sessions of this client address */
+    uint64_t logged_ms; /* when its refusal was last logged (loop time, 0: never) */
     fwd_addr addr;
     size_t klen;
     char key[FWD_ADDR_TEXT]; /* the address as text: the map's key, and what logs show */
@@ -179,6 +183,9 @@ typedef struct io_query {
 /* Set up admission: the fd budget (raising the soft fd limit) and the per-address table.
  * Returns 0 or -1 (memory). */
 int io_listen_init(io_server *srv);
+/* With proxy_protocol and no shared listener, make the listening socket here so that connections
+ * are accepted by us (their header read first) rather than by lws. Returns 0 or -1 (logged). */
+int io_listen_prepare(io_server *srv);
 /* Start accepting from a shared listening socket (opts.shared_listener). Returns 0, or -1 after
  * logging why and closing what it opened. */
 int io_listen_start(io_server *srv);
