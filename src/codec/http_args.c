@@ -1,6 +1,7 @@
 /* Request-line validation for the HTTP API (include/presenced/codec/http_args.h). */
 #include "presenced/codec/http_args.h"
 
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -108,6 +109,36 @@ bool http_key_match(const char *token, const char *key)
     SHA256((const unsigned char *)token, strlen(token), a);
     SHA256((const unsigned char *)key, strlen(key), b);
     return CRYPTO_memcmp(a, b, sizeof(a)) == 0;
+}
+
+int http_head_check(const char *p, size_t n, size_t max)
+{
+    const char *lf = memchr(p, '\n', n < max ? n : max);
+    if (!lf)
+        return n >= max ? HTTP_HEAD_URI_LONG : HTTP_HEAD_NEED_MORE;
+    for (const char *c = p; c < lf; c++) {
+        if (*c == 0)
+            return HTTP_HEAD_BAD;
+        if (*c != '%')
+            continue;
+        if (lf - c <= 2 || !isxdigit((unsigned char)c[1]) || !isxdigit((unsigned char)c[2]) ||
+            (c[1] == '0' && c[2] == '0'))
+            return HTTP_HEAD_BAD;
+    }
+    /* The head ends at the first empty line ("\r\n\r\n", or bare "\n\n"). */
+    size_t lim = n < max ? n : max;
+    for (const char *c = lf; c < p + lim; c++) {
+        const char *nl = memchr(c, '\n', (size_t)(p + lim - c));
+        if (!nl)
+            break;
+        const char *next = nl + 1;
+        if (next < p + lim && *next == '\n')
+            return HTTP_HEAD_OK;
+        if (next + 1 < p + lim && next[0] == '\r' && next[1] == '\n')
+            return HTTP_HEAD_OK;
+        c = nl;
+    }
+    return n >= max ? HTTP_HEAD_TOO_LARGE : HTTP_HEAD_NEED_MORE;
 }
 
 /* Split "host[:port]" or "[v6]:port" into the host (without brackets) and the port, `dflt` when

@@ -195,7 +195,7 @@ static int server_context_new(io_server *srv, struct lws_context_creation_info *
     /* A client that stops in the middle of its headers holds a header buffer from lws's small
      * pool: give it http_timeout too (lws's own default is 10 s). */
     info->timeout_secs_ah_idle = opts->http_timeout;
-    info->max_http_header_data = 4096;
+    info->max_http_header_data = IO_HEAD_MAX;
     /* A held long-poll GET keeps its header table until it is answered, so the pool must be
      * able to cover every polling client (tables are allocated on demand). */
     info->max_http_header_pool =

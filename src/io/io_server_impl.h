@@ -39,6 +39,9 @@ _Static_assert(LWS_PRE <= FRAME_HEADROOM, "frames must leave room for the WebSoc
 #define IO_ARG_MAX 128 /* longest query argument value we look at */
 #define IO_ORIGIN_MAX 256
 #define IO_WS_BATCH 65536 /* WebSocket bytes written by one send() at most */
+/* A request head (request line and headers) is at most this long: libwebsockets' header buffer,
+ * and what io_listen.c checks a connection's first request against before lws sees it. */
+#define IO_HEAD_MAX 8192
 
 typedef enum io_flush_list { FLUSH_NONE = 0, FLUSH_NOW, FLUSH_BULK } io_flush_list;
 
@@ -138,10 +141,10 @@ struct io_server {
     uv_idle_t flush_idle;   /* active while the list is not empty: the loop must not block */
     uint8_t *batch;         /* LWS_PRE + IO_WS_BATCH bytes: frames coalesced into one send */
     uv_timer_t sweep;
-    uv_poll_t listener;                /* shared_listener: readable when connections wait */
-    int own_listen_fd;                 /* a listening socket made here (proxy_protocol), else -1 */
-    struct io_proxy_wait *proxy_waits; /* accepted, their PROXY protocol header not read yet */
-    uint32_t nproxy_waits;
+    uv_poll_t listener;               /* shared_listener: readable when connections wait */
+    int own_listen_fd;                /* a listening socket made here (proxy_protocol), else -1 */
+    struct io_pending *pending_conns; /* accepted, not yet handed to lws (io_listen.c) */
+    uint32_t npending_conns;
     uv_timer_t accept_pause; /* shared_listener: accept again after running out of fds */
     uint64_t accept_warned;  /* ms of the last "cannot accept" warning */
     bool shutting_down;
@@ -183,8 +186,9 @@ typedef struct io_query {
 /* Set up admission: the fd budget (raising the soft fd limit) and the per-address table.
  * Returns 0 or -1 (memory). */
 int io_listen_init(io_server *srv);
-/* With proxy_protocol and no shared listener, make the listening socket here so that connections
- * are accepted by us (their header read first) rather than by lws. Returns 0 or -1 (logged). */
+/* Unless TLS is on (or workers share a listener already), make the listening socket here, so
+ * that connections are accepted by us and their PROXY header or first request head read before
+ * lws sees them. Returns 0 or -1 (logged). */
 int io_listen_prepare(io_server *srv);
 /* Start accepting from a shared listening socket (opts.shared_listener). Returns 0, or -1 after
  * logging why and closing what it opened. */
