@@ -13,6 +13,8 @@
 
 #include "presenced/app/history.h"
 #include "presenced/codec/http_args.h"
+#include "presenced/codec/vec.h"
+#include "presenced/core/metrics_def.h"
 #include "presenced/codec/pres_cmd.h"
 #include "presenced/io/log.h"
 
@@ -669,14 +671,8 @@ static int sse_hold(sse_client *s, const pres_event *ev)
 {
     if (s->nheld == API_SSE_PENDING_MAX)
         return -1;
-    if (s->nheld == s->capheld) {
-        size_t ncap = s->capheld ? s->capheld * 2 : 16;
-        pres_event *nv = realloc(s->held, ncap * sizeof(*nv));
-        if (!nv)
-            return -1;
-        s->held = nv;
-        s->capheld = ncap;
-    }
+    if (VEC_RESERVE(s->held, s->nheld, s->capheld, 16) < 0)
+        return -1;
     /* A deep copy through the stream form, which every field survives. */
     char *json = pres_event_encode(ev);
     pres_event *copy = &s->held[s->nheld];
@@ -918,12 +914,7 @@ static const api_route routes[] = {
 
 static bool route_matches(const api_route *r, const http_path *p)
 {
-    if (r->nseg != p->n)
-        return false;
-    for (size_t i = 0; i < r->nseg; i++)
-        if (strcmp(r->seg[i], "*") != 0 && strcmp(r->seg[i], p->seg[i]) != 0)
-            return false;
-    return true;
+    return http_route_matches(r->seg, r->nseg, p);
 }
 
 /* Whether this listener serves the area: with admin_listen set, health and metrics move there
@@ -976,10 +967,11 @@ void api_handle(io_http_req *req, void *ud)
     if (query_too_long(req))
         return respond_error(a, req, 414, "uri_too_long", "query argument too long");
     http_path p;
-    if (strlen(io_http_path(req)) >= sizeof(p.buf))
+    int rc = http_path_split(io_http_path(req), &p);
+    if (rc == HTTP_ARGS_TOO_LONG)
         return respond_error(a, req, 414, "uri_too_long", "path too long");
     /* An empty segment or too many of them: no route has that shape. */
-    if (http_path_split(io_http_path(req), &p) != HTTP_ARGS_OK)
+    if (rc != HTTP_ARGS_OK)
         return respond_error(a, req, 404, "not_found", "Not found");
     const api_route *found = NULL;
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]) && !found; i++)
@@ -1021,35 +1013,18 @@ api *api_new(const api_opts *opts)
         return NULL;
     }
     metrics *m = opts->metrics;
-    a->requests =
-        metrics_family_get(m, METRICS_COUNTER, "presenced_http_requests_total",
-                           "HTTP API requests answered, by status class.", "code", NULL, 0);
-    a->sse_clients = metrics_family_get(m, METRICS_GAUGE, "presenced_event_streams",
-                                        "Open GET /v1/events streams.", NULL, NULL, 0);
+    a->requests = metrics_def_get(m, METRIC_HTTP_REQUESTS);
+    a->sse_clients = metrics_def_get(m, METRIC_EVENT_STREAMS);
     metrics_set(a->sse_clients, NULL, 0);
-    a->dropped = metrics_family_get(
-        m, METRICS_COUNTER, "presenced_slow_consumers_dropped_total",
-        "Connections closed because they did not read fast enough, by kind.", "kind", NULL, 0);
+    a->dropped = metrics_def_get(m, METRIC_SLOW_CONSUMERS);
     metrics_add(a->dropped, "sse", 0);
-    a->connections = metrics_family_get(m, METRICS_GAUGE, "presenced_connections",
-                                        "Engine.IO connections on this instance, by transport.",
-                                        "transport", NULL, 0);
-    a->sockets_local =
-        metrics_family_get(m, METRICS_GAUGE, "presenced_sockets_local",
-                           "Identified Socket.IO sockets on this instance.", NULL, NULL, 0);
-    a->users_local =
-        metrics_family_get(m, METRICS_GAUGE, "presenced_users_local",
-                           "Distinct users with a socket on this instance.", NULL, NULL, 0);
-    a->users_cluster =
-        metrics_family_get(m, METRICS_GAUGE, "presenced_users_online",
-                           "Users online cluster-wide (grace included).", NULL, NULL, 0);
-    a->sockets_cluster = metrics_family_get(m, METRICS_GAUGE, "presenced_sockets_cluster",
-                                            "Identified sockets on live instances.", NULL, NULL, 0);
-    a->rooms_cluster =
-        metrics_family_get(m, METRICS_GAUGE, "presenced_rooms",
-                           "Rooms with at least one socket, cluster-wide.", NULL, NULL, 0);
-    a->instances = metrics_family_get(m, METRICS_GAUGE, "presenced_instances",
-                                      "Live instances in the cluster.", NULL, NULL, 0);
+    a->connections = metrics_def_get(m, METRIC_CONNECTIONS);
+    a->sockets_local = metrics_def_get(m, METRIC_SOCKETS_LOCAL);
+    a->users_local = metrics_def_get(m, METRIC_USERS_LOCAL);
+    a->users_cluster = metrics_def_get(m, METRIC_USERS_ONLINE);
+    a->sockets_cluster = metrics_def_get(m, METRIC_SOCKETS_CLUSTER);
+    a->rooms_cluster = metrics_def_get(m, METRIC_ROOMS);
+    a->instances = metrics_def_get(m, METRIC_INSTANCES);
     if (opts->loop) {
         uv_timer_init(opts->loop, &a->ping);
         a->ping.data = a;

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "presenced/codec/vec.h"
+#include "presenced/core/metrics_def.h"
 #include "presenced/io/host.h"
 #include "presenced/io/log.h"
 #include "presenced/core/map.h"
@@ -137,14 +139,8 @@ static int gw_sock_add_room(gw_sock *g, const char *room)
     for (size_t i = 0; i < g->nrooms; i++)
         if (strcmp(g->rooms[i], room) == 0)
             return 0;
-    if (g->nrooms == g->caprooms) {
-        size_t ncap = g->caprooms ? g->caprooms * 2 : 4;
-        char **nr = realloc(g->rooms, ncap * sizeof(*nr));
-        if (!nr)
-            return -1;
-        g->rooms = nr;
-        g->caprooms = ncap;
-    }
+    if (VEC_RESERVE(g->rooms, g->nrooms, g->caprooms, 4) < 0)
+        return -1;
     if (!(g->rooms[g->nrooms] = strdup(room)))
         return -1;
     g->nrooms++;
@@ -1060,21 +1056,10 @@ gateway *gateway_new(sio_server *sio, const gateway_opts *opts)
         return NULL;
     gw->sio = sio;
     gw->opts = *opts;
-    gw->events_in =
-        metrics_family_get(opts->metrics, METRICS_COUNTER, "presenced_events_in_total",
-                           "Presence events received from the store, by type.", "type", NULL, 0);
-    gw->events_out = metrics_family_get(
-        opts->metrics, METRICS_COUNTER, "presenced_events_out_total",
-        "Presence events fanned out to local Socket.IO clients (once per event), by event name.",
-        "event", NULL, 0);
-    gw->auth_results = metrics_family_get(
-        opts->metrics, METRICS_COUNTER, "presenced_auth_tokens_total",
-        "Tokens checked (auth=jwt), by result: ok, invalid, expired, user_mismatch, refreshed, "
-        "expired_disconnect.",
-        "result", NULL, 0);
-    gw->limit_hits = metrics_family_get(
-        opts->metrics, METRICS_COUNTER, "presenced_limit_hits_total",
-        "Requests refused or connections closed by a limit, by limit.", "limit", NULL, 0);
+    gw->events_in = metrics_def_get(opts->metrics, METRIC_EVENTS_IN);
+    gw->events_out = metrics_def_get(opts->metrics, METRIC_EVENTS_OUT);
+    gw->auth_results = metrics_def_get(opts->metrics, METRIC_AUTH_TOKENS);
+    gw->limit_hits = metrics_def_get(opts->metrics, METRIC_LIMIT_HITS);
     snprintf(gw->audience, sizeof(gw->audience), "%s",
              opts->jwt_audience ? opts->jwt_audience : "");
     snprintf(gw->issuer, sizeof(gw->issuer), "%s", opts->jwt_issuer ? opts->jwt_issuer : "");

@@ -6,6 +6,7 @@
 #include "presenced/codec/buf.h"
 #include "presenced/codec/json.h"
 #include "presenced/codec/utf8.h"
+#include "presenced/codec/vec.h"
 
 static const char *const type_tags[] = {"online",     "offline", "room:join",
                                         "room:leave", "update",  "disconnect"};
@@ -105,10 +106,8 @@ int pres_event_add_room(pres_event *ev, const char *room)
 {
     if (ev->nrooms >= PRES_ROOMS_MAX)
         return -1;
-    char **n = realloc(ev->rooms, (ev->nrooms + 1) * sizeof(*n));
-    if (!n)
+    if (VEC_RESERVE(ev->rooms, ev->nrooms, ev->caprooms, 4) < 0)
         return -1;
-    ev->rooms = n;
     if (!(ev->rooms[ev->nrooms] = strdup(room)))
         return -1;
     ev->nrooms++;

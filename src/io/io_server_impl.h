@@ -93,7 +93,7 @@ struct io_http_req {
     char method[8];
     char *path;
     char **args;
-    size_t nargs;
+    size_t nargs, capargs;
     char authorization[1024];
     char last_event_id[128];
     char content_type[128];
@@ -129,7 +129,7 @@ struct io_server {
     io_server_opts opts;
     char path[256];
     char **origins;
-    size_t norigins;
+    size_t norigins, caporigins;
     bool any_origin;
     map origins_logged; /* refused origins already logged (values unused) */
     io_conn *conns;

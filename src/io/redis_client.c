@@ -3,9 +3,9 @@
  * Ownership: the client owns a redisAsyncContext while connected or connecting, and one
  * redis_poll per context (freed in its close callback, which may run after the context is gone).
  * Every request passes a redis_req owned by the client as hiredis privdata, never a caller's
- * object: hiredis may call back after the caller's object is gone (DESIGN.md §4). Connections
- * are told apart by a generation number, so that late replies of a dropped connection do not
- * touch the state of the next one.
+ * object: hiredis may call back after the caller's object is gone (after a drop, every pending
+ * callback runs with a NULL reply). Connections are told apart by a generation number, so that
+ * late replies of a dropped connection do not touch the state of the next one.
  */
 #include "presenced/io/redis_client.h"
 
@@ -16,6 +16,7 @@
 
 #include <hiredis/async.h>
 
+#include "presenced/io/later.h"
 #include "presenced/io/log.h"
 
 #define BACKOFF_MIN_MS 100
@@ -54,7 +55,7 @@ typedef struct redis_poll {
 struct redis_client {
     uv_loop_t *loop;
     char name[32];
-    redis_addr addr;
+    addr_redis addr;
     const redis_script *scripts;
     size_t nscripts;
     char (*sha)[SHA_LEN + 1];
@@ -75,6 +76,7 @@ struct redis_client {
     uint32_t backoff_ms;
 
     uv_timer_t supervise, reconnect, defer;
+    later unqueued; /* requests that failed before a request existed to carry the failure */
     redis_req *failed, *failed_tail;
     bool closing;
     int open_handles;
@@ -86,87 +88,6 @@ static void conn_start(redis_client *c);
 static void on_reconnect(uv_timer_t *t);
 static void conn_drop(redis_client *c, const char *why);
 static void on_defer(uv_timer_t *t);
-
-/* ---- URL ---- */
-
-static int parse_uint(const char *s, size_t len, long max, long *out)
-{
-    if (len == 0 || len > 10)
-        return -1;
-    long v = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return -1;
-        v = v * 10 + (s[i] - '0');
-    }
-    if (v > max)
-        return -1;
-    *out = v;
-    return 0;
-}
-
-int redis_addr_parse(const char *url, redis_addr *out)
-{
-    memset(out, 0, sizeof(*out));
-    out->db = -1;
-    if (!url)
-        return -1;
-    if (strncmp(url, "unix://", 7) == 0) {
-        const char *path = url + 7;
-        size_t n = strlen(path);
-        if (path[0] != '/' || n >= sizeof(out->path))
-            return -1;
-        memcpy(out->path, path, n + 1);
-        return 0;
-    }
-    if (strncmp(url, "redis://", 8) != 0)
-        return -1;
-    const char *p = url + 8;
-    const char *at = strrchr(p, '@');
-    if (at) {
-        /* Only the password form is supported: user names need Redis ACLs (AUTH user pass). */
-        if (p[0] != ':' || (size_t)(at - p - 1) >= sizeof(out->password))
-            return -1;
-        memcpy(out->password, p + 1, (size_t)(at - p - 1));
-        p = at + 1;
-    }
-    const char *slash = strchr(p, '/');
-    const char *hend = slash ? slash : p + strlen(p);
-    const char *hstart = p, *colon = NULL;
-    if (*p == '[') {
-        const char *rb = memchr(p, ']', (size_t)(hend - p));
-        if (!rb)
-            return -1;
-        hstart = p + 1;
-        colon = rb + 1 < hend ? rb + 1 : NULL;
-        if (colon && *colon != ':')
-            return -1;
-        hend = rb;
-    } else {
-        colon = memchr(p, ':', (size_t)(hend - p));
-        if (colon)
-            hend = colon;
-    }
-    size_t hlen = (size_t)(hend - hstart);
-    if (hlen == 0 || hlen >= sizeof(out->host))
-        return -1;
-    memcpy(out->host, hstart, hlen);
-    out->port = 6379;
-    const char *pend = slash ? slash : url + strlen(url);
-    if (colon) {
-        long port;
-        if (parse_uint(colon + 1, (size_t)(pend - colon - 1), 65535, &port) < 0 || port == 0)
-            return -1;
-        out->port = (int)port;
-    }
-    if (slash && slash[1]) {
-        long db;
-        if (parse_uint(slash + 1, strlen(slash + 1), 1000000, &db) < 0)
-            return -1;
-        out->db = (int)db;
-    }
-    return 0;
-}
 
 /* ---- requests ---- */
 
@@ -271,11 +192,22 @@ static void on_reply(redisAsyncContext *ac, void *reply_, void *privdata)
     req_free(r);
 }
 
+static void run_failed(const later_call *call)
+{
+    ((redis_reply_fn)call->cb)(NULL, call->ud);
+}
+
+/* A request that could not even be allocated still fails on a later turn, from the reserve. */
+static void fail_without_req(redis_client *c, redis_reply_fn fn, void *ud)
+{
+    later_queue(&c->unqueued, (later_call){.run = run_failed, .cb = (void (*)(void))fn, .ud = ud});
+}
+
 void redis_client_fail(redis_client *c, redis_reply_fn fn, void *ud)
 {
     redis_req *r = req_new(c, fn, ud);
     if (!r) {
-        fn(NULL, ud);
+        fail_without_req(c, fn, ud);
         return;
     }
     req_fail_later(c, r);
@@ -287,7 +219,7 @@ void redis_client_command(redis_client *c, int argc, const char **argv, const si
     redis_req *r = req_new(c, fn, ud);
     if (!r) {
         log_error("out of memory", "conn=%s", c->name);
-        fn(NULL, ud);
+        fail_without_req(c, fn, ud);
         return;
     }
     if (c->state != ST_UP || req_send(c, r, argc, argv, lens) < 0)
@@ -306,7 +238,7 @@ void redis_client_script(redis_client *c, size_t script, int nkeys, int argc, co
     if (!block) {
         free(r);
         log_error("out of memory", "conn=%s", c->name);
-        fn(NULL, ud);
+        fail_without_req(c, fn, ud);
         return;
     }
     r->script = script;
@@ -712,6 +644,8 @@ redis_client *redis_client_new(uv_loop_t *loop, const redis_client_cfg *cfg)
         timers[i]->data = c;
         c->open_handles++;
     }
+    later_init(&c->unqueued, loop, c, "redis client");
+    c->open_handles++;
     uv_timer_start(&c->supervise, on_supervise, SUPERVISE_MS, SUPERVISE_MS);
     uv_timer_start(&c->reconnect, on_reconnect, 0, 0);
     return c;
@@ -736,6 +670,7 @@ void redis_client_free(redis_client *c, void (*closed)(void *ud), void *ud)
     uv_close((uv_handle_t *)&c->supervise, on_handle_closed);
     uv_close((uv_handle_t *)&c->reconnect, on_handle_closed);
     uv_close((uv_handle_t *)&c->defer, on_handle_closed);
+    later_close(&c->unqueued, on_handle_closed);
 }
 
 bool redis_client_ready(const redis_client *c)
