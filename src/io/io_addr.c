@@ -96,11 +96,20 @@ static char *header_dup(struct lws *wsi, int token, const char *name)
     return s;
 }
 
-void io_client_addr(io_server *srv, struct lws *wsi, fwd_addr *out)
+void io_client_addr(struct lws *wsi, int fd, io_addr *out)
 {
+    memset(out, 0, sizeof(*out));
+    if (!wsi) {
+        io_sock_peer(fd, out);
+        return;
+    }
+    struct lws_vhost *vh = lws_get_vhost(wsi);
+    io_server *srv = vh ? lws_vhost_user(vh) : NULL;
     fwd_addr peer;
-    if (conn_addr(wsi, &peer) < 0) {
-        memset(out, 0, sizeof(*out));
+    if (conn_addr(wsi, &peer) < 0)
+        return;
+    if (!srv) {
+        *out = peer;
         return;
     }
     if (!fwd_cidrs_match(&srv->trusted, &peer)) {
@@ -112,14 +121,6 @@ void io_client_addr(io_server *srv, struct lws *wsi, fwd_addr *out)
     fwd_client(&peer, &srv->trusted, forwarded, xff, out);
     free(forwarded);
     free(xff);
-}
-
-const char *io_client_addr_text(io_server *srv, struct lws *wsi, char *out)
-{
-    fwd_addr a;
-    io_client_addr(srv, wsi, &a);
-    fwd_addr_text(&a, out);
-    return out;
 }
 
 const char *io_client_scheme(io_server *srv, struct lws *wsi)
@@ -139,23 +140,16 @@ const char *io_client_scheme(io_server *srv, struct lws *wsi)
 int io_session_admit(io_server *srv, struct lws *wsi, bool count, io_peer **peer)
 {
     *peer = NULL;
-    fwd_addr a;
-    io_client_addr(srv, wsi, &a);
+    io_addr a;
+    io_client_addr(wsi, -1, &a);
     if (!a.family || !srv->opts.max_sessions_per_ip)
         return 0;
     io_peer *p = io_peer_get(srv, &a);
     if (!p)
         return 0;
     if (p->sessions >= srv->opts.max_sessions_per_ip) {
+        /* Logged by the refusal itself (io_refused, cause max_sessions_per_ip). */
         metrics_add(srv->limit_hits, "sessions_per_ip", 1);
-        /* One line per address every 10 s at most: a client hammering the limit must not flood
-         * the log, and one address's refusals must not hide another's. */
-        uint64_t now = uv_now(srv->loop);
-        if (!p->logged_ms || now - p->logged_ms >= 10000) {
-            p->logged_ms = now;
-            log_warn("too many sessions from one address", "addr=%s sessions=%u setting=%s", p->key,
-                     p->sessions, "max_sessions_per_ip");
-        }
         io_peer_put(srv, p);
         return -1;
     }

@@ -44,6 +44,7 @@ static int peer_admit(io_server *srv, int fd, const fwd_addr *given)
         return 0;
     if (srv->opts.max_connections_per_ip && p->conns >= srv->opts.max_connections_per_ip) {
         metrics_add(srv->limit_hits, "connections_per_ip", 1);
+        io_refused(srv, NULL, fd, 0, "connections_per_ip");
         io_peer_put(srv, p);
         return -1;
     }
@@ -89,8 +90,12 @@ void io_listen_free(io_server *srv)
  * connection gets no WSI_DESTROY, so only kept ones are counted. */
 int io_admit_as(io_server *srv, int fd, const fwd_addr *client)
 {
-    if (srv->sockets >= srv->max_sockets || srv->shutting_down)
+    if (srv->shutting_down)
         return -1;
+    if (srv->sockets >= srv->max_sockets) {
+        io_refused(srv, NULL, fd, 0, "connections");
+        return -1;
+    }
     if (peer_admit(srv, fd, client) < 0)
         return -1;
     srv->sockets++;
@@ -229,6 +234,10 @@ static void head_refuse(io_pending *w, int status)
                      "connection: close\r\n\r\n%s",
                      answers[i].line, strlen(answers[i].body), answers[i].body);
     metrics_add(w->srv->limit_hits, "request_head", 1);
+    io_refused(w->srv, NULL, w->fd, (unsigned)status,
+               status == HTTP_HEAD_BAD        ? "bad_request"
+               : status == HTTP_HEAD_URI_LONG ? "uri_too_long"
+                                              : "headers_too_large");
     /* A fresh connection's send buffer takes these few hundred bytes at once. */
     if (send(w->fd, out, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0 ||
         shutdown(w->fd, SHUT_WR) < 0)

@@ -11,9 +11,6 @@
 #include "presenced/codec/vec.h"
 #include "io_server_impl.h"
 
-/* Refused origins logged so far at most: past it, a flood of made-up origins logs no more. */
-#define IO_ORIGINS_LOGGED_MAX 256
-
 bool io_origin_allowed(io_server *srv, const char *origin)
 {
     if (!origin[0] || srv->any_origin)
@@ -51,35 +48,11 @@ int io_origins_parse(io_server *srv, const char *list)
     return 0;
 }
 
-/* Logs a refused origin the first time it is seen, quoted safely (it is client input). */
-static void origin_refused(io_server *srv, struct lws *wsi, const char *origin)
-{
-    size_t len = strlen(origin);
-    if (!srv->origins_logged.seed) /* first use: a seed is never 0 (| 1) */
-        map_init(&srv->origins_logged, host_seed() | 1);
-    if (map_get(&srv->origins_logged, origin, len) ||
-        srv->origins_logged.count >= IO_ORIGINS_LOGGED_MAX ||
-        map_put(&srv->origins_logged, origin, len, srv) < 0)
-        return;
-    char shown[IO_ORIGIN_MAX];
-    for (size_t i = 0; i <= len; i++)
-        shown[i] =
-            origin[i] == '"' || origin[i] == '\\' || (origin[i] && (unsigned char)origin[i] < 0x20)
-                ? '?'
-                : origin[i];
-    char addr[FWD_ADDR_TEXT];
-    log_warn("origin refused",
-             "origin=\"%s\" addr=%s setting=allowed_origins hint=\"not the page's own origin: "
-             "list it in allowed_origins (comma-separated scheme://host[:port], or *)\"",
-             shown, io_client_addr_text(srv, wsi, addr));
-}
-
 bool io_origin_check(io_server *srv, struct lws *wsi, char origin[IO_ORIGIN_MAX])
 {
     origin[0] = 0;
     int olen = lws_hdr_copy(wsi, origin, IO_ORIGIN_MAX, WSI_TOKEN_ORIGIN);
     if (olen < 0) {
-        origin_refused(srv, wsi, "(longer than 255 bytes)");
         origin[0] = 0;
         return false;
     }
@@ -89,13 +62,11 @@ bool io_origin_check(io_server *srv, struct lws *wsi, char origin[IO_ORIGIN_MAX]
     if (lws_hdr_copy(wsi, host, sizeof(host), WSI_TOKEN_HOST) > 0 &&
         http_same_origin(origin, host, io_client_scheme(srv, wsi)))
         return true;
-    origin_refused(srv, wsi, origin);
     return false;
 }
 
 void io_origins_free(io_server *srv)
 {
-    map_deinit(&srv->origins_logged);
     for (size_t i = 0; i < srv->norigins; i++)
         free(srv->origins[i]);
     free(srv->origins);

@@ -13,6 +13,7 @@
  *   io_flush.c     the write path: WebSocket frames out, batched, from the flush lists
  *   io_response.c  HTTP responses: status, headers, body, CORS
  *   io_http.c      plain HTTP requests (presenced/io/io_http.h): the HTTP API's side of lws
+ *   io_client.c    a client's address, and the log of refused handshakes and connections
  *
  * Ownership: an io_conn exists for every Engine.IO session and owns its sio_conn and its uv timer.
  * Each HTTP request or WebSocket has a per-wsi io_pss (allocated by lws) that points to its
@@ -44,6 +45,12 @@ _Static_assert(LWS_PRE <= FRAME_HEADROOM, "frames must leave room for the WebSoc
 #define IO_HEAD_MAX 8192
 
 typedef enum io_flush_list { FLUSH_NONE = 0, FLUSH_NOW, FLUSH_BULK } io_flush_list;
+
+#define IO_ADDR_MAX FWD_ADDR_TEXT
+
+/* A client's IP address, kept with its session for the logs: 17 bytes rather than its text
+ * (fwd.h: IPv4-mapped IPv6 as IPv4). */
+typedef fwd_addr io_addr;
 
 typedef struct io_conn io_conn;
 typedef struct io_peer io_peer;
@@ -116,6 +123,7 @@ struct io_conn {
     uint8_t flush_on;       /* io_flush_list: which one */
     bool closing;
     bool client_closed;
+    io_addr addr; /* the client's, from the request that opened the session */
     const char *reason;
     io_peer *peer; /* the client address this session counts against (may be NULL) */
 };
@@ -131,7 +139,6 @@ struct io_server {
     char **origins;
     size_t norigins, caporigins;
     bool any_origin;
-    map origins_logged; /* refused origins already logged (values unused) */
     io_conn *conns;
     io_conn *flush_now;     /* sessions with WebSocket frames to write this loop iteration */
     io_conn *flush_bulk;    /* sessions with only broadcast frames: may wait (flush_all) */
@@ -152,6 +159,10 @@ struct io_server {
     uint32_t max_sockets; /* accepted beyond this are closed at once */
     metrics_family *slow_consumers;
     metrics_family *limit_hits;
+    metrics_family *refused;
+    /* Refusals logged in this window ("cause address" -> srv), and what was not logged. */
+    map refusals;
+    uint64_t refusals_since, refusals_repeated, refusals_untracked;
     fwd_cidrs trusted; /* trusted_proxies */
     /* Client addresses: address text -> io_peer, for the per-address limits. An accepted socket's
      * io_peer (its TCP connection counted) waits in pending[fd] until lws has made its wsi
@@ -165,9 +176,8 @@ struct io_server {
 };
 
 struct io_peer {
-    uint32_t conns;     /* counted TCP connections alive from this address */
-    uint32_t sessions;  /* Engine.IO sessions of this client address */
-    uint64_t logged_ms; /* when its refusal was last logged (loop time, 0: never) */
+    uint32_t conns;    /* counted TCP connections alive from this address */
+    uint32_t sessions; /* Engine.IO sessions of this client address */
     fwd_addr addr;
     size_t klen;
     char key[FWD_ADDR_TEXT]; /* the address as text: the map's key, and what logs show */
@@ -180,6 +190,27 @@ typedef struct io_query {
     bool has_eio, has_transport, has_sid;
     bool bad; /* an argument we care about was repeated or too long */
 } io_query;
+
+/* ---- io_client.c ---- */
+
+/* The address a client is known by, in every log line and per-address limit (io_addr.c): for a
+ * request `wsi`, the connection's address (the TCP peer, or what its PROXY protocol header said)
+ * or, when that is a trusted proxy, the client its Forwarded / X-Forwarded-For header names
+ * (fwd_client; only while the request's headers are at hand: HTTP callback, WebSocket filter);
+ * for `fd` alone (at accept), the TCP peer. Unknown (family 0) when the socket has none. */
+void io_client_addr(struct lws *wsi, int fd, io_addr *out);
+/* The address as text, "-" when unknown. */
+void io_addr_text(const io_addr *a, char out[IO_ADDR_MAX]);
+/* A refused handshake or request (`status` its HTTP status, `why` the Engine.IO error message),
+ * or, with status 0, a TCP connection closed at accept (`why`: "connections_per_ip", or
+ * "connections" for the fd budget). Counted in presenced_refused_total{cause}, and logged with
+ * the client's address (warn for origins and limits, info for bad requests) at most once per
+ * cause and address a minute; io_refusals_tick() says how many were not logged. */
+void io_refused(io_server *srv, struct lws *wsi, int fd, unsigned status, const char *why);
+void io_refusals_init(io_server *srv);
+/* Once a second: closes the window when a minute has passed. */
+void io_refusals_tick(io_server *srv);
+void io_refusals_free(io_server *srv);
 
 /* ---- io_listen.c ---- */
 
@@ -217,13 +248,6 @@ io_peer *io_peer_get(io_server *srv, const fwd_addr *a);
 void io_peer_put(io_server *srv, io_peer *p);
 /* The address at the other end of socket `fd` (IPv4-mapped IPv6 as IPv4). Returns 0 or -1. */
 int io_sock_peer(int fd, fwd_addr *out);
-/* The one place that says who a request comes from: the TCP peer, or what the PROXY protocol
- * said, or, when that is a trusted proxy, the client its Forwarded / X-Forwarded-For header
- * names (fwd_client). Only while the request's headers are at hand (HTTP callback, WebSocket
- * filter). Every per-address limit and every log line about a client uses it. */
-void io_client_addr(io_server *srv, struct lws *wsi, fwd_addr *out);
-/* The same as text, into out[FWD_ADDR_TEXT]; returns out. */
-const char *io_client_addr_text(io_server *srv, struct lws *wsi, char *out);
 /* The scheme the client used: a trusted proxy's Forwarded proto= / X-Forwarded-Proto, else the
  * listener's. */
 const char *io_client_scheme(io_server *srv, struct lws *wsi);
@@ -243,8 +267,8 @@ void io_origins_free(io_server *srv);
 bool io_origin_allowed(io_server *srv, const char *origin);
 /* The one Origin rule of polling and WebSocket: copies the request's Origin into `origin` (""
  * when it has none) and returns true when the request may go on: no Origin, a listed one, or the
- * same origin as the request itself (its Host, on this listener's scheme). A refused Origin is
- * logged, once per origin, with the setting that would allow it. */
+ * same origin as the request itself (its Host, on this listener's scheme, or the one a trusted
+ * proxy forwards). The refusal is logged by io_refused, once per origin. */
 bool io_origin_check(io_server *srv, struct lws *wsi, char origin[IO_ORIGIN_MAX]);
 /* The Engine.IO query arguments of a request. */
 void io_query_parse(struct lws *wsi, io_query *q);
@@ -261,8 +285,9 @@ int io_http_route(io_server *srv, struct lws *wsi, io_pss *pss);
 
 /* The hooks the Socket.IO core calls back through. */
 sio_io_ops io_conn_ops(void);
-/* A new session on `transport`, registered with the core, its timer armed. NULL on memory. */
-io_conn *io_conn_new(io_server *srv, eio_transport transport);
+/* A new session on `transport`, opened by the request `wsi` (for the client's address),
+ * registered with the core, its timer armed. NULL on memory. */
+io_conn *io_conn_new(io_server *srv, eio_transport transport, struct lws *wsi);
 /* Tear the session down: the core's disconnect handlers run, the held GET is answered and the
  * WebSocket closed. `c` is freed once its timer has closed. */
 void io_conn_destroy(io_conn *c);

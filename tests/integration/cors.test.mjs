@@ -106,7 +106,7 @@ describe('default allowed_origins (empty)', () => {
                 await assertForbidden(res, 'polling');
                 assert.equal(await wsStatus(daemon, origin), 403);
             }
-            const lines = daemon.stderrText.split('\n').filter((l) => l.includes('msg="origin refused"') && l.includes(`origin="${origin}"`));
+            const lines = daemon.stderrText.split('\n').filter((l) => l.includes('msg="refused" cause=origin') && l.includes(`origin="${origin}"`));
             assert.equal(lines.length, 1, `one log line for ${origin}:\n${daemon.stderrTail()}`);
             assert.match(lines[0], /level=warn/);
             assert.match(lines[0], /setting=allowed_origins/);

@@ -43,6 +43,9 @@ extern const size_t api_dashboard_html_len;
 /* The OpenAPI 3.1 document of the HTTP API (docs/openapi.json), served at /v1/openapi.json. */
 extern const char api_openapi_json[];
 extern const size_t api_openapi_json_len;
+/* The presence client (clients/js/presence.js), served at GET /presence-client.js. */
+extern const char api_client_js[];
+extern const size_t api_client_js_len;
 
 api *api_new(const api_opts *opts);
 /* The store the endpoints ask; NULL (conformance modes, shutdown) leaves only /healthz,
