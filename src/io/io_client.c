@@ -128,8 +128,8 @@ void io_refused(io_server *srv, struct lws *wsi, int fd, unsigned status, const 
     if (known && causes[i].setting)
         snprintf(setting, sizeof(setting), " setting=%s", causes[i].setting);
     if (status)
-        log_msg(level, "refused", "cause=%s status=%u addr=%s%s%s", cause, status, addr, origin,
-                setting);
+        log_msg(level, "refused", "cause=%s status=%u%s addr=%s%s", cause, status, setting, addr,
+                origin);
     else
-        log_msg(level, "refused", "cause=%s addr=%s%s", cause, addr, setting);
+        log_msg(level, "refused", "cause=%s%s addr=%s", cause, setting, addr);
 }

@@ -27,6 +27,8 @@ static void peer_release(io_server *srv, io_peer *p)
  * protocol said). Returns 0 to accept or -1 to close it (over the limit). A trusted proxy's own
  * connections are not counted (it carries many clients: the session limit counts those); failures
  * to tell the address accept uncounted. */
+static void pending_reap_closed(io_server *srv, const io_peer *p);
+
 static int peer_admit(io_server *srv, int fd, const fwd_addr *given)
 {
     if (fd < 0 || (size_t)fd >= srv->npending)
@@ -42,6 +44,10 @@ static int peer_admit(io_server *srv, int fd, const fwd_addr *given)
     io_peer *p = io_peer_get(srv, &a);
     if (!p)
         return 0;
+    /* Connections of this address that closed while waiting for their first request still count
+     * until the loop notices: look now, before refusing a new one because of them. */
+    if (srv->opts.max_connections_per_ip && p->conns >= srv->opts.max_connections_per_ip)
+        pending_reap_closed(srv, p);
     if (srv->opts.max_connections_per_ip && p->conns >= srv->opts.max_connections_per_ip) {
         metrics_add(srv->limit_hits, "connections_per_ip", 1);
         io_refused(srv, NULL, fd, 0, "connections_per_ip");
@@ -170,10 +176,15 @@ static void pending_handle_closed(uv_handle_t *h)
         free(w);
 }
 
-/* Done waiting: adopt (w->adopt) or drop the connection once the handles have closed. */
+/* Done waiting: adopt (w->adopt) or drop the connection once the handles have closed. A dropped
+ * connection stops counting at once. */
 static void pending_end(io_pending *w)
 {
     io_server *srv = w->srv;
+    if (!w->adopt && w->admitted) {
+        admit_cancel(srv, w->fd);
+        w->admitted = false;
+    }
     if (w->prev)
         w->prev->next = w->next;
     else
@@ -185,6 +196,19 @@ static void pending_end(io_pending *w)
     uv_timer_stop(&w->timer);
     uv_close((uv_handle_t *)&w->poll, pending_handle_closed);
     uv_close((uv_handle_t *)&w->timer, pending_handle_closed);
+}
+
+static void pending_reap_closed(io_server *srv, const io_peer *p)
+{
+    io_pending *w = srv->pending_conns;
+    while (w) {
+        io_pending *next = w->next;
+        char c;
+        if (w->admitted && (size_t)w->fd < srv->npending && srv->pending[w->fd] == p &&
+            recv(w->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 0)
+            pending_end(w);
+        w = next;
+    }
 }
 
 static void pending_timeout(uv_timer_t *t)

@@ -372,7 +372,7 @@ describe('nginx in front of two instances (config/nginx.conf, store=redis)', () 
             assert.equal(errors.length, 1, `the fifth session of 127.0.0.77 is refused (max_sessions_per_ip = 4): ${errors.map((e) => e.message)}`);
             assert.equal(sockets.filter((s) => s.connected).length, 4);
             const logs = A.stderrText + B.stderrText;
-            assert.match(logs, /msg="refused" cause=max_sessions_per_ip status=429 addr=127\.0\.0\.77 /, 'the log names the client, not nginx');
+            assert.match(logs, /msg="refused" cause=max_sessions_per_ip status=429 setting=max_sessions_per_ip addr=127\.0\.0\.77/, 'the log names the client, not nginx');
             assert.doesNotMatch(logs, /addr=203\.0\.113\./, 'the addresses the client made up are not believed');
             // Another client through the same nginx is not affected.
             const other = await viaNginx('127.0.0.78', { userId: 'ng-other' });

@@ -108,7 +108,7 @@ describe('proxy_protocol = on', () => {
             const over = await exchange(d.port, [v2('203.0.113.50'), HANDSHAKE(d.port)]);
             assert.match(over.text, /^HTTP\/1\.1 429/, over.text);
             assert.match(over.text, /\{"code":3,"message":"Too many sessions from this address"\}$/);
-            assert.match(d.stderrText, /msg="refused" cause=max_sessions_per_ip status=429 addr=203\.0\.113\.50 /);
+            assert.match(d.stderrText, /msg="refused" cause=max_sessions_per_ip status=429 setting=max_sessions_per_ip addr=203\.0\.113\.50/);
             // Every test connection comes from 127.0.0.1: another claimed address is another client.
             const other = await exchange(d.port, [v1('203.0.113.51') + HANDSHAKE(d.port)]);
             assert.match(other.text, /^HTTP\/1\.1 200/);
@@ -143,6 +143,6 @@ describe('proxy_protocol = on', () => {
             await waitFor(third, 'connect_error', { failOn: 'connect' });
             const b = await connect('127.0.0.22');
             assert.ok(b.connected);
-            assert.match(d.stderrText, /cause=max_sessions_per_ip status=429 addr=127\.0\.0\.21 /);
+            assert.match(d.stderrText, /cause=max_sessions_per_ip status=429 setting=max_sessions_per_ip addr=127\.0\.0\.21/);
         })());
 });

@@ -145,7 +145,7 @@ describe('limits', () => {
             const ws = pool.socket(sd.url, '/', { transports: ['websocket'], localAddress: '127.0.0.4' });
             await waitFor(ws, 'connect_error', { failOn: 'connect' });
             assert.ok((await limitHits('sessions_per_ip', sd)) >= before + 2, 'counted in /metrics');
-            assert.match(sd.stderrText, /msg="refused" cause=max_sessions_per_ip status=429 addr=127\.0\.0\.4 setting=max_sessions_per_ip/);
+            assert.match(sd.stderrText, /msg="refused" cause=max_sessions_per_ip status=429 setting=max_sessions_per_ip addr=127\.0\.0\.4/);
             // Other addresses are not affected, on either transport.
             for (const transports of [['polling'], ['websocket']]) {
                 const s = await pool.connect(sd.url, '/', { transports, localAddress: '127.0.0.5' });
