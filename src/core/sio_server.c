@@ -13,9 +13,16 @@ typedef struct sio_pending_ack {
     void *ud;
 } sio_pending_ack;
 
+/* A socket in a group, and where the group is in that socket's list: each side records the
+ * other's position, so that leaving a group is O(1) however many groups or members there are. */
+typedef struct sio_member {
+    sio_sock *s;
+    uint32_t gi; /* position of the group in s->groups */
+} sio_member;
+
 /* A named set of sockets; `key` is the map key that names it. */
 typedef struct sio_group {
-    sio_sock **members;
+    sio_member *members;
     uint32_t n, cap;
     char *key;
     size_t klen;
@@ -47,6 +54,7 @@ struct sio_conn {
     sio_sock *socks;
     uint64_t connect_deadline; /* 0 once a namespace was joined */
     bool closing;
+    void *data; /* the handlers' (sio_conn_set_data) */
     /* A BINARY_* packet waiting for its attachments (spec: "Binary packets"); NULL almost
      * always, so it lives on the heap rather than in every connection. */
     struct sio_pending *pending;
@@ -78,6 +86,10 @@ struct sio_server {
     void *on_connected_ud;
     sio_disconnect_fn on_disconnect;
     void *on_disconnect_ud;
+    sio_unhandled_fn on_unhandled;
+    void *on_unhandled_ud;
+    sio_conn_close_fn on_conn_close;
+    void *on_conn_close_ud;
 };
 
 /* ---- server ---- */
@@ -150,6 +162,18 @@ void sio_server_on_disconnect(sio_server *srv, sio_disconnect_fn fn, void *ud)
 {
     srv->on_disconnect = fn;
     srv->on_disconnect_ud = ud;
+}
+
+void sio_server_on_unhandled(sio_server *srv, sio_unhandled_fn fn, void *ud)
+{
+    srv->on_unhandled = fn;
+    srv->on_unhandled_ud = ud;
+}
+
+void sio_server_on_conn_close(sio_server *srv, sio_conn_close_fn fn, void *ud)
+{
+    srv->on_conn_close = fn;
+    srv->on_conn_close_ud = ud;
 }
 
 int sio_server_on(sio_server *srv, const char *event, sio_event_fn fn, void *ud)
@@ -248,6 +272,23 @@ void *sio_conn_io(const sio_conn *c)
     return c->io;
 }
 
+void sio_conn_set_data(sio_conn *c, void *data)
+{
+    c->data = data;
+}
+
+void *sio_conn_data(const sio_conn *c)
+{
+    return c->data;
+}
+
+void sio_conn_peer(sio_conn *c, char out[SIO_PEER_MAX])
+{
+    out[0] = 0;
+    if (c->srv->ops.peer)
+        c->srv->ops.peer(c, c->io, out);
+}
+
 sio_conn *sio_server_find(sio_server *srv, const char *sid, size_t len)
 {
     return map_get(&srv->conns, sid, len);
@@ -287,6 +328,8 @@ void sio_conn_free(sio_conn *c, const char *reason)
         c->socks = s->next;
         sock_free(s, reason);
     }
+    if (srv->on_conn_close)
+        srv->on_conn_close(c, srv->on_conn_close_ud);
     pending_clear(c);
     map_del(&srv->conns, c->eio.sid, EIO_SID_LEN);
     eio_session_deinit(&c->eio);
@@ -357,6 +400,21 @@ static size_t group_key(char *out, size_t cap, const char *nsp, const char *grou
 
 #define GROUP_KEY_MAX (2 + SIO_NSP_MAX + 1024)
 
+/* The position of group `g` in s->groups, or -1: looked up from whichever side is shorter. */
+static int membership_of(const sio_sock *s, const sio_group *g)
+{
+    if (s->ngroups <= g->n) {
+        for (uint32_t i = 0; i < s->ngroups; i++)
+            if (s->groups[i].g == g)
+                return (int)i;
+        return -1;
+    }
+    for (uint32_t i = 0; i < g->n; i++)
+        if (g->members[i].s == s)
+            return (int)g->members[i].gi;
+    return -1;
+}
+
 static int group_add(sio_sock *s, const char *group)
 {
     sio_server *srv = s->conn->srv;
@@ -366,9 +424,8 @@ static int group_add(sio_sock *s, const char *group)
         return -1;
     sio_group *g = map_get(&srv->groups, key, klen);
     if (g) {
-        for (uint32_t i = 0; i < s->ngroups; i++)
-            if (s->groups[i].g == g)
-                return 0;
+        if (membership_of(s, g) >= 0)
+            return 0;
     } else {
         g = calloc(1, sizeof(*g));
         if (!g || !(g->key = malloc(klen)) || map_put(&srv->groups, key, klen, g) < 0) {
@@ -382,7 +439,7 @@ static int group_add(sio_sock *s, const char *group)
     }
     if (g->n == g->cap) {
         uint32_t ncap = g->cap ? g->cap * 2 : 4;
-        sio_sock **nm = realloc(g->members, ncap * sizeof(*nm));
+        sio_member *nm = realloc(g->members, ncap * sizeof(*nm));
         if (!nm)
             goto undo;
         g->members = nm;
@@ -396,8 +453,9 @@ static int group_add(sio_sock *s, const char *group)
         s->groups = ng;
         s->capgroups = ncap;
     }
-    s->groups[s->ngroups++] = (sio_membership){.g = g, .idx = g->n};
-    g->members[g->n++] = s;
+    s->groups[s->ngroups] = (sio_membership){.g = g, .idx = g->n};
+    g->members[g->n++] = (sio_member){.s = s, .gi = s->ngroups};
+    s->ngroups++;
     return 0;
 undo:
     if (g->n == 0) {
@@ -414,16 +472,17 @@ static void group_remove_at(sio_sock *s, uint32_t gi)
 {
     sio_membership m = s->groups[gi];
     sio_group *g = m.g;
-    /* Swap-remove from the group, then fix the moved socket's record of its position. */
-    sio_sock *moved = g->members[--g->n];
-    g->members[m.idx] = moved;
-    if (moved != s)
-        for (uint32_t i = 0; i < moved->ngroups; i++)
-            if (moved->groups[i].g == g) {
-                moved->groups[i].idx = m.idx;
-                break;
-            }
-    s->groups[gi] = s->groups[--s->ngroups];
+    /* Swap-remove on both sides, telling each moved entry its new position. */
+    sio_member last = g->members[--g->n];
+    if (m.idx != g->n) {
+        g->members[m.idx] = last;
+        last.s->groups[last.gi].idx = m.idx;
+    }
+    sio_membership lastm = s->groups[--s->ngroups];
+    if (gi != s->ngroups) {
+        s->groups[gi] = lastm;
+        lastm.g->members[lastm.idx].gi = gi;
+    }
     if (g->n == 0) {
         map_del(&s->conn->srv->groups, g->key, g->klen);
         free(g->key);
@@ -436,10 +495,8 @@ static int group_find(const sio_sock *s, const char *group)
 {
     char key[GROUP_KEY_MAX];
     size_t klen = group_key(key, sizeof(key), s->conn->srv->nsps[s->nsp], group);
-    for (uint32_t i = 0; klen && i < s->ngroups; i++)
-        if (s->groups[i].g->klen == klen && memcmp(s->groups[i].g->key, key, klen) == 0)
-            return (int)i;
-    return -1;
+    sio_group *g = klen ? map_get(&s->conn->srv->groups, key, klen) : NULL;
+    return g ? membership_of(s, g) : -1;
 }
 
 int sio_group_join(sio_sock *s, const char *group)
@@ -482,7 +539,7 @@ long sio_broadcast(sio_server *srv, const char *nsp, const char *group, const ch
     /* Sending never removes members synchronously (a full queue only schedules a close), so
      * the member array is stable during the loop. */
     for (uint32_t i = 0; i < g->n; i++)
-        if (conn_queue(g->members[i]->conn, f, true) == 0)
+        if (conn_queue(g->members[i].s->conn, f, true) == 0)
             sent++;
     frame_unref(f);
     return sent;
@@ -504,7 +561,7 @@ long sio_broadcast_groups(sio_server *srv, const char *nsp, const char *const *g
         if (!f && !(f = sio_frame_event(nsp, event, args, SIO_NO_ACK, 0)))
             return -1;
         for (uint32_t j = 0; j < g->n; j++) {
-            sio_sock *s = g->members[j];
+            sio_sock *s = g->members[j].s;
             if (s->stamp == round)
                 continue;
             s->stamp = round;
@@ -661,30 +718,40 @@ static int send_connect_ok(sio_sock *s)
     return send_owned(s->conn, f);
 }
 
+/* A reply could not be queued: the connection is closing already (its queue overflowed, or a
+ * hook closed it), which is no error of the packet's; or memory ran out. Returns 0 or -1. */
+static int reply_failed(sio_conn *c, const char **reason)
+{
+    if (c->closing)
+        return 0;
+    *reason = "out of memory";
+    return -1;
+}
+
 /* CONNECT (spec: "Connection to a namespace"): the authorisation hook decides before anything is
  * sent, so a rejected socket gets only CONNECT_ERROR; the connected hook runs after the CONNECT
  * reply is queued, so whatever it emits reaches the client after the reply. */
-static int receive_connect(sio_conn *c, sio_packet *p)
+static int receive_connect(sio_conn *c, sio_packet *p, const char **reason)
 {
     sio_server *srv = c->srv;
     int nsp = nsp_index(srv, p->nsp);
     if (nsp < 0)
-        return send_connect_error(c, p->nsp, "Invalid namespace") < 0 ? -1 : 0;
+        return send_connect_error(c, p->nsp, "Invalid namespace") < 0 ? reply_failed(c, reason) : 0;
     sio_sock *s = conn_sock(c, nsp);
     if (s) /* a repeated CONNECT gets the same answer again */
-        return send_connect_ok(s) < 0 ? -1 : 0;
+        return send_connect_ok(s) < 0 ? reply_failed(c, reason) : 0;
     if (!(s = sock_new(c, nsp)))
-        return -1;
+        return reply_failed(c, reason);
     const char *reject = "Connection rejected";
     if (srv->on_connect && srv->on_connect(s, p->data, &reject, srv->on_connect_ud) < 0) {
         sock_unlink(s);
         sock_free(s, "rejected");
-        return send_connect_error(c, p->nsp, reject) < 0 ? -1 : 0;
+        return send_connect_error(c, p->nsp, reject) < 0 ? reply_failed(c, reason) : 0;
     }
     s->announced = true;
     c->connect_deadline = 0;
     if (send_connect_ok(s) < 0)
-        return -1;
+        return reply_failed(c, reason);
     if (srv->on_connected)
         srv->on_connected(s, p->data, srv->on_connected_ud);
     return 0;
@@ -695,11 +762,12 @@ static void dispatch_event(sio_sock *s, sio_packet *p, const sio_binary *bin)
     sio_server *srv = s->conn->srv;
     const char *name = sio_packet_event_name(p);
     sio_handler *h = map_get(&srv->handlers, name, strlen(name));
-    if (!h)
-        return;
     /* Detach the name so the handler sees only the arguments. */
     cJSON *first = cJSON_DetachItemFromArray(p->data, 0);
-    h->fn(s, first->valuestring, p->data, bin, p->ack_id, h->ud);
+    if (h)
+        h->fn(s, first->valuestring, p->data, bin, p->ack_id, h->ud);
+    else if (srv->on_unhandled)
+        srv->on_unhandled(s, first->valuestring, p->data, p->ack_id, srv->on_unhandled_ud);
     cJSON_Delete(first);
 }
 
@@ -715,14 +783,18 @@ static void dispatch_ack(sio_sock *s, sio_packet *p, const sio_binary *bin)
         }
     }
     /* An ack nobody waits for (answered twice, or after a restart) is ignored, as the
-     * reference server does. */
+     * reference server does; the handlers still hear of it (it is a message all the same). */
+    sio_server *srv = s->conn->srv;
+    (void)bin;
+    if (srv->on_unhandled)
+        srv->on_unhandled(s, NULL, p->data, p->ack_id, srv->on_unhandled_ud);
 }
 
 /* Deliver a complete packet (attachments, if any, collected). Returns 0 or -1 to close. */
 static int deliver(sio_conn *c, sio_packet *p, const sio_binary *bin, const char **reason)
 {
     if (p->type == SIO_CONNECT)
-        return receive_connect(c, p);
+        return receive_connect(c, p, reason);
     int nsp = nsp_index(c->srv, p->nsp);
     sio_sock *s = nsp >= 0 ? conn_sock(c, nsp) : NULL;
     if (!s) {
@@ -733,7 +805,7 @@ static int deliver(sio_conn *c, sio_packet *p, const sio_binary *bin, const char
     switch (p->type) {
     case SIO_DISCONNECT:
         sock_unlink(s);
-        sock_free(s, "client namespace disconnect");
+        sock_free(s, SIO_REASON_CLIENT);
         return 0;
     case SIO_EVENT:
     case SIO_BINARY_EVENT:
