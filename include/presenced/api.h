@@ -12,6 +12,7 @@
 
 #include "presenced/io_http.h"
 #include "presenced/metrics.h"
+#include "presenced/policy.h"
 #include "presenced/pres_event.h"
 #include "presenced/store.h"
 
@@ -30,6 +31,7 @@ typedef struct api_opts {
     bool admin_separate;   /* /healthz, /readyz, /metrics answer on the admin listener only */
     bool dashboard;        /* serve the live page at GET / (else 404) */
     uint32_t max_bulk_ids; /* ids in one bulk query */
+    policy *policy;        /* what callers see of users and events (borrowed) */
     metrics *metrics;      /* rendered by /metrics; may be NULL */
     /* Fills what only this instance knows (may be NULL). */
     void (*local)(api_local *out, void *ud);

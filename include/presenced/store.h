@@ -23,19 +23,9 @@
 
 #include "presenced/metrics.h"
 #include "presenced/pres_event.h"
+#include "presenced/store_err.h"
 
 typedef struct store store;
-
-enum {
-    STORE_OK = 0,
-    STORE_ERR_UNAVAILABLE = -1, /* Redis down or not answering */
-    STORE_ERR_NO_SOCKET = -2,   /* the socket id is not registered */
-    STORE_ERR_EXISTS = -3,      /* socket_open with an id already registered */
-    STORE_ERR_SHUTDOWN = -4,    /* the store is being freed */
-    STORE_ERR_INTERNAL = -5,    /* a bug or an unexpected reply (logged) */
-    STORE_ERR_NOMEM = -6,
-    STORE_ERR_GONE = -7, /* store_events_since: the id is older than the retained events */
-};
 
 #define STORE_MEMORY_RING 10000 /* events the memory store keeps for store_events_since */
 

@@ -1,8 +1,8 @@
-/* The presence gateway: Socket.IO commands in, store operations out, presence events fanned out
- * to local sockets. Identity is decided once per socket (identify_socket) and every command is
- * checked against it, so a socket can never act for another user.
+/* The presence gateway: Socket.IO in, store operations out. Every decision is the policy's
+ * (src/core/policy*.c); this file carries them out: it calls the store, answers with acks, keeps
+ * the local groups that fan-out (gateway_fanout.c) uses, and counts.
  */
-#include "presenced/gateway.h"
+#include "gateway_impl.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,63 +11,17 @@
 #include <time.h>
 
 #include "presenced/log.h"
-#include "presenced/map.h"
-#include "presenced/pres_cmd.h"
-
-#define NSP "/"
-#define ROOM_GROUP 'r' /* group "r:<room>": the local sockets in a room */
-#define SUB_GROUP 's'  /* group "s:<user>": the local sockets subscribed to a user */
-/* A socket refused more than rate_burst commands within this window is abusive: it is closed. */
-#define RATE_ABUSE_WINDOW_MS 10000
-
-typedef struct gw_sock {
-    gateway *gw;
-    char sid[SIO_ID_LEN + 1];
-    sio_sock *sock;
-    char *user; /* NULL until identified */
-    char *metadata;
-    char status[PRES_STATUS_MAX + 1];
-    char **rooms; /* rooms joined, mirrored for re-assertion */
-    size_t nrooms, caprooms;
-    bool kicked;       /* closed by POST /v1/users/{id}/disconnect: no offline grace */
-    bool closing;      /* closed by the gateway (expired token, abuse): commands are ignored */
-    jwt_claims claims; /* auth=jwt: the claims of the token in force (rooms, exp) */
-    int64_t exp_s;     /* auth=jwt: when the token expires (0: no token) */
-    uint32_t nsubs;    /* users subscribed to */
-    double tokens;     /* rate limit: commands that may be sent now */
-    uint64_t refill_ms;
-    uint32_t rejected; /* commands refused for rate within the current abuse window */
-    uint64_t reject_window_ms;
-} gw_sock;
-
-struct gateway {
-    sio_server *sio;
-    store *st;
-    gateway_opts opts;
-    map socks; /* sid -> gw_sock */
-    map users; /* user id -> number of identified local sockets (for /metrics and /v1/stats) */
-    uint32_t identified;
-    metrics_family *events_in, *events_out;
-    metrics_family *auth_results; /* token checks, by result */
-    metrics_family *limit_hits;   /* refusals by a limit, by limit */
-    jwt_key *key;                 /* auth=jwt; NULL refuses every token */
-    char audience[256], issuer[256];
-};
 
 /* ---- clocks ---- */
 
-/* Token dates are wall-clock seconds since the epoch (RFC 7519 §2 NumericDate). */
-static int64_t wall_s(void)
-{
-    return (int64_t)time(NULL);
-}
-
-/* The rate limiter measures intervals, which must not jump with the wall clock. */
-static uint64_t mono_ms(void)
+/* Rates measure intervals, which must not jump with the wall clock; token dates are wall-clock
+ * seconds (RFC 7519 §2 NumericDate). */
+static policy_now clock_now(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    return (policy_now){.ms = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u,
+                        .wall_s = (int64_t)time(NULL)};
 }
 
 /* ---- replies ---- */
@@ -96,13 +50,13 @@ static cJSON *reply_ok(void)
     return r;
 }
 
-static void ack_error(sio_sock *s, int64_t ack_id, const char *code, const char *message)
+static void ack_error(sio_sock *s, int64_t ack_id, policy_code code, const char *message)
 {
     if (ack_id == SIO_NO_ACK)
         return;
     cJSON *r = cJSON_CreateObject();
     cJSON *e = r && cJSON_AddFalseToObject(r, "ok") ? cJSON_AddObjectToObject(r, "error") : NULL;
-    if (e && cJSON_AddStringToObject(e, "code", code) &&
+    if (e && cJSON_AddStringToObject(e, "code", policy_code_name(code)) &&
         cJSON_AddStringToObject(e, "message", message)) {
         ack_json(s, ack_id, r);
         return;
@@ -119,106 +73,96 @@ static void ack_built(sio_sock *s, int64_t ack_id, cJSON *reply, bool complete)
         return;
     }
     cJSON_Delete(reply);
-    ack_error(s, ack_id, "internal", "out of memory");
-}
-
-static void ack_ok(sio_sock *s, int64_t ack_id)
-{
-    ack_json(s, ack_id, reply_ok());
+    ack_error(s, ack_id, POLICY_E_INTERNAL, "out of memory");
 }
 
 static void ack_store_error(sio_sock *s, int64_t ack_id, int err)
 {
-    ack_error(s, ack_id, err == STORE_ERR_UNAVAILABLE ? "store_unavailable" : "internal",
-              store_strerror(err));
+    ack_error(s, ack_id, policy_code_of_store(err), store_strerror(err));
 }
 
-/* ---- sockets ---- */
+/* ---- sockets and groups ---- */
 
 static gw_sock *gw_sock_find(gateway *gw, const char *sid)
 {
     return map_get(&gw->socks, sid, strlen(sid));
 }
 
-static void group_name(char *out, size_t cap, char kind, const char *name)
+void gateway_group_name(char *out, size_t cap, char kind, const char *name)
 {
     snprintf(out, cap, "%c:%s", kind, name);
 }
 
-#define GROUP_MAX (PRES_ID_MAX + 3)
-
-static int gw_sock_add_room(gw_sock *g, const char *room)
+static int group_join(sio_sock *s, char kind, const char *name)
 {
-    for (size_t i = 0; i < g->nrooms; i++)
-        if (strcmp(g->rooms[i], room) == 0)
-            return 0;
-    if (g->nrooms == g->caprooms) {
-        size_t ncap = g->caprooms ? g->caprooms * 2 : 4;
-        char **nr = realloc(g->rooms, ncap * sizeof(*nr));
-        if (!nr)
-            return -1;
-        g->rooms = nr;
-        g->caprooms = ncap;
-    }
-    if (!(g->rooms[g->nrooms] = strdup(room)))
-        return -1;
-    g->nrooms++;
-    return 0;
+    char group[GROUP_MAX];
+    gateway_group_name(group, sizeof(group), kind, name);
+    return sio_group_join(s, group);
 }
 
-static void gw_sock_remove_room(gw_sock *g, const char *room)
+static void group_leave(sio_sock *s, char kind, const char *name)
 {
-    for (size_t i = 0; i < g->nrooms; i++)
-        if (strcmp(g->rooms[i], room) == 0) {
-            free(g->rooms[i]);
-            g->rooms[i] = g->rooms[--g->nrooms];
-            return;
-        }
+    char group[GROUP_MAX];
+    gateway_group_name(group, sizeof(group), kind, name);
+    sio_group_leave(s, group);
 }
 
-static void gw_sock_free(gw_sock *g)
+/* The sockets that hear broadcasts: the namespace, or only the identified sockets. */
+const char *gateway_readers_group(const gateway *gw)
 {
-    for (size_t i = 0; i < g->nrooms; i++)
-        free(g->rooms[i]);
-    free(g->rooms);
-    free(g->user);
-    free(g->metadata);
-    jwt_claims_deinit(&g->claims);
+    return policy_readers_identified_only(gw->pol) ? READERS_GROUP : NULL;
+}
+
+static void gw_sock_free(gateway *gw, gw_sock *g)
+{
+    map_del(&gw->socks, g->sid, strlen(g->sid));
+    sio_sock_set_data(g->sock, NULL);
+    policy_sock_free(gw->pol, g->ps);
     free(g);
 }
 
-/* ---- store requests ---- */
+/* The policy's state of a connection, made with its first socket and freed with it. */
+static policy_conn *conn_state(gateway *gw, sio_conn *c)
+{
+    policy_conn *pc = sio_conn_data(c);
+    if (pc)
+        return pc;
+    char addr[SIO_PEER_MAX];
+    sio_conn_peer(c, addr);
+    if ((pc = policy_conn_new(gw->pol, addr)))
+        sio_conn_set_data(c, pc);
+    return pc;
+}
 
-typedef enum gw_op {
-    OP_OPEN,
-    OP_IDENTIFY,
-    OP_TOUCH,
-    OP_JOIN,
-    OP_LEAVE,
-    OP_STATUS,
-    OP_QUERY,
-    OP_ROOM_QUERY,
-    OP_QUIET, /* fire and forget */
-} gw_op;
+static void on_conn_close(sio_conn *c, void *ud)
+{
+    gateway *gw = ud;
+    policy_conn_free(gw->pol, sio_conn_data(c));
+    sio_conn_set_data(c, NULL);
+}
+
+/* ---- store requests ---- */
 
 /* One store call in flight. It names its socket by id: the socket may be gone when the store
  * answers, and then there is nobody to answer. */
 typedef struct gw_req {
     gateway *gw;
-    gw_op op;
+    policy_act act; /* POLICY_ACT_NONE: fire and forget */
+    bool at_connect;
     char sid[SIO_ID_LEN + 1];
     int64_t ack_id;
-    char *arg;      /* room (join, leave, room query), status (status) */
-    char *metadata; /* status: metadata to mirror once the store accepted it */
+    char *arg;      /* room (join, leave, page), status (status) */
+    char *metadata; /* status: metadata to remember once the store accepted it */
 } gw_req;
 
-static gw_req *req_new(gateway *gw, gw_op op, const gw_sock *g, int64_t ack_id, const char *arg)
+static gw_req *req_new(gateway *gw, policy_act act, const gw_sock *g, int64_t ack_id,
+                       const char *arg)
 {
     gw_req *r = calloc(1, sizeof(*r));
     if (!r)
         return NULL;
     r->gw = gw;
-    r->op = op;
+    r->act = act;
     r->ack_id = ack_id;
     memcpy(r->sid, g->sid, sizeof(r->sid));
     if (arg && !(r->arg = strdup(arg))) {
@@ -235,657 +179,385 @@ static void req_free(gw_req *r)
     free(r);
 }
 
-/* The store accepted a status change: mirror it for re-assertion. Mirroring before that would
- * re-assert a status the store refused, and the retried command would then change nothing. */
-static void mirror_status(gw_sock *g, gw_req *r)
+/* The command did not take effect: undo what was done locally. */
+static void undo(gateway *gw, gw_sock *g, policy_act act, bool at_connect, const char *room)
 {
-    snprintf(g->status, sizeof(g->status), "%s", r->arg);
-    if (r->metadata) {
-        free(g->metadata);
-        g->metadata = r->metadata;
-        r->metadata = NULL;
-    }
+    policy_decision d = {.act = act, .at_connect = at_connect, .room = room};
+    if (act == POLICY_ACT_JOIN)
+        group_leave(g->sock, ROOM_GROUP, room);
+    if (act == POLICY_ACT_OPEN && !at_connect && gateway_readers_group(gw))
+        sio_group_leave(g->sock, READERS_GROUP);
+    policy_undo(gw->pol, g->ps, &d);
 }
-
-static void forget_identity(gateway *gw, gw_sock *g);
 
 static void on_done(int err, void *ud)
 {
     gw_req *r = ud;
     gw_sock *g = gw_sock_find(r->gw, r->sid);
     if (err && err != STORE_ERR_SHUTDOWN)
-        log_debug("store operation failed", "op=%d err=\"%s\"", (int)r->op, store_strerror(err));
-    if (g && r->op != OP_QUIET && r->op != OP_OPEN) {
-        if (err == STORE_OK && r->op == OP_STATUS)
-            mirror_status(g, r);
-        if (err != STORE_OK && r->op == OP_IDENTIFY)
-            forget_identity(r->gw, g);
-        if (err == STORE_OK) {
-            cJSON *reply = reply_ok();
-            if (reply && r->arg && (r->op == OP_JOIN || r->op == OP_LEAVE))
-                cJSON_AddStringToObject(reply, "room", r->arg);
-            ack_json(g->sock, r->ack_id, reply);
-        } else {
-            /* The command did not take effect: undo what was mirrored locally. */
-            if (r->op == OP_JOIN) {
-                char group[GROUP_MAX];
-                group_name(group, sizeof(group), ROOM_GROUP, r->arg);
-                sio_group_leave(g->sock, group);
-                gw_sock_remove_room(g, r->arg);
-            }
-            ack_store_error(g->sock, r->ack_id, err);
-        }
+        log_debug("store operation failed", "act=%d err=\"%s\"", (int)r->act, store_strerror(err));
+    if (!g || r->act == POLICY_ACT_NONE) {
+        req_free(r);
+        return;
     }
+    if (err != STORE_OK) {
+        undo(r->gw, g, r->act, r->at_connect, r->arg);
+        ack_store_error(g->sock, r->ack_id, err);
+        req_free(r);
+        return;
+    }
+    /* Remembered only once the store accepted it: re-asserting a status the store refused would
+     * make the retried command change nothing. */
+    if (r->act == POLICY_ACT_STATUS && policy_sock_status_set(g->ps, r->arg, r->metadata) < 0)
+        log_warn("out of memory remembering a status", NULL);
+    cJSON *reply = reply_ok();
+    if (reply && r->arg && (r->act == POLICY_ACT_JOIN || r->act == POLICY_ACT_LEAVE))
+        cJSON_AddStringToObject(reply, "room", r->arg);
+    ack_json(g->sock, r->ack_id, reply);
     req_free(r);
 }
 
-/* ---- identity ---- */
-
-/* Read {userId, metadata?} from an auth or identify object. Returns 0, or -1 with *why. */
-static int read_identity(gateway *gw, const cJSON *obj, const char **user, char **metadata,
-                         const char **why)
+static void store_quietly(gateway *gw, gw_sock *g, int (*op)(gateway *, gw_sock *, gw_req *))
 {
-    *user = NULL;
-    *metadata = NULL;
-    int rc = pres_cmd_name(obj, "userId", user, why);
-    if (rc == PRES_CMD_ABSENT)
-        *user = NULL;
-    if (rc == PRES_CMD_INVALID) {
-        *why = "invalid userId";
-        return -1;
-    }
-    if (pres_cmd_metadata(obj, "metadata", gw->opts.max_metadata_bytes, metadata, why) ==
-        PRES_CMD_INVALID) {
-        *why = "invalid metadata";
-        return -1;
-    }
+    gw_req *r = req_new(gw, POLICY_ACT_NONE, g, SIO_NO_ACK, NULL);
+    if (r)
+        op(gw, g, r);
+}
+
+static int touch_op(gateway *gw, gw_sock *g, gw_req *r)
+{
+    store_touch(gw->st, g->sid, on_done, r);
     return 0;
 }
 
-/* Local sockets of `user` identified on this instance. */
-static uintptr_t user_sockets(const gateway *gw, const char *user)
+/* ---- counting ---- */
+
+static void count(gateway *gw, const gw_sock *g, const policy_decision *d)
 {
-    return (uintptr_t)map_get(&gw->users, user, strlen(user));
+    for (int i = 0; i < 2; i++) {
+        if (d->limits[i])
+            metrics_add(gw->limit_hits, d->limits[i], 1);
+        if (d->auth_results[i])
+            metrics_add(gw->auth_results, d->auth_results[i], 1);
+    }
+    if (d->auth_error)
+        log_debug("token refused", "err=\"%s\"", jwt_strerror(d->auth_error));
+    if (d->act == POLICY_ACT_CLOSE)
+        log_info("closing a connection that ignores the rate limit", "sid=%s", g->sid);
 }
 
-static bool user_full(gateway *gw, const char *user)
+/* ---- carrying out decisions ---- */
+
+static void answer(gw_sock *g, const policy_decision *d, int64_t ack_id)
 {
-    if (gw->opts.max_sockets_per_user == 0 ||
-        user_sockets(gw, user) < gw->opts.max_sockets_per_user)
-        return false;
-    metrics_add(gw->limit_hits, "sockets_per_user", 1);
-    return true;
+    if (!d->answer)
+        return;
+    if (d->code != POLICY_OK)
+        return ack_error(g->sock, ack_id, d->code, d->message);
+    ack_json(g->sock, ack_id, reply_ok());
 }
 
-static void user_sockets_dec(gateway *gw, const char *user)
+static void undo_decision(gateway *gw, gw_sock *g, const policy_decision *d, int64_t ack_id)
 {
-    uintptr_t count = user_sockets(gw, user);
-    if (count > 1)
-        map_put(&gw->users, user, strlen(user), (void *)(count - 1));
-    else
-        map_del(&gw->users, user, strlen(user));
+    undo(gw, g, d->act, d->at_connect, d->room);
+    if (d->answer)
+        ack_error(g->sock, ack_id, POLICY_E_INTERNAL, "out of memory");
 }
 
-/* auth=jwt: verify the "token" member of `obj` (RFC 7519 §7.2 through jwt_verify) and check that
- * a "userId" member, if any, names the token's subject: a client cannot pair a good token with
- * another user's id. Returns 0 with `claims` filled (the caller deinits them), or -1 with
- * *absent telling whether there was no token at all. */
-static int verify_token(gateway *gw, const cJSON *obj, jwt_claims *claims, bool *absent)
+static int open_socket(gateway *gw, gw_sock *g, const policy_decision *d, int64_t ack_id)
 {
-    memset(claims, 0, sizeof(*claims));
-    const cJSON *t = cJSON_IsObject(obj) ? cJSON_GetObjectItemCaseSensitive(obj, "token") : NULL;
-    *absent = t == NULL;
-    if (!t)
+    if (gateway_readers_group(gw) && sio_group_join(g->sock, READERS_GROUP) < 0)
         return -1;
-    int rc = JWT_ERR_KEY;
-    if (cJSON_IsString(t) && gw->key) {
-        jwt_expect ex = {.audience = gw->audience[0] ? gw->audience : NULL,
-                         .issuer = gw->issuer[0] ? gw->issuer : NULL,
-                         .leeway_s = gw->opts.jwt_leeway_s};
-        rc = jwt_verify(gw->key, t->valuestring, strlen(t->valuestring), &ex, wall_s(), claims);
-    }
-    if (rc == JWT_OK) {
-        const char *claimed = NULL, *why = NULL;
-        int n = pres_cmd_name(obj, "userId", &claimed, &why);
-        if (n == PRES_CMD_INVALID || (n == PRES_CMD_OK && strcmp(claimed, claims->sub) != 0)) {
-            jwt_claims_deinit(claims);
-            metrics_add(gw->auth_results, "user_mismatch", 1);
-            log_debug("token refused", "err=\"userId differs from the token's sub\"");
-            return -1;
-        }
-        metrics_add(gw->auth_results, "ok", 1);
-        return 0;
-    }
-    metrics_add(gw->auth_results, rc == JWT_ERR_EXPIRED ? "expired" : "invalid", 1);
-    log_debug("token refused", "err=\"%s\"", jwt_strerror(rc));
-    return -1;
-}
-
-/* Make `g` belong to `user` and register it with the store. */
-static int identify_socket(gateway *gw, gw_sock *g, const char *user, char *metadata,
-                           int64_t ack_id, gw_op op)
-{
-    if (!(g->user = strdup(user))) {
-        free(metadata);
-        return -1;
-    }
-    g->metadata = metadata;
-    strcpy(g->status, "online");
-    gw->identified++;
-    map_put(&gw->users, g->user, strlen(g->user), (void *)(user_sockets(gw, g->user) + 1));
-    gw_req *r = req_new(gw, op, g, ack_id, NULL);
+    gw_req *r = req_new(gw, POLICY_ACT_OPEN, g, ack_id, NULL);
     if (!r)
         return -1;
-    store_socket_open(gw->st, g->sid, g->user, NULL, g->metadata, on_done, r);
+    r->at_connect = d->at_connect;
+    store_socket_open(gw->st, g->sid, policy_sock_user(g->ps), NULL, policy_sock_metadata(g->ps),
+                      on_done, r);
     return 0;
 }
 
-/* presence:identify failed in the store: the socket is anonymous again, so that the client can
- * retry. (An identity from the handshake is kept instead: the connection stays up and the socket
- * is re-asserted when the store is back.) */
-static void forget_identity(gateway *gw, gw_sock *g)
+/* The store's part of a command that changes presence; on_done answers. Returns 0 or -1. */
+static int change(gateway *gw, gw_sock *g, const policy_decision *d, int64_t ack_id)
 {
-    user_sockets_dec(gw, g->user);
-    jwt_claims_deinit(&g->claims);
-    g->exp_s = 0;
-    free(g->user);
-    free(g->metadata);
-    g->user = g->metadata = NULL;
-    gw->identified--;
-}
-
-/* auth=jwt: identify `g` from verified claims (taken over): the subject is the user, the
- * "presence" claim the metadata (the token is the backend's word; a client's own metadata is
- * not used), the "rooms" claim restricts joins and "exp" ends the socket. */
-static int identify_with_claims(gateway *gw, gw_sock *g, jwt_claims *claims, int64_t ack_id,
-                                gw_op op)
-{
-    char *metadata = claims->presence;
-    claims->presence = NULL;
-    jwt_claims_deinit(&g->claims);
-    g->claims = *claims;
-    memset(claims, 0, sizeof(*claims));
-    g->exp_s = g->claims.exp_s;
-    return identify_socket(gw, g, g->claims.sub, metadata, ack_id, op);
-}
-
-/* The command's identity checks: the socket must be identified, and a userId field, if any,
- * must be the socket's own. Returns 0, or -1 after answering the error. */
-static int check_identity(gw_sock *g, const cJSON *obj, int64_t ack_id)
-{
-    if (!g->user) {
-        ack_error(g->sock, ack_id, "not_identified", "identify first (auth.userId)");
+    const char *arg = d->act == POLICY_ACT_STATUS ? d->status : d->room;
+    gw_req *r = req_new(gw, d->act, g, ack_id, arg);
+    if (!r || (d->metadata && !(r->metadata = strdup(d->metadata)))) {
+        if (r)
+            req_free(r);
         return -1;
     }
-    const char *claimed = NULL, *why = NULL;
-    int rc = pres_cmd_name(obj, "userId", &claimed, &why);
-    if (rc == PRES_CMD_INVALID) {
-        ack_error(g->sock, ack_id, "invalid_argument", why);
-        return -1;
-    }
-    if (rc == PRES_CMD_OK && strcmp(claimed, g->user) != 0) {
-        ack_error(g->sock, ack_id, "forbidden", "userId is not this socket's user");
-        return -1;
+    switch (d->act) {
+    case POLICY_ACT_TOUCH:
+        store_touch(gw->st, g->sid, on_done, r);
+        break;
+    case POLICY_ACT_JOIN:
+        store_room_join(gw->st, g->sid, d->room, on_done, r);
+        break;
+    case POLICY_ACT_LEAVE:
+        store_room_leave(gw->st, g->sid, d->room, on_done, r);
+        break;
+    default:
+        store_status_set(gw->st, g->sid, d->status, d->metadata, on_done, r);
+        break;
     }
     return 0;
+}
+
+/* Local groups follow subscriptions at once; a group that cannot be joined (memory) takes the
+ * rest of the command's subscriptions back. */
+static int subscribe(gateway *gw, gw_sock *g, const policy_decision *d, bool sub)
+{
+    for (size_t i = 0; i < d->nids; i++) {
+        if (!sub) {
+            group_leave(g->sock, SUB_GROUP, d->ids[i]);
+        } else if (group_join(g->sock, SUB_GROUP, d->ids[i]) < 0) {
+            policy_decision rest = {.act = d->act, .ids = d->ids + i, .nids = d->nids - i};
+            policy_undo(gw->pol, g->ps, &rest);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void on_users(int err, const store_user *users, size_t n, void *ud);
+static void on_room_page(int err, const char *const *users, size_t n, size_t total,
+                         const char *next, void *ud);
+
+/* Reads: the store answers, then so do we. Returns 0 or -1. */
+static int query(gateway *gw, gw_sock *g, const policy_decision *d, int64_t ack_id)
+{
+    gw_req *r = req_new(gw, d->act, g, ack_id, d->room);
+    if (!r)
+        return -1;
+    if (d->act == POLICY_ACT_QUERY)
+        store_users_query(gw->st, d->ids, d->nids, on_users, r);
+    else
+        store_room_page(gw->st, d->room, d->cursor, d->page_limit, on_room_page, r);
+    return 0;
+}
+
+/* A refreshed token allows fewer rooms: leave them as presence:room:leave would. */
+static void leave_rooms(gateway *gw, gw_sock *g, const policy_decision *d)
+{
+    for (size_t i = 0; i < d->nids; i++) {
+        group_leave(g->sock, ROOM_GROUP, d->ids[i]);
+        gw_req *r = req_new(gw, POLICY_ACT_NONE, g, SIO_NO_ACK, NULL);
+        if (r)
+            store_room_leave(gw->st, g->sid, d->ids[i], on_done, r);
+    }
+}
+
+static void carry_out(gateway *gw, gw_sock *g, const policy_decision *d, int64_t ack_id)
+{
+    int rc = 0;
+    switch (d->act) {
+    case POLICY_ACT_CLOSE:
+        sio_sock_disconnect(g->sock, "rate limit abuse");
+        return;
+    case POLICY_ACT_NONE:
+        return answer(g, d, ack_id);
+    case POLICY_ACT_OPEN:
+        rc = open_socket(gw, g, d, ack_id);
+        break;
+    case POLICY_ACT_JOIN:
+        /* The local group changes now, so that the socket hears its own join (and not its own
+         * leave) whichever store delivers the event, and whenever. */
+        rc = group_join(g->sock, ROOM_GROUP, d->room) < 0 ? -1 : change(gw, g, d, ack_id);
+        break;
+    case POLICY_ACT_LEAVE:
+        group_leave(g->sock, ROOM_GROUP, d->room);
+        rc = change(gw, g, d, ack_id);
+        break;
+    case POLICY_ACT_TOUCH:
+    case POLICY_ACT_STATUS:
+        rc = change(gw, g, d, ack_id);
+        break;
+    case POLICY_ACT_SUBSCRIBE:
+    case POLICY_ACT_UNSUBSCRIBE:
+        if ((rc = subscribe(gw, g, d, d->act == POLICY_ACT_SUBSCRIBE)) == 0)
+            answer(g, d, ack_id);
+        break;
+    case POLICY_ACT_QUERY:
+    case POLICY_ACT_ROOM_PAGE:
+        rc = query(gw, g, d, ack_id);
+        break;
+    case POLICY_ACT_REFRESH:
+        leave_rooms(gw, g, d);
+        answer(g, d, ack_id);
+        break;
+    }
+    if (rc < 0)
+        return undo_decision(gw, g, d, ack_id);
+    if (d->touch)
+        store_quietly(gw, g, touch_op);
 }
 
 /* ---- Socket.IO hooks ---- */
 
+static gw_sock *gw_sock_new(gateway *gw, sio_sock *s)
+{
+    policy_conn *pc = conn_state(gw, sio_sock_conn(s));
+    gw_sock *g = pc ? calloc(1, sizeof(*g)) : NULL;
+    if (!g)
+        return NULL;
+    snprintf(g->sid, sizeof(g->sid), "%s", sio_sock_id(s));
+    g->gw = gw;
+    g->sock = s;
+    if (!(g->ps = policy_sock_new(gw->pol, pc, g)) ||
+        map_put(&gw->socks, g->sid, strlen(g->sid), g) < 0) {
+        policy_sock_free(gw->pol, g->ps);
+        free(g);
+        return NULL;
+    }
+    sio_sock_set_data(s, g);
+    return g;
+}
+
 static int on_connect(sio_sock *s, cJSON *auth, const char **reject, void *ud)
 {
     gateway *gw = ud;
-    (void)s;
-    if (auth && !cJSON_IsObject(auth)) {
-        *reject = "invalid auth";
+    gw_sock *g = gw_sock_new(gw, s);
+    if (!g) {
+        *reject = "out of memory";
         return -1;
     }
-    if (gw->opts.jwt) {
-        jwt_claims claims;
-        bool absent;
-        if (verify_token(gw, auth, &claims, &absent) < 0) {
-            /* No token at all is an anonymous socket (presence:identify may follow); a userId
-             * without a token is a claim nobody vouches for. */
-            if (absent && !(auth && cJSON_GetObjectItemCaseSensitive(auth, "userId")))
-                return 0;
-            *reject = "unauthorized";
-            return -1;
-        }
-        bool full = user_full(gw, claims.sub);
-        jwt_claims_deinit(&claims);
-        if (full) {
-            *reject = "too many sockets";
-            return -1;
-        }
-        return 0;
+    policy_decision d;
+    policy_connect(gw->pol, g->ps, auth, clock_now(), &d);
+    count(gw, g, &d);
+    int rc = 0;
+    if (d.act == POLICY_ACT_CLOSE) {
+        sio_sock_disconnect(s, "rate limit abuse");
+        rc = -1;
+    } else if (d.code != POLICY_OK) {
+        *reject = d.message;
+        rc = -1;
     }
-    const char *user, *why;
-    char *metadata;
-    if (read_identity(gw, auth, &user, &metadata, &why) < 0) {
-        *reject = why;
-        return -1;
-    }
-    free(metadata);
-    if (user && user_full(gw, user)) {
-        *reject = "too many sockets";
-        return -1;
-    }
-    return 0;
+    policy_decision_deinit(&d);
+    /* A refused socket never becomes connected: its state goes now (no disconnect hook). */
+    if (rc < 0)
+        gw_sock_free(gw, g);
+    return rc;
 }
 
+/* The CONNECT reply is out: an identity from the handshake is registered with the store. */
 static void on_connected(sio_sock *s, cJSON *auth, void *ud)
 {
     gateway *gw = ud;
-    gw_sock *g = calloc(1, sizeof(*g));
-    if (!g || map_put(&gw->socks, sio_sock_id(s), strlen(sio_sock_id(s)), g) < 0) {
-        free(g);
-        sio_sock_disconnect(s, "out of memory");
+    (void)auth;
+    gw_sock *g = sio_sock_data(s);
+    if (!g || !policy_sock_user(g->ps))
         return;
-    }
-    snprintf(g->sid, sizeof(g->sid), "%s", sio_sock_id(s));
-    g->sock = s;
-    g->gw = gw;
-    g->tokens = gw->opts.rate_burst;
-    g->refill_ms = mono_ms();
-    sio_sock_set_data(s, g);
-    if (gw->opts.jwt) {
-        /* on_connect() accepted the same object a moment ago. */
-        jwt_claims claims;
-        bool absent;
-        if (verify_token(gw, auth, &claims, &absent) == 0 &&
-            identify_with_claims(gw, g, &claims, SIO_NO_ACK, OP_OPEN) < 0)
-            sio_sock_disconnect(s, "out of memory");
-        return;
-    }
-    const char *user, *why;
-    char *metadata;
-    /* on_connect() validated the same object already. */
-    if (read_identity(gw, auth, &user, &metadata, &why) == 0 && user &&
-        identify_socket(gw, g, user, metadata, SIO_NO_ACK, OP_OPEN) < 0)
+    policy_decision d = {.act = POLICY_ACT_OPEN, .at_connect = true};
+    if (open_socket(gw, g, &d, SIO_NO_ACK) < 0)
         sio_sock_disconnect(s, "out of memory");
 }
 
 static void on_disconnect(sio_sock *s, const char *reason, void *ud)
 {
     gateway *gw = ud;
-    (void)reason;
     gw_sock *g = sio_sock_data(s);
     if (!g)
         return;
-    if (g->user) {
-        gw->identified--;
-        user_sockets_dec(gw, g->user);
-        gw_req *r = req_new(gw, OP_QUIET, g, SIO_NO_ACK, NULL);
-        /* A client that went away may come back within offline_grace; one the server
-         * disconnected on purpose will not. */
+    if (reason && strcmp(reason, SIO_REASON_CLIENT) == 0) {
+        policy_decision d;
+        policy_disconnect(gw->pol, g->ps, clock_now(), &d);
+        count(gw, g, &d);
+        if (d.act == POLICY_ACT_CLOSE)
+            sio_sock_disconnect(s, "rate limit abuse");
+    }
+    if (policy_sock_user(g->ps)) {
+        gw_req *r = req_new(gw, POLICY_ACT_NONE, g, SIO_NO_ACK, NULL);
         if (r)
-            store_socket_close(gw->st, g->sid, !g->kicked, on_done, r);
+            store_socket_close(gw->st, g->sid, policy_close_graceful(g->ps), on_done, r);
     }
-    map_del(&gw->socks, g->sid, strlen(g->sid));
-    sio_sock_set_data(s, NULL);
-    gw_sock_free(g);
+    gw_sock_free(gw, g);
 }
 
-/* ---- commands ---- */
-
-/* The per-socket token bucket: refills at rate_limit per second up to rate_burst. Returns true
- * when the command may run. A socket that keeps going after being refused is closed. */
-static bool rate_allow(gateway *gw, gw_sock *g, int64_t ack_id)
-{
-    if (gw->opts.rate_limit == 0)
-        return true;
-    uint64_t now = mono_ms();
-    double cap = gw->opts.rate_burst ? gw->opts.rate_burst : 1;
-    g->tokens += (double)(now - g->refill_ms) * gw->opts.rate_limit / 1000.0;
-    if (g->tokens > cap)
-        g->tokens = cap;
-    g->refill_ms = now;
-    if (g->tokens >= 1) {
-        g->tokens -= 1;
-        return true;
-    }
-    metrics_add(gw->limit_hits, "rate", 1);
-    if (now - g->reject_window_ms > RATE_ABUSE_WINDOW_MS) {
-        g->reject_window_ms = now;
-        g->rejected = 0;
-    }
-    if (++g->rejected > gw->opts.rate_burst) {
-        metrics_add(gw->limit_hits, "rate_abuse_closed", 1);
-        log_info("closing a socket that ignores the rate limit", "sid=%s", g->sid);
-        g->closing = true;
-        sio_sock_disconnect(g->sock, "rate limit abuse");
-        return false;
-    }
-    ack_error(g->sock, ack_id, "rate_limited", "too many commands; slow down");
-    return false;
-}
-
-/* Common start of every command: the socket's state and its argument object. */
-static gw_sock *command_begin(sio_sock *s, cJSON *args, int64_t ack_id, const cJSON **obj)
-{
-    gw_sock *g = sio_sock_data(s);
-    const char *why = NULL;
-    if (!g || g->closing)
-        return NULL;
-    if (!rate_allow(g->gw, g, ack_id))
-        return NULL;
-    if (pres_cmd_object(args, obj, &why) == PRES_CMD_INVALID) {
-        ack_error(s, ack_id, "invalid_argument", why);
-        return NULL;
-    }
-    return g;
-}
-
-static void touch_quietly(gateway *gw, gw_sock *g)
-{
-    if (!g->user)
-        return;
-    gw_req *r = req_new(gw, OP_QUIET, g, SIO_NO_ACK, NULL);
-    if (r)
-        store_touch(gw->st, g->sid, on_done, r);
-}
-
-static void cmd_identify(sio_sock *s, const char *event, cJSON *args, const sio_binary *bin,
-                         int64_t ack_id, void *ud)
-{
-    gateway *gw = ud;
-    (void)event, (void)bin;
-    const cJSON *obj;
-    gw_sock *g = command_begin(s, args, ack_id, &obj);
-    if (!g)
-        return;
-    if (g->user) {
-        ack_error(s, ack_id, "already_identified", "this socket is identified already");
-        return;
-    }
-    if (gw->opts.jwt) {
-        jwt_claims claims;
-        bool absent;
-        if (verify_token(gw, obj, &claims, &absent) < 0)
-            return ack_error(s, ack_id, "unauthorized", "a valid token is required");
-        if (user_full(gw, claims.sub)) {
-            jwt_claims_deinit(&claims);
-            return ack_error(s, ack_id, "limit_exceeded", "too many sockets");
-        }
-        if (identify_with_claims(gw, g, &claims, ack_id, OP_IDENTIFY) < 0)
-            ack_error(s, ack_id, "internal", "out of memory");
-        return;
-    }
-    const char *user, *why;
-    char *metadata;
-    if (read_identity(gw, obj, &user, &metadata, &why) < 0 || !user) {
-        free(metadata);
-        ack_error(s, ack_id, "invalid_argument", user ? why : "invalid userId");
-        return;
-    }
-    if (user_full(gw, user)) {
-        free(metadata);
-        return ack_error(s, ack_id, "limit_exceeded", "too many sockets");
-    }
-    if (identify_socket(gw, g, user, metadata, ack_id, OP_IDENTIFY) < 0)
-        ack_error(s, ack_id, "internal", "out of memory");
-}
-
-/* presence:refresh {token}: a new token for the socket's own user extends its life (exp) and
- * replaces its room restrictions. */
-static void cmd_refresh(sio_sock *s, const char *event, cJSON *args, const sio_binary *bin,
-                        int64_t ack_id, void *ud)
-{
-    gateway *gw = ud;
-    (void)event, (void)bin;
-    const cJSON *obj;
-    gw_sock *g = command_begin(s, args, ack_id, &obj);
-    if (!g)
-        return;
-    if (!gw->opts.jwt)
-        return ack_error(s, ack_id, "invalid_argument", "tokens are not used (auth=insecure)");
-    if (!g->user)
-        return ack_error(s, ack_id, "not_identified", "identify first (auth.token)");
-    jwt_claims claims;
-    bool absent;
-    if (verify_token(gw, obj, &claims, &absent) < 0)
-        return ack_error(s, ack_id, "unauthorized", "a valid token is required");
-    if (strcmp(claims.sub, g->user) != 0) {
-        jwt_claims_deinit(&claims);
-        return ack_error(s, ack_id, "forbidden", "the token is for another user");
-    }
-    jwt_claims_deinit(&g->claims);
-    g->claims = claims;
-    g->exp_s = claims.exp_s;
-    metrics_add(gw->auth_results, "refreshed", 1);
-    ack_ok(s, ack_id);
-}
-
-static void cmd_heartbeat(sio_sock *s, const char *event, cJSON *args, const sio_binary *bin,
-                          int64_t ack_id, void *ud)
-{
-    gateway *gw = ud;
-    (void)event, (void)bin;
-    const cJSON *obj;
-    gw_sock *g = command_begin(s, args, ack_id, &obj);
-    if (!g || check_identity(g, obj, ack_id) < 0)
-        return;
-    gw_req *r = req_new(gw, OP_TOUCH, g, ack_id, NULL);
-    if (!r)
-        return ack_error(s, ack_id, "internal", "out of memory");
-    store_touch(gw->st, g->sid, on_done, r);
-}
-
-static void cmd_room(sio_sock *s, cJSON *args, int64_t ack_id, gateway *gw, bool join)
-{
-    const cJSON *obj;
-    gw_sock *g = command_begin(s, args, ack_id, &obj);
-    if (!g || check_identity(g, obj, ack_id) < 0)
-        return;
-    const char *room = NULL, *why = "room is required";
-    if (pres_cmd_name(obj, "room", &room, &why) != PRES_CMD_OK)
-        return ack_error(s, ack_id, "invalid_argument", why);
-    if (join && !jwt_room_allowed(&g->claims, room))
-        return ack_error(s, ack_id, "forbidden", "the token does not allow this room");
-    if (join && gw->opts.max_rooms_per_socket && g->nrooms >= gw->opts.max_rooms_per_socket) {
-        bool member = false;
-        for (size_t i = 0; i < g->nrooms && !member; i++)
-            member = strcmp(g->rooms[i], room) == 0;
-        if (!member) {
-            metrics_add(gw->limit_hits, "rooms_per_socket", 1);
-            return ack_error(s, ack_id, "limit_exceeded", "too many rooms on this socket");
-        }
-    }
-    char group[GROUP_MAX];
-    group_name(group, sizeof(group), ROOM_GROUP, room);
-    /* The local group changes now, so that the socket hears its own join (and not its own
-     * leave) whichever store delivers the event, and whenever. */
-    if (join) {
-        if (sio_group_join(s, group) < 0 || gw_sock_add_room(g, room) < 0)
-            return ack_error(s, ack_id, "internal", "out of memory");
-    } else {
-        sio_group_leave(s, group);
-        gw_sock_remove_room(g, room);
-    }
-    gw_req *r = req_new(gw, join ? OP_JOIN : OP_LEAVE, g, ack_id, room);
-    if (!r)
-        return ack_error(s, ack_id, "internal", "out of memory");
-    if (join)
-        store_room_join(gw->st, g->sid, room, on_done, r);
-    else
-        store_room_leave(gw->st, g->sid, room, on_done, r);
-}
-
-static void cmd_room_join(sio_sock *s, const char *event, cJSON *args, const sio_binary *bin,
-                          int64_t ack_id, void *ud)
-{
-    (void)event, (void)bin;
-    cmd_room(s, args, ack_id, ud, true);
-}
-
-static void cmd_room_leave(sio_sock *s, const char *event, cJSON *args, const sio_binary *bin,
-                           int64_t ack_id, void *ud)
-{
-    (void)event, (void)bin;
-    cmd_room(s, args, ack_id, ud, false);
-}
-
-static void cmd_status(sio_sock *s, const char *event, cJSON *args, const sio_binary *bin,
+static void on_command(sio_sock *s, const char *event, cJSON *args, const sio_binary *bin,
                        int64_t ack_id, void *ud)
 {
     gateway *gw = ud;
-    (void)event, (void)bin;
-    const cJSON *obj;
-    gw_sock *g = command_begin(s, args, ack_id, &obj);
-    if (!g || check_identity(g, obj, ack_id) < 0)
-        return;
-    const char *status = NULL, *why = "status is required";
-    char *metadata = NULL;
-    if (pres_cmd_status(obj, "status", &status, &why) != PRES_CMD_OK ||
-        pres_cmd_metadata(obj, "metadata", gw->opts.max_metadata_bytes, &metadata, &why) ==
-            PRES_CMD_INVALID)
-        return ack_error(s, ack_id, "invalid_argument", why);
-    if (gw->opts.jwt) {
-        /* The token's presence claim is the metadata; a client cannot replace it. */
-        free(metadata);
-        metadata = NULL;
-    }
-    gw_req *r = req_new(gw, OP_STATUS, g, ack_id, status);
-    if (!r) {
-        free(metadata);
-        return ack_error(s, ack_id, "internal", "out of memory");
-    }
-    r->metadata = metadata;
-    store_status_set(gw->st, g->sid, status, metadata, on_done, r);
-}
-
-static void cmd_subscription(sio_sock *s, cJSON *args, int64_t ack_id, gateway *gw, bool sub)
-{
-    const cJSON *obj;
-    gw_sock *g = command_begin(s, args, ack_id, &obj);
+    (void)bin;
+    gw_sock *g = sio_sock_data(s);
     if (!g)
         return;
-    const char **ids = NULL, *why = "userIds is required";
-    size_t n = 0;
-    if (pres_cmd_names(obj, "userIds", gw->opts.max_bulk_ids, &ids, &n, &why) != PRES_CMD_OK)
-        return ack_error(s, ack_id, "invalid_argument", why);
-    int rc = 0;
-    bool full = false;
-    for (size_t i = 0; i < n && !full; i++) {
-        char group[GROUP_MAX];
-        group_name(group, sizeof(group), SUB_GROUP, ids[i]);
-        bool member = sio_group_has(s, group);
-        if (sub && !member) {
-            uint32_t max = gw->opts.max_subscriptions_per_socket;
-            if (max && g->nsubs >= max) {
-                full = true;
-            } else if (sio_group_join(s, group) < 0) {
-                rc = -1;
-            } else {
-                g->nsubs++;
-            }
-        } else if (!sub && member) {
-            sio_group_leave(s, group);
-            g->nsubs--;
-        }
-    }
-    free(ids);
-    if (rc < 0)
-        return ack_error(s, ack_id, "internal", "out of memory");
-    if (full) {
-        /* The ids before the one over the limit stay subscribed. */
-        metrics_add(gw->limit_hits, "subscriptions_per_socket", 1);
-        return ack_error(s, ack_id, "limit_exceeded", "too many subscriptions on this socket");
-    }
-    touch_quietly(gw, g);
-    ack_ok(s, ack_id);
+    policy_decision d;
+    policy_command(gw->pol, g->ps, event, args, clock_now(), &d);
+    count(gw, g, &d);
+    carry_out(gw, g, &d, ack_id);
+    policy_decision_deinit(&d);
 }
 
-static void cmd_subscribe(sio_sock *s, const char *event, cJSON *args, const sio_binary *bin,
-                          int64_t ack_id, void *ud)
+/* Events without a handler are commands the policy does not know; acks nobody waits for are
+ * messages all the same: both count against the connection's rate. */
+static void on_unhandled(sio_sock *s, const char *event, cJSON *args, int64_t ack_id, void *ud)
 {
-    (void)event, (void)bin;
-    cmd_subscription(s, args, ack_id, ud, true);
+    gateway *gw = ud;
+    if (event)
+        return on_command(s, event, args, NULL, ack_id, ud);
+    gw_sock *g = sio_sock_data(s);
+    if (!g)
+        return;
+    policy_decision d;
+    policy_message(gw->pol, conn_state(gw, sio_sock_conn(s)), clock_now(), &d);
+    count(gw, g, &d);
+    if (d.act == POLICY_ACT_CLOSE)
+        sio_sock_disconnect(s, "rate limit abuse");
 }
 
-static void cmd_unsubscribe(sio_sock *s, const char *event, cJSON *args, const sio_binary *bin,
-                            int64_t ack_id, void *ud)
-{
-    (void)event, (void)bin;
-    cmd_subscription(s, args, ack_id, ud, false);
-}
-
-/* ---- queries ---- */
+/* ---- answers to reads ---- */
 
 static void on_users(int err, const store_user *users, size_t n, void *ud)
 {
     gw_req *r = ud;
     gw_sock *g = gw_sock_find(r->gw, r->sid);
-    if (!g)
-        goto out;
-    if (err) {
-        ack_store_error(g->sock, r->ack_id, err);
-        goto out;
+    if (!g || err) {
+        if (g)
+            ack_store_error(g->sock, r->ack_id, err);
+        req_free(r);
+        return;
     }
+    const char *me = policy_sock_user(g->ps);
     cJSON *reply = reply_ok(), *map = reply ? cJSON_AddObjectToObject(reply, "users") : NULL;
+    /* The ids are unique (the policy removed repeats before asking). */
     for (size_t i = 0; map && i < n; i++) {
         const store_user *u = &users[i];
-        /* An invisible user reads as offline to everyone but themselves. */
-        bool hidden = u->online && strcmp(u->status, "invisible") == 0 &&
-                      !(g->user && strcmp(g->user, u->user) == 0);
-        bool online = u->online && !hidden;
+        policy_viewer v = {.identified = me != NULL, .self = me && strcmp(me, u->user) == 0};
+        bool online;
+        const char *status;
+        policy_user_view(r->gw->pol, &v, u->online, u->status, &online, &status);
         cJSON *o = cJSON_CreateObject();
         if (!o || !cJSON_AddBoolToObject(o, "online", online) ||
-            !cJSON_AddStringToObject(o, "status", online ? u->status : "offline") ||
+            !cJSON_AddStringToObject(o, "status", status) ||
             !(u->last_seen ? cJSON_AddNumberToObject(o, "lastSeen", (double)u->last_seen)
-                           : cJSON_AddNullToObject(o, "lastSeen"))) {
+                           : cJSON_AddNullToObject(o, "lastSeen")) ||
+            !cJSON_AddItemToObject(map, u->user, o)) {
             cJSON_Delete(o);
             map = NULL;
-            break;
         }
-        /* Asking twice for one id answers once. */
-        if (cJSON_GetObjectItemCaseSensitive(map, u->user))
-            cJSON_Delete(o);
-        else
-            cJSON_AddItemToObject(map, u->user, o);
     }
     ack_built(g->sock, r->ack_id, reply, map != NULL);
-out:
     req_free(r);
 }
 
-static void cmd_query(sio_sock *s, const char *event, cJSON *args, const sio_binary *bin,
-                      int64_t ack_id, void *ud)
-{
-    gateway *gw = ud;
-    (void)event, (void)bin;
-    const cJSON *obj;
-    gw_sock *g = command_begin(s, args, ack_id, &obj);
-    if (!g)
-        return;
-    const char **ids = NULL, *why = "userIds is required";
-    size_t n = 0;
-    if (pres_cmd_names(obj, "userIds", gw->opts.max_bulk_ids, &ids, &n, &why) != PRES_CMD_OK)
-        return ack_error(s, ack_id, "invalid_argument", why);
-    gw_req *r = req_new(gw, OP_QUERY, g, ack_id, NULL);
-    if (!r) {
-        free(ids);
-        return ack_error(s, ack_id, "internal", "out of memory");
-    }
-    store_users_query(gw->st, ids, n, on_users, r);
-    free(ids);
-    touch_quietly(gw, g);
-}
-
-static void on_room(int err, const char *const *users, size_t n, size_t total, void *ud)
+static void on_room_page(int err, const char *const *users, size_t n, size_t total,
+                         const char *next, void *ud)
 {
     gw_req *r = ud;
     gw_sock *g = gw_sock_find(r->gw, r->sid);
-    if (!g)
-        goto out;
-    if (err) {
-        ack_store_error(g->sock, r->ack_id, err);
-        goto out;
+    if (!g || err) {
+        if (g)
+            ack_store_error(g->sock, r->ack_id, err);
+        req_free(r);
+        return;
     }
     cJSON *reply = reply_ok();
     cJSON *list = NULL;
     if (reply && cJSON_AddStringToObject(reply, "room", r->arg) &&
-        cJSON_AddNumberToObject(reply, "onlineCount", (double)total))
+        cJSON_AddNumberToObject(reply, "onlineCount", (double)total) &&
+        (next[0] ? cJSON_AddStringToObject(reply, "nextCursor", next)
+                 : cJSON_AddNullToObject(reply, "nextCursor")))
         list = cJSON_AddArrayToObject(reply, "users");
     for (size_t i = 0; list && i < n; i++) {
         cJSON *u = cJSON_CreateString(users[i]);
@@ -895,146 +567,7 @@ static void on_room(int err, const char *const *users, size_t n, size_t total, v
         }
     }
     ack_built(g->sock, r->ack_id, reply, list != NULL);
-out:
     req_free(r);
-}
-
-static void cmd_room_query(sio_sock *s, const char *event, cJSON *args, const sio_binary *bin,
-                           int64_t ack_id, void *ud)
-{
-    gateway *gw = ud;
-    (void)event, (void)bin;
-    const cJSON *obj;
-    gw_sock *g = command_begin(s, args, ack_id, &obj);
-    if (!g)
-        return;
-    const char *room = NULL, *why = "room is required";
-    if (pres_cmd_name(obj, "room", &room, &why) != PRES_CMD_OK)
-        return ack_error(s, ack_id, "invalid_argument", why);
-    gw_req *r = req_new(gw, OP_ROOM_QUERY, g, ack_id, room);
-    if (!r)
-        return ack_error(s, ack_id, "internal", "out of memory");
-    store_room_query(gw->st, room, 0, on_room, r);
-    touch_quietly(gw, g);
-}
-
-/* ---- events from the store ---- */
-
-static bool is_invisible(const char *status)
-{
-    return status && strcmp(status, "invisible") == 0;
-}
-
-/* Send one event to its audience: every socket, or (scoped) the sockets subscribed to the user
- * or sharing one of `ev->rooms` with them. */
-static void fan_out(gateway *gw, const pres_event *ev, const char *name, const cJSON *payload)
-{
-    metrics_add(gw->events_out, name, 1);
-    cJSON *args = cJSON_CreateArray();
-    cJSON *copy = cJSON_Duplicate(payload, 1);
-    if (!args || !copy || !cJSON_AddItemToArray(args, copy)) {
-        cJSON_Delete(copy);
-        cJSON_Delete(args);
-        return;
-    }
-    if (!gw->opts.scoped) {
-        sio_broadcast(gw->sio, NSP, NULL, name, args);
-        cJSON_Delete(args);
-        return;
-    }
-    size_t ngroups = 1 + ev->nrooms;
-    char(*names)[GROUP_MAX] = malloc(ngroups * sizeof(*names));
-    const char **groups = malloc(ngroups * sizeof(*groups));
-    if (names && groups) {
-        group_name(names[0], GROUP_MAX, SUB_GROUP, ev->user);
-        for (size_t i = 0; i < ev->nrooms; i++)
-            group_name(names[i + 1], GROUP_MAX, ROOM_GROUP, ev->rooms[i]);
-        for (size_t i = 0; i < ngroups; i++)
-            groups[i] = names[i];
-        sio_broadcast_groups(gw->sio, NSP, groups, ngroups, name, args);
-    }
-    free(groups);
-    free(names);
-    cJSON_Delete(args);
-}
-
-/* An update that crosses the invisible line reads, for everyone else, as going offline or coming
- * online. */
-static void deliver_update(gateway *gw, const pres_event *ev)
-{
-    bool was = is_invisible(ev->prev_status), now = is_invisible(ev->status);
-    pres_event view = *ev;
-    if (was && now)
-        return;
-    if (!was && !now) {
-        cJSON *p = pres_event_payload(ev);
-        if (p)
-            fan_out(gw, ev, pres_event_name(PRES_EV_UPDATE), p);
-        cJSON_Delete(p);
-        return;
-    }
-    view.type = now ? PRES_EV_OFFLINE : PRES_EV_ONLINE;
-    view.last_seen = ev->at;
-    view.socket = NULL;
-    cJSON *p = pres_event_payload(&view);
-    if (p)
-        fan_out(gw, ev, pres_event_name(view.type), p);
-    cJSON_Delete(p);
-}
-
-static void on_event(const pres_event *ev, void *ud)
-{
-    gateway *gw = ud;
-    cJSON *p = NULL;
-    metrics_add(gw->events_in, pres_event_tag(ev->type), 1);
-    switch (ev->type) {
-    case PRES_EV_ROOM_JOIN:
-    case PRES_EV_ROOM_LEAVE: {
-        char group[GROUP_MAX];
-        group_name(group, sizeof(group), ROOM_GROUP, ev->room);
-        cJSON *args = cJSON_CreateArray();
-        if (args && (p = pres_event_payload(ev)) && cJSON_AddItemToArray(args, p)) {
-            p = NULL;
-            metrics_add(gw->events_out, pres_event_name(ev->type), 1);
-            sio_broadcast(gw->sio, NSP, group, pres_event_name(ev->type), args);
-        }
-        cJSON_Delete(args);
-        break;
-    }
-    case PRES_EV_ONLINE:
-    case PRES_EV_OFFLINE:
-        /* An invisible user's comings and goings are nobody's business. */
-        if (is_invisible(ev->status))
-            break;
-        if ((p = pres_event_payload(ev)))
-            fan_out(gw, ev, pres_event_name(ev->type), p);
-        break;
-    case PRES_EV_UPDATE:
-        deliver_update(gw, ev);
-        break;
-    case PRES_EV_DISCONNECT:
-        gateway_disconnect_user(gw, ev->user);
-        break;
-    }
-    cJSON_Delete(p);
-}
-
-size_t gateway_disconnect_user(gateway *gw, const char *user)
-{
-    /* Closing runs the disconnect hook later, from the loop, so the map is stable here. */
-    size_t pos = 0, n = 0;
-    map_slot *slot;
-    while ((slot = map_next(&gw->socks, &pos))) {
-        gw_sock *g = slot->value;
-        if (!g->user || g->kicked || strcmp(g->user, user) != 0)
-            continue;
-        g->kicked = true;
-        sio_sock_disconnect(g->sock, "server disconnect");
-        n++;
-    }
-    if (n > 0)
-        log_info("disconnected a user's sockets", "sockets=%zu", n);
-    return n;
 }
 
 static void on_reassert(void *ud)
@@ -1044,13 +577,16 @@ static void on_reassert(void *ud)
     map_slot *slot;
     while ((slot = map_next(&gw->socks, &pos))) {
         gw_sock *g = slot->value;
-        if (!g->user)
+        const char *user = policy_sock_user(g->ps);
+        if (!user)
             continue;
-        gw_req *r = req_new(gw, OP_QUIET, g, SIO_NO_ACK, NULL);
+        gw_req *r = req_new(gw, POLICY_ACT_NONE, g, SIO_NO_ACK, NULL);
         if (!r)
             continue;
-        store_socket_assert(gw->st, g->sid, g->user, g->status, g->metadata,
-                            (const char *const *)g->rooms, g->nrooms, on_done, r);
+        size_t nrooms;
+        const char *const *rooms = policy_sock_rooms(g->ps, &nrooms);
+        store_socket_assert(gw->st, g->sid, user, policy_sock_status(g->ps),
+                            policy_sock_metadata(g->ps), rooms, nrooms, on_done, r);
         n++;
     }
     log_info("re-asserted local sockets", "sockets=%zu", n);
@@ -1073,46 +609,35 @@ gateway *gateway_new(sio_server *sio, const gateway_opts *opts)
     if (!gw)
         return NULL;
     gw->sio = sio;
-    gw->opts = *opts;
+    gw->pol = opts->policy;
+    metrics *m = opts->metrics;
     gw->events_in =
-        metrics_family_get(opts->metrics, METRICS_COUNTER, "presenced_events_in_total",
+        metrics_family_get(m, METRICS_COUNTER, "presenced_events_in_total",
                            "Presence events received from the store, by type.", "type", NULL, 0);
     gw->events_out = metrics_family_get(
-        opts->metrics, METRICS_COUNTER, "presenced_events_out_total",
+        m, METRICS_COUNTER, "presenced_events_out_total",
         "Presence events fanned out to local Socket.IO clients (once per event), by event name.",
         "event", NULL, 0);
     gw->auth_results = metrics_family_get(
-        opts->metrics, METRICS_COUNTER, "presenced_auth_tokens_total",
+        m, METRICS_COUNTER, "presenced_auth_tokens_total",
         "Tokens checked (auth=jwt), by result: ok, invalid, expired, user_mismatch, refreshed, "
         "expired_disconnect.",
         "result", NULL, 0);
-    gw->limit_hits = metrics_family_get(
-        opts->metrics, METRICS_COUNTER, "presenced_limit_hits_total",
-        "Requests refused or connections closed by a limit, by limit.", "limit", NULL, 0);
-    snprintf(gw->audience, sizeof(gw->audience), "%s",
-             opts->jwt_audience ? opts->jwt_audience : "");
-    snprintf(gw->issuer, sizeof(gw->issuer), "%s", opts->jwt_issuer ? opts->jwt_issuer : "");
-    gw->opts.jwt_audience = gw->opts.jwt_issuer = NULL;
+    gw->limit_hits = metrics_family_get(m, METRICS_COUNTER, "presenced_limit_hits_total",
+                                        "Requests refused or connections closed by a limit, by "
+                                        "limit.",
+                                        "limit", NULL, 0);
     uint64_t seed = 0;
     if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed))
         seed = (uint64_t)(uintptr_t)gw;
     map_init(&gw->socks, seed);
-    map_init(&gw->users, seed ^ 0x9e3779b97f4a7c15ULL);
-    static const struct {
-        const char *name;
-        sio_event_fn fn;
-    } commands[] = {
-        {"presence:identify", cmd_identify},       {"presence:heartbeat", cmd_heartbeat},
-        {"presence:room:join", cmd_room_join},     {"presence:room:leave", cmd_room_leave},
-        {"presence:status", cmd_status},           {"presence:subscribe", cmd_subscribe},
-        {"presence:unsubscribe", cmd_unsubscribe}, {"presence:query", cmd_query},
-        {"presence:room:query", cmd_room_query},   {"presence:refresh", cmd_refresh},
-    };
-    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
-        if (sio_server_on(sio, commands[i].name, commands[i].fn, gw) < 0) {
+    for (int i = 0; i < POLICY_CMD_UNKNOWN; i++)
+        if (sio_server_on(sio, policy_cmd_name((policy_cmd)i), on_command, gw) < 0) {
             gateway_free(gw);
             return NULL;
         }
+    sio_server_on_unhandled(sio, on_unhandled, gw);
+    sio_server_on_conn_close(sio, on_conn_close, gw);
     sio_server_on_connect(sio, on_connect, gw);
     sio_server_on_connected(sio, on_connected, gw);
     sio_server_on_disconnect(sio, on_disconnect, gw);
@@ -1121,8 +646,10 @@ gateway *gateway_new(sio_server *sio, const gateway_opts *opts)
 
 store_hooks gateway_store_hooks(gateway *gw)
 {
-    return (store_hooks){
-        .event = on_event, .reassert = on_reassert, .availability = on_availability, .ud = gw};
+    return (store_hooks){.event = gateway_on_event,
+                         .reassert = on_reassert,
+                         .availability = on_availability,
+                         .ud = gw};
 }
 
 void gateway_attach_store(gateway *gw, store *st)
@@ -1132,45 +659,34 @@ void gateway_attach_store(gateway *gw, store *st)
 
 uint32_t gateway_sockets(const gateway *gw)
 {
-    return gw->identified;
+    return policy_sockets(gw->pol);
 }
 
 uint32_t gateway_users(const gateway *gw)
 {
-    return (uint32_t)gw->users.count;
+    return policy_users(gw->pol);
 }
 
-void gateway_set_jwt_key(gateway *gw, jwt_key *key)
+static void on_expired(policy_sock *ps, void *ud)
 {
-    jwt_key_free(gw->key);
-    gw->key = key;
+    gateway *gw = ud;
+    gw_sock *g = policy_sock_owner(ps);
+    sio_sock_disconnect(g->sock, "token expired");
+    metrics_add(gw->auth_results, "expired_disconnect", 1);
+    log_info("disconnected a socket whose token expired", "sid=%s", g->sid);
 }
 
 void gateway_tick(gateway *gw)
 {
-    int64_t now = wall_s();
-    size_t pos = 0, n = 0;
-    map_slot *slot;
-    /* Closing runs the disconnect hook later, from the loop, so the map is stable here. */
-    while ((slot = map_next(&gw->socks, &pos))) {
-        gw_sock *g = slot->value;
-        if (g->exp_s == 0 || g->closing || now - (int64_t)gw->opts.jwt_leeway_s < g->exp_s)
-            continue;
-        g->closing = true;
-        sio_sock_disconnect(g->sock, "token expired");
-        metrics_add(gw->auth_results, "expired_disconnect", 1);
-        n++;
-    }
-    if (n > 0)
-        log_info("disconnected sockets whose token expired", "sockets=%zu", n);
+    /* Closing runs the disconnect hook later, from the loop, so the policy's tables are stable
+     * while it walks them. */
+    policy_tick(gw->pol, clock_now(), on_expired, gw);
 }
 
 void gateway_free(gateway *gw)
 {
     if (!gw)
         return;
-    jwt_key_free(gw->key);
     map_deinit(&gw->socks);
-    map_deinit(&gw->users);
     free(gw);
 }

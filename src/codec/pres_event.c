@@ -103,12 +103,18 @@ int pres_event_set(char **field, const char *value)
 
 int pres_event_add_room(pres_event *ev, const char *room)
 {
-    if (ev->nrooms >= PRES_ROOMS_MAX)
-        return -1;
-    char **n = realloc(ev->rooms, (ev->nrooms + 1) * sizeof(*n));
-    if (!n)
-        return -1;
-    ev->rooms = n;
+    /* The array's capacity is the next power of two of its length (at least 4): it grows when the
+     * length reaches one, so appending n rooms costs O(n) whatever n is. */
+    size_t n = ev->nrooms;
+    if (n < 4 ? n == 0 : (n & (n - 1)) == 0) {
+        size_t cap = n < 4 ? 4 : n * 2;
+        if (cap > SIZE_MAX / sizeof(char *))
+            return -1;
+        char **grown = realloc(ev->rooms, cap * sizeof(*grown));
+        if (!grown)
+            return -1;
+        ev->rooms = grown;
+    }
     if (!(ev->rooms[ev->nrooms] = strdup(room)))
         return -1;
     ev->nrooms++;

@@ -1,5 +1,5 @@
 // Abuse limits: connections per IP address, sockets per user, rooms and subscriptions per socket,
-// and the per-socket command rate. Each limit is hit, answered as documented, counted in /metrics,
+// and the per-connection message rate. Each limit is hit, answered as documented, counted in /metrics,
 // and other clients are unaffected.
 //
 // The per-address limit is exercised from 127.0.0.2 (any 127/8 address is loopback on Linux) so
@@ -124,7 +124,8 @@ describe('limits', () => {
             const calm = await client('calm');
             const acks = await Promise.all(Array.from({ length: 15 }, () => flooder.call('presence:heartbeat', {})));
             const limited = acks.filter((a) => a.ok === false && a.error.code === 'rate_limited').length;
-            assert.ok(acks.filter((a) => a.ok).length >= 10, 'the burst goes through');
+            // Every message counts against the connection's bucket: its CONNECT took one token.
+            assert.ok(acks.filter((a) => a.ok).length >= 9, 'the burst goes through');
             assert.ok(limited >= 4, `some are rate_limited (${limited})`);
             await calm.ok('presence:heartbeat', {});
             await sleep(1100);

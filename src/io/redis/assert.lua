@@ -28,11 +28,11 @@ elseif redis.call('HEXISTS', ku, 'since') == 0 and #socks_of(u) == 1 then
     set_since(ku)
     local cur = redis.call('HMGET', ku, 'st', 'm')
     emit('online', u, {s = sid, st = cur[1] or 'online', m = cur[2] or nil, rs = rooms})
-    for _, r in ipairs(rooms) do emit('room:join', u, {r = r}) end
+    for _, r in ipairs(rooms) do room_event('room:join', u, r) end
 elseif redis.call('HEXISTS', ku, 'since') == 0 then
     set_since(ku)
 end
 redis.call('HDEL', ku, 'gs')
-redis.call('HSET', ku, 'ls', num(NOW))
+mark_seen(ku)
 redis.call('PERSIST', ku)
 return 0

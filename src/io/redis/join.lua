@@ -12,5 +12,5 @@ local first = not in_room_elsewhere(socks_of(u), sid, room)
 rooms[#rooms + 1] = room
 redis.call('HSET', ks, sid, enc_sock(INST, rooms))
 room_add(room, sid, room_member(INST, u))
-if first then emit('room:join', u, {r = room}) end
+if first then room_event('room:join', u, room) end
 return 0

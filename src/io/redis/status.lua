@@ -3,6 +3,8 @@
 local sid, st, m = ARGV[8], ARGV[9], opt(ARGV[10])
 local u = redis.call('HGET', k_inst(INST), sid)
 if not u then return -2 end
-redis.call('HSET', k_user(u), 'ls', num(NOW))
+-- Turning invisible: lastSeen is this moment, then stays.
+mark_seen(k_user(u))
 apply_status(u, st, m)
+mark_seen(k_user(u))
 return 0

@@ -1,5 +1,5 @@
 -- touch(sid): ARGV[8]. Returns 0, or -2 for an unknown socket.
 local u = redis.call('HGET', k_inst(INST), ARGV[8])
 if not u then return -2 end
-redis.call('HSET', k_user(u), 'ls', num(NOW))
+mark_seen(k_user(u))
 return 0
