@@ -1,4 +1,4 @@
-#include "presenced/app.h"
+#include "presenced/app/app.h"
 
 int main(int argc, char **argv, char **envp)
 {

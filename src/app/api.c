@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "api_impl.h"
-#include "presenced/log.h"
+#include "presenced/io/log.h"
 
 /* ---- answers ---- */
 
@@ -68,9 +68,7 @@ void api_respond_error(api *a, io_http_req *req, unsigned status, const char *co
 
 void api_respond_store_error(api *a, io_http_req *req, int err)
 {
-    policy_code code = policy_code_of_store(err);
-    api_respond_error(a, req, policy_code_http_status(code), policy_code_name(code),
-                      store_strerror(err));
+    api_respond_error(a, req, pres_err_status(err), pres_err_code(err), store_strerror(err));
 }
 
 /* ---- pending store calls ---- */

@@ -5,8 +5,8 @@
 #ifndef PRESENCED_API_IMPL_H
 #define PRESENCED_API_IMPL_H
 
-#include "presenced/api.h"
-#include "presenced/http_args.h"
+#include "presenced/app/api.h"
+#include "presenced/codec/http_args.h"
 
 #define API_SSE_PING_MS 15000
 

@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "api_impl.h"
-#include "presenced/pres_cmd.h"
+#include "presenced/codec/pres_cmd.h"
 
 /* ---- users ---- */
 

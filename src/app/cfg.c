@@ -1,7 +1,7 @@
 /* cfg — configuration: one table of keys drives defaults, parsing, the environment, --help and
  * validation, so that a key cannot be known to one of them and missing from another.
  */
-#include "presenced/cfg.h"
+#include "presenced/app/cfg.h"
 
 #include <assert.h>
 #include <errno.h>

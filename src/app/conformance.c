@@ -1,6 +1,6 @@
 /* The behaviour of the reference server configuration in the "Test suite" section of the
  * Socket.IO protocol spec, built on the public event API only. */
-#include "presenced/app.h"
+#include "presenced/app/app.h"
 
 static void on_connected(sio_sock *s, cJSON *auth, void *ud)
 {

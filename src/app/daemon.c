@@ -3,21 +3,22 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
-#include "presenced/api.h"
-#include "presenced/app.h"
-#include "presenced/cfg.h"
-#include "presenced/gateway.h"
-#include "presenced/io_server.h"
-#include "presenced/jwt.h"
-#include "presenced/log.h"
-#include "presenced/metrics.h"
-#include "presenced/policy.h"
-#include "presenced/store.h"
-#include "presenced/sysd.h"
-#include "presenced/webhook.h"
-#include "presenced/workers.h"
+#include "presenced/app/api.h"
+#include "presenced/app/app.h"
+#include "presenced/app/cfg.h"
+#include "presenced/app/gateway.h"
+#include "presenced/io/host.h"
+#include "presenced/io/io_server.h"
+#include "presenced/codec/jwt.h"
+#include "presenced/io/log.h"
+#include "presenced/core/metrics.h"
+#include "presenced/core/policy.h"
+#include "presenced/io/store_memory.h"
+#include "presenced/io/store_redis.h"
+#include "presenced/io/sysd.h"
+#include "presenced/io/webhook.h"
+#include "presenced/app/workers.h"
 
 #define APP_MAX_NAMESPACES 32
 
@@ -98,18 +99,6 @@ static void on_signal(uv_signal_t *h, int signum)
         store_shutdown(a->st, on_store_shutdown, a);
     else
         finish_shutdown(a);
-}
-
-static void random_instance_id(char out[SIO_ID_LEN + 1])
-{
-    static const char alphabet[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    uint8_t raw[SIO_ID_LEN];
-    if (getrandom(raw, sizeof(raw), 0) != (ssize_t)sizeof(raw))
-        abort();
-    for (size_t i = 0; i < SIO_ID_LEN; i++)
-        out[i] = alphabet[raw[i] & 63];
-    out[SIO_ID_LEN] = 0;
 }
 
 /* Store events go to the gateway (Socket.IO clients) and to the HTTP API's event streams. */
@@ -254,8 +243,6 @@ static void app_local(api_local *out, void *ud)
         io_server_connections(a->server, &out->polling, &out->websocket);
 }
 
-static uint64_t random_seed(void);
-
 /* The presence policy of the configuration (the rules the gateway and the API follow). */
 static policy *new_policy(const cfg *c, bool api_privileged)
 {
@@ -274,7 +261,7 @@ static policy *new_policy(const cfg *c, bool api_privileged)
                          .rate_limit = c->rate_limit,
                          .rate_burst = c->rate_burst,
                          .auth_failures_per_min = c->auth_failures_per_ip,
-                         .hash_seed = random_seed()};
+                         .hash_seed = host_seed()};
     return policy_new(&popts);
 }
 
@@ -292,7 +279,7 @@ static int start_presence(app *a, const cfg *c)
     if (!a->gw)
         return -1;
     static char instance[SIO_ID_LEN + 1];
-    random_instance_id(instance);
+    host_random_id(instance, SIO_ID_LEN);
     store_opts sopts = {.instance_id = instance,
                         .offline_grace_ms = c->offline_grace * 1000,
                         .last_seen_retention_s = c->last_seen_retention,
@@ -333,14 +320,6 @@ static void split_namespaces(char *storage, const char *out[APP_MAX_NAMESPACES +
          t = strtok_r(NULL, ", ", &save))
         out[n++] = t;
     out[n] = NULL;
-}
-
-static uint64_t random_seed(void)
-{
-    uint64_t seed = 0;
-    if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed))
-        seed = (uint64_t)(uintptr_t)&seed;
-    return seed;
 }
 
 /* The API key: api_key_file's first line when set (read once, at start), else api_key. */
@@ -422,7 +401,7 @@ static int run(const cfg *c, int argc, char *const *argv, char *const *envp, con
                 .connect_timeout = c->connect_timeout,
                 .attachment_timeout = c->attachment_timeout,
                 .engineio_echo = c->conformance == CFG_CONFORMANCE_ENGINEIO,
-                .hash_seed = random_seed(),
+                .hash_seed = host_seed(),
             },
     };
     char api_key[256], admin_host[256];

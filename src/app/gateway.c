@@ -7,10 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
-#include <time.h>
 
-#include "presenced/log.h"
+#include "presenced/io/host.h"
+#include "presenced/io/log.h"
 
 /* ---- clocks ---- */
 
@@ -18,10 +17,7 @@
  * seconds (RFC 7519 §2 NumericDate). */
 static policy_now clock_now(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (policy_now){.ms = (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u,
-                        .wall_s = (int64_t)time(NULL)};
+    return (policy_now){.ms = host_mono_ms(), .wall_s = host_wall_s()};
 }
 
 /* ---- replies ---- */
@@ -50,18 +46,24 @@ static cJSON *reply_ok(void)
     return r;
 }
 
-static void ack_error(sio_sock *s, int64_t ack_id, policy_code code, const char *message)
+/* {"ok": false, "error": {code, message}}: `code` is a client error code (docs/protocol.md). */
+static void ack_error_code(sio_sock *s, int64_t ack_id, const char *code, const char *message)
 {
     if (ack_id == SIO_NO_ACK)
         return;
     cJSON *r = cJSON_CreateObject();
     cJSON *e = r && cJSON_AddFalseToObject(r, "ok") ? cJSON_AddObjectToObject(r, "error") : NULL;
-    if (e && cJSON_AddStringToObject(e, "code", policy_code_name(code)) &&
+    if (e && cJSON_AddStringToObject(e, "code", code) &&
         cJSON_AddStringToObject(e, "message", message)) {
         ack_json(s, ack_id, r);
         return;
     }
     cJSON_Delete(r);
+}
+
+static void ack_error(sio_sock *s, int64_t ack_id, policy_code code, const char *message)
+{
+    ack_error_code(s, ack_id, policy_code_name(code), message);
 }
 
 /* Answer with a reply that was built piece by piece: `complete` is false when a piece could not be
@@ -78,7 +80,7 @@ static void ack_built(sio_sock *s, int64_t ack_id, cJSON *reply, bool complete)
 
 static void ack_store_error(sio_sock *s, int64_t ack_id, int err)
 {
-    ack_error(s, ack_id, policy_code_of_store(err), store_strerror(err));
+    ack_error_code(s, ack_id, pres_err_code(err), store_strerror(err));
 }
 
 /* ---- sockets and groups ---- */
@@ -627,10 +629,7 @@ gateway *gateway_new(sio_server *sio, const gateway_opts *opts)
                                         "Requests refused or connections closed by a limit, by "
                                         "limit.",
                                         "limit", NULL, 0);
-    uint64_t seed = 0;
-    if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed))
-        seed = (uint64_t)(uintptr_t)gw;
-    map_init(&gw->socks, seed);
+    map_init(&gw->socks, host_seed());
     for (int i = 0; i < POLICY_CMD_UNKNOWN; i++)
         if (sio_server_on(sio, policy_cmd_name((policy_cmd)i), on_command, gw) < 0) {
             gateway_free(gw);

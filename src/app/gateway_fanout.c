@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "gateway_impl.h"
-#include "presenced/log.h"
+#include "presenced/io/log.h"
 
 /* Scoped fan-out: the sockets subscribed to the user or in one of the rooms the event names. */
 static void broadcast_watchers(gateway *gw, const pres_event *ev, const char *name,

@@ -7,8 +7,8 @@
 #ifndef PRESENCED_GATEWAY_IMPL_H
 #define PRESENCED_GATEWAY_IMPL_H
 
-#include "presenced/gateway.h"
-#include "presenced/map.h"
+#include "presenced/app/gateway.h"
+#include "presenced/core/map.h"
 
 #define NSP "/"
 #define ROOM_GROUP 'r'

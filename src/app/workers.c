@@ -1,7 +1,7 @@
 /* The workers' supervisor: no libuv here. A loop copied into a forked child keeps sharing its
  * epoll and signal pipe with the parent, so the supervisor waits with poll() on a signalfd and
  * the workers' pipes, and each worker builds its own loop from scratch. */
-#include "presenced/workers.h"
+#include "presenced/app/workers.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -13,12 +13,12 @@
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
-#include "presenced/log.h"
-#include "presenced/reuseport.h"
-#include "presenced/sysd.h"
+#include "presenced/io/host.h"
+#include "presenced/io/log.h"
+#include "presenced/io/reuseport.h"
+#include "presenced/io/sysd.h"
 
 #define WORKERS_STATUS_MAX 160
 #define WORKERS_MSG_MAX 600
@@ -59,13 +59,6 @@ typedef struct sup {
 } sup;
 
 static sup *child_sup; /* in a worker: what workers_child_ready_for_signals() restores */
-
-static uint64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static void describe_status(int status, char *out, size_t cap)
 {
@@ -126,7 +119,7 @@ static void start_worker(sup *s, uint32_t i)
     w->restart_ms = 0;
     if (pipe(p) < 0) {
         log_error("cannot start a worker", "index=%u err=\"%s\"", i, strerror(errno));
-        w->restart_ms = now_ms() + WORKERS_RESTART_MS;
+        w->restart_ms = host_mono_ms() + WORKERS_RESTART_MS;
         return;
     }
     pid_t pid = fork();
@@ -134,7 +127,7 @@ static void start_worker(sup *s, uint32_t i)
         log_error("cannot start a worker", "index=%u err=\"%s\"", i, strerror(errno));
         close(p[0]);
         close(p[1]);
-        w->restart_ms = now_ms() + WORKERS_RESTART_MS;
+        w->restart_ms = host_mono_ms() + WORKERS_RESTART_MS;
         return;
     }
     if (pid == 0) {
@@ -148,7 +141,7 @@ static void start_worker(sup *s, uint32_t i)
     w->fd = p[0];
     w->ready = w->hung = false;
     w->blen = 0;
-    w->alive_ms = now_ms();
+    w->alive_ms = host_mono_ms();
     log_info("worker started", "index=%u pid=%d", i, (int)pid);
 }
 
@@ -171,7 +164,7 @@ static void begin_stop(sup *s, int sig, int exit_code)
         s->w[i].restart_ms = 0;
     send_all(s, sig);
     s->stop_deadline_ms =
-        now_ms() + (uint64_t)s->c->shutdown_timeout * 1000 + WORKERS_STOP_SLACK_MS;
+        host_mono_ms() + (uint64_t)s->c->shutdown_timeout * 1000 + WORKERS_STOP_SLACK_MS;
 }
 
 /* READY=1 to systemd once every worker has said it is ready. */
@@ -193,7 +186,7 @@ static void check_ready(sup *s)
 static void on_message(sup *s, uint32_t i, char *msg)
 {
     worker *w = &s->w[i];
-    w->alive_ms = now_ms();
+    w->alive_ms = host_mono_ms();
     for (char *save = NULL, *line = strtok_r(msg, "\n", &save); line;
          line = strtok_r(NULL, "\n", &save)) {
         if (strcmp(line, "READY=1") == 0) {
@@ -273,7 +266,7 @@ static void reap(sup *s)
             begin_stop(s, SIGTERM, 1);
             continue;
         }
-        w->restart_ms = now_ms() + WORKERS_RESTART_MS;
+        w->restart_ms = host_mono_ms() + WORKERS_RESTART_MS;
         if (s->ready_sent) {
             char msg[64];
             snprintf(msg, sizeof(msg), "STATUS=worker %u restarting", i);
@@ -308,7 +301,7 @@ static void on_signal(sup *s, int sig)
  * until the next one is due (at most 1000). */
 static int run_timers(sup *s)
 {
-    uint64_t now = now_ms(), next = now + 1000;
+    uint64_t now = host_mono_ms(), next = now + 1000;
     for (uint32_t i = 0; i < s->n; i++) {
         worker *w = &s->w[i];
         if (w->restart_ms && !s->stopping) {

@@ -1,10 +1,10 @@
-/* b64 — standard base64 with padding (see include/presenced/b64.h for the contract).
+/* b64 — standard base64 with padding (see include/presenced/codec/b64.h for the contract).
  *
  * RFC 4648 §4 alphabet. Decoding is strict (§3.5 "canonical encoding"): padding is required,
  * '=' may only end the last quantum, and the unused bits before the padding must be zero, so
  * every accepted input is the one encoding of its bytes.
  */
-#include "presenced/b64.h"
+#include "presenced/codec/b64.h"
 
 #include <stdbool.h>
 

@@ -1,5 +1,5 @@
-/* buf — growable byte buffer (see include/presenced/buf.h for the contract). */
-#include "presenced/buf.h"
+/* buf — growable byte buffer (see include/presenced/codec/buf.h for the contract). */
+#include "presenced/codec/buf.h"
 
 #include <stdint.h>
 #include <stdlib.h>

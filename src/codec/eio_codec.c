@@ -1,16 +1,16 @@
-/* eio_codec — Engine.IO v4 packets and polling payloads (see include/presenced/eio_codec.h).
+/* eio_codec — Engine.IO v4 packets and polling payloads (see include/presenced/codec/eio_codec.h).
  *
  * Spec references are to the engine.io-protocol README ("Packet encoding").
  */
-#include "presenced/eio_codec.h"
+#include "presenced/codec/eio_codec.h"
 
 #include <assert.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
-#include "presenced/b64.h"
-#include "presenced/utf8.h"
+#include "presenced/codec/b64.h"
+#include "presenced/codec/utf8.h"
 
 const char *eio_strerror(int err)
 {

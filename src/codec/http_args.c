@@ -1,5 +1,5 @@
-/* Request-line validation for the HTTP API (include/presenced/http_args.h). */
-#include "presenced/http_args.h"
+/* Request-line validation for the HTTP API (include/presenced/codec/http_args.h). */
+#include "presenced/codec/http_args.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -8,7 +8,7 @@
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
 
-#include "presenced/pres_cmd.h"
+#include "presenced/codec/pres_cmd.h"
 
 int http_path_split(const char *path, http_path *out)
 {
@@ -82,7 +82,7 @@ int http_ids_split(char *list, size_t max, const char ***ids, size_t *n, size_t 
         return HTTP_ARGS_TOO_MANY;
     const char **v = malloc(count * sizeof(*v));
     if (!v)
-        return -5;
+        return HTTP_ARGS_NOMEM;
     char *p = list;
     for (size_t i = 0; i < count; i++) {
         char *comma = strchr(p, ',');

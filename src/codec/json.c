@@ -1,4 +1,4 @@
-#include "presenced/json.h"
+#include "presenced/codec/json.h"
 
 #include <math.h>
 #include <stdbool.h>

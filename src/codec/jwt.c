@@ -1,11 +1,11 @@
-/* jwt — JSON Web Token verification (see include/presenced/jwt.h).
+/* jwt — JSON Web Token verification (see include/presenced/codec/jwt.h).
  *
  * References: RFC 7515 (JWS) for the compact form and the validation steps of §5.2, RFC 7518 (JWA)
  * §3 for the three algorithms, RFC 7519 (JWT) §4.1 for the registered claims and §7.2 for the
  * validation order, RFC 8725 (JWT best current practice) §3.1 for why the key, not the token,
  * picks the algorithm.
  */
-#include "presenced/jwt.h"
+#include "presenced/codec/jwt.h"
 
 #include <limits.h>
 #include <math.h>
@@ -23,10 +23,10 @@
 #include <openssl/objects.h>
 #include <openssl/pem.h>
 
-#include "presenced/buf.h"
-#include "presenced/json.h"
-#include "presenced/pres_cmd.h"
-#include "presenced/utf8.h"
+#include "presenced/codec/buf.h"
+#include "presenced/codec/json.h"
+#include "presenced/codec/pres_cmd.h"
+#include "presenced/codec/utf8.h"
 
 /* Bounds on key material handed to OpenSSL, whose interfaces take int lengths. Real secrets and
  * PEM public keys are far smaller. */

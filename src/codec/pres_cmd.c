@@ -1,12 +1,12 @@
-#include "presenced/pres_cmd.h"
+#include "presenced/codec/pres_cmd.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "presenced/buf.h"
-#include "presenced/json.h"
-#include "presenced/pres_event.h"
-#include "presenced/utf8.h"
+#include "presenced/codec/buf.h"
+#include "presenced/codec/json.h"
+#include "presenced/codec/pres_event.h"
+#include "presenced/codec/utf8.h"
 
 bool pres_name_valid(const char *s, size_t len)
 {

@@ -1,11 +1,11 @@
-#include "presenced/pres_event.h"
+#include "presenced/codec/pres_event.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-#include "presenced/buf.h"
-#include "presenced/json.h"
-#include "presenced/utf8.h"
+#include "presenced/codec/buf.h"
+#include "presenced/codec/json.h"
+#include "presenced/codec/utf8.h"
 
 static const char *const type_tags[] = {"online",     "offline", "room:join",
                                         "room:leave", "update",  "disconnect"};

@@ -1,4 +1,4 @@
-/* sio_codec — Socket.IO v5 packets (see include/presenced/sio_codec.h).
+/* sio_codec — Socket.IO v5 packets (see include/presenced/codec/sio_codec.h).
  *
  * Spec references are to the socket.io-protocol Readme ("Packet encoding" → "Format"):
  *   <packet type>[<# of binary attachments>-][<namespace>,][<acknowledgment id>][JSON payload]
@@ -6,7 +6,7 @@
  * runs from '/' to the first ',' or to the end of the text, and an ack id is the run of digits
  * that follows.
  */
-#include "presenced/sio_codec.h"
+#include "presenced/codec/sio_codec.h"
 
 #include <assert.h>
 #include <inttypes.h>
@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "presenced/utf8.h"
+#include "presenced/codec/utf8.h"
 
 const char *sio_strerror(int err)
 {

@@ -1,10 +1,10 @@
-/* utf8 — strict UTF-8 validation (see include/presenced/utf8.h for the contract).
+/* utf8 — strict UTF-8 validation (see include/presenced/codec/utf8.h for the contract).
  *
  * The accepted byte sequences are exactly those of RFC 3629 §4 (the "UTF8-octets" grammar):
  * second-byte ranges are narrowed after E0, ED, F0 and F4 so that overlong forms, UTF-16
  * surrogates and code points above U+10FFFF are all rejected.
  */
-#include "presenced/utf8.h"
+#include "presenced/codec/utf8.h"
 
 bool utf8_valid(const uint8_t *p, size_t len)
 {

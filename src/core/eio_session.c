@@ -1,4 +1,4 @@
-#include "presenced/eio_session.h"
+#include "presenced/core/eio_session.h"
 
 #include <string.h>
 

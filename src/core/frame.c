@@ -1,4 +1,4 @@
-#include "presenced/frame.h"
+#include "presenced/core/frame.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,4 +1,4 @@
-#include "presenced/map.h"
+#include "presenced/core/map.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,7 +1,7 @@
 /* A small metrics registry: families in declaration order, each with a short list of series
  * (one per label value). Lookups are linear: families are a few dozen and label values a
  * handful, and counting must not allocate after the first use of a label value. */
-#include "presenced/metrics.h"
+#include "presenced/core/metrics.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "presenced/buf.h"
+#include "presenced/codec/buf.h"
 
 typedef struct metrics_series {
     char *label_value; /* NULL for the family without a label */

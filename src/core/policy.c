@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "policy_impl.h"
-#include "presenced/pres_cmd.h"
+#include "presenced/codec/pres_cmd.h"
 
 /* ---- token buckets ---- */
 

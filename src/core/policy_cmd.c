@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "policy_impl.h"
-#include "presenced/pres_cmd.h"
+#include "presenced/codec/pres_cmd.h"
 
 /* The identity checks of a command acting for the socket's user: the socket must be identified,
  * and a userId field, if any, must be its own. Returns 0, or -1 with `d` refused. */

@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "policy_impl.h"
-#include "presenced/pres_cmd.h"
+#include "presenced/codec/pres_cmd.h"
 
 /* Failed token checks per address: a bucket of auth_failures_per_min refilled over a minute.
  * Verifying costs a signature check (RSA or ECDSA), and a stream of bad tokens is either a

@@ -4,8 +4,8 @@
 #ifndef PRESENCED_POLICY_IMPL_H
 #define PRESENCED_POLICY_IMPL_H
 
-#include "presenced/map.h"
-#include "presenced/policy.h"
+#include "presenced/core/map.h"
+#include "presenced/core/policy.h"
 
 /* A token bucket: `tokens` refill continuously up to a cap. */
 typedef struct policy_bucket {

@@ -5,7 +5,6 @@
 #include <string.h>
 
 #include "policy_impl.h"
-#include "presenced/store_err.h"
 
 /* ---- codes ---- */
 
@@ -21,7 +20,6 @@ static const struct {
     [POLICY_E_UNAUTHORIZED] = {"unauthorized", 401},
     [POLICY_E_LIMIT_EXCEEDED] = {"limit_exceeded", 429},
     [POLICY_E_RATE_LIMITED] = {"rate_limited", 429},
-    [POLICY_E_STORE_UNAVAILABLE] = {"store_unavailable", 503},
     [POLICY_E_INTERNAL] = {"internal", 500},
 };
 
@@ -33,17 +31,6 @@ const char *policy_code_name(policy_code code)
 unsigned policy_code_http_status(policy_code code)
 {
     return (unsigned)code < sizeof(codes) / sizeof(codes[0]) ? codes[code].http : 500;
-}
-
-policy_code policy_code_of_store(int store_err)
-{
-    if (store_err == STORE_OK)
-        return POLICY_OK;
-    /* A store that is down or shutting down will answer again (here or on another instance):
-     * the client may retry. Anything else is our fault. */
-    if (store_err == STORE_ERR_UNAVAILABLE || store_err == STORE_ERR_SHUTDOWN)
-        return POLICY_E_STORE_UNAVAILABLE;
-    return POLICY_E_INTERNAL;
 }
 
 /* ---- read scope ---- */

@@ -4,13 +4,13 @@
  * timelines. Both delays are constant, so deadlines grow in insertion order and each timeline is
  * a FIFO list: ticking costs only the entries that are due.
  */
-#include "presenced/pres_state.h"
+#include "presenced/core/pres_state.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "presenced/map.h"
+#include "presenced/core/map.h"
 
 #define SID_MAX 32
 

@@ -1,6 +1,6 @@
-#include "presenced/sio_server.h"
+#include "presenced/core/sio_server.h"
 
-#include "presenced/json.h"
+#include "presenced/codec/json.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,4 +1,4 @@
-#include "presenced/log.h"
+#include "presenced/io/log.h"
 
 #include <stdarg.h>
 #include <stdio.h>

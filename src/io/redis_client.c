@@ -7,7 +7,7 @@
  * are told apart by a generation number, so that late replies of a dropped connection do not
  * touch the state of the next one.
  */
-#include "presenced/redis_client.h"
+#include "presenced/io/redis_client.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -16,7 +16,7 @@
 
 #include <hiredis/async.h>
 
-#include "presenced/log.h"
+#include "presenced/io/log.h"
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
@@ -170,11 +170,6 @@ int redis_addr_parse(const char *url, redis_addr *out)
 
 /* ---- requests ---- */
 
-static uint64_t now_ms(redis_client *c)
-{
-    return uv_now(c->loop);
-}
-
 static redis_req *req_new(redis_client *c, redis_reply_fn fn, void *ud)
 {
     redis_req *r = calloc(1, sizeof(*r));
@@ -233,7 +228,7 @@ static int req_send(redis_client *c, redis_req *r, int argc, const char **argv, 
         return -1;
     r->gen = c->gen;
     if (c->pending++ == 0)
-        c->last_progress = now_ms(c);
+        c->last_progress = uv_now(c->loop);
     return 0;
 }
 
@@ -252,7 +247,7 @@ static void on_reply(redisAsyncContext *ac, void *reply_, void *privdata)
     if (r->gen == c->gen && c->pending > 0) {
         c->pending--;
         if (reply)
-            c->last_progress = now_ms(c);
+            c->last_progress = uv_now(c->loop);
     }
     if (r->evalsha && !r->fell_back && is_noscript(reply) && !c->closing) {
         /* The script cache was emptied under us (SCRIPT FLUSH, or a restart we have not
@@ -485,7 +480,7 @@ static void handshake_step(redis_client *c)
         return;
     c->state = ST_UP;
     c->backoff_ms = BACKOFF_MIN_MS;
-    c->last_ping = now_ms(c);
+    c->last_ping = uv_now(c->loop);
     if (c->addr.path[0])
         log_info("redis connected", "conn=%s path=%s run_id=%s", c->name, c->addr.path, c->run_id);
     else
@@ -661,7 +656,7 @@ static void on_supervise(uv_timer_t *t)
     redis_client *c = t->data;
     if (!c->ac)
         return;
-    uint64_t now = now_ms(c);
+    uint64_t now = uv_now(c->loop);
     if (c->pending > 0 && now - c->last_progress >= c->stall_ms) {
         conn_drop(c, c->state == ST_UP ? "no reply in time" : "connect timed out");
         return;

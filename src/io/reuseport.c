@@ -1,4 +1,4 @@
-#include "presenced/reuseport.h"
+#include "presenced/io/reuseport.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -1,26 +1,9 @@
 /* The store_* functions: dispatch to the implementation's vtable. */
-#include "presenced/store_impl.h"
+#include "store_impl.h"
 
 const char *store_strerror(int err)
 {
-    switch (err) {
-    case STORE_OK:
-        return "ok";
-    case STORE_ERR_UNAVAILABLE:
-        return "store unavailable";
-    case STORE_ERR_NO_SOCKET:
-        return "socket not registered";
-    case STORE_ERR_EXISTS:
-        return "socket already registered";
-    case STORE_ERR_SHUTDOWN:
-        return "store shutting down";
-    case STORE_ERR_NOMEM:
-        return "out of memory";
-    case STORE_ERR_GONE:
-        return "event id no longer retained";
-    default:
-        return "internal store error";
-    }
+    return pres_err_message(err);
 }
 
 void store_metrics_init(store_metrics *sm, metrics *m)

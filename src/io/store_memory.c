@@ -5,12 +5,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
-#include <time.h>
 
-#include "presenced/log.h"
-#include "presenced/pres_state.h"
-#include "presenced/store_impl.h"
+#include "presenced/io/host.h"
+#include "presenced/io/log.h"
+#include "presenced/core/pres_state.h"
+#include "presenced/io/store_memory.h"
+#include "store_impl.h"
 
 typedef enum mem_kind {
     JOB_DONE,
@@ -71,13 +71,6 @@ typedef struct mem_store {
     bool closing;
     int handles_open;
 } mem_store;
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void job_free(mem_job *j)
 {
@@ -231,7 +224,7 @@ static void timer_cb(uv_timer_t *t)
         arm_timer(m);
         return;
     }
-    j->err = pres_state_tick(m->ps, wall_ms(), &j->events);
+    j->err = pres_state_tick(m->ps, host_wall_ms(), &j->events);
     job_queue(m, j);
     arm_timer(m);
 }
@@ -245,7 +238,7 @@ static void arm_timer(mem_store *m)
         uv_timer_stop(&m->timer);
         return;
     }
-    int64_t now = wall_ms();
+    int64_t now = host_wall_ms();
     uv_timer_start(&m->timer, timer_cb, d > now ? (uint64_t)(d - now) : 0, 0);
 }
 
@@ -276,7 +269,8 @@ static void mem_socket_open(store *st, const char *sid, const char *user, const 
     mem_store *m = MEM(st);
     mem_job *j = job_new(m, JOB_DONE, ud);
     JOB_OR_FAIL(j, cb, ud);
-    finish(m, pres_state_open(m->ps, sid, user, status, metadata, wall_ms(), &j->events), j, cb);
+    finish(m, pres_state_open(m->ps, sid, user, status, metadata, host_wall_ms(), &j->events), j,
+           cb);
 }
 
 static void mem_socket_assert(store *st, const char *sid, const char *user, const char *status,
@@ -286,8 +280,8 @@ static void mem_socket_assert(store *st, const char *sid, const char *user, cons
     mem_store *m = MEM(st);
     mem_job *j = job_new(m, JOB_DONE, ud);
     JOB_OR_FAIL(j, cb, ud);
-    finish(m, pres_state_assert(m->ps, sid, user, status, metadata, rooms, nrooms, wall_ms()), j,
-           cb);
+    finish(m, pres_state_assert(m->ps, sid, user, status, metadata, rooms, nrooms, host_wall_ms()),
+           j, cb);
 }
 
 static void mem_socket_close(store *st, const char *sid, bool graceful, store_done_fn cb, void *ud)
@@ -295,7 +289,7 @@ static void mem_socket_close(store *st, const char *sid, bool graceful, store_do
     mem_store *m = MEM(st);
     mem_job *j = job_new(m, JOB_DONE, ud);
     JOB_OR_FAIL(j, cb, ud);
-    finish(m, pres_state_close(m->ps, sid, graceful, wall_ms(), &j->events), j, cb);
+    finish(m, pres_state_close(m->ps, sid, graceful, host_wall_ms(), &j->events), j, cb);
 }
 
 static void mem_room_join(store *st, const char *sid, const char *room, store_done_fn cb, void *ud)
@@ -303,7 +297,7 @@ static void mem_room_join(store *st, const char *sid, const char *room, store_do
     mem_store *m = MEM(st);
     mem_job *j = job_new(m, JOB_DONE, ud);
     JOB_OR_FAIL(j, cb, ud);
-    finish(m, pres_state_join(m->ps, sid, room, wall_ms(), &j->events), j, cb);
+    finish(m, pres_state_join(m->ps, sid, room, host_wall_ms(), &j->events), j, cb);
 }
 
 static void mem_room_leave(store *st, const char *sid, const char *room, store_done_fn cb, void *ud)
@@ -311,7 +305,7 @@ static void mem_room_leave(store *st, const char *sid, const char *room, store_d
     mem_store *m = MEM(st);
     mem_job *j = job_new(m, JOB_DONE, ud);
     JOB_OR_FAIL(j, cb, ud);
-    finish(m, pres_state_leave(m->ps, sid, room, wall_ms(), &j->events), j, cb);
+    finish(m, pres_state_leave(m->ps, sid, room, host_wall_ms(), &j->events), j, cb);
 }
 
 static void mem_status_set(store *st, const char *sid, const char *status, const char *metadata,
@@ -320,7 +314,7 @@ static void mem_status_set(store *st, const char *sid, const char *status, const
     mem_store *m = MEM(st);
     mem_job *j = job_new(m, JOB_DONE, ud);
     JOB_OR_FAIL(j, cb, ud);
-    finish(m, pres_state_status(m->ps, sid, status, metadata, wall_ms(), &j->events), j, cb);
+    finish(m, pres_state_status(m->ps, sid, status, metadata, host_wall_ms(), &j->events), j, cb);
 }
 
 static void mem_touch(store *st, const char *sid, store_done_fn cb, void *ud)
@@ -328,7 +322,7 @@ static void mem_touch(store *st, const char *sid, store_done_fn cb, void *ud)
     mem_store *m = MEM(st);
     mem_job *j = job_new(m, JOB_DONE, ud);
     JOB_OR_FAIL(j, cb, ud);
-    finish(m, pres_state_touch(m->ps, sid, wall_ms()), j, cb);
+    finish(m, pres_state_touch(m->ps, sid, host_wall_ms()), j, cb);
 }
 
 static char *keep(mem_job *j, const char *s)
@@ -403,7 +397,7 @@ static void mem_shutdown(store *st, store_done_fn cb, void *ud)
     mem_store *m = MEM(st);
     mem_job *j = job_new(m, JOB_DONE, ud);
     JOB_OR_FAIL(j, cb, ud);
-    finish(m, pres_state_close_all(m->ps, wall_ms(), &j->events), j, cb);
+    finish(m, pres_state_close_all(m->ps, host_wall_ms(), &j->events), j, cb);
 }
 
 static void mem_user_get(store *st, const char *user, store_user_fn cb, void *ud)
@@ -502,7 +496,7 @@ static void mem_user_disconnect(store *st, const char *user, store_done_fn cb, v
     if (j->events.v) {
         j->events.cap = 1;
         pres_event_init(&j->events.v[0], PRES_EV_DISCONNECT);
-        j->events.v[0].at = wall_ms();
+        j->events.v[0].at = host_wall_ms();
         if (pres_event_set(&j->events.v[0].user, user) == 0) {
             j->events.n = 1;
             err = STORE_OK;
@@ -628,10 +622,7 @@ store *store_memory_new(uv_loop_t *loop, const store_opts *opts, const store_hoo
     m->hooks = *hooks;
     store_metrics_init(&m->sm, opts->metrics);
     /* Room names and user ids come from clients: seed the hash tables unpredictably. */
-    uint64_t seed;
-    if (getrandom(&seed, sizeof(seed), 0) != sizeof(seed))
-        seed = (uint64_t)wall_ms() ^ (uint64_t)(uintptr_t)m;
-    m->ps = pres_state_new(seed, opts->offline_grace_ms, opts->last_seen_retention_s);
+    m->ps = pres_state_new(host_seed(), opts->offline_grace_ms, opts->last_seen_retention_s);
     if (!m->ps) {
         free(m);
         return NULL;

@@ -13,10 +13,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "presenced/log.h"
-#include "presenced/pres_state.h"
-#include "presenced/redis_client.h"
-#include "presenced/store_impl.h"
+#include "presenced/io/log.h"
+#include "presenced/core/pres_state.h"
+#include "presenced/io/redis_client.h"
+#include "presenced/io/store_redis.h"
+#include "store_impl.h"
 
 #define SR_COMMON_ARGS 7 /* the ARGV every script starts with (src/io/redis/lib.lua) */
 #define SR_STALL_MS 3000 /* command connection: no reply for this long means it is dead */

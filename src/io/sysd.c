@@ -1,4 +1,4 @@
-#include "presenced/sysd.h"
+#include "presenced/io/sysd.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -10,7 +10,7 @@
 
 #include <systemd/sd-daemon.h>
 
-#include "presenced/log.h"
+#include "presenced/io/log.h"
 
 struct sysd {
     uv_timer_t watchdog;

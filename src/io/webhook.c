@@ -8,7 +8,7 @@
  * failure retry the same bytes after 250 ms, 500 ms, ... up to 30 s, for up to retry_for, then
  * acknowledge it anyway (logged and counted as dropped).
  */
-#include "presenced/webhook.h"
+#include "presenced/io/webhook.h"
 
 #include <stdbool.h>
 #include <stdio.h>
@@ -19,7 +19,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
-#include "presenced/log.h"
+#include "presenced/io/log.h"
 
 #define WH_LOCK_MS 10000     /* delivery lock: another instance takes over after this */
 #define WH_BACKOFF_MAX 30000 /* ms between two attempts at most */

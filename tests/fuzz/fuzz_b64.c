@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "presenced/b64.h"
+#include "presenced/codec/b64.h"
 
 #include "fuzz_check.h"
 

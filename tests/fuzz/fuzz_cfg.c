@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #include "fuzz_check.h"
-#include "presenced/cfg.h"
+#include "presenced/app/cfg.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

@@ -8,8 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "presenced/eio_codec.h"
-#include "presenced/utf8.h"
+#include "presenced/codec/eio_codec.h"
+#include "presenced/codec/utf8.h"
 
 #include "fuzz_check.h"
 

@@ -6,8 +6,8 @@
 #include <string.h>
 
 #include "fuzz_check.h"
-#include "presenced/http_args.h"
-#include "presenced/pres_cmd.h"
+#include "presenced/codec/http_args.h"
+#include "presenced/codec/pres_cmd.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

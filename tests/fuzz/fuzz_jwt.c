@@ -15,8 +15,8 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
-#include "presenced/jwt.h"
-#include "presenced/pres_cmd.h"
+#include "presenced/codec/jwt.h"
+#include "presenced/codec/pres_cmd.h"
 
 #include "fuzz_check.h"
 

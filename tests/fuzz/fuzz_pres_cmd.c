@@ -5,8 +5,8 @@
 #include <string.h>
 
 #include "fuzz_check.h"
-#include "presenced/pres_cmd.h"
-#include "presenced/pres_event.h"
+#include "presenced/codec/pres_cmd.h"
+#include "presenced/codec/pres_event.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

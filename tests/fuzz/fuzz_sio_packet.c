@@ -6,8 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "presenced/sio_codec.h"
-#include "presenced/utf8.h"
+#include "presenced/codec/sio_codec.h"
+#include "presenced/codec/utf8.h"
 
 #include "fuzz_check.h"
 

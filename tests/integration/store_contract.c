@@ -34,8 +34,9 @@
 #include <cJSON.h>
 #include <uv.h>
 
-#include "presenced/pres_event.h"
-#include "presenced/store.h"
+#include "presenced/codec/pres_event.h"
+#include "presenced/io/store_memory.h"
+#include "presenced/io/store_redis.h"
 
 #define SID_LEN 20
 #define MAX_STORES 3

@@ -8,7 +8,7 @@
 
 #include <cmocka.h>
 
-#include "presenced/b64.h"
+#include "presenced/codec/b64.h"
 
 struct b64_vec {
     const char *plain;

@@ -11,7 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "presenced/cfg.h"
+#include "presenced/app/cfg.h"
 
 /* --- helpers --- */
 

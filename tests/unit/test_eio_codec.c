@@ -10,7 +10,7 @@
 
 #include <cmocka.h>
 
-#include "presenced/eio_codec.h"
+#include "presenced/codec/eio_codec.h"
 
 #define LIT(s) (s), (sizeof(s) - 1)
 

@@ -6,7 +6,7 @@
 
 #include <cmocka.h>
 
-#include "presenced/eio_session.h"
+#include "presenced/core/eio_session.h"
 
 static const eio_limits lim = {
     .ping_interval = 300, .ping_timeout = 200, .max_payload = 1000, .send_queue_max = 3};

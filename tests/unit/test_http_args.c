@@ -8,7 +8,7 @@
 
 #include <cmocka.h>
 
-#include "presenced/http_args.h"
+#include "presenced/codec/http_args.h"
 
 static void test_path_split(void **state)
 {

@@ -6,7 +6,7 @@
 
 #include <cmocka.h>
 
-#include "presenced/json.h"
+#include "presenced/codec/json.h"
 
 static void check(const char *in, const char *want)
 {

@@ -18,7 +18,7 @@
 #include <openssl/hmac.h>
 #include <openssl/pem.h>
 
-#include "presenced/jwt.h"
+#include "presenced/codec/jwt.h"
 
 #define NOW 1000000
 #define HDR_HS "{\"alg\":\"HS256\",\"typ\":\"JWT\"}"

@@ -8,7 +8,7 @@
 
 #include <cmocka.h>
 
-#include "presenced/map.h"
+#include "presenced/core/map.h"
 
 #define N 2000
 

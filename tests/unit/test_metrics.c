@@ -8,7 +8,7 @@
 
 #include <cmocka.h>
 
-#include "presenced/metrics.h"
+#include "presenced/core/metrics.h"
 
 static void test_render(void **state)
 {

@@ -12,8 +12,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
-#include "presenced/policy.h"
-#include "presenced/store_err.h"
+#include "presenced/core/policy.h"
 
 static const char secret[] = "0123456789abcdef0123456789abcdef-policy-test";
 #define WALL 1700000000
@@ -861,13 +860,8 @@ static void test_routes(void **state)
 static void test_codes(void **state)
 {
     (void)state;
-    assert_int_equal(policy_code_of_store(STORE_OK), POLICY_OK);
-    assert_int_equal(policy_code_of_store(STORE_ERR_UNAVAILABLE), POLICY_E_STORE_UNAVAILABLE);
-    assert_int_equal(policy_code_of_store(STORE_ERR_SHUTDOWN), POLICY_E_STORE_UNAVAILABLE);
-    assert_int_equal(policy_code_of_store(STORE_ERR_NO_SOCKET), POLICY_E_INTERNAL);
-    assert_int_equal(policy_code_of_store(STORE_ERR_NOMEM), POLICY_E_INTERNAL);
-    assert_string_equal(policy_code_name(POLICY_E_STORE_UNAVAILABLE), "store_unavailable");
-    assert_int_equal(policy_code_http_status(POLICY_E_STORE_UNAVAILABLE), 503);
+    assert_string_equal(policy_code_name(POLICY_E_RATE_LIMITED), "rate_limited");
+    assert_int_equal(policy_code_http_status(POLICY_E_RATE_LIMITED), 429);
     assert_int_equal(policy_code_http_status(POLICY_E_INVALID_ARGUMENT), 400);
     assert_int_equal(policy_code_http_status(POLICY_E_INTERNAL), 500);
     for (int c = 0; c < POLICY_NCMDS - 1; c++)

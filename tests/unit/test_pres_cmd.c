@@ -7,7 +7,7 @@
 
 #include <cmocka.h>
 
-#include "presenced/pres_cmd.h"
+#include "presenced/codec/pres_cmd.h"
 
 static cJSON *obj_of(const char *json)
 {

@@ -8,7 +8,7 @@
 
 #include <cmocka.h>
 
-#include "presenced/pres_event.h"
+#include "presenced/codec/pres_event.h"
 
 static void test_round_trip(void **state)
 {

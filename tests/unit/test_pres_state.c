@@ -7,7 +7,7 @@
 
 #include <cmocka.h>
 
-#include "presenced/pres_state.h"
+#include "presenced/core/pres_state.h"
 
 /* Render the events as "type:user[:room]" separated by spaces, for compact expectations. */
 static const char *render(pres_events *l)

@@ -9,7 +9,7 @@
 
 #include <cmocka.h>
 
-#include "presenced/redis_client.h"
+#include "presenced/io/redis_client.h"
 
 struct url_vec {
     const char *url;

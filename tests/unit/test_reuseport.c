@@ -19,7 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "presenced/reuseport.h"
+#include "presenced/io/reuseport.h"
 
 /* --- a classic BPF interpreter for the instructions the program may use --- */
 

@@ -11,7 +11,7 @@
 
 #include <cmocka.h>
 
-#include "presenced/sio_codec.h"
+#include "presenced/codec/sio_codec.h"
 
 #define LIT(s) (s), (sizeof(s) - 1)
 

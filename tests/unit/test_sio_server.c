@@ -7,7 +7,7 @@
 
 #include <cmocka.h>
 
-#include "presenced/sio_server.h"
+#include "presenced/core/sio_server.h"
 
 typedef struct fake_io {
     int wakes;

@@ -9,7 +9,7 @@
 
 #include <cmocka.h>
 
-#include "presenced/utf8.h"
+#include "presenced/codec/utf8.h"
 
 struct utf8_vec {
     const char *s;

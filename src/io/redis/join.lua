@@ -1,11 +1,11 @@
--- room_join(sid, room): ARGV[8], ARGV[9]. Returns 0, or -2 for an unknown socket.
+-- room_join(sid, room): ARGV[8], ARGV[9]. Returns 0, or ERR_NO_SOCKET for an unknown socket.
 local sid, room = ARGV[8], ARGV[9]
 local u = redis.call('HGET', k_inst(INST), sid)
-if not u then return -2 end
+if not u then return ERR_NO_SOCKET end
 purge_dead(u)
 local ks = k_usocks(u)
 local raw = redis.call('HGET', ks, sid)
-if not raw then return -2 end
+if not raw then return ERR_NO_SOCKET end
 local _, rooms = dec_sock(raw)
 if has_room(rooms, room) then return 0 end
 local first = not in_room_elsewhere(socks_of(u), sid, room)

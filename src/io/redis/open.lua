@@ -1,8 +1,8 @@
 -- socket_open(sid, user, status?, metadata?): ARGV[8..11]; '' means not given.
--- Returns 0, or -3 when the socket is already registered.
+-- Returns 0, or ERR_EXISTS when the socket is already registered.
 local sid, u, st, m = ARGV[8], ARGV[9], opt(ARGV[10]), opt(ARGV[11])
 local ki = k_inst(INST)
-if redis.call('HEXISTS', ki, sid) == 1 then return -3 end
+if redis.call('HEXISTS', ki, sid) == 1 then return ERR_EXISTS end
 purge_dead(u)
 local ks, ku = k_usocks(u), k_user(u)
 local before = redis.call('HLEN', ks)

@@ -1,5 +1,5 @@
 -- events_since(after, count): ARGV[8], ARGV[9]. Reads only. Returns {0, id, event, id, event...}
--- for the entries after `after` (exclusive), or {-7} when `after` is older than the oldest
+-- for the entries after `after` (exclusive), or {ERR_GONE} when `after` is older than the oldest
 -- entry kept, so that the reader knows it missed some. '0' and '0-0' mean from the start.
 local after, count = ARGV[8], ARGV[9]
 local function parse(id)
@@ -14,10 +14,10 @@ if after ~= '0' and after ~= '0-0' then
     local ams, aseq = parse(after)
     if #first == 0 then
         -- An empty stream after a known id: Redis restarted or the stream was trimmed away.
-        return {-7}
+        return {ERR_GONE}
     end
     local fms, fseq = parse(first[1][1])
-    if ams < fms or (ams == fms and aseq < fseq) then return {-7} end
+    if ams < fms or (ams == fms and aseq < fseq) then return {ERR_GONE} end
 end
 local start = (after == '0' or after == '0-0') and '-' or ('(' .. after)
 local entries = redis.call('XRANGE', K_EVENTS, start, '+', 'COUNT', count)

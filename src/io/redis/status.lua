@@ -1,8 +1,8 @@
 -- status_set(sid, status, metadata?): ARGV[8..10]; '' metadata means not given.
--- Returns 0, or -2 for an unknown socket.
+-- Returns 0, or ERR_NO_SOCKET for an unknown socket.
 local sid, st, m = ARGV[8], ARGV[9], opt(ARGV[10])
 local u = redis.call('HGET', k_inst(INST), sid)
-if not u then return -2 end
+if not u then return ERR_NO_SOCKET end
 -- Turning invisible: lastSeen is this moment, then stays.
 mark_seen(k_user(u))
 apply_status(u, st, m)

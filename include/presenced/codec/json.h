@@ -10,7 +10,7 @@
 
 #include <cJSON.h>
 
-#include "presenced/buf.h"
+#include "presenced/codec/buf.h"
 
 /* Append the compact JSON text of `item` to `out`. Non-finite numbers are written as null (as
  * JSON.stringify does). Returns 0 or -1 (memory). */

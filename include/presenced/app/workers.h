@@ -18,7 +18,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "presenced/cfg.h"
+#include "presenced/app/cfg.h"
 
 #define WORKERS_RESTART_MS 1000
 /* A worker that exits this many times in a row before it was ever ready stops the supervisor

@@ -19,16 +19,24 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <uv.h>
-
-#include "presenced/metrics.h"
-#include "presenced/pres_event.h"
-#include "presenced/store_err.h"
+#include "presenced/codec/pres_err.h"
+#include "presenced/core/metrics.h"
+#include "presenced/codec/pres_event.h"
 
 typedef struct store store;
 
+/* The store's error codes: the presence error table's (presenced/codec/pres_err.h), which also
+ * says what each one tells a client. */
+enum {
+    STORE_OK = PRES_OK,
+#define STORE_ERR_ENUM(name, value, message, code, status) STORE_ERR_##name = value,
+    PRES_ERR_TABLE(STORE_ERR_ENUM)
+#undef STORE_ERR_ENUM
+};
+
 #define STORE_MEMORY_RING 10000 /* events the memory store keeps for store_events_since */
 
+/* The message of an error code (pres_err_message). */
 const char *store_strerror(int err);
 
 typedef struct store_opts {
@@ -98,11 +106,8 @@ typedef void (*store_stats_fn)(int err, const store_stats *stats, void *ud);
 /* Events (borrowed for the call), oldest first. */
 typedef void (*store_events_fn)(int err, const pres_event *evs, size_t n, void *ud);
 
-/* Create a store on `loop`. Returns NULL (after logging why) on bad options or memory. The Redis
- * store connects in the background: operations before it is connected fail with
- * STORE_ERR_UNAVAILABLE. */
-store *store_memory_new(uv_loop_t *loop, const store_opts *opts, const store_hooks *hooks);
-store *store_redis_new(uv_loop_t *loop, const store_opts *opts, const store_hooks *hooks);
+/* Stores are created by their own modules (presenced/io/store_memory.h, store_redis.h), the
+ * only places that need the event loop's type; everything else sees this interface. */
 
 /* Stop: pending callbacks run with STORE_ERR_SHUTDOWN, timers and connections close. The
  * memory is released once the loop has closed the store's handles. */

@@ -9,10 +9,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "presenced/metrics.h"
-#include "presenced/policy.h"
-#include "presenced/sio_server.h"
-#include "presenced/store.h"
+#include "presenced/core/metrics.h"
+#include "presenced/core/policy.h"
+#include "presenced/core/sio_server.h"
+#include "presenced/io/store.h"
 
 typedef struct gateway gateway;
 

@@ -13,7 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "presenced/eio_codec.h"
+#include "presenced/codec/eio_codec.h"
 
 /* Must be at least libwebsockets' LWS_PRE; the io layer checks that at compile time. */
 #define FRAME_HEADROOM 16

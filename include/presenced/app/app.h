@@ -2,7 +2,7 @@
 #ifndef PRESENCED_APP_H
 #define PRESENCED_APP_H
 
-#include "presenced/sio_server.h"
+#include "presenced/core/sio_server.h"
 
 /* Run the daemon; returns the process exit code. */
 int app_main(int argc, char *const *argv, char *const *envp);

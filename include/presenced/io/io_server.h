@@ -9,9 +9,9 @@
 
 #include <uv.h>
 
-#include "presenced/io_http.h"
-#include "presenced/metrics.h"
-#include "presenced/sio_server.h"
+#include "presenced/io/io_http.h"
+#include "presenced/core/metrics.h"
+#include "presenced/core/sio_server.h"
 
 typedef struct io_server io_server;
 

@@ -13,7 +13,7 @@
 
 #include <cJSON.h>
 
-#include "presenced/buf.h"
+#include "presenced/codec/buf.h"
 
 typedef enum sio_type {
     SIO_CONNECT = 0,

@@ -18,6 +18,7 @@ enum {
     HTTP_ARGS_EMPTY = -2,    /* an id list without ids */
     HTTP_ARGS_TOO_MANY = -3, /* more ids, or segments, than allowed */
     HTTP_ARGS_TWICE = -4,    /* a query argument given twice */
+    HTTP_ARGS_NOMEM = -5,
 };
 
 #define HTTP_SEGMENTS_MAX 8
@@ -45,7 +46,7 @@ int http_uint_parse(const char *s, uint32_t min, uint32_t max, uint32_t *out);
 /* Split a comma-separated id list in place (commas become NULs) into *ids (malloc'd array of
  * pointers into `list`, caller frees the array) and *n. Every id must be a valid name; at most
  * `max` ids. Returns HTTP_ARGS_OK, HTTP_ARGS_EMPTY, HTTP_ARGS_TOO_MANY, HTTP_ARGS_INVALID, or
- * -5 (memory). On error *ids is NULL and *bad_index says which id was invalid. */
+ * HTTP_ARGS_NOMEM. On error *ids is NULL and *bad_index says which id was invalid. */
 int http_ids_split(char *list, size_t max, const char ***ids, size_t *n, size_t *bad_index);
 
 /* Whether `token` is exactly `key`. The comparison takes the same time whatever the key and the

@@ -10,11 +10,11 @@
 
 #include <uv.h>
 
-#include "presenced/io_http.h"
-#include "presenced/metrics.h"
-#include "presenced/policy.h"
-#include "presenced/pres_event.h"
-#include "presenced/store.h"
+#include "presenced/io/io_http.h"
+#include "presenced/core/metrics.h"
+#include "presenced/codec/pres_event.h"
+#include "presenced/core/policy.h"
+#include "presenced/io/store.h"
 
 typedef struct api api;
 

@@ -15,10 +15,10 @@
 
 #include <cJSON.h>
 
-#include "presenced/eio_session.h"
-#include "presenced/frame.h"
-#include "presenced/map.h"
-#include "presenced/sio_codec.h"
+#include "presenced/core/eio_session.h"
+#include "presenced/core/frame.h"
+#include "presenced/core/map.h"
+#include "presenced/codec/sio_codec.h"
 
 #define SIO_ID_LEN 20
 #define SIO_PEER_MAX 48 /* bytes of a peer address as text, NUL included (INET6_ADDRSTRLEN) */

@@ -19,8 +19,8 @@
 
 #include <cJSON.h>
 
-#include "presenced/jwt.h"
-#include "presenced/pres_event.h"
+#include "presenced/codec/jwt.h"
+#include "presenced/codec/pres_event.h"
 
 /* presence:room:query and GET /v1/rooms/{room}: members per page. */
 #define POLICY_ROOM_PAGE_DEFAULT 100
@@ -35,7 +35,8 @@ typedef struct policy policy;
 typedef struct policy_conn policy_conn;
 typedef struct policy_sock policy_sock;
 
-/* The client error codes of docs/protocol.md, and what the HTTP API answers for each. */
+/* The client error codes of docs/protocol.md that the policy answers with, and the HTTP status
+ * each would have. (Store failures have theirs in the presence error table, pres_err.h.) */
 typedef enum policy_code {
     POLICY_OK = 0,
     POLICY_E_INVALID_ARGUMENT,
@@ -45,7 +46,6 @@ typedef enum policy_code {
     POLICY_E_UNAUTHORIZED,
     POLICY_E_LIMIT_EXCEEDED,
     POLICY_E_RATE_LIMITED,
-    POLICY_E_STORE_UNAVAILABLE,
     POLICY_E_INTERNAL,
 } policy_code;
 
@@ -53,9 +53,6 @@ typedef enum policy_code {
 const char *policy_code_name(policy_code code);
 /* The HTTP status the API answers the code with (200 for POLICY_OK). */
 unsigned policy_code_http_status(policy_code code);
-/* The client code of a store failure (a STORE_ERR_* value of store_err.h): the store being down
- * or shutting down is store_unavailable, anything else internal. */
-policy_code policy_code_of_store(int store_err);
 
 /* Time, as the adapter read it: a monotonic clock for rates, the wall clock for token dates
  * (RFC 7519 §2 NumericDate). */

@@ -11,7 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "presenced/buf.h"
+#include "presenced/codec/buf.h"
 
 typedef enum eio_type {
     EIO_OPEN = 0,

@@ -11,9 +11,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "presenced/buf.h"
-#include "presenced/eio_codec.h"
-#include "presenced/frame.h"
+#include "presenced/codec/buf.h"
+#include "presenced/codec/eio_codec.h"
+#include "presenced/core/frame.h"
 
 #define EIO_SID_LEN 20
 

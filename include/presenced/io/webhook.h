@@ -13,8 +13,8 @@
 
 #include <uv.h>
 
-#include "presenced/metrics.h"
-#include "presenced/store.h"
+#include "presenced/core/metrics.h"
+#include "presenced/io/store.h"
 
 #define WEBHOOK_BATCH_MAX 100
 #define WEBHOOK_BATCH_MS 250

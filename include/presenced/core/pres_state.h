@@ -11,14 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "presenced/pres_event.h"
-
-enum {
-    PRES_OK = 0,
-    PRES_ERR_NO_SOCKET = -2, /* same values as STORE_ERR_* */
-    PRES_ERR_EXISTS = -3,
-    PRES_ERR_NOMEM = -6,
-};
+#include "presenced/codec/pres_err.h"
+#include "presenced/codec/pres_event.h"
 
 typedef struct pres_state pres_state;
 

@@ -4,7 +4,7 @@
 #ifndef PRESENCED_STORE_IMPL_H
 #define PRESENCED_STORE_IMPL_H
 
-#include "presenced/store.h"
+#include "presenced/io/store.h"
 
 typedef struct store_vtbl {
     void (*free)(store *st);
