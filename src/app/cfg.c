@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "presenced/codec/addr.h"
+
 #ifndef PRESENCED_VERSION
 #define PRESENCED_VERSION "unknown"
 #endif
@@ -79,7 +81,8 @@ static const cfg_key cfg_keys[] = {
      "memory|redis", "Where presence state lives: this process only, or Redis (shared)."},
     {"redis", CFG_TYPE_STRING, "", 0, 0, NULL, offsetof(cfg, redis), 0, sizeof(((cfg *)0)->redis),
      cfg_check_redis, "URL",
-     "Redis server: redis://[:PASSWORD@]HOST:PORT[/DB] or unix:///PATH; needed by store=redis."},
+     "Redis server: redis://[:PASSWORD@]HOST[:PORT][/DB] (port 6379 by default) or "
+     "unix:///PATH; needed by store=redis."},
     {"workers", CFG_TYPE_UINT, "1", 1, 64, NULL, offsetof(cfg, workers), 0, 0, NULL, "N",
      "Processes serving the listen address, one core each; more than 1 needs store=redis. Each "
      "client address sticks to one of them."},
@@ -337,80 +340,6 @@ static int cfg_parse_uint(const char *s, uint32_t min, uint32_t max, uint32_t *o
     return 0;
 }
 
-/* Host names and IPv4 literals; IPv6 literals need brackets because of the port's colon. */
-static int cfg_check_host(const char *h, size_t n, int bracketed, char *why, size_t whylen)
-{
-    if (n == 0) {
-        cfg_errf(why, whylen, "empty host");
-        return -1;
-    }
-    for (size_t i = 0; i < n; i++) {
-        char ch = h[i];
-        int ok = cfg_is_alnum(ch) || ch == '.' || ch == '-' || ch == '_' ||
-                 (bracketed && (ch == ':' || ch == '%'));
-        if (!ok) {
-            if (!bracketed && ch == ':')
-                cfg_errf(why, whylen, "IPv6 addresses need brackets, e.g. [::1]:3000");
-            else
-                cfg_errf(why, whylen, "invalid character in host");
-            return -1;
-        }
-    }
-    if (bracketed && memchr(h, ':', n) == NULL) {
-        cfg_errf(why, whylen, "brackets are only for IPv6 addresses");
-        return -1;
-    }
-    return 0;
-}
-
-/* Parses HOST:PORT or [V6]:PORT. With `port_optional`, a missing ":PORT" gives port 0. */
-static int cfg_parse_hostport(const char *s, char *host, size_t hostlen, uint16_t *port,
-                              int port_optional, char *why, size_t whylen)
-{
-    const char *h = s, *rest;
-    size_t hn;
-    int bracketed = 0;
-    uint32_t p = 0;
-
-    if (*s == '[') {
-        const char *close = strchr(s, ']');
-        if (close == NULL) {
-            cfg_errf(why, whylen, "missing ']' after IPv6 address");
-            return -1;
-        }
-        h = s + 1;
-        hn = (size_t)(close - h);
-        rest = close + 1;
-        bracketed = 1;
-    } else {
-        rest = strrchr(s, ':');
-        if (rest == NULL)
-            rest = s + strlen(s);
-        hn = (size_t)(rest - s);
-    }
-    if (cfg_check_host(h, hn, bracketed, why, whylen) < 0)
-        return -1;
-    if (hn >= hostlen) {
-        cfg_errf(why, whylen, "host is longer than %zu characters", hostlen - 1);
-        return -1;
-    }
-    if (*rest == '\0') {
-        if (!port_optional) {
-            cfg_errf(why, whylen, "missing ':PORT'");
-            return -1;
-        }
-    } else if (*rest != ':') {
-        cfg_errf(why, whylen, "expected ':PORT' after the host");
-        return -1;
-    } else if (cfg_parse_uint(rest + 1, 1, 65535, &p, why, whylen) < 0) {
-        return -1;
-    }
-    memcpy(host, h, hn);
-    host[hn] = '\0';
-    *port = (uint16_t)p;
-    return 0;
-}
-
 /* Copies `in` to `out` when it fits; the common tail of the string checks. */
 static int cfg_copy_out(const char *in, char *out, size_t outlen, char *why, size_t whylen)
 {
@@ -441,95 +370,12 @@ static int cfg_check_path(const char *in, char *out, size_t outlen, char *why, s
     return cfg_copy_out(in, out, outlen, why, whylen);
 }
 
-static int cfg_redis_url_parse_why(const char *url, cfg_redis_url *u, char *why, size_t whylen)
-{
-    static const char usage[] = "expected redis://[:PASSWORD@]HOST:PORT[/DB] or unix:///PATH";
-    const char *rest;
-
-    memset(u, 0, sizeof(*u));
-    if (strncmp(url, "unix://", 7) == 0) {
-        const char *path = url + 7;
-        size_t n = strlen(path);
-        if (n < 2 || path[0] != '/') {
-            cfg_errf(why, whylen, "unix:// needs an absolute socket path, e.g. unix:///run/r.sock");
-            return -1;
-        }
-        for (size_t i = 0; i < n; i++)
-            if ((unsigned char)path[i] < 0x20 || path[i] == 0x7f) {
-                cfg_errf(why, whylen, "control character in socket path");
-                return -1;
-            }
-        if (n >= sizeof(u->unix_path)) {
-            cfg_errf(why, whylen, "socket path longer than %zu characters",
-                     sizeof(u->unix_path) - 1);
-            return -1;
-        }
-        memcpy(u->unix_path, path, n + 1);
-        return 0;
-    }
-    if (strncmp(url, "redis://", 8) != 0) {
-        cfg_errf(why, whylen, "%s", usage);
-        return -1;
-    }
-    rest = url + 8;
-    /* The last '@' ends the password: host, port and db never contain one, a password may. */
-    const char *at = strrchr(rest, '@');
-    if (at != NULL) {
-        size_t pn = (size_t)(at - rest);
-        if (rest[0] != ':') {
-            cfg_errf(why, whylen, "user names are not supported, use redis://:PASSWORD@HOST:PORT");
-            return -1;
-        }
-        if (pn < 2) {
-            cfg_errf(why, whylen, "empty password");
-            return -1;
-        }
-        for (size_t i = 1; i < pn; i++)
-            if (cfg_is_ctl_or_space(rest[i])) {
-                cfg_errf(why, whylen, "space or control character in password");
-                return -1;
-            }
-        memcpy(u->password, rest + 1, pn - 1);
-        u->password[pn - 1] = '\0';
-        rest = at + 1;
-    }
-    char hostport[CFG_STR_MAX];
-    const char *slash = strchr(rest, '/');
-    size_t hn = slash != NULL ? (size_t)(slash - rest) : strlen(rest);
-    if (hn >= sizeof(hostport)) {
-        cfg_errf(why, whylen, "host is too long");
-        return -1;
-    }
-    memcpy(hostport, rest, hn);
-    hostport[hn] = '\0';
-    if (cfg_parse_hostport(hostport, u->host, sizeof(u->host), &u->port, 0, why, whylen) < 0)
-        return -1;
-    if (slash != NULL && cfg_parse_uint(slash + 1, 0, 2147483647u, &u->db, why, whylen) < 0)
-        return -1;
-    return 0;
-}
-
-int cfg_redis_url_parse(const char *url, cfg_redis_url *out, char err[CFG_ERR_MAX])
-{
-    char why[CFG_ERR_MAX];
-
-    if (url == NULL || url[0] == '\0') {
-        cfg_errf(err, CFG_ERR_MAX, "redis: no URL given");
-        return -1;
-    }
-    if (cfg_redis_url_parse_why(url, out, why, sizeof(why)) < 0) {
-        cfg_errf(err, CFG_ERR_MAX, "redis: %s", why);
-        return -1;
-    }
-    return 0;
-}
-
 static int cfg_check_redis(const char *in, char *out, size_t outlen, char *why, size_t whylen)
 {
-    cfg_redis_url u;
+    addr_redis u;
 
     /* Empty means "not configured"; cfg_validate insists on a URL only when store=redis. */
-    if (in[0] != '\0' && cfg_redis_url_parse_why(in, &u, why, whylen) < 0)
+    if (in[0] != '\0' && addr_redis_parse(in, &u, why, whylen) < 0)
         return -1;
     return cfg_copy_out(in, out, outlen, why, whylen);
 }
@@ -606,7 +452,7 @@ static int cfg_origin_check(const char *o, char *why, size_t whylen)
         return -1;
     }
     char inner[CFG_ERR_MAX];
-    if (cfg_parse_hostport(sep + 3, host, sizeof(host), &port, 1, inner, sizeof(inner)) < 0) {
+    if (addr_hostport_parse(sep + 3, host, sizeof(host), &port, true, inner, sizeof(inner)) < 0) {
         cfg_errf(why, whylen, "origin '%s': %s", cfg_quote(o, q, sizeof(q)), inner);
         return -1;
     }
@@ -675,7 +521,7 @@ static int cfg_check_admin(const char *in, char *out, size_t outlen, char *why, 
 {
     char host[256];
     uint16_t port;
-    if (in[0] != '\0' && cfg_parse_hostport(in, host, sizeof(host), &port, 0, why, whylen) < 0)
+    if (in[0] != '\0' && addr_hostport_parse(in, host, sizeof(host), &port, false, why, whylen) < 0)
         return -1;
     return cfg_copy_out(in, out, outlen, why, whylen);
 }
@@ -696,7 +542,7 @@ static int cfg_check_webhook(const char *in, char *out, size_t outlen, char *why
 
 int cfg_hostport(const char *s, char *host, size_t hostlen, uint16_t *port, char err[CFG_ERR_MAX])
 {
-    return cfg_parse_hostport(s, host, hostlen, port, 0, err, CFG_ERR_MAX);
+    return addr_hostport_parse(s, host, hostlen, port, false, err, CFG_ERR_MAX);
 }
 
 static int cfg_check_prefix(const char *in, char *out, size_t outlen, char *why, size_t whylen)
@@ -754,7 +600,7 @@ static int cfg_key_set(cfg *c, const cfg_key *k, const char *v, char *why, size_
     case CFG_TYPE_HOSTPORT: {
         char host[CFG_STR_MAX];
         uint16_t port;
-        if (cfg_parse_hostport(v, host, k->size, &port, 0, why, whylen) < 0)
+        if (addr_hostport_parse(v, host, k->size, &port, false, why, whylen) < 0)
             return -1;
         memcpy(field, host, strlen(host) + 1);
         memcpy((char *)c + k->offset2, &port, sizeof(port));

@@ -54,7 +54,7 @@ typedef struct redis_poll {
 struct redis_client {
     uv_loop_t *loop;
     char name[32];
-    redis_addr addr;
+    addr_redis addr;
     const redis_script *scripts;
     size_t nscripts;
     char (*sha)[SHA_LEN + 1];
@@ -86,87 +86,6 @@ static void conn_start(redis_client *c);
 static void on_reconnect(uv_timer_t *t);
 static void conn_drop(redis_client *c, const char *why);
 static void on_defer(uv_timer_t *t);
-
-/* ---- URL ---- */
-
-static int parse_uint(const char *s, size_t len, long max, long *out)
-{
-    if (len == 0 || len > 10)
-        return -1;
-    long v = 0;
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return -1;
-        v = v * 10 + (s[i] - '0');
-    }
-    if (v > max)
-        return -1;
-    *out = v;
-    return 0;
-}
-
-int redis_addr_parse(const char *url, redis_addr *out)
-{
-    memset(out, 0, sizeof(*out));
-    out->db = -1;
-    if (!url)
-        return -1;
-    if (strncmp(url, "unix://", 7) == 0) {
-        const char *path = url + 7;
-        size_t n = strlen(path);
-        if (path[0] != '/' || n >= sizeof(out->path))
-            return -1;
-        memcpy(out->path, path, n + 1);
-        return 0;
-    }
-    if (strncmp(url, "redis://", 8) != 0)
-        return -1;
-    const char *p = url + 8;
-    const char *at = strrchr(p, '@');
-    if (at) {
-        /* Only the password form is supported: user names need Redis ACLs (AUTH user pass). */
-        if (p[0] != ':' || (size_t)(at - p - 1) >= sizeof(out->password))
-            return -1;
-        memcpy(out->password, p + 1, (size_t)(at - p - 1));
-        p = at + 1;
-    }
-    const char *slash = strchr(p, '/');
-    const char *hend = slash ? slash : p + strlen(p);
-    const char *hstart = p, *colon = NULL;
-    if (*p == '[') {
-        const char *rb = memchr(p, ']', (size_t)(hend - p));
-        if (!rb)
-            return -1;
-        hstart = p + 1;
-        colon = rb + 1 < hend ? rb + 1 : NULL;
-        if (colon && *colon != ':')
-            return -1;
-        hend = rb;
-    } else {
-        colon = memchr(p, ':', (size_t)(hend - p));
-        if (colon)
-            hend = colon;
-    }
-    size_t hlen = (size_t)(hend - hstart);
-    if (hlen == 0 || hlen >= sizeof(out->host))
-        return -1;
-    memcpy(out->host, hstart, hlen);
-    out->port = 6379;
-    const char *pend = slash ? slash : url + strlen(url);
-    if (colon) {
-        long port;
-        if (parse_uint(colon + 1, (size_t)(pend - colon - 1), 65535, &port) < 0 || port == 0)
-            return -1;
-        out->port = (int)port;
-    }
-    if (slash && slash[1]) {
-        long db;
-        if (parse_uint(slash + 1, strlen(slash + 1), 1000000, &db) < 0)
-            return -1;
-        out->db = (int)db;
-    }
-    return 0;
-}
 
 /* ---- requests ---- */
 

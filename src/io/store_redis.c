@@ -1096,9 +1096,10 @@ static int find_scripts(store_redis *s)
 
 store *store_redis_new(uv_loop_t *loop, const store_opts *opts, const store_hooks *hooks)
 {
-    redis_addr addr;
-    if (redis_addr_parse(opts->redis_url, &addr) < 0) {
-        log_error("redis store: bad redis URL", NULL);
+    addr_redis addr;
+    char why[128];
+    if (addr_redis_parse(opts->redis_url, &addr, why, sizeof(why)) < 0) {
+        log_error("redis store: bad redis URL", "err=\"%s\"", why);
         return NULL;
     }
     if (!instance_id_valid(opts->instance_id)) {

@@ -1,9 +1,12 @@
-/* Shared helper for the fuzz targets: a property check that survives NDEBUG. */
+/* Shared helpers for the fuzz targets: a property check that survives NDEBUG, and the input as a
+ * C string. */
 #ifndef PRESENCED_FUZZ_CHECK_H
 #define PRESENCED_FUZZ_CHECK_H
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define FUZZ_CHECK(cond)                                                                           \
     do {                                                                                           \
@@ -12,5 +15,16 @@
             abort();                                                                               \
         }                                                                                          \
     } while (0)
+
+/* The fuzz input as a NUL-terminated copy (the caller frees it), or NULL without memory. */
+static inline char *fuzz_cstr(const uint8_t *data, size_t size)
+{
+    char *s = malloc(size + 1);
+    if (s) {
+        memcpy(s, data, size);
+        s[size] = 0;
+    }
+    return s;
+}
 
 #endif

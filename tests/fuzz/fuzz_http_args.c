@@ -11,11 +11,9 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    char *s = malloc(size + 1);
+    char *s = fuzz_cstr(data, size);
     if (!s)
         return 0;
-    memcpy(s, data, size);
-    s[size] = 0;
 
     http_path p;
     if (http_path_split(s, &p) == HTTP_ARGS_OK) {

@@ -139,19 +139,6 @@ void cfg_print_help(void *out);
 
 /* --- Additions (beyond the original contract) --- */
 
-/* Components of a valid `redis` value, so that the wiring code does not parse the URL again. */
-typedef struct cfg_redis_url {
-    char host[256];             /* TCP host without brackets; "" for a unix socket */
-    uint16_t port;              /* TCP port; 0 for a unix socket */
-    char unix_path[108];        /* socket path for unix:///path; "" for TCP (108 = sun_path size) */
-    char password[CFG_STR_MAX]; /* from redis://:PASSWORD@..., taken literally; "" if none */
-    uint32_t db;                /* from /DB; 0 if absent or for a unix socket */
-} cfg_redis_url;
-
-/* Parse `url` (redis://[:PASSWORD@]HOST:PORT[/DB] or unix:///PATH) into `out`. Returns 0, or -1
- * with a message in `err` (also for the empty string, which means "no Redis"). */
-int cfg_redis_url_parse(const char *url, cfg_redis_url *out, char err[CFG_ERR_MAX]);
-
 /* Name of the i-th key of the table (0-based, table order), or NULL past the end. The string has
  * static storage. Lets tests, logging and docs walk every key. */
 const char *cfg_key_name(size_t i);

@@ -1,9 +1,9 @@
 /* redis_client — one supervised asynchronous Redis connection on a libuv loop (hiredis 0.14.1).
  *
  * hiredis's own libuv adapter is not used: it never reports a refused connection and leaks when
- * uv_poll_init fails (DESIGN.md §4). This module drives redisAsyncContext's event hooks with a
- * uv_poll_t and hands hiredis the read/write events also when libuv reports an error, so that
- * failures surface as hiredis errors.
+ * uv_poll_init fails (hiredis 0.14.1; 1.x fixed it). This module drives redisAsyncContext's event
+ * hooks with a uv_poll_t and hands hiredis the read/write events also when libuv reports an error,
+ * so that failures surface as hiredis errors.
  *
  * Supervision: the client connects (TCP or unix socket), sends AUTH and SELECT when configured,
  * reads the server's run_id (INFO server) and loads its Lua scripts (SCRIPT LOAD) on every
@@ -26,24 +26,9 @@
 #include <hiredis/hiredis.h>
 #include <uv.h>
 
-#define REDIS_HOST_MAX 256
-#define REDIS_PATH_MAX 108 /* sun_path */
-#define REDIS_PASSWORD_MAX 512
+#include "presenced/codec/addr.h"
+
 #define REDIS_RUN_ID_MAX 64
-
-/* Where Redis is, parsed from a URL. */
-typedef struct redis_addr {
-    char host[REDIS_HOST_MAX];         /* TCP host (IPv6 without brackets); "" for a unix socket */
-    int port;                          /* TCP port */
-    char path[REDIS_PATH_MAX];         /* unix socket path, or "" */
-    char password[REDIS_PASSWORD_MAX]; /* AUTH password, or "" for none */
-    int db;                            /* SELECT db, or -1 for none */
-} redis_addr;
-
-/* Parse `redis://[:PASSWORD@]HOST[:PORT][/DB]` (port 6379 by default, IPv6 hosts in brackets;
- * the password is everything between "redis://:" and the last '@') or `unix:///PATH`.
- * Returns 0, or -1 if the URL is not one of these. */
-int redis_addr_parse(const char *url, redis_addr *out);
 
 /* A Lua script: `name` identifies it, `body` is its source. */
 typedef struct redis_script {
@@ -63,7 +48,7 @@ typedef void (*redis_reply_fn)(const redisReply *reply, void *ud);
 
 typedef struct redis_client_cfg {
     const char *name;            /* for logs ("command", "events"), copied */
-    const redis_addr *addr;      /* copied */
+    const addr_redis *addr;      /* copied */
     const redis_script *scripts; /* loaded at every connect; borrowed, must outlive the client */
     size_t nscripts;
     uint32_t ping_ms;  /* PING interval, 0 for none (a connection that blocks) */
