@@ -139,12 +139,13 @@ void io_conn_destroy(io_conn *c)
     uv_close((uv_handle_t *)&c->timer, conn_timer_closed);
 }
 
-io_conn *io_conn_new(io_server *srv, eio_transport transport)
+io_conn *io_conn_new(io_server *srv, eio_transport transport, struct lws *wsi)
 {
     io_conn *c = calloc(1, sizeof(*c));
     if (!c)
         return NULL;
     c->srv = srv;
+    io_addr_of(wsi, &c->peer);
     char sid[EIO_SID_LEN + 1];
     host_random_id(sid, EIO_SID_LEN);
     c->sc = sio_conn_new(srv->sio, sid, transport, c, uv_now(srv->loop));
@@ -223,7 +224,14 @@ int io_conn_packet(io_conn *c, eio_transport via, const eio_packet *p)
     return 0;
 }
 
+static void on_core_peer(sio_conn *sc, void *io, char out[SIO_PEER_MAX])
+{
+    (void)sc;
+    io_addr_text(&((io_conn *)io)->peer, out);
+}
+
 sio_io_ops io_conn_ops(void)
 {
-    return (sio_io_ops){.wake = on_core_wake, .close = on_core_close, .make_id = make_id};
+    return (sio_io_ops){
+        .wake = on_core_wake, .close = on_core_close, .make_id = make_id, .peer = on_core_peer};
 }

@@ -28,7 +28,7 @@ int io_poll_handshake(io_server *srv, struct lws *wsi, io_pss *pss)
 {
     if (sio_server_conn_count(srv->sio) >= srv->opts.max_connections)
         return io_respond_error(wsi, pss, HTTP_STATUS_SERVICE_UNAVAILABLE, 3, "Server full");
-    io_conn *c = io_conn_new(srv, EIO_TRANSPORT_POLLING);
+    io_conn *c = io_conn_new(srv, EIO_TRANSPORT_POLLING, wsi);
     if (!c)
         return io_respond_error(wsi, pss, HTTP_STATUS_SERVICE_UNAVAILABLE, 3, "Out of memory");
     frame *f = io_conn_open_frame(srv, sio_conn_session(c->sc)->sid, true);

@@ -97,9 +97,16 @@ struct io_http_req {
     void *close_ud;
 };
 
+/* A peer address, kept compact since every session holds one (family 0: unknown). */
+typedef struct io_addr {
+    uint8_t family; /* AF_INET or AF_INET6 */
+    uint8_t bytes[16];
+} io_addr;
+
 struct io_conn {
     io_server *srv;
     sio_conn *sc;
+    io_addr peer;     /* the address that opened the session (for limits per address) */
     struct lws *get;  /* held GET */
     struct lws *post; /* POST whose body is arriving */
     struct lws *ws;   /* the WebSocket: probing, or the transport once upgraded */
@@ -179,6 +186,9 @@ void io_listen_free(io_server *srv);
 /* A TCP connection was accepted (by lws, or by the shared listener): keep it or not. Returns 0 to
  * keep it, -1 to close it. */
 int io_admit(io_server *srv, int fd);
+/* The peer address of the socket under `wsi`, and as text ("" when unknown). */
+void io_addr_of(struct lws *wsi, io_addr *out);
+void io_addr_text(const io_addr *a, char out[SIO_PEER_MAX]);
 /* SERVER_NEW_CLIENT_INSTANTIATED: the accepted fd has its wsi now. */
 void io_admit_attach(io_server *srv, struct lws *wsi);
 /* WSI_DESTROY: the connection no longer counts against the limits. */
@@ -207,7 +217,7 @@ int io_http_route(io_server *srv, struct lws *wsi, io_pss *pss);
 /* The hooks the Socket.IO core calls back through. */
 sio_io_ops io_conn_ops(void);
 /* A new session on `transport`, registered with the core, its timer armed. NULL on memory. */
-io_conn *io_conn_new(io_server *srv, eio_transport transport);
+io_conn *io_conn_new(io_server *srv, eio_transport transport, struct lws *wsi);
 /* Tear the session down: the core's disconnect handlers run, the held GET is answered and the
  * WebSocket closed. `c` is freed once its timer has closed. */
 void io_conn_destroy(io_conn *c);

@@ -86,7 +86,7 @@ int io_ws_established(io_server *srv, struct lws *wsi, io_pss *pss)
         pss->conn = c;
         return 0;
     }
-    io_conn *c = io_conn_new(srv, EIO_TRANSPORT_WEBSOCKET);
+    io_conn *c = io_conn_new(srv, EIO_TRANSPORT_WEBSOCKET, wsi);
     if (!c)
         return -1;
     c->ws = wsi;

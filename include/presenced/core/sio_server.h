@@ -57,7 +57,8 @@ typedef void (*sio_event_fn)(sio_sock *s, const char *event, cJSON *args, const 
                              int64_t ack_id, void *ud);
 /* A socket asks to join a namespace (`auth` = the CONNECT payload or NULL, borrowed). Return 0 to
  * accept, or a negative value and set *reject to a static message for CONNECT_ERROR. Must not
- * emit: the CONNECT reply has not been sent yet. */
+ * emit: the CONNECT reply has not been sent yet. It may close the connection
+ * (sio_sock_disconnect) and refuse: no CONNECT_ERROR is sent then. */
 typedef int (*sio_connect_fn)(sio_sock *s, cJSON *auth, const char **reject, void *ud);
 /* A socket was accepted and its CONNECT reply queued; it may emit now. */
 typedef void (*sio_connected_fn)(sio_sock *s, cJSON *auth, void *ud);
