@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "presenced/codec/json.h"
 #include "presenced/io/host.h"
 #include "presenced/io/log.h"
 
@@ -510,6 +511,30 @@ static void on_unhandled(sio_sock *s, const char *event, cJSON *args, int64_t ac
 
 /* ---- answers to reads ---- */
 
+/* The arguments of a presence:query answer, [{"ok":true,"users":{...}}], written as text: a cJSON
+ * tree would cost several allocations per user, most of the work for a query of thousands of
+ * ids. The ids are unique (the policy removed repeats before asking). Returns 0 or -1 (memory). */
+static int users_answer(gateway *gw, const char *me, const store_user *users, size_t n, buf *out)
+{
+    int rc = buf_append_str(out, "[{\"ok\":true,\"users\":{");
+    for (size_t i = 0; rc == 0 && i < n; i++) {
+        const store_user *u = &users[i];
+        policy_viewer v = {.identified = me != NULL, .self = me && strcmp(me, u->user) == 0};
+        bool online;
+        const char *status;
+        policy_user_view(gw->pol, &v, u->online, u->status, &online, &status);
+        if ((i && buf_append_byte(out, ',') < 0) || json_append_string(out, u->user) < 0 ||
+            buf_append_str(out, online ? ":{\"online\":true,\"status\":"
+                                       : ":{\"online\":false,\"status\":") < 0 ||
+            json_append_string(out, status) < 0 || buf_append_str(out, ",\"lastSeen\":") < 0 ||
+            (u->last_seen ? json_append_number(out, (double)u->last_seen)
+                          : buf_append_str(out, "null")) < 0 ||
+            buf_append_byte(out, '}') < 0)
+            rc = -1;
+    }
+    return rc == 0 ? buf_append_str(out, "}}]") : -1;
+}
+
 static void on_users(int err, const store_user *users, size_t n, void *ud)
 {
     gw_req *r = ud;
@@ -520,26 +545,15 @@ static void on_users(int err, const store_user *users, size_t n, void *ud)
         req_free(r);
         return;
     }
-    const char *me = policy_sock_user(g->ps);
-    cJSON *reply = reply_ok(), *map = reply ? cJSON_AddObjectToObject(reply, "users") : NULL;
-    /* The ids are unique (the policy removed repeats before asking). */
-    for (size_t i = 0; map && i < n; i++) {
-        const store_user *u = &users[i];
-        policy_viewer v = {.identified = me != NULL, .self = me && strcmp(me, u->user) == 0};
-        bool online;
-        const char *status;
-        policy_user_view(r->gw->pol, &v, u->online, u->status, &online, &status);
-        cJSON *o = cJSON_CreateObject();
-        if (!o || !cJSON_AddBoolToObject(o, "online", online) ||
-            !cJSON_AddStringToObject(o, "status", status) ||
-            !(u->last_seen ? cJSON_AddNumberToObject(o, "lastSeen", (double)u->last_seen)
-                           : cJSON_AddNullToObject(o, "lastSeen")) ||
-            !cJSON_AddItemToObject(map, u->user, o)) {
-            cJSON_Delete(o);
-            map = NULL;
-        }
+    buf text;
+    buf_init(&text);
+    if (r->ack_id != SIO_NO_ACK) {
+        if (users_answer(r->gw, policy_sock_user(g->ps), users, n, &text) == 0)
+            sio_ack_text(g->sock, r->ack_id, (const char *)text.data, text.len);
+        else
+            ack_error(g->sock, r->ack_id, POLICY_E_INTERNAL, "out of memory");
     }
-    ack_built(g->sock, r->ack_id, reply, map != NULL);
+    buf_deinit(&text);
     req_free(r);
 }
 

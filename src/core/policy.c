@@ -23,10 +23,15 @@ void policy_bucket_refill(policy_bucket *b, uint64_t now, double per_s, double c
 
 bool policy_bucket_take(policy_bucket *b, uint64_t now, double per_s, double cap)
 {
+    return policy_bucket_take_n(b, now, per_s, cap, 1);
+}
+
+bool policy_bucket_take_n(policy_bucket *b, uint64_t now, double per_s, double cap, double n)
+{
     policy_bucket_refill(b, now, per_s, cap);
-    if (b->tokens < 1)
+    if (b->tokens < n)
         return false;
-    b->tokens -= 1;
+    b->tokens -= n;
     return true;
 }
 
@@ -337,12 +342,19 @@ void policy_count_auth(policy_decision *d, const char *result)
  * connection keeps sending past the limit and must be closed (act CLOSE). */
 int policy_admit(policy *p, policy_conn *c, uint64_t now, policy_decision *d)
 {
+    return policy_admit_cost(p, c, now, 1, d);
+}
+
+int policy_admit_cost(policy *p, policy_conn *c, uint64_t now, double cost, policy_decision *d)
+{
     if (c && c->closing) {
         d->answer = false;
         return -1;
     }
+    /* A cost above the bucket would never fit: it takes a full bucket instead. */
+    double cap = rate_cap(p);
     if (!c || p->opts.rate_limit == 0 ||
-        policy_bucket_take(&c->rate, now, p->opts.rate_limit, rate_cap(p)))
+        policy_bucket_take_n(&c->rate, now, p->opts.rate_limit, cap, cost < cap ? cost : cap))
         return 0;
     policy_count_limit(d, "rate");
     if (now - c->window_ms > POLICY_ABUSE_WINDOW_MS) {

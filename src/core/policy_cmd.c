@@ -165,14 +165,19 @@ static void cmd_status(policy *p, policy_sock *s, const cJSON *obj, policy_now n
 }
 
 /* The userIds list of a command, at most max_bulk_ids. Returns 0, or -1 with `d` refused. */
-static int read_ids(const policy *p, const cJSON *obj, policy_decision *d)
+static int read_ids(policy *p, const policy_sock *s, const cJSON *obj, policy_now now,
+                    policy_decision *d)
 {
     const char *why = "userIds is required";
-    if (pres_cmd_names(obj, "userIds", p->opts.max_bulk_ids, &d->ids, &d->nids, &why) ==
-        PRES_CMD_OK)
-        return 0;
-    policy_refuse(d, POLICY_E_INVALID_ARGUMENT, why);
-    return -1;
+    if (pres_cmd_names(obj, "userIds", p->opts.max_bulk_ids, &d->ids, &d->nids, &why) !=
+        PRES_CMD_OK) {
+        policy_refuse(d, POLICY_E_INVALID_ARGUMENT, why);
+        return -1;
+    }
+    /* Work grows with the ids named: beyond the message's own token, every POLICY_IDS_PER_TOKEN
+     * ids cost one more, so that big queries cannot take more of the loop than small ones. */
+    size_t extra = (d->nids - 1) / POLICY_IDS_PER_TOKEN;
+    return extra ? policy_admit_cost(p, s->conn, now.ms, (double)extra, d) : 0;
 }
 
 /* Reading needs the read scope; it refreshes lastSeen like any command of a user. */
@@ -191,8 +196,7 @@ static int begin_read(const policy *p, const policy_sock *s, const char *room, p
 static void cmd_subscribe(policy *p, policy_sock *s, const cJSON *obj, policy_now now,
                           policy_decision *d)
 {
-    (void)now;
-    if (begin_read(p, s, NULL, d) < 0 || read_ids(p, obj, d) < 0)
+    if (begin_read(p, s, NULL, d) < 0 || read_ids(p, s, obj, now, d) < 0)
         return;
     /* `ids` keeps, in place, only the users subscribed to now; those before one over the limit
      * stay subscribed. */
@@ -219,8 +223,7 @@ static void cmd_subscribe(policy *p, policy_sock *s, const cJSON *obj, policy_no
 static void cmd_unsubscribe(policy *p, policy_sock *s, const cJSON *obj, policy_now now,
                             policy_decision *d)
 {
-    (void)now;
-    if (read_ids(p, obj, d) < 0)
+    if (read_ids(p, s, obj, now, d) < 0)
         return;
     size_t removed = 0;
     for (size_t i = 0; i < d->nids; i++)
@@ -234,8 +237,7 @@ static void cmd_unsubscribe(policy *p, policy_sock *s, const cJSON *obj, policy_
 static void cmd_query(policy *p, policy_sock *s, const cJSON *obj, policy_now now,
                       policy_decision *d)
 {
-    (void)now;
-    if (begin_read(p, s, NULL, d) < 0 || read_ids(p, obj, d) < 0)
+    if (begin_read(p, s, NULL, d) < 0 || read_ids(p, s, obj, now, d) < 0)
         return;
     /* Asking twice for one id answers once (and asks the store once). */
     size_t n = policy_ids_unique(p, d->ids, d->nids);

@@ -59,6 +59,7 @@ bool policy_is_invisible(const char *status);
  * there is one (true). */
 void policy_bucket_refill(policy_bucket *b, uint64_t now, double per_s, double cap);
 bool policy_bucket_take(policy_bucket *b, uint64_t now, double per_s, double cap);
+bool policy_bucket_take_n(policy_bucket *b, uint64_t now, double per_s, double cap, double n);
 
 /* Users: whether `user` has max_sockets_per_user identified sockets here; link an identified
  * socket into its user's list (0 or -1, memory). */
@@ -80,6 +81,8 @@ void policy_count_auth(policy_decision *d, const char *result);
 /* Every message a connection sends takes a token. Returns 0 to go on, or -1 with `d` refused
  * (rate_limited), closing (act CLOSE), or silent (the connection is being closed). */
 int policy_admit(policy *p, policy_conn *c, uint64_t now, policy_decision *d);
+/* The same for a message that costs `cost` tokens (at most a full bucket). */
+int policy_admit_cost(policy *p, policy_conn *c, uint64_t now, double cost, policy_decision *d);
 
 /* Tokens (policy_identity.c). */
 typedef enum policy_token_rc {

@@ -692,6 +692,22 @@ int sio_ack(sio_sock *s, int64_t ack_id, const cJSON *args, const sio_binary *bi
     return send_binary(s->conn, bin);
 }
 
+int sio_ack_text(sio_sock *s, int64_t ack_id, const char *json, size_t len)
+{
+    buf hdr;
+    buf_init(&hdr);
+    frame *f = NULL;
+    /* One copy of the arguments, into the frame: answers can be large. */
+    if (sio_header_encode(&hdr, SIO_ACK, sio_sock_nsp(s), ack_id, 0) == 0 &&
+        (f = frame_new(EIO_MESSAGE, false, hdr.len + len))) {
+        memcpy(frame_payload(f), hdr.data, hdr.len);
+        memcpy(frame_payload(f) + hdr.len, json, len);
+        frame_payload(f)[hdr.len + len] = 0;
+    }
+    buf_deinit(&hdr);
+    return send_owned(s->conn, f);
+}
+
 /* ---- receiving ---- */
 
 static int send_connect_error(sio_conn *c, const char *nsp, const char *message)

@@ -7,24 +7,27 @@
 //              --rate per second) while a bystander sends presence:heartbeat one after another;
 //              the bystander's round trips (p50, p99, worst) are the delay the attack causes it;
 //   churn:     one WebSocket sends `40{"userId":...}` / `41` pairs as fast as it can for
-//              --churn-s seconds (opening a new one whenever the daemon closes it); an observer
-//              counts the presence:online and presence:offline events it receives meanwhile.
+//              --churn-s seconds; an observer counts the presence:online and presence:offline
+//              events it receives meanwhile. Then again, opening a new WebSocket whenever the
+//              daemon closes one.
 // Numbers, not a test. Usage:
 //   node tests/bench/abuse.mjs --bin build/presenced [--set key=value ...] [--ids 10000]
-//        [--repeat 5] [--attack-s 5] [--rate 20] [--burst 50] [--churn-s 5]
+//        [--repeat 10] [--attack-s 5] [--rate 20] [--burst 50] [--probe-ms 100] [--churn-s 5]
 //   node tests/bench/abuse.mjs --url http://127.0.0.1:3000 [...]
 import { spawn } from "node:child_process";
 import net from "node:net";
 import WebSocket from "ws";
-import { arg, quantile, sleep } from "./bench-lib.mjs";
+import { arg, procCpu, quantile, sleep } from "./bench-lib.mjs";
 import { wsUrl } from "./lean-client.mjs";
 
 const nIds = Number(arg("ids", 10000));
-const repeat = Number(arg("repeat", 5));
+const repeat = Number(arg("repeat", 10));
 const attackS = Number(arg("attack-s", 5));
 const rate = Number(arg("rate", 20));
 const burst = Number(arg("burst", 50));
 const churnS = Number(arg("churn-s", 5));
+const probeMs = Number(arg("probe-ms", 100));
+const cost = 1 + Math.floor((nIds - 1) / 1000); // tokens a query of nIds ids takes
 const sets = process.argv.flatMap((a, i) => (process.argv[i - 1] === "--set" ? ["--set", a] : []));
 
 function freePort() {
@@ -96,18 +99,25 @@ function client(url, auth) {
 
 const ids = Array.from({ length: nIds }, (_, i) => `user-${i}`);
 
-async function measureQuery(url) {
+// Round trips, and (when the daemon was started here) the daemon's CPU time per query, which a
+// busy machine does not inflate the way it inflates round trips.
+async function measureQuery(url, pid) {
   const c = await client(url, null);
   const times = [];
+  const cpu0 = procCpu(pid);
   for (let i = 0; i < repeat; i++) {
     const t0 = performance.now();
     await c.call("presence:query", { userIds: ids });
     times.push(performance.now() - t0);
+    // A 10,000-id query costs 10 of the rate limit's tokens: stay under it.
+    await sleep((1000 * cost) / rate);
   }
+  const cpu = procCpu(pid) - cpu0;
   c.close();
   times.sort((a, b) => a - b);
   return { what: "query", ids: nIds, medianMs: +quantile(times, 0.5).toFixed(2),
-    worstMs: +times[times.length - 1].toFixed(2) };
+    worstMs: +times[times.length - 1].toFixed(2),
+    ...(pid ? { daemonCpuMsPerQuery: +((cpu * 1000) / repeat).toFixed(1) } : {}) };
 }
 
 async function measureBystander(url) {
@@ -118,8 +128,9 @@ async function measureBystander(url) {
   const attack = (async () => {
     const t0 = performance.now();
     while (performance.now() < until) {
-      // The burst at once, then `rate` per second: what the token bucket lets through.
-      const allowed = burst + Math.floor(((performance.now() - t0) / 1000) * rate);
+      // The burst at once, then `rate` per second: what the token bucket lets through, a query
+      // of n ids costing 1 + (n - 1) / 1000 tokens.
+      const allowed = Math.floor((burst + ((performance.now() - t0) / 1000) * rate) / cost);
       while (sent < allowed) {
         sent++;
         attacker.call("presence:query", { userIds: ids }).then(() => answered++);
@@ -132,7 +143,7 @@ async function measureBystander(url) {
     const t0 = performance.now();
     await bystander.call("presence:heartbeat", {});
     rtts.push(performance.now() - t0);
-    await sleep(10);
+    await sleep(probeMs); // a well-behaved client: under the rate limit itself
   }
   await attack;
   attacker.close();
@@ -165,26 +176,32 @@ function churnOnce(url, until, stats) {
   });
 }
 
-async function measureChurn(url) {
+// `reconnect`: open a new WebSocket each time the daemon closes one, for the whole time (what is
+// left then is bounded by how fast one address may open sessions); else one WebSocket only.
+async function measureChurn(url, reconnect) {
   const observer = await client(url, { userId: "observer" });
   const stats = { pairs: 0, connections: 0 };
   const until = performance.now() + churnS * 1000;
-  while (performance.now() < until) await churnOnce(url, until, stats);
+  do await churnOnce(url, until, stats);
+  while (reconnect && performance.now() < until);
   await sleep(500); // what was already queued arrives
-  const online = observer.counts["presence:online"] || 0;
+  // The observer's own online is not the churner's.
+  const online = (observer.counts["presence:online"] || 0) - 1;
   const offline = observer.counts["presence:offline"] || 0;
   observer.close();
-  return { what: "churn", seconds: churnS, pairsSent: stats.pairs, connections: stats.connections,
-    observerOnline: online, observerOffline: offline };
+  return { what: reconnect ? "churn, reconnecting" : "churn, one WebSocket", seconds: churnS,
+    pairsSent: stats.pairs, connections: stats.connections, observerOnline: online,
+    observerOffline: offline };
 }
 
 const bin = arg("bin", "");
 const daemon = bin ? await startDaemon(bin) : null;
 const url = daemon ? daemon.url : arg("url", "http://127.0.0.1:3000");
 try {
-  console.log(JSON.stringify(await measureQuery(url)));
+  console.log(JSON.stringify(await measureQuery(url, daemon?.proc.pid)));
   console.log(JSON.stringify(await measureBystander(url)));
-  console.log(JSON.stringify(await measureChurn(url)));
+  console.log(JSON.stringify(await measureChurn(url, false)));
+  console.log(JSON.stringify(await measureChurn(url, true)));
 } finally {
   daemon?.proc.kill("SIGTERM");
 }

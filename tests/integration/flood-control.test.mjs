@@ -115,7 +115,7 @@ describe('failed token checks per address', () => {
 describe('bounded work and queues', () => {
     let d;
     before(async () => {
-        d = await startDaemon({ set: { rate_burst: 200, max_bulk_ids: 10000 } });
+        d = await startDaemon({ set: { rate_burst: 2000, max_bulk_ids: 10000 } });
     });
     after(async () => d?.stop());
 

@@ -110,9 +110,11 @@ static const char *cmd_at(policy *p, policy_sock *s, const char *event, const ch
                           policy_now now)
 {
     static char out[64];
-    char text[4096];
-    snprintf(text, sizeof(text), "[%s]", json ? json : "");
+    size_t len = (json ? strlen(json) : 0) + 3;
+    char *text = malloc(len);
+    snprintf(text, len, "[%s]", json ? json : "");
     cJSON *args = cJSON_Parse(text);
+    free(text);
     assert_non_null(args);
     policy_decision d;
     policy_command(p, s, event, args, now, &d);
@@ -452,6 +454,32 @@ static void test_rate_churn(void **state)
     assert_in_range(opened, 2, 4);
     assert_true(refused <= 4);
     assert_int_equal(closed, 1);
+    policy_conn_free(p, c);
+    policy_free(p);
+}
+
+/* Work grows with the ids a command names: every POLICY_IDS_PER_TOKEN ids beyond the first take
+ * one more token, so that a client cannot take more of the loop with big queries. */
+static void test_rate_cost(void **state)
+{
+    (void)state;
+    policy *p = mk((setup){.anon_read = true, .rate = 1, .burst = 20});
+    policy_conn *c = policy_conn_new(p, "");
+    policy_sock *s = sock_at(p, c, NULL, T0, NULL); /* 19 tokens left */
+    size_t cap = 5000 * 12 + 32;
+    char *json = malloc(cap), *w = json;
+    w += sprintf(w, "{\"userIds\":[");
+    for (int i = 0; i < 5000; i++)
+        w += sprintf(w, "%s\"u%d\"", i ? "," : "", i);
+    sprintf(w, "]}");
+    /* 5000 ids: 1 + 4 tokens each. */
+    for (int i = 0; i < 3; i++)
+        assert_string_equal(cmd(p, s, "presence:query", json), "query");
+    assert_string_equal(cmd(p, s, "presence:query", json), "rate_limited");
+    /* The small ones still fit in what is left. */
+    assert_string_equal(cmd(p, s, "presence:query", "{\"userIds\":[\"a\"]}"), "query");
+    free(json);
+    policy_sock_free(p, s);
     policy_conn_free(p, c);
     policy_free(p);
 }
@@ -878,6 +906,7 @@ int main(void)
         cmocka_unit_test(test_connect_jwt),
         cmocka_unit_test(test_rate),
         cmocka_unit_test(test_rate_churn),
+        cmocka_unit_test(test_rate_cost),
         cmocka_unit_test(test_rooms_limit),
         cmocka_unit_test(test_subscriptions),
         cmocka_unit_test(test_identify),

@@ -25,6 +25,8 @@
 /* presence:room:query and GET /v1/rooms/{room}: members per page. */
 #define POLICY_ROOM_PAGE_DEFAULT 100
 #define POLICY_ROOM_PAGE_MAX 1000
+/* A command naming n user ids counts as 1 + (n - 1) / POLICY_IDS_PER_TOKEN messages. */
+#define POLICY_IDS_PER_TOKEN 1000
 /* A connection refused more messages than rate_burst within this window is closed. */
 #define POLICY_ABUSE_WINDOW_MS 10000
 /* Addresses whose failed token checks are tracked one by one; past this many, the others share

@@ -143,6 +143,9 @@ int sio_emit(sio_sock *s, const char *event, const cJSON *args, const sio_binary
 int sio_emit_with_ack(sio_sock *s, const char *event, const cJSON *args, const sio_binary *bin,
                       sio_ack_fn fn, void *ud);
 int sio_ack(sio_sock *s, int64_t ack_id, const cJSON *args, const sio_binary *bin);
+/* Answer with arguments already encoded: `json` is the JSON text of the arguments array (`len`
+ * bytes, copied once into the frame), for answers too large to build as a cJSON tree. */
+int sio_ack_text(sio_sock *s, int64_t ack_id, const char *json, size_t len);
 
 /* Groups: named sets of local sockets within a namespace. A socket leaves all its groups when it
  * disconnects. Return 0 or -1 (memory). Joining, leaving and testing cost O(1) plus the smaller
