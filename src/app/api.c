@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "api_impl.h"
+#include "presenced/core/metrics_def.h"
 #include "presenced/io/log.h"
 
 /* ---- answers ---- */
@@ -346,35 +347,18 @@ api *api_new(const api_opts *opts)
         return NULL;
     }
     metrics *m = opts->metrics;
-    a->requests =
-        metrics_family_get(m, METRICS_COUNTER, "presenced_http_requests_total",
-                           "HTTP API requests answered, by status class.", "code", NULL, 0);
-    a->sse_clients = metrics_family_get(m, METRICS_GAUGE, "presenced_event_streams",
-                                        "Open GET /v1/events streams.", NULL, NULL, 0);
+    a->requests = metrics_def_get(m, METRIC_HTTP_REQUESTS);
+    a->sse_clients = metrics_def_get(m, METRIC_EVENT_STREAMS);
     metrics_set(a->sse_clients, NULL, 0);
-    a->dropped = metrics_family_get(
-        m, METRICS_COUNTER, "presenced_slow_consumers_dropped_total",
-        "Connections closed because they did not read fast enough, by kind.", "kind", NULL, 0);
+    a->dropped = metrics_def_get(m, METRIC_SLOW_CONSUMERS);
     metrics_add(a->dropped, "sse", 0);
-    a->connections = metrics_family_get(m, METRICS_GAUGE, "presenced_connections",
-                                        "Engine.IO connections on this instance, by transport.",
-                                        "transport", NULL, 0);
-    a->sockets_local =
-        metrics_family_get(m, METRICS_GAUGE, "presenced_sockets_local",
-                           "Identified Socket.IO sockets on this instance.", NULL, NULL, 0);
-    a->users_local =
-        metrics_family_get(m, METRICS_GAUGE, "presenced_users_local",
-                           "Distinct users with a socket on this instance.", NULL, NULL, 0);
-    a->users_cluster =
-        metrics_family_get(m, METRICS_GAUGE, "presenced_users_online",
-                           "Users online cluster-wide (grace included).", NULL, NULL, 0);
-    a->sockets_cluster = metrics_family_get(m, METRICS_GAUGE, "presenced_sockets_cluster",
-                                            "Identified sockets on live instances.", NULL, NULL, 0);
-    a->rooms_cluster =
-        metrics_family_get(m, METRICS_GAUGE, "presenced_rooms",
-                           "Rooms with at least one socket, cluster-wide.", NULL, NULL, 0);
-    a->instances = metrics_family_get(m, METRICS_GAUGE, "presenced_instances",
-                                      "Live instances in the cluster.", NULL, NULL, 0);
+    a->connections = metrics_def_get(m, METRIC_CONNECTIONS);
+    a->sockets_local = metrics_def_get(m, METRIC_SOCKETS_LOCAL);
+    a->users_local = metrics_def_get(m, METRIC_USERS_LOCAL);
+    a->users_cluster = metrics_def_get(m, METRIC_USERS_ONLINE);
+    a->sockets_cluster = metrics_def_get(m, METRIC_SOCKETS_CLUSTER);
+    a->rooms_cluster = metrics_def_get(m, METRIC_ROOMS);
+    a->instances = metrics_def_get(m, METRIC_INSTANCES);
     if (opts->loop) {
         uv_timer_init(opts->loop, &a->ping);
         a->ping.data = a;

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "api_impl.h"
+#include "presenced/codec/vec.h"
 
 #define API_SSE_REPLAY_BATCH 500
 #define API_SSE_REPLAY_MAX 100000   /* events one resume may replay */
@@ -102,14 +103,8 @@ static int sse_hold(sse_client *s, const pres_event *ev)
 {
     if (s->nheld == API_SSE_PENDING_MAX)
         return -1;
-    if (s->nheld == s->capheld) {
-        size_t ncap = s->capheld ? s->capheld * 2 : 16;
-        pres_event *nv = realloc(s->held, ncap * sizeof(*nv));
-        if (!nv)
-            return -1;
-        s->held = nv;
-        s->capheld = ncap;
-    }
+    if (VEC_RESERVE(s->held, s->nheld, s->capheld, 16) < 0)
+        return -1;
     /* A deep copy through the stream form, which every field survives. */
     char *json = pres_event_encode(ev);
     pres_event *copy = &s->held[s->nheld];

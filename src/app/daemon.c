@@ -43,8 +43,40 @@ typedef struct app {
     bool stopping, stopped;
 } app;
 
-/* The last step of a shutdown: close the connections (their disconnect hooks run while the
- * store still exists), free the store, and let uv_run() return. */
+/* Teardown, in the one order every way out follows. First, on the loop: webhooks stop, the HTTP
+ * API's streams end, the connections close (their disconnect hooks run while the store still
+ * exists), then the store goes. Safe on a daemon that started only in part. */
+static void app_close(app *a)
+{
+    webhook_free(a->wh);
+    a->wh = NULL;
+    if (a->api)
+        api_shutdown(a->api);
+    if (a->server)
+        io_server_shutdown(a->server);
+    if (a->api)
+        api_attach_store(a->api, NULL);
+    store_free(a->st);
+    a->st = NULL;
+}
+
+/* Then, once uv_run() has returned: the server (which runs the loop until every handle has
+ * closed), the gateway, the API, the metrics and the loop. Returns uv_loop_close()'s result. */
+static int app_free(app *a)
+{
+    if (a->server)
+        io_server_free(a->server);
+    else
+        uv_run(&a->loop, UV_RUN_NOWAIT);
+    gateway_free(a->gw);
+    api_free(a->api);
+    policy_free(a->pol);
+    metrics_free(a->metrics);
+    return uv_loop_close(&a->loop);
+}
+
+/* The last step of a shutdown: stop listening to signals and timers, close everything and let
+ * uv_run() return. */
 static void finish_shutdown(app *a)
 {
     if (a->stopped)
@@ -57,13 +89,7 @@ static void finish_shutdown(app *a)
     uv_close((uv_handle_t *)&a->shutdown_timer, NULL);
     uv_timer_stop(&a->auth_timer);
     uv_close((uv_handle_t *)&a->auth_timer, NULL);
-    webhook_free(a->wh);
-    a->wh = NULL;
-    api_shutdown(a->api);
-    io_server_shutdown(a->server);
-    api_attach_store(a->api, NULL);
-    store_free(a->st);
-    a->st = NULL;
+    app_close(a);
     uv_stop(&a->loop);
 }
 
@@ -361,21 +387,14 @@ static bool is_loopback(const char *host)
            strcmp(host, "localhost") == 0;
 }
 
-/* Serve until SIGTERM/SIGINT: the whole daemon, or one worker of several (`w`, else NULL). */
-static int run(const cfg *c, int argc, char *const *argv, char *const *envp, const workers_child *w)
+/* The server's options from the configuration; the namespace list is split into `nsbuf` and
+ * `namespaces`, which must live until io_server_new() has returned. */
+static void server_opts(const cfg *c, const workers_child *w, char nsbuf[CFG_STR_MAX],
+                        const char *namespaces[APP_MAX_NAMESPACES + 1], io_server_opts *opts)
 {
-    app a;
-    memset(&a, 0, sizeof(a));
-    a.argc = argc;
-    a.argv = argv;
-    a.envp = envp;
-    if (uv_loop_init(&a.loop) != 0)
-        return 1;
-    char nsbuf[CFG_STR_MAX];
-    const char *namespaces[APP_MAX_NAMESPACES + 1];
-    snprintf(nsbuf, sizeof(nsbuf), "%s", c->namespaces);
+    snprintf(nsbuf, CFG_STR_MAX, "%s", c->namespaces);
     split_namespaces(nsbuf, namespaces);
-    io_server_opts opts = {
+    *opts = (io_server_opts){
         .host = c->listen_host,
         .port = c->listen_port,
         .path = c->path,
@@ -404,108 +423,115 @@ static int run(const cfg *c, int argc, char *const *argv, char *const *envp, con
                 .hash_seed = host_seed(),
             },
     };
-    char api_key[256], admin_host[256];
-    if (read_api_key(c, api_key, sizeof(api_key)) < 0) {
-        uv_loop_close(&a.loop);
-        return 1;
-    }
+}
+
+/* The metrics, the HTTP API and the server, listening. Returns 0, or -1 after logging why; what
+ * was made is left for app_close() and app_free(). */
+static int app_serve(app *a, const cfg *c, const workers_child *w)
+{
+    char nsbuf[CFG_STR_MAX], api_key[256], admin_host[256];
+    const char *namespaces[APP_MAX_NAMESPACES + 1];
+    io_server_opts opts;
+    server_opts(c, w, nsbuf, namespaces, &opts);
+    if (read_api_key(c, api_key, sizeof(api_key)) < 0)
+        return -1;
     if (c->admin_listen[0]) {
         char err[CFG_ERR_MAX];
         if (cfg_hostport(c->admin_listen, admin_host, sizeof(admin_host), &opts.admin_port, err) <
             0) {
             log_error("admin_listen", "err=\"%s\"", err);
-            uv_loop_close(&a.loop);
-            return 1;
+            return -1;
         }
         opts.admin_host = admin_host;
         /* Each worker has its own admin port, so that each one's metrics can be scraped. */
         if (w)
             opts.admin_port = (uint16_t)(opts.admin_port + w->index);
     }
-    a.metrics = metrics_new();
-    a.pol = new_policy(c, api_key[0] != 0);
-    opts.metrics = a.metrics;
-    api_opts aopts = {.loop = &a.loop,
-                      .policy = a.pol,
+    a->metrics = metrics_new();
+    a->pol = new_policy(c, api_key[0] != 0);
+    opts.metrics = a->metrics;
+    api_opts aopts = {.loop = &a->loop,
+                      .policy = a->pol,
                       .api_key = api_key,
                       .admin_separate = c->admin_listen[0] != 0,
                       .dashboard = c->dashboard == CFG_ON,
                       .max_bulk_ids = c->max_bulk_ids,
-                      .metrics = a.metrics,
+                      .metrics = a->metrics,
                       .local = app_local,
-                      .local_ud = &a};
-    a.api = a.metrics && a.pol ? api_new(&aopts) : NULL;
-    opts.http_ud = a.api;
-    a.server = a.api ? io_server_new(&a.loop, &opts) : NULL;
-    if (!a.server) {
-        if (a.api)
-            api_shutdown(a.api);
-        uv_run(&a.loop, UV_RUN_NOWAIT);
-        api_free(a.api);
-        policy_free(a.pol);
-        metrics_free(a.metrics);
-        uv_loop_close(&a.loop);
-        return 1;
-    }
-    int rc = 0;
+                      .local_ud = a};
+    a->api = a->metrics && a->pol ? api_new(&aopts) : NULL;
+    opts.http_ud = a->api;
+    a->server = a->api ? io_server_new(&a->loop, &opts) : NULL;
+    return a->server ? 0 : -1;
+}
+
+/* What the Socket.IO side serves: presence, or a protocol test suite's handlers. */
+static int app_start(app *a, const cfg *c)
+{
     if (c->conformance == CFG_CONFORMANCE_SOCKETIO)
-        rc = app_conformance_register(io_server_sio(a.server));
-    else if (c->conformance == CFG_CONFORMANCE_OFF)
-        rc = start_presence(&a, c);
-    if (rc < 0) {
+        return app_conformance_register(io_server_sio(a->server));
+    if (c->conformance == CFG_CONFORMANCE_OFF)
+        return start_presence(a, c);
+    return 0;
+}
+
+/* What a running daemon listens to: its timers, signals and systemd. */
+static void app_listen(app *a, const cfg *c, const workers_child *w)
+{
+    uv_timer_init(&a->loop, &a->shutdown_timer);
+    a->shutdown_timer.data = a;
+    uv_timer_init(&a->loop, &a->auth_timer);
+    a->auth_timer.data = a;
+    if (a->gw && c->auth == CFG_AUTH_JWT)
+        uv_timer_start(&a->auth_timer, on_auth_tick, 1000, 1000);
+    a->shutdown_ms = (uint64_t)c->shutdown_timeout * 1000;
+    uv_signal_init(&a->loop, &a->sigint);
+    uv_signal_init(&a->loop, &a->sigterm);
+    a->sigint.data = a->sigterm.data = a;
+    uv_signal_start(&a->sigint, on_signal, SIGINT);
+    uv_signal_start(&a->sigterm, on_signal, SIGTERM);
+    uv_signal_init(&a->loop, &a->sighup);
+    a->sighup.data = a;
+    uv_signal_start(&a->sighup, on_sighup, SIGHUP);
+    a->current = *c;
+    if (w) {
+        workers_child_ready_for_signals();
+        if (w->reload)
+            on_sighup(&a->sighup, SIGHUP);
+    }
+    a->sd = w ? sysd_new_relay(&a->loop, w->notify_fd) : sysd_new(&a->loop);
+    /* The memory store (and the conformance modes) have nothing to wait for. */
+    if (!a->st || c->store == CFG_STORE_MEMORY)
+        sysd_ready(a->sd, "listening");
+}
+
+/* Serve until SIGTERM/SIGINT: the whole daemon, or one worker of several (`w`, else NULL). */
+static int run(const cfg *c, int argc, char *const *argv, char *const *envp, const workers_child *w)
+{
+    app a;
+    memset(&a, 0, sizeof(a));
+    a.argc = argc;
+    a.argv = argv;
+    a.envp = envp;
+    if (uv_loop_init(&a.loop) != 0)
+        return 1;
+    if (app_serve(&a, c, w) < 0 || app_start(&a, c) < 0) {
         log_error("cannot start", NULL);
-        webhook_free(a.wh);
-        api_shutdown(a.api);
-        io_server_shutdown(a.server);
-        store_free(a.st);
-        io_server_free(a.server);
-        gateway_free(a.gw);
-        api_free(a.api);
-        policy_free(a.pol);
-        metrics_free(a.metrics);
-        uv_loop_close(&a.loop);
+        app_close(&a);
+        app_free(&a);
         return 1;
     }
-    uv_timer_init(&a.loop, &a.shutdown_timer);
-    a.shutdown_timer.data = &a;
-    uv_timer_init(&a.loop, &a.auth_timer);
-    a.auth_timer.data = &a;
-    if (a.gw && c->auth == CFG_AUTH_JWT)
-        uv_timer_start(&a.auth_timer, on_auth_tick, 1000, 1000);
     if (c->auth == CFG_AUTH_INSECURE && c->conformance == CFG_CONFORMANCE_OFF &&
         !is_loopback(c->listen_host))
         log_warn("auth=insecure on a non-loopback address: any client can claim any userId; set "
                  "auth=jwt (docs/security.md)",
                  "host=%s", c->listen_host);
-    a.shutdown_ms = (uint64_t)c->shutdown_timeout * 1000;
-    uv_signal_init(&a.loop, &a.sigint);
-    uv_signal_init(&a.loop, &a.sigterm);
-    a.sigint.data = a.sigterm.data = &a;
-    uv_signal_start(&a.sigint, on_signal, SIGINT);
-    uv_signal_start(&a.sigterm, on_signal, SIGTERM);
-    uv_signal_init(&a.loop, &a.sighup);
-    a.sighup.data = &a;
-    uv_signal_start(&a.sighup, on_sighup, SIGHUP);
-    a.current = *c;
-    if (w) {
-        workers_child_ready_for_signals();
-        if (w->reload)
-            on_sighup(&a.sighup, SIGHUP);
-    }
-    a.sd = w ? sysd_new_relay(&a.loop, w->notify_fd) : sysd_new(&a.loop);
-    /* The memory store (and the conformance modes) have nothing to wait for. */
-    if (!a.st || c->store == CFG_STORE_MEMORY)
-        sysd_ready(a.sd, "listening");
+    app_listen(&a, c, w);
     log_info("listening", "host=%s port=%u path=%s store=%s conformance=%d", c->listen_host,
              c->listen_port, c->path, c->store == CFG_STORE_REDIS ? "redis" : "memory",
              (int)c->conformance);
     uv_run(&a.loop, UV_RUN_DEFAULT);
-    io_server_free(a.server);
-    gateway_free(a.gw);
-    api_free(a.api);
-    policy_free(a.pol);
-    metrics_free(a.metrics);
-    rc = uv_loop_close(&a.loop);
+    int rc = app_free(&a);
     if (rc != 0)
         log_warn("loop closed with live handles", "err=\"%s\"", uv_strerror(rc));
     log_info("stopped", NULL);

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "presenced/codec/json.h"
+#include "presenced/core/metrics_def.h"
 #include "presenced/io/host.h"
 #include "presenced/io/log.h"
 
@@ -626,23 +627,10 @@ gateway *gateway_new(sio_server *sio, const gateway_opts *opts)
         return NULL;
     gw->sio = sio;
     gw->pol = opts->policy;
-    metrics *m = opts->metrics;
-    gw->events_in =
-        metrics_family_get(m, METRICS_COUNTER, "presenced_events_in_total",
-                           "Presence events received from the store, by type.", "type", NULL, 0);
-    gw->events_out = metrics_family_get(
-        m, METRICS_COUNTER, "presenced_events_out_total",
-        "Presence events fanned out to local Socket.IO clients (once per event), by event name.",
-        "event", NULL, 0);
-    gw->auth_results = metrics_family_get(
-        m, METRICS_COUNTER, "presenced_auth_tokens_total",
-        "Tokens checked (auth=jwt), by result: ok, invalid, expired, user_mismatch, refreshed, "
-        "expired_disconnect.",
-        "result", NULL, 0);
-    gw->limit_hits = metrics_family_get(m, METRICS_COUNTER, "presenced_limit_hits_total",
-                                        "Requests refused or connections closed by a limit, by "
-                                        "limit.",
-                                        "limit", NULL, 0);
+    gw->events_in = metrics_def_get(opts->metrics, METRIC_EVENTS_IN);
+    gw->events_out = metrics_def_get(opts->metrics, METRIC_EVENTS_OUT);
+    gw->auth_results = metrics_def_get(opts->metrics, METRIC_AUTH_TOKENS);
+    gw->limit_hits = metrics_def_get(opts->metrics, METRIC_LIMIT_HITS);
     map_init(&gw->socks, host_seed());
     for (int i = 0; i < POLICY_CMD_UNKNOWN; i++)
         if (sio_server_on(sio, policy_cmd_name((policy_cmd)i), on_command, gw) < 0) {

@@ -6,6 +6,7 @@
 #include "presenced/codec/buf.h"
 #include "presenced/codec/json.h"
 #include "presenced/codec/utf8.h"
+#include "presenced/codec/vec.h"
 
 static const char *const type_tags[] = {"online",     "offline", "room:join",
                                         "room:leave", "update",  "disconnect"};
@@ -103,18 +104,9 @@ int pres_event_set(char **field, const char *value)
 
 int pres_event_add_room(pres_event *ev, const char *room)
 {
-    /* The array's capacity is the next power of two of its length (at least 4): it grows when the
-     * length reaches one, so appending n rooms costs O(n) whatever n is. */
-    size_t n = ev->nrooms;
-    if (n < 4 ? n == 0 : (n & (n - 1)) == 0) {
-        size_t cap = n < 4 ? 4 : n * 2;
-        if (cap > SIZE_MAX / sizeof(char *))
-            return -1;
-        char **grown = realloc(ev->rooms, cap * sizeof(*grown));
-        if (!grown)
-            return -1;
-        ev->rooms = grown;
-    }
+    /* No cap: an event names every room its user is in (the input bounds them). */
+    if (VEC_RESERVE(ev->rooms, ev->nrooms, ev->caprooms, 4) < 0)
+        return -1;
     if (!(ev->rooms[ev->nrooms] = strdup(room)))
         return -1;
     ev->nrooms++;

@@ -3,6 +3,8 @@
  * handful, and counting must not allocate after the first use of a label value. */
 #include "presenced/core/metrics.h"
 
+#include "presenced/codec/vec.h"
+
 #include <math.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -25,7 +27,7 @@ struct metrics_family {
     double *bounds;
     size_t nbounds;
     metrics_series *series;
-    size_t nseries;
+    size_t nseries, capseries;
     struct metrics_family *next;
 };
 
@@ -107,11 +109,9 @@ static metrics_series *series_get(metrics_family *f, const char *label_value)
     metrics_series *s = series_find(f, label_value);
     if (s)
         return s;
-    metrics_series *ns = realloc(f->series, (f->nseries + 1) * sizeof(*ns));
-    if (!ns)
+    if (VEC_RESERVE(f->series, f->nseries, f->capseries, 4) < 0)
         return NULL;
-    f->series = ns;
-    s = &ns[f->nseries];
+    s = &f->series[f->nseries];
     memset(s, 0, sizeof(*s));
     if (label_value && !(s->label_value = strdup(label_value)))
         return NULL;

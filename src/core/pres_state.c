@@ -6,6 +6,8 @@
  */
 #include "presenced/core/pres_state.h"
 
+#include "presenced/codec/vec.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,14 +70,8 @@ void pres_events_clear(pres_events *l)
 
 static pres_event *event_add(pres_events *out, pres_event_type type, const ps_user *u, int64_t now)
 {
-    if (out->n == out->cap) {
-        size_t ncap = out->cap ? out->cap * 2 : 4;
-        pres_event *nv = realloc(out->v, ncap * sizeof(*nv));
-        if (!nv)
-            return NULL;
-        out->v = nv;
-        out->cap = ncap;
-    }
+    if (VEC_RESERVE(out->v, out->n, out->cap, 4) < 0)
+        return NULL;
     pres_event *ev = &out->v[out->n];
     pres_event_init(ev, type);
     ev->at = now;
@@ -284,14 +280,8 @@ static int sock_join(pres_state *ps, ps_sock *s, const char *room, bool *first)
     *first = false;
     if (sock_room_index(s, room) >= 0)
         return 0;
-    if (s->nrooms == s->caprooms) {
-        uint32_t ncap = s->caprooms ? s->caprooms * 2 : 2;
-        char **nr = realloc(s->rooms, ncap * sizeof(*nr));
-        if (!nr)
-            return -1;
-        s->rooms = nr;
-        s->caprooms = ncap;
-    }
+    if (VEC_RESERVE(s->rooms, s->nrooms, s->caprooms, 2) < 0)
+        return -1;
     char *copy = strdup(room);
     if (!copy)
         return -1;
@@ -332,14 +322,8 @@ static ps_sock *sock_new(pres_state *ps, ps_user *u, const char *sid)
 {
     if (strlen(sid) > SID_MAX)
         return NULL;
-    if (u->nsocks == u->capsocks) {
-        uint32_t ncap = u->capsocks ? u->capsocks * 2 : 2;
-        ps_sock **ns = realloc(u->socks, ncap * sizeof(*ns));
-        if (!ns)
-            return NULL;
-        u->socks = ns;
-        u->capsocks = ncap;
-    }
+    if (VEC_RESERVE(u->socks, u->nsocks, u->capsocks, 2) < 0)
+        return NULL;
     ps_sock *s = calloc(1, sizeof(*s));
     if (!s)
         return NULL;

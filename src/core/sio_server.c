@@ -1,96 +1,12 @@
+/* sio_server — the Socket.IO core: the server, its connections and sockets, sending and receiving
+ * (see presenced/core/sio_server.h; groups and broadcasts are in sio_group.c). */
 #include "presenced/core/sio_server.h"
-
-#include "presenced/codec/json.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-/* A server→client ack the client has not answered yet. */
-typedef struct sio_pending_ack {
-    struct sio_pending_ack *next;
-    int64_t id;
-    sio_ack_fn fn;
-    void *ud;
-} sio_pending_ack;
-
-/* A socket in a group, and where the group is in that socket's list: each side records the
- * other's position, so that leaving a group is O(1) however many groups or members there are. */
-typedef struct sio_member {
-    sio_sock *s;
-    uint32_t gi; /* position of the group in s->groups */
-} sio_member;
-
-/* A named set of sockets; `key` is the map key that names it. */
-typedef struct sio_group {
-    sio_member *members;
-    uint32_t n, cap;
-    char *key;
-    size_t klen;
-} sio_group;
-
-typedef struct sio_membership {
-    sio_group *g;
-    uint32_t idx; /* position of the socket in g->members */
-} sio_membership;
-
-struct sio_sock {
-    sio_sock *next; /* in the connection's list */
-    sio_conn *conn;
-    uint16_t nsp;
-    char id[SIO_ID_LEN + 1];
-    void *data;
-    bool announced; /* the connected hook ran, so the disconnect hook must run too */
-    uint32_t stamp; /* last sio_broadcast_groups() round that reached this socket */
-    sio_membership *groups;
-    uint32_t ngroups, capgroups;
-    sio_pending_ack *acks;
-    int64_t next_ack_id;
-};
-
-struct sio_conn {
-    eio_session eio;
-    sio_server *srv;
-    void *io;
-    sio_sock *socks;
-    uint64_t connect_deadline; /* 0 once a namespace was joined */
-    bool closing;
-    void *data; /* the handlers' (sio_conn_set_data) */
-    /* A BINARY_* packet waiting for its attachments (spec: "Binary packets"); NULL almost
-     * always, so it lives on the heap rather than in every connection. */
-    struct sio_pending *pending;
-};
-
-typedef struct sio_pending {
-    uint64_t deadline;
-    sio_packet pkt;
-    sio_binary bin;
-} sio_pending;
-
-typedef struct sio_handler {
-    sio_event_fn fn;
-    void *ud;
-} sio_handler;
-
-struct sio_server {
-    sio_server_opts opts;
-    char **nsps;
-    uint16_t nnsps;
-    sio_io_ops ops;
-    map conns;      /* Engine.IO sid -> sio_conn */
-    map groups;     /* group key -> sio_group */
-    map handlers;   /* event name -> sio_handler */
-    uint32_t round; /* sio_broadcast_groups() rounds, to send once per socket */
-    sio_connect_fn on_connect;
-    void *on_connect_ud;
-    sio_connected_fn on_connected;
-    void *on_connected_ud;
-    sio_disconnect_fn on_disconnect;
-    void *on_disconnect_ud;
-    sio_unhandled_fn on_unhandled;
-    void *on_unhandled_ud;
-    sio_conn_close_fn on_conn_close;
-    void *on_conn_close_ud;
-};
+#include "presenced/codec/json.h"
+#include "sio_server_impl.h"
 
 /* ---- server ---- */
 
@@ -316,7 +232,6 @@ static void pending_clear(sio_conn *c)
     c->pending = NULL;
 }
 
-static void group_remove_at(sio_sock *s, uint32_t gi);
 static void sock_free(sio_sock *s, const char *reason);
 
 void sio_conn_free(sio_conn *c, const char *reason)
@@ -336,8 +251,7 @@ void sio_conn_free(sio_conn *c, const char *reason)
     free(c);
 }
 
-/* Queue `f`; `bulk` when it is one of a broadcast (io may hold those back briefly). */
-static int conn_queue(sio_conn *c, frame *f, bool bulk)
+int sio_conn_queue(sio_conn *c, frame *f, bool bulk)
 {
     if (c->closing)
         return -1;
@@ -352,7 +266,7 @@ static int conn_queue(sio_conn *c, frame *f, bool bulk)
 
 int sio_conn_send(sio_conn *c, frame *f)
 {
-    return conn_queue(c, f, false);
+    return sio_conn_queue(c, f, false);
 }
 
 static int send_binary(sio_conn *c, const sio_binary *bin)
@@ -382,197 +296,6 @@ static sio_sock *conn_sock(sio_conn *c, int nsp)
     return NULL;
 }
 
-/* The hidden group that holds every socket of a namespace, for namespace-wide broadcasts. */
-static size_t group_key(char *out, size_t cap, const char *nsp, const char *group)
-{
-    size_t nl = strlen(nsp), gl = group ? strlen(group) : 0;
-    if (2 + nl + gl > cap)
-        return 0;
-    /* The kind byte and the NUL after the namespace keep "all sockets" and user groups apart,
-     * whatever the names contain. */
-    out[0] = group ? 'g' : 'a';
-    memcpy(out + 1, nsp, nl);
-    out[1 + nl] = 0;
-    if (gl)
-        memcpy(out + 2 + nl, group, gl);
-    return 2 + nl + gl;
-}
-
-#define GROUP_KEY_MAX (2 + SIO_NSP_MAX + 1024)
-
-/* The position of group `g` in s->groups, or -1: looked up from whichever side is shorter. */
-static int membership_of(const sio_sock *s, const sio_group *g)
-{
-    if (s->ngroups <= g->n) {
-        for (uint32_t i = 0; i < s->ngroups; i++)
-            if (s->groups[i].g == g)
-                return (int)i;
-        return -1;
-    }
-    for (uint32_t i = 0; i < g->n; i++)
-        if (g->members[i].s == s)
-            return (int)g->members[i].gi;
-    return -1;
-}
-
-static int group_add(sio_sock *s, const char *group)
-{
-    sio_server *srv = s->conn->srv;
-    char key[GROUP_KEY_MAX];
-    size_t klen = group_key(key, sizeof(key), srv->nsps[s->nsp], group);
-    if (!klen)
-        return -1;
-    sio_group *g = map_get(&srv->groups, key, klen);
-    if (g) {
-        if (membership_of(s, g) >= 0)
-            return 0;
-    } else {
-        g = calloc(1, sizeof(*g));
-        if (!g || !(g->key = malloc(klen)) || map_put(&srv->groups, key, klen, g) < 0) {
-            if (g)
-                free(g->key);
-            free(g);
-            return -1;
-        }
-        memcpy(g->key, key, klen);
-        g->klen = klen;
-    }
-    if (g->n == g->cap) {
-        uint32_t ncap = g->cap ? g->cap * 2 : 4;
-        sio_member *nm = realloc(g->members, ncap * sizeof(*nm));
-        if (!nm)
-            goto undo;
-        g->members = nm;
-        g->cap = ncap;
-    }
-    if (s->ngroups == s->capgroups) {
-        uint32_t ncap = s->capgroups ? s->capgroups * 2 : 2;
-        sio_membership *ng = realloc(s->groups, ncap * sizeof(*ng));
-        if (!ng)
-            goto undo;
-        s->groups = ng;
-        s->capgroups = ncap;
-    }
-    s->groups[s->ngroups] = (sio_membership){.g = g, .idx = g->n};
-    g->members[g->n++] = (sio_member){.s = s, .gi = s->ngroups};
-    s->ngroups++;
-    return 0;
-undo:
-    if (g->n == 0) {
-        map_del(&srv->groups, g->key, g->klen);
-        free(g->key);
-        free(g->members);
-        free(g);
-    }
-    return -1;
-}
-
-/* Remove membership `gi` of socket `s`, and the group itself when it becomes empty. */
-static void group_remove_at(sio_sock *s, uint32_t gi)
-{
-    sio_membership m = s->groups[gi];
-    sio_group *g = m.g;
-    /* Swap-remove on both sides, telling each moved entry its new position. */
-    sio_member last = g->members[--g->n];
-    if (m.idx != g->n) {
-        g->members[m.idx] = last;
-        last.s->groups[last.gi].idx = m.idx;
-    }
-    sio_membership lastm = s->groups[--s->ngroups];
-    if (gi != s->ngroups) {
-        s->groups[gi] = lastm;
-        lastm.g->members[lastm.idx].gi = gi;
-    }
-    if (g->n == 0) {
-        map_del(&s->conn->srv->groups, g->key, g->klen);
-        free(g->key);
-        free(g->members);
-        free(g);
-    }
-}
-
-static int group_find(const sio_sock *s, const char *group)
-{
-    char key[GROUP_KEY_MAX];
-    size_t klen = group_key(key, sizeof(key), s->conn->srv->nsps[s->nsp], group);
-    sio_group *g = klen ? map_get(&s->conn->srv->groups, key, klen) : NULL;
-    return g ? membership_of(s, g) : -1;
-}
-
-int sio_group_join(sio_sock *s, const char *group)
-{
-    return group_add(s, group);
-}
-
-void sio_group_leave(sio_sock *s, const char *group)
-{
-    int i = group_find(s, group);
-    if (i >= 0)
-        group_remove_at(s, (uint32_t)i);
-}
-
-bool sio_group_has(const sio_sock *s, const char *group)
-{
-    return group_find(s, group) >= 0;
-}
-
-uint32_t sio_group_size(sio_server *srv, const char *nsp, const char *group)
-{
-    char key[GROUP_KEY_MAX];
-    size_t klen = group_key(key, sizeof(key), nsp, group);
-    sio_group *g = klen ? map_get(&srv->groups, key, klen) : NULL;
-    return g ? g->n : 0;
-}
-
-long sio_broadcast(sio_server *srv, const char *nsp, const char *group, const char *event,
-                   const cJSON *args)
-{
-    char key[GROUP_KEY_MAX];
-    size_t klen = group_key(key, sizeof(key), nsp, group);
-    sio_group *g = klen ? map_get(&srv->groups, key, klen) : NULL;
-    if (!g)
-        return 0;
-    frame *f = sio_frame_event(nsp, event, args, SIO_NO_ACK, 0);
-    if (!f)
-        return -1;
-    long sent = 0;
-    /* Sending never removes members synchronously (a full queue only schedules a close), so
-     * the member array is stable during the loop. */
-    for (uint32_t i = 0; i < g->n; i++)
-        if (conn_queue(g->members[i].s->conn, f, true) == 0)
-            sent++;
-    frame_unref(f);
-    return sent;
-}
-
-long sio_broadcast_groups(sio_server *srv, const char *nsp, const char *const *groups,
-                          size_t ngroups, const char *event, const cJSON *args)
-{
-    frame *f = NULL;
-    long sent = 0;
-    uint32_t round = ++srv->round;
-    for (size_t i = 0; i < ngroups; i++) {
-        char key[GROUP_KEY_MAX];
-        size_t klen = group_key(key, sizeof(key), nsp, groups[i]);
-        sio_group *g = klen ? map_get(&srv->groups, key, klen) : NULL;
-        if (!g)
-            continue;
-        /* Encode only when someone is there to receive it, and only once. */
-        if (!f && !(f = sio_frame_event(nsp, event, args, SIO_NO_ACK, 0)))
-            return -1;
-        for (uint32_t j = 0; j < g->n; j++) {
-            sio_sock *s = g->members[j].s;
-            if (s->stamp == round)
-                continue;
-            s->stamp = round;
-            if (conn_queue(s->conn, f, true) == 0)
-                sent++;
-        }
-    }
-    frame_unref(f);
-    return sent;
-}
-
 static sio_sock *sock_new(sio_conn *c, int nsp)
 {
     sio_sock *s = calloc(1, sizeof(*s));
@@ -581,7 +304,7 @@ static sio_sock *sock_new(sio_conn *c, int nsp)
     s->conn = c;
     s->nsp = (uint16_t)nsp;
     c->srv->ops.make_id(s->id, c->srv->ops.ud);
-    if (group_add(s, NULL) < 0) {
+    if (sio_groups_add(s, NULL) < 0) {
         free(s);
         return NULL;
     }
@@ -596,7 +319,7 @@ static void sock_free(sio_sock *s, const char *reason)
     if (s->announced && srv->on_disconnect)
         srv->on_disconnect(s, reason, srv->on_disconnect_ud);
     while (s->ngroups)
-        group_remove_at(s, s->ngroups - 1);
+        sio_groups_remove_at(s, s->ngroups - 1);
     free(s->groups);
     while (s->acks) {
         sio_pending_ack *a = s->acks;
@@ -801,7 +524,6 @@ static void dispatch_ack(sio_sock *s, sio_packet *p, const sio_binary *bin)
     /* An ack nobody waits for (answered twice, or after a restart) is ignored, as the
      * reference server does; the handlers still hear of it (it is a message all the same). */
     sio_server *srv = s->conn->srv;
-    (void)bin;
     if (srv->on_unhandled)
         srv->on_unhandled(s, NULL, p->data, p->ack_id, srv->on_unhandled_ud);
 }

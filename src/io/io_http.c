@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "presenced/codec/vec.h"
 #include "io_server_impl.h"
 
 static const struct {
@@ -28,6 +29,15 @@ static void http_req_free(io_http_req *req)
     buf_deinit(&req->body);
     buf_deinit(&req->out);
     free(req);
+}
+
+static int req_add_arg(io_http_req *req, const char *arg)
+{
+    if (VEC_RESERVE(req->args, req->nargs, req->capargs, 8) < 0 ||
+        !(req->args[req->nargs] = strdup(arg)))
+        return -1;
+    req->nargs++;
+    return 0;
 }
 
 /* Copy what a handler may ask about the request while lws still has the headers. */
@@ -54,22 +64,13 @@ static io_http_req *http_req_new(io_server *srv, struct lws *wsi)
          i++) {
         if (!frag[0])
             break;
-        char **na = realloc(req->args, (req->nargs + 1) * sizeof(*na));
-        if (!na)
+        if (req_add_arg(req, frag) < 0)
             goto fail;
-        req->args = na;
-        if (!(req->args[req->nargs] = strdup(frag)))
-            goto fail;
-        req->nargs++;
     }
     /* An argument longer than our buffer: keep a marker so handlers refuse the request. */
-    if (lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_URI_ARGS, (int)req->nargs) > 0) {
-        char **na = realloc(req->args, (req->nargs + 1) * sizeof(*na));
-        if (!na || !(na[req->nargs] = strdup("\x01toolong")))
-            goto fail;
-        req->args = na;
-        req->nargs++;
-    }
+    if (lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_URI_ARGS, (int)req->nargs) > 0 &&
+        req_add_arg(req, "\x01toolong") < 0)
+        goto fail;
     lws_hdr_copy(wsi, req->authorization, sizeof(req->authorization), WSI_TOKEN_HTTP_AUTHORIZATION);
     lws_hdr_copy(wsi, req->content_type, sizeof(req->content_type), WSI_TOKEN_HTTP_CONTENT_TYPE);
     if (lws_hdr_custom_copy(wsi, req->last_event_id, sizeof(req->last_event_id),

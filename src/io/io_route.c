@@ -5,6 +5,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "presenced/codec/vec.h"
 #include "io_server_impl.h"
 
 bool io_origin_allowed(io_server *srv, const char *origin)
@@ -31,14 +32,10 @@ int io_origins_parse(io_server *srv, const char *list)
             t--;
         if (t > p) {
             char *o = strndup(p, (size_t)(t - p));
-            char **n = realloc(srv->origins, (srv->norigins + 1) * sizeof(char *));
-            if (!o || !n) {
+            if (!o || VEC_RESERVE(srv->origins, srv->norigins, srv->caporigins, 4) < 0) {
                 free(o);
-                if (n)
-                    srv->origins = n;
                 return -1;
             }
-            srv->origins = n;
             if (strcmp(o, "*") == 0)
                 srv->any_origin = true;
             srv->origins[srv->norigins++] = o;
@@ -54,22 +51,23 @@ void io_origins_free(io_server *srv)
         free(srv->origins[i]);
     free(srv->origins);
     srv->origins = NULL;
-    srv->norigins = 0;
+    srv->norigins = srv->caporigins = 0;
     srv->any_origin = false;
 }
 
 int io_server_set_origins(io_server *srv, const char *list)
 {
     char **old = srv->origins;
-    size_t nold = srv->norigins;
+    size_t nold = srv->norigins, capold = srv->caporigins;
     bool any = srv->any_origin;
     srv->origins = NULL;
-    srv->norigins = 0;
+    srv->norigins = srv->caporigins = 0;
     srv->any_origin = false;
     if (io_origins_parse(srv, list) < 0) {
         io_origins_free(srv);
         srv->origins = old;
         srv->norigins = nold;
+        srv->caporigins = capold;
         srv->any_origin = any;
         return -1;
     }

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "presenced/core/metrics_def.h"
 #include "presenced/io/log.h"
 #include "io_server_impl.h"
 
@@ -154,13 +155,9 @@ static void lws_log(int level, const char *line)
 static void server_metrics_init(io_server *srv)
 {
     metrics *m = srv->opts.metrics;
-    srv->slow_consumers = metrics_family_get(
-        m, METRICS_COUNTER, "presenced_slow_consumers_dropped_total",
-        "Connections closed because they did not read fast enough, by kind.", "kind", NULL, 0);
+    srv->slow_consumers = metrics_def_get(m, METRIC_SLOW_CONSUMERS);
     metrics_add(srv->slow_consumers, "socketio", 0);
-    srv->limit_hits = metrics_family_get(
-        m, METRICS_COUNTER, "presenced_limit_hits_total",
-        "Requests refused or connections closed by a limit, by limit.", "limit", NULL, 0);
+    srv->limit_hits = metrics_def_get(m, METRIC_LIMIT_HITS);
     metrics_add(srv->limit_hits, "connections_per_ip", 0);
 }
 

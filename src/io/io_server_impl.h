@@ -86,7 +86,7 @@ struct io_http_req {
     char method[8];
     char *path;
     char **args;
-    size_t nargs;
+    size_t nargs, capargs;
     char authorization[1024];
     char last_event_id[128];
     char content_type[128];
@@ -128,7 +128,7 @@ struct io_server {
     io_server_opts opts;
     char path[256];
     char **origins;
-    size_t norigins;
+    size_t norigins, caporigins;
     bool any_origin;
     io_conn *conns;
     io_conn *flush_now;     /* sessions with WebSocket frames to write this loop iteration */

@@ -3,9 +3,9 @@
  * Ownership: the client owns a redisAsyncContext while connected or connecting, and one
  * redis_poll per context (freed in its close callback, which may run after the context is gone).
  * Every request passes a redis_req owned by the client as hiredis privdata, never a caller's
- * object: hiredis may call back after the caller's object is gone (DESIGN.md §4). Connections
- * are told apart by a generation number, so that late replies of a dropped connection do not
- * touch the state of the next one.
+ * object: hiredis may call back after the caller's object is gone (after a drop, every pending
+ * callback runs with a NULL reply). Connections are told apart by a generation number, so that
+ * late replies of a dropped connection do not touch the state of the next one.
  */
 #include "presenced/io/redis_client.h"
 
@@ -16,6 +16,7 @@
 
 #include <hiredis/async.h>
 
+#include "presenced/io/later.h"
 #include "presenced/io/log.h"
 
 #define BACKOFF_MIN_MS 100
@@ -75,6 +76,7 @@ struct redis_client {
     uint32_t backoff_ms;
 
     uv_timer_t supervise, reconnect, defer;
+    later unqueued; /* requests that failed before a request existed to carry the failure */
     redis_req *failed, *failed_tail;
     bool closing;
     int open_handles;
@@ -190,11 +192,22 @@ static void on_reply(redisAsyncContext *ac, void *reply_, void *privdata)
     req_free(r);
 }
 
+static void run_failed(const later_call *call)
+{
+    ((redis_reply_fn)call->cb)(NULL, call->ud);
+}
+
+/* A request that could not even be allocated still fails on a later turn, from the reserve. */
+static void fail_without_req(redis_client *c, redis_reply_fn fn, void *ud)
+{
+    later_queue(&c->unqueued, (later_call){.run = run_failed, .cb = (void (*)(void))fn, .ud = ud});
+}
+
 void redis_client_fail(redis_client *c, redis_reply_fn fn, void *ud)
 {
     redis_req *r = req_new(c, fn, ud);
     if (!r) {
-        fn(NULL, ud);
+        fail_without_req(c, fn, ud);
         return;
     }
     req_fail_later(c, r);
@@ -206,7 +219,7 @@ void redis_client_command(redis_client *c, int argc, const char **argv, const si
     redis_req *r = req_new(c, fn, ud);
     if (!r) {
         log_error("out of memory", "conn=%s", c->name);
-        fn(NULL, ud);
+        fail_without_req(c, fn, ud);
         return;
     }
     if (c->state != ST_UP || req_send(c, r, argc, argv, lens) < 0)
@@ -225,7 +238,7 @@ void redis_client_script(redis_client *c, size_t script, int nkeys, int argc, co
     if (!block) {
         free(r);
         log_error("out of memory", "conn=%s", c->name);
-        fn(NULL, ud);
+        fail_without_req(c, fn, ud);
         return;
     }
     r->script = script;
@@ -631,6 +644,8 @@ redis_client *redis_client_new(uv_loop_t *loop, const redis_client_cfg *cfg)
         timers[i]->data = c;
         c->open_handles++;
     }
+    later_init(&c->unqueued, loop, c, "redis client");
+    c->open_handles++;
     uv_timer_start(&c->supervise, on_supervise, SUPERVISE_MS, SUPERVISE_MS);
     uv_timer_start(&c->reconnect, on_reconnect, 0, 0);
     return c;
@@ -655,6 +670,7 @@ void redis_client_free(redis_client *c, void (*closed)(void *ud), void *ud)
     uv_close((uv_handle_t *)&c->supervise, on_handle_closed);
     uv_close((uv_handle_t *)&c->reconnect, on_handle_closed);
     uv_close((uv_handle_t *)&c->defer, on_handle_closed);
+    later_close(&c->unqueued, on_handle_closed);
 }
 
 bool redis_client_ready(const redis_client *c)

@@ -1,4 +1,5 @@
 /* The store_* functions: dispatch to the implementation's vtable. */
+#include "presenced/core/metrics_def.h"
 #include "store_impl.h"
 
 const char *store_strerror(int err)
@@ -8,19 +9,100 @@ const char *store_strerror(int err)
 
 void store_metrics_init(store_metrics *sm, metrics *m)
 {
-    static const double bounds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
-                                    0.01,   0.025,   0.05,   0.1,   0.25,   1};
-    sm->latency = metrics_family_get(m, METRICS_HISTOGRAM, "presenced_store_command_seconds",
-                                     "Store operation latency, request to answer, by operation.",
-                                     "command", bounds, sizeof(bounds) / sizeof(bounds[0]));
-    sm->errors = metrics_family_get(m, METRICS_COUNTER, "presenced_store_errors_total",
-                                    "Store operations that failed, by kind.", "kind", NULL, 0);
-    sm->reaped = metrics_family_get(m, METRICS_COUNTER, "presenced_reaped_sockets_total",
-                                    "Sockets of dead instances closed by this instance's reaps.",
-                                    NULL, NULL, 0);
+    sm->latency = metrics_def_get(m, METRIC_STORE_SECONDS);
+    sm->errors = metrics_def_get(m, METRIC_STORE_ERRORS);
+    sm->reaped = metrics_def_get(m, METRIC_REAPED_SOCKETS);
     metrics_add(sm->errors, "unavailable", 0);
     metrics_add(sm->errors, "script", 0);
     metrics_add(sm->reaped, NULL, 0);
+}
+
+void store_base_init(store *st, const store_vtbl *vt, uv_loop_t *loop, const char *name)
+{
+    st->vt = vt;
+    later_init(&st->failed, loop, st, name);
+}
+
+void store_base_close(store *st, uv_close_cb closed)
+{
+    later_close(&st->failed, closed);
+}
+
+/* The trampolines that give a failed call's error to its callback, by callback type. */
+static void run_done(const later_call *c)
+{
+    if (c->cb)
+        ((store_done_fn)c->cb)(c->err, c->ud);
+}
+
+static void run_users(const later_call *c)
+{
+    ((store_users_fn)c->cb)(c->err, NULL, 0, c->ud);
+}
+
+static void run_room(const later_call *c)
+{
+    ((store_room_fn)c->cb)(c->err, NULL, 0, 0, c->ud);
+}
+
+static void run_user(const later_call *c)
+{
+    ((store_user_fn)c->cb)(c->err, NULL, NULL, 0, c->ud);
+}
+
+static void run_page(const later_call *c)
+{
+    ((store_page_fn)c->cb)(c->err, NULL, 0, 0, "", c->ud);
+}
+
+static void run_stats(const later_call *c)
+{
+    ((store_stats_fn)c->cb)(c->err, NULL, c->ud);
+}
+
+static void run_events(const later_call *c)
+{
+    ((store_events_fn)c->cb)(c->err, NULL, 0, c->ud);
+}
+
+#define STORE_FAIL(st, trampoline, cb, ud, err)                                                    \
+    later_queue(                                                                                   \
+        &(st)->failed,                                                                             \
+        (later_call){.run = (trampoline), .cb = (void (*)(void))(cb), .ud = (ud), .err = (err)})
+
+void store_fail_done(store *st, store_done_fn cb, void *ud, int err)
+{
+    STORE_FAIL(st, run_done, cb, ud, err);
+}
+
+void store_fail_users(store *st, store_users_fn cb, void *ud, int err)
+{
+    STORE_FAIL(st, run_users, cb, ud, err);
+}
+
+void store_fail_room(store *st, store_room_fn cb, void *ud, int err)
+{
+    STORE_FAIL(st, run_room, cb, ud, err);
+}
+
+void store_fail_user(store *st, store_user_fn cb, void *ud, int err)
+{
+    STORE_FAIL(st, run_user, cb, ud, err);
+}
+
+void store_fail_page(store *st, store_page_fn cb, void *ud, int err)
+{
+    STORE_FAIL(st, run_page, cb, ud, err);
+}
+
+void store_fail_stats(store *st, store_stats_fn cb, void *ud, int err)
+{
+    STORE_FAIL(st, run_stats, cb, ud, err);
+}
+
+void store_fail_events(store *st, store_events_fn cb, void *ud, int err)
+{
+    STORE_FAIL(st, run_events, cb, ud, err);
 }
 
 void store_free(store *st)

@@ -4,6 +4,7 @@
 #ifndef PRESENCED_STORE_IMPL_H
 #define PRESENCED_STORE_IMPL_H
 
+#include "presenced/io/later.h"
 #include "presenced/io/store.h"
 
 typedef struct store_vtbl {
@@ -36,6 +37,24 @@ typedef struct store_vtbl {
 /* Every implementation embeds this as its first member. */
 struct store {
     const store_vtbl *vt;
+    later failed; /* operations that failed at once, answered on a later turn */
 };
+
+/* Set up the part every store shares, on `loop`; `name` (static) names the store in the log. */
+void store_base_init(store *st, const store_vtbl *vt, uv_loop_t *loop, const char *name);
+/* Answer what failed and is still waiting, then close the shared part's handle: `closed` runs
+ * once it is closed, with the handle whose data is `st`. */
+void store_base_close(store *st, uv_close_cb closed);
+
+/* Answer an operation that failed before the implementation could queue it (out of memory) with
+ * `err`, on a later turn of the loop as the contract promises, and without allocating. One per
+ * callback type. */
+void store_fail_done(store *st, store_done_fn cb, void *ud, int err);
+void store_fail_users(store *st, store_users_fn cb, void *ud, int err);
+void store_fail_room(store *st, store_room_fn cb, void *ud, int err);
+void store_fail_user(store *st, store_user_fn cb, void *ud, int err);
+void store_fail_page(store *st, store_page_fn cb, void *ud, int err);
+void store_fail_stats(store *st, store_stats_fn cb, void *ud, int err);
+void store_fail_events(store *st, store_events_fn cb, void *ud, int err);
 
 #endif

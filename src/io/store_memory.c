@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "presenced/codec/vec.h"
 #include "presenced/io/host.h"
 #include "presenced/io/log.h"
 #include "presenced/core/pres_state.h"
@@ -116,14 +117,8 @@ static int ring_read(const mem_store *m, uint64_t after, size_t max, pres_events
         const char *json = r->json[seq % STORE_MEMORY_RING];
         if (!json)
             continue;
-        if (out->n == out->cap) {
-            size_t ncap = out->cap ? out->cap * 2 : 16;
-            pres_event *nv = realloc(out->v, ncap * sizeof(*nv));
-            if (!nv)
-                return STORE_ERR_NOMEM;
-            out->v = nv;
-            out->cap = ncap;
-        }
+        if (VEC_RESERVE(out->v, out->n, out->cap, 16) < 0)
+            return STORE_ERR_NOMEM;
         pres_event *ev = &out->v[out->n];
         if (pres_event_decode(json, strlen(json), ev) < 0)
             continue;
@@ -253,12 +248,11 @@ static void finish(mem_store *m, int err, mem_job *j, store_done_fn cb)
 
 #define MEM(st) ((mem_store *)(st))
 
-/* Report an allocation failure without a job to carry it: call back at once. */
+/* Report an allocation failure without a job to carry it: on the next turn, as every answer. */
 #define JOB_OR_FAIL(j, cb, ud)                                                                     \
     do {                                                                                           \
         if (!(j)) {                                                                                \
-            if (cb)                                                                                \
-                (cb)(STORE_ERR_NOMEM, ud);                                                         \
+            store_fail_done(&m->base, cb, ud, STORE_ERR_NOMEM);                                    \
             return;                                                                                \
         }                                                                                          \
     } while (0)
@@ -341,7 +335,7 @@ static void mem_users_query(store *st, const char *const *users, size_t n, store
     mem_store *m = MEM(st);
     mem_job *j = job_new(m, JOB_USERS, ud);
     if (!j) {
-        cb(STORE_ERR_NOMEM, NULL, 0, ud);
+        store_fail_users(&m->base, cb, ud, STORE_ERR_NOMEM);
         return;
     }
     j->users_cb = cb;
@@ -372,7 +366,7 @@ static void mem_room_query(store *st, const char *room, size_t limit, store_room
     mem_store *m = MEM(st);
     mem_job *j = job_new(m, JOB_ROOM, ud);
     if (!j) {
-        cb(STORE_ERR_NOMEM, NULL, 0, 0, ud);
+        store_fail_room(&m->base, cb, ud, STORE_ERR_NOMEM);
         return;
     }
     j->room_cb = cb;
@@ -405,7 +399,7 @@ static void mem_user_get(store *st, const char *user, store_user_fn cb, void *ud
     mem_store *m = MEM(st);
     mem_job *j = job_new(m, JOB_USER, ud);
     if (!j) {
-        cb(STORE_ERR_NOMEM, NULL, NULL, 0, ud);
+        store_fail_user(&m->base, cb, ud, STORE_ERR_NOMEM);
         return;
     }
     j->user_cb = cb;
@@ -447,7 +441,7 @@ static void mem_room_page(store *st, const char *room, const char *cursor, size_
     mem_store *m = MEM(st);
     mem_job *j = job_new(m, JOB_PAGE, ud);
     if (!j) {
-        cb(STORE_ERR_NOMEM, NULL, 0, 0, "", ud);
+        store_fail_page(&m->base, cb, ud, STORE_ERR_NOMEM);
         return;
     }
     j->page_cb = cb;
@@ -475,7 +469,7 @@ static void mem_stats_get(store *st, store_stats_fn cb, void *ud)
     mem_store *m = MEM(st);
     mem_job *j = job_new(m, JOB_STATS, ud);
     if (!j) {
-        cb(STORE_ERR_NOMEM, NULL, ud);
+        store_fail_stats(&m->base, cb, ud, STORE_ERR_NOMEM);
         return;
     }
     j->stats_cb = cb;
@@ -510,7 +504,7 @@ static void mem_events_since(store *st, const char *after, size_t max, store_eve
     mem_store *m = MEM(st);
     mem_job *j = job_new(m, JOB_EVENTS, ud);
     if (!j) {
-        cb(STORE_ERR_NOMEM, NULL, 0, ud);
+        store_fail_events(&m->base, cb, ud, STORE_ERR_NOMEM);
         return;
     }
     j->events_cb = cb;
@@ -531,7 +525,7 @@ static void mem_deliver_read(store *st, size_t max, uint32_t lock_ms, store_even
     (void)lock_ms;
     mem_job *j = job_new(m, JOB_EVENTS, ud);
     if (!j) {
-        cb(STORE_ERR_NOMEM, NULL, 0, ud);
+        store_fail_events(&m->base, cb, ud, STORE_ERR_NOMEM);
         return;
     }
     j->events_cb = cb;
@@ -588,6 +582,7 @@ static void mem_free(store *st)
     uv_timer_stop(&m->timer);
     uv_close((uv_handle_t *)&m->timer, handle_closed);
     uv_close((uv_handle_t *)&m->idle, handle_closed);
+    store_base_close(&m->base, handle_closed);
 }
 
 static const store_vtbl mem_vtbl = {
@@ -617,7 +612,6 @@ store *store_memory_new(uv_loop_t *loop, const store_opts *opts, const store_hoo
     mem_store *m = calloc(1, sizeof(*m));
     if (!m)
         return NULL;
-    m->base.vt = &mem_vtbl;
     m->loop = loop;
     m->hooks = *hooks;
     store_metrics_init(&m->sm, opts->metrics);
@@ -627,9 +621,10 @@ store *store_memory_new(uv_loop_t *loop, const store_opts *opts, const store_hoo
         free(m);
         return NULL;
     }
+    store_base_init(&m->base, &mem_vtbl, loop, "memory store");
     uv_timer_init(loop, &m->timer);
     uv_idle_init(loop, &m->idle);
     m->timer.data = m->idle.data = m;
-    m->handles_open = 2;
+    m->handles_open = 3;
     return &m->base;
 }

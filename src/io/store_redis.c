@@ -217,7 +217,7 @@ static void run_script_raw(store_redis *s, redis_client *via, int scr, const cha
             free(argv);
             free(alens);
             log_error("out of memory", "script=%s", script_names[scr]);
-            fn(NULL, ud);
+            redis_client_fail(via, fn, ud);
             return;
         }
     }
@@ -262,8 +262,7 @@ static void run_done(store_redis *s, int scr, const char *const *args, size_t n,
     sr_op *op = op_new(s, script_names[scr], ud);
     if (!op) {
         log_error("out of memory", "script=%s", script_names[scr]);
-        if (cb)
-            cb(STORE_ERR_NOMEM, ud);
+        store_fail_done(&s->base, cb, ud, STORE_ERR_NOMEM);
         return;
     }
     op->cb.done = cb;
@@ -285,8 +284,7 @@ static void sr_socket_assert(store *st, const char *sid, const char *user, const
     store_redis *s = (store_redis *)st;
     const char **args = malloc((4 + nrooms) * sizeof(*args));
     if (!args) {
-        if (cb)
-            cb(STORE_ERR_NOMEM, ud);
+        store_fail_done(&s->base, cb, ud, STORE_ERR_NOMEM);
         return;
     }
     args[0] = sid;
@@ -350,8 +348,7 @@ static void sr_shutdown(store *st, store_done_fn cb, void *ud)
     uv_timer_stop(&s->tick);
     sr_op *op = op_new(s, "shutdown", ud);
     if (!op) {
-        if (cb)
-            cb(STORE_ERR_NOMEM, ud);
+        store_fail_done(&s->base, cb, ud, STORE_ERR_NOMEM);
         return;
     }
     op->cb.done = cb;
@@ -418,14 +415,14 @@ static void sr_users_query(store *st, const char *const *users, size_t n, store_
         op->users = calloc(n ? n : 1, sizeof(*op->users));
     if (!op || !op->users) {
         free(op);
-        cb(STORE_ERR_NOMEM, NULL, 0, ud);
+        store_fail_users(&s->base, cb, ud, STORE_ERR_NOMEM);
         return;
     }
     op->cb.users = cb;
     for (size_t i = 0; i < n; i++) {
         if (!(op->users[i] = strdup(users[i]))) {
             op_free(op);
-            cb(STORE_ERR_NOMEM, NULL, 0, ud);
+            store_fail_users(&s->base, cb, ud, STORE_ERR_NOMEM);
             return;
         }
         op->n++;
@@ -462,7 +459,7 @@ static void sr_room_query(store *st, const char *room, size_t limit, store_room_
     store_redis *s = (store_redis *)st;
     sr_op *op = op_new(s, "room", ud);
     if (!op) {
-        cb(STORE_ERR_NOMEM, NULL, 0, 0, ud);
+        store_fail_room(&s->base, cb, ud, STORE_ERR_NOMEM);
         return;
     }
     op->cb.room = cb;
@@ -525,7 +522,7 @@ static void sr_user_get(store *st, const char *user, store_user_fn cb, void *ud)
     if (!op || op->n != 1) {
         if (op)
             op_free(op);
-        cb(STORE_ERR_NOMEM, NULL, NULL, 0, ud);
+        store_fail_user(&s->base, cb, ud, STORE_ERR_NOMEM);
         return;
     }
     op->cb.user = cb;
@@ -567,7 +564,7 @@ static void sr_room_page(store *st, const char *room, const char *cursor, size_t
     store_redis *s = (store_redis *)st;
     sr_op *op = op_or_fail(s, "page", ud);
     if (!op) {
-        cb(STORE_ERR_NOMEM, NULL, 0, 0, "", ud);
+        store_fail_page(&s->base, cb, ud, STORE_ERR_NOMEM);
         return;
     }
     op->cb.page = cb;
@@ -601,7 +598,7 @@ static void sr_stats_get(store *st, store_stats_fn cb, void *ud)
     store_redis *s = (store_redis *)st;
     sr_op *op = op_or_fail(s, "stats", ud);
     if (!op) {
-        cb(STORE_ERR_NOMEM, NULL, ud);
+        store_fail_stats(&s->base, cb, ud, STORE_ERR_NOMEM);
         return;
     }
     op->cb.stats = cb;
@@ -633,8 +630,7 @@ static void ack_ids(store_redis *s, const char *const *ids, size_t n, store_done
         free(lens);
         if (op)
             op_free(op);
-        if (cb)
-            cb(STORE_ERR_NOMEM, ud);
+        store_fail_done(&s->base, cb, ud, STORE_ERR_NOMEM);
         return;
     }
     op->cb.done = cb;
@@ -703,7 +699,7 @@ static void sr_events_since(store *st, const char *after, size_t max, store_even
     store_redis *s = (store_redis *)st;
     sr_op *op = op_or_fail(s, "since", ud);
     if (!op) {
-        cb(STORE_ERR_NOMEM, NULL, 0, ud);
+        store_fail_events(&s->base, cb, ud, STORE_ERR_NOMEM);
         return;
     }
     op->cb.events = cb;
@@ -744,7 +740,7 @@ static void sr_deliver_read(store *st, size_t max, uint32_t lock_ms, store_event
     store_redis *s = (store_redis *)st;
     sr_op *op = op_or_fail(s, "deliver", ud);
     if (!op) {
-        cb(STORE_ERR_NOMEM, NULL, 0, ud);
+        store_fail_events(&s->base, cb, ud, STORE_ERR_NOMEM);
         return;
     }
     op->cb.events = cb;
@@ -762,8 +758,7 @@ static void sr_deliver_ack(store *st, const char *const *ids, size_t n, store_do
         /* XACK needs an id; a PING keeps "the callback comes later, on the loop". */
         sr_op *op = op_or_fail(s, "ping", ud);
         if (!op) {
-            if (cb)
-                cb(STORE_ERR_NOMEM, ud);
+            store_fail_done(&s->base, cb, ud, STORE_ERR_NOMEM);
             return;
         }
         op->cb.done = cb;
@@ -1019,6 +1014,7 @@ static void part_closed(void *ud)
         free(s);
 }
 
+/* The tick timer and the shared part's handle, whose data is the store. */
 static void on_tick_closed(uv_handle_t *h)
 {
     part_closed(h->data);
@@ -1032,6 +1028,7 @@ static void sr_free(store *st)
     s->closing = true;
     uv_timer_stop(&s->tick);
     uv_close((uv_handle_t *)&s->tick, on_tick_closed);
+    store_base_close(&s->base, on_tick_closed);
     redis_client_free(s->cmd, part_closed, s);
     redis_client_free(s->ev, part_closed, s);
     redis_client_free(s->beat, part_closed, s);
@@ -1115,7 +1112,6 @@ store *store_redis_new(uv_loop_t *loop, const store_opts *opts, const store_hook
     store_redis *s = calloc(1, sizeof(*s));
     if (!s)
         return NULL;
-    s->base.vt = &sr_vtbl;
     s->loop = loop;
     store_metrics_init(&s->sm, opts->metrics);
     if (hooks)
@@ -1175,10 +1171,11 @@ store *store_redis_new(uv_loop_t *loop, const store_opts *opts, const store_hook
         free(s);
         return NULL;
     }
+    store_base_init(&s->base, &sr_vtbl, loop, "redis store");
     uv_timer_init(loop, &s->tick);
     s->tick.data = s;
     uint32_t every = s->lease_ms / 3 ? s->lease_ms / 3 : 1;
     uv_timer_start(&s->tick, on_tick, every, every);
-    s->open_parts = 4; /* three clients and the timer */
+    s->open_parts = 5; /* three clients, the timer and the shared part's handle */
     return &s->base;
 }

@@ -19,6 +19,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include "presenced/core/metrics_def.h"
 #include "presenced/io/log.h"
 
 #define WH_LOCK_MS 10000     /* delivery lock: another instance takes over after this */
@@ -452,21 +453,11 @@ webhook *webhook_new(uv_loop_t *loop, store *st, const webhook_opts *opts)
     w->curl_timer.data = w->cycle.data = w->lock.data = w;
     w->handles_open = 3;
     metrics *m = opts->metrics;
-    w->delivered =
-        metrics_family_get(m, METRICS_COUNTER, "presenced_webhook_deliveries_total",
-                           "Webhook batches the receiver accepted (2xx).", NULL, NULL, 0);
-    w->events = metrics_family_get(m, METRICS_COUNTER, "presenced_webhook_events_total",
-                                   "Events put into webhook batches.", NULL, NULL, 0);
-    w->failures = metrics_family_get(m, METRICS_COUNTER, "presenced_webhook_failures_total",
-                                     "Failed webhook attempts (each retry counts), by kind.",
-                                     "kind", NULL, 0);
-    w->dropped =
-        metrics_family_get(m, METRICS_COUNTER, "presenced_webhook_dropped_total",
-                           "Webhook batches given up after webhook_retry_for.", NULL, NULL, 0);
-    static const double bounds[] = {0.01, 0.05, 0.1, 0.5, 1, 5, 30, 60, 300};
-    w->latency = metrics_family_get(m, METRICS_HISTOGRAM, "presenced_webhook_delivery_seconds",
-                                    "Time from a batch's first attempt to its acceptance.", NULL,
-                                    bounds, sizeof(bounds) / sizeof(bounds[0]));
+    w->delivered = metrics_def_get(m, METRIC_WEBHOOK_DELIVERIES);
+    w->events = metrics_def_get(m, METRIC_WEBHOOK_EVENTS);
+    w->failures = metrics_def_get(m, METRIC_WEBHOOK_FAILURES);
+    w->dropped = metrics_def_get(m, METRIC_WEBHOOK_DROPPED);
+    w->latency = metrics_def_get(m, METRIC_WEBHOOK_SECONDS);
     metrics_add(w->delivered, NULL, 0);
     metrics_add(w->dropped, NULL, 0);
     schedule(w, WEBHOOK_BATCH_MS);

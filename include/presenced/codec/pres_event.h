@@ -39,7 +39,7 @@ typedef struct pres_event {
     int64_t last_seen; /* ms since the epoch (offline; 0 otherwise) */
     int64_t at;        /* ms since the epoch when the store decided it */
     char **rooms;      /* rooms the user is (online/update) or was (offline) in, for routing */
-    size_t nrooms;
+    size_t nrooms, caprooms;
     char id[48]; /* stream entry id ("1700000000000-0"), or the memory store's sequence */
 } pres_event;
 

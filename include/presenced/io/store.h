@@ -4,9 +4,9 @@
  * Both implement the same contract, written down in docs/presence-model.md and checked by one
  * table of scenarios run against both (tests/integration/store_contract.c). Every operation is
  * asynchronous: it returns at once and calls its callback later on the loop, exactly once, also
- * when the store is unavailable (err = STORE_ERR_UNAVAILABLE) or is being freed
- * (STORE_ERR_SHUTDOWN). Strings passed in are copied; results passed to callbacks are borrowed
- * for the duration of the callback.
+ * when the store is unavailable (err = STORE_ERR_UNAVAILABLE), is being freed
+ * (STORE_ERR_SHUTDOWN) or ran out of memory (STORE_ERR_NOMEM). Strings passed in are copied;
+ * results passed to callbacks are borrowed for the duration of the callback.
  *
  * Events: every presence event of the cluster (this instance's and the others') reaches
  * hooks.event, once per instance, in the order the store decided them. The store decides
