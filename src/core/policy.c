@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "policy_impl.h"
+#include "presenced/codec/vec.h"
 #include "presenced/codec/pres_cmd.h"
 
 /* ---- token buckets ---- */
@@ -84,11 +85,12 @@ const policy_opts *policy_options(const policy *p)
 
 policy_conn *policy_conn_new(policy *p, const char *addr)
 {
-    policy_conn *c = calloc(1, sizeof(*c));
+    size_t len = addr ? strlen(addr) : 0;
+    policy_conn *c = calloc(1, sizeof(*c) + len + 1);
     if (!c)
         return NULL;
     c->rate.tokens = rate_cap(p);
-    snprintf(c->addr, sizeof(c->addr), "%s", addr ? addr : "");
+    memcpy(c->addr, addr ? addr : "", len);
     return c;
 }
 
@@ -168,12 +170,12 @@ static void user_unlink(policy *p, policy_sock *s)
 
 policy_sock *policy_sock_new(policy *p, policy_conn *c, void *owner)
 {
+    (void)p;
     policy_sock *s = calloc(1, sizeof(*s));
     if (!s)
         return NULL;
     s->conn = c;
     s->owner = owner;
-    map_init(&s->subs, p->opts.hash_seed ^ 0x5bd1e995u);
     return s;
 }
 
@@ -199,7 +201,9 @@ void policy_sock_free(policy *p, policy_sock *s)
     for (size_t i = 0; i < s->nrooms; i++)
         free(s->rooms[i]);
     free(s->rooms);
-    map_deinit(&s->subs);
+    if (s->subs)
+        map_deinit(s->subs);
+    free(s->subs);
     free(s);
 }
 
@@ -242,9 +246,30 @@ bool policy_sock_in_room(const policy_sock *s, const char *room)
     return policy_room_index(s, room) >= 0;
 }
 
+uint32_t policy_sock_subscriptions(const policy_sock *s)
+{
+    return s->subs ? (uint32_t)s->subs->count : 0;
+}
+
+int policy_sock_subscribe(policy *p, policy_sock *s, const char *user)
+{
+    /* Most sockets never subscribe: the table comes with the first subscription. */
+    if (!s->subs) {
+        if (!(s->subs = malloc(sizeof(*s->subs))))
+            return -1;
+        map_init(s->subs, p->opts.hash_seed ^ 0x5bd1e995u);
+    }
+    return map_put(s->subs, user, strlen(user), (void *)1);
+}
+
+bool policy_sock_unsubscribe(policy_sock *s, const char *user)
+{
+    return s->subs && map_del(s->subs, user, strlen(user)) != NULL;
+}
+
 bool policy_sock_subscribed(const policy_sock *s, const char *user)
 {
-    return map_get(&s->subs, user, strlen(user)) != NULL;
+    return s->subs && map_get(s->subs, user, strlen(user)) != NULL;
 }
 
 policy_sock *policy_sock_next_of_user(const policy_sock *s)
@@ -254,14 +279,8 @@ policy_sock *policy_sock_next_of_user(const policy_sock *s)
 
 int policy_room_add(policy_sock *s, const char *room)
 {
-    if (s->nrooms == s->caprooms) {
-        size_t ncap = s->caprooms ? s->caprooms * 2 : 4;
-        char **nr = realloc(s->rooms, ncap * sizeof(*nr));
-        if (!nr)
-            return -1;
-        s->rooms = nr;
-        s->caprooms = ncap;
-    }
+    if (VEC_RESERVE(s->rooms, s->nrooms, s->caprooms, 4) < 0)
+        return -1;
     if (!(s->rooms[s->nrooms] = strdup(room)))
         return -1;
     s->nrooms++;
@@ -386,7 +405,7 @@ void policy_undo(policy *p, policy_sock *s, const policy_decision *d)
     }
     if (d->act == POLICY_ACT_SUBSCRIBE)
         for (size_t i = 0; i < d->nids; i++)
-            map_del(&s->subs, d->ids[i], strlen(d->ids[i]));
+            policy_sock_unsubscribe(s, d->ids[i]);
 }
 
 /* ---- time ---- */

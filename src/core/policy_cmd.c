@@ -205,12 +205,12 @@ static void cmd_subscribe(policy *p, policy_sock *s, const cJSON *obj, policy_no
         const char *id = d->ids[i];
         if (policy_sock_subscribed(s, id))
             continue;
-        if (max && s->subs.count >= max) {
+        if (max && policy_sock_subscriptions(s) >= max) {
             policy_count_limit(d, "subscriptions_per_socket");
             policy_refuse(d, POLICY_E_LIMIT_EXCEEDED, "too many subscriptions on this socket");
             break;
         }
-        if (map_put(&s->subs, id, strlen(id), (void *)1) < 0) {
+        if (policy_sock_subscribe(p, s, id) < 0) {
             policy_refuse(d, POLICY_E_INTERNAL, "out of memory");
             break;
         }
@@ -227,7 +227,7 @@ static void cmd_unsubscribe(policy *p, policy_sock *s, const cJSON *obj, policy_
         return;
     size_t removed = 0;
     for (size_t i = 0; i < d->nids; i++)
-        if (map_del(&s->subs, d->ids[i], strlen(d->ids[i])))
+        if (policy_sock_unsubscribe(s, d->ids[i]))
             d->ids[removed++] = d->ids[i];
     d->nids = removed;
     d->touch = s->user != NULL;

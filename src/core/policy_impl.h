@@ -18,7 +18,7 @@ struct policy_conn {
     uint32_t rejected;  /* messages refused within the current abuse window */
     uint64_t window_ms; /* start of that window */
     bool closing;       /* being closed on purpose: nothing it sends is acted on any more */
-    char addr[48];
+    char addr[];        /* the peer address ("" unknown), as long as it is: one per connection */
 };
 
 /* The identified local sockets of one user: their count and a list. */
@@ -39,7 +39,7 @@ struct policy_sock {
     bool expired;      /* its token expired: reported once */
     char **rooms;
     size_t nrooms, caprooms;
-    map subs; /* user ids subscribed to (values unused) */
+    map *subs; /* user ids subscribed to (values unused); NULL until the first */
     policy_sock *prev_of_user, *next_of_user;
 };
 
@@ -65,6 +65,11 @@ bool policy_bucket_take_n(policy_bucket *b, uint64_t now, double per_s, double c
  * socket into its user's list (0 or -1, memory). */
 bool policy_user_full(const policy *p, const char *user);
 int policy_user_link(policy *p, policy_sock *s);
+
+/* A socket's subscriptions: how many; add one (0 or -1, memory); remove one (whether it was). */
+uint32_t policy_sock_subscriptions(const policy_sock *s);
+int policy_sock_subscribe(policy *p, policy_sock *s, const char *user);
+bool policy_sock_unsubscribe(policy_sock *s, const char *user);
 
 /* A socket's rooms: the index of `room` or -1; add one (0 or -1, memory); remove room `i` and
  * hand its name to the caller. */
