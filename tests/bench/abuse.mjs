@@ -4,15 +4,17 @@
 //   query:     the round trip of one presence:query naming --ids distinct ids (median and worst of
 //              --repeat), from an otherwise idle daemon;
 //   bystander: an attacker sends such queries as fast as the rate limit lets it (the burst, then
-//              --rate per second) while a bystander sends presence:heartbeat one after another;
-//              the bystander's round trips (p50, p99, worst) are the delay the attack causes it;
+//              --rate tokens per second, a query costing --cost tokens) while a bystander sends a
+//              presence:heartbeat every --probe-ms; its round trips (p50, p99, worst) are the
+//              delay the attack causes it;
 //   churn:     one WebSocket sends `40{"userId":...}` / `41` pairs as fast as it can for
 //              --churn-s seconds; an observer counts the presence:online and presence:offline
 //              events it receives meanwhile. Then again, opening a new WebSocket whenever the
 //              daemon closes one.
 // Numbers, not a test. Usage:
 //   node tests/bench/abuse.mjs --bin build/presenced [--set key=value ...] [--ids 10000]
-//        [--repeat 10] [--attack-s 5] [--rate 20] [--burst 50] [--probe-ms 100] [--churn-s 5]
+//        [--repeat 10] [--attack-s 5] [--rate 20] [--burst 50] [--cost N] [--probe-ms 100]
+//        [--churn-s 5]
 //   node tests/bench/abuse.mjs --url http://127.0.0.1:3000 [...]
 import { spawn } from "node:child_process";
 import net from "node:net";
@@ -27,7 +29,8 @@ const rate = Number(arg("rate", 20));
 const burst = Number(arg("burst", 50));
 const churnS = Number(arg("churn-s", 5));
 const probeMs = Number(arg("probe-ms", 100));
-const cost = 1 + Math.floor((nIds - 1) / 1000); // tokens a query of nIds ids takes
+// Tokens a query of nIds ids takes (--cost 1 for a daemon that counts every message as one).
+const cost = Number(arg("cost", 1 + Math.floor((nIds - 1) / 1000)));
 const sets = process.argv.flatMap((a, i) => (process.argv[i - 1] === "--set" ? ["--set", a] : []));
 
 function freePort() {
