@@ -228,12 +228,7 @@ static const api_route routes[] = {
 
 static bool route_matches(const api_route *r, const http_path *p)
 {
-    if (r->nseg != p->n)
-        return false;
-    for (size_t i = 0; i < r->nseg; i++)
-        if (strcmp(r->seg[i], "*") != 0 && strcmp(r->seg[i], p->seg[i]) != 0)
-            return false;
-    return true;
+    return http_route_matches(r->seg, r->nseg, p);
 }
 
 /* Whether this listener serves the area: with admin_listen set, health and metrics move there
@@ -286,10 +281,11 @@ void api_handle(io_http_req *req, void *ud)
     if (query_too_long(req))
         return api_respond_error(a, req, 414, "uri_too_long", "query argument too long");
     http_path p;
-    if (strlen(io_http_path(req)) >= sizeof(p.buf))
+    int rc = http_path_split(io_http_path(req), &p);
+    if (rc == HTTP_ARGS_TOO_LONG)
         return api_respond_error(a, req, 414, "uri_too_long", "path too long");
     /* An empty segment or too many of them: no route has that shape. */
-    if (http_path_split(io_http_path(req), &p) != HTTP_ARGS_OK)
+    if (rc != HTTP_ARGS_OK)
         return api_respond_error(a, req, 404, "not_found", "Not found");
     const api_route *found = NULL;
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]) && !found; i++)

@@ -14,7 +14,9 @@ int http_path_split(const char *path, http_path *out)
 {
     out->n = 0;
     size_t len = strlen(path);
-    if (len == 0 || path[0] != '/' || len >= sizeof(out->buf))
+    if (len >= sizeof(out->buf))
+        return HTTP_ARGS_TOO_LONG;
+    if (len == 0 || path[0] != '/')
         return HTTP_ARGS_INVALID;
     memcpy(out->buf, path + 1, len);
     if (len > 1 && out->buf[len - 2] == '/')
@@ -35,6 +37,16 @@ int http_path_split(const char *path, http_path *out)
             return HTTP_ARGS_OK;
         p = slash + 1;
     }
+}
+
+bool http_route_matches(const char *const *pattern, size_t n, const http_path *p)
+{
+    if (n != p->n)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(pattern[i], "*") != 0 && strcmp(pattern[i], p->seg[i]) != 0)
+            return false;
+    return true;
 }
 
 int http_query_get(const char *const *args, size_t nargs, const char *name, const char **value)

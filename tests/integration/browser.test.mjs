@@ -142,9 +142,14 @@ describe('live page in a real browser', () => {
             await waitText(live, '#c-sockets', '3', 'three sockets with alice in two tabs');
             await a1.close();
             await waitText(live, '#c-sockets', '2', 'two sockets once alice closed a tab');
-            await new Promise((r) => setTimeout(r, 500)); // offline_grace is 0: an offline would be out
+            // A marker user comes online after the close: the page handles events in stream
+            // order, so once it shows the marker, an offline of alice would be on it already.
+            const marker = await tab('marker');
+            await waitRow(live, 'marker', {}, 'the marker online');
             assert.deepEqual(await row(live, 'alice'), { online: true, status: 'online', rooms: [] }, 'alice, with a tab left, is still online');
             assert.equal(await live.locator('#feed li.user-offline').count(), 0, 'no offline event so far');
+            await marker.close();
+            await waitRow(live, 'marker', 'offline', 'the marker gone');
 
             // A page opened now learns who is online from the replayed history.
             const late = await ctx.newPage();

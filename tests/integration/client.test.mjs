@@ -5,7 +5,7 @@ import { describe, test, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { startDaemon } from './lib/daemon.mjs';
-import { ClientPool, waitFor, normalizeBinary, roundTrip, withTimeout, DEFAULT_WAIT_MS } from './lib/client.mjs';
+import { ClientPool, waitFor, normalizeBinary, roundTrip, withTimeout, morePings, DEFAULT_WAIT_MS } from './lib/client.mjs';
 
 const T = { timeout: 15000 };
 
@@ -69,8 +69,8 @@ for (const setup of SETUPS) {
                     assert.equal(s.io.engine.transport.name, setup.final);
                     assert.equal(upgrades, 0);
                 }
-                // Still alive after several ping intervals (300 ms) on this transport.
-                await new Promise((r) => setTimeout(r, 1000));
+                // Still alive across several heartbeats (ping interval 300 ms) on this transport.
+                await morePings(s, 3);
                 assert.ok(s.connected);
                 assert.deepEqual(await roundTrip(s, 'later'), ['later']);
             })();

@@ -32,7 +32,8 @@ async function wsStatus(daemon, origin) {
 async function assertForbidden(res, what) {
     assert.equal(res.status, 403, `${what}: status`);
     const body = res.json();
-    assert.equal(typeof body.code, 'number', `${what}: JSON error body`);
+    // docs/protocol.md: 403 with code 4 for an Origin not in allowed_origins.
+    assert.equal(body.code, 4, `${what}: the documented code: ${JSON.stringify(body)}`);
     assert.equal(typeof body.message, 'string', `${what}: JSON error body`);
     assert.equal(res.headers.get('access-control-allow-origin'), null, `${what}: no ACAO on a refusal`);
 }

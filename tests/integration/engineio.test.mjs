@@ -4,7 +4,16 @@ import { test, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { startDaemon } from './lib/daemon.mjs';
-import { ClientPool, http, pollingHandshake, openEngineWs } from './lib/client.mjs';
+import { ClientPool, http, pollingHandshake, openEngineWs, sleep } from './lib/client.mjs';
+
+/** Polls cond() every 10 ms until it holds; rejects after ms. */
+async function waitUntilTrue(cond, ms, what) {
+    const end = Date.now() + ms;
+    while (!cond()) {
+        if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+        await sleep(10);
+    }
+}
 
 const T = { timeout: 15000 };
 const P = '/engine.io/';
@@ -44,8 +53,9 @@ test('WebSocket: text and binary messages are echoed unchanged', T, async () => 
             assert.ok(Buffer.isBuffer(back), 'binary frame back');
             assert.deepEqual(back, bytes);
         }
-        // Still open across several ping intervals (pings answered by the helper).
-        await new Promise((r) => setTimeout(r, 800));
+        // Still open across several heartbeats (pings answered by the helper).
+        const pings = raw.pings;
+        await waitUntilTrue(() => raw.pings >= pings + 3, 5000, 'three more pings');
         raw.send('4after');
         assert.equal(await raw.next(), '4after');
     })();

@@ -9,7 +9,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startDaemon } from './lib/daemon.mjs';
-import { ClientPool, sleep } from './lib/client.mjs';
+import { ClientPool } from './lib/client.mjs';
+import { waitSockets } from './lib/fence.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const doc = fs.readFileSync(path.join(here, '../../docs/http-api.md'), 'utf8');
@@ -55,6 +56,32 @@ function sameShape(got, want, where) {
     assert.equal(got, want, `type at ${where}`);
 }
 
+/** The messages (blank-line separated blocks) of an event stream, as an async iterator. */
+async function* sseBlocks(reader) {
+    const dec = new TextDecoder();
+    let buf = '';
+    for (;;) {
+        let i;
+        while ((i = buf.indexOf('\n\n')) >= 0) {
+            yield buf.slice(0, i);
+            buf = buf.slice(i + 2);
+        }
+        const { value, done } = await reader.read();
+        if (done) return;
+        buf += dec.decode(value, { stream: true });
+    }
+}
+
+/** The `field: value` lines of one event-stream message, as an object (comments left out). */
+function sseFields(block) {
+    const o = {};
+    for (const line of block.split('\n')) {
+        const c = line.indexOf(': ');
+        if (c > 0 && !line.startsWith(':')) o[line.slice(0, c)] = line.slice(c + 2);
+    }
+    return o;
+}
+
 let d;
 const pool = new ClientPool();
 before(async () => {
@@ -64,7 +91,7 @@ before(async () => {
     await pool.connect(d.url, '/', { auth: { userId: 'dave' }, transports: ['websocket'] });
     await a.emitWithAck('presence:room:join', { room: 'support' });
     await b.emitWithAck('presence:room:join', { room: 'support' });
-    await sleep(100);
+    await waitSockets(d.url, 'dave', 1, { key: 'secret' });
 });
 after(async () => {
     pool.closeAll();
@@ -92,15 +119,29 @@ test('every example replays as documented', { timeout: 30000 }, async () => {
         assert.equal(r.status, wantStatus, what);
         for (const [k, v] of Object.entries(res.headers)) assert.equal(r.headers.get(k), v, `${what}: header ${k}`);
         if (res.headers['content-type'] === 'text/event-stream') {
-            // Read until the documented comment line arrives, then stop.
-            const reader = r.body.getReader();
-            const { value } = await reader.read();
-            assert.match(new TextDecoder().decode(value), /^: presenced event stream/, what);
-            ctrl.abort();
-            for (const line of res.body.split('\n').filter((l) => l.startsWith('data: '))) {
-                const ev = JSON.parse(line.slice(6));
-                assert.ok(['user.online', 'user.offline', 'room.join', 'room.leave', 'user.update'].includes(ev.type));
+            // The documented message must look like one the daemon sends: a user comes online
+            // while the stream is open, and its message is compared with the example's.
+            const blocks = sseBlocks(r.body.getReader());
+            const hello = await blocks.next();
+            assert.match(hello.value, /^: presenced event stream/, what);
+            const erin = await pool.connect(d.url, '/', { auth: { userId: 'erin', metadata: { name: 'Erin' } }, transports: ['websocket'] });
+            let real;
+            for (;;) {
+                const { value, done } = await blocks.next();
+                assert.ok(!done, `${what}: the stream ended before erin's online`);
+                const msg = sseFields(value);
+                if (msg.event === 'user.online' && JSON.parse(msg.data).userId === 'erin') {
+                    real = msg;
+                    break;
+                }
             }
+            ctrl.abort();
+            erin.close();
+            const doc = sseFields(res.body.split('\n\n').find((b) => b.includes('data: ')));
+            assert.deepEqual(Object.keys(real), Object.keys(doc), `${what}: the message's fields`);
+            assert.equal(real.event, doc.event, what);
+            sameShape(shape(JSON.parse(real.data)), shape(JSON.parse(doc.data)), what);
+            assert.equal(JSON.parse(real.data).id, real.id, `${what}: data.id is the message id`);
             continue;
         }
         const text = await r.text();

@@ -21,7 +21,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from './lib/daemon.mjs';
-import { PresenceEnv, PClient, waitFor, withTimeout, waitUntil, assertOnline, assertOffline } from './lib/presence.mjs';
+import { PresenceEnv, PClient, waitFor, withTimeout, waitUntil, fence, assertOnline, assertOffline } from './lib/presence.mjs';
 import { api, SseStream } from './lib/http.mjs';
 
 const N = 40; // clients through nginx
@@ -293,6 +293,13 @@ describe('nginx in front of two instances (config/nginx.conf, store=redis)', () 
                 }
             }
             await sse.until((evs) => ids.every((id) => evs.some((e) => e.event === 'user.online' && e.data.userId === id)), 5000, `user.online x${N} on SSE through nginx`);
+            // ... and once each, on every path (a fence through nginx, seen by all of them).
+            await fence(ng.url, [obsA, obsB, obsN, sse]);
+            const sseCount = (type, id) => sse.events.filter((e) => e.event === type && e.data.userId === id).length;
+            for (const id of ids) {
+                for (const o of [obsA, obsB, obsN]) o.rec.assertCount('presence:online', { userId: id }, 1);
+                assert.equal(sseCount('user.online', id), 1, `user.online of ${id} once on SSE through nginx`);
+            }
 
             // Each instance holds some of the users (observers are anonymous), together all of them.
             const statsA = (await api(A.url, '/v1/stats')).json;
@@ -330,9 +337,13 @@ describe('nginx in front of two instances (config/nginx.conf, store=redis)', () 
             assert.deepEqual(await obsA.query(ids), after, 'A agrees after the departures');
             assert.deepEqual(await obsB.query(ids), after, 'B agrees after the departures');
             await waitUntil(async () => (await obsN.roomQuery(ROOM)).onlineCount === staying.length, { what: 'room count after the departures' });
+            await fence(ng.url, [obsA, obsB, obsN, sse]);
             for (const o of [obsA, obsB, obsN]) {
+                for (const c of leaving) o.rec.assertCount('presence:offline', { userId: c.userId }, 1);
                 for (const c of staying) o.rec.assertNone('presence:offline', { userId: c.userId }, 'still connected');
             }
+            for (const c of leaving) assert.equal(sseCount('user.offline', c.userId), 1, `user.offline of ${c.userId} once on SSE`);
+            for (const c of staying) assert.equal(sseCount('user.offline', c.userId), 0, `no user.offline of ${c.userId} on SSE`);
         }),
     );
 });

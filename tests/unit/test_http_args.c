@@ -1,4 +1,5 @@
-/* http_args: path splitting, query arguments, integers, id lists and the bearer check. */
+/* http_args: path splitting, route matching, query arguments, integers, id lists and the bearer
+ * check. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -40,12 +41,64 @@ static void test_path_split(void **state)
         for (size_t k = 0; k < 4 && cases[i].seg[k]; k++)
             assert_string_equal(p.seg[k], cases[i].seg[k]);
     }
-    char big[4096];
+    /* HTTP_PATH_MAX - 1 bytes are split; HTTP_PATH_MAX and more are too long (414), whatever
+     * else is wrong with them. */
+    char big[HTTP_PATH_MAX + 2];
     memset(big, 'a', sizeof(big) - 1);
     big[0] = '/';
     big[sizeof(big) - 1] = 0;
     http_path p;
-    assert_int_equal(http_path_split(big, &p), HTTP_ARGS_INVALID);
+    assert_int_equal(http_path_split(big, &p), HTTP_ARGS_TOO_LONG);
+    big[HTTP_PATH_MAX] = 0;
+    assert_int_equal(http_path_split(big, &p), HTTP_ARGS_TOO_LONG);
+    big[HTTP_PATH_MAX - 1] = 0;
+    assert_int_equal(http_path_split(big, &p), HTTP_ARGS_OK);
+    assert_int_equal(p.n, 1);
+    assert_int_equal(strlen(p.seg[0]), HTTP_PATH_MAX - 2);
+    big[1] = '/';
+    big[HTTP_PATH_MAX - 1] = 'a';
+    big[HTTP_PATH_MAX] = 0;
+    assert_int_equal(http_path_split(big, &p), HTTP_ARGS_TOO_LONG);
+}
+
+static void test_route_matches(void **state)
+{
+    (void)state;
+    static const char *const users[] = {"v1", "users"};
+    static const char *const user[] = {"v1", "users", "*"};
+    static const char *const kick[] = {"v1", "users", "*", "disconnect"};
+    static const char *const any2[] = {"*", "*"};
+    static const struct {
+        const char *path;
+        const char *const *pattern;
+        size_t n;
+        bool match;
+    } cases[] = {
+        {"/v1/users", users, 2, true},
+        {"/v1/users/", users, 2, true},
+        {"/v1/users/bob", users, 2, false},
+        {"/v1/user", users, 2, false},
+        {"/v1/usersx", users, 2, false},
+        {"/V1/users", users, 2, false},
+        {"/v1/users/bob", user, 3, true},
+        {"/v1/users/*", user, 3, true},
+        {"/v1/users/bob/disconnect", user, 3, false},
+        {"/v1/users/bob/disconnect", kick, 4, true},
+        {"/v1/users/bob/disconnects", kick, 4, false},
+        {"/v1/rooms/bob/disconnect", kick, 4, false},
+        {"/a/b", any2, 2, true},
+        {"/a", any2, 2, false},
+        {"/", any2, 2, false},
+        {"/", users, 0, true},
+        {"/healthz", users, 0, false},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        http_path p;
+        assert_int_equal(http_path_split(cases[i].path, &p), HTTP_ARGS_OK);
+        if (http_route_matches(cases[i].pattern, cases[i].n, &p) != cases[i].match)
+            fail_msg("%s against a %zu-segment pattern: expected %s", cases[i].path, cases[i].n,
+                     cases[i].match ? "a match" : "no match");
+    }
 }
 
 static void test_query_get(void **state)
@@ -151,9 +204,10 @@ static void test_key(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_path_split), cmocka_unit_test(test_query_get),
-        cmocka_unit_test(test_uint),       cmocka_unit_test(test_ids_split),
-        cmocka_unit_test(test_bearer),     cmocka_unit_test(test_key),
+        cmocka_unit_test(test_path_split), cmocka_unit_test(test_route_matches),
+        cmocka_unit_test(test_query_get),  cmocka_unit_test(test_uint),
+        cmocka_unit_test(test_ids_split),  cmocka_unit_test(test_bearer),
+        cmocka_unit_test(test_key),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

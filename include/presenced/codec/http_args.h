@@ -1,6 +1,6 @@
-/* http_args — validation of what the HTTP API reads from a request line: path segments, query
- * arguments, id lists and the bearer token (docs/http-api.md). Ids follow the Socket.IO rules
- * (pres_name_valid: 1..128 bytes of UTF-8, no control characters).
+/* http_args — validation of what the HTTP API reads from a request line: path segments and the
+ * route they match, query arguments, id lists and the bearer token (docs/http-api.md). Ids
+ * follow the Socket.IO rules (pres_name_valid: 1..128 bytes of UTF-8, no control characters).
  *
  * Pure code: no I/O, no globals. Inputs are NUL-terminated strings that libwebsockets has
  * already %-decoded; returned pointers point into the caller's strings.
@@ -19,21 +19,28 @@ enum {
     HTTP_ARGS_TOO_MANY = -3, /* more ids, or segments, than allowed */
     HTTP_ARGS_TWICE = -4,    /* a query argument given twice */
     HTTP_ARGS_NOMEM = -5,
+    HTTP_ARGS_TOO_LONG = -6, /* a path of HTTP_PATH_MAX bytes or more (414) */
 };
 
 #define HTTP_SEGMENTS_MAX 8
+#define HTTP_PATH_MAX 2048 /* a path this long or longer is refused (414) */
 
 /* A path split at '/': "/v1/users/bob" gives {"v1", "users", "bob"}. */
 typedef struct http_path {
-    char buf[2048];
+    char buf[HTTP_PATH_MAX];
     const char *seg[HTTP_SEGMENTS_MAX];
     size_t n;
 } http_path;
 
 /* Split `path` (must start with '/'; a trailing '/' is ignored). Returns HTTP_ARGS_OK,
- * HTTP_ARGS_INVALID (no leading '/', an empty segment, longer than the buffer) or
- * HTTP_ARGS_TOO_MANY. */
+ * HTTP_ARGS_TOO_LONG (HTTP_PATH_MAX bytes or more), HTTP_ARGS_INVALID (no leading '/', an empty
+ * segment) or HTTP_ARGS_TOO_MANY. `out` borrows nothing from `path`. */
 int http_path_split(const char *path, http_path *out);
+
+/* Whether the split path `p` has the shape of the route pattern pattern[0..n): as many
+ * segments, each equal to the pattern's, or anything where the pattern has "*". The router of
+ * the HTTP API (src/app/api.c) takes the first route whose pattern matches. Borrows both. */
+bool http_route_matches(const char *const *pattern, size_t n, const http_path *p);
 
 /* The value of query argument `name` among `args` ("name=value" or "name"; a bare name has the
  * value ""). *value is NULL when absent. Returns HTTP_ARGS_OK or HTTP_ARGS_TWICE. */

@@ -121,12 +121,13 @@ export function normalizeBinary(v) {
 
 /**
  * A WebSocket speaking Engine.IO by hand. Received messages are queued (strings for text frames,
- * Buffers for binary frames); Engine.IO pings ("2") are answered with "3" and not queued unless
- * autoPong is false, so a connection only closes for the reason a test provokes.
+ * Buffers for binary frames); Engine.IO pings ("2") are answered with "3" and counted in `pings`,
+ * not queued, unless autoPong is false, so a connection only closes for the reason a test provokes.
  */
 export class RawWs {
     constructor(url, { autoPong = true, headers, origin, ...wsOpts } = {}) {
         this.queue = [];
+        this.pings = 0;
         this.waiters = [];
         this.closeInfo = null;
         this.ws = new WebSocket(url, { headers, origin, ...wsOpts });
@@ -153,6 +154,7 @@ export class RawWs {
         this.ws.on('message', (data, isBinary) => {
             const msg = isBinary ? Buffer.from(data) : data.toString();
             if (autoPong && msg === '2') {
+                this.pings++;
                 this.send('3');
                 return;
             }
@@ -256,6 +258,28 @@ export async function pollingHandshake(baseUrl, path = '/socket.io/', headers = 
     if (res.status !== 200 || res.text[0] !== '0') throw new Error(`polling handshake failed: ${res.status} ${res.text.slice(0, 200)}`);
     const handshake = JSON.parse(res.text.slice(1));
     return { sid: handshake.sid, handshake };
+}
+
+/**
+ * Resolves once a socket.io-client socket has received `n` more Engine.IO pings: the server sends
+ * a ping only after the previous pong arrived, so `n` pings mean the connection was alive and
+ * answering for n - 1 whole heartbeats. Rejects after ms.
+ */
+export function morePings(socket, n, ms = DEFAULT_WAIT_MS) {
+    return new Promise((resolve, reject) => {
+        let seen = 0;
+        const onPing = () => {
+            if (++seen < n) return;
+            clearTimeout(timer);
+            socket.io.off('ping', onPing);
+            resolve();
+        };
+        const timer = setTimeout(() => {
+            socket.io.off('ping', onPing);
+            reject(new Error(`${seen} of ${n} pings within ${ms} ms`));
+        }, ms);
+        socket.io.on('ping', onPing);
+    });
 }
 
 /** One message/message-back round trip on a connected conformance-mode socket. */

@@ -141,6 +141,11 @@ export class Daemon {
         throw this.annotate(new Error(`presenced did not accept connections on port ${this.port} within ${START_DEADLINE_MS} ms`));
     }
 
+    /** This instance's id in the store, from its start-up log line (null before it is logged). */
+    get instanceId() {
+        return /msg="presence" instance=(\S+)/.exec(this.stderrText)?.[1] ?? null;
+    }
+
     /** Sends a signal without waiting (e.g. SIGSTOP/SIGCONT). */
     signal(sig) {
         if (this.proc && !this.exitInfo) this.proc.kill(sig);
@@ -206,11 +211,33 @@ export class Daemon {
 }
 
 /**
+ * Waits until GET /readyz at `url` answers 200: with the Redis store a daemon listens before it
+ * has reached Redis, and state changes made in between are only re-asserted at its next lease
+ * refresh, so tests start from a daemon that is ready. A daemon that is not ready within `ms`
+ * fails the test (with the last answer).
+ */
+export async function waitReady(url, ms = 15000) {
+    const until = Date.now() + ms;
+    let last = 'no answer';
+    for (;;) {
+        const res = await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(ms) }).then(
+            async (r) => ({ status: r.status, text: await r.text() }),
+            (err) => ({ status: 0, text: err.message }),
+        );
+        if (res.status === 200) return;
+        last = `${res.status} ${res.text}`;
+        if (Date.now() >= until) throw new Error(`${url}/readyz did not answer 200 within ${ms} ms; last answer: ${last}`);
+        await sleep(20);
+    }
+}
+
+/**
  * Starts presenced on a free port (or the given one).
  *   mode: 'socketio' (--conformance), 'engineio' (--conformance=engineio) or 'default'
  *   set:  { key: value } → --set key=value
+ *   ready: with the Redis store, also wait until /readyz says 200 (on admin_listen if set)
  */
-export async function startDaemon({ mode = 'default', set = {}, port, host = '127.0.0.1', extraArgs = [] } = {}) {
+export async function startDaemon({ mode = 'default', set = {}, port, host = '127.0.0.1', extraArgs = [], ready = true } = {}) {
     const p = port ?? (await freePort(host));
     const args = ['--listen', `${host}:${p}`];
     if (mode === 'socketio') args.push('--conformance');
@@ -220,5 +247,14 @@ export async function startDaemon({ mode = 'default', set = {}, port, host = '12
     args.push(...extraArgs);
     const d = new Daemon({ host, port: p, args });
     await d.start();
+    const redis = set.store === 'redis' || extraArgs.includes('redis') || extraArgs.includes('--redis');
+    if (ready && redis) {
+        try {
+            await d.wrap(() => waitReady(set.admin_listen ? `http://${set.admin_listen}` : d.url))();
+        } catch (err) {
+            await d.kill('SIGKILL');
+            throw err;
+        }
+    }
     return d;
 }

@@ -1,7 +1,7 @@
-// A hostile client, run as its own process by security-hostile.test.mjs: for DURATION_MS it floods
-// commands (reconnecting when the daemon closes it for abuse), opens connections past the
-// per-address limit, and sends oversized and malformed frames. Everything comes from LOCAL_ADDR.
-// Prints one JSON line of what it did.
+// A hostile client, run as its own process by security-hostile.test.mjs: until SIGTERM (or for
+// DURATION_MS at most) it floods commands (reconnecting when the daemon closes it for abuse),
+// opens connections past the per-address limit, and sends oversized and malformed frames.
+// Everything comes from LOCAL_ADDR. Prints one JSON line of what it did.
 // Usage: node hostile.mjs URL LOCAL_ADDR DURATION_MS
 import http from 'node:http';
 import net from 'node:net';
@@ -9,7 +9,8 @@ import { io } from 'socket.io-client';
 import WebSocket from 'ws';
 
 const [url, localAddress, durationArg] = process.argv.slice(2);
-const until = Date.now() + Number(durationArg);
+let until = Date.now() + Number(durationArg);
+process.on('SIGTERM', () => (until = 0));
 const agent = new http.Agent({ localAddress });
 const wsUrl = `${url.replace('http', 'ws')}/socket.io/?EIO=4&transport=websocket`;
 const stats = { commands: 0, reconnects: 0, tcp: 0, frames: 0 };

@@ -3,6 +3,7 @@
 import crypto from 'node:crypto';
 import http from 'node:http';
 import net from 'node:net';
+import { isFence } from './fence.mjs';
 
 /** fetch with a deadline; resolves {status, headers, text, json}. */
 export async function api(base, path, { method = 'GET', body, key, headers = {}, ms = 5000 } = {}) {
@@ -48,11 +49,15 @@ export function rawRequest(host, port, bytes, { ms = 3000, end = false } = {}) {
     });
 }
 
-/** An open GET /v1/events stream: events arrive in `events` ({id, event, data}). */
+/**
+ * An open GET /v1/events stream: events arrive in `events` ({id, event, data}), those about fence
+ * users (lib/fence.mjs) in `fences`, comment lines (without the ':') in `comments`.
+ */
 export class SseStream {
     constructor(base, { lastEventId, key, query = '' } = {}) {
         this.events = [];
-        this.comments = 0;
+        this.fences = [];
+        this.comments = [];
         this.waiters = [];
         this.ctrl = new AbortController();
         const headers = { accept: 'text/event-stream' };
@@ -79,7 +84,7 @@ export class SseStream {
                     const ev = {};
                     for (const line of block.split('\n')) {
                         if (line.startsWith(':')) {
-                            this.comments++;
+                            this.comments.push(line.slice(1).trim());
                             continue;
                         }
                         const c = line.indexOf(': ');
@@ -87,9 +92,9 @@ export class SseStream {
                     }
                     if (ev.data !== undefined) {
                         ev.data = JSON.parse(ev.data);
-                        this.events.push(ev);
-                        this.waiters = this.waiters.filter((w) => !w());
+                        (isFence(ev.data.userId) ? this.fences : this.events).push(ev);
                     }
+                    this.waiters = this.waiters.filter((w) => !w());
                 }
             }
         } catch {
@@ -99,13 +104,18 @@ export class SseStream {
         this.waiters = this.waiters.filter((w) => !w());
     }
 
-    /** Resolves once pred(events) is true; rejects after ms. */
+    /** Resolves once pred(events, this) is true; rejects after ms (or when the stream ended). */
     until(pred, ms = 5000, what = 'events') {
         return new Promise((resolve, reject) => {
             const check = () => {
-                if (pred(this.events)) {
+                if (pred(this.events, this)) {
                     clearTimeout(timer);
                     resolve(this.events);
+                    return true;
+                }
+                if (this.ended) {
+                    clearTimeout(timer);
+                    reject(new Error(`the stream ended while waiting for ${what}; got ${JSON.stringify(this.events)}`));
                     return true;
                 }
                 return false;
@@ -116,6 +126,17 @@ export class SseStream {
             }, ms);
             if (!check()) this.waiters.push(check);
         });
+    }
+
+    /**
+     * Resolves once the stream is registered: the daemon sends its first comment line only after
+     * it has added the stream, so events decided after that reach it. Rejects on a non-200.
+     */
+    async opened(ms = 5000) {
+        const res = await this.ready;
+        if (res.status !== 200) throw new Error(`GET /v1/events answered ${res.status}`);
+        await this.until((_, st) => st.comments.includes('presenced event stream'), ms, 'the stream to open');
+        return this;
     }
 
     close() {
@@ -129,37 +150,76 @@ export function sign(secret, body) {
 }
 
 /**
- * A webhook receiver on a free port. `respond(n)` gives the status for the n-th request (from 1).
- * Every request is kept in `requests` ({body, signature, status, events, valid}).
+ * A webhook receiver on a free port. `respond(n, req)` gives the status for the n-th request
+ * (from 1), or null to never answer it (the connection is held until close()). Every request is
+ * kept in `requests` ({body, signature, status, events, valid, at}).
  */
 export async function startReceiver({ secret = '', respond = () => 200 } = {}) {
     const requests = [];
+    const held = new Set();
     const srv = http.createServer((req, res) => {
         const chunks = [];
         req.on('data', (c) => chunks.push(c));
         req.on('end', () => {
             const body = Buffer.concat(chunks).toString('utf8');
             const signature = req.headers['x-presenced-signature'];
-            const status = respond(requests.length + 1);
+            const status = respond(requests.length + 1, req);
             let events = [];
             try {
                 events = JSON.parse(body).events;
             } catch {
                 events = null;
             }
-            requests.push({ body, signature, status, events, valid: !secret || signature === sign(secret, body) });
+            requests.push({ body, signature, status, events, valid: !secret || signature === sign(secret, body), at: Date.now() });
+            if (status === null) {
+                held.add(res);
+                return;
+            }
             res.writeHead(status, { 'content-type': 'text/plain' });
             res.end('ok');
         });
     });
     await new Promise((r) => srv.listen(0, '127.0.0.1', r));
+    const acceptedAll = () => requests.filter((r) => r.status !== null && r.status < 300).flatMap((r) => r.events);
     return {
         url: `http://127.0.0.1:${srv.address().port}/hook`,
         requests,
-        /** Events of accepted (2xx) requests, in arrival order. */
+        /** Events of accepted (2xx) requests, in arrival order, fence events left out. */
         accepted() {
-            return requests.filter((r) => r.status < 300).flatMap((r) => r.events);
+            return acceptedAll().filter((e) => !isFence(e.userId));
         },
-        close: () => new Promise((r) => srv.close(r)),
+        /** The fence events (lib/fence.mjs) of accepted requests. */
+        fenceEvents() {
+            return acceptedAll().filter((e) => isFence(e.userId));
+        },
+        close: () =>
+            new Promise((r) => {
+                for (const res of held) res.destroy();
+                srv.closeAllConnections?.();
+                srv.close(r);
+            }),
     };
+}
+
+/**
+ * The value of one series in the Prometheus text at `url`/metrics: `name` with its labels exactly
+ * as printed (`presenced_sockets_local`, `presenced_limit_hits_total{limit="rate"}`); NaN if absent.
+ */
+export async function metric(url, name, { key } = {}) {
+    const res = await api(url, '/metrics', { key });
+    if (res.status !== 200) throw new Error(`GET ${url}/metrics: ${res.status} ${res.text.slice(0, 200)}`);
+    const line = res.text.split('\n').find((l) => l.startsWith(name + ' '));
+    return line ? Number(line.slice(name.length + 1)) : NaN;
+}
+
+/** Polls metric() until it equals `want`; fails with the last value after ms. */
+export async function waitMetric(url, name, want, { ms = 15000, key } = {}) {
+    const deadline = Date.now() + ms;
+    let v;
+    for (;;) {
+        v = await metric(url, name, { key });
+        if (v === want) return v;
+        if (Date.now() > deadline) throw new Error(`${name} at ${url} is ${v}, not ${want}, after ${ms} ms`);
+        await new Promise((r) => setTimeout(r, 20));
+    }
 }

@@ -1,20 +1,20 @@
 // Helpers for the presence tests: a per-file environment that starts daemons (memory or Redis
 // store, one key prefix per test so tests sharing a redis-server never see each other's state),
 // clients that record every presence:* event they receive, commands with bounded acks, and
-// socket.io-clients living in child Node.js processes (to freeze or kill them).
+// socket.io-clients living in child Node.js processes (to freeze or kill them). To check that
+// something happened exactly once (or not at all), put up a fence (lib/fence.mjs,
+// PresenceEnv.fence) and count after it; never sleep and count.
 import { spawn } from 'node:child_process';
 import assert from 'node:assert/strict';
 import { isDeepStrictEqual } from 'node:util';
-import { startDaemon } from './daemon.mjs';
+import { startDaemon, waitReady } from './daemon.mjs';
 import { startRedis } from './redis.mjs';
 import { ClientPool, waitFor, withTimeout, sleep, DEFAULT_WAIT_MS } from './client.mjs';
+import { fence, waitSockets, isFence } from './fence.mjs';
 
-export { sleep, waitFor, withTimeout, DEFAULT_WAIT_MS };
+export { sleep, waitFor, withTimeout, DEFAULT_WAIT_MS, fence, waitSockets, waitReady };
 
 export const STORES = ['memory', 'redis'];
-
-/** How long a test waits to be reasonably sure an event it must not see is not coming. */
-export const QUIET_MS = 600;
 
 /** Error codes of the presence commands. */
 export const E = {
@@ -35,16 +35,20 @@ function fieldsMatch(data, where) {
 
 /**
  * Records every presence:* event a socket receives, in arrival order, as {event, data, at}.
- * Attach before the socket connects so that nothing is missed.
+ * Attach before the socket connects so that nothing is missed. Events about fence users
+ * (lib/fence.mjs) go to `fenceEvents` instead of `events`.
  */
 export class Recorder {
     constructor(socket, label = '') {
         this.label = label;
         this.events = [];
+        this.fenceEvents = [];
         this.waiters = new Set();
         socket.onAny((event, ...args) => {
             if (!String(event).startsWith('presence:')) return;
-            this.events.push({ event, data: args[0], at: Date.now() });
+            const e = { event, data: args[0], at: Date.now() };
+            if (isFence(e.data?.userId)) this.fenceEvents.push(e);
+            else this.events.push(e);
             for (const w of this.waiters) w();
         });
     }
@@ -133,7 +137,9 @@ export class PClient {
         this.label = label ?? (userId ? `client(${userId})` : 'anonymous client');
         this.rec = new Recorder(socket, this.label);
         this.disconnects = []; // reasons, in order
+        this.pings = 0; // Engine.IO pings received
         socket.on('disconnect', (reason) => this.disconnects.push(reason));
+        socket.io.on('ping', () => this.pings++);
     }
 
     get id() {
@@ -278,17 +284,20 @@ const s = io(url, { transports: [transport], upgrade: false, reconnection: false
 s.on('connect', () => out({ connected: s.id }));
 s.on('connect_error', (e) => { out({ error: e.message }); process.exit(1); });
 s.on('disconnect', (r) => out({ disconnect: r }));
+s.io.on('ping', () => out({ ping: true }));
 `;
 
 /**
  * A socket.io-client in a child Node.js process, identified as userId. Resolves once connected,
- * with {proc, socketId, lines}. The caller (PresenceEnv) kills it at cleanup.
+ * with {proc, socketId, lines, pings}: `pings` counts the Engine.IO pings it received (the daemon
+ * sends the next one only after the previous pong, so two pings mean a pong was accepted). The
+ * caller (PresenceEnv) kills it at cleanup.
  */
 export async function spawnChildClient(url, userId, { transport = 'websocket', ms = 10000 } = {}) {
     const proc = spawn(process.execPath, ['--input-type=module', '-e', CHILD_SRC, CLIENT_MODULE_URL, url, userId, transport], {
         stdio: ['ignore', 'pipe', 'pipe'],
     });
-    const child = { proc, socketId: null, lines: [], stderr: '' };
+    const child = { proc, socketId: null, lines: [], stderr: '', pings: 0 };
     proc.stderr.setEncoding('utf8');
     proc.stderr.on('data', (d) => (child.stderr = (child.stderr + d).slice(-4000)));
     proc.stdout.setEncoding('utf8');
@@ -305,7 +314,8 @@ export async function spawnChildClient(url, userId, { transport = 'websocket', m
                     line = { text: buf.slice(0, nl) }; // not ours (e.g. DEBUG output)
                 }
                 buf = buf.slice(nl + 1);
-                child.lines.push(line);
+                if (line.ping) child.pings++;
+                else child.lines.push(line);
                 if (line.connected) resolve(line.connected);
                 if (line.error) reject(new Error(`child client ${userId}: connect_error ${line.error}`));
             }
@@ -324,20 +334,6 @@ let prefixSeq = 0;
  * daemons, clients and child processes it started (cleanup() after each test, teardown() at the end).
  * Each test gets a fresh Redis key prefix, so state left by one test never reaches the next.
  */
-/**
- * Waits (up to 5 s, without failing) until GET /readyz answers 200: with the Redis store a daemon
- * listens before it has reached Redis, and state changes made in between are only re-asserted at
- * its next lease refresh; tests start from a daemon that is ready.
- */
-async function waitReady(url, ms = 5000) {
-    const until = Date.now() + ms;
-    while (Date.now() < until) {
-        const status = await fetch(`${url}/readyz`).then((r) => r.status, () => 0);
-        if (status === 200 || status === 404 || status === 401) return;
-        await sleep(20);
-    }
-}
-
 export class PresenceEnv {
     constructor(store) {
         if (!STORES.includes(store)) throw new Error(`unknown store ${store}`);
@@ -369,10 +365,18 @@ export class PresenceEnv {
         } else {
             extraArgs.push('--store', 'memory');
         }
-        const d = await startDaemon({ set: all, extraArgs });
+        const d = await startDaemon({ set: all, extraArgs, ready: false });
         this.daemons.push(d);
-        if (wait && this.store === 'redis' && !all.admin_listen) await waitReady(d.url);
+        if (wait) await d.wrap(() => waitReady(all.admin_listen ? `http://${all.admin_listen}` : d.url))();
         return d;
+    }
+
+    /**
+     * A fence (lib/fence.mjs) through daemon d, seen by every sink (PClients, SSE streams, webhook
+     * receivers): counts taken after it are final. Returns the fence's user id.
+     */
+    fence(d, sinks, opts) {
+        return fence(d.url, sinks, opts);
     }
 
     /** SIGKILLs a daemon of this test (cleanup then does not expect a clean exit from it). */

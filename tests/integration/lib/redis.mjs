@@ -129,3 +129,11 @@ export async function startRedis({ port: wanted } = {}) {
     await redis.stop();
     throw new Error(`redis-server did not answer PING within ${START_DEADLINE_MS} ms:\n${redis.output}`);
 }
+
+/**
+ * The Redis key of a user ('u'), user's sockets ('k'), room ('r') or instance ('i') under
+ * `prefix`, as docs/redis-schema.md lays them out: `<prefix><tag>:<byte length>:<id>`.
+ */
+export function presenceKey(prefix, tag, id) {
+    return `${prefix}${tag}:${Buffer.byteLength(id)}:${id}`;
+}
