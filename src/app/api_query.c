@@ -69,15 +69,24 @@ bool api_name_ok(api *a, io_http_req *req, const char *s, const char *what)
     return false;
 }
 
+/* The call of a request about the user or room named by path segment 2 (`what` names it in an
+ * error), or NULL after answering the error. */
+static api_call *named_call(api *a, io_http_req *req, const http_path *p, const char *what)
+{
+    const char *name = p->seg[2];
+    if (!api_name_ok(a, req, name, what))
+        return NULL;
+    api_call *c = api_call_new(a, req, name);
+    if (!c)
+        api_respond_error(a, req, 500, "internal", "out of memory");
+    return c;
+}
+
 void api_get_user(api *a, io_http_req *req, const http_path *p)
 {
-    const char *user = p->seg[2];
-    if (!api_name_ok(a, req, user, "userId"))
-        return;
-    api_call *c = api_call_new(a, req, user);
-    if (!c)
-        return api_respond_error(a, req, 500, "internal", "out of memory");
-    store_user_get(a->st, user, on_user, c);
+    api_call *c = named_call(a, req, p, "userId");
+    if (c)
+        store_user_get(a->st, c->arg, on_user, c);
 }
 
 static void on_bulk(int err, const store_user *users, size_t n, void *ud)
@@ -207,13 +216,9 @@ static void on_disconnect(int err, void *ud)
 
 void api_post_user_disconnect(api *a, io_http_req *req, const http_path *p)
 {
-    const char *user = p->seg[2];
-    if (!api_name_ok(a, req, user, "userId"))
-        return;
-    api_call *c = api_call_new(a, req, user);
-    if (!c)
-        return api_respond_error(a, req, 500, "internal", "out of memory");
-    store_user_disconnect(a->st, user, on_disconnect, c);
+    api_call *c = named_call(a, req, p, "userId");
+    if (c)
+        store_user_disconnect(a->st, c->arg, on_disconnect, c);
 }
 
 /* ---- rooms ---- */
@@ -313,14 +318,10 @@ void api_get_room(api *a, io_http_req *req, const http_path *p)
 
 void api_get_room_count(api *a, io_http_req *req, const http_path *p)
 {
-    const char *room = p->seg[2];
-    if (!api_name_ok(a, req, room, "room"))
-        return;
-    api_call *c = api_call_new(a, req, room);
-    if (!c)
-        return api_respond_error(a, req, 500, "internal", "out of memory");
+    api_call *c = named_call(a, req, p, "room");
     /* One member is the least a page can hold; the count comes with it. */
-    store_room_page(a->st, room, "", 1, on_room_count, c);
+    if (c)
+        store_room_page(a->st, c->arg, "", 1, on_room_count, c);
 }
 
 /* ---- stats ---- */
