@@ -5,6 +5,7 @@
  * store answers; the store calls back exactly once, also when it shuts down, so every request
  * is answered and released.
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 #include "api_impl.h"
 #include "presenced/core/metrics_def.h"
 #include "presenced/io/log.h"
+#include "presenced/io/proc_stats.h"
 
 /* ---- answers ---- */
 
@@ -128,10 +130,41 @@ void api_local_now(api *a, api_local *l)
         a->opts.local(l, a->opts.local_ud);
 }
 
+/* The process_* series (their names and help texts are in metrics_def) and where each value is
+ * in a proc_stats. */
+static const struct {
+    metrics_def id;
+    size_t offset;
+} process_series[] = {
+    {METRIC_PROCESS_CPU, offsetof(proc_stats, cpu_seconds)},
+    {METRIC_PROCESS_RESIDENT, offsetof(proc_stats, resident_bytes)},
+    {METRIC_PROCESS_VIRTUAL, offsetof(proc_stats, virtual_bytes)},
+    {METRIC_PROCESS_OPEN_FDS, offsetof(proc_stats, open_fds)},
+    {METRIC_PROCESS_MAX_FDS, offsetof(proc_stats, max_fds)},
+    {METRIC_PROCESS_START_TIME, offsetof(proc_stats, start_time_s)},
+};
+
+_Static_assert(sizeof(process_series) / sizeof(process_series[0]) == API_PROCESS_SERIES,
+               "one family per process_* series");
+
+/* Reads the process's figures into its series; one that cannot be read is left out. */
+static void process_now(api *a)
+{
+    proc_stats p;
+    proc_stats_read(&p);
+    for (size_t i = 0; i < API_PROCESS_SERIES; i++) {
+        double v;
+        memcpy(&v, (const char *)&p + process_series[i].offset, sizeof(v));
+        if (v >= 0)
+            metrics_set(a->process[i], NULL, v);
+    }
+}
+
 static void render_metrics(api *a, io_http_req *req, const store_stats *cluster)
 {
     api_local l;
     api_local_now(a, &l);
+    process_now(a);
     metrics_set(a->users_local, NULL, (double)l.users);
     metrics_set(a->sockets_local, NULL, (double)l.sockets);
     metrics_set(a->connections, "polling", (double)l.polling);
@@ -192,12 +225,33 @@ static void get_page(api *a, io_http_req *req, const http_path *p)
                     api_dashboard_html_len);
 }
 
+/* ---- the presence client ---- */
+
+/* The browser build of the presence client: public (it holds no data), loadable as a module from
+ * any origin (module scripts are fetched with CORS), cached briefly so that an upgraded daemon
+ * serves its own version soon. */
+static void get_client_js(api *a, io_http_req *req, const http_path *p)
+{
+    (void)p;
+    static const char *const hdr[] = {"cache-control:",
+                                      "public, max-age=300",
+                                      "access-control-allow-origin:",
+                                      "*",
+                                      "x-content-type-options:",
+                                      "nosniff",
+                                      NULL};
+    api_count_request(a, 200);
+    io_http_respond(req, 200, "text/javascript; charset=utf-8", hdr, api_client_js,
+                    api_client_js_len);
+}
+
 /* ---- routing ---- */
 
 typedef void (*api_fn)(api *a, io_http_req *req, const http_path *p);
 
-/* AREA_PAGE: the live page, on the main listener only, when `dashboard` is on. */
-typedef enum api_area { AREA_ADMIN, AREA_V1, AREA_PAGE } api_area;
+/* AREA_PAGE: the live page, on the main listener only, when `dashboard` is on. AREA_PUBLIC:
+ * files for browsers, on the main listener, without the API key. */
+typedef enum api_area { AREA_ADMIN, AREA_V1, AREA_PAGE, AREA_PUBLIC } api_area;
 
 /* A route: segments to match ("*" matches any one), the handlers per method, and whether the
  * API key may come as ?key= (for the live page and what it reads: EventSource cannot send an
@@ -213,6 +267,7 @@ typedef struct api_route {
 
 static const api_route routes[] = {
     {AREA_PAGE, {NULL}, 0, get_page, NULL, false, true},
+    {AREA_PUBLIC, {"presence-client.js"}, 1, get_client_js, NULL, false, false},
     {AREA_ADMIN, {"healthz"}, 1, get_healthz, NULL, false, false},
     {AREA_ADMIN, {"readyz"}, 1, get_readyz, NULL, false, false},
     {AREA_ADMIN, {"metrics"}, 1, get_metrics, NULL, false, false},
@@ -246,7 +301,7 @@ static bool area_here(const api *a, api_area area, int listener)
  * routes that allow it, as ?key= (given once). Both are compared in constant time. */
 static bool authorized(const api *a, io_http_req *req, const api_route *r)
 {
-    if (r->area == AREA_ADMIN || !privileged(a))
+    if (r->area == AREA_ADMIN || r->area == AREA_PUBLIC || !privileged(a))
         return true;
     if (http_bearer_match(io_http_authorization(req), a->api_key))
         return true;
@@ -355,6 +410,8 @@ api *api_new(const api_opts *opts)
     a->sockets_cluster = metrics_def_get(m, METRIC_SOCKETS_CLUSTER);
     a->rooms_cluster = metrics_def_get(m, METRIC_ROOMS);
     a->instances = metrics_def_get(m, METRIC_INSTANCES);
+    for (size_t i = 0; i < API_PROCESS_SERIES; i++)
+        a->process[i] = metrics_def_get(m, process_series[i].id);
     if (opts->loop) {
         uv_timer_init(opts->loop, &a->ping);
         a->ping.data = a;

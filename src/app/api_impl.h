@@ -9,6 +9,7 @@
 #include "presenced/codec/http_args.h"
 
 #define API_SSE_PING_MS 15000
+#define API_PROCESS_SERIES 6 /* process_* series in /metrics */
 
 typedef struct sse_client sse_client;
 
@@ -21,6 +22,7 @@ struct api {
     bool ping_running;
     metrics_family *requests, *sse_clients, *dropped, *users_local, *users_cluster, *sockets_local,
         *sockets_cluster, *rooms_cluster, *instances, *connections;
+    metrics_family *process[API_PROCESS_SERIES]; /* process_series, in order */
 };
 
 /* A request waiting for the store: the request and what was asked. */

@@ -89,9 +89,10 @@ void api_get_user(api *a, io_http_req *req, const http_path *p)
         store_user_get(a->st, c->arg, on_user, c);
 }
 
-static void on_bulk(int err, const store_user *users, size_t n, void *ud)
+static void on_bulk(int err, const store_user *users, size_t n, const char *seq, void *ud)
 {
     api_call *c = ud;
+    (void)seq;
     if (err) {
         api_respond_store_error(c->a, c->req, err);
         api_call_free(c);

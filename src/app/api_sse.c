@@ -71,32 +71,56 @@ static int sse_write(sse_client *s, const char *text, size_t len)
     return 0;
 }
 
-static int sse_send(sse_client *s, const pres_event *ev)
+/* One event on the stream, with the id of the event it shows. Returns 0 or -1 (dropped). */
+static int sse_send_one(sse_client *s, const pres_event *shown, const char *id)
 {
-    /* What an API caller sees of it: the policy's view (invisible users as they are only for
-     * callers that proved they hold the key). */
-    const policy_viewer viewer = {.api = true};
-    pres_event view;
-    const pres_event *shown = policy_view(s->a->opts.policy, ev, &viewer, &view);
-    snprintf(s->last_id, sizeof(s->last_id), "%s", ev->id);
-    if (!shown)
-        return 0;
     cJSON *o = pres_event_public(shown);
     char *data = o ? cJSON_PrintUnformatted(o) : NULL;
     cJSON_Delete(o);
     if (!data)
         return 0;
-    size_t cap = strlen(data) + strlen(ev->id) + 64;
+    size_t cap = strlen(data) + strlen(id) + 64;
     char *msg = malloc(cap);
     int rc = 0;
     if (msg) {
-        int n = snprintf(msg, cap, "id: %s\nevent: %s\ndata: %s\n\n", ev->id,
+        int n = snprintf(msg, cap, "id: %s\nevent: %s\ndata: %s\n\n", id,
                          pres_event_public_type(shown->type), data);
         rc = sse_write(s, msg, (size_t)n);
     }
     free(msg);
     free(data);
     return rc;
+}
+
+/* The rooms an event's user leaves or joins in the caller's eyes (turning invisible or visible,
+ * policy_view_rooms), each as a room event with the event's id. */
+static int sse_send_rooms(sse_client *s, const pres_event *ev, pres_event_type as)
+{
+    for (size_t i = 0; i < ev->nrooms; i++) {
+        pres_event room = {.type = as, .user = ev->user, .room = ev->rooms[i], .at = ev->at};
+        memcpy(room.id, ev->id, sizeof(room.id));
+        if (sse_send_one(s, &room, ev->id) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int sse_send(sse_client *s, const pres_event *ev)
+{
+    /* What an API caller sees of it: the policy's view (invisible users as they are only for
+     * callers that proved they hold the key). */
+    const policy_viewer viewer = {.api = true};
+    pres_event view;
+    pres_event_type as;
+    const pres_event *shown = policy_view(s->a->opts.policy, ev, &viewer, &view);
+    bool rooms = policy_view_rooms(s->a->opts.policy, ev, &viewer, &as);
+    snprintf(s->last_id, sizeof(s->last_id), "%s", ev->id);
+    /* Rooms are left before the offline and joined after the online. */
+    if (rooms && as == PRES_EV_ROOM_LEAVE && sse_send_rooms(s, ev, as) < 0)
+        return -1;
+    if (shown && sse_send_one(s, shown, ev->id) < 0)
+        return -1;
+    return rooms && as == PRES_EV_ROOM_JOIN ? sse_send_rooms(s, ev, as) : 0;
 }
 
 static int sse_hold(sse_client *s, const pres_event *ev)

@@ -24,7 +24,7 @@ static policy_now clock_now(void)
 
 /* ---- replies ---- */
 
-static void ack_json(sio_sock *s, int64_t ack_id, cJSON *reply)
+void gw_ack_json(sio_sock *s, int64_t ack_id, cJSON *reply)
 {
     if (ack_id == SIO_NO_ACK || !reply) {
         cJSON_Delete(reply);
@@ -38,7 +38,7 @@ static void ack_json(sio_sock *s, int64_t ack_id, cJSON *reply)
     cJSON_Delete(args);
 }
 
-static cJSON *reply_ok(void)
+cJSON *gw_reply_ok(void)
 {
     cJSON *r = cJSON_CreateObject();
     if (r && !cJSON_AddTrueToObject(r, "ok")) {
@@ -49,7 +49,7 @@ static cJSON *reply_ok(void)
 }
 
 /* {"ok": false, "error": {code, message}}: `code` is a client error code (docs/protocol.md). */
-static void ack_error_code(sio_sock *s, int64_t ack_id, const char *code, const char *message)
+void gw_ack_error_code(sio_sock *s, int64_t ack_id, const char *code, const char *message)
 {
     if (ack_id == SIO_NO_ACK)
         return;
@@ -57,37 +57,37 @@ static void ack_error_code(sio_sock *s, int64_t ack_id, const char *code, const 
     cJSON *e = r && cJSON_AddFalseToObject(r, "ok") ? cJSON_AddObjectToObject(r, "error") : NULL;
     if (e && cJSON_AddStringToObject(e, "code", code) &&
         cJSON_AddStringToObject(e, "message", message)) {
-        ack_json(s, ack_id, r);
+        gw_ack_json(s, ack_id, r);
         return;
     }
     cJSON_Delete(r);
 }
 
-static void ack_error(sio_sock *s, int64_t ack_id, policy_code code, const char *message)
+void gw_ack_error(sio_sock *s, int64_t ack_id, policy_code code, const char *message)
 {
-    ack_error_code(s, ack_id, policy_code_name(code), message);
+    gw_ack_error_code(s, ack_id, policy_code_name(code), message);
 }
 
 /* Answer with a reply that was built piece by piece: `complete` is false when a piece could not be
  * allocated, and the client then gets an error instead of a partial answer. */
-static void ack_built(sio_sock *s, int64_t ack_id, cJSON *reply, bool complete)
+void gw_ack_built(sio_sock *s, int64_t ack_id, cJSON *reply, bool complete)
 {
     if (complete) {
-        ack_json(s, ack_id, reply);
+        gw_ack_json(s, ack_id, reply);
         return;
     }
     cJSON_Delete(reply);
-    ack_error(s, ack_id, POLICY_E_INTERNAL, "out of memory");
+    gw_ack_error(s, ack_id, POLICY_E_INTERNAL, "out of memory");
 }
 
-static void ack_store_error(sio_sock *s, int64_t ack_id, int err)
+void gw_ack_store_error(sio_sock *s, int64_t ack_id, int err)
 {
-    ack_error_code(s, ack_id, pres_err_code(err), store_strerror(err));
+    gw_ack_error_code(s, ack_id, pres_err_code(err), store_strerror(err));
 }
 
 /* ---- sockets and groups ---- */
 
-static gw_sock *gw_sock_find(gateway *gw, const char *sid)
+gw_sock *gw_sock_find(gateway *gw, const char *sid)
 {
     return map_get(&gw->socks, sid, strlen(sid));
 }
@@ -97,14 +97,14 @@ void gateway_group_name(char *out, size_t cap, char kind, const char *name)
     snprintf(out, cap, "%c:%s", kind, name);
 }
 
-static int group_join(sio_sock *s, char kind, const char *name)
+int gw_group_join(sio_sock *s, char kind, const char *name)
 {
     char group[GROUP_MAX];
     gateway_group_name(group, sizeof(group), kind, name);
     return sio_group_join(s, group);
 }
 
-static void group_leave(sio_sock *s, char kind, const char *name)
+void gw_group_leave(sio_sock *s, char kind, const char *name)
 {
     char group[GROUP_MAX];
     gateway_group_name(group, sizeof(group), kind, name);
@@ -147,20 +147,7 @@ static void on_conn_close(sio_conn *c, void *ud)
 
 /* ---- store requests ---- */
 
-/* One store call in flight. It names its socket by id: the socket may be gone when the store
- * answers, and then there is nobody to answer. */
-typedef struct gw_req {
-    gateway *gw;
-    policy_act act; /* POLICY_ACT_NONE: fire and forget */
-    bool at_connect;
-    char sid[SIO_ID_LEN + 1];
-    int64_t ack_id;
-    char *arg;      /* room (join, leave, page), status (status) */
-    char *metadata; /* status: metadata to remember once the store accepted it */
-} gw_req;
-
-static gw_req *req_new(gateway *gw, policy_act act, const gw_sock *g, int64_t ack_id,
-                       const char *arg)
+gw_req *gw_req_new(gateway *gw, policy_act act, const gw_sock *g, int64_t ack_id, const char *arg)
 {
     gw_req *r = calloc(1, sizeof(*r));
     if (!r)
@@ -176,10 +163,11 @@ static gw_req *req_new(gateway *gw, policy_act act, const gw_sock *g, int64_t ac
     return r;
 }
 
-static void req_free(gw_req *r)
+void gw_req_free(gw_req *r)
 {
     free(r->arg);
     free(r->metadata);
+    free(r->cursor);
     free(r);
 }
 
@@ -188,7 +176,7 @@ static void undo(gateway *gw, gw_sock *g, policy_act act, bool at_connect, const
 {
     policy_decision d = {.act = act, .at_connect = at_connect, .room = room};
     if (act == POLICY_ACT_JOIN)
-        group_leave(g->sock, ROOM_GROUP, room);
+        gw_group_leave(g->sock, ROOM_GROUP, room);
     if (act == POLICY_ACT_OPEN && !at_connect && gateway_readers_group(gw))
         sio_group_leave(g->sock, READERS_GROUP);
     policy_undo(gw->pol, g->ps, &d);
@@ -201,29 +189,29 @@ static void on_done(int err, void *ud)
     if (err && err != STORE_ERR_SHUTDOWN)
         log_debug("store operation failed", "act=%d err=\"%s\"", (int)r->act, store_strerror(err));
     if (!g || r->act == POLICY_ACT_NONE) {
-        req_free(r);
+        gw_req_free(r);
         return;
     }
     if (err != STORE_OK) {
         undo(r->gw, g, r->act, r->at_connect, r->arg);
-        ack_store_error(g->sock, r->ack_id, err);
-        req_free(r);
+        gw_ack_store_error(g->sock, r->ack_id, err);
+        gw_req_free(r);
         return;
     }
     /* Remembered only once the store accepted it: re-asserting a status the store refused would
      * make the retried command change nothing. */
     if (r->act == POLICY_ACT_STATUS && policy_sock_status_set(g->ps, r->arg, r->metadata) < 0)
         log_warn("out of memory remembering a status", NULL);
-    cJSON *reply = reply_ok();
+    cJSON *reply = gw_reply_ok();
     if (reply && r->arg && (r->act == POLICY_ACT_JOIN || r->act == POLICY_ACT_LEAVE))
         cJSON_AddStringToObject(reply, "room", r->arg);
-    ack_json(g->sock, r->ack_id, reply);
-    req_free(r);
+    gw_ack_json(g->sock, r->ack_id, reply);
+    gw_req_free(r);
 }
 
 static void store_quietly(gateway *gw, gw_sock *g, int (*op)(gateway *, gw_sock *, gw_req *))
 {
-    gw_req *r = req_new(gw, POLICY_ACT_NONE, g, SIO_NO_ACK, NULL);
+    gw_req *r = gw_req_new(gw, POLICY_ACT_NONE, g, SIO_NO_ACK, NULL);
     if (r)
         op(gw, g, r);
 }
@@ -257,22 +245,22 @@ static void answer(gw_sock *g, const policy_decision *d, int64_t ack_id)
     if (!d->answer)
         return;
     if (d->code != POLICY_OK)
-        return ack_error(g->sock, ack_id, d->code, d->message);
-    ack_json(g->sock, ack_id, reply_ok());
+        return gw_ack_error(g->sock, ack_id, d->code, d->message);
+    gw_ack_json(g->sock, ack_id, gw_reply_ok());
 }
 
 static void undo_decision(gateway *gw, gw_sock *g, const policy_decision *d, int64_t ack_id)
 {
     undo(gw, g, d->act, d->at_connect, d->room);
     if (d->answer)
-        ack_error(g->sock, ack_id, POLICY_E_INTERNAL, "out of memory");
+        gw_ack_error(g->sock, ack_id, POLICY_E_INTERNAL, "out of memory");
 }
 
 static int open_socket(gateway *gw, gw_sock *g, const policy_decision *d, int64_t ack_id)
 {
     if (gateway_readers_group(gw) && sio_group_join(g->sock, READERS_GROUP) < 0)
         return -1;
-    gw_req *r = req_new(gw, POLICY_ACT_OPEN, g, ack_id, NULL);
+    gw_req *r = gw_req_new(gw, POLICY_ACT_OPEN, g, ack_id, NULL);
     if (!r)
         return -1;
     r->at_connect = d->at_connect;
@@ -285,10 +273,10 @@ static int open_socket(gateway *gw, gw_sock *g, const policy_decision *d, int64_
 static int change(gateway *gw, gw_sock *g, const policy_decision *d, int64_t ack_id)
 {
     const char *arg = d->act == POLICY_ACT_STATUS ? d->status : d->room;
-    gw_req *r = req_new(gw, d->act, g, ack_id, arg);
+    gw_req *r = gw_req_new(gw, d->act, g, ack_id, arg);
     if (!r || (d->metadata && !(r->metadata = strdup(d->metadata)))) {
         if (r)
-            req_free(r);
+            gw_req_free(r);
         return -1;
     }
     switch (d->act) {
@@ -314,8 +302,8 @@ static int subscribe(gateway *gw, gw_sock *g, const policy_decision *d, bool sub
 {
     for (size_t i = 0; i < d->nids; i++) {
         if (!sub) {
-            group_leave(g->sock, SUB_GROUP, d->ids[i]);
-        } else if (group_join(g->sock, SUB_GROUP, d->ids[i]) < 0) {
+            gw_group_leave(g->sock, SUB_GROUP, d->ids[i]);
+        } else if (gw_group_join(g->sock, SUB_GROUP, d->ids[i]) < 0) {
             policy_decision rest = {.act = d->act, .ids = d->ids + i, .nids = d->nids - i};
             policy_undo(gw->pol, g->ps, &rest);
             return -1;
@@ -324,29 +312,12 @@ static int subscribe(gateway *gw, gw_sock *g, const policy_decision *d, bool sub
     return 0;
 }
 
-static void on_users(int err, const store_user *users, size_t n, void *ud);
-static void on_room_page(int err, const char *const *users, size_t n, size_t total,
-                         const char *next, void *ud);
-
-/* Reads: the store answers, then so do we. Returns 0 or -1. */
-static int query(gateway *gw, gw_sock *g, const policy_decision *d, int64_t ack_id)
-{
-    gw_req *r = req_new(gw, d->act, g, ack_id, d->room);
-    if (!r)
-        return -1;
-    if (d->act == POLICY_ACT_QUERY)
-        store_users_query(gw->st, d->ids, d->nids, on_users, r);
-    else
-        store_room_page(gw->st, d->room, d->cursor, d->page_limit, on_room_page, r);
-    return 0;
-}
-
 /* A refreshed token allows fewer rooms: leave them as presence:room:leave would. */
 static void leave_rooms(gateway *gw, gw_sock *g, const policy_decision *d)
 {
     for (size_t i = 0; i < d->nids; i++) {
-        group_leave(g->sock, ROOM_GROUP, d->ids[i]);
-        gw_req *r = req_new(gw, POLICY_ACT_NONE, g, SIO_NO_ACK, NULL);
+        gw_group_leave(g->sock, ROOM_GROUP, d->ids[i]);
+        gw_req *r = gw_req_new(gw, POLICY_ACT_NONE, g, SIO_NO_ACK, NULL);
         if (r)
             store_room_leave(gw->st, g->sid, d->ids[i], on_done, r);
     }
@@ -367,10 +338,14 @@ static void carry_out(gateway *gw, gw_sock *g, const policy_decision *d, int64_t
     case POLICY_ACT_JOIN:
         /* The local group changes now, so that the socket hears its own join (and not its own
          * leave) whichever store delivers the event, and whenever. */
-        rc = group_join(g->sock, ROOM_GROUP, d->room) < 0 ? -1 : change(gw, g, d, ack_id);
+        /* A socket watching the room gets its changes as diffs, not as single events. */
+        rc = !watch_has_room(gw->watch, g->sid, d->room) &&
+                     gw_group_join(g->sock, ROOM_GROUP, d->room) < 0
+                 ? -1
+                 : change(gw, g, d, ack_id);
         break;
     case POLICY_ACT_LEAVE:
-        group_leave(g->sock, ROOM_GROUP, d->room);
+        gw_group_leave(g->sock, ROOM_GROUP, d->room);
         rc = change(gw, g, d, ack_id);
         break;
     case POLICY_ACT_TOUCH:
@@ -384,11 +359,17 @@ static void carry_out(gateway *gw, gw_sock *g, const policy_decision *d, int64_t
         break;
     case POLICY_ACT_QUERY:
     case POLICY_ACT_ROOM_PAGE:
-        rc = query(gw, g, d, ack_id);
+        rc = gateway_query(gw, g, d, ack_id);
         break;
     case POLICY_ACT_REFRESH:
         leave_rooms(gw, g, d);
         answer(g, d, ack_id);
+        break;
+    case POLICY_ACT_SYNC:
+        rc = gateway_sync(gw, g, d, ack_id);
+        break;
+    case POLICY_ACT_UNSYNC:
+        rc = gateway_unsync(gw, g, d, ack_id);
         break;
     }
     if (rc < 0)
@@ -471,10 +452,11 @@ static void on_disconnect(sio_sock *s, const char *reason, void *ud)
             sio_sock_disconnect(s, "rate limit abuse");
     }
     if (policy_sock_user(g->ps)) {
-        gw_req *r = req_new(gw, POLICY_ACT_NONE, g, SIO_NO_ACK, NULL);
+        gw_req *r = gw_req_new(gw, POLICY_ACT_NONE, g, SIO_NO_ACK, NULL);
         if (r)
             store_socket_close(gw->st, g->sid, policy_close_graceful(g->ps), on_done, r);
     }
+    watch_socket_gone(gw->watch, g->sid);
     gw_sock_free(gw, g);
 }
 
@@ -510,83 +492,6 @@ static void on_unhandled(sio_sock *s, const char *event, cJSON *args, int64_t ac
         sio_sock_disconnect(s, "rate limit abuse");
 }
 
-/* ---- answers to reads ---- */
-
-/* The arguments of a presence:query answer, [{"ok":true,"users":{...}}], written as text: a cJSON
- * tree would cost several allocations per user, most of the work for a query of thousands of
- * ids. The ids are unique (the policy removed repeats before asking). Returns 0 or -1 (memory). */
-static int users_answer(gateway *gw, const char *me, const store_user *users, size_t n, buf *out)
-{
-    int rc = buf_append_str(out, "[{\"ok\":true,\"users\":{");
-    for (size_t i = 0; rc == 0 && i < n; i++) {
-        const store_user *u = &users[i];
-        policy_viewer v = {.identified = me != NULL, .self = me && strcmp(me, u->user) == 0};
-        bool online;
-        const char *status;
-        policy_user_view(gw->pol, &v, u->online, u->status, &online, &status);
-        if ((i && buf_append_byte(out, ',') < 0) || json_append_string(out, u->user) < 0 ||
-            buf_append_str(out, online ? ":{\"online\":true,\"status\":"
-                                       : ":{\"online\":false,\"status\":") < 0 ||
-            json_append_string(out, status) < 0 || buf_append_str(out, ",\"lastSeen\":") < 0 ||
-            (u->last_seen ? json_append_number(out, (double)u->last_seen)
-                          : buf_append_str(out, "null")) < 0 ||
-            buf_append_byte(out, '}') < 0)
-            rc = -1;
-    }
-    return rc == 0 ? buf_append_str(out, "}}]") : -1;
-}
-
-static void on_users(int err, const store_user *users, size_t n, void *ud)
-{
-    gw_req *r = ud;
-    gw_sock *g = gw_sock_find(r->gw, r->sid);
-    if (!g || err) {
-        if (g)
-            ack_store_error(g->sock, r->ack_id, err);
-        req_free(r);
-        return;
-    }
-    buf text;
-    buf_init(&text);
-    if (r->ack_id != SIO_NO_ACK) {
-        if (users_answer(r->gw, policy_sock_user(g->ps), users, n, &text) == 0)
-            sio_ack_text(g->sock, r->ack_id, (const char *)text.data, text.len);
-        else
-            ack_error(g->sock, r->ack_id, POLICY_E_INTERNAL, "out of memory");
-    }
-    buf_deinit(&text);
-    req_free(r);
-}
-
-static void on_room_page(int err, const char *const *users, size_t n, size_t total,
-                         const char *next, void *ud)
-{
-    gw_req *r = ud;
-    gw_sock *g = gw_sock_find(r->gw, r->sid);
-    if (!g || err) {
-        if (g)
-            ack_store_error(g->sock, r->ack_id, err);
-        req_free(r);
-        return;
-    }
-    cJSON *reply = reply_ok();
-    cJSON *list = NULL;
-    if (reply && cJSON_AddStringToObject(reply, "room", r->arg) &&
-        cJSON_AddNumberToObject(reply, "onlineCount", (double)total) &&
-        (next[0] ? cJSON_AddStringToObject(reply, "nextCursor", next)
-                 : cJSON_AddNullToObject(reply, "nextCursor")))
-        list = cJSON_AddArrayToObject(reply, "users");
-    for (size_t i = 0; list && i < n; i++) {
-        cJSON *u = cJSON_CreateString(users[i]);
-        if (!u || !cJSON_AddItemToArray(list, u)) {
-            cJSON_Delete(u);
-            list = NULL;
-        }
-    }
-    ack_built(g->sock, r->ack_id, reply, list != NULL);
-    req_free(r);
-}
-
 static void on_reassert(void *ud)
 {
     gateway *gw = ud;
@@ -597,7 +502,7 @@ static void on_reassert(void *ud)
         const char *user = policy_sock_user(g->ps);
         if (!user)
             continue;
-        gw_req *r = req_new(gw, POLICY_ACT_NONE, g, SIO_NO_ACK, NULL);
+        gw_req *r = gw_req_new(gw, POLICY_ACT_NONE, g, SIO_NO_ACK, NULL);
         if (!r)
             continue;
         size_t nrooms;
@@ -611,11 +516,14 @@ static void on_reassert(void *ud)
 
 static void on_availability(bool available, void *ud)
 {
-    (void)ud;
-    if (available)
+    gateway *gw = ud;
+    if (available) {
         log_info("store available", NULL);
-    else
+        /* Events may have been lost meanwhile: views take new snapshots. */
+        watch_resync(gw->watch);
+    } else {
         log_warn("store unavailable", NULL);
+    }
 }
 
 /* ---- lifecycle ---- */
@@ -632,6 +540,10 @@ gateway *gateway_new(sio_server *sio, const gateway_opts *opts)
     gw->auth_results = metrics_def_get(opts->metrics, METRIC_AUTH_TOKENS);
     gw->limit_hits = metrics_def_get(opts->metrics, METRIC_LIMIT_HITS);
     map_init(&gw->socks, host_seed());
+    if (!(gw->watch = watch_new(opts->loop, sio, NSP, host_seed()))) {
+        gateway_free(gw);
+        return NULL;
+    }
     for (int i = 0; i < POLICY_CMD_UNKNOWN; i++)
         if (sio_server_on(sio, policy_cmd_name((policy_cmd)i), on_command, gw) < 0) {
             gateway_free(gw);
@@ -684,10 +596,17 @@ void gateway_tick(gateway *gw)
     policy_tick(gw->pol, clock_now(), on_expired, gw);
 }
 
+void gateway_shutdown(gateway *gw)
+{
+    if (gw)
+        watch_shutdown(gw->watch);
+}
+
 void gateway_free(gateway *gw)
 {
     if (!gw)
         return;
+    watch_free(gw->watch);
     map_deinit(&gw->socks);
     free(gw);
 }

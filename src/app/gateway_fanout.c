@@ -34,6 +34,23 @@ static void send_own_in_room(gateway *gw, const pres_event *ev, const char *name
             sio_emit(((gw_sock *)policy_sock_owner(ps))->sock, name, args, NULL);
 }
 
+static void deliver(gateway *gw, const policy_route *rt);
+
+/* The event as a room event of type `as` for each room it names, to that room's sockets. */
+static void deliver_each_room(gateway *gw, const policy_route *rt)
+{
+    const pres_event *ev = rt->ev;
+    for (size_t i = 0; i < ev->nrooms; i++) {
+        pres_event room = {.type = rt->as,
+                           .user = ev->user,
+                           .room = ev->rooms[i],
+                           .status = ev->status,
+                           .at = ev->at};
+        memcpy(room.id, ev->id, sizeof(room.id));
+        deliver(gw, &(policy_route){POLICY_TO_ROOM, &room, 0});
+    }
+}
+
 static void deliver(gateway *gw, const policy_route *rt)
 {
     const pres_event *ev = rt->ev;
@@ -41,6 +58,8 @@ static void deliver(gateway *gw, const policy_route *rt)
         gateway_disconnect_user(gw, ev->user);
         return;
     }
+    if (rt->to == POLICY_TO_EACH_ROOM)
+        return deliver_each_room(gw, rt);
     const char *name = pres_event_name(ev->type);
     cJSON *args = cJSON_CreateArray(), *p = pres_event_payload(ev);
     if (!args || !p || !cJSON_AddItemToArray(args, p)) {
@@ -65,6 +84,7 @@ static void deliver(gateway *gw, const policy_route *rt)
         send_own_in_room(gw, ev, name, args);
         break;
     case POLICY_TO_KICK_USER:
+    case POLICY_TO_EACH_ROOM:
         break;
     }
     cJSON_Delete(args);
@@ -74,6 +94,7 @@ void gateway_on_event(const pres_event *ev, void *ud)
 {
     gateway *gw = ud;
     metrics_add(gw->events_in, pres_event_tag(ev->type), 1);
+    watch_event(gw->watch, ev);
     pres_event scratch;
     policy_route routes[POLICY_ROUTES_MAX];
     size_t n = policy_route_event(gw->pol, ev, &scratch, routes);

@@ -282,6 +282,43 @@ static void cmd_room_query(policy *p, policy_sock *s, const cJSON *obj, policy_n
     d->act = POLICY_ACT_ROOM_PAGE;
 }
 
+/* The view of presence:sync and presence:unsync: {room} or {userIds}, and batch_ms. Returns 0,
+ * or -1 with `d` refused. */
+static int read_view(policy *p, const policy_sock *s, const cJSON *obj, policy_now now,
+                     policy_decision *d)
+{
+    const char *why = "room or userIds is required";
+    int rr = pres_cmd_name(obj, "room", &d->room, &why);
+    if (rr == PRES_CMD_INVALID || (rr == PRES_CMD_ABSENT && read_ids(p, s, obj, now, d) < 0)) {
+        if (!d->code)
+            policy_refuse(d, POLICY_E_INVALID_ARGUMENT, why);
+        return -1;
+    }
+    d->batch_ms = POLICY_BATCH_DEFAULT_MS;
+    if (pres_cmd_uint(obj, "batch_ms", POLICY_BATCH_MAX_MS, &d->batch_ms, &why) ==
+        PRES_CMD_INVALID) {
+        policy_refuse(d, POLICY_E_INVALID_ARGUMENT, why);
+        return -1;
+    }
+    return 0;
+}
+
+/* presence:sync: watching a view reads it, within the read scope (the room's, or users'). */
+static void cmd_sync(policy *p, policy_sock *s, const cJSON *obj, policy_now now,
+                     policy_decision *d)
+{
+    if (read_view(p, s, obj, now, d) < 0 || begin_read(p, s, d->room, d) < 0)
+        return;
+    d->act = POLICY_ACT_SYNC;
+}
+
+static void cmd_unsync(policy *p, policy_sock *s, const cJSON *obj, policy_now now,
+                       policy_decision *d)
+{
+    if (read_view(p, s, obj, now, d) == 0)
+        d->act = POLICY_ACT_UNSYNC;
+}
+
 typedef void (*cmd_fn)(policy *p, policy_sock *s, const cJSON *obj, policy_now now,
                        policy_decision *d);
 
@@ -300,6 +337,8 @@ static const struct {
     [POLICY_CMD_UNSUBSCRIBE] = {"presence:unsubscribe", cmd_unsubscribe},
     [POLICY_CMD_QUERY] = {"presence:query", cmd_query},
     [POLICY_CMD_ROOM_QUERY] = {"presence:room:query", cmd_room_query},
+    [POLICY_CMD_SYNC] = {"presence:sync", cmd_sync},
+    [POLICY_CMD_UNSYNC] = {"presence:unsync", cmd_unsync},
     [POLICY_CMD_UNKNOWN] = {NULL, NULL},
 };
 

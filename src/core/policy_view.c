@@ -148,6 +148,19 @@ const pres_event *policy_view(const policy *p, const pres_event *ev, const polic
     return scratch;
 }
 
+bool policy_view_rooms(const policy *p, const pres_event *ev, const policy_viewer *v,
+                       pres_event_type *as)
+{
+    if (ev->type != PRES_EV_UPDATE || sees_through(p, v) ||
+        (!v->api && !v->identified && !p->opts.anonymous_read))
+        return false;
+    bool was = policy_is_invisible(ev->prev_status), now = policy_is_invisible(ev->status);
+    if (was == now)
+        return false;
+    *as = now ? PRES_EV_ROOM_LEAVE : PRES_EV_ROOM_JOIN;
+    return true;
+}
+
 void policy_user_view(const policy *p, const policy_viewer *v, bool online, const char *status,
                       bool *shown_online, const char **shown_status)
 {
@@ -171,27 +184,38 @@ size_t policy_route_event(const policy *p, const pres_event *ev, pres_event *scr
     const pres_event *shown;
     switch (ev->type) {
     case PRES_EV_DISCONNECT:
-        out[0] = (policy_route){POLICY_TO_KICK_USER, ev};
+        out[0] = (policy_route){POLICY_TO_KICK_USER, ev, 0};
         return 1;
     case PRES_EV_ROOM_JOIN:
     case PRES_EV_ROOM_LEAVE:
         /* Room events go to the room; the room's sockets all belong to identified users (joining
          * needs an identity). */
         if ((shown = policy_view(p, ev, &other, scratch))) {
-            out[0] = (policy_route){POLICY_TO_ROOM, shown};
+            out[0] = (policy_route){POLICY_TO_ROOM, shown, 0};
             return 1;
         }
         if ((shown = policy_view(p, ev, &self, scratch))) {
-            out[0] = (policy_route){POLICY_TO_OWN_IN_ROOM, shown};
+            out[0] = (policy_route){POLICY_TO_OWN_IN_ROOM, shown, 0};
             return 1;
         }
         return 0;
-    default:
+    default: {
         if (!(shown = policy_view(p, ev, &other, scratch)))
             return 0;
         /* broadcast = scoped: those subscribed to the user and those sharing a room with them
          * (the rooms the event names); else everyone who may read. */
-        out[0] = (policy_route){p->opts.scoped ? POLICY_TO_WATCHERS : POLICY_TO_READERS, shown};
-        return 1;
+        policy_route main = {p->opts.scoped ? POLICY_TO_WATCHERS : POLICY_TO_READERS, shown, 0};
+        pres_event_type as;
+        if (!policy_view_rooms(p, ev, &other, &as)) {
+            out[0] = main;
+            return 1;
+        }
+        /* Rooms are left before going offline and joined after coming online, as a close and an
+         * open of the user's sockets would do it. */
+        policy_route rooms = {POLICY_TO_EACH_ROOM, ev, as};
+        out[0] = as == PRES_EV_ROOM_LEAVE ? rooms : main;
+        out[1] = as == PRES_EV_ROOM_LEAVE ? main : rooms;
+        return 2;
+    }
     }
 }

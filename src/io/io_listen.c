@@ -13,44 +13,16 @@
 #include "presenced/io/log.h"
 #include "io_server_impl.h"
 
-/* The peer address of a socket (IPv4-mapped IPv6 as plain IPv4, so one client counts once
- * however it arrives); family 0 when it cannot be told. */
-static void addr_of_fd(int fd, io_addr *out)
-{
-    memset(out, 0, sizeof(*out));
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof(ss);
-    if (fd < 0 || getpeername(fd, (struct sockaddr *)&ss, &sl) < 0)
-        return;
-    if (ss.ss_family == AF_INET) {
-        out->family = AF_INET;
-        memcpy(out->bytes, &((struct sockaddr_in *)&ss)->sin_addr, 4);
-    } else if (ss.ss_family == AF_INET6) {
-        const struct in6_addr *a = &((struct sockaddr_in6 *)&ss)->sin6_addr;
-        bool v4 = IN6_IS_ADDR_V4MAPPED(a);
-        out->family = v4 ? AF_INET : AF_INET6;
-        memcpy(out->bytes, v4 ? &a->s6_addr[12] : a->s6_addr, v4 ? 4 : 16);
-    }
-}
-
-void io_addr_of(struct lws *wsi, io_addr *out)
-{
-    addr_of_fd(lws_get_socket_fd(wsi), out);
-}
-
-void io_addr_text(const io_addr *a, char out[SIO_PEER_MAX])
-{
-    if (!a->family || !inet_ntop(a->family, a->bytes, out, SIO_PEER_MAX))
-        out[0] = 0;
-}
-
-/* The peer address of an accepted fd as text. Returns 0 or -1. */
-static int peer_key(int fd, char out[SIO_PEER_MAX])
+/* The client address of an accepted fd as text (IPv4-mapped IPv6 as plain IPv4, so one client
+ * counts once however it arrives). Returns 0 or -1. */
+static int peer_key(int fd, char out[IO_ADDR_MAX])
 {
     io_addr a;
-    addr_of_fd(fd, &a);
+    io_client_addr(NULL, fd, &a);
+    if (a.family == 0)
+        return -1;
     io_addr_text(&a, out);
-    return out[0] ? 0 : -1;
+    return 0;
 }
 
 static void peer_release(io_server *srv, io_peer *p)
@@ -72,13 +44,14 @@ static int peer_admit(io_server *srv, int fd)
     /* A previous socket on this fd that never got its wsi (failed adoption) is gone. */
     peer_release(srv, srv->pending[fd]);
     srv->pending[fd] = NULL;
-    char key[SIO_PEER_MAX];
+    char key[IO_ADDR_MAX];
     if (peer_key(fd, key) < 0)
         return 0;
     size_t klen = strlen(key);
     io_peer *p = map_get(&srv->peers, key, klen);
     if (p && p->count >= srv->opts.max_connections_per_ip) {
         metrics_add(srv->limit_hits, "connections_per_ip", 1);
+        io_refused(srv, NULL, fd, 0, "connections_per_ip");
         return -1;
     }
     if (!p) {
@@ -130,8 +103,12 @@ void io_listen_free(io_server *srv)
  * connection gets no WSI_DESTROY, so only kept ones are counted. */
 int io_admit(io_server *srv, int fd)
 {
-    if (srv->sockets >= srv->max_sockets || srv->shutting_down)
+    if (srv->shutting_down)
         return -1;
+    if (srv->sockets >= srv->max_sockets) {
+        io_refused(srv, NULL, fd, 0, "connections");
+        return -1;
+    }
     if (peer_admit(srv, fd) < 0)
         return -1;
     srv->sockets++;

@@ -44,12 +44,13 @@ enum {
     SCR_KICK,
     SCR_SINCE,
     SCR_DELIVER,
+    SCR_MEMBERS,
     SCR_COUNT,
 };
 
 static const char *const script_names[SCR_COUNT] = {
-    "assert", "close", "join", "leave", "open",  "room", "shutdown", "status", "tick",
-    "touch",  "users", "user", "page",  "stats", "kick", "since",    "deliver"};
+    "assert", "close", "join", "leave", "open",  "room", "shutdown", "status",  "tick",
+    "touch",  "users", "user", "page",  "stats", "kick", "since",    "deliver", "members"};
 
 #define SR_GROUP "webhooks" /* the event stream's consumer group for webhook delivery */
 
@@ -376,7 +377,8 @@ static void on_users(const redisReply *reply, void *ud)
     sr_op *op = ud;
     int err = reply_error(op, reply);
     store_user *users = NULL;
-    if (err == STORE_OK && (reply->type != REDIS_REPLY_ARRAY || reply->elements != op->n * 7)) {
+    if (err == STORE_OK && (reply->type != REDIS_REPLY_ARRAY || reply->elements != op->n * 7 + 1 ||
+                            reply->element[op->n * 7]->type != REDIS_REPLY_STRING)) {
         log_error("unexpected redis reply", "script=users type=%d", reply->type);
         err = STORE_ERR_INTERNAL;
     }
@@ -401,7 +403,8 @@ static void on_users(const redisReply *reply, void *ud)
             u->since = u->online ? reply_int(e[5]) : 0;
         }
     }
-    op->cb.users(err, err == STORE_OK ? users : NULL, err == STORE_OK ? op->n : 0, op->ud);
+    op->cb.users(err, err == STORE_OK ? users : NULL, err == STORE_OK ? op->n : 0,
+                 err == STORE_OK ? reply->element[op->n * 7]->str : "", op->ud);
     free(users);
     op_free(op);
 }
@@ -467,6 +470,48 @@ static void sr_room_query(store *st, const char *room, size_t limit, store_room_
     snprintf(lim, sizeof(lim), "%zu", limit);
     const char *args[] = {room, lim};
     run_script(s, SCR_ROOM, args, NULL, 2, on_room, op);
+}
+
+/* members.lua answers {seq, (user, status, metadata)...}: members are online by definition. */
+static void on_members(const redisReply *reply, void *ud)
+{
+    sr_op *op = ud;
+    int err = reply_error(op, reply);
+    store_user *users = NULL;
+    size_t n = 0;
+    if (err == STORE_OK && (reply->type != REDIS_REPLY_ARRAY || reply->elements % 3 != 1 ||
+                            reply->element[0]->type != REDIS_REPLY_STRING)) {
+        log_error("unexpected redis reply", "script=members type=%d", reply->type);
+        err = STORE_ERR_INTERNAL;
+    }
+    if (err == STORE_OK && (n = reply->elements / 3) > 0 && !(users = calloc(n, sizeof(*users))))
+        err = STORE_ERR_NOMEM;
+    for (size_t i = 0; err == STORE_OK && i < n; i++) {
+        redisReply **e = reply->element + 1 + i * 3;
+        const char *status = reply_str_or_null(e[1]);
+        users[i] = (store_user){.user = e[0]->str ? e[0]->str : "",
+                                .known = true,
+                                .online = true,
+                                .status = status ? status : "online",
+                                .metadata = reply_str_or_null(e[2])};
+    }
+    op->cb.users(err, err == STORE_OK ? users : NULL, err == STORE_OK ? n : 0,
+                 err == STORE_OK ? reply->element[0]->str : "", op->ud);
+    free(users);
+    op_free(op);
+}
+
+static void sr_room_members(store *st, const char *room, store_users_fn cb, void *ud)
+{
+    store_redis *s = (store_redis *)st;
+    sr_op *op = op_new(s, "members", ud);
+    if (!op) {
+        store_fail_users(&s->base, cb, ud, STORE_ERR_NOMEM);
+        return;
+    }
+    op->cb.users = cb;
+    const char *args[] = {room};
+    run_script(s, SCR_MEMBERS, args, NULL, 1, on_members, op);
 }
 
 /* ---- the HTTP API's reads and commands ---- */
@@ -1052,6 +1097,7 @@ static const store_vtbl sr_vtbl = {
     .touch = sr_touch,
     .users_query = sr_users_query,
     .room_query = sr_room_query,
+    .room_members = sr_room_members,
     .shutdown = sr_shutdown,
     .user_get = sr_user_get,
     .room_page = sr_room_page,

@@ -42,9 +42,19 @@ for (const store of STORES) {
             bob.rec.assertNone('presence:room:join', { userId: 'alice' });
             bob.rec.assertNone('presence:room:leave', { userId: 'alice' });
             await alice.rec.waitFor('presence:room:join', { userId: 'alice', room: 'r' });
-            // Visible again: lastSeen moves on.
+            // Visible again: lastSeen moves on, and she comes online and into her room for the
+            // others, so that their view of the room agrees with it.
             await alice.ok('presence:status', { status: 'away' });
             assert.ok((await bob.queryOne('alice')).lastSeen > frozen, 'lastSeen moves once visible');
+            await bob.rec.waitFor('presence:room:join', { userId: 'alice', room: 'r' });
+            const [online, join] = [bob.rec.list('presence:online', { userId: 'alice' }).at(-1), bob.rec.list('presence:room:join', { userId: 'alice' }).at(-1)];
+            assert.ok(bob.rec.events.indexOf(online) < bob.rec.events.indexOf(join), 'online, then the room join');
+            // Invisible again: she leaves the room, then goes offline, for them.
+            await alice.ok('presence:status', { status: 'invisible' });
+            const offline = await bob.rec.waitCount('presence:offline', { userId: 'alice' }, 2);
+            const leave = bob.rec.list('presence:room:leave', { userId: 'alice', room: 'r' });
+            assert.equal(leave.length, 1, 'one room leave');
+            assert.ok(bob.rec.events.indexOf(leave[0]) < bob.rec.events.indexOf(offline), 'the room leave, then the offline');
         }));
     });
 }

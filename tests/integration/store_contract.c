@@ -428,10 +428,13 @@ static void free_results(harness *h)
     h->nmembers = h->total = 0;
 }
 
-static void on_users(int err, const store_user *users, size_t n, void *ud)
+static void on_users(int err, const store_user *users, size_t n, const char *seq, void *ud)
 {
     op_ctx *op = ud;
     harness *h = op->h;
+    /* Every answer names the event it reflects, in the store's id form. */
+    if (err == STORE_OK && !pres_event_id_valid(seq))
+        fail_msg("users_query: invalid seq \"%s\"", seq);
     if (op == h->cur && err == STORE_OK) {
         free_results(h);
         h->users = calloc(n ? n : 1, sizeof(*h->users));

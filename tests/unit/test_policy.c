@@ -95,9 +95,9 @@ static policy *mk(setup s)
 /* "invalid_argument", ... for a refusal; the act's name otherwise; "silent" for no answer. */
 static const char *render(const policy_decision *d)
 {
-    static const char *const acts[] = {"none",        "close", "open",      "touch",
-                                       "join",        "leave", "status",    "subscribe",
-                                       "unsubscribe", "query", "room_page", "refresh"};
+    static const char *const acts[] = {"none",      "close",   "open",      "touch",       "join",
+                                       "leave",     "status",  "subscribe", "unsubscribe", "query",
+                                       "room_page", "refresh", "sync",      "unsync"};
     if (d->code != POLICY_OK)
         return policy_code_name(d->code);
     if (d->act == POLICY_ACT_NONE && !d->answer)
@@ -269,6 +269,27 @@ static const row table[] = {
      "{\"room\":\"p9\",\"limit\":5,\"cursor\":\"bob\"}",
      {"room_page", "not_identified", "room_page", "room_page", "room_page", "not_identified",
       "room_page", "room_page"}},
+    {"presence:sync",
+     "{\"room\":\"r1\"}",
+     {"sync", "not_identified", "sync", "sync", "sync", "not_identified", "sync", "sync"}},
+    {"presence:sync",
+     "{\"room\":\"x\",\"batch_ms\":50}",
+     {"sync", "not_identified", "sync", "sync", "sync", "not_identified", "forbidden",
+      "forbidden"}},
+    {"presence:sync",
+     "{\"userIds\":[\"a\",\"b\"]}",
+     {"sync", "not_identified", "sync", "sync", "sync", "not_identified", "sync", "sync"}},
+    {"presence:sync",
+     "{\"room\":\"r1\",\"batch_ms\":20000}",
+     {"invalid_argument", "invalid_argument", "invalid_argument", "invalid_argument",
+      "invalid_argument", "invalid_argument", "invalid_argument", "invalid_argument"}},
+    {"presence:sync",
+     "{}",
+     {"invalid_argument", "invalid_argument", "invalid_argument", "invalid_argument",
+      "invalid_argument", "invalid_argument", "invalid_argument", "invalid_argument"}},
+    {"presence:unsync",
+     "{\"room\":\"x\"}",
+     {"unsync", "unsync", "unsync", "unsync", "unsync", "unsync", "unsync", "unsync"}},
     {"presence:nope",
      "{}",
      {"silent", "silent", "silent", "silent", "silent", "silent", "silent", "silent"}},
@@ -863,9 +884,28 @@ static void test_routes(void **state)
     ev.type = PRES_EV_UPDATE;
     ev.status = "invisible";
     ev.prev_status = "online";
-    assert_int_equal(policy_route_event(scoped, &ev, &scratch, out), 1);
-    assert_int_equal(out[0].ev->type, PRES_EV_OFFLINE);
-    assert_int_equal(out[0].ev->nrooms, 2); /* still routed by the user's rooms */
+    /* Turning invisible reads as leaving each room, then going offline. */
+    assert_int_equal(policy_route_event(scoped, &ev, &scratch, out), 2);
+    assert_int_equal(out[0].to, POLICY_TO_EACH_ROOM);
+    assert_int_equal(out[0].as, PRES_EV_ROOM_LEAVE);
+    assert_int_equal(out[1].ev->type, PRES_EV_OFFLINE);
+    assert_int_equal(out[1].ev->nrooms, 2); /* still routed by the user's rooms */
+    /* Visible again: online, then joining each room. */
+    ev.status = "away";
+    ev.prev_status = "invisible";
+    assert_int_equal(policy_route_event(all, &ev, &scratch, out), 2);
+    assert_int_equal(out[0].ev->type, PRES_EV_ONLINE);
+    assert_int_equal(out[1].to, POLICY_TO_EACH_ROOM);
+    assert_int_equal(out[1].as, PRES_EV_ROOM_JOIN);
+    pres_event_type as;
+    assert_false(
+        policy_view_rooms(all, &ev, &(policy_viewer){.identified = true, .self = true}, &as));
+    assert_true(policy_view_rooms(all, &ev, &(policy_viewer){.api = true}, &as));
+    ev.status = "busy";
+    ev.prev_status = "away";
+    assert_false(policy_view_rooms(all, &ev, &(policy_viewer){.identified = true}, &as));
+    ev.status = "invisible";
+    ev.prev_status = "online";
     ev.type = PRES_EV_ROOM_JOIN;
     ev.room = "r1";
     assert_int_equal(policy_route_event(all, &ev, &scratch, out), 1);

@@ -41,6 +41,9 @@ typedef struct api_opts {
 /* The live page (src/app/dashboard.html), embedded at build time by src/app/embed_html.cmake. */
 extern const char api_dashboard_html[];
 extern const size_t api_dashboard_html_len;
+/* The presence client (clients/js/presence.js), served at GET /presence-client.js. */
+extern const char api_client_js[];
+extern const size_t api_client_js_len;
 
 api *api_new(const api_opts *opts);
 /* The store the endpoints ask; NULL (conformance modes, shutdown) leaves only /healthz,

@@ -15,10 +15,12 @@
 #include "presenced/io/store.h"
 
 typedef struct gateway gateway;
+struct uv_loop_s; /* libuv's loop: only the daemon, which creates the gateway, needs <uv.h> */
 
 typedef struct gateway_opts {
-    policy *policy;   /* the rules (borrowed; outlives the gateway) */
-    metrics *metrics; /* events in and out, limit hits, token checks; may be NULL */
+    struct uv_loop_s *loop; /* times the batches of watched views */
+    policy *policy;         /* the rules (borrowed; outlives the gateway) */
+    metrics *metrics;       /* events in and out, limit hits, token checks; may be NULL */
 } gateway_opts;
 
 /* Create the gateway and register its handlers on `sio`. The store is attached afterwards with
@@ -37,6 +39,8 @@ size_t gateway_disconnect_user(gateway *gw, const char *user);
 /* Call about once a second: disconnects the sockets whose token has expired (exp + leeway) and
  * was not refreshed. Reads the clocks. */
 void gateway_tick(gateway *gw);
+/* Stop the gateway's timers: the first step of a shutdown, while the loop still runs. */
+void gateway_shutdown(gateway *gw);
 /* Free the gateway. The Socket.IO connections must be gone (their disconnect hooks have run). */
 void gateway_free(gateway *gw);
 

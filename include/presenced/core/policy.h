@@ -22,6 +22,9 @@
 #include "presenced/codec/jwt.h"
 #include "presenced/codec/pres_event.h"
 
+/* presence:sync without batch_ms, and the most it may ask for. */
+#define POLICY_BATCH_DEFAULT_MS 200
+#define POLICY_BATCH_MAX_MS 10000
 /* presence:room:query and GET /v1/rooms/{room}: members per page. */
 #define POLICY_ROOM_PAGE_DEFAULT 100
 #define POLICY_ROOM_PAGE_MAX 1000
@@ -140,6 +143,8 @@ typedef enum policy_cmd {
     POLICY_CMD_UNSUBSCRIBE,
     POLICY_CMD_QUERY,
     POLICY_CMD_ROOM_QUERY,
+    POLICY_CMD_SYNC,   /* presence:sync: watch a view (a room, or a contact list) */
+    POLICY_CMD_UNSYNC, /* presence:unsync */
     /* Any other event: it counts against the rate like every message, and is not answered. */
     POLICY_CMD_UNKNOWN,
     POLICY_NCMDS
@@ -164,6 +169,8 @@ typedef enum policy_act {
     POLICY_ACT_ROOM_PAGE,   /* store room_page(room, cursor, limit) */
     POLICY_ACT_REFRESH, /* the token was replaced; leave `ids` (rooms it no longer allows) in the
                          * store like room leaves, then answer ok */
+    POLICY_ACT_SYNC,    /* watch `room` (or the users `ids`) in batches of `batch_ms` */
+    POLICY_ACT_UNSYNC,  /* stop watching `room` (NULL: the contact list) */
 } policy_act;
 
 typedef struct policy_decision {
@@ -186,6 +193,7 @@ typedef struct policy_decision {
     const char *status;   /* STATUS */
     const char *cursor;   /* ROOM_PAGE: "" for the first page */
     uint32_t page_limit;  /* ROOM_PAGE */
+    uint32_t batch_ms;    /* SYNC */
     const char **ids;     /* SUBSCRIBE, UNSUBSCRIBE, QUERY: user ids; REFRESH: rooms to leave */
     size_t nids;
     /* Owned by the decision (policy_decision_deinit). */
@@ -260,6 +268,13 @@ typedef struct policy_viewer {
 const pres_event *policy_view(const policy *p, const pres_event *ev, const policy_viewer *viewer,
                               pres_event *scratch);
 
+/* Whether `viewer` also sees each of ev->rooms change with `ev`, as a room event of type *as: an
+ * update that makes the user invisible reads, for others, as leaving each of their rooms (before
+ * the offline), one that makes them visible as joining them again (after the online), so that a
+ * room's members always agree with the room's events. */
+bool policy_view_rooms(const policy *p, const pres_event *ev, const policy_viewer *viewer,
+                       pres_event_type *as);
+
 /* What `viewer` sees of a user the store reports as `online` with `status`. */
 void policy_user_view(const policy *p, const policy_viewer *viewer, bool online, const char *status,
                       bool *shown_online, const char **shown_status);
@@ -271,6 +286,7 @@ typedef enum policy_audience {
     POLICY_TO_ROOM,        /* the sockets in ev->room */
     POLICY_TO_OWN_IN_ROOM, /* the user's own sockets in ev->room */
     POLICY_TO_KICK_USER,   /* no one: close the user's local sockets (policy_sock_kick first) */
+    POLICY_TO_EACH_ROOM,   /* for each of ev->rooms, its sockets: ev as a room event of type `as` */
 } policy_audience;
 
 #define POLICY_ROUTES_MAX 2
@@ -278,6 +294,7 @@ typedef enum policy_audience {
 typedef struct policy_route {
     policy_audience to;
     const pres_event *ev; /* what they receive: the event itself or a view in `scratch` */
+    pres_event_type as;   /* POLICY_TO_EACH_ROOM: the room event each room's sockets get */
 } policy_route;
 
 /* Where event `ev` goes and in which form. Writes at most POLICY_ROUTES_MAX routes to `out`

@@ -91,8 +91,8 @@ local function mark_seen(ku)
     if redis.call('HGET', ku, 'st') ~= 'invisible' then redis.call('HSET', ku, 'ls', num(NOW)) end
 end
 
--- A room event carries the user's status, so that an invisible user's room changes can be kept
--- from others.
+-- A room leave carries the user's status, as a join does, so that an invisible user's room
+-- changes can be kept from others.
 local function room_event(t, u, room)
     emit(t, u, {r = room, st = redis.call('HGET', k_user(u), 'st')})
 end
@@ -248,4 +248,31 @@ end
 local function opt(s)
     if s == nil or s == '' then return nil end
     return s
+end
+
+-- The users with a live socket in `room`, sorted. A room hash holds one field per socket, so
+-- members are deduplicated here.
+local function live_members(room)
+    local flat = redis.call('HGETALL', k_room(room))
+    local seen, users = {}, {}
+    for n = 1, #flat, 2 do
+        local v = flat[n + 1]
+        local c = string.find(v, ':', 1, true)
+        if c then
+            local i, u = string.sub(v, 1, c - 1), string.sub(v, c + 1)
+            if not seen[u] and live(i) then
+                seen[u] = true
+                users[#users + 1] = u
+            end
+        end
+    end
+    table.sort(users)
+    return users
+end
+
+-- The id of the stream's newest entry ('0-0' for none): read by a snapshot in the same atomic
+-- step as the state it returns, it tells a client which events the snapshot already reflects.
+local function last_event_id()
+    local e = redis.call('XREVRANGE', K_EVENTS, '+', '-', 'COUNT', 1)
+    return e[1] and e[1][1] or '0-0'
 end
