@@ -17,6 +17,9 @@ typedef struct sse_client sse_client;
 struct api {
     api_opts opts;
     char *api_key;
+    char eio_path[256];  /* where Socket.IO is served */
+    char not_found[384]; /* the answer to an unknown path: where things are */
+    bool not_found_logged;
     store *st;
     sse_client *streams;
     uv_timer_t ping;

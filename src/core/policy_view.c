@@ -21,6 +21,7 @@ static const struct {
     [POLICY_E_LIMIT_EXCEEDED] = {"limit_exceeded", 429},
     [POLICY_E_RATE_LIMITED] = {"rate_limited", 429},
     [POLICY_E_INTERNAL] = {"internal", 500},
+    [POLICY_E_UNKNOWN_EVENT] = {"unknown_event", 404},
 };
 
 const char *policy_code_name(policy_code code)

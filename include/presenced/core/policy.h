@@ -52,6 +52,7 @@ typedef enum policy_code {
     POLICY_E_LIMIT_EXCEEDED,
     POLICY_E_RATE_LIMITED,
     POLICY_E_INTERNAL,
+    POLICY_E_UNKNOWN_EVENT, /* an event that is no command (the message names the closest one) */
 } policy_code;
 
 /* "invalid_argument", ... ("ok" for POLICY_OK). */
@@ -114,6 +115,9 @@ const char *policy_sock_user(const policy_sock *s);
 /* The status and metadata (JSON text or NULL) the store last accepted for this socket's user. */
 const char *policy_sock_status(const policy_sock *s);
 const char *policy_sock_metadata(const policy_sock *s);
+/* The status the socket asked to connect with (auth.status, presence:identify's status), or
+ * NULL: the store's socket_open takes it, NULL leaving the user's status as it is. */
+const char *policy_sock_asked_status(const policy_sock *s);
 /* The rooms the socket is in (borrowed until the next change). */
 const char *const *policy_sock_rooms(const policy_sock *s, size_t *n);
 bool policy_sock_in_room(const policy_sock *s, const char *room);
@@ -145,7 +149,9 @@ typedef enum policy_cmd {
     POLICY_CMD_ROOM_QUERY,
     POLICY_CMD_SYNC,   /* presence:sync: watch a view (a room, or a contact list) */
     POLICY_CMD_UNSYNC, /* presence:unsync */
-    /* Any other event: it counts against the rate like every message, and is not answered. */
+    /* Any other event: it counts against the rate like every message, and is answered
+     * unknown_event, naming the closest command, so that a client waiting for an ack learns
+     * what it got wrong. */
     POLICY_CMD_UNKNOWN,
     POLICY_NCMDS
 } policy_cmd;
@@ -177,7 +183,7 @@ typedef struct policy_decision {
     policy_cmd cmd;
     policy_act act;
     policy_code code;    /* POLICY_OK, or the error to answer (CONNECT_ERROR at connect) */
-    const char *message; /* static text of the error */
+    const char *message; /* text of the error: static, or `text` */
     bool answer;         /* false: send no ack (unknown events) */
     bool touch;          /* then refresh the user's lastSeen in the store, unanswered */
     bool at_connect;     /* decided by policy_connect */
@@ -191,13 +197,14 @@ typedef struct policy_decision {
     const char *user;     /* OPEN: the identity (borrowed from the socket) */
     const char *metadata; /* OPEN, STATUS: JSON text or NULL (OPEN: borrowed from the socket) */
     const char *room;     /* JOIN, LEAVE, ROOM_PAGE */
-    const char *status;   /* STATUS */
+    const char *status;   /* STATUS: the new status, or NULL to keep it (metadata alone) */
     const char *cursor;   /* ROOM_PAGE: "" for the first page */
     uint32_t page_limit;  /* ROOM_PAGE */
     uint32_t batch_ms;    /* SYNC */
     const char **ids;     /* SUBSCRIBE, UNSUBSCRIBE, QUERY: user ids; REFRESH: rooms to leave */
     size_t nids;
     /* Owned by the decision (policy_decision_deinit). */
+    char text[192]; /* an error message made for this decision */
     char *owned_metadata;
     char **owned_names;
 } policy_decision;
@@ -227,7 +234,7 @@ void policy_command(policy *p, policy_sock *s, const char *event, const cJSON *a
  * read. */
 void policy_undo(policy *p, policy_sock *s, const policy_decision *d);
 /* The store accepted a status change: remember it (it is part of what the store reconciles
- * with). `metadata` NULL keeps the previous metadata. Returns 0 or -1 (memory). */
+ * with). `status` or `metadata` NULL keeps the previous one. Returns 0 or -1 (memory). */
 int policy_sock_status_set(policy_sock *s, const char *status, const char *metadata);
 /* The server closes the socket on purpose (an API disconnect): its user's offline is not
  * delayed by the offline grace. */
