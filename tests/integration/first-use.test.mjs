@@ -6,6 +6,7 @@ import { test, describe, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { io } from 'socket.io-client';
 import { PresenceEnv, STORES, E, waitUntil } from './lib/presence.mjs';
+import { SseStream } from './lib/http.mjs';
 
 /** Connects with `auth` and resolves with the connect_error (rejects if it connects). */
 function connectError(url, auth) {
@@ -107,5 +108,93 @@ for (const store of STORES) {
             // Before turning visible, nothing about fu-ghost reached the watcher.
             assert.deepEqual(w.rec.about('fu-ghost').map((e) => e.event), ['presence:online'], w.rec.describe());
         });
+
+        it('payloads as documented: prevStatus on update, no empty socketId, own invisibility as an update', async () => {
+            const d = await env.daemon();
+            const tab1 = await env.client(d, { userId: 'fu-inv' });
+            const tab2 = await env.client(d, { userId: 'fu-inv' });
+            const w = await env.client(d, { userId: 'fu-obs' });
+            await tab1.ok('presence:room:join', { room: 'fu-doc' });
+            await w.ok('presence:room:join', { room: 'fu-doc' });
+            await tab1.ok('presence:status', { status: 'away' });
+            const up = await w.rec.waitFor('presence:update', { userId: 'fu-inv', status: 'away' });
+            assert.equal(up.data.prevStatus, 'online');
+            await tab1.ok('presence:status', { status: 'invisible' });
+            const off = await w.rec.waitFor('presence:offline', { userId: 'fu-inv' });
+            assert.ok(!('socketId' in off.data), `no empty socketId: ${JSON.stringify(off.data)}`);
+            await w.rec.waitFor('presence:room:leave', { userId: 'fu-inv', room: 'fu-doc' });
+            await tab1.ok('presence:status', { status: 'online' });
+            const on = await w.rec.waitFor('presence:online', { userId: 'fu-inv' });
+            assert.ok(!('socketId' in on.data), `no empty socketId: ${JSON.stringify(on.data)}`);
+            await env.fence(d, [tab1, tab2, w]);
+            // The user's own tabs heard their invisibility as updates, never their own offline.
+            for (const tab of [tab1, tab2]) {
+                const own = tab.rec.about('fu-inv').map((e) => `${e.event}${e.data.status ? ' ' + e.data.status : ''}`);
+                assert.deepEqual(own.slice(own.indexOf('presence:update away')), [
+                    'presence:update away',
+                    'presence:update invisible',
+                    'presence:update online',
+                ], tab.rec.describe());
+                const inv = tab.rec.list('presence:update', { userId: 'fu-inv', status: 'invisible' })[0];
+                assert.equal(inv.data.prevStatus, 'away');
+            }
+        });
     });
 }
+
+describe('event stream ids across restarts (store=memory)', () => {
+    const env = new PresenceEnv('memory');
+    const streams = [];
+    afterEach(async () => {
+        streams.splice(0).forEach((s) => s.close());
+        await env.cleanup();
+    });
+    after(() => env.teardown());
+    const it = (name, fn) => test(name, { timeout: 20000 }, env.wrap(fn));
+    const open = (d, opts) => {
+        const s = new SseStream(d.url, opts);
+        streams.push(s);
+        return s;
+    };
+    const pair = (id) => id.split('-').map(BigInt);
+    const above = (a, b) => {
+        const [am, as = 0n] = pair(a), [bm, bs = 0n] = pair(b);
+        return am > bm || (am === bm && as > bs);
+    };
+
+    it("an earlier run's Last-Event-ID gets a reset, then the new run's events from its start", async () => {
+        const d1 = await env.daemon();
+        const s1 = await open(d1).opened();
+        const a = await env.client(d1, { userId: 'gen-alice' });
+        a.disconnect();
+        await s1.until((e) => e.some((x) => x.event === 'user.offline'), 5000, 'alice offline');
+        const lastId = s1.events.at(-1).id;
+        s1.close();
+        await d1.stop();
+
+        const d2 = await env.daemon();
+        const b = await env.client(d2, { userId: 'gen-bob' });
+        await b.ok('presence:room:join', { room: 'gen-room' });
+        const s2 = open(d2, { lastEventId: lastId });
+        await s2.until((e) => e.some((x) => x.event === 'room.join'), 5000, 'the replay');
+        assert.deepEqual(s2.events.map((e) => `${e.event}:${e.data.userId ?? e.data.reason}`), [
+            'reset:store_empty',
+            'user.online:gen-bob',
+            'room.join:gen-bob',
+        ]);
+        for (const e of s2.events) assert.ok(above(e.id, lastId), `${e.id} is above the earlier run's ${lastId}`);
+        // Resuming from the reset's id replays the generation, not another reset.
+        const s3 = open(d2, { lastEventId: s2.events[0].id });
+        await s3.until((e) => e.length >= 2, 5000, 'the replay');
+        assert.deepEqual(s3.events.map((e) => e.event), ['user.online', 'room.join']);
+        // 0 is the start of what is kept (the live page replays from it): no reset.
+        const s5 = open(d2, { lastEventId: '0' });
+        await s5.until((e) => e.length >= 2, 5000, 'the replay from 0');
+        assert.deepEqual(s5.events.map((e) => e.event), ['user.online', 'room.join']);
+        // An id ahead of this run's events is not this stream's: said so, not "no longer retained".
+        const gen = s2.events[0].id.split('-')[0];
+        const s4 = open(d2, { lastEventId: `${gen}-999999` });
+        await s4.until((e) => e.some((x) => x.event === 'reset'), 5000, 'reset');
+        assert.match(s4.events[0].data.reason, /not an event of this stream/);
+    });
+});

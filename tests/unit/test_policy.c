@@ -917,9 +917,10 @@ static const view_row views[] = {
     {PRES_EV_UPDATE,
      "invisible",
      "online",
-     {"offline", "-", "offline", "offline", "offline", "update"}},
-    {PRES_EV_UPDATE, "busy", "invisible", {"online", "-", "online", "online", "online", "update"}},
-    {PRES_EV_UPDATE, "invisible", "invisible", {"-", "-", "-", "-", "-", "update"}},
+     {"offline", "-", "offline", "update", "offline", "update"}},
+    /* The user's own tabs see their invisibility as it is, never their own offline. */
+    {PRES_EV_UPDATE, "busy", "invisible", {"online", "-", "online", "update", "online", "update"}},
+    {PRES_EV_UPDATE, "invisible", "invisible", {"-", "-", "-", "update", "-", "update"}},
     {PRES_EV_DISCONNECT, NULL, NULL, {"-", "-", "-", "-", "-", "-"}},
 };
 
@@ -995,19 +996,26 @@ static void test_routes(void **state)
     ev.type = PRES_EV_UPDATE;
     ev.status = "invisible";
     ev.prev_status = "online";
-    /* Turning invisible reads as leaving each room, then going offline. */
-    assert_int_equal(policy_route_event(scoped, &ev, &scratch, out), 2);
+    /* Turning invisible reads as leaving each room, then going offline, to others; the user's
+     * own sockets get the update itself. */
+    assert_int_equal(policy_route_event(scoped, &ev, &scratch, out), 3);
     assert_int_equal(out[0].to, POLICY_TO_EACH_ROOM);
     assert_int_equal(out[0].as, PRES_EV_ROOM_LEAVE);
+    assert_true(out[0].but_own);
     assert_int_equal(out[1].ev->type, PRES_EV_OFFLINE);
+    assert_true(out[1].but_own);
     assert_int_equal(out[1].ev->nrooms, 2); /* still routed by the user's rooms */
+    assert_int_equal(out[2].to, POLICY_TO_OWN);
+    assert_ptr_equal(out[2].ev, &ev);
     /* Visible again: online, then joining each room. */
     ev.status = "away";
     ev.prev_status = "invisible";
-    assert_int_equal(policy_route_event(all, &ev, &scratch, out), 2);
+    assert_int_equal(policy_route_event(all, &ev, &scratch, out), 3);
     assert_int_equal(out[0].ev->type, PRES_EV_ONLINE);
     assert_int_equal(out[1].to, POLICY_TO_EACH_ROOM);
     assert_int_equal(out[1].as, PRES_EV_ROOM_JOIN);
+    assert_int_equal(out[2].to, POLICY_TO_OWN);
+    assert_int_equal(out[2].ev->type, PRES_EV_UPDATE);
     pres_event_type as;
     assert_false(
         policy_view_rooms(all, &ev, &(policy_viewer){.identified = true, .self = true}, &as));

@@ -296,17 +296,21 @@ typedef enum policy_audience {
     POLICY_TO_OWN_IN_ROOM, /* the user's own sockets in ev->room */
     POLICY_TO_KICK_USER,   /* no one: close the user's local sockets (policy_sock_kick first) */
     POLICY_TO_EACH_ROOM,   /* for each of ev->rooms, its sockets: ev as a room event of type `as` */
+    POLICY_TO_OWN,         /* the user's own sockets */
 } policy_audience;
 
-#define POLICY_ROUTES_MAX 2
+#define POLICY_ROUTES_MAX 3
 
 typedef struct policy_route {
     policy_audience to;
     const pres_event *ev; /* what they receive: the event itself or a view in `scratch` */
     pres_event_type as;   /* POLICY_TO_EACH_ROOM: the room event each room's sockets get */
+    bool but_own;         /* the user's own sockets are left out (they have a route of their own) */
 } policy_route;
 
-/* Where event `ev` goes and in which form. Writes at most POLICY_ROUTES_MAX routes to `out`
+/* Where event `ev` goes and in which form. A user's own sockets see their own invisibility as
+ * it is (an update), never as their own offline, online or room changes. Writes at most
+ * POLICY_ROUTES_MAX routes to `out`
  * (`scratch` holds a rewritten form when one is needed) and returns how many. */
 size_t policy_route_event(const policy *p, const pres_event *ev, pres_event *scratch,
                           policy_route out[POLICY_ROUTES_MAX]);
