@@ -52,6 +52,25 @@ describe('mistakes get an answer', () => {
         assert.match(tok.message, /auth\.token is not used \(auth = insecure\)/);
     });
 
+    it('watching is not joining: an anonymous viewer sees the room and its reconnects announce nothing', async () => {
+        const d = await env.daemon();
+        const member = await env.client(d, { userId: 'fu-member', metadata: { name: 'M' } });
+        await member.ok('presence:room:join', { room: 'fu-watch' });
+        for (let round = 0; round < 2; round++) {
+            const viewer = await env.client(d, {});
+            const snap = await viewer.ok('presence:sync', { room: 'fu-watch', batch_ms: 0 });
+            assert.deepEqual(snap.users, [{ userId: 'fu-member', status: round ? 'away' : 'online', metadata: { name: 'M' } }]);
+            await member.ok('presence:status', { status: round ? 'online' : 'away' });
+            const diff = await viewer.rec.waitFor('presence:diff', { room: 'fu-watch' });
+            assert.deepEqual(diff.data.updates.map((u) => u.status), [round ? 'online' : 'away']);
+            viewer.disconnect();
+        }
+        const r = await member.ok('presence:room:query', { room: 'fu-watch' });
+        assert.deepEqual(r.users, ['fu-member'], 'viewers are no members');
+        await env.fence(d, [member]);
+        assert.deepEqual(member.rec.list().filter((e) => e.data?.userId !== 'fu-member'), [], member.rec.describe());
+    });
+
     it('a refused Origin and a wrong path answer what to change, and are logged', async () => {
         const d = await env.daemon({ path: '/presence/' });
         const res = await fetch(`${d.url}/presence/?EIO=4&transport=polling`, { headers: { origin: 'http://evil.example' } });
