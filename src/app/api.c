@@ -94,6 +94,7 @@ api_call *api_call_new(api *a, io_http_req *req, const char *arg)
 void api_call_free(api_call *c)
 {
     free(c->arg);
+    free(c->cursor);
     free(c);
 }
 

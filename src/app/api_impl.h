@@ -34,7 +34,10 @@ struct api {
 typedef struct api_call {
     api *a;
     io_http_req *req;
-    char *arg; /* the user id or room asked about */
+    char *arg;    /* the user id or room asked about */
+    bool detail;  /* status and metadata per user (?detail=1) */
+    char *cursor; /* a detailed room page: after this member */
+    uint32_t limit;
 } api_call;
 
 /* Answers. Each counts the request by status class. */

@@ -128,6 +128,30 @@ for (const store of STORES) {
             assert.deepEqual(w.rec.about('fu-ghost').map((e) => e.event), ['presence:online'], w.rec.describe());
         });
 
+        it('HTTP snapshots carry a view on request: status and metadata per user, with seq', async () => {
+            const d = await env.daemon();
+            const a = await env.client(d, { userId: 'fu-h1', metadata: { name: 'H1' } });
+            await a.ok('presence:room:join', { room: 'fu-hroom' });
+            await a.ok('presence:status', { status: 'busy' });
+            const q = await a.ok('presence:query', { userIds: ['fu-h1', 'fu-h2'] });
+            const small = await (await fetch(`${d.url}/v1/users?ids=fu-h1,fu-h2`)).json();
+            assert.deepEqual(small, { users: { 'fu-h1': true, 'fu-h2': false } }, 'small answers stay small');
+            const users = await (await fetch(`${d.url}/v1/users?ids=fu-h1,fu-h2&detail=1`)).json();
+            assert.deepEqual(users, {
+                users: {
+                    'fu-h1': { online: true, status: 'busy', lastSeen: users.users['fu-h1'].lastSeen, metadata: { name: 'H1' } },
+                    'fu-h2': { online: false, status: 'offline', lastSeen: null, metadata: null },
+                },
+                seq: q.seq,
+            });
+            const bulk = await (await fetch(`${d.url}/v1/users/bulk`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ userIds: ['fu-h1'], detail: true }) })).json();
+            assert.equal(bulk.users['fu-h1'].status, 'busy');
+            const room = await (await fetch(`${d.url}/v1/rooms/fu-hroom?detail=1`)).json();
+            const rq = await a.ok('presence:room:query', { room: 'fu-hroom' });
+            assert.deepEqual(room, { room: 'fu-hroom', onlineCount: 1, users: ['fu-h1'], members: [{ userId: 'fu-h1', status: 'busy', metadata: { name: 'H1' } }], nextCursor: null, seq: rq.seq });
+            assert.equal((await fetch(`${d.url}/v1/rooms/fu-hroom?detail=yes`)).status, 400);
+        });
+
         it('payloads as documented: prevStatus on update, no empty socketId, own invisibility as an update', async () => {
             const d = await env.daemon();
             const tab1 = await env.client(d, { userId: 'fu-inv' });
