@@ -47,7 +47,7 @@ struct gateway {
     store *st;
     gateway_opts opts;
     map socks; /* sid -> gw_sock */
-    map users; /* user id -> number of identified local sockets (for /metrics and /v1/stats) */
+    map users; /* user id -> gw_user: users with identified local sockets (also /metrics) */
     uint32_t identified;
     metrics_family *events_in, *events_out;
     metrics_family *auth_results; /* token checks, by result */
@@ -288,10 +288,58 @@ static int read_identity(gateway *gw, const cJSON *obj, const char **user, char 
     return 0;
 }
 
-/* Local sockets of `user` identified on this instance. */
-static uintptr_t user_sockets(const gateway *gw, const char *user)
+/* A user with identified sockets on this instance (gateway.users). Its status and metadata,
+ * once a presence event said what they are, are what a reconciliation registers its sockets
+ * with: after Redis lost its data, the user comes back as observers last saw them (an invisible
+ * user stays invisible), whichever of their sockets registers first. */
+typedef struct gw_user {
+    uint32_t sockets;
+    bool told; /* status and metadata below are the store's latest word */
+    char status[PRES_STATUS_MAX + 1];
+    char *metadata;
+} gw_user;
+
+static gw_user *user_find(const gateway *gw, const char *user)
 {
-    return (uintptr_t)map_get(&gw->users, user, strlen(user));
+    return map_get(&gw->users, user, strlen(user));
+}
+
+/* Local sockets of `user` identified on this instance. */
+static uint32_t user_sockets(const gateway *gw, const char *user)
+{
+    const gw_user *u = user_find(gw, user);
+    return u ? u->sockets : 0;
+}
+
+static void user_free(gw_user *u)
+{
+    free(u->metadata);
+    free(u);
+}
+
+static void user_sockets_inc(gateway *gw, const char *user)
+{
+    gw_user *u = user_find(gw, user);
+    if (!u && (u = calloc(1, sizeof(*u))) && map_put(&gw->users, user, strlen(user), u) < 0) {
+        free(u);
+        u = NULL;
+    }
+    /* Out of memory: the user is not counted (the limit is then not enforced for them). */
+    if (u)
+        u->sockets++;
+}
+
+/* A presence event about `user` said what their status and metadata are. */
+static void user_told(gateway *gw, const pres_event *ev)
+{
+    gw_user *u = user_find(gw, ev->user);
+    char *m = u && ev->metadata ? strdup(ev->metadata) : NULL;
+    if (!u || (ev->metadata && !m))
+        return;
+    snprintf(u->status, sizeof(u->status), "%s", ev->status ? ev->status : "online");
+    free(u->metadata);
+    u->metadata = m;
+    u->told = true;
 }
 
 static bool user_full(gateway *gw, const char *user)
@@ -305,11 +353,9 @@ static bool user_full(gateway *gw, const char *user)
 
 static void user_sockets_dec(gateway *gw, const char *user)
 {
-    uintptr_t count = user_sockets(gw, user);
-    if (count > 1)
-        map_put(&gw->users, user, strlen(user), (void *)(count - 1));
-    else
-        map_del(&gw->users, user, strlen(user));
+    gw_user *u = user_find(gw, user);
+    if (u && --u->sockets == 0)
+        user_free(map_del(&gw->users, user, strlen(user)));
 }
 
 /* auth=jwt: verify the "token" member of `obj` (RFC 7519 §7.2 through jwt_verify) and check that
@@ -359,7 +405,7 @@ static int identify_socket(gateway *gw, gw_sock *g, const char *user, char *meta
     g->metadata = metadata;
     strcpy(g->status, "online");
     gw->identified++;
-    map_put(&gw->users, g->user, strlen(g->user), (void *)(user_sockets(gw, g->user) + 1));
+    user_sockets_inc(gw, g->user);
     gw_req *r = req_new(gw, op, g, ack_id, NULL);
     if (!r)
         return -1;
@@ -1151,11 +1197,34 @@ static void deliver_update(gateway *gw, const pres_event *ev)
     cJSON_Delete(p);
 }
 
+/* The store lost its data and a new generation began (docs/presence-model.md, "Redis lost its
+ * data"): every socket is told, before any event of the new generation, that what it was told
+ * so far is void (presence:resync {reset: true}); views start again. The events that follow
+ * announce every live socket as it registers again. */
+static void deliver_reset(gateway *gw, const pres_event *ev)
+{
+    watch_reset(gw->watch);
+    cJSON *args = cJSON_CreateArray();
+    cJSON *p = pres_event_payload(ev);
+    if (args && p && cJSON_AddItemToArray(args, p)) {
+        p = NULL;
+        metrics_add(gw->events_out, pres_event_name(ev->type), 1);
+        sio_broadcast(gw->sio, NSP, NULL, pres_event_name(ev->type), args);
+    }
+    cJSON_Delete(p);
+    cJSON_Delete(args);
+    log_warn("the store lost its data: clients were told to start again", "seq=%s", ev->id);
+}
+
 static void on_event(const pres_event *ev, void *ud)
 {
     gateway *gw = ud;
     cJSON *p = NULL;
     metrics_add(gw->events_in, pres_event_tag(ev->type), 1);
+    if (ev->type == PRES_EV_RESET) {
+        deliver_reset(gw, ev);
+        return;
+    }
     watch_event(gw->watch, ev);
     switch (ev->type) {
     case PRES_EV_ROOM_JOIN:
@@ -1173,6 +1242,8 @@ static void on_event(const pres_event *ev, void *ud)
     }
     case PRES_EV_ONLINE:
     case PRES_EV_OFFLINE:
+        if (ev->type == PRES_EV_ONLINE)
+            user_told(gw, ev);
         /* An invisible user's comings and goings are nobody's business. */
         if (is_invisible(ev->status))
             break;
@@ -1180,10 +1251,13 @@ static void on_event(const pres_event *ev, void *ud)
             fan_out(gw, ev, pres_event_name(ev->type), p);
         break;
     case PRES_EV_UPDATE:
+        user_told(gw, ev);
         deliver_update(gw, ev);
         break;
     case PRES_EV_DISCONNECT:
         gateway_disconnect_user(gw, ev->user);
+        break;
+    case PRES_EV_RESET:
         break;
     }
     cJSON_Delete(p);
@@ -1208,7 +1282,8 @@ size_t gateway_disconnect_user(gateway *gw, const char *user)
 }
 
 /* The store reconciles (docs/presence-model.md, "Reconciliation"): hand it every identified
- * socket, with the rooms and status this gateway holds for it. */
+ * socket, with the rooms this gateway holds for it and its user's status and metadata: as the
+ * store last announced them, else as the socket set them. */
 static void on_reconcile(store_truth *t, void *ud)
 {
     gateway *gw = ud;
@@ -1216,8 +1291,13 @@ static void on_reconcile(store_truth *t, void *ud)
     map_slot *slot;
     while ((slot = map_next(&gw->socks, &pos))) {
         gw_sock *g = slot->value;
-        if (g->user && store_truth_add(t, g->sid, g->user, g->status, g->metadata,
-                                       (const char *const *)g->rooms, g->nrooms) < 0)
+        if (!g->user)
+            continue;
+        const gw_user *u = user_find(gw, g->user);
+        bool told = u && u->told;
+        if (store_truth_add(t, g->sid, g->user, told ? u->status : g->status,
+                            told ? u->metadata : g->metadata, (const char *const *)g->rooms,
+                            g->nrooms) < 0)
             return;
     }
 }
@@ -1344,6 +1424,10 @@ void gateway_free(gateway *gw)
     jwt_key_free(gw->key);
     watch_free(gw->watch);
     map_deinit(&gw->socks);
+    size_t pos = 0;
+    map_slot *slot;
+    while ((slot = map_next(&gw->users, &pos)))
+        user_free(slot->value);
     map_deinit(&gw->users);
     free(gw);
 }
