@@ -13,13 +13,16 @@
 // members) must equal the store's answer (HTTP /v1 and presence:query) and the live sockets;
 // once everyone has gone, no key may be left in Redis but the documented retention ones.
 //
-// CHURN_SEED (default 1) fixes the random schedule; CHURN_SECONDS (default 45) the churn time;
-// CHURN_DATA_LOSS=0 leaves out the faults that lose Redis's data (to tell failures apart).
+// CHURN_SEED (default 1) fixes the faults (kinds, targets, durations, spacing) and the clients'
+// random choices (how those interleave with the faults still depends on timing); CHURN_SECONDS
+// (default 45) the churn time; CHURN_DATA_LOSS=0 leaves out the faults that lose Redis's data (to
+// tell failures apart). A failing run prints its problems and writes each instance's log to a
+// directory it names.
 // Run by ctest as fault_churn; by hand: tests/integration/run.sh build-test/presenced churn.fault.mjs
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { Daemon, freePort, binaryPath } from './lib/daemon.mjs';
@@ -77,9 +80,14 @@ class FaultProxy {
         assert.equal(await this.next(), 'ok');
     }
 
+    /** Ends its input, which makes it exit; one that does not within 3 s is killed. */
     async stop() {
+        if (this.proc.exitCode !== null || this.proc.signalCode !== null) return;
+        const exited = new Promise((r) => this.proc.once('exit', r));
         this.proc.stdin.end();
-        await new Promise((r) => (this.proc.exitCode !== null ? r() : this.proc.once('exit', r)));
+        const timer = setTimeout(() => this.proc.kill('SIGKILL'), 3000);
+        await exited;
+        clearTimeout(timer);
     }
 }
 
@@ -274,8 +282,12 @@ class View {
 }
 
 test(`churn under faults (seed ${SEED}, ${SECONDS} s)`, { timeout: (SECONDS + 240) * 1000 }, async (t) => {
+    // Two schedules: the clients' actions, and the faults (kind, target, duration, spacing), each
+    // from its own generator so that a seed always injects the same faults, however the actions
+    // interleave with them.
     const rnd = prng(SEED);
-    const pick = (a) => a[Math.floor(rnd() * a.length)];
+    const frnd = prng(SEED + 0x9e3779b9);
+    const pick = (a, r = rnd) => a[Math.floor(r() * a.length)];
     const dir = await mkdtemp(path.join(os.tmpdir(), 'presenced-churn-'));
     const redis = new Redis(await freePort(), dir);
     const rx = await startReceiver();
@@ -429,12 +441,12 @@ test(`churn under faults (seed ${SEED}, ${SECONDS} s)`, { timeout: (SECONDS + 24
         // The faults, one at a time.
         const until = Date.now() + SECONDS * 1000;
         while (Date.now() < until) {
-            await sleep(500 + rnd() * 1500);
+            await sleep(500 + frnd() * 1500);
             const kinds = ['stall', 'cut', 'delay', 'stop', 'kill', 'redis-aof', 'hold'];
             if (process.env.CHURN_DATA_LOSS !== '0') kinds.push('redis-empty', 'redis-flush');
-            const kind = pick(kinds);
-            const i = Math.floor(rnd() * 3);
-            const ms = 500 + Math.floor(rnd() * 4000);
+            const kind = pick(kinds, frnd);
+            const i = Math.floor(frnd() * 3);
+            const ms = 500 + Math.floor(frnd() * 4000);
             fault(kind);
             faultLog.push(`${Date.now() % 100000} ${kind} ${i} ${ms}`);
             if (kind === 'stall' || kind === 'cut' || kind === 'hold') {
@@ -442,7 +454,7 @@ test(`churn under faults (seed ${SEED}, ${SECONDS} s)`, { timeout: (SECONDS + 24
                 await sleep(ms);
                 await proxies[i].set('pass');
             } else if (kind === 'delay') {
-                await proxies[i].set(`delay ${50 + Math.floor(rnd() * 250)}`);
+                await proxies[i].set(`delay ${50 + Math.floor(frnd() * 250)}`);
                 await sleep(ms);
                 await proxies[i].set('pass');
             } else if (kind === 'stop') {
@@ -555,6 +567,14 @@ test(`churn under faults (seed ${SEED}, ${SECONDS} s)`, { timeout: (SECONDS + 24
         const violations = views.concat(hookView).flatMap((v) => v.violations);
         t.diagnostic(`seed ${SEED}: ${stats.actions} actions (${stats.connects} connects, ${stats.closes} closes, ${stats.joins} joins, ${stats.leaves} leaves, ${stats.statuses} status changes); faults ${JSON.stringify(stats.faults)}; resets seen ${views.map((v) => v.resets)} (webhooks ${hookView.resets}); ${hookIds.size} webhook events (${redelivered} delivered again)`);
         t.diagnostic(`violations: ${problems.length + violations.length}`);
+        if (problems.length || violations.length) {
+            for (const p of problems.slice(0, 40)) t.diagnostic(`problem: ${p}`);
+            for (const v of violations.slice(0, 40)) t.diagnostic(`violation: ${v}`);
+            // Each instance's log, for the post-mortem.
+            const logs = await mkdtemp(path.join(os.tmpdir(), `presenced-churn-${SEED}-logs-`));
+            await Promise.all(daemons.map((d, i) => writeFile(path.join(logs, `instance-${'ABC'[i]}.log`), d.stderrText ?? '')));
+            t.diagnostic(`instance logs: ${logs}`);
+        }
         if (problems.length) {
             const who = new Set(problems.flatMap((p) => [...p.matchAll(/ (u\d+|obs-\d) /g)].map((m) => m[1])));
             t.diagnostic(`faults: ${faultLog.join('; ')}`);
