@@ -16,8 +16,9 @@
 // CHURN_SEED (default 1) fixes the faults (kinds, targets, durations, spacing) and the clients'
 // random choices (how those interleave with the faults still depends on timing); CHURN_SECONDS
 // (default 45) the churn time; CHURN_DATA_LOSS=0 leaves out the faults that lose Redis's data (to
-// tell failures apart). A failing run prints its problems and writes each instance's log to a
-// directory it names.
+// tell failures apart); CHURN_FAULTS replays the faults of a run (the "faults:" line a failing
+// run prints) instead of drawing them. A failing run prints its problems and writes each
+// instance's log to a directory it names.
 // Run by ctest as fault_churn; by hand: tests/integration/run.sh build-test/presenced churn.fault.mjs
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -438,23 +439,29 @@ test(`churn under faults (seed ${SEED}, ${SECONDS} s)`, { timeout: (SECONDS + 24
             await Promise.all(inflight);
         })();
 
-        // The faults, one at a time.
+        // The faults, one at a time: drawn from the seed, or replayed from CHURN_FAULTS (the
+        // "faults:" line a failing run prints: "TIME KIND TARGET MS; ...", TIME in ms).
+        const replay = (process.env.CHURN_FAULTS ?? '').split(';').map((f) => f.trim().split(/\s+/)).filter((f) => f.length >= 4);
         const until = Date.now() + SECONDS * 1000;
-        while (Date.now() < until) {
-            await sleep(500 + frnd() * 1500);
+        const replayFrom = replay.length ? Date.now() + 1000 - Number(replay[0][0]) : 0;
+        const replaying = replay.length > 0;
+        while (replaying ? replay.length > 0 : Date.now() < until) {
+            const next = replay.shift();
+            await sleep(next ? Math.max(0, replayFrom + Number(next[0]) - Date.now()) : 500 + frnd() * 1500);
             const kinds = ['stall', 'cut', 'delay', 'stop', 'kill', 'redis-aof', 'hold'];
             if (process.env.CHURN_DATA_LOSS !== '0') kinds.push('redis-empty', 'redis-flush');
-            const kind = pick(kinds, frnd);
-            const i = Math.floor(frnd() * 3);
-            const ms = 500 + Math.floor(frnd() * 4000);
+            const kind = next ? next[1] : pick(kinds, frnd);
+            const i = next ? Number(next[2]) : Math.floor(frnd() * 3);
+            const ms = next ? Number(next[3]) : 500 + Math.floor(frnd() * 4000);
+            const delayMs = kind === 'delay' ? Number(next?.[4] ?? 50 + Math.floor(frnd() * 250)) : '';
             fault(kind);
-            faultLog.push(`${Date.now() % 100000} ${kind} ${i} ${ms}`);
+            faultLog.push(`${Date.now() % 100000} ${kind} ${i} ${ms} ${delayMs}`.trim());
             if (kind === 'stall' || kind === 'cut' || kind === 'hold') {
                 await proxies[i].set(kind === 'hold' ? 'hold_replies' : kind);
                 await sleep(ms);
                 await proxies[i].set('pass');
             } else if (kind === 'delay') {
-                await proxies[i].set(`delay ${50 + Math.floor(frnd() * 250)}`);
+                await proxies[i].set(`delay ${delayMs}`);
                 await sleep(ms);
                 await proxies[i].set('pass');
             } else if (kind === 'stop') {
