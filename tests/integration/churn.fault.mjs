@@ -339,10 +339,15 @@ test(`churn under faults (seed ${SEED}, ${SECONDS} s)`, { timeout: (SECONDS + 24
         // views start from that known state once both are in.
         const views = [];
         const observers = [];
+        let stopObservers = false;
         for (let i = 0; i < 2; i++) {
             const view = new View(`observer on ${'AB'[i]}`);
             const s = pool.socket(daemons[i].url, '/', { transports: ['websocket'], auth: { userId: `obs-${i}` } });
             s.onAny((event, d) => view.apply(event, d));
+            // An observer that loses its connection misses events: its view means nothing after.
+            s.on('disconnect', (why) => {
+                if (!stopObservers) view.problem(`disconnected (${why})`);
+            });
             await new Promise((r, j) => {
                 s.once('connect', r);
                 s.once('connect_error', j);
@@ -593,6 +598,7 @@ test(`churn under faults (seed ${SEED}, ${SECONDS} s)`, { timeout: (SECONDS + 24
         assert.deepEqual(problems, [], `after settling (seed ${SEED})`);
         assert.deepEqual(violations, [], `transitions announced exactly once (seed ${SEED})`);
 
+        stopObservers = true;
         // Everyone leaves (and their offline grace runs out); the instances shut down: only
         // retention keys stay.
         pool.closeAll();
