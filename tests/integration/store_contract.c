@@ -2564,22 +2564,34 @@ static void big_sha(redisContext *c, const char *name, char out[41])
         fail_msg("no sha for script %s", name);
 }
 
-/* SLOWLOG (which records every command here) since the reset: the slowest command, printed, and
- * the number of calls of script `name`, returned. */
+static int big_cmp_ll(const void *a, const void *b)
+{
+    long long x = *(const long long *)a, y = *(const long long *)b;
+    return (x > y) - (x < y);
+}
+
+/* SLOWLOG (which records every command here) since the reset: the slowest command and the median
+ * and 99th percentile of script `name`'s calls (wall time: a loaded machine stretches them),
+ * printed, and the number of calls of script `name`, returned. */
 static long long big_phase(redisContext *c, const char *phase, const char *name, long long *worst)
 {
     char sha[41];
     big_sha(c, name, sha);
     redisReply *r = redisCommand(c, "SLOWLOG GET -1");
     long long max = 0, calls = 0;
+    long long *us = r && r->type == REDIS_REPLY_ARRAY ? calloc(r->elements + 1, sizeof(*us)) : NULL;
     char what[96] = "none";
     for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
         redisReply *e = r->element[i];
         if (e->type != REDIS_REPLY_ARRAY || e->elements < 4)
             continue;
         redisReply *args = e->element[3];
-        if (args->elements > 1 && args->element[1]->str && strcmp(args->element[1]->str, sha) == 0)
+        if (args->elements > 1 && args->element[1]->str &&
+            strcmp(args->element[1]->str, sha) == 0) {
+            if (us)
+                us[calls] = e->element[2]->integer;
             calls++;
+        }
         if (e->element[2]->integer <= max || (args->elements && args->element[0]->str &&
                                               strcasecmp(args->element[0]->str, "SLOWLOG") == 0))
             continue;
@@ -2589,8 +2601,16 @@ static long long big_phase(redisContext *c, const char *phase, const char *name,
                  args->elements > 12 ? " " : "", args->elements > 12 ? args->element[12]->str : "");
     }
     freeReplyObject(r);
-    print_message("    %s: %lld calls of %s; longest command %lld us (%s)\n", phase, calls, name,
-                  max, what);
+    long long p50 = 0, p99 = 0;
+    if (us && calls > 0) {
+        qsort(us, (size_t)calls, sizeof(*us), big_cmp_ll);
+        p50 = us[calls / 2];
+        p99 = us[(calls * 99) / 100];
+    }
+    free(us);
+    print_message("    %s: %lld calls of %s (median %lld us, p99 %lld us); longest command %lld us "
+                  "(%s)\n",
+                  phase, calls, name, p50, p99, max, what);
     if (max > *worst)
         *worst = max;
     freeReplyObject(redisCommand(c, "SLOWLOG RESET"));
