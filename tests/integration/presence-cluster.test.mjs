@@ -9,7 +9,7 @@
 import { test, describe, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { startRedis, presenceKey } from './lib/redis.mjs';
-import { metric } from './lib/http.mjs';
+import { metric, SseStream } from './lib/http.mjs';
 import {
     PresenceEnv,
     E,
@@ -357,6 +357,9 @@ describe('presence cluster (store=redis)', () => {
     it('redis-server restarted empty on the same port while 100 users are connected: a reset, then all announced online again once, no offline events', async (t) => {
         const h = await hundredUsers('rs');
         const marks = h.obs.map((o) => o.rec.events.length);
+        // An HTTP reader of the event stream (no key: it sees what anyone may read).
+        const sse = await new SseStream(h.B.url).opened();
+        t.after(() => sse.close());
         const port = env.redis.port;
         await env.redis.stop();
         for (const o of h.obs) {
@@ -372,6 +375,21 @@ describe('presence cluster (store=redis)', () => {
         const since = Date.now();
         assert.equal(await env.redis.command('DBSIZE'), ':0', 'the new redis-server starts empty');
         t.diagnostic(`all 100 back ${await assertAllBack(h, since, marks, 'after the Redis restart')} ms after the restart`);
+        // The SSE reader too: a reset (no user), then each of the 100 online once, nobody offline.
+        const idSet = new Set(h.ids);
+        const count = (evs, type) => evs.filter((e) => e.event === type && idSet.has(e.data.userId)).length;
+        const afterReset = (evs) => evs.slice(evs.findIndex((e) => e.event === 'reset'));
+        await sse.until((evs) => evs.some((e) => e.event === 'reset') && count(afterReset(evs), 'user.online') >= 100 && count(afterReset(evs), 'room.join') >= 10, 30000, 'a reset, then 100 user.online and 10 room.join');
+        const resets = sse.events.filter((e) => e.event === 'reset');
+        assert.equal(resets.length, 1, `one reset on the SSE stream: ${JSON.stringify(resets)}`);
+        assert.equal(resets[0].data.type, 'reset');
+        assert.equal(resets[0].data.reason, 'store_empty');
+        assert.equal(resets[0].data.id, resets[0].id);
+        assert.equal(resets[0].data.userId, undefined);
+        const at = sse.events.indexOf(resets[0]);
+        const about = (evs) => evs.filter((e) => idSet.has(e.data.userId)).map((e) => `${e.event} ${e.data.userId}`);
+        assert.deepEqual(about(sse.events.slice(0, at)), [], 'nothing about the 100 users on the SSE stream before the reset');
+        assert.deepEqual(about(sse.events.slice(at + 1)).sort(), h.ids.map((u) => `user.online ${u}`).concat(h.ids.slice(0, 10).map((u) => `room.join ${u}`)).sort(), 'each of the 100 online once (and the 10 in the room joining it) on the SSE stream after the reset');
         h.clients[2].disconnect();
         for (const o of h.obs) await o.rec.waitFor('presence:offline', { userId: h.ids[2] });
     });
