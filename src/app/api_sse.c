@@ -159,27 +159,25 @@ static void sse_go_live(sse_client *s)
     s->nheld = 0;
 }
 
-/* The start of a new generation, as the Redis store's reset entries read: {"id","type":"reset",
- * "reason":"store_empty","at"}. `first` is the id of the generation's first event ("<gen>-1"):
- * the reset's id is the generation's start ("<gen>-0"), so that a reader resuming from it gets
- * the generation's events, not another reset. Without events yet (NULL) it has no id: a reader
+/* An earlier generation's id: the reset that begins the current one, as the Redis store's
+ * reset entries read ({"id","type":"reset","reason":"store_empty","at"}), the same event through
+ * the same path. `first` is the id of the generation's first event ("<gen>-1"): the reset's id
+ * is the generation's start ("<gen>-0"), so that a reader resuming from it gets the
+ * generation's events, not another reset. Without events yet (NULL) it has no id: a reader
  * resuming before the next event is told again, which costs nothing. */
 static int sse_reset(sse_client *s, const char *first)
 {
-    char msg[256];
-    int len;
+    char user[] = "";
+    pres_event ev = {.type = PRES_EV_RESET, .user = user};
     if (first) {
         unsigned long long gen = strtoull(first, NULL, 10);
-        len = snprintf(msg, sizeof(msg),
-                       "id: %llu-0\nevent: reset\ndata: {\"id\":\"%llu-0\",\"type\":\"reset\","
-                       "\"reason\":\"store_empty\",\"at\":%llu}\n\n",
-                       gen, gen, gen);
-        snprintf(s->last_id, sizeof(s->last_id), "%llu-0", gen);
-    } else {
-        len = snprintf(msg, sizeof(msg),
-                       "event: reset\ndata: {\"type\":\"reset\",\"reason\":\"store_empty\"}\n\n");
+        snprintf(ev.id, sizeof(ev.id), "%llu-0", gen);
+        ev.at = (int64_t)gen;
+        return sse_send(s, &ev);
     }
-    return sse_write(s, msg, (size_t)len);
+    static const char bare[] =
+        "event: reset\ndata: {\"type\":\"reset\",\"reason\":\"store_empty\"}\n\n";
+    return sse_write(s, bare, sizeof(bare) - 1);
 }
 
 static void on_replay(int err, const pres_event *evs, size_t n, void *ud)

@@ -65,14 +65,30 @@ local function confirm_if_reconciling(sid)
     end
 end
 
--- A state change is stale (it returns ERR_STALE) when the calling instance has begun a
--- reconciliation since it was sent: it was sent on a connection that has since been given up
--- (its reply never reached the instance, which treated it as lost), and Redis only now receives
--- it. The reconciliation already made Redis agree with the instance's sockets; applying the old
--- change would undo that.
-local function stale()
+-- The calling instance's epoch as Redis holds it, or nil when Redis no longer has it.
+local function stored_epoch()
     local cur = redis.call('GET', k_epoch(INST))
-    return cur and tonumber(cur) > EPOCH
+    if not cur then return nil end
+    return tonumber(cur)
+end
+
+-- A script is superseded when the calling instance has begun a reconciliation since it was sent:
+-- it was sent on a connection that has since been given up (its reply never reached the
+-- instance, which treated it as lost), and Redis only now receives it. The reconciliation already
+-- made Redis agree with the instance's sockets; applying the old change would undo that.
+local function superseded()
+    local cur = stored_epoch()
+    return cur ~= nil and cur > EPOCH
+end
+
+-- A state change is stale (it returns ERR_STALE) when it is superseded, or when Redis no longer
+-- holds the instance's epoch at all: Redis lost its data (restarted empty, flushed, failed over
+-- to an empty replica) or the instance's keys expired while it was cut off. Whatever Redis holds
+-- of the instance is then not what the instance registered; the refusal makes it reconcile,
+-- which registers its sockets in the new generation (reconcile.lua), with their events.
+local function stale()
+    local cur = stored_epoch()
+    return cur == nil or cur > EPOCH
 end
 
 -- Scripts that work through a large hash in one call stop after this much time, and the caller
@@ -112,20 +128,37 @@ local function jstr(s)
     return cjson.encode(s)
 end
 
+-- The store's generation (docs/redis-schema.md, "Generations"): `P gen` holds the id of the
+-- reset entry that began the event stream. A script about to append to the stream and finding
+-- neither the key nor a stream is the first writer after Redis lost its data (or on a fresh
+-- cluster): it begins a new generation. Its first entry is a reset, which tells every reader that
+-- what observers were told before is void: every instance then registers its live sockets again,
+-- with their events, and observers rebuild what they show from the events after the reset. For
+-- webhooks the consumer group starts before it (when the caller delivers webhooks; another
+-- delivering instance makes it at its next reconciliation). A stream without the key was
+-- written by a version without generations: it goes on as the current one.
+local K_GEN = P .. 'gen'
+local gen_checked = false
+local function ensure_gen()
+    if gen_checked then return end
+    gen_checked = true
+    if redis.call('EXISTS', K_GEN) == 1 then return end
+    local top = redis.call('XREVRANGE', K_EVENTS, '+', '-', 'COUNT', 1)
+    if top[1] then
+        redis.call('SET', K_GEN, top[1][1])
+        return
+    end
+    if WEBHOOKS then redis.pcall('XGROUP', 'CREATE', K_EVENTS, GROUP, '0', 'MKSTREAM') end
+    local id = redis.call('XADD', K_EVENTS, 'MAXLEN', '~', MAXLEN, '*', 'e',
+        '{"t":"reset","at":' .. num(NOW) .. '}')
+    redis.call('SET', K_GEN, id)
+end
+
 -- Append one event in pres_event's stream form (include/presenced/pres_event.h). Metadata is
 -- JSON object text already validated by the caller and is spliced in as is, so that it reaches
 -- clients byte for byte.
-local stream_checked = false
 local function emit(t, u, f)
-    -- Webhooks deliver through the consumer group GROUP of the stream. A stream that does not
-    -- exist is new (a fresh cluster, or Redis lost its data): the group is created at its start
-    -- before the first entry goes in, so that delivery misses nothing.
-    if WEBHOOKS and not stream_checked then
-        stream_checked = true
-        if redis.call('EXISTS', K_EVENTS) == 0 then
-            redis.call('XGROUP', 'CREATE', K_EVENTS, GROUP, '0', 'MKSTREAM')
-        end
-    end
+    ensure_gen()
     local p = {'{"t":', jstr(t), ',"u":', jstr(u)}
     if f.s then p[#p + 1] = ',"s":' .. jstr(f.s) end
     if f.r then p[#p + 1] = ',"r":' .. jstr(f.r) end
@@ -141,8 +174,6 @@ local function emit(t, u, f)
     end
     p[#p + 1] = '}'
     redis.call('XADD', K_EVENTS, 'MAXLEN', '~', MAXLEN, '*', 'e', table.concat(p))
-    -- The user's state is no longer only what a restore after a data loss put back.
-    redis.call('HDEL', idkey('u', u), 'rs')
 end
 
 -- lastSeen follows the user's activity, except while they are invisible: from the moment they

@@ -5,44 +5,48 @@
 -- 'sweep' until it reports nothing left. The instance sends them in that order on its command
 -- connection, so every state change it sends later runs after the slices.
 --
--- 'begin' (ARGV[11]: '1' if this instance has begun one before): fences off state changes sent
---   before it (the instance's epoch, ARGV[8], becomes the stored one), makes sure the webhook
---   consumer group exists, and starts an empty confirmed set: from now on every socket a slice
---   confirms, or that open/assert registers, goes in it.
---   Returns {0 or ERR_STALE, data lost (0/1), sockets registered}. Data is lost when this
---   instance began a reconciliation before and Redis no longer has its epoch: Redis restarted
---   empty or was flushed.
--- 'slice' (ARGV[11]: JSON [{"u": user, "s": [[sid, status, metadata, [rooms]], ...]}, ...],
---   ARGV[12]: '1' when 'begin' found that Redis lost its data: users whose record is missing or
---   only restored are registered without events): per user, the instance's sockets become exactly the given ones, and the events
---   are the difference between what observers were told before (the user's state in Redis) and
---   after. Returns {0 or ERR_STALE}.
+-- 'begin' (ARGV[11]: '1' if this instance has begun one before; ARGV[12]: the generation its
+--   last 'begin' found, '' for none): fences off state changes sent before it (the instance's
+--   epoch, ARGV[8], becomes the stored one), begins a generation if Redis has none (lib.lua,
+--   ensure_gen), makes sure the webhook consumer group exists, and starts an empty confirmed
+--   set: from now on every socket a slice confirms, or that open/assert registers, goes in it.
+--   Returns {0 or ERR_STALE, data lost (0/1), sockets registered, generation}. Data is lost when
+--   this instance began a reconciliation before and Redis no longer has its epoch: Redis
+--   restarted empty or was flushed, or the instance's keys expired.
+-- 'slice' (ARGV[11]: JSON [{"u": user, "s": [[sid, status, metadata, [rooms]], ...]}, ...]): per
+--   user, the instance's sockets become exactly the given ones, and the events are the difference
+--   between what observers were told before (the user's state in Redis) and after. After a data
+--   loss the user's state is empty, as what observers hold is (they were told to start again):
+--   the user comes online with the rooms of their sockets. Returns {0 or ERR_STALE}.
 -- 'sweep' (ARGV[11]: HSCAN cursor of the instance's socket hash): closes, as socket_close (not
 --   graceful) would, the registered sockets that are not confirmed. Works for at most BUDGET_US.
 --   Returns {0 or ERR_STALE, next cursor ('0': done), sockets closed}.
 local mode = ARGV[10]
-if stale() then return {ERR_STALE} end
 local ki, kp, kc = k_inst(INST), k_pending(INST), k_confirmed(INST)
 
 if mode == 'begin' then
-    local ke = k_epoch(INST)
-    local lost = (ARGV[11] == '1' and redis.call('EXISTS', ke) == 0) and 1 or 0
-    redis.call('SET', ke, num(EPOCH), 'EX', INST_TTL_S)
+    if superseded() then return {ERR_STALE} end
+    local lost = (ARGV[11] == '1' and stored_epoch() == nil) and 1 or 0
+    ensure_gen()
+    local gen = redis.call('GET', K_GEN)
+    redis.call('SET', k_epoch(INST), num(EPOCH), 'EX', INST_TTL_S)
     if WEBHOOKS then
-        -- Before this instance is ready: a new stream's group starts at its start, so that no
-        -- event appended from now on is missed; on an existing stream without the group
-        -- (webhooks just enabled) it starts now.
-        if redis.call('EXISTS', K_EVENTS) == 0 then
-            redis.call('XGROUP', 'CREATE', K_EVENTS, GROUP, '0', 'MKSTREAM')
-        else
-            redis.pcall('XGROUP', 'CREATE', K_EVENTS, GROUP, '$')
-        end
+        -- Before this instance is ready. A new generation's group was made at its start by
+        -- ensure_gen when the caller delivers webhooks; if another instance began it, the group
+        -- of an instance that knew the generation before went with the data: from this
+        -- generation's start too, so that delivery resumes without a gap. An instance that knew
+        -- none (webhooks enabled on a running cluster) starts it now. (An existing group stays.)
+        local known = ARGV[12]
+        redis.pcall('XGROUP', 'CREATE', K_EVENTS, GROUP,
+            (known ~= '' and known ~= gen) and '0' or '$')
     end
     redis.call('DEL', kc)
     redis.call('SET', kp, '1', 'EX', INST_TTL_S)
     redis.call('EXPIRE', ki, INST_TTL_S)
-    return {0, lost, redis.call('HLEN', ki)}
+    return {0, lost, redis.call('HLEN', ki), gen}
 end
+
+if stale() then return {ERR_STALE} end
 
 if mode == 'sweep' then
     local closed = 0
@@ -58,7 +62,6 @@ if mode == 'sweep' then
 end
 
 -- 'slice'
-local restore = ARGV[12] == '1'
 
 local function set_of(list)
     local s = {}
@@ -97,13 +100,22 @@ local function come_online(u, ku, first, rooms)
     if m then redis.call('HSET', ku, 'm', m) else redis.call('HDEL', ku, 'm') end
     set_since(ku)
     emit('online', u, {s = first[1], st = st, m = m, rs = rooms})
-    for _, r in ipairs(rooms) do emit('room:join', u, {r = r}) end
+    for _, r in ipairs(rooms) do emit('room:join', u, {r = r, st = st, m = m}) end
+end
+
+-- Room joins carry the user's status and metadata (as join.lua's do), so that a view of the
+-- room can show the newcomer.
+local function emit_joins(u, ku, rooms)
+    if #rooms == 0 then return end
+    local cur = redis.call('HMGET', ku, 'st', 'm')
+    for _, r in ipairs(rooms) do
+        emit('room:join', u, {r = r, st = cur[1] or 'online', m = cur[2] or nil})
+    end
 end
 
 local function reconcile_user(u, truth)
     purge_dead(u)
     local ku, ks = k_user(u), k_usocks(u)
-    local known = redis.call('EXISTS', ku) == 1
     local before = user_state(u, ku)
     local want, gone = {}, nil
     for _, t in ipairs(truth) do want[t[1]] = t end
@@ -146,20 +158,6 @@ local function reconcile_user(u, truth)
         redis.call('HSET', ku, 'ls', num(NOW))
         redis.call('PERSIST', ku)
     end
-    -- Redis lost its data (docs/presence-model.md, "Redis lost its data"): what observers were
-    -- told is what the instances held before, so registering it again is no transition. That
-    -- holds while the user's record is still only restored ones ('rs'): any event about the user
-    -- (emit) ends it, and from then on the difference is announced as usual.
-    if restore and #truth > 0 and (not known or redis.call('HEXISTS', ku, 'rs') == 1) then
-        if not known then
-            local st = truth[1][2] ~= '' and truth[1][2] or 'online'
-            redis.call('HSET', ku, 'st', st)
-            if opt(truth[1][3]) then redis.call('HSET', ku, 'm', truth[1][3]) end
-        end
-        redis.call('HSET', ku, 'rs', '1')
-        set_since(ku)
-        return
-    end
     local in_grace = redis.call('ZSCORE', K_GRACE, u)
     if not before.online and after.nsocks > 0 then
         come_online(u, ku, truth[1], sorted_keys(after.rooms))
@@ -179,9 +177,11 @@ local function reconcile_user(u, truth)
         redis.call('ZREM', K_GRACE, u)
         redis.call('HDEL', ku, 'gs')
     end
+    local joined = {}
     for _, r in ipairs(sorted_keys(after.rooms)) do
-        if not before.rooms[r] then emit('room:join', u, {r = r}) end
+        if not before.rooms[r] then joined[#joined + 1] = r end
     end
+    emit_joins(u, ku, joined)
 end
 
 redis.call('EXPIRE', ki, INST_TTL_S)

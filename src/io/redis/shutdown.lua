@@ -2,8 +2,9 @@
 -- socket_close(sid, graceful = false) would, for at most BUDGET_US (a large instance must not
 -- hold Redis for seconds); the caller calls again with the returned cursor until it is '0'. The
 -- last call, once no socket is left, releases the lease and the instance's keys.
--- Returns {sockets closed, done (0/1), next cursor}, or {ERR_STALE}.
-if stale() then return {ERR_STALE} end
+-- Returns {sockets closed, done (0/1), next cursor}, or {ERR_STALE}. (An epoch Redis no longer
+-- has is no reason to stop: whatever is left of the instance is closed all the same.)
+if superseded() then return {ERR_STALE} end
 local ki = k_inst(INST)
 local closed = 0
 local cursor = scan_within_budget(ki, ARGV[10], function(sid, u)
