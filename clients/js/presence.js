@@ -25,7 +25,7 @@ const RETRY_MS = [250, 1000, 5000];
 // over the first one's watch, and both would then read a stream meant for one.
 const held = new WeakMap(); // socket -> Set of "r:<room>" / "u"
 
-/** Order of two sequences: "ms-n" (Redis stream ids) or "n" (the memory store). */
+/** Order of two sequences: "ms-n" (Redis stream ids, the memory store's "generation-n"), or a plain "n". */
 export function compareSeq(a, b) {
     const [am, as = 0] = String(a).split('-').map(Number);
     const [bm, bs = 0] = String(b).split('-').map(Number);

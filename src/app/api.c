@@ -94,6 +94,7 @@ api_call *api_call_new(api *a, io_http_req *req, const char *arg)
 void api_call_free(api_call *c)
 {
     free(c->arg);
+    free(c->cursor);
     free(c);
 }
 
@@ -346,6 +347,18 @@ static bool query_too_long(io_http_req *req)
     return false;
 }
 
+/* An unknown path: the answer names the configured path, and the first one is logged (a
+ * client with the wrong path retries for ever; once is enough to find it). */
+static void not_found(api *a, io_http_req *req)
+{
+    if (!a->not_found_logged) {
+        a->not_found_logged = true;
+        log_warn("request for an unknown path (logged once)", "path=\"%.200s\" socketio_path=%s",
+                 io_http_path(req), a->eio_path);
+    }
+    api_respond_error(a, req, 404, "not_found", a->not_found);
+}
+
 void api_handle(io_http_req *req, void *ud)
 {
     api *a = ud;
@@ -358,13 +371,13 @@ void api_handle(io_http_req *req, void *ud)
         return api_respond_error(a, req, 414, "uri_too_long", "path too long");
     /* An empty segment or too many of them: no route has that shape. */
     if (rc != HTTP_ARGS_OK)
-        return api_respond_error(a, req, 404, "not_found", "Not found");
+        return not_found(a, req);
     const api_route *found = NULL;
     for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]) && !found; i++)
         if (route_matches(&routes[i], &p) && area_here(a, routes[i].area, io_http_listener(req)))
             found = &routes[i];
     if (!found)
-        return api_respond_error(a, req, 404, "not_found", "Not found");
+        return not_found(a, req);
     if (!authorized(a, req, found)) {
         static const char *const hdr[] = {"www-authenticate:", "Bearer", NULL};
         return api_respond_error_h(
@@ -415,6 +428,14 @@ api *api_new(const api_opts *opts)
         free(a);
         return NULL;
     }
+    /* The usual cause of a 404 is a client with the wrong `path`: say what it is. */
+    snprintf(a->eio_path, sizeof(a->eio_path), "%s",
+             opts->eio_path && opts->eio_path[0] ? opts->eio_path : "/socket.io/");
+    snprintf(a->not_found, sizeof(a->not_found),
+             "Not found: Socket.IO is served at %s (the path setting; socket.io-client's path "
+             "option), the HTTP API under /v1/",
+             a->eio_path);
+    a->opts.eio_path = NULL;
     metrics *m = opts->metrics;
     a->requests = metrics_def_get(m, METRIC_HTTP_REQUESTS);
     a->sse_clients = metrics_def_get(m, METRIC_EVENT_STREAMS);

@@ -17,6 +17,9 @@ typedef struct sse_client sse_client;
 struct api {
     api_opts opts;
     char *api_key;
+    char eio_path[256];  /* where Socket.IO is served */
+    char not_found[384]; /* the answer to an unknown path: where things are */
+    bool not_found_logged;
     store *st;
     sse_client *streams;
     uv_timer_t ping;
@@ -31,7 +34,10 @@ struct api {
 typedef struct api_call {
     api *a;
     io_http_req *req;
-    char *arg; /* the user id or room asked about */
+    char *arg;    /* the user id or room asked about */
+    bool detail;  /* status and metadata per user (?detail=1) */
+    char *cursor; /* a detailed room page: after this member */
+    uint32_t limit;
 } api_call;
 
 /* Answers. Each counts the request by status class. */

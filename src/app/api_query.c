@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "api_impl.h"
+#include "presenced/app/watch.h"
 #include "presenced/codec/pres_cmd.h"
 
 /* ---- users ---- */
@@ -89,10 +90,21 @@ void api_get_user(api *a, io_http_req *req, const http_path *p)
         store_user_get(a->st, c->arg, on_user, c);
 }
 
+/* One user of a detailed bulk answer: {online, status, lastSeen, metadata}, as GET
+ * /v1/users/{id} shows it without the id and the sockets (which a bulk read does not fetch). */
+static cJSON *detail_json(const api *a, const store_user *u)
+{
+    cJSON *o = user_json(a, u, NULL, 0);
+    if (o) {
+        cJSON_DeleteItemFromObjectCaseSensitive(o, "userId");
+        cJSON_DeleteItemFromObjectCaseSensitive(o, "socketIds");
+    }
+    return o;
+}
+
 static void on_bulk(int err, const store_user *users, size_t n, const char *seq, void *ud)
 {
     api_call *c = ud;
-    (void)seq;
     if (err) {
         api_respond_store_error(c->a, c->req, err);
         api_call_free(c);
@@ -103,12 +115,16 @@ static void on_bulk(int err, const store_user *users, size_t n, const char *seq,
     /* The ids are unique (bulk_query removed repeats before asking). */
     for (size_t i = 0; map && i < n; i++) {
         const char *status;
-        cJSON *b = cJSON_CreateBool(shown_online(c->a, &users[i], &status));
+        cJSON *b = c->detail ? detail_json(c->a, &users[i])
+                             : cJSON_CreateBool(shown_online(c->a, &users[i], &status));
         if (!b || !cJSON_AddItemToObject(map, users[i].user, b)) {
             cJSON_Delete(b);
             map = NULL;
         }
     }
+    /* Details come from one read, which `seq` names (as presence:query's). */
+    if (map && c->detail && !cJSON_AddStringToObject(o, "seq", seq))
+        map = NULL;
     if (!map) {
         cJSON_Delete(o);
         o = NULL;
@@ -118,7 +134,7 @@ static void on_bulk(int err, const store_user *users, size_t n, const char *seq,
 }
 
 /* Asking twice for one id answers once (and asks the store once). `ids` is reordered. */
-static void bulk_query(api *a, io_http_req *req, const char **ids, size_t n)
+static void bulk_query(api *a, io_http_req *req, const char **ids, size_t n, bool detail)
 {
     api_call *c = api_call_new(a, req, NULL);
     if (!c || (n = policy_ids_unique(a->opts.policy, ids, n)) == (size_t)-1) {
@@ -126,6 +142,7 @@ static void bulk_query(api *a, io_http_req *req, const char **ids, size_t n)
             api_call_free(c);
         return api_respond_error(a, req, 500, "internal", "out of memory");
     }
+    c->detail = detail;
     store_users_query(a->st, ids, n, on_bulk, c);
 }
 
@@ -141,9 +158,26 @@ static const char *ids_error(int rc)
     }
 }
 
+/* ?detail=1 (or true): answers carry status and metadata per user. Returns 0 with *detail, or
+ * -1 after answering 400. */
+static int read_detail(api *a, io_http_req *req, bool *detail)
+{
+    const char *v = NULL;
+    if (api_query_value(a, req, "detail", &v) < 0)
+        return -1;
+    *detail = v && (strcmp(v, "1") == 0 || strcmp(v, "true") == 0);
+    if (!v || *detail || strcmp(v, "0") == 0 || strcmp(v, "false") == 0)
+        return 0;
+    api_respond_error(a, req, 400, "invalid_argument", "detail must be 1, true, 0 or false");
+    return -1;
+}
+
 void api_get_users(api *a, io_http_req *req, const http_path *p)
 {
     (void)p;
+    bool detail;
+    if (read_detail(a, req, &detail) < 0)
+        return;
     const char *const *args = NULL;
     size_t nargs = io_http_query_count(req);
     const char *list = NULL;
@@ -169,7 +203,7 @@ void api_get_users(api *a, io_http_req *req, const http_path *p)
         free(copy);
         return api_respond_error(a, req, 400, "invalid_argument", ids_error(rc));
     }
-    bulk_query(a, req, ids, n);
+    bulk_query(a, req, ids, n, detail);
     free(ids);
     free(copy);
 }
@@ -189,11 +223,17 @@ void api_post_users_bulk(api *a, io_http_req *req, const http_path *p)
     const char **ids = NULL, *why = "userIds is required";
     size_t n = 0;
     int rc = pres_cmd_names(o, "userIds", a->opts.max_bulk_ids, &ids, &n, &why);
+    const cJSON *detail = cJSON_GetObjectItemCaseSensitive(o, "detail");
+    if (rc == PRES_CMD_OK && detail && !cJSON_IsBool(detail)) {
+        free(ids);
+        rc = PRES_CMD_INVALID;
+        why = "detail must be true or false";
+    }
     if (rc != PRES_CMD_OK) {
         cJSON_Delete(o);
         return api_respond_error(a, req, 400, "invalid_argument", why);
     }
-    bulk_query(a, req, ids, n);
+    bulk_query(a, req, ids, n, cJSON_IsTrue(detail));
     free(ids);
     cJSON_Delete(o);
 }
@@ -297,6 +337,25 @@ int api_query_value(api *a, io_http_req *req, const char *name, const char **val
     return 0;
 }
 
+/* ?detail=1: the page from one read of the whole room with its members' status and metadata,
+ * as presence:room:query answers it: {room, onlineCount, users, members, nextCursor, seq}. */
+static void on_room_detail(int err, const store_user *users, size_t n, const char *seq, void *ud)
+{
+    api_call *c = ud;
+    if (err) {
+        api_respond_store_error(c->a, c->req, err);
+        api_call_free(c);
+        return;
+    }
+    cJSON *o = cJSON_CreateObject();
+    if (o && watch_room_page(o, c->arg, users, n, c->cursor ? c->cursor : "", c->limit, seq) < 0) {
+        cJSON_Delete(o);
+        o = NULL;
+    }
+    api_respond_obj(c->a, c->req, 200, o);
+    api_call_free(c);
+}
+
 void api_get_room(api *a, io_http_req *req, const http_path *p)
 {
     const char *room = p->seg[2];
@@ -311,10 +370,20 @@ void api_get_room(api *a, io_http_req *req, const http_path *p)
         return api_respond_error(a, req, 400, "invalid_argument", "limit must be 1-1000");
     if (cursor && cursor[0] && !api_name_ok(a, req, cursor, "cursor"))
         return;
+    bool detail;
+    if (read_detail(a, req, &detail) < 0)
+        return;
     api_call *c = api_call_new(a, req, room);
-    if (!c)
+    if (!c || (detail && cursor && !(c->cursor = strdup(cursor)))) {
+        if (c)
+            api_call_free(c);
         return api_respond_error(a, req, 500, "internal", "out of memory");
-    store_room_page(a->st, room, cursor ? cursor : "", limit, on_room_page, c);
+    }
+    c->limit = limit;
+    if (detail)
+        store_room_members(a->st, room, on_room_detail, c);
+    else
+        store_room_page(a->st, room, cursor ? cursor : "", limit, on_room_page, c);
 }
 
 void api_get_room_count(api *a, io_http_req *req, const http_path *p)

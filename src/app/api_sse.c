@@ -159,6 +159,27 @@ static void sse_go_live(sse_client *s)
     s->nheld = 0;
 }
 
+/* An earlier generation's id: the reset that begins the current one, as the Redis store's
+ * reset entries read ({"id","type":"reset","reason":"store_empty","at"}), the same event through
+ * the same path. `first` is the id of the generation's first event ("<gen>-1"): the reset's id
+ * is the generation's start ("<gen>-0"), so that a reader resuming from it gets the
+ * generation's events, not another reset. Without events yet (NULL) it has no id: a reader
+ * resuming before the next event is told again, which costs nothing. */
+static int sse_reset(sse_client *s, const char *first)
+{
+    char user[] = "";
+    pres_event ev = {.type = PRES_EV_RESET, .user = user};
+    if (first) {
+        unsigned long long gen = strtoull(first, NULL, 10);
+        snprintf(ev.id, sizeof(ev.id), "%llu-0", gen);
+        ev.at = (int64_t)gen;
+        return sse_send(s, &ev);
+    }
+    static const char bare[] =
+        "event: reset\ndata: {\"type\":\"reset\",\"reason\":\"store_empty\"}\n\n";
+    return sse_write(s, bare, sizeof(bare) - 1);
+}
+
 static void on_replay(int err, const pres_event *evs, size_t n, void *ud)
 {
     sse_client *s = ud;
@@ -166,16 +187,30 @@ static void on_replay(int err, const pres_event *evs, size_t n, void *ud)
         sse_free(s);
         return;
     }
-    if (err == STORE_ERR_GONE) {
-        /* The resume point is older than what the store keeps: say so, then go on live. */
+    if (err == STORE_ERR_GONE || err == STORE_ERR_FOREIGN) {
+        /* The resume point is older than what the store keeps, or not one of its ids (ahead of
+         * its events: an id of another stream): say which, then go on live. */
         static const char gap[] = "event: reset\ndata: {\"reason\":\"Last-Event-ID is no longer "
                                   "retained; some events were missed\"}\n\n";
+        static const char foreign[] = "event: reset\ndata: {\"reason\":\"Last-Event-ID is not an "
+                                      "event of this stream; some events may have been missed\"}"
+                                      "\n\n";
         s->replaying = false;
-        if (sse_write(s, gap, sizeof(gap) - 1) < 0)
+        if (err == STORE_ERR_GONE ? sse_write(s, gap, sizeof(gap) - 1) < 0
+                                  : sse_write(s, foreign, sizeof(foreign) - 1) < 0)
             return;
         s->replaying = true;
         sse_go_live(s);
         return;
+    }
+    if (err == STORE_ERR_RESET) {
+        /* An earlier generation's id (the daemon restarted with the memory store): what the
+         * reader built is void, and `evs` are the new generation's events from its start. */
+        s->replaying = false;
+        if (sse_reset(s, n ? evs[0].id : NULL) < 0)
+            return;
+        s->replaying = true;
+        err = STORE_OK;
     }
     if (err) {
         s->replaying = false;

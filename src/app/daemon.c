@@ -487,6 +487,7 @@ static int app_serve(app *a, const cfg *c, const workers_child *w)
                       .dashboard = c->dashboard == CFG_ON,
                       .stats_interval_ms = c->stats_interval * 1000,
                       .max_bulk_ids = c->max_bulk_ids,
+                      .eio_path = c->path,
                       .metrics = a->metrics,
                       .local = app_local,
                       .local_ud = a};

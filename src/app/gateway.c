@@ -267,8 +267,8 @@ static int open_socket(gateway *gw, gw_sock *g, const policy_decision *d, int64_
     if (!r)
         return -1;
     r->at_connect = d->at_connect;
-    store_socket_open(gw->st, g->sid, policy_sock_user(g->ps), NULL, policy_sock_metadata(g->ps),
-                      on_done, r);
+    store_socket_open(gw->st, g->sid, policy_sock_user(g->ps), policy_sock_asked_status(g->ps),
+                      policy_sock_metadata(g->ps), on_done, r);
     return 0;
 }
 
@@ -419,7 +419,8 @@ static int on_connect(sio_sock *s, cJSON *auth, const char **reject, void *ud)
         sio_sock_disconnect(s, "rate limit abuse");
         rc = -1;
     } else if (d.code != POLICY_OK) {
-        *reject = d.message;
+        snprintf(gw->reject, sizeof(gw->reject), "%s", d.message);
+        *reject = gw->reject;
         rc = -1;
     }
     policy_decision_deinit(&d);

@@ -6,10 +6,37 @@
 #include "gateway_impl.h"
 #include "presenced/io/log.h"
 
+/* The local sockets of `user` (malloc'd, *n of them; NULL when none or out of memory). */
+static sio_sock **own_sockets(gateway *gw, const char *user, size_t *n)
+{
+    *n = 0;
+    for (policy_sock *ps = policy_user_first(gw->pol, user); ps; ps = policy_sock_next_of_user(ps))
+        (*n)++;
+    sio_sock **out = *n ? malloc(*n * sizeof(*out)) : NULL;
+    size_t i = 0;
+    for (policy_sock *ps = policy_user_first(gw->pol, user); out && ps;
+         ps = policy_sock_next_of_user(ps))
+        out[i++] = ((gw_sock *)policy_sock_owner(ps))->sock;
+    if (!out)
+        *n = 0;
+    return out;
+}
+
+/* To every socket in one of `groups`, but the user's own when the route says so. */
+static void broadcast(gateway *gw, const policy_route *rt, const char *const *groups, size_t n,
+                      const char *name, const cJSON *args)
+{
+    size_t nown = 0;
+    sio_sock **own = rt->but_own ? own_sockets(gw, rt->ev->user, &nown) : NULL;
+    sio_broadcast_except(gw->sio, NSP, groups, n, own, nown, name, args);
+    free(own);
+}
+
 /* Scoped fan-out: the sockets subscribed to the user or in one of the rooms the event names. */
-static void broadcast_watchers(gateway *gw, const pres_event *ev, const char *name,
+static void broadcast_watchers(gateway *gw, const policy_route *rt, const char *name,
                                const cJSON *args)
 {
+    const pres_event *ev = rt->ev;
     size_t ngroups = 1 + ev->nrooms;
     char(*names)[GROUP_MAX] = malloc(ngroups * sizeof(*names));
     const char **groups = malloc(ngroups * sizeof(*groups));
@@ -19,10 +46,18 @@ static void broadcast_watchers(gateway *gw, const pres_event *ev, const char *na
             gateway_group_name(names[i + 1], GROUP_MAX, ROOM_GROUP, ev->rooms[i]);
         for (size_t i = 0; i < ngroups; i++)
             groups[i] = names[i];
-        sio_broadcast_groups(gw->sio, NSP, groups, ngroups, name, args);
+        broadcast(gw, rt, groups, ngroups, name, args);
     }
     free(groups);
     free(names);
+}
+
+/* A user's own sockets: they see their own invisibility as it is. */
+static void send_own(gateway *gw, const pres_event *ev, const char *name, const cJSON *args)
+{
+    for (policy_sock *ps = policy_user_first(gw->pol, ev->user); ps;
+         ps = policy_sock_next_of_user(ps))
+        sio_emit(((gw_sock *)policy_sock_owner(ps))->sock, name, args, NULL);
 }
 
 /* An invisible user's room changes reach only their own sockets in the room. */
@@ -47,7 +82,7 @@ static void deliver_each_room(gateway *gw, const policy_route *rt)
                            .status = ev->status,
                            .at = ev->at};
         memcpy(room.id, ev->id, sizeof(room.id));
-        deliver(gw, &(policy_route){POLICY_TO_ROOM, &room, 0});
+        deliver(gw, &(policy_route){POLICY_TO_ROOM, &room, 0, rt->but_own});
     }
 }
 
@@ -69,19 +104,25 @@ static void deliver(gateway *gw, const policy_route *rt)
     }
     metrics_add(gw->events_out, name, 1);
     char group[GROUP_MAX];
+    const char *one[1];
     switch (rt->to) {
     case POLICY_TO_READERS:
-        sio_broadcast(gw->sio, NSP, gateway_readers_group(gw), name, args);
+        one[0] = gateway_readers_group(gw);
+        broadcast(gw, rt, one, 1, name, args);
         break;
     case POLICY_TO_WATCHERS:
-        broadcast_watchers(gw, ev, name, args);
+        broadcast_watchers(gw, rt, name, args);
         break;
     case POLICY_TO_ROOM:
         gateway_group_name(group, sizeof(group), ROOM_GROUP, ev->room);
-        sio_broadcast(gw->sio, NSP, group, name, args);
+        one[0] = group;
+        broadcast(gw, rt, one, 1, name, args);
         break;
     case POLICY_TO_OWN_IN_ROOM:
         send_own_in_room(gw, ev, name, args);
+        break;
+    case POLICY_TO_OWN:
+        send_own(gw, ev, name, args);
         break;
     case POLICY_TO_KICK_USER:
     case POLICY_TO_EACH_ROOM:

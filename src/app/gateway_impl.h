@@ -33,6 +33,9 @@ struct gateway {
     metrics_family *events_in, *events_out;
     metrics_family *auth_results; /* token checks, by result */
     metrics_family *limit_hits;   /* refusals by a limit, by limit */
+    /* The CONNECT_ERROR message of the last refused connect: the decision that made it is gone
+     * by the time the Socket.IO server sends it. */
+    char reject[sizeof(((policy_decision *)0)->text)];
 };
 
 /* One store call in flight. It names its socket by id: the socket may be gone when the store

@@ -83,26 +83,6 @@ static void on_users(int err, const store_user *users, size_t n, const char *seq
 
 /* ---- presence:room:query ---- */
 
-/* The page of a room's members (sorted bytewise) after `cursor` ("" for the first), at most
- * `limit`: *start and the count returned; *more when members follow it. */
-static size_t page_of(const store_user *users, size_t n, const char *cursor, uint32_t limit,
-                      size_t *start, bool *more)
-{
-    size_t lo = 0, hi = n;
-    /* The first member whose id sorts after the cursor: the members are sorted. */
-    while (cursor[0] && lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (strcmp(users[mid].user, cursor) <= 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    *start = lo;
-    size_t count = n - lo < limit ? n - lo : limit;
-    *more = lo + count < n;
-    return count;
-}
-
 /* {ok, room, onlineCount, users: [ids], members: [view entries], nextCursor, seq}: one page of
  * the room, as GET /v1/rooms/{room} pages it, from a snapshot that says which event it reflects.
  * `members` is what a view of the room shows (watch_members_json). */
@@ -112,32 +92,10 @@ static void on_room(int err, const store_user *users, size_t n, const char *seq,
     gw_sock *g = answering(r, err);
     if (!g)
         return;
-    size_t start;
-    bool more;
-    size_t count = page_of(users, n, r->cursor ? r->cursor : "", r->page_limit, &start, &more);
-    cJSON *reply = gw_reply_ok(), *list = NULL;
-    cJSON *members = watch_members_json(users + start, count, false);
-    if (reply && members && cJSON_AddStringToObject(reply, "room", r->arg) &&
-        cJSON_AddNumberToObject(reply, "onlineCount", (double)n))
-        list = cJSON_AddArrayToObject(reply, "users");
-    for (size_t i = 0; list && i < count; i++) {
-        cJSON *u = cJSON_CreateString(users[start + i].user);
-        if (!u || !cJSON_AddItemToArray(list, u)) {
-            cJSON_Delete(u);
-            list = NULL;
-        }
-    }
-    if (list && cJSON_AddItemToObject(reply, "members", members))
-        members = NULL;
-    else
-        list = NULL;
-    if (list &&
-        !((more ? cJSON_AddStringToObject(reply, "nextCursor", users[start + count - 1].user)
-                : cJSON_AddNullToObject(reply, "nextCursor")) &&
-          cJSON_AddStringToObject(reply, "seq", seq)))
-        list = NULL;
-    cJSON_Delete(members);
-    gw_ack_built(g->sock, r->ack_id, reply, list != NULL);
+    cJSON *reply = gw_reply_ok();
+    bool built = reply && watch_room_page(reply, r->arg, users, n, r->cursor ? r->cursor : "",
+                                          r->page_limit, seq) == 0;
+    gw_ack_built(g->sock, r->ack_id, reply, built);
     gw_req_free(r);
 }
 

@@ -288,6 +288,15 @@ int pres_event_metadata_add(cJSON *p, const char *metadata)
     return m && cJSON_AddItemToObject(p, "metadata", m) ? 0 : (cJSON_Delete(m), -1);
 }
 
+/* socketId: the socket whose connect or disconnect caused an online or offline. None caused
+ * one that an invisible toggle or the server made: the key is left out rather than empty. */
+static int add_socket(cJSON *p, const pres_event *ev)
+{
+    if (!ev->socket || !ev->socket[0])
+        return 0;
+    return cJSON_AddStringToObject(p, "socketId", ev->socket) ? 0 : -1;
+}
+
 cJSON *pres_event_payload(const pres_event *ev)
 {
     cJSON *p = cJSON_CreateObject();
@@ -296,14 +305,13 @@ cJSON *pres_event_payload(const pres_event *ev)
         goto fail;
     switch (ev->type) {
     case PRES_EV_ONLINE:
-        if (!cJSON_AddStringToObject(p, "socketId", ev->socket ? ev->socket : "") ||
+        if (add_socket(p, ev) < 0 ||
             !cJSON_AddStringToObject(p, "status", ev->status ? ev->status : "online") ||
             (ev->metadata && pres_event_metadata_add(p, ev->metadata) < 0))
             goto fail;
         break;
     case PRES_EV_OFFLINE:
-        if (!cJSON_AddStringToObject(p, "socketId", ev->socket ? ev->socket : "") ||
-            !cJSON_AddNumberToObject(p, "lastSeen", (double)ev->last_seen))
+        if (add_socket(p, ev) < 0 || !cJSON_AddNumberToObject(p, "lastSeen", (double)ev->last_seen))
             goto fail;
         break;
     case PRES_EV_ROOM_JOIN:
@@ -313,6 +321,7 @@ cJSON *pres_event_payload(const pres_event *ev)
         break;
     case PRES_EV_UPDATE:
         if (!cJSON_AddStringToObject(p, "status", ev->status ? ev->status : "online") ||
+            (ev->prev_status && !cJSON_AddStringToObject(p, "prevStatus", ev->prev_status)) ||
             pres_event_metadata_add(p, ev->metadata) < 0)
             goto fail;
         break;
@@ -350,14 +359,13 @@ cJSON *pres_event_public(const pres_event *ev)
         goto fail;
     switch (ev->type) {
     case PRES_EV_ONLINE:
-        if (!cJSON_AddStringToObject(p, "socketId", ev->socket ? ev->socket : "") ||
+        if (add_socket(p, ev) < 0 ||
             !cJSON_AddStringToObject(p, "status", ev->status ? ev->status : "online") ||
             pres_event_metadata_add(p, ev->metadata) < 0)
             goto fail;
         break;
     case PRES_EV_OFFLINE:
-        if (!cJSON_AddStringToObject(p, "socketId", ev->socket ? ev->socket : "") ||
-            !cJSON_AddNumberToObject(p, "lastSeen", (double)ev->last_seen))
+        if (add_socket(p, ev) < 0 || !cJSON_AddNumberToObject(p, "lastSeen", (double)ev->last_seen))
             goto fail;
         break;
     case PRES_EV_ROOM_JOIN:

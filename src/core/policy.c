@@ -222,7 +222,7 @@ static void forget_identity(policy *p, policy_sock *s)
     free(s->user);
     free(s->metadata);
     s->user = s->metadata = NULL;
-    s->status[0] = 0;
+    s->status[0] = s->asked_status[0] = 0;
     jwt_claims_deinit(&s->claims);
     s->exp_s = 0;
 }
@@ -254,6 +254,11 @@ const char *policy_sock_user(const policy_sock *s)
 const char *policy_sock_status(const policy_sock *s)
 {
     return s->user ? s->status : NULL;
+}
+
+const char *policy_sock_asked_status(const policy_sock *s)
+{
+    return s->asked_status[0] ? s->asked_status : NULL;
 }
 
 const char *policy_sock_metadata(const policy_sock *s)
@@ -338,7 +343,8 @@ int policy_sock_status_set(policy_sock *s, const char *status, const char *metad
         free(s->metadata);
         s->metadata = copy;
     }
-    snprintf(s->status, sizeof(s->status), "%s", status);
+    if (status)
+        snprintf(s->status, sizeof(s->status), "%s", status);
     return 0;
 }
 

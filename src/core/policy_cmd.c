@@ -1,6 +1,7 @@
 /* The presence policy: the commands of docs/protocol.md, one row each in the table at the end.
  * Each decides from the socket's state and its argument object; the adapter carries out the act.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +35,9 @@ static void cmd_identify(policy *p, policy_sock *s, const cJSON *obj, policy_now
 {
     if (s->user)
         return policy_refuse(d, POLICY_E_ALREADY_IDENTIFIED, "this socket is identified already");
+    const char *status;
+    if (policy_read_status(obj, &status, d) < 0)
+        return;
     if (p->opts.jwt) {
         jwt_claims claims;
         policy_token_rc rc = policy_read_token(p, s, obj, now, &claims, d);
@@ -41,10 +45,10 @@ static void cmd_identify(policy *p, policy_sock *s, const cJSON *obj, policy_now
             return policy_refuse(d, POLICY_E_UNAUTHORIZED, "a valid token is required");
         if (rc == POLICY_TOKEN_OK)
             policy_identify_by_token(p, s, &claims, d, "too many sockets");
-        return;
+    } else if (!policy_identify_claimed(p, s, obj, d)) {
+        return policy_refuse(d, POLICY_E_INVALID_ARGUMENT, "invalid userId");
     }
-    if (!policy_identify_claimed(p, s, obj, d))
-        policy_refuse(d, POLICY_E_INVALID_ARGUMENT, "invalid userId");
+    policy_set_initial_status(s, status, d);
 }
 
 /* A refreshed token may allow fewer rooms: the socket leaves the others, and the store must
@@ -145,22 +149,33 @@ static void cmd_room_leave(policy *p, policy_sock *s, const cJSON *obj, policy_n
     d->act = POLICY_ACT_LEAVE;
 }
 
+/* presence:status {status?, metadata?}: either or both; what is left out stays as it is (the
+ * store keeps the status when given none), so a client can change its metadata without knowing
+ * the status another tab set. */
 static void cmd_status(policy *p, policy_sock *s, const cJSON *obj, policy_now now,
                        policy_decision *d)
 {
     (void)now;
     if (check_identity(s, obj, d) < 0)
         return;
-    const char *why = "status is required";
-    if (pres_cmd_status(obj, "status", &d->status, &why) != PRES_CMD_OK ||
-        pres_cmd_metadata(obj, "metadata", p->opts.max_metadata_bytes, &d->owned_metadata, &why) ==
-            PRES_CMD_INVALID)
+    const char *why = NULL;
+    int st = pres_cmd_status(obj, "status", &d->status, &why);
+    int md =
+        pres_cmd_metadata(obj, "metadata", p->opts.max_metadata_bytes, &d->owned_metadata, &why);
+    if (st == PRES_CMD_INVALID || md == PRES_CMD_INVALID)
         return policy_refuse(d, POLICY_E_INVALID_ARGUMENT, why);
     if (p->opts.jwt) {
         /* The token's presence claim is the metadata; a client cannot replace it. */
         free(d->owned_metadata);
         d->owned_metadata = NULL;
+        md = PRES_CMD_ABSENT;
     }
+    if (st == PRES_CMD_ABSENT && md == PRES_CMD_ABSENT)
+        return policy_refuse(d, POLICY_E_INVALID_ARGUMENT,
+                             p->opts.jwt ? "status is required (metadata comes from the token)"
+                                         : "status or metadata is required");
+    if (st == PRES_CMD_ABSENT)
+        d->status = NULL;
     d->metadata = d->owned_metadata;
     d->act = POLICY_ACT_STATUS;
 }
@@ -356,16 +371,75 @@ const char *policy_cmd_name(policy_cmd cmd)
     return (unsigned)cmd < POLICY_CMD_UNKNOWN ? commands[cmd].name : NULL;
 }
 
+/* Edits turning `a` into `b` (Levenshtein), both at most 64 bytes (longer: SIZE_MAX). */
+static size_t distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b), row[65];
+    if (la > 64 || lb > 64)
+        return SIZE_MAX;
+    for (size_t j = 0; j <= lb; j++)
+        row[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t up = row[j], best = diag + (a[i - 1] != b[j - 1]);
+            if (up + 1 < best)
+                best = up + 1;
+            if (row[j - 1] + 1 < best)
+                best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[lb];
+}
+
+/* The command an unknown event most likely meant, or NULL: one whose name ends with the
+ * event's last word ("presence:join" -> "presence:room:join"), else the nearest within a third
+ * of the name's length. */
+static const char *closest_command(const char *event)
+{
+    const char *word = strrchr(event, ':');
+    word = word ? word : event;
+    size_t wl = strlen(word), best_d = SIZE_MAX;
+    const char *best = NULL;
+    for (int i = 0; i < POLICY_CMD_UNKNOWN; i++) {
+        const char *name = commands[i].name;
+        size_t nl = strlen(name);
+        if (wl > 1 && nl > wl && strcmp(name + nl - wl, word) == 0)
+            return name;
+        size_t dist = distance(event, name);
+        if (dist < best_d) {
+            best_d = dist;
+            best = name;
+        }
+    }
+    return best_d != SIZE_MAX && best_d * 3 <= strlen(event) ? best : NULL;
+}
+
+/* An event that is no command: answered (a client waiting for the ack would wait forever),
+ * with the command it most likely meant. */
+static void refuse_unknown(const char *event, policy_decision *d)
+{
+    const char *hint = closest_command(event);
+    if (hint)
+        snprintf(d->text, sizeof(d->text), "unknown event \"%.64s\"; did you mean \"%s\"?", event,
+                 hint);
+    else
+        snprintf(d->text, sizeof(d->text),
+                 "unknown event \"%.64s\"; the commands are listed in docs/protocol.md", event);
+    policy_refuse(d, POLICY_E_UNKNOWN_EVENT, d->text);
+}
+
 void policy_command(policy *p, policy_sock *s, const char *event, const cJSON *args, policy_now now,
                     policy_decision *d)
 {
     policy_decision_start(d, policy_cmd_of(event));
     if (policy_admit(p, s->conn, now.ms, d) < 0)
         return;
-    if (d->cmd == POLICY_CMD_UNKNOWN) {
-        d->answer = false;
-        return;
-    }
+    if (d->cmd == POLICY_CMD_UNKNOWN)
+        return refuse_unknown(event, d);
     const cJSON *obj = NULL;
     const char *why = NULL;
     if (pres_cmd_object(args, &obj, &why) == PRES_CMD_INVALID)

@@ -180,6 +180,56 @@ bool policy_identify_claimed(policy *p, policy_sock *s, const cJSON *obj, policy
     return true;
 }
 
+/* The keys a CONNECT's auth object may have. A key the server does not know is most likely a
+ * typo ({user: "alice"}), which would otherwise connect anonymously without a word. */
+static int check_auth_keys(const policy *p, const cJSON *auth, policy_decision *d)
+{
+    static const char *const known[] = {"userId", "metadata", "status", "token"};
+    for (const cJSON *c = auth ? auth->child : NULL; c; c = c->next) {
+        size_t k = 0;
+        while (k < sizeof(known) / sizeof(known[0]) && strcmp(c->string, known[k]) != 0)
+            k++;
+        if (k == sizeof(known) / sizeof(known[0])) {
+            snprintf(d->text, sizeof(d->text),
+                     "unknown auth key \"%.48s\" (auth takes userId, metadata, status%s)",
+                     c->string, p->opts.jwt ? ", token" : "");
+        } else if (strcmp(c->string, "token") == 0 && !p->opts.jwt) {
+            snprintf(d->text, sizeof(d->text),
+                     "auth.token is not used (auth = insecure): identify with auth.userId");
+        } else if (cJSON_IsNull(c)) {
+            /* null would read as absent, and the socket would connect anonymously. */
+            snprintf(d->text, sizeof(d->text), "invalid %s", c->string);
+        } else {
+            continue;
+        }
+        policy_refuse(d, POLICY_E_INVALID_ARGUMENT, d->text);
+        return -1;
+    }
+    return 0;
+}
+
+/* The status a socket asks to come online with (auth.status, presence:identify's status):
+ * NULL when absent. Returns 0, or -1 with `d` refused. */
+int policy_read_status(const cJSON *obj, const char **status, policy_decision *d)
+{
+    const char *why = NULL;
+    *status = NULL;
+    if (pres_cmd_status(obj, "status", status, &why) != PRES_CMD_INVALID)
+        return 0;
+    policy_refuse(d, POLICY_E_INVALID_ARGUMENT, "invalid status");
+    return -1;
+}
+
+/* After an identification: the status the user comes online with, if the client gave one (a
+ * user already online keeps theirs; the store decides). */
+void policy_set_initial_status(policy_sock *s, const char *status, const policy_decision *d)
+{
+    if (status && d->act == POLICY_ACT_OPEN) {
+        snprintf(s->status, sizeof(s->status), "%s", status);
+        snprintf(s->asked_status, sizeof(s->asked_status), "%s", status);
+    }
+}
+
 static void connect_by_token(policy *p, policy_sock *s, const cJSON *auth, policy_now now,
                              policy_decision *d)
 {
@@ -213,10 +263,14 @@ void policy_connect(policy *p, policy_sock *s, const cJSON *auth, policy_now now
     }
     if (auth && !cJSON_IsObject(auth))
         return policy_refuse(d, POLICY_E_INVALID_ARGUMENT, "invalid auth");
+    const char *status;
+    if (check_auth_keys(p, auth, d) < 0 || policy_read_status(auth, &status, d) < 0)
+        return;
     if (p->opts.jwt)
-        return connect_by_token(p, s, auth, now, d);
-    /* Without a userId the socket is anonymous. */
-    policy_identify_claimed(p, s, auth, d);
+        connect_by_token(p, s, auth, now, d);
+    else /* Without a userId the socket is anonymous. */
+        policy_identify_claimed(p, s, auth, d);
+    policy_set_initial_status(s, status, d);
 }
 
 void policy_disconnect(policy *p, policy_sock *s, policy_now now, policy_decision *d)

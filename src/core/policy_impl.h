@@ -37,10 +37,11 @@ struct policy_sock {
     char *user; /* NULL while anonymous */
     char *metadata;
     char status[PRES_STATUS_MAX + 1];
-    jwt_claims claims; /* auth = jwt: the token in force (rooms, exp) */
-    int64_t exp_s;     /* auth = jwt: when the token expires (0: no token) */
-    bool kicked;       /* closed on purpose by the server: no offline grace */
-    bool expired;      /* its token expired: reported once */
+    char asked_status[PRES_STATUS_MAX + 1]; /* auth.status (or identify's), "" when none */
+    jwt_claims claims;                      /* auth = jwt: the token in force (rooms, exp) */
+    int64_t exp_s;                          /* auth = jwt: when the token expires (0: no token) */
+    bool kicked;                            /* closed on purpose by the server: no offline grace */
+    bool expired;                           /* its token expired: reported once */
     char **rooms;
     size_t nrooms, caprooms;
     map *subs; /* user ids subscribed to (values unused); NULL until the first */
@@ -115,6 +116,11 @@ void policy_identify_by_token(policy *p, policy_sock *s, jwt_claims *claims, pol
  * either is invalid or the user has too many sockets (`d` refused). Returns false, doing nothing,
  * when `obj` names no user. */
 bool policy_identify_claimed(policy *p, policy_sock *s, const cJSON *obj, policy_decision *d);
+/* The "status" member of `obj` (NULL when absent): 0, or -1 with `d` refused. */
+int policy_read_status(const cJSON *obj, const char **status, policy_decision *d);
+/* After decision `d` identified `s` (act OPEN): `status` (may be NULL) is what it comes online
+ * with. */
+void policy_set_initial_status(policy_sock *s, const char *status, const policy_decision *d);
 /* Forget the addresses whose failed token checks have all been forgiven. */
 void policy_forget_addresses(policy *p, uint64_t now);
 

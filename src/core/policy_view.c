@@ -21,6 +21,7 @@ static const struct {
     [POLICY_E_LIMIT_EXCEEDED] = {"limit_exceeded", 429},
     [POLICY_E_RATE_LIMITED] = {"rate_limited", 429},
     [POLICY_E_INTERNAL] = {"internal", 500},
+    [POLICY_E_UNKNOWN_EVENT] = {"unknown_event", 404},
 };
 
 const char *policy_code_name(policy_code code)
@@ -137,6 +138,9 @@ const pres_event *policy_view(const policy *p, const pres_event *ev, const polic
     default:
         return NULL;
     }
+    /* The user's own tabs see the change as it is: they are not told they went offline. */
+    if (sees_through(p, v))
+        return ev;
     bool was = policy_is_invisible(ev->prev_status);
     if (was && now)
         return NULL;
@@ -187,18 +191,18 @@ size_t policy_route_event(const policy *p, const pres_event *ev, pres_event *scr
     const pres_event *shown;
     switch (ev->type) {
     case PRES_EV_DISCONNECT:
-        out[0] = (policy_route){POLICY_TO_KICK_USER, ev, 0};
+        out[0] = (policy_route){POLICY_TO_KICK_USER, ev, 0, false};
         return 1;
     case PRES_EV_ROOM_JOIN:
     case PRES_EV_ROOM_LEAVE:
         /* Room events go to the room; the room's sockets all belong to identified users (joining
          * needs an identity). */
         if ((shown = policy_view(p, ev, &other, scratch))) {
-            out[0] = (policy_route){POLICY_TO_ROOM, shown, 0};
+            out[0] = (policy_route){POLICY_TO_ROOM, shown, 0, false};
             return 1;
         }
         if ((shown = policy_view(p, ev, &self, scratch))) {
-            out[0] = (policy_route){POLICY_TO_OWN_IN_ROOM, shown, 0};
+            out[0] = (policy_route){POLICY_TO_OWN_IN_ROOM, shown, 0, false};
             return 1;
         }
         return 0;
@@ -207,18 +211,21 @@ size_t policy_route_event(const policy *p, const pres_event *ev, pres_event *scr
             return 0;
         /* broadcast = scoped: those subscribed to the user and those sharing a room with them
          * (the rooms the event names); else everyone who may read. */
-        policy_route main = {p->opts.scoped ? POLICY_TO_WATCHERS : POLICY_TO_READERS, shown, 0};
+        policy_route main = {p->opts.scoped ? POLICY_TO_WATCHERS : POLICY_TO_READERS, shown, 0,
+                             false};
         pres_event_type as;
         if (!policy_view_rooms(p, ev, &other, &as)) {
             out[0] = main;
             return 1;
         }
         /* Rooms are left before going offline and joined after coming online, as a close and an
-         * open of the user's sockets would do it. */
-        policy_route rooms = {POLICY_TO_EACH_ROOM, ev, as};
+         * open of the user's sockets would do it. The user's own tabs see the update itself. */
+        policy_route rooms = {POLICY_TO_EACH_ROOM, ev, as, true};
+        main.but_own = true;
         out[0] = as == PRES_EV_ROOM_LEAVE ? rooms : main;
         out[1] = as == PRES_EV_ROOM_LEAVE ? main : rooms;
-        return 2;
+        out[2] = (policy_route){POLICY_TO_OWN, policy_view(p, ev, &self, scratch), 0, false};
+        return 3;
     }
     }
 }

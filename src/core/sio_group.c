@@ -159,9 +159,19 @@ long sio_broadcast(sio_server *srv, const char *nsp, const char *group, const ch
 long sio_broadcast_groups(sio_server *srv, const char *nsp, const char *const *groups,
                           size_t ngroups, const char *event, const cJSON *args)
 {
+    return sio_broadcast_except(srv, nsp, groups, ngroups, NULL, 0, event, args);
+}
+
+long sio_broadcast_except(sio_server *srv, const char *nsp, const char *const *groups,
+                          size_t ngroups, sio_sock *const *except, size_t nexcept,
+                          const char *event, const cJSON *args)
+{
     frame *f = NULL;
     long sent = 0;
     uint32_t round = ++srv->round;
+    /* Those left out count as reached already. */
+    for (size_t i = 0; i < nexcept; i++)
+        except[i]->stamp = round;
     for (size_t i = 0; i < ngroups; i++) {
         char key[GROUP_KEY_MAX];
         size_t klen = group_key(key, sizeof(key), nsp, groups[i]);

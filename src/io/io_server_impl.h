@@ -39,6 +39,10 @@ _Static_assert(LWS_PRE <= FRAME_HEADROOM, "frames must leave room for the WebSoc
 
 #define IO_ARG_MAX 128 /* longest query argument value we look at */
 #define IO_ORIGIN_MAX 256
+/* The member a 403 (a refused Origin) adds to the reference server's {code, message}: what to
+ * change. */
+#define IO_FORBIDDEN_HINT                                                                          \
+    ",\"hint\":\"the request's Origin is not allowed: add it to allowed_origins\""
 #define IO_WS_BATCH 65536 /* WebSocket bytes written by one send() at most */
 /* A request head (request line and headers) is at most this long: libwebsockets' header buffer,
  * and what io_listen.c checks a connection's first request against before lws sees it. */

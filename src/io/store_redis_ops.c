@@ -95,7 +95,7 @@ void sr_room_leave(store *st, const char *sid, const char *room, store_done_fn c
 void sr_status_set(store *st, const char *sid, const char *status, const char *metadata,
                    store_done_fn cb, void *ud)
 {
-    const char *args[] = {sid, status, metadata ? metadata : ""};
+    const char *args[] = {sid, status ? status : "", metadata ? metadata : ""};
     run_done((store_redis *)st, SCR_STATUS, args, 3, cb, ud);
 }
 

@@ -24,7 +24,8 @@ static void check(const policy_sock *s, const policy_decision *d)
         FUZZ_CHECK(d->room && !policy_sock_in_room(s, d->room));
         break;
     case POLICY_ACT_STATUS:
-        FUZZ_CHECK(d->status && pres_status_valid(d->status));
+        /* No status keeps the user's: then the metadata is what changes. */
+        FUZZ_CHECK(d->status ? pres_status_valid(d->status) : d->metadata != NULL);
         break;
     case POLICY_ACT_SUBSCRIBE:
         for (size_t i = 0; i < d->nids; i++)

@@ -98,7 +98,7 @@ describe('presence cluster (store=redis)', () => {
 
         await u.ok('presence:status', { status: 'dnd' });
         const up = await obsB.rec.waitFor('presence:update', { userId: 'c2-u', status: 'dnd' });
-        assert.deepEqual(up.data, { userId: 'c2-u', status: 'dnd', metadata: meta });
+        assert.deepEqual(up.data, { userId: 'c2-u', status: 'dnd', prevStatus: 'online', metadata: meta });
         assertOnline(await obsB.queryOne('c2-u'), 'dnd');
 
         // a second tab on B, then the tab on A closes: still online, nobody hears otherwise

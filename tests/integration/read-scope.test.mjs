@@ -112,6 +112,8 @@ describe('anonymous_reads = off', () => {
         await anon.fails('presence:query', { userIds: ['observer'] }, 'not_identified');
         await anon.fails('presence:room:query', { room: 'r' }, 'not_identified');
         await anon.fails('presence:subscribe', { userIds: ['observer'] }, 'not_identified');
+        await anon.fails('presence:sync', { room: 'r' }, 'not_identified');
+        await anon.fails('presence:sync', { userIds: ['observer'] }, 'not_identified');
         const alice = await env.client(d, { userId: 'alice' });
         await alice.ok('presence:status', { status: 'away' });
         await observer.rec.waitFor('presence:update', { userId: 'alice' });

@@ -837,6 +837,21 @@ static void test_help(void **state)
         snprintf(want, sizeof(want), "default \"%s\"", def);
         assert_contains(text, want);
     }
+    /* Every key's default starts in the same column, however long the key's name. */
+    long column = -1;
+    for (const char *line = text; line && *line;
+         line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+        const char *d = strstr(line, " default \"");
+        const char *eol = strchr(line, '\n');
+        if (!d || (eol && d > eol) || strncmp(line, "  ", 2) != 0 || line[2] == ' ' ||
+            line[2] == '-')
+            continue;
+        if (column < 0)
+            column = d - line;
+        if (d - line != column)
+            fail_msg("misaligned: %.*s", (int)(eol ? eol - line : (long)strlen(line)), line);
+    }
+    assert_true(column > 0);
     free(text);
 }
 

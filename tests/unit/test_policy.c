@@ -134,7 +134,7 @@ static const char *cmd(policy *p, policy_sock *s, const char *event, const char 
 static policy_sock *sock_at(policy *p, policy_conn *c, const char *auth, policy_now now,
                             const char **outcome)
 {
-    static char out[64];
+    static char out[256];
     policy_sock *s = policy_sock_new(p, c, NULL);
     assert_non_null(s);
     cJSON *a = auth ? cJSON_Parse(auth) : NULL;
@@ -292,7 +292,16 @@ static const row table[] = {
      {"unsync", "unsync", "unsync", "unsync", "unsync", "unsync", "unsync", "unsync"}},
     {"presence:nope",
      "{}",
-     {"silent", "silent", "silent", "silent", "silent", "silent", "silent", "silent"}},
+     {"unknown_event", "unknown_event", "unknown_event", "unknown_event", "unknown_event",
+      "unknown_event", "unknown_event", "unknown_event"}},
+    {"presence:status",
+     "{\"metadata\":{\"n\":1}}",
+     {"not_identified", "not_identified", "status", "status", "not_identified", "not_identified",
+      "invalid_argument", "invalid_argument"}},
+    {"presence:status",
+     "{}",
+     {"not_identified", "not_identified", "invalid_argument", "invalid_argument", "not_identified",
+      "not_identified", "invalid_argument", "invalid_argument"}},
     {"presence:query",
      NULL,
      {"invalid_argument", "not_identified", "invalid_argument", "invalid_argument",
@@ -410,6 +419,87 @@ static void test_connect_jwt(void **state)
     policy_free(p);
 }
 
+/* A mistake at connect is answered, naming the key: a typo or a null would otherwise connect
+ * anonymously without a word. auth.status is what the user comes online with. */
+static void test_connect_mistakes(void **state)
+{
+    (void)state;
+    policy *p = mk((setup){.rate = 100, .burst = 100});
+    policy_conn *c = policy_conn_new(p, "");
+    const char *o;
+    policy_sock *s[7];
+    s[0] = sock_at(p, c, "{\"user\":\"alice\"}", T0, &o);
+    assert_string_equal(o, "invalid_argument:unknown auth key \"user\" (auth takes userId, "
+                           "metadata, status)");
+    s[1] = sock_at(p, c, "{\"userId\":null}", T0, &o);
+    assert_string_equal(o, "invalid_argument:invalid userId");
+    s[2] = sock_at(p, c, "{\"token\":\"x\"}", T0, &o);
+    assert_string_equal(o, "invalid_argument:auth.token is not used (auth = insecure): identify "
+                           "with auth.userId");
+    s[3] = sock_at(p, c, "{\"userId\":\"alice\",\"status\":\"gone\"}", T0, &o);
+    assert_string_equal(o, "invalid_argument:invalid status");
+    s[4] = sock_at(p, c, "{\"userId\":\"alice\",\"status\":\"invisible\"}", T0, &o);
+    assert_string_equal(o, "open:");
+    assert_string_equal(policy_sock_status(s[4]), "invisible");
+    s[5] = sock_at(p, c, "{\"status\":\"away\"}", T0, &o);
+    assert_string_equal(o, "none:");
+    assert_null(policy_sock_user(s[5]));
+    assert_string_equal(
+        cmd(p, s[5], "presence:identify", "{\"userId\":\"bob\",\"status\":\"dnd\"}"), "open");
+    assert_string_equal(policy_sock_status(s[5]), "dnd");
+    /* Metadata alone keeps the status (the store keeps it: no status in the decision). */
+    policy_decision d;
+    cJSON *args = cJSON_Parse("[{\"metadata\":{\"n\":2}}]");
+    policy_command(p, s[4], "presence:status", args, T0, &d);
+    assert_int_equal(d.act, POLICY_ACT_STATUS);
+    assert_null(d.status);
+    assert_string_equal(d.metadata, "{\"n\":2}");
+    policy_decision_deinit(&d);
+    assert_int_equal(policy_sock_status_set(s[4], NULL, "{\"n\":2}"), 0);
+    assert_string_equal(policy_sock_status(s[4]), "invisible");
+    cJSON_Delete(args);
+    s[6] = sock_at(p, c, "{\"userId\":\"carol\",\"metadata\":{},\"status\":\"away\"}", T0, &o);
+    assert_string_equal(o, "open:");
+    for (int i = 0; i < 7; i++)
+        policy_sock_free(p, s[i]);
+    policy_conn_free(p, c);
+    policy_free(p);
+}
+
+/* An unknown event is answered unknown_event, with the command it most likely meant. */
+static void test_unknown_event(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *event, *message;
+    } cases[] = {
+        {"presence:join", "unknown event \"presence:join\"; did you mean \"presence:room:join\"?"},
+        {"presence:leave",
+         "unknown event \"presence:leave\"; did you mean \"presence:room:leave\"?"},
+        {"presence:stauts", "unknown event \"presence:stauts\"; did you mean \"presence:status\"?"},
+        {"presence:subscibe",
+         "unknown event \"presence:subscibe\"; did you mean \"presence:subscribe\"?"},
+        {"chat", "unknown event \"chat\"; the commands are listed in docs/protocol.md"},
+    };
+    policy *p = mk((setup){.rate = 100, .burst = 100});
+    policy_conn *c = policy_conn_new(p, "");
+    policy_sock *s = sock_in_state(p, c, false, true);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        cJSON *args = cJSON_Parse("[{}]");
+        policy_decision d;
+        policy_command(p, s, cases[i].event, args, T0, &d);
+        assert_true(d.answer);
+        assert_int_equal(d.code, POLICY_E_UNKNOWN_EVENT);
+        assert_string_equal(d.message, cases[i].message);
+        policy_decision_deinit(&d);
+        cJSON_Delete(args);
+    }
+    assert_string_equal(policy_code_name(POLICY_E_UNKNOWN_EVENT), "unknown_event");
+    policy_sock_free(p, s);
+    policy_conn_free(p, c);
+    policy_free(p);
+}
+
 /* ---- limits ---- */
 
 /* Every message of a connection takes a token: commands, unknown events, CONNECT and
@@ -419,9 +509,9 @@ static void test_rate(void **state)
     (void)state;
     policy *p = mk((setup){.rate = 1, .burst = 3});
     policy_conn *c = policy_conn_new(p, "");
-    policy_sock *s = sock_at(p, c, "{\"userId\":\"bob\"}", T0, NULL);    /* token 1 */
-    assert_string_equal(cmd(p, s, "presence:heartbeat", "{}"), "touch"); /* 2 */
-    assert_string_equal(cmd(p, s, "presence:whatever", "{}"), "silent"); /* 3 */
+    policy_sock *s = sock_at(p, c, "{\"userId\":\"bob\"}", T0, NULL);           /* token 1 */
+    assert_string_equal(cmd(p, s, "presence:heartbeat", "{}"), "touch");        /* 2 */
+    assert_string_equal(cmd(p, s, "presence:whatever", "{}"), "unknown_event"); /* 3 */
     assert_string_equal(cmd(p, s, "presence:heartbeat", "{}"), "rate_limited");
     policy_now later = {.ms = T0.ms + 1000, .wall_s = WALL + 1};
     assert_string_equal(cmd_at(p, s, "presence:heartbeat", "{}", later), "touch");
@@ -865,9 +955,10 @@ static const view_row views[] = {
     {PRES_EV_UPDATE,
      "invisible",
      "online",
-     {"offline", "-", "offline", "offline", "offline", "update"}},
-    {PRES_EV_UPDATE, "busy", "invisible", {"online", "-", "online", "online", "online", "update"}},
-    {PRES_EV_UPDATE, "invisible", "invisible", {"-", "-", "-", "-", "-", "update"}},
+     {"offline", "-", "offline", "update", "offline", "update"}},
+    /* The user's own tabs see their invisibility as it is, never their own offline. */
+    {PRES_EV_UPDATE, "busy", "invisible", {"online", "-", "online", "update", "online", "update"}},
+    {PRES_EV_UPDATE, "invisible", "invisible", {"-", "-", "-", "update", "-", "update"}},
     {PRES_EV_DISCONNECT, NULL, NULL, {"-", "-", "-", "-", "-", "-"}},
 };
 
@@ -943,19 +1034,26 @@ static void test_routes(void **state)
     ev.type = PRES_EV_UPDATE;
     ev.status = "invisible";
     ev.prev_status = "online";
-    /* Turning invisible reads as leaving each room, then going offline. */
-    assert_int_equal(policy_route_event(scoped, &ev, &scratch, out), 2);
+    /* Turning invisible reads as leaving each room, then going offline, to others; the user's
+     * own sockets get the update itself. */
+    assert_int_equal(policy_route_event(scoped, &ev, &scratch, out), 3);
     assert_int_equal(out[0].to, POLICY_TO_EACH_ROOM);
     assert_int_equal(out[0].as, PRES_EV_ROOM_LEAVE);
+    assert_true(out[0].but_own);
     assert_int_equal(out[1].ev->type, PRES_EV_OFFLINE);
+    assert_true(out[1].but_own);
     assert_int_equal(out[1].ev->nrooms, 2); /* still routed by the user's rooms */
+    assert_int_equal(out[2].to, POLICY_TO_OWN);
+    assert_ptr_equal(out[2].ev, &ev);
     /* Visible again: online, then joining each room. */
     ev.status = "away";
     ev.prev_status = "invisible";
-    assert_int_equal(policy_route_event(all, &ev, &scratch, out), 2);
+    assert_int_equal(policy_route_event(all, &ev, &scratch, out), 3);
     assert_int_equal(out[0].ev->type, PRES_EV_ONLINE);
     assert_int_equal(out[1].to, POLICY_TO_EACH_ROOM);
     assert_int_equal(out[1].as, PRES_EV_ROOM_JOIN);
+    assert_int_equal(out[2].to, POLICY_TO_OWN);
+    assert_int_equal(out[2].ev->type, PRES_EV_UPDATE);
     pres_event_type as;
     assert_false(
         policy_view_rooms(all, &ev, &(policy_viewer){.identified = true, .self = true}, &as));
@@ -1003,6 +1101,8 @@ int main(void)
         cmocka_unit_test(test_table),
         cmocka_unit_test(test_connect),
         cmocka_unit_test(test_connect_jwt),
+        cmocka_unit_test(test_connect_mistakes),
+        cmocka_unit_test(test_unknown_event),
         cmocka_unit_test(test_rate),
         cmocka_unit_test(test_rate_churn),
         cmocka_unit_test(test_rate_cost),

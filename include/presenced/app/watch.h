@@ -72,4 +72,16 @@ void watch_reset(watch *w);
  * out of memory. */
 cJSON *watch_members_json(const store_user *users, size_t n, bool online_only);
 
+/* The page of a room's members `users` (sorted bytewise) after `cursor` ("" for the first), at
+ * most `limit`, as GET /v1/rooms/{room} and presence:room:query page them: returns the count,
+ * with *start the first and *more when members follow the page. */
+size_t watch_page(const store_user *users, size_t n, const char *cursor, uint32_t limit,
+                  size_t *start, bool *more);
+/* Add to `out` one page of room `room` from a snapshot of its members (`users`, sorted) that
+ * reflects event `seq`: room, onlineCount, users (ids), members (what a view shows of them),
+ * nextCursor, seq, as presence:room:query and GET /v1/rooms/{room}?detail=1 answer. Returns 0,
+ * or -1 (memory; `out` then holds part of it). */
+int watch_room_page(cJSON *out, const char *room, const store_user *users, size_t n,
+                    const char *cursor, uint32_t limit, const char *seq);
+
 #endif

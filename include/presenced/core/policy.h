@@ -52,6 +52,7 @@ typedef enum policy_code {
     POLICY_E_LIMIT_EXCEEDED,
     POLICY_E_RATE_LIMITED,
     POLICY_E_INTERNAL,
+    POLICY_E_UNKNOWN_EVENT, /* an event that is no command (the message names the closest one) */
 } policy_code;
 
 /* "invalid_argument", ... ("ok" for POLICY_OK). */
@@ -114,6 +115,9 @@ const char *policy_sock_user(const policy_sock *s);
 /* The status and metadata (JSON text or NULL) the store last accepted for this socket's user. */
 const char *policy_sock_status(const policy_sock *s);
 const char *policy_sock_metadata(const policy_sock *s);
+/* The status the socket asked to connect with (auth.status, presence:identify's status), or
+ * NULL: the store's socket_open takes it, NULL leaving the user's status as it is. */
+const char *policy_sock_asked_status(const policy_sock *s);
 /* The rooms the socket is in (borrowed until the next change). */
 const char *const *policy_sock_rooms(const policy_sock *s, size_t *n);
 bool policy_sock_in_room(const policy_sock *s, const char *room);
@@ -155,7 +159,9 @@ typedef enum policy_cmd {
     POLICY_CMD_ROOM_QUERY,
     POLICY_CMD_SYNC,   /* presence:sync: watch a view (a room, or a contact list) */
     POLICY_CMD_UNSYNC, /* presence:unsync */
-    /* Any other event: it counts against the rate like every message, and is not answered. */
+    /* Any other event: it counts against the rate like every message, and is answered
+     * unknown_event, naming the closest command, so that a client waiting for an ack learns
+     * what it got wrong. */
     POLICY_CMD_UNKNOWN,
     POLICY_NCMDS
 } policy_cmd;
@@ -187,7 +193,7 @@ typedef struct policy_decision {
     policy_cmd cmd;
     policy_act act;
     policy_code code;    /* POLICY_OK, or the error to answer (CONNECT_ERROR at connect) */
-    const char *message; /* static text of the error */
+    const char *message; /* text of the error: static, or `text` */
     bool answer;         /* false: send no ack (unknown events) */
     bool touch;          /* then refresh the user's lastSeen in the store, unanswered */
     bool at_connect;     /* decided by policy_connect */
@@ -201,13 +207,14 @@ typedef struct policy_decision {
     const char *user;     /* OPEN: the identity (borrowed from the socket) */
     const char *metadata; /* OPEN, STATUS: JSON text or NULL (OPEN: borrowed from the socket) */
     const char *room;     /* JOIN, LEAVE, ROOM_PAGE */
-    const char *status;   /* STATUS */
+    const char *status;   /* STATUS: the new status, or NULL to keep it (metadata alone) */
     const char *cursor;   /* ROOM_PAGE: "" for the first page */
     uint32_t page_limit;  /* ROOM_PAGE */
     uint32_t batch_ms;    /* SYNC */
     const char **ids;     /* SUBSCRIBE, UNSUBSCRIBE, QUERY: user ids; REFRESH: rooms to leave */
     size_t nids;
     /* Owned by the decision (policy_decision_deinit). */
+    char text[192]; /* an error message made for this decision */
     char *owned_metadata;
     char **owned_names;
 } policy_decision;
@@ -237,7 +244,7 @@ void policy_command(policy *p, policy_sock *s, const char *event, const cJSON *a
  * read. */
 void policy_undo(policy *p, policy_sock *s, const policy_decision *d);
 /* The store accepted a status change: remember it (it is part of what the store reconciles
- * with). `metadata` NULL keeps the previous metadata. Returns 0 or -1 (memory). */
+ * with). `status` or `metadata` NULL keeps the previous one. Returns 0 or -1 (memory). */
 int policy_sock_status_set(policy_sock *s, const char *status, const char *metadata);
 /* The server closes the socket on purpose (an API disconnect): its user's offline is not
  * delayed by the offline grace. */
@@ -300,17 +307,21 @@ typedef enum policy_audience {
     POLICY_TO_OWN_IN_ROOM, /* the user's own sockets in ev->room */
     POLICY_TO_KICK_USER,   /* no one: close the user's local sockets (policy_sock_kick first) */
     POLICY_TO_EACH_ROOM,   /* for each of ev->rooms, its sockets: ev as a room event of type `as` */
+    POLICY_TO_OWN,         /* the user's own sockets */
 } policy_audience;
 
-#define POLICY_ROUTES_MAX 2
+#define POLICY_ROUTES_MAX 3
 
 typedef struct policy_route {
     policy_audience to;
     const pres_event *ev; /* what they receive: the event itself or a view in `scratch` */
     pres_event_type as;   /* POLICY_TO_EACH_ROOM: the room event each room's sockets get */
+    bool but_own;         /* the user's own sockets are left out (they have a route of their own) */
 } policy_route;
 
-/* Where event `ev` goes and in which form. Writes at most POLICY_ROUTES_MAX routes to `out`
+/* Where event `ev` goes and in which form. A user's own sockets see their own invisibility as
+ * it is (an update), never as their own offline, online or room changes. Writes at most
+ * POLICY_ROUTES_MAX routes to `out`
  * (`scratch` holds a rewritten form when one is needed) and returns how many. */
 size_t policy_route_event(const policy *p, const pres_event *ev, pres_event *scratch,
                           policy_route out[POLICY_ROUTES_MAX]);

@@ -164,6 +164,11 @@ long sio_broadcast(sio_server *srv, const char *nsp, const char *group, const ch
  * groups it is in). Returns the number of sockets it was queued for, or -1 (memory). */
 long sio_broadcast_groups(sio_server *srv, const char *nsp, const char *const *groups,
                           size_t ngroups, const char *event, const cJSON *args);
+/* The same, leaving out the sockets of `except` (a group NULL in `groups` is the whole
+ * namespace). */
+long sio_broadcast_except(sio_server *srv, const char *nsp, const char *const *groups,
+                          size_t ngroups, sio_sock *const *except, size_t nexcept,
+                          const char *event, const cJSON *args);
 
 /* Build the frame of a Socket.IO packet: header + JSON of `data` (NULL for none). The caller owns
  * the returned frame; NULL when out of memory. Exposed for tests and for io fast paths. */
