@@ -191,6 +191,7 @@ typedef struct gw_req {
     int64_t ack_id;
     char *arg;      /* room (join, leave, room query), status (status) */
     char *metadata; /* status: metadata to mirror once the store accepted it */
+    bool joined;    /* join: this request put the socket in the room locally */
 } gw_req;
 
 static gw_req *req_new(gateway *gw, gw_op op, const gw_sock *g, int64_t ack_id, const char *arg)
@@ -248,7 +249,7 @@ static void on_done(int err, void *ud)
             ack_json(g->sock, r->ack_id, reply);
         } else {
             /* The command did not take effect: undo what was mirrored locally. */
-            if (r->op == OP_JOIN) {
+            if (r->op == OP_JOIN && r->joined) {
                 char group[GROUP_MAX];
                 group_name(group, sizeof(group), ROOM_GROUP, r->arg);
                 sio_group_leave(g->sock, group);
@@ -675,6 +676,8 @@ static void cmd_room(sio_sock *s, cJSON *args, int64_t ack_id, gateway *gw, bool
     }
     char group[GROUP_MAX];
     group_name(group, sizeof(group), ROOM_GROUP, room);
+    /* A join that fails takes the socket out of the room only if it was not in it before. */
+    bool was_in = sio_group_has(s, group);
     /* The local group changes now, so that the socket hears its own join (and not its own
      * leave) whichever store delivers the event, and whenever. */
     if (join) {
@@ -687,6 +690,7 @@ static void cmd_room(sio_sock *s, cJSON *args, int64_t ack_id, gateway *gw, bool
     gw_req *r = req_new(gw, join ? OP_JOIN : OP_LEAVE, g, ack_id, room);
     if (!r)
         return ack_error(s, ack_id, "internal", "out of memory");
+    r->joined = join && !was_in;
     if (join)
         store_room_join(gw->st, g->sid, room, on_done, r);
     else
@@ -1019,23 +1023,19 @@ size_t gateway_disconnect_user(gateway *gw, const char *user)
     return n;
 }
 
-static void on_reassert(void *ud)
+/* The store reconciles (docs/presence-model.md, "Reconciliation"): hand it every identified
+ * socket, with the rooms and status this gateway holds for it. */
+static void on_reconcile(store_truth *t, void *ud)
 {
     gateway *gw = ud;
-    size_t pos = 0, n = 0;
+    size_t pos = 0;
     map_slot *slot;
     while ((slot = map_next(&gw->socks, &pos))) {
         gw_sock *g = slot->value;
-        if (!g->user)
-            continue;
-        gw_req *r = req_new(gw, OP_QUIET, g, SIO_NO_ACK, NULL);
-        if (!r)
-            continue;
-        store_socket_assert(gw->st, g->sid, g->user, g->status, g->metadata,
-                            (const char *const *)g->rooms, g->nrooms, on_done, r);
-        n++;
+        if (g->user && store_truth_add(t, g->sid, g->user, g->status, g->metadata,
+                                       (const char *const *)g->rooms, g->nrooms) < 0)
+            return;
     }
-    log_info("re-asserted local sockets", "sockets=%zu", n);
 }
 
 static void on_availability(bool available, void *ud)
@@ -1091,7 +1091,7 @@ gateway *gateway_new(sio_server *sio, const gateway_opts *opts)
 store_hooks gateway_store_hooks(gateway *gw)
 {
     return (store_hooks){
-        .event = on_event, .reassert = on_reassert, .availability = on_availability, .ud = gw};
+        .event = on_event, .reconcile = on_reconcile, .availability = on_availability, .ud = gw};
 }
 
 void gateway_attach_store(gateway *gw, store *st)

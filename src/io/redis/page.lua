@@ -1,10 +1,10 @@
--- room_page(room, cursor, limit): ARGV[8..10]. Reads only. The users with a live socket in the
+-- room_page(room, cursor, limit): ARGV[10..12]. Reads only. The users with a live socket in the
 -- room whose id sorts after `cursor` ('' for the first page), at most `limit`.
 -- Returns {total, next cursor ('' on the last page), user...}. A room hash holds one field per
 -- socket, so members are deduplicated and sorted here: paging by user id keeps pages disjoint
 -- and stable while sockets come and go, which HSCAN cursors over sockets would not.
-local cursor, limit = ARGV[9], tonumber(ARGV[10])
-local flat = redis.call('HGETALL', k_room(ARGV[8]))
+local cursor, limit = ARGV[11], tonumber(ARGV[12])
+local flat = redis.call('HGETALL', k_room(ARGV[10]))
 local seen, users, total = {}, {}, 0
 for n = 1, #flat, 2 do
     local v = flat[n + 1]

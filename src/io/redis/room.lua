@@ -1,7 +1,7 @@
--- room_query(room, limit): ARGV[8], ARGV[9] (0: all). Reads only.
+-- room_query(room, limit): ARGV[10], ARGV[11] (0: all). Reads only.
 -- Returns {total, user...}: the users with a live socket in the room, sorted, at most `limit`.
-local limit = tonumber(ARGV[9])
-local flat = redis.call('HGETALL', k_room(ARGV[8]))
+local limit = tonumber(ARGV[11])
+local flat = redis.call('HGETALL', k_room(ARGV[10]))
 local seen, users = {}, {}
 for n = 1, #flat, 2 do
     local v = flat[n + 1]
