@@ -7,15 +7,19 @@
  */
 #include "presenced/app/api.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "presenced/app/history.h"
 #include "presenced/codec/http_args.h"
 #include "presenced/codec/vec.h"
 #include "presenced/core/metrics_def.h"
 #include "presenced/io/log.h"
+#include "presenced/io/proc_stats.h"
 #include "presenced/codec/pres_cmd.h"
+#include "presenced/io/log.h"
 
 #define API_ROOM_LIMIT_DEFAULT 100
 #define API_ROOM_LIMIT_MAX 1000
@@ -24,6 +28,7 @@
 #define API_SSE_QUEUE_MAX (1 << 20) /* bytes waiting for a slow SSE reader before it is dropped */
 #define API_SSE_PENDING_MAX 10000   /* live events held while a resume replays */
 #define API_SSE_PING_MS 15000
+#define API_PROCESS_SERIES 6 /* process_* series in /metrics */
 
 typedef struct sse_client sse_client;
 
@@ -34,8 +39,10 @@ struct api {
     sse_client *streams;
     uv_timer_t ping;
     bool ping_running;
+    history *history; /* what the live page charts */
     metrics_family *requests, *sse_clients, *dropped, *users_local, *users_cluster, *sockets_local,
         *sockets_cluster, *rooms_cluster, *instances, *connections;
+    metrics_family *process[API_PROCESS_SERIES]; /* process_series, in order */
 };
 
 /* ---- answers ---- */
@@ -167,10 +174,41 @@ static void local_now(api *a, api_local *l)
         a->opts.local(l, a->opts.local_ud);
 }
 
+/* The process_* series (their names and help texts are in metrics_def) and where each value is
+ * in a proc_stats. */
+static const struct {
+    metrics_def id;
+    size_t offset;
+} process_series[] = {
+    {METRIC_PROCESS_CPU, offsetof(proc_stats, cpu_seconds)},
+    {METRIC_PROCESS_RESIDENT, offsetof(proc_stats, resident_bytes)},
+    {METRIC_PROCESS_VIRTUAL, offsetof(proc_stats, virtual_bytes)},
+    {METRIC_PROCESS_OPEN_FDS, offsetof(proc_stats, open_fds)},
+    {METRIC_PROCESS_MAX_FDS, offsetof(proc_stats, max_fds)},
+    {METRIC_PROCESS_START_TIME, offsetof(proc_stats, start_time_s)},
+};
+
+_Static_assert(sizeof(process_series) / sizeof(process_series[0]) == API_PROCESS_SERIES,
+               "one family per process_* series");
+
+/* Reads the process's figures into its series; one that cannot be read is left out. */
+static void process_now(api *a)
+{
+    proc_stats p;
+    proc_stats_read(&p);
+    for (size_t i = 0; i < API_PROCESS_SERIES; i++) {
+        double v;
+        memcpy(&v, (const char *)&p + process_series[i].offset, sizeof(v));
+        if (v >= 0)
+            metrics_set(a->process[i], NULL, v);
+    }
+}
+
 static void render_metrics(api *a, io_http_req *req, const store_stats *cluster)
 {
     api_local l;
     local_now(a, &l);
+    process_now(a);
     metrics_set(a->users_local, NULL, (double)l.users);
     metrics_set(a->sockets_local, NULL, (double)l.sockets);
     metrics_set(a->connections, "polling", (double)l.polling);
@@ -271,9 +309,10 @@ static void get_user(api *a, io_http_req *req, const http_path *p)
     store_user_get(a->st, user, on_user, c);
 }
 
-static void on_bulk(int err, const store_user *users, size_t n, void *ud)
+static void on_bulk(int err, const store_user *users, size_t n, const char *seq, void *ud)
 {
     api_call *c = ud;
+    (void)seq;
     if (err) {
         respond_store_error(c->a, c->req, err);
         call_free(c);
@@ -793,6 +832,7 @@ static void get_events(api *a, io_http_req *req, const http_path *p)
 
 void api_event(api *a, const pres_event *ev)
 {
+    history_event(a->history, ev);
     sse_client *s = a->streams;
     while (s) {
         sse_client *next = s->next;
@@ -824,6 +864,7 @@ static void on_ping(uv_timer_t *t)
 
 void api_shutdown(api *a)
 {
+    history_stop(a->history);
     while (a->streams)
         sse_drop(a->streams);
     if (a->ping_running) {
@@ -858,12 +899,47 @@ static void get_page(api *a, io_http_req *req, const http_path *p)
                     api_dashboard_html_len);
 }
 
+/* The API's own description, for clients and tools (docs/openapi.json, embedded at build time). */
+static void get_openapi(api *a, io_http_req *req, const http_path *p)
+{
+    (void)p;
+    count_request(a, 200);
+    io_http_respond(req, 200, "application/json", NULL, api_openapi_json, api_openapi_json_len);
+}
+
+static void get_stats_history(api *a, io_http_req *req, const http_path *p)
+{
+    (void)p;
+    respond_obj(a, req, 200, history_json(a->history));
+}
+
+/* ---- the presence client ---- */
+
+/* The browser build of the presence client: public (it holds no data), loadable as a module from
+ * any origin (module scripts are fetched with CORS), cached briefly so that an upgraded daemon
+ * serves its own version soon. */
+static void get_client_js(api *a, io_http_req *req, const http_path *p)
+{
+    (void)p;
+    static const char *const hdr[] = {"cache-control:",
+                                      "public, max-age=300",
+                                      "access-control-allow-origin:",
+                                      "*",
+                                      "x-content-type-options:",
+                                      "nosniff",
+                                      NULL};
+    count_request(a, 200);
+    io_http_respond(req, 200, "text/javascript; charset=utf-8", hdr, api_client_js,
+                    api_client_js_len);
+}
+
 /* ---- routing ---- */
 
 typedef void (*api_fn)(api *a, io_http_req *req, const http_path *p);
 
-/* AREA_PAGE: the live page, on the main listener only, when `dashboard` is on. */
-typedef enum api_area { AREA_ADMIN, AREA_V1, AREA_PAGE } api_area;
+/* AREA_PAGE: the live page, on the main listener only, when `dashboard` is on. AREA_PUBLIC:
+ * files for browsers, on the main listener, without the API key. */
+typedef enum api_area { AREA_ADMIN, AREA_V1, AREA_PAGE, AREA_PUBLIC } api_area;
 
 /* A route: segments to match ("*" matches any one), the handlers per method, and whether the
  * API key may come as ?key= (for the live page and what it reads: EventSource cannot send an
@@ -879,6 +955,7 @@ typedef struct api_route {
 
 static const api_route routes[] = {
     {AREA_PAGE, {NULL}, 0, get_page, NULL, false, true},
+    {AREA_PUBLIC, {"presence-client.js"}, 1, get_client_js, NULL, false, false},
     {AREA_ADMIN, {"healthz"}, 1, get_healthz, NULL, false, false},
     {AREA_ADMIN, {"readyz"}, 1, get_readyz, NULL, false, false},
     {AREA_ADMIN, {"metrics"}, 1, get_metrics, NULL, false, false},
@@ -889,7 +966,9 @@ static const api_route routes[] = {
     {AREA_V1, {"v1", "rooms", "*"}, 3, get_room, NULL, true, false},
     {AREA_V1, {"v1", "rooms", "*", "count"}, 4, get_room_count, NULL, true, false},
     {AREA_V1, {"v1", "stats"}, 2, get_stats, NULL, true, true},
+    {AREA_V1, {"v1", "stats", "history"}, 3, get_stats_history, NULL, false, true},
     {AREA_V1, {"v1", "events"}, 2, get_events, NULL, true, true},
+    {AREA_V1, {"v1", "openapi.json"}, 2, get_openapi, NULL, false, false},
 };
 
 static bool route_matches(const api_route *r, const http_path *p)
@@ -912,7 +991,7 @@ static bool area_here(const api *a, api_area area, int listener)
  * routes that allow it, as ?key= (given once). Both are compared in constant time. */
 static bool authorized(const api *a, io_http_req *req, const api_route *r)
 {
-    if (r->area == AREA_ADMIN || !privileged(a))
+    if (r->area == AREA_ADMIN || r->area == AREA_PUBLIC || !privileged(a))
         return true;
     if (http_bearer_match(io_http_authorization(req), a->api_key))
         return true;
@@ -1005,12 +1084,16 @@ api *api_new(const api_opts *opts)
     a->sockets_cluster = metrics_def_get(m, METRIC_SOCKETS_CLUSTER);
     a->rooms_cluster = metrics_def_get(m, METRIC_ROOMS);
     a->instances = metrics_def_get(m, METRIC_INSTANCES);
+    for (size_t i = 0; i < API_PROCESS_SERIES; i++)
+        a->process[i] = metrics_def_get(m, process_series[i].id);
     if (opts->loop) {
         uv_timer_init(opts->loop, &a->ping);
         a->ping.data = a;
         uv_timer_start(&a->ping, on_ping, API_SSE_PING_MS, API_SSE_PING_MS);
         uv_unref((uv_handle_t *)&a->ping);
         a->ping_running = true;
+        a->history =
+            history_new(opts->loop, opts->stats_interval_ms ? opts->stats_interval_ms : 10000);
     }
     return a;
 }
@@ -1018,6 +1101,7 @@ api *api_new(const api_opts *opts)
 void api_attach_store(api *a, store *st)
 {
     a->st = st;
+    history_attach_store(a->history, st);
 }
 
 void api_free(api *a)
@@ -1026,6 +1110,7 @@ void api_free(api *a)
         return;
     while (a->streams)
         sse_drop(a->streams);
+    history_free(a->history);
     free(a->api_key);
     free(a);
 }

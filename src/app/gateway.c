@@ -14,6 +14,7 @@
 #include "presenced/io/log.h"
 #include "presenced/core/map.h"
 #include "presenced/codec/pres_cmd.h"
+#include "presenced/app/watch.h"
 
 #define NSP "/"
 #define ROOM_GROUP 'r' /* group "r:<room>": the local sockets in a room */
@@ -52,6 +53,7 @@ struct gateway {
     metrics_family *auth_results; /* token checks, by result */
     metrics_family *limit_hits;   /* refusals by a limit, by limit */
     jwt_key *key;                 /* auth=jwt; NULL refuses every token */
+    watch *watch;                 /* the views sockets watch (presence:sync) */
     char audience[256], issuer[256];
 };
 
@@ -179,6 +181,7 @@ typedef enum gw_op {
     OP_STATUS,
     OP_QUERY,
     OP_ROOM_QUERY,
+    OP_SYNC,
     OP_QUIET, /* fire and forget */
 } gw_op;
 
@@ -192,6 +195,7 @@ typedef struct gw_req {
     char *arg;      /* room (join, leave, room query), status (status) */
     char *metadata; /* status: metadata to mirror once the store accepted it */
     bool joined;    /* join: this request put the socket in the room locally */
+    uint32_t watch; /* sync: the watch its snapshot is for */
 } gw_req;
 
 static gw_req *req_new(gateway *gw, gw_op op, const gw_sock *g, int64_t ack_id, const char *arg)
@@ -413,6 +417,17 @@ static int check_identity(gw_sock *g, const cJSON *obj, int64_t ack_id)
     return 0;
 }
 
+/* Whether socket `g` may read the members of `room` (NULL: the users of a contact list): the one
+ * read-scope check of every command that reads presence without joining. With auth = jwt the
+ * token's rooms claim bounds the rooms it may read as it bounds joins. Returns NULL, or the
+ * message of a forbidden answer. */
+static const char *read_refusal(const gw_sock *g, const char *room)
+{
+    if (room && !jwt_room_allowed(&g->claims, room))
+        return "the token does not allow this room";
+    return NULL;
+}
+
 /* ---- Socket.IO hooks ---- */
 
 static int on_connect(sio_sock *s, cJSON *auth, const char **reject, void *ud)
@@ -504,6 +519,7 @@ static void on_disconnect(sio_sock *s, const char *reason, void *ud)
         if (r)
             store_socket_close(gw->st, g->sid, !g->kicked, on_done, r);
     }
+    watch_socket_gone(gw->watch, g->sid);
     map_del(&gw->socks, g->sid, strlen(g->sid));
     sio_sock_set_data(s, NULL);
     gw_sock_free(g);
@@ -681,7 +697,9 @@ static void cmd_room(sio_sock *s, cJSON *args, int64_t ack_id, gateway *gw, bool
     /* The local group changes now, so that the socket hears its own join (and not its own
      * leave) whichever store delivers the event, and whenever. */
     if (join) {
-        if (sio_group_join(s, group) < 0 || gw_sock_add_room(g, room) < 0)
+        /* A socket watching the room gets its changes as diffs, not as single events. */
+        if ((!watch_has_room(gw->watch, g->sid, room) && sio_group_join(s, group) < 0) ||
+            gw_sock_add_room(g, room) < 0)
             return ack_error(s, ack_id, "internal", "out of memory");
     } else {
         sio_group_leave(s, group);
@@ -798,7 +816,7 @@ static void cmd_unsubscribe(sio_sock *s, const char *event, cJSON *args, const s
 
 /* ---- queries ---- */
 
-static void on_users(int err, const store_user *users, size_t n, void *ud)
+static void on_users(int err, const store_user *users, size_t n, const char *seq, void *ud)
 {
     gw_req *r = ud;
     gw_sock *g = gw_sock_find(r->gw, r->sid);
@@ -819,7 +837,8 @@ static void on_users(int err, const store_user *users, size_t n, void *ud)
         if (!o || !cJSON_AddBoolToObject(o, "online", online) ||
             !cJSON_AddStringToObject(o, "status", online ? u->status : "offline") ||
             !(u->last_seen ? cJSON_AddNumberToObject(o, "lastSeen", (double)u->last_seen)
-                           : cJSON_AddNullToObject(o, "lastSeen"))) {
+                           : cJSON_AddNullToObject(o, "lastSeen")) ||
+            pres_event_metadata_add(o, online ? u->metadata : NULL) < 0) {
             cJSON_Delete(o);
             map = NULL;
             break;
@@ -830,6 +849,8 @@ static void on_users(int err, const store_user *users, size_t n, void *ud)
         else
             cJSON_AddItemToObject(map, u->user, o);
     }
+    if (map && !cJSON_AddStringToObject(reply, "seq", seq))
+        map = NULL;
     ack_built(g->sock, r->ack_id, reply, map != NULL);
 out:
     req_free(r);
@@ -858,7 +879,9 @@ static void cmd_query(sio_sock *s, const char *event, cJSON *args, const sio_bin
     touch_quietly(gw, g);
 }
 
-static void on_room(int err, const char *const *users, size_t n, size_t total, void *ud)
+/* {ok, room, onlineCount, users: [ids], members: [view entries], seq}: `users` lists every
+ * member, as it always did; `members` is what a view of the room shows (watch_members_json). */
+static void on_room(int err, const store_user *users, size_t n, const char *seq, void *ud)
 {
     gw_req *r = ud;
     gw_sock *g = gw_sock_find(r->gw, r->sid);
@@ -869,17 +892,22 @@ static void on_room(int err, const char *const *users, size_t n, size_t total, v
         goto out;
     }
     cJSON *reply = reply_ok();
-    cJSON *list = NULL;
-    if (reply && cJSON_AddStringToObject(reply, "room", r->arg) &&
-        cJSON_AddNumberToObject(reply, "onlineCount", (double)total))
+    cJSON *list = NULL, *members = watch_members_json(users, n, false);
+    if (reply && members && cJSON_AddStringToObject(reply, "room", r->arg) &&
+        cJSON_AddNumberToObject(reply, "onlineCount", (double)n))
         list = cJSON_AddArrayToObject(reply, "users");
     for (size_t i = 0; list && i < n; i++) {
-        cJSON *u = cJSON_CreateString(users[i]);
+        cJSON *u = cJSON_CreateString(users[i].user);
         if (!u || !cJSON_AddItemToArray(list, u)) {
             cJSON_Delete(u);
             list = NULL;
         }
     }
+    if (list && (!cJSON_AddItemToObject(reply, "members", members) ||
+                 !cJSON_AddStringToObject(reply, "seq", seq)))
+        list = NULL;
+    else if (!list)
+        cJSON_Delete(members);
     ack_built(g->sock, r->ack_id, reply, list != NULL);
 out:
     req_free(r);
@@ -894,14 +922,169 @@ static void cmd_room_query(sio_sock *s, const char *event, cJSON *args, const si
     gw_sock *g = command_begin(s, args, ack_id, &obj);
     if (!g)
         return;
-    const char *room = NULL, *why = "room is required";
+    const char *room = NULL, *why = "room is required", *refused;
     if (pres_cmd_name(obj, "room", &room, &why) != PRES_CMD_OK)
         return ack_error(s, ack_id, "invalid_argument", why);
+    if ((refused = read_refusal(g, room)))
+        return ack_error(s, ack_id, "forbidden", refused);
     gw_req *r = req_new(gw, OP_ROOM_QUERY, g, ack_id, room);
     if (!r)
         return ack_error(s, ack_id, "internal", "out of memory");
-    store_room_query(gw->st, room, 0, on_room, r);
+    store_room_members(gw->st, room, on_room, r);
     touch_quietly(gw, g);
+}
+
+/* ---- views (presence:sync) ---- */
+
+/* A member of `room` that no longer watches it hears the room's single events again. Returns 0
+ * or -1 (memory). */
+static int room_group_restore(gw_sock *g, const char *room)
+{
+    if (!room || watch_has_room(g->gw->watch, g->sid, room))
+        return 0;
+    for (size_t i = 0; i < g->nrooms; i++)
+        if (strcmp(g->rooms[i], room) == 0) {
+            char group[GROUP_MAX];
+            group_name(group, sizeof(group), ROOM_GROUP, room);
+            return sio_group_join(g->sock, group);
+        }
+    return 0;
+}
+
+/* The snapshot of a presence:sync: {ok, room?, seq, users: [view entries]}. */
+static void on_sync(int err, const store_user *users, size_t n, const char *seq, void *ud)
+{
+    gw_req *r = ud;
+    gw_sock *g = gw_sock_find(r->gw, r->sid);
+    if (!g)
+        goto out;
+    /* Batches sent from now on know which form this socket needs. */
+    watch_snapshot(r->gw->watch, g->sid, r->arg, r->watch, err ? NULL : seq);
+    if (err) {
+        room_group_restore(g, r->arg);
+        ack_store_error(g->sock, r->ack_id, err);
+        goto out;
+    }
+    cJSON *reply = reply_ok(), *list = watch_members_json(users, n, r->arg == NULL);
+    bool ok = reply && list && (!r->arg || cJSON_AddStringToObject(reply, "room", r->arg)) &&
+              cJSON_AddStringToObject(reply, "seq", seq);
+    if (ok && cJSON_AddItemToObject(reply, "users", list))
+        list = NULL;
+    else
+        ok = false;
+    cJSON_Delete(list);
+    ack_built(g->sock, r->ack_id, reply, ok);
+out:
+    req_free(r);
+}
+
+/* Read presence:sync's target: {room} or {userIds}, and batch_ms. Returns 0, or -1 after
+ * answering the error. */
+static int sync_args(gw_sock *g, const cJSON *obj, int64_t ack_id, const char **room,
+                     const char ***ids, size_t *n, uint32_t *batch_ms)
+{
+    gateway *gw = g->gw;
+    const char *why = "room or userIds is required";
+    *room = NULL;
+    *ids = NULL;
+    *n = 0;
+    *batch_ms = WATCH_BATCH_DEFAULT_MS;
+    int rr = pres_cmd_name(obj, "room", room, &why);
+    int ru = rr == PRES_CMD_ABSENT
+                 ? pres_cmd_names(obj, "userIds", gw->opts.max_bulk_ids, ids, n, &why)
+                 : PRES_CMD_ABSENT;
+    if (rr == PRES_CMD_INVALID || ru == PRES_CMD_INVALID ||
+        (rr != PRES_CMD_OK && ru != PRES_CMD_OK) ||
+        pres_cmd_uint(obj, "batch_ms", WATCH_BATCH_MAX_MS, batch_ms, &why) == PRES_CMD_INVALID) {
+        free(*ids);
+        ack_error(g->sock, ack_id, "invalid_argument", why);
+        return -1;
+    }
+    return 0;
+}
+
+/* Whether one more view fits the socket's limits (rooms watched count like rooms joined, ids on
+ * a contact list like subscriptions). Answers limit_exceeded when not. */
+static bool sync_fits(gw_sock *g, const char *room, size_t nids, int64_t ack_id)
+{
+    gateway *gw = g->gw;
+    uint32_t max_rooms = gw->opts.max_rooms_per_socket;
+    uint32_t max_ids = gw->opts.max_subscriptions_per_socket;
+    const char *limit = NULL;
+    if (room && max_rooms && !watch_has_room(gw->watch, g->sid, room) &&
+        watch_room_count(gw->watch, g->sid) >= max_rooms)
+        limit = "rooms_per_socket";
+    else if (!room && max_ids && nids > max_ids)
+        limit = "subscriptions_per_socket";
+    if (!limit)
+        return true;
+    metrics_add(gw->limit_hits, limit, 1);
+    ack_error(g->sock, ack_id, "limit_exceeded", "too many views on this socket");
+    return false;
+}
+
+/* presence:sync {room | userIds, batch_ms?}: watch a view and answer its snapshot. The socket
+ * joins the view before the snapshot is read, so the batches it gets and the snapshot overlap
+ * rather than leave a gap; the seqs tell the client what to drop. */
+static void cmd_sync(sio_sock *s, const char *event, cJSON *args, const sio_binary *bin,
+                     int64_t ack_id, void *ud)
+{
+    gateway *gw = ud;
+    (void)event, (void)bin;
+    const cJSON *obj;
+    gw_sock *g = command_begin(s, args, ack_id, &obj);
+    const char *room, **ids, *refused;
+    size_t n;
+    uint32_t batch_ms;
+    if (!g || sync_args(g, obj, ack_id, &room, &ids, &n, &batch_ms) < 0)
+        return;
+    if ((refused = read_refusal(g, room)) || !sync_fits(g, room, n, ack_id)) {
+        free(ids);
+        if (refused)
+            ack_error(s, ack_id, "forbidden", refused);
+        return;
+    }
+    gw_req *r = req_new(gw, OP_SYNC, g, ack_id, room);
+    int rc = !r     ? -1
+             : room ? watch_room(gw->watch, s, room, batch_ms, &r->watch)
+                    : watch_users(gw->watch, s, ids, n, batch_ms, &r->watch);
+    if (rc < 0) {
+        free(ids);
+        if (r)
+            req_free(r);
+        return ack_error(s, ack_id, "internal", "out of memory");
+    }
+    if (room) {
+        /* A member of the room now gets its changes as diffs only. */
+        char group[GROUP_MAX];
+        group_name(group, sizeof(group), ROOM_GROUP, room);
+        sio_group_leave(s, group);
+        store_room_members(gw->st, room, on_sync, r);
+    } else {
+        store_users_query(gw->st, ids, n, on_sync, r);
+    }
+    free(ids);
+    touch_quietly(gw, g);
+}
+
+/* presence:unsync {room} or {userIds}: stop watching. */
+static void cmd_unsync(sio_sock *s, const char *event, cJSON *args, const sio_binary *bin,
+                       int64_t ack_id, void *ud)
+{
+    gateway *gw = ud;
+    (void)event, (void)bin;
+    const cJSON *obj;
+    gw_sock *g = command_begin(s, args, ack_id, &obj);
+    const char *room, **ids;
+    size_t n;
+    uint32_t batch_ms;
+    if (!g || sync_args(g, obj, ack_id, &room, &ids, &n, &batch_ms) < 0)
+        return;
+    free(ids);
+    watch_stop(gw->watch, g->sid, room);
+    if (room_group_restore(g, room) < 0)
+        return ack_error(s, ack_id, "internal", "out of memory");
+    ack_ok(s, ack_id);
 }
 
 /* ---- events from the store ---- */
@@ -973,6 +1156,7 @@ static void on_event(const pres_event *ev, void *ud)
     gateway *gw = ud;
     cJSON *p = NULL;
     metrics_add(gw->events_in, pres_event_tag(ev->type), 1);
+    watch_event(gw->watch, ev);
     switch (ev->type) {
     case PRES_EV_ROOM_JOIN:
     case PRES_EV_ROOM_LEAVE: {
@@ -1040,10 +1224,12 @@ static void on_reconcile(store_truth *t, void *ud)
 
 static void on_availability(bool available, void *ud)
 {
-    (void)ud;
-    if (available)
+    gateway *gw = ud;
+    if (available) {
         log_info("store available", NULL);
-    else
+        /* Events may have been lost meanwhile: views take new snapshots. */
+        watch_resync(gw->watch);
+    } else
         log_warn("store unavailable", NULL);
 }
 
@@ -1067,15 +1253,26 @@ gateway *gateway_new(sio_server *sio, const gateway_opts *opts)
     uint64_t seed = host_seed();
     map_init(&gw->socks, seed);
     map_init(&gw->users, seed ^ 0x9e3779b97f4a7c15ULL);
+    if (!(gw->watch = watch_new(opts->loop, sio, NSP, seed ^ 0x2545f4914f6cdd1dULL))) {
+        gateway_free(gw);
+        return NULL;
+    }
     static const struct {
         const char *name;
         sio_event_fn fn;
     } commands[] = {
-        {"presence:identify", cmd_identify},       {"presence:heartbeat", cmd_heartbeat},
-        {"presence:room:join", cmd_room_join},     {"presence:room:leave", cmd_room_leave},
-        {"presence:status", cmd_status},           {"presence:subscribe", cmd_subscribe},
-        {"presence:unsubscribe", cmd_unsubscribe}, {"presence:query", cmd_query},
-        {"presence:room:query", cmd_room_query},   {"presence:refresh", cmd_refresh},
+        {"presence:identify", cmd_identify},
+        {"presence:heartbeat", cmd_heartbeat},
+        {"presence:room:join", cmd_room_join},
+        {"presence:room:leave", cmd_room_leave},
+        {"presence:status", cmd_status},
+        {"presence:subscribe", cmd_subscribe},
+        {"presence:unsubscribe", cmd_unsubscribe},
+        {"presence:query", cmd_query},
+        {"presence:room:query", cmd_room_query},
+        {"presence:refresh", cmd_refresh},
+        {"presence:sync", cmd_sync},
+        {"presence:unsync", cmd_unsync},
     };
     for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
         if (sio_server_on(sio, commands[i].name, commands[i].fn, gw) < 0) {
@@ -1134,11 +1331,18 @@ void gateway_tick(gateway *gw)
         log_info("disconnected sockets whose token expired", "sockets=%zu", n);
 }
 
+void gateway_shutdown(gateway *gw)
+{
+    if (gw)
+        watch_shutdown(gw->watch);
+}
+
 void gateway_free(gateway *gw)
 {
     if (!gw)
         return;
     jwt_key_free(gw->key);
+    watch_free(gw->watch);
     map_deinit(&gw->socks);
     map_deinit(&gw->users);
     free(gw);

@@ -102,6 +102,22 @@ int pres_cmd_status(const cJSON *obj, const char *key, const char **out, const c
     return PRES_CMD_OK;
 }
 
+int pres_cmd_uint(const cJSON *obj, const char *key, uint32_t max, uint32_t *out, const char **why)
+{
+    int rc;
+    const cJSON *v = field(obj, key, &rc, why);
+    if (rc != PRES_CMD_OK)
+        return rc;
+    /* A double holds every integer up to 2^53 exactly, so the comparison with max is exact. */
+    if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble > (double)max ||
+        v->valuedouble != (double)(uint32_t)v->valuedouble) {
+        *why = "expected an integer in range";
+        return PRES_CMD_INVALID;
+    }
+    *out = (uint32_t)v->valuedouble;
+    return PRES_CMD_OK;
+}
+
 int pres_cmd_metadata(const cJSON *obj, const char *key, size_t max, char **out, const char **why)
 {
     int rc;

@@ -277,7 +277,7 @@ int pres_event_decode(const char *json, size_t len, pres_event *ev)
 
 /* ---- client payload ---- */
 
-static int payload_metadata(cJSON *p, const char *metadata)
+int pres_event_metadata_add(cJSON *p, const char *metadata)
 {
     cJSON *m = metadata ? cJSON_Parse(metadata) : cJSON_CreateNull();
     if (!m)
@@ -294,7 +294,7 @@ cJSON *pres_event_payload(const pres_event *ev)
     case PRES_EV_ONLINE:
         if (!cJSON_AddStringToObject(p, "socketId", ev->socket ? ev->socket : "") ||
             !cJSON_AddStringToObject(p, "status", ev->status ? ev->status : "online") ||
-            (ev->metadata && payload_metadata(p, ev->metadata) < 0))
+            (ev->metadata && pres_event_metadata_add(p, ev->metadata) < 0))
             goto fail;
         break;
     case PRES_EV_OFFLINE:
@@ -309,12 +309,15 @@ cJSON *pres_event_payload(const pres_event *ev)
         break;
     case PRES_EV_UPDATE:
         if (!cJSON_AddStringToObject(p, "status", ev->status ? ev->status : "online") ||
-            payload_metadata(p, ev->metadata) < 0)
+            pres_event_metadata_add(p, ev->metadata) < 0)
             goto fail;
         break;
     case PRES_EV_DISCONNECT:
         break;
     }
+    /* The store's order: a client that also holds a snapshot drops what the snapshot covers. */
+    if (ev->id[0] && !cJSON_AddStringToObject(p, "seq", ev->id))
+        goto fail;
     return p;
 fail:
     cJSON_Delete(p);
@@ -343,7 +346,7 @@ cJSON *pres_event_public(const pres_event *ev)
     case PRES_EV_ONLINE:
         if (!cJSON_AddStringToObject(p, "socketId", ev->socket ? ev->socket : "") ||
             !cJSON_AddStringToObject(p, "status", ev->status ? ev->status : "online") ||
-            payload_metadata(p, ev->metadata) < 0)
+            pres_event_metadata_add(p, ev->metadata) < 0)
             goto fail;
         break;
     case PRES_EV_OFFLINE:
@@ -359,7 +362,7 @@ cJSON *pres_event_public(const pres_event *ev)
     case PRES_EV_UPDATE:
         if (!cJSON_AddStringToObject(p, "status", ev->status ? ev->status : "online") ||
             !cJSON_AddStringToObject(p, "prevStatus", ev->prev_status ? ev->prev_status : "") ||
-            payload_metadata(p, ev->metadata) < 0)
+            pres_event_metadata_add(p, ev->metadata) < 0)
             goto fail;
         break;
     case PRES_EV_DISCONNECT:

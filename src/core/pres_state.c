@@ -279,11 +279,20 @@ static void sock_leave_at(pres_state *ps, ps_sock *s, uint32_t i, bool *last)
     s->rooms[i] = s->rooms[--s->nrooms];
 }
 
+/* A join carries the user's status and metadata, so that a view of the room can show the
+ * newcomer without asking the store again. */
 static int emit_room(pres_events *out, pres_event_type type, ps_user *u, const char *room,
                      int64_t now)
 {
     pres_event *ev = event_add(out, type, u, now);
-    return ev && pres_event_set(&ev->room, room) == 0 ? 0 : -1;
+    if (!ev || pres_event_set(&ev->room, room) < 0)
+        return -1;
+    if (type != PRES_EV_ROOM_JOIN)
+        return 0;
+    return pres_event_set(&ev->status, u->status) == 0 &&
+                   (!u->metadata || pres_event_set(&ev->metadata, u->metadata) == 0)
+               ? 0
+               : -1;
 }
 
 /* ---- sockets ---- */

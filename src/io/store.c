@@ -41,7 +41,7 @@ static void run_done(const later_call *c)
 
 static void run_users(const later_call *c)
 {
-    ((store_users_fn)c->cb)(c->err, NULL, 0, c->ud);
+    ((store_users_fn)c->cb)(c->err, NULL, 0, "", c->ud);
 }
 
 static void run_room(const later_call *c)
@@ -167,6 +167,11 @@ void store_users_query(store *st, const char *const *users, size_t n, store_user
 void store_room_query(store *st, const char *room, size_t limit, store_room_fn cb, void *ud)
 {
     st->vt->room_query(st, room, limit, cb, ud);
+}
+
+void store_room_members(store *st, const char *room, store_users_fn cb, void *ud)
+{
+    st->vt->room_members(st, room, cb, ud);
 }
 
 void store_shutdown(store *st, store_done_fn cb, void *ud)

@@ -23,6 +23,7 @@ typedef struct store_vtbl {
     void (*touch)(store *st, const char *sid, store_done_fn cb, void *ud);
     void (*users_query)(store *st, const char *const *users, size_t n, store_users_fn cb, void *ud);
     void (*room_query)(store *st, const char *room, size_t limit, store_room_fn cb, void *ud);
+    void (*room_members)(store *st, const char *room, store_users_fn cb, void *ud);
     void (*shutdown)(store *st, store_done_fn cb, void *ud);
     void (*reconcile)(store *st, store_done_fn cb, void *ud);
     void (*user_get)(store *st, const char *user, store_user_fn cb, void *ud);

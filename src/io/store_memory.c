@@ -16,7 +16,7 @@
 
 typedef enum mem_kind {
     JOB_DONE,
-    JOB_USERS,
+    JOB_USERS, /* users_query and room_members: answered with the seq they reflect */
     JOB_ROOM,
     JOB_USER,
     JOB_PAGE,
@@ -148,9 +148,14 @@ static void deliver(mem_store *m, mem_job *j)
         if (j->done)
             j->done(err, j->ud);
         break;
-    case JOB_USERS:
-        j->users_cb(err, err ? NULL : j->users, err ? 0 : j->n, j->ud);
+    case JOB_USERS: {
+        /* Jobs finish in the order they started and the events of each finished job were
+         * numbered above: the sequence now is the last event decided before this read. */
+        char seq[24];
+        snprintf(seq, sizeof(seq), "%llu", (unsigned long long)m->seq);
+        j->users_cb(err, err ? NULL : j->users, err ? 0 : j->n, seq, j->ud);
         break;
+    }
     case JOB_ROOM:
         j->room_cb(err, err ? NULL : (const char *const *)j->strings, err ? 0 : j->n,
                    err ? 0 : j->total, j->ud);
@@ -330,15 +335,11 @@ static char *keep(mem_job *j, const char *s)
     return copy;
 }
 
-static void mem_users_query(store *st, const char *const *users, size_t n, store_users_fn cb,
-                            void *ud)
+/* Read `n` users into a JOB_USERS job (strings copied: the state may change before the answer
+ * goes out). */
+static void users_fill(mem_store *m, mem_job *j, const char *const *users, size_t n,
+                       store_users_fn cb)
 {
-    mem_store *m = MEM(st);
-    mem_job *j = job_new(m, JOB_USERS, ud);
-    if (!j) {
-        store_fail_users(&m->base, cb, ud, STORE_ERR_NOMEM);
-        return;
-    }
     j->users_cb = cb;
     j->users = calloc(n ? n : 1, sizeof(*j->users));
     j->strings = calloc(n ? 3 * n : 1, sizeof(char *));
@@ -359,6 +360,42 @@ static void mem_users_query(store *st, const char *const *users, size_t n, store
         if (!u->user || !u->status || (v.metadata && !u->metadata))
             j->err = STORE_ERR_NOMEM;
     }
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static void mem_users_query(store *st, const char *const *users, size_t n, store_users_fn cb,
+                            void *ud)
+{
+    mem_store *m = MEM(st);
+    mem_job *j = job_new(m, JOB_USERS, ud);
+    if (!j) {
+        store_fail_users(&m->base, cb, ud, STORE_ERR_NOMEM);
+        return;
+    }
+    users_fill(m, j, users, n, cb);
+    job_queue(m, j);
+}
+
+static void mem_room_members(store *st, const char *room, store_users_fn cb, void *ud)
+{
+    mem_store *m = MEM(st);
+    mem_job *j = job_new(m, JOB_USERS, ud);
+    size_t n = pres_state_room(m->ps, room, NULL, 0);
+    const char **ids = calloc(n ? n : 1, sizeof(*ids));
+    if (!j || !ids) {
+        free(ids);
+        free(j);
+        store_fail_users(&m->base, cb, ud, STORE_ERR_NOMEM);
+        return;
+    }
+    pres_state_room(m->ps, room, ids, n);
+    qsort(ids, n, sizeof(*ids), cmp_str);
+    users_fill(m, j, ids, n, cb);
+    free(ids);
     job_queue(m, j);
 }
 
@@ -687,6 +724,7 @@ static const store_vtbl mem_vtbl = {
     .touch = mem_touch,
     .users_query = mem_users_query,
     .room_query = mem_room_query,
+    .room_members = mem_room_members,
     .shutdown = mem_shutdown,
     .reconcile = mem_reconcile,
     .user_get = mem_user_get,

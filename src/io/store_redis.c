@@ -24,8 +24,8 @@
 #define SR_XREAD_BLOCK_MS 1000
 
 const char *const sr_script_names[SCR_COUNT] = {
-    "assert", "close", "join", "leave", "open",  "room", "shutdown", "status",  "tick",
-    "touch",  "users", "user", "page",  "stats", "kick", "since",    "deliver", "reconcile"};
+    "assert", "close", "join", "leave", "open", "room",  "shutdown", "status",    "tick",   "touch",
+    "users",  "user",  "page", "stats", "kick", "since", "deliver",  "reconcile", "members"};
 
 static const store_vtbl sr_vtbl;
 
@@ -227,8 +227,10 @@ static void on_tick_reply(const redisReply *reply, void *ud)
         log_info("reaped dead instances", "count=%lld", reaped);
     if (fired > 0)
         log_debug("offline grace deadlines fired", "count=%lld", fired);
-    if (s->lease_held && !held && !s->shut)
+    if (s->lease_held && !held && !s->shut) {
+        log_warn("instance lease was lost: reconciling", "instance=%s", s->instance);
         sr_rc_request(s, "this instance's lease was lost");
+    }
     s->lease_held = true;
     if (!s->shut)
         sr_rc_lease_ok(s);
@@ -350,6 +352,7 @@ static const store_vtbl sr_vtbl = {
     .touch = sr_touch,
     .users_query = sr_users_query,
     .room_query = sr_room_query,
+    .room_members = sr_room_members,
     .shutdown = sr_shutdown,
     .reconcile = sr_reconcile,
     .user_get = sr_user_get,

@@ -37,6 +37,7 @@ enum {
     SCR_SINCE,
     SCR_DELIVER,
     SCR_RECONCILE,
+    SCR_MEMBERS,
     SCR_COUNT,
 };
 
@@ -85,6 +86,7 @@ typedef struct store_redis {
     bool ever_begun; /* a 'begin' was answered before (a later one may find data lost) */
     bool need_rc;    /* a gap happened since the running (or last) reconciliation began */
     bool restore;    /* the running reconciliation found that Redis lost its data */
+    bool restoring;  /* ... and the store is unavailable until that one is done */
     sr_rc_phase phase;
     unsigned rc_inflight; /* slices without a reply */
     bool rc_failed;       /* a slice failed: the reconciliation is done again */
@@ -159,6 +161,7 @@ void sr_status_set(store *st, const char *sid, const char *status, const char *m
 void sr_touch(store *st, const char *sid, store_done_fn cb, void *ud);
 void sr_users_query(store *st, const char *const *users, size_t n, store_users_fn cb, void *ud);
 void sr_room_query(store *st, const char *room, size_t limit, store_room_fn cb, void *ud);
+void sr_room_members(store *st, const char *room, store_users_fn cb, void *ud);
 void sr_user_get(store *st, const char *user, store_user_fn cb, void *ud);
 void sr_room_page(store *st, const char *room, const char *cursor, size_t limit, store_page_fn cb,
                   void *ud);

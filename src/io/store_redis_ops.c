@@ -112,7 +112,8 @@ static void on_users(const redisReply *reply, void *ud)
     sr_op *op = ud;
     int err = sr_reply_error(op, reply);
     store_user *users = NULL;
-    if (err == STORE_OK && (reply->type != REDIS_REPLY_ARRAY || reply->elements != op->n * 7)) {
+    if (err == STORE_OK && (reply->type != REDIS_REPLY_ARRAY || reply->elements != op->n * 7 + 1 ||
+                            reply->element[op->n * 7]->type != REDIS_REPLY_STRING)) {
         log_error("unexpected redis reply", "script=users type=%d", reply->type);
         err = STORE_ERR_INTERNAL;
     }
@@ -137,7 +138,8 @@ static void on_users(const redisReply *reply, void *ud)
             u->since = u->online ? sr_reply_int(e[5]) : 0;
         }
     }
-    op->cb.users(err, err == STORE_OK ? users : NULL, err == STORE_OK ? op->n : 0, op->ud);
+    op->cb.users(err, err == STORE_OK ? users : NULL, err == STORE_OK ? op->n : 0,
+                 err == STORE_OK ? reply->element[op->n * 7]->str : "", op->ud);
     free(users);
     sr_op_free(op);
 }
@@ -205,6 +207,48 @@ void sr_room_query(store *st, const char *room, size_t limit, store_room_fn cb, 
 }
 
 /* ---- the HTTP API's reads and commands ---- */
+
+/* members.lua answers {seq, (user, status, metadata)...}: members are online by definition. */
+static void on_members(const redisReply *reply, void *ud)
+{
+    sr_op *op = ud;
+    int err = sr_reply_error(op, reply);
+    store_user *users = NULL;
+    size_t n = 0;
+    if (err == STORE_OK && (reply->type != REDIS_REPLY_ARRAY || reply->elements % 3 != 1 ||
+                            reply->element[0]->type != REDIS_REPLY_STRING)) {
+        log_error("unexpected redis reply", "script=members type=%d", reply->type);
+        err = STORE_ERR_INTERNAL;
+    }
+    if (err == STORE_OK && (n = reply->elements / 3) > 0 && !(users = calloc(n, sizeof(*users))))
+        err = STORE_ERR_NOMEM;
+    for (size_t i = 0; err == STORE_OK && i < n; i++) {
+        redisReply **e = reply->element + 1 + i * 3;
+        const char *status = sr_reply_str_or_null(e[1]);
+        users[i] = (store_user){.user = e[0]->str ? e[0]->str : "",
+                                .known = true,
+                                .online = true,
+                                .status = status ? status : "online",
+                                .metadata = sr_reply_str_or_null(e[2])};
+    }
+    op->cb.users(err, err == STORE_OK ? users : NULL, err == STORE_OK ? n : 0,
+                 err == STORE_OK ? reply->element[0]->str : "", op->ud);
+    free(users);
+    sr_op_free(op);
+}
+
+void sr_room_members(store *st, const char *room, store_users_fn cb, void *ud)
+{
+    store_redis *s = (store_redis *)st;
+    sr_op *op = sr_op_new(s, "members", ud);
+    if (!op) {
+        store_fail_users(&s->base, cb, ud, STORE_ERR_NOMEM);
+        return;
+    }
+    op->cb.users = cb;
+    const char *args[] = {room};
+    sr_run_script(s, SCR_MEMBERS, args, NULL, 1, on_members, op);
+}
 
 static void on_user(const redisReply *reply, void *ud)
 {

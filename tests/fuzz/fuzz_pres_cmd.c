@@ -36,6 +36,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 FUZZ_CHECK(pres_name_valid(ids[i], strlen(ids[i])));
             free(ids);
         }
+        uint32_t ms;
+        const cJSON *b =
+            cJSON_IsObject(obj) ? cJSON_GetObjectItemCaseSensitive(obj, "batch_ms") : NULL;
+        if (pres_cmd_uint(obj, "batch_ms", 10000, &ms, &why) == PRES_CMD_OK)
+            FUZZ_CHECK(ms <= 10000 && b && cJSON_IsNumber(b) && b->valuedouble == (double)ms);
     }
     cJSON_Delete(args);
     return 0;

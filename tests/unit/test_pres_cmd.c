@@ -117,9 +117,37 @@ static void test_id_lists(void **state)
     }
 }
 
+static void test_uint(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *args;
+        int rc;
+        uint32_t value;
+    } cases[] = {
+        {"[{\"n\":0}]", PRES_CMD_OK, 0},          {"[{\"n\":250}]", PRES_CMD_OK, 250},
+        {"[{\"n\":10000}]", PRES_CMD_OK, 10000},  {"[{}]", PRES_CMD_ABSENT, 0},
+        {"[{\"n\":10001}]", PRES_CMD_INVALID, 0}, {"[{\"n\":-1}]", PRES_CMD_INVALID, 0},
+        {"[{\"n\":1.5}]", PRES_CMD_INVALID, 0},   {"[{\"n\":1e300}]", PRES_CMD_INVALID, 0},
+        {"[{\"n\":\"5\"}]", PRES_CMD_INVALID, 0}, {"[{\"n\":5,\"n\":6}]", PRES_CMD_INVALID, 0},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const cJSON *obj;
+        const char *why = NULL;
+        uint32_t v = 0;
+        cJSON *args = obj_of(cases[i].args);
+        pres_cmd_object(args, &obj, &why);
+        assert_int_equal(pres_cmd_uint(obj, "n", 10000, &v, &why), cases[i].rc);
+        if (cases[i].rc == PRES_CMD_OK)
+            assert_int_equal(v, cases[i].value);
+        cJSON_Delete(args);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_uint),
         cmocka_unit_test(test_names),
         cmocka_unit_test(test_object_status_metadata),
         cmocka_unit_test(test_id_lists),

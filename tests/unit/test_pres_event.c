@@ -2,6 +2,7 @@
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -80,9 +81,10 @@ static void test_payloads(void **state)
     } cases[] = {
         {PRES_EV_ONLINE,
          "{\"userId\":\"u\",\"socketId\":\"S\",\"status\":\"away\",\"metadata\":{\"k\":1}}"},
-        {PRES_EV_OFFLINE, "{\"userId\":\"u\",\"socketId\":\"S\",\"lastSeen\":42}"},
+        {PRES_EV_OFFLINE,
+         "{\"userId\":\"u\",\"socketId\":\"S\",\"lastSeen\":42,\"seq\":\"1700000000000-3\"}"},
         {PRES_EV_ROOM_JOIN, "{\"userId\":\"u\",\"room\":\"r\"}"},
-        {PRES_EV_ROOM_LEAVE, "{\"userId\":\"u\",\"room\":\"r\"}"},
+        {PRES_EV_ROOM_LEAVE, "{\"userId\":\"u\",\"room\":\"r\",\"seq\":\"1700000000000-3\"}"},
         {PRES_EV_UPDATE, "{\"userId\":\"u\",\"status\":\"away\",\"metadata\":{\"k\":1}}"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -94,6 +96,7 @@ static void test_payloads(void **state)
         pres_event_set(&ev.status, "away");
         pres_event_set(&ev.metadata, "{\"k\":1}");
         ev.last_seen = 42;
+        snprintf(ev.id, sizeof(ev.id), "%s", i % 2 ? "1700000000000-3" : "");
         cJSON *p = pres_event_payload(&ev);
         char *text = cJSON_PrintUnformatted(p);
         assert_string_equal(text, cases[i].want);

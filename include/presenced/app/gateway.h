@@ -14,8 +14,10 @@
 #include "presenced/io/store.h"
 
 typedef struct gateway gateway;
+struct uv_loop_s; /* libuv's loop: only the daemon, which creates the gateway, needs <uv.h> */
 
 typedef struct gateway_opts {
+    struct uv_loop_s *loop;      /* times the batches of watched views */
     bool scoped;                 /* broadcast = scoped (else all) */
     uint32_t max_metadata_bytes; /* largest metadata object */
     uint32_t max_bulk_ids;       /* most ids in one query or subscription */
@@ -53,6 +55,8 @@ void gateway_set_jwt_key(gateway *gw, jwt_key *key);
 /* Call about once a second: disconnects the sockets whose token has expired (exp + leeway) and
  * was not refreshed. Reads the wall clock. */
 void gateway_tick(gateway *gw);
+/* Stop the gateway's timers: the first step of a shutdown, while the loop still runs. */
+void gateway_shutdown(gateway *gw);
 /* Free the gateway. The Socket.IO connections must be gone (their disconnect hooks have run). */
 void gateway_free(gateway *gw);
 

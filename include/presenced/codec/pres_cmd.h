@@ -8,6 +8,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <cJSON.h>
 
@@ -34,6 +35,9 @@ int pres_cmd_name(const cJSON *obj, const char *key, const char **out, const cha
 
 /* The status field. */
 int pres_cmd_status(const cJSON *obj, const char *key, const char **out, const char **why);
+
+/* An integer field from 0 to `max`. */
+int pres_cmd_uint(const cJSON *obj, const char *key, uint32_t max, uint32_t *out, const char **why);
 
 /* The metadata field: a JSON object whose compact text is at most `max` bytes. On success *out
  * is a malloc'd compact JSON text the caller frees. */

@@ -34,9 +34,9 @@ typedef struct pres_event {
     char *user;        /* always set */
     char *socket;      /* the socket whose change caused it (online/offline), or NULL */
     char *room;        /* room events */
-    char *status;      /* online/update: the user's status; update: also prev_status */
+    char *status;      /* online/update/room join: the user's status; update: also prev_status */
     char *prev_status; /* update */
-    char *metadata;    /* JSON object text, or NULL */
+    char *metadata;    /* JSON object text, or NULL (online, update, room join) */
     int64_t last_seen; /* ms since the epoch (offline; 0 otherwise) */
     int64_t at;        /* ms since the epoch when the store decided it */
     char **rooms;      /* rooms the user is (online/update) or was (offline) in, for routing */
@@ -75,8 +75,13 @@ int pres_event_decode(const char *json, size_t len, pres_event *ev);
 
 /* The client-facing payload object of the event (what presence:* events carry):
  * online {userId, socketId, status, metadata?}, offline {userId, socketId, lastSeen},
- * room join/leave {userId, room}, update {userId, status, metadata}. Caller owns it. */
+ * room join/leave {userId, room}, update {userId, status, metadata}, each followed by
+ * "seq": the event's id, when it has one. Caller owns it. */
 cJSON *pres_event_payload(const pres_event *ev);
+
+/* Add "metadata" to object `obj`: the JSON of `metadata` (object text), or null for NULL or text
+ * that does not parse. Returns 0 or -1 (memory). */
+int pres_event_metadata_add(cJSON *obj, const char *metadata);
 
 /* The event as the HTTP API's event stream and webhooks show it:
  * {"id","type","userId","at", ...} with type "user.online", "user.offline", "room.join",

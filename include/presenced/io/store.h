@@ -96,7 +96,11 @@ typedef struct store_user {
 } store_user;
 
 typedef void (*store_done_fn)(int err, void *ud);
-typedef void (*store_users_fn)(int err, const store_user *users, size_t n, void *ud);
+/* Users, and `seq`: the id of the newest event the answer reflects ("0" or "0-0" when the store
+ * has none), read in the same atomic step, so that a client holding the answer can drop the
+ * events it already covers (ids compare with pres_event_id_cmp). */
+typedef void (*store_users_fn)(int err, const store_user *users, size_t n, const char *seq,
+                               void *ud);
 /* Room members: user ids, `total` the number of members in the room. */
 typedef void (*store_room_fn)(int err, const char *const *users, size_t n, size_t total, void *ud);
 /* One user with the ids of their live sockets (cluster-wide, sorted). */
@@ -155,6 +159,10 @@ void store_touch(store *st, const char *sid, store_done_fn cb, void *ud);
 void store_users_query(store *st, const char *const *users, size_t n, store_users_fn cb, void *ud);
 /* Members of a room (users with at least one live socket in it), at most `limit` (0: all). */
 void store_room_query(store *st, const char *room, size_t limit, store_room_fn cb, void *ud);
+/* Members of a room (users with at least one live socket in it, sorted bytewise) with their
+ * status and metadata, and the seq they reflect: a room snapshot. Invisible members are
+ * included (the caller decides who sees them). */
+void store_room_members(store *st, const char *room, store_users_fn cb, void *ud);
 /* Close every socket of this instance (events as store_socket_close without grace) and release
  * this instance's lease. */
 void store_shutdown(store *st, store_done_fn cb, void *ud);

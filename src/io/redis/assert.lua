@@ -30,7 +30,9 @@ elseif redis.call('HEXISTS', ku, 'since') == 0 and #socks_of(u) == 1 then
     set_since(ku)
     local cur = redis.call('HMGET', ku, 'st', 'm')
     emit('online', u, {s = sid, st = cur[1] or 'online', m = cur[2] or nil, rs = rooms})
-    for _, r in ipairs(rooms) do emit('room:join', u, {r = r}) end
+    for _, r in ipairs(rooms) do
+        emit('room:join', u, {r = r, st = cur[1] or 'online', m = cur[2] or nil})
+    end
 elseif redis.call('HEXISTS', ku, 'since') == 0 then
     set_since(ku)
 end

@@ -13,5 +13,9 @@ local first = not in_room_elsewhere(socks_of(u), sid, room)
 rooms[#rooms + 1] = room
 redis.call('HSET', ks, sid, enc_sock(INST, rooms))
 room_add(room, sid, room_member(INST, u))
-if first then emit('room:join', u, {r = room}) end
+if first then
+    -- The join carries status and metadata, so that a view of the room can show the newcomer.
+    local cur = redis.call('HMGET', k_user(u), 'st', 'm')
+    emit('room:join', u, {r = room, st = cur[1] or 'online', m = cur[2] or nil})
+end
 return 0

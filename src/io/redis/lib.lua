@@ -297,3 +297,30 @@ local function opt(s)
     if s == nil or s == '' then return nil end
     return s
 end
+
+-- The users with a live socket in `room`, sorted. A room hash holds one field per socket, so
+-- members are deduplicated here.
+local function live_members(room)
+    local flat = redis.call('HGETALL', k_room(room))
+    local seen, users = {}, {}
+    for n = 1, #flat, 2 do
+        local v = flat[n + 1]
+        local c = string.find(v, ':', 1, true)
+        if c then
+            local i, u = string.sub(v, 1, c - 1), string.sub(v, c + 1)
+            if not seen[u] and live(i) then
+                seen[u] = true
+                users[#users + 1] = u
+            end
+        end
+    end
+    table.sort(users)
+    return users
+end
+
+-- The id of the stream's newest entry ('0-0' for none): read by a snapshot in the same atomic
+-- step as the state it returns, it tells a client which events the snapshot already reflects.
+local function last_event_id()
+    local e = redis.call('XREVRANGE', K_EVENTS, '+', '-', 'COUNT', 1)
+    return e[1] and e[1][1] or '0-0'
+end

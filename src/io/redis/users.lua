@@ -1,4 +1,5 @@
--- users_query(users...): ARGV[10..]. Reads only. For each user, 7 values:
+-- users_query(users...): ARGV[10..]. Reads only. For each user, 7 values (then, last, the id of
+-- the newest event, which the answer reflects):
 -- known (0/1), live sockets, status, metadata ('' if none), lastSeen, since, in grace (0/1; only
 -- looked up when no socket is live, the one case where it decides whether the user is online).
 -- This is the bulk query (presence:query, GET /v1/users): per user one HMGET and one HVALS, and
@@ -25,4 +26,5 @@ for n = 10, #ARGV do
     out[#out + 1] = r[4] or '0'
     out[#out + 1] = (nlive == 0 and redis.call('ZSCORE', K_GRACE, u)) and 1 or 0
 end
+out[#out + 1] = last_event_id()
 return out

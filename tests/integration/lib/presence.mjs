@@ -34,9 +34,11 @@ function fieldsMatch(data, where) {
 }
 
 /**
- * Records every presence:* event a socket receives, in arrival order, as {event, data, at}.
- * Attach before the socket connects so that nothing is missed. Events about fence users
- * (lib/fence.mjs) go to `fenceEvents` instead of `events`.
+ * Records every presence:* event a socket receives, in arrival order, as {event, data, seq, at}.
+ * The store's sequence (`seq`, on every presence event) is taken out of data into its own field,
+ * so that payload comparisons stay about the payload; its presence and order are checked by the
+ * presence client tests. Attach before the socket connects so that nothing is missed. Events
+ * about fence users (lib/fence.mjs) go to `fenceEvents` instead of `events`.
  */
 export class Recorder {
     constructor(socket, label = '') {
@@ -46,7 +48,10 @@ export class Recorder {
         this.waiters = new Set();
         socket.onAny((event, ...args) => {
             if (!String(event).startsWith('presence:')) return;
-            const e = { event, data: args[0], at: Date.now() };
+            let data = args[0];
+            let seq;
+            if (data && typeof data === 'object' && 'seq' in data) ({ seq, ...data } = data);
+            const e = { event, data, seq, at: Date.now() };
             if (isFence(e.data?.userId)) this.fenceEvents.push(e);
             else this.events.push(e);
             for (const w of this.waiters) w();
