@@ -36,6 +36,20 @@ static bool stream_id_less(const char *a, const char *b)
     return ams < bms || (ams == bms && aseq < bseq);
 }
 
+/* Entries leave out what they can (docs/redis-schema.md, "Events"): an event's time is its
+ * entry id's (milliseconds of Redis's clock when it was appended), and a user's status is
+ * "online" unless the entry names another. */
+static int event_complete(pres_event *ev, const char *id)
+{
+    if (ev->at == 0)
+        ev->at = strtoll(id, NULL, 10);
+    if (!ev->status &&
+        (ev->type == PRES_EV_ONLINE || ev->type == PRES_EV_OFFLINE || ev->type == PRES_EV_UPDATE) &&
+        !(ev->status = strdup("online")))
+        return -1;
+    return 0;
+}
+
 static void deliver_entry(store_redis *s, const redisReply *entry)
 {
     if (entry->type != REDIS_REPLY_ARRAY || entry->elements != 2 ||
@@ -58,6 +72,11 @@ static void deliver_entry(store_redis *s, const redisReply *entry)
             return;
         }
         snprintf(ev.id, sizeof(ev.id), "%s", id);
+        if (event_complete(&ev, id) < 0) {
+            log_error("out of memory reading the event stream", "id=%s", id);
+            pres_event_deinit(&ev);
+            return;
+        }
         if (s->hooks.event)
             s->hooks.event(&ev, s->hooks.ud);
         pres_event_deinit(&ev);
@@ -201,6 +220,10 @@ static int decode_entries(const redisReply *reply, size_t from, pres_events *out
         pres_event *ev = &out->v[out->n];
         if (json->type == REDIS_REPLY_STRING && pres_event_decode(json->str, json->len, ev) == 0) {
             snprintf(ev->id, sizeof(ev->id), "%s", id->str);
+            if (event_complete(ev, id->str) < 0) {
+                pres_event_deinit(ev);
+                return STORE_ERR_NOMEM;
+            }
             out->n++;
         } else if (bad && ((*bad)[*nbad] = strdup(id->str))) {
             (*nbad)++;
