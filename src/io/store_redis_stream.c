@@ -37,15 +37,13 @@ static bool stream_id_less(const char *a, const char *b)
 }
 
 /* Entries leave out what they can (docs/redis-schema.md, "Events"): an event's time is its
- * entry id's (milliseconds of Redis's clock when it was appended), and a user's status is
- * "online" unless the entry names another. */
+ * entry id's (milliseconds of Redis's clock when it was appended), and the user's status in a
+ * presence event (online ... update) is "online" unless the entry names another. */
 static int event_complete(pres_event *ev, const char *id)
 {
     if (ev->at == 0)
         ev->at = strtoll(id, NULL, 10);
-    if (!ev->status &&
-        (ev->type == PRES_EV_ONLINE || ev->type == PRES_EV_OFFLINE || ev->type == PRES_EV_UPDATE) &&
-        !(ev->status = strdup("online")))
+    if (!ev->status && ev->type <= PRES_EV_UPDATE && !(ev->status = strdup("online")))
         return -1;
     return 0;
 }

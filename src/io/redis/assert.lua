@@ -27,7 +27,6 @@ if rec.g then
     redis.call('ZREM', K_GRACE, u)
     rec.g = nil
 end
-rec.ls = now()
 if not rec.known then
     rec.st, rec.m = st or 'online', m
     set_online(rec)
@@ -38,5 +37,6 @@ elseif not was_online and nbefore == 0 then
 elseif not was_online then
     set_online(rec)
 end
+mark_seen(rec)
 user_save(rec)
 return 0

@@ -13,7 +13,7 @@ end
 s.r = kept
 if not in_room_elsewhere(rec, sid, room) then
     room_del(room, u)
-    emit(rec, 'room:leave', {r = room})
+    emit(rec, 'room:leave', {r = room, st = rec.st})
 end
 user_save(rec)
 return 0

@@ -260,6 +260,13 @@ local function emit(rec, t, f)
     rec.restored = false
 end
 
+-- lastSeen follows the user's activity, except while they are invisible: from the moment they
+-- turned invisible it stays where it was, so that it does not give them away. The caller saves
+-- the record.
+local function mark_seen(rec)
+    if rec.st ~= 'invisible' then rec.ls = now() end
+end
+
 -- ---- counters, rooms and the instance index -----------------------------------------------
 
 -- The user's online period starts (since set) or ends (since 0), counted once each.
@@ -326,12 +333,14 @@ local function close_socks(rec, idx, i, graceful)
                 left[room] = true
                 left[#left + 1] = room
                 room_del(room, rec.u)
-                emit(rec, 'room:leave', {r = room})
+                -- A room leave carries the user's status, as a join does, so that an invisible
+                -- user's room changes can be kept from others.
+                emit(rec, 'room:leave', {r = room, st = rec.st})
             end
         end
     end
     inst_count(rec, i, -#gone, had)
-    rec.ls = now()
+    mark_seen(rec)
     local last = gone[#gone].sid
     if #rec.socks > 0 then
         user_save(rec)
@@ -340,7 +349,8 @@ local function close_socks(rec, idx, i, graceful)
         user_save(rec)
         redis.call('ZADD', K_GRACE, num(now() + GRACE_MS), rec.u)
     else
-        go_offline(rec, last, rec.ls, left)
+        -- An invisible user's lastSeen may never have been set: the offline is this moment.
+        go_offline(rec, last, rec.ls ~= 0 and rec.ls or now(), left)
     end
 end
 

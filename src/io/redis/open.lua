@@ -7,7 +7,6 @@ if sock_find(rec, sid) then return ERR_EXISTS end
 local had = on_instance(rec, INST)
 local before = #rec.socks
 rec.socks[before + 1] = {sid = sid, i = INST, r = {}}
-rec.ls = now()
 confirm_if_reconciling(sid)
 inst_count(rec, INST, 1, had)
 if before == 0 and not rec.g then
@@ -22,5 +21,6 @@ elseif rec.g then
 else
     apply_status(rec, st, m)
 end
+mark_seen(rec)
 user_save(rec)
 return 0

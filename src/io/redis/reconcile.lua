@@ -137,7 +137,7 @@ local function reconcile_user(u, truth)
     for r in pairs(after_rooms) do room_add(r, u) end
     local nafter = count_on(rec, INST)
     if nafter ~= nbefore then inst_count(rec, INST, nafter - nbefore, had) end
-    if #truth > 0 then rec.ls = now() end
+    if #truth > 0 then mark_seen(rec) end
     -- Redis lost its data (docs/presence-model.md, "Redis lost its data"): what observers were
     -- told is what the instances held before, so registering it again is no transition. That
     -- holds while the user's record is still only restored ones (flag r): any event about the
@@ -157,7 +157,7 @@ local function reconcile_user(u, truth)
         return
     end
     for _, r in ipairs(sorted_keys(before_rooms)) do
-        if not after_rooms[r] then emit(rec, 'room:leave', {r = r}) end
+        if not after_rooms[r] then emit(rec, 'room:leave', {r = r, st = rec.st}) end
     end
     if before_online and #rec.socks == 0 then
         if not in_grace then

@@ -5,7 +5,9 @@ local rec = user_load(u)
 if stale() then return ERR_STALE end
 local s = sock_find(rec, sid)
 if not s or s.i ~= INST then return ERR_NO_SOCKET end
-rec.ls = now()
+-- Turning invisible: lastSeen is this moment, then stays; turning visible: it moves again.
+mark_seen(rec)
 apply_status(rec, st, m)
+mark_seen(rec)
 user_save(rec)
 return 0

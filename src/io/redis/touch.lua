@@ -4,6 +4,6 @@ local rec = user_load(u)
 if stale() then return ERR_STALE end
 local s = sock_find(rec, sid)
 if not s or s.i ~= INST then return ERR_NO_SOCKET end
-rec.ls = now()
+mark_seen(rec)
 user_save(rec)
 return 0
