@@ -139,8 +139,11 @@ export function presence(socket, options = {}) {
         else if (seq !== null && compareSeq(d.seq, seq) > 0) applyDiff(d);
     }
 
+    // A resync names its view, or says that the store lost its data ({reset: true}): then what
+    // every view holds is void, and each takes a new snapshot. Until that answer comes the view
+    // keeps what it had, a state the server did have.
     function onResync(d) {
-        if (!closed && ours(d)) sync();
+        if (!closed && (ours(d) || (d && d.reset === true))) sync();
     }
 
     async function sync() {

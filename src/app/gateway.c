@@ -497,7 +497,8 @@ static void on_unhandled(sio_sock *s, const char *event, cJSON *args, int64_t ac
 }
 
 /* The store reconciles (docs/presence-model.md, "Reconciliation"): hand it every identified
- * socket, with the rooms, status and metadata the policy holds for it. */
+ * socket, with the rooms the policy holds for it and its user's status and metadata: as the
+ * store last announced them, else as the socket set them. */
 static void on_reconcile(store_truth *t, void *ud)
 {
     gateway *gw = ud;
@@ -510,8 +511,9 @@ static void on_reconcile(store_truth *t, void *ud)
             continue;
         size_t nrooms;
         const char *const *rooms = policy_sock_rooms(g->ps, &nrooms);
-        if (store_truth_add(t, g->sid, user, policy_sock_status(g->ps), policy_sock_metadata(g->ps),
-                            rooms, nrooms) < 0)
+        const char *status = policy_sock_status(g->ps), *metadata = policy_sock_metadata(g->ps);
+        policy_user_announced(gw->pol, user, &status, &metadata);
+        if (store_truth_add(t, g->sid, user, status, metadata, rooms, nrooms) < 0)
             return;
     }
 }

@@ -90,10 +90,33 @@ static void deliver(gateway *gw, const policy_route *rt)
     cJSON_Delete(args);
 }
 
+/* The store lost its data and a new generation began (docs/presence-model.md, "Redis lost its
+ * data"): every socket that may read is told, before any event of the new generation, that what
+ * it was told so far is void (presence:resync {reset: true}); views start again. The events that
+ * follow announce every live socket as it registers again. */
+static void deliver_reset(gateway *gw, const pres_event *ev)
+{
+    watch_reset(gw->watch);
+    cJSON *args = cJSON_CreateArray(), *p = pres_event_payload(ev);
+    if (args && p && cJSON_AddItemToArray(args, p)) {
+        p = NULL;
+        metrics_add(gw->events_out, pres_event_name(ev->type), 1);
+        sio_broadcast(gw->sio, NSP, gateway_readers_group(gw), pres_event_name(ev->type), args);
+    }
+    cJSON_Delete(p);
+    cJSON_Delete(args);
+    log_warn("the store lost its data: clients were told to start again", "seq=%s", ev->id);
+}
+
 void gateway_on_event(const pres_event *ev, void *ud)
 {
     gateway *gw = ud;
     metrics_add(gw->events_in, pres_event_tag(ev->type), 1);
+    if (ev->type == PRES_EV_RESET) {
+        deliver_reset(gw, ev);
+        return;
+    }
+    policy_user_told(gw->pol, ev);
     watch_event(gw->watch, ev);
     pres_event scratch;
     policy_route routes[POLICY_ROUTES_MAX];

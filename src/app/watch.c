@@ -333,6 +333,19 @@ void watch_resync(watch *w)
         view_resync(w, slot->value);
 }
 
+void watch_reset(watch *w)
+{
+    /* Open batches hold changes of the generation that ended: none of them may reach a watcher
+     * after its new snapshot. */
+    for (size_t i = 0; i < w->pending.n; i++) {
+        pres_diff_clear(&w->pending.v[i]->diff);
+        w->pending.v[i]->pending = false;
+    }
+    w->pending.n = 0;
+    arm(w);
+    watch_resync(w);
+}
+
 /* ---- watchers ---- */
 
 static wsock *wsock_of(const watch *w, const char *sid)

@@ -67,6 +67,12 @@ void policy_free(policy *p)
     while ((slot = map_next(&p->addrs, &pos)))
         free(slot->value);
     map_deinit(&p->addrs);
+    pos = 0;
+    while ((slot = map_next(&p->users, &pos))) {
+        policy_user *u = slot->value;
+        free(u->metadata);
+        free(u);
+    }
     map_deinit(&p->users);
     jwt_key_free(p->key);
     free(p);
@@ -162,8 +168,36 @@ static void user_unlink(policy *p, policy_sock *s)
         s->next_of_user->prev_of_user = s->prev_of_user;
     s->prev_of_user = s->next_of_user = NULL;
     p->identified--;
-    if (--u->count == 0)
-        free(map_del(&p->users, s->user, strlen(s->user)));
+    if (--u->count == 0) {
+        map_del(&p->users, s->user, strlen(s->user));
+        free(u->metadata);
+        free(u);
+    }
+}
+
+void policy_user_told(policy *p, const pres_event *ev)
+{
+    if (ev->type != PRES_EV_ONLINE && ev->type != PRES_EV_UPDATE)
+        return;
+    policy_user *u = user_find(p, ev->user);
+    char *m = u && ev->metadata ? strdup(ev->metadata) : NULL;
+    if (!u || (ev->metadata && !m))
+        return; /* not a local user, or out of memory: the sockets' own word stays */
+    snprintf(u->status, sizeof(u->status), "%s", ev->status ? ev->status : "online");
+    free(u->metadata);
+    u->metadata = m;
+    u->told = true;
+}
+
+bool policy_user_announced(const policy *p, const char *user, const char **status,
+                           const char **metadata)
+{
+    const policy_user *u = user_find(p, user);
+    if (!u || !u->told)
+        return false;
+    *status = u->status;
+    *metadata = u->metadata;
+    return true;
 }
 
 /* ---- sockets ---- */

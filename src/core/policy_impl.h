@@ -21,10 +21,14 @@ struct policy_conn {
     char addr[];        /* the peer address ("" unknown), as long as it is: one per connection */
 };
 
-/* The identified local sockets of one user: their count and a list. */
+/* The identified local sockets of one user: their count and a list; and, once an event said
+ * them, the user's status and metadata as the store last announced them (policy_user_told). */
 typedef struct policy_user {
     uint32_t count;
     policy_sock *first;
+    bool told;
+    char status[PRES_STATUS_MAX + 1];
+    char *metadata;
 } policy_user;
 
 struct policy_sock {

@@ -131,6 +131,9 @@ const pres_event *policy_view(const policy *p, const pres_event *ev, const polic
         return now && !sees_through(p, v) ? NULL : ev;
     case PRES_EV_UPDATE:
         break;
+    case PRES_EV_RESET:
+        /* The store lost its data: what every reader was told before is void. */
+        return ev;
     default:
         return NULL;
     }

@@ -464,6 +464,22 @@ static void on_info(redis_client *c, const redisReply *reply, redis_req *r)
     handshake_step(c);
 }
 
+/* A Redis that is still loading its data (after a restart, or a replica syncing) answers PING
+ * with an error: it is not up until it serves what it holds. (INFO answers while loading.) */
+static void on_handshake_ping(redis_client *c, const redisReply *reply, redis_req *r)
+{
+    (void)r;
+    if (!reply)
+        return;
+    if (!reply_ok(reply)) {
+        log_warn("redis is not serving yet", "conn=%s err=\"%s\"", c->name,
+                 reply->str ? reply->str : "");
+        conn_drop(c, "PING refused");
+        return;
+    }
+    handshake_step(c);
+}
+
 static void on_library_load(redis_client *c, const redisReply *reply, redis_req *r)
 {
     (void)r;
@@ -534,6 +550,12 @@ static int handshake_send(redis_client *c)
         const char *argv[] = {"INFO", "server"};
         size_t lens[] = {4, 6};
         rc |= send_internal(c, on_info, 2, argv, lens);
+        c->handshake_left++;
+    }
+    {
+        const char *argv[] = {"PING"};
+        size_t lens[] = {4};
+        rc |= send_internal(c, on_handshake_ping, 1, argv, lens);
         c->handshake_left++;
     }
     if (c->library) {

@@ -234,7 +234,10 @@ static void on_tick_reply(const redisReply *reply, void *ud)
         log_debug("offline grace deadlines fired", "count=%lld", fired);
     if (s->lease_held && !held && !s->shut) {
         log_warn("instance lease was lost: reconciling", "instance=%s", s->instance);
-        sr_rc_request(s, "this instance's lease was lost");
+        /* A reconciliation waiting for this refresh registers the sockets next, after whatever
+         * took the lease (a reap, a flush): it is the one that makes up for it. */
+        if (s->phase != RC_LEASE_WAIT)
+            sr_rc_request(s, "this instance's lease was lost");
     }
     s->lease_held = true;
     reap_arm(s, sr_reply_int(reply->element[5]));
@@ -264,6 +267,7 @@ void sr_tick_run(store_redis *s)
 
 static void on_tick(uv_timer_t *t)
 {
+    sr_stream_retry(t->data);
     sr_tick_run(t->data);
 }
 

@@ -97,7 +97,9 @@ typedef struct store_redis {
     bool ever_begun; /* a 'begin' was answered before (a later one may find data lost) */
     bool need_rc;    /* a gap happened since the running (or last) reconciliation began */
     bool restore;    /* the running reconciliation found that Redis lost its data */
-    bool restoring;  /* ... and the store is unavailable until that one is done */
+    /* The store's generation (docs/redis-schema.md, "Generations") that the last 'begin'
+     * found: "" before the first. */
+    char rc_gen[48];
     sr_rc_phase phase;
     unsigned rc_inflight; /* slices without a reply */
     bool rc_failed;       /* a slice failed: the reconciliation is done again */
@@ -119,6 +121,13 @@ typedef struct store_redis {
     /* The event stream (store_redis_stream.c). */
     char ev_run_id[REDIS_RUN_ID_MAX];
     char last_id[48]; /* last stream entry delivered, "" before the first read */
+    /* The generation the reader is in: the id of the last reset entry it read, or the one the
+     * store started in; "" until known. */
+    char gen[48];
+    char up_gen[48]; /* the generation Redis held when the events connection came up */
+    bool up_failed;  /* ... could not be read */
+    bool up_pending; /* where to read from is not known yet: asked again at the next tick */
+    bool gen_check;  /* 'begin' found another generation: the reader checks which Redis holds */
     bool reading;
     /* The reader has fixed where it starts. Until then the store refuses operations: the events
      * they append would come before that point and this instance would never see them. */
@@ -194,6 +203,13 @@ void sr_user_disconnect(store *st, const char *user, store_done_fn cb, void *ud)
 /* ---- store_redis_stream.c ---- */
 /* The events connection is (again) up: find where to read from. */
 void sr_stream_up(const char *run_id, void *ud);
+/* Where to read from could not be told when the events connection came up: ask again. */
+void sr_stream_retry(store_redis *s);
+/* A reconciliation's 'begin' found generation `gen` (docs/redis-schema.md, "Generations"): the
+ * reader starts in it, or makes sure that it reads that generation's reset. */
+void sr_stream_gen_seen(store_redis *s, const char *gen);
+/* a < b for stream ids. */
+bool sr_stream_id_less(const char *a, const char *b);
 void sr_events_since(store *st, const char *after, size_t max, store_events_fn cb, void *ud);
 void sr_deliver_read(store *st, size_t max, uint32_t lock_ms, store_events_fn cb, void *ud);
 void sr_deliver_ack(store *st, const char *const *ids, size_t n, store_done_fn cb, void *ud);

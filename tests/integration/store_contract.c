@@ -142,6 +142,7 @@ typedef enum step_op {
     OP_TRUTH_ADD,   /* the owner has socket `sid` of `user` in `rooms` without telling the store */
     OP_REDIS_STOP,  /* the scenario's own redis-server stops (SIGTERM); nothing for memory */
     OP_REDIS_START, /* ... and starts again on the same port, with its data (AOF) or empty */
+    OP_REDIS_FLUSH, /* the scenario's own redis-server is emptied (FLUSHALL), no reconnection */
 } step_op;
 
 typedef enum kill_mode {
@@ -187,6 +188,7 @@ typedef struct scenario {
     kill_mode kill;                /* how OP_KILL kills */
     bool proxied;                  /* Redis stores reach Redis through a fault proxy each */
     bool own_redis;                /* a redis-server of the scenario's own (AOF on), to restart */
+    bool webhooks;                 /* the stores deliver webhooks (store_deliver_read) */
     const step *steps;
 } scenario;
 
@@ -297,7 +299,7 @@ static const char *op_name(step_op op)
         "room_join",   "room_leave",  "status_set",    "touch",        "shutdown",
         "users_query", "room_query",  "sleep",         "wait",         "kill",
         "lease_watch", "call",        "fault",         "reconcile",    "truth_drop",
-        "truth_room",  "truth_add",   "redis_stop",    "redis_start",
+        "truth_room",  "truth_add",   "redis_stop",    "redis_start",  "redis_flush",
     };
     return op < sizeof(names) / sizeof(names[0]) ? names[op] : "?";
 }
@@ -317,6 +319,8 @@ static const char *type_name(pres_event_type t)
         return "update";
     case PRES_EV_DISCONNECT:
         return "disconnect";
+    case PRES_EV_RESET:
+        return "reset";
     }
     return "?";
 }
@@ -797,6 +801,10 @@ static void compare_events(harness *h, slot *sl, const ev_exp *e, const char *ct
             }
         }
     }
+    /* A reset (a new generation) comes before any event of the generation it begins. */
+    for (size_t i = 0; ok && i < want; i++)
+        if (e[i].type == PRES_EV_RESET && at[i] != 0)
+            ok = false;
     if (ok) {
         ev_ranks(e, want, rank);
         for (size_t i = 0; i < want; i++)
@@ -1009,6 +1017,17 @@ static void own_redis_stop(harness *h)
     h->redis_pid = 0;
 }
 
+static void own_redis_flush(harness *h)
+{
+    redisContext *c = redisConnect("127.0.0.1", h->redis_port);
+    redisReply *r = c && !c->err ? redisCommand(c, "FLUSHALL") : NULL;
+    bool ok = r && r->type == REDIS_REPLY_STATUS;
+    freeReplyObject(r);
+    redisFree(c);
+    if (!ok)
+        fail_msg("FLUSHALL failed on port %d", h->redis_port);
+}
+
 static void own_redis_setup(harness *h)
 {
     snprintf(h->redis_dir, sizeof(h->redis_dir), "/tmp/store_contract.XXXXXX");
@@ -1072,6 +1091,7 @@ static void store_start(harness *h, int i)
         .stream_maxlen = 10000,
         .redis_url = url,
         .key_prefix = h->prefix,
+        .webhooks = sc->webhooks,
     };
     store_hooks hooks = {
         .event = on_event,
@@ -1253,6 +1273,10 @@ static void run_step(harness *h, const step *s, const char *ctx)
     case OP_REDIS_START:
         if (cfg.redis)
             own_redis_start(h, s->empty);
+        break;
+    case OP_REDIS_FLUSH:
+        if (cfg.redis)
+            own_redis_flush(h);
         break;
     }
     if (s->later)
@@ -1489,6 +1513,8 @@ static void run_scenario(void **state)
 #define E_OFFLINE_ANY(u, s) .type = PRES_EV_OFFLINE, .user = (u), .socket = (s)
 #define E_JOIN(u, r) .type = PRES_EV_ROOM_JOIN, .user = (u), .room = (r)
 #define E_LEAVE(u, r) .type = PRES_EV_ROOM_LEAVE, .user = (u), .room = (r)
+/* Redis lost its data: the first entry of the new generation. */
+#define E_RESET .type = PRES_EV_RESET, .user = ""
 #define E_UPDATE(u, st, ps, m)                                                                     \
     .type = PRES_EV_UPDATE, .user = (u), .status = (st), .prev = (ps), .meta = (m)
 
@@ -2095,16 +2121,28 @@ static void call_api_reads(harness *h)
     api_res_clear(&r);
 }
 
-/* Webhook delivery: the queue starts at the first read; a batch comes back until acknowledged. */
+/* Webhook delivery: the queue starts when the store does (before it is available), so it holds
+ * every event so far (the Redis store's stream begins with its generation's reset); a batch comes
+ * back until acknowledged. */
 static void call_api_deliver(harness *h)
 {
     store *st = h->slots[0].st;
     api_res r = {0};
     store_deliver_read(st, 10, 5000, on_api_events, &r);
     api_wait(h, &r, "deliver_read (start)");
-    if (r.err || r.n != 0)
-        fail_msg("first deliver_read: err=%d n=%zu, want nothing (the queue starts now)", r.err,
+    size_t first = cfg.redis ? 1 : 0;
+    if (r.err || r.n != first + 6 || (cfg.redis && r.types[0] != PRES_EV_RESET) ||
+        r.types[first] != PRES_EV_ONLINE || r.types[first + 5] != PRES_EV_ROOM_JOIN)
+        fail_msg("first deliver_read: err=%d n=%zu, want every event since the store began", r.err,
                  r.n);
+    const char *start[16];
+    for (size_t i = 0; i < r.n; i++)
+        start[i] = r.ids[i];
+    api_res a0 = {0};
+    store_deliver_ack(st, start, r.n, on_api_done, &a0);
+    api_wait(h, &a0, "deliver_ack (start)");
+    if (a0.err)
+        fail_msg("deliver_ack (start): err=%d", a0.err);
     api_res_clear(&r);
     run_step(h,
              &(const step){S_STATUS(0, "s3", "busy"),
@@ -2402,20 +2440,62 @@ static const step restart_aof[] = {
     {.op = OP_END},
 };
 
-/* The same with Redis restarted empty: the live sockets are registered again, without events
- * for what observers already knew; queries answer the truth. (What changed during the outage
- * is not announced: see docs/presence-model.md, "Redis lost its data".) */
+/* The same with Redis restarted empty (docs/presence-model.md, "Redis lost its data"): nothing
+ * can tell what observers were told, so a new generation begins. Every store delivers its reset
+ * first, then each store registers its live sockets as fresh opens, with their events: a user
+ * with sockets on both stores comes online once, from whichever registers first; status,
+ * metadata and rooms come from the owners' truth; what changed during the outage (b1 closed, a1
+ * left r, e1 opened) is simply how things are in the new generation. */
 static const step restart_empty[] = {
     {S_OPEN(0, "a1", "re-a"), .ev = {{E_ONLINE("re-a", "a1", "online", NOMETA)}}},
     {S_JOIN(0, "a1", "r"), .ev = {{E_JOIN("re-a", "r")}}},
     {S_OPEN(0, "b1", "re-b"), .ev = {{E_ONLINE("re-b", "b1", "online", NOMETA)}}},
+    {S_OPEN(1, "c1", "re-a")},
+    {S_OPEN(1, "d1", "re-d"), .status = "away", .meta = "{\"k\":2}",
+     .ev = {{E_ONLINE("re-d", "d1", "away", "{\"k\":2}")}}},
+    {S_JOIN(1, "d1", "q"), .ev = {{E_JOIN("re-d", "q")}}},
     {.op = OP_REDIS_STOP, .later = true},
     {S_CLOSE(0, "b1"), .any_err = true, .later = true},
+    {S_LEAVE(0, "a1", "r"), .any_err = true, .later = true},
+    {S_OPEN(0, "e1", "re-e"), .keep = true, .any_err = true, .later = true},
     {.op = OP_REDIS_START, .empty = true, .later = true},
-    {S_SLEEP(6000)},
-    {S_USERS(0), .users = {{U_ONLINE("re-a", "online", 1)}, {U_UNKNOWN("re-b")}}},
-    {S_ROOM(0, "r"), .members = {"re-a"}},
-    {S_CLOSE(0, "a1"), .ev = {{E_LEAVE("re-a", "r")}, {E_OFFLINE("re-a", "a1"), .rooms = {"r"}}}},
+    {S_WAIT(15000), .ev = {{E_RESET},
+                           {E_ONLINE("re-a", NULL, "online", NOMETA)},
+                           {E_ONLINE("re-d", "d1", "away", "{\"k\":2}"), .rooms = {"q"}},
+                           {E_JOIN("re-d", "q"), .status = "away", .meta = "{\"k\":2}"},
+                           {E_ONLINE("re-e", "e1", "online", NOMETA)}}},
+    {S_USERS(0), .users = {{U_ONLINE("re-a", "online", 2)},
+                           {U_UNKNOWN("re-b")},
+                           {U_ONLINE("re-d", "away", 1), .meta = "{\"k\":2}"},
+                           {U_ONLINE("re-e", "online", 1)}}},
+    {S_ROOM(1, "r")},
+    {S_ROOM(1, "q"), .members = {"re-d"}},
+    /* The new generation goes on as any: its transitions are announced once. */
+    {S_CLOSE(0, "a1")},
+    {S_CLOSE(1, "c1"), .ev = {{E_OFFLINE("re-a", "c1")}}},
+    {S_CLOSE(1, "d1"), .ev = {{E_LEAVE("re-d", "q")}, {E_OFFLINE("re-d", "d1"), .rooms = {"q"}}}},
+    {S_CLOSE(0, "e1"), .ev = {{E_OFFLINE("re-e", "e1")}}},
+    {.op = OP_END},
+};
+
+/* Redis emptied under the stores' feet (FLUSHALL): no reconnection tells them, the generation
+ * marker does. Each store finds its lease gone at its next refresh, the first to write begins a
+ * new generation, and every store delivers its reset before the events of the sockets registered
+ * again. A user who had turned invisible comes back invisible. */
+static const step redis_flush[] = {
+    {S_OPEN(0, "a1", "fl-a"), .ev = {{E_ONLINE("fl-a", "a1", "online", NOMETA)}}},
+    {S_JOIN(0, "a1", "r"), .ev = {{E_JOIN("fl-a", "r")}}},
+    {S_OPEN(1, "b1", "fl-b"), .status = "invisible",
+     .ev = {{E_ONLINE("fl-b", "b1", "invisible", NOMETA)}}},
+    {.op = OP_REDIS_FLUSH, .later = true},
+    {S_WAIT(15000), .ev = {{E_RESET},
+                           {E_ONLINE("fl-a", "a1", "online", NOMETA), .rooms = {"r"}},
+                           {E_JOIN("fl-a", "r")},
+                           {E_ONLINE("fl-b", "b1", "invisible", NOMETA)}}},
+    {S_USERS(1), .users = {{U_ONLINE("fl-a", "online", 1)}, {U_ONLINE("fl-b", "invisible", 1)}}},
+    {S_ROOM(1, "r"), .members = {"fl-a"}},
+    {S_CLOSE(0, "a1"), .ev = {{E_LEAVE("fl-a", "r")}, {E_OFFLINE("fl-a", "a1"), .rooms = {"r"}}}},
+    {S_CLOSE(1, "b1"), .ev = {{E_OFFLINE("fl-b", "b1")}}},
     {.op = OP_END},
 };
 
@@ -2505,14 +2585,22 @@ static void big_fname(const char *name, char out[64])
     snprintf(out, 64, "%s_%s", name, redis_library_version);
 }
 
-/* SLOWLOG (which records every command here) since the reset: the slowest command, printed, and
- * the number of calls of function `name`, returned. */
+static int big_cmp_ll(const void *a, const void *b)
+{
+    long long x = *(const long long *)a, y = *(const long long *)b;
+    return (x > y) - (x < y);
+}
+
+/* SLOWLOG (which records every command here) since the reset: the slowest command and the median
+ * and 99th percentile of function `name`'s calls (wall time: a loaded machine stretches them),
+ * printed, and the number of calls of function `name`, returned. */
 static long long big_phase(redisContext *c, const char *phase, const char *name, long long *worst)
 {
     char fname[64];
     big_fname(name, fname);
     redisReply *r = redisCommand(c, "SLOWLOG GET -1");
     long long max = 0, calls = 0;
+    long long *us = r && r->type == REDIS_REPLY_ARRAY ? calloc(r->elements + 1, sizeof(*us)) : NULL;
     char what[96] = "none";
     for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
         redisReply *e = r->element[i];
@@ -2520,8 +2608,11 @@ static long long big_phase(redisContext *c, const char *phase, const char *name,
             continue;
         redisReply *args = e->element[3];
         if (args->elements > 1 && args->element[1]->str &&
-            strcmp(args->element[1]->str, fname) == 0)
+            strcmp(args->element[1]->str, fname) == 0) {
+            if (us)
+                us[calls] = e->element[2]->integer;
             calls++;
+        }
         if (e->element[2]->integer <= max || (args->elements && args->element[0]->str &&
                                               strcasecmp(args->element[0]->str, "SLOWLOG") == 0))
             continue;
@@ -2531,8 +2622,16 @@ static long long big_phase(redisContext *c, const char *phase, const char *name,
                  args->elements > 12 ? " " : "", args->elements > 12 ? args->element[12]->str : "");
     }
     freeReplyObject(r);
-    print_message("    %s: %lld calls of %s; longest command %lld us (%s)\n", phase, calls, name,
-                  max, what);
+    long long p50 = 0, p99 = 0;
+    if (us && calls > 0) {
+        qsort(us, (size_t)calls, sizeof(*us), big_cmp_ll);
+        p50 = us[calls / 2];
+        p99 = us[(calls * 99) / 100];
+    }
+    free(us);
+    print_message("    %s: %lld calls of %s (median %lld us, p99 %lld us); longest command %lld us "
+                  "(%s)\n",
+                  phase, calls, name, p50, p99, max, what);
     if (max > *worst)
         *worst = max;
     freeReplyObject(redisCommand(c, "SLOWLOG RESET"));
@@ -2621,7 +2720,7 @@ static const scenario scenarios[] = {
     {.name = "grace_query", .grace_ms = GRACE_MS, .steps = grace_query},
     {.name = "socket_assert", .steps = socket_assert},
     {.name = "shutdown", .grace_ms = GRACE_MS, .steps = shutdown_all},
-    {.name = "api_reads", .steps = api_reads},
+    {.name = "api_reads", .webhooks = true, .steps = api_reads},
     {.name = "two_instances", .redis_only = true, .nstores = 2, .steps = two_instances},
     {.name = "api_cluster", .redis_only = true, .nstores = 2, .steps = api_cluster},
     {.name = "lease_expiry_free",
@@ -2661,7 +2760,16 @@ static const scenario scenarios[] = {
      .proxied = true,
      .steps = reaped_and_back},
     {.name = "redis_restart_aof", .redis_only = true, .own_redis = true, .steps = restart_aof},
-    {.name = "redis_restart_empty", .redis_only = true, .own_redis = true, .steps = restart_empty},
+    {.name = "redis_restart_empty",
+     .redis_only = true,
+     .own_redis = true,
+     .nstores = 2,
+     .steps = restart_empty},
+    {.name = "redis_flush",
+     .redis_only = true,
+     .own_redis = true,
+     .nstores = 2,
+     .steps = redis_flush},
     {.name = "big_instance", .redis_only = true, .nstores = 3, .steps = big_instance},
 };
 #define NSCENARIOS (sizeof(scenarios) / sizeof(scenarios[0]))

@@ -614,6 +614,44 @@ static void test_identify(void **state)
     policy_free(p);
 }
 
+/* What the store last announced of a local user is what a reconciliation registers them with
+ * (after Redis lost its data): events about other users, or other kinds, change nothing; it goes
+ * with the user's last local socket. A reset reaches every reader, and only readers. */
+static void test_announced(void **state)
+{
+    (void)state;
+    policy *p = mk((setup){.rate = 100, .burst = 100, .anon_read = false});
+    policy_conn *c = policy_conn_new(p, "");
+    policy_sock *a = sock_at(p, c, "{\"userId\":\"bob\"}", T0, NULL);
+    const char *st = NULL, *m = NULL;
+    assert_false(policy_user_announced(p, "bob", &st, &m));
+    pres_event ev = {.type = PRES_EV_ONLINE, .user = "bob", .status = "away", .metadata = "{}"};
+    policy_user_told(p, &ev);
+    pres_event other = {.type = PRES_EV_UPDATE, .user = "ann", .status = "busy"};
+    policy_user_told(p, &other);
+    pres_event leave = {.type = PRES_EV_ROOM_JOIN, .user = "bob", .status = "busy", .room = "r"};
+    policy_user_told(p, &leave);
+    assert_true(policy_user_announced(p, "bob", &st, &m));
+    assert_string_equal(st, "away");
+    assert_string_equal(m, "{}");
+    assert_false(policy_user_announced(p, "ann", &st, &m));
+    pres_event upd = {.type = PRES_EV_UPDATE, .user = "bob", .status = "invisible"};
+    policy_user_told(p, &upd);
+    assert_true(policy_user_announced(p, "bob", &st, &m));
+    assert_string_equal(st, "invisible");
+    assert_null(m);
+    policy_sock_free(p, a);
+    assert_false(policy_user_announced(p, "bob", &st, &m));
+
+    pres_event reset = {.type = PRES_EV_RESET, .user = ""}, scratch;
+    assert_ptr_equal(policy_view(p, &reset, &(policy_viewer){.identified = true}, &scratch),
+                     &reset);
+    assert_ptr_equal(policy_view(p, &reset, &(policy_viewer){.api = true}, &scratch), &reset);
+    assert_null(policy_view(p, &reset, &(policy_viewer){0}, &scratch));
+    policy_conn_free(p, c);
+    policy_free(p);
+}
+
 /* Failed token checks per address: past auth_failures_per_min (3 here), tokens from that
  * address are refused unchecked, good ones included, until the bucket refills (1 per 20 s). */
 static void test_auth_failures_per_address(void **state)
@@ -977,6 +1015,7 @@ int main(void)
         cmocka_unit_test(test_query_args),
         cmocka_unit_test(test_ids_unique),
         cmocka_unit_test(test_views),
+        cmocka_unit_test(test_announced),
         cmocka_unit_test(test_routes),
         cmocka_unit_test(test_codes),
     };

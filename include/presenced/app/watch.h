@@ -62,6 +62,10 @@ void watch_event(watch *w, const pres_event *ev);
 /* The events views were built from may have had a gap (the store was unavailable): every
  * watcher is sent presence:resync and takes a new snapshot. */
 void watch_resync(watch *w);
+/* The store lost its data (a PRES_EV_RESET): open batches are dropped, as everything before the
+ * reset is void, and every watcher is sent presence:resync. Events recorded from now on belong
+ * to the new generation. */
+void watch_reset(watch *w);
 
 /* A snapshot as a view shows it: [{userId, status, metadata}], the users who are online and
  * visible (`online_only`: leave out users who are not online, for a contact list). NULL when

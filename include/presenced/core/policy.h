@@ -128,6 +128,16 @@ policy_sock *policy_user_first(const policy *p, const char *user);
 /* Identified local sockets, and distinct users with one. */
 uint32_t policy_sockets(const policy *p);
 uint32_t policy_users(const policy *p);
+/* The store announced a local user's status and metadata (an online or update event; other
+ * events, and users with no local socket, are ignored): remember them while the user has local
+ * sockets. After Redis lost its data, the sockets register again with these, so that the user
+ * comes back as observers last saw them (an invisible user stays invisible), whichever of their
+ * sockets registers first (docs/presence-model.md, "Redis lost its data"). */
+void policy_user_told(policy *p, const pres_event *ev);
+/* The status and metadata (NULL: none) the store last announced for local user `user`: false
+ * when no event has said them yet. The strings live until the user's next event or last socket. */
+bool policy_user_announced(const policy *p, const char *user, const char **status,
+                           const char **metadata);
 
 /* ---- decisions ---- */
 
@@ -266,7 +276,8 @@ typedef struct policy_viewer {
 /* What `viewer` sees of event `ev`: `ev` itself, `scratch` filled with another form of it (a
  * shallow copy sharing ev's strings), or NULL for nothing. An invisible user's comings and
  * goings and room changes are hidden from others; turning invisible or visible reads, for them,
- * as going offline or coming online; privileged API callers see everything as it is. */
+ * as going offline or coming online; privileged API callers see everything as it is. A reset
+ * (the store lost its data) is seen by every reader. */
 const pres_event *policy_view(const policy *p, const pres_event *ev, const policy_viewer *viewer,
                               pres_event *scratch);
 

@@ -6,9 +6,10 @@
  * so that failures surface as hiredis errors.
  *
  * Supervision: the client connects (TCP or unix socket), sends AUTH and SELECT when configured,
- * reads the server's run_id (INFO server) and loads its function library (FUNCTION LOAD
- * REPLACE) on every (re)connect, and only then reports itself up. It PINGs every `ping_ms`; when a
- * request has been outstanding for `stall_ms` with no reply at all, the connection is dropped. Lost
+ * reads the server's run_id (INFO server), checks that the server serves its data (a PING, which
+ * a server still loading refuses) and loads its function library (FUNCTION LOAD REPLACE) on every
+ * (re)connect, and only then reports itself up. It PINGs every `ping_ms`; when a request has
+ * been outstanding for `stall_ms` with no reply at all, the connection is dropped. Lost
  * connections are re-established with exponential backoff (100 ms doubling up to 5 s).
  *
  * Requests: every request's callback runs exactly once, with the reply or with NULL (not

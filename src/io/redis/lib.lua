@@ -12,10 +12,10 @@
 -- there is never read.
 
 local P, INST, GRACE_MS, RETENTION_S, MAXLEN, INST_TTL_S, LEASE_MS, EPOCH, WEBHOOKS
-local K_INSTANCES, K_GRACE, K_EVENTS, K_N_ONLINE, K_N_ROOMS
+local K_INSTANCES, K_GRACE, K_EVENTS, K_N_ONLINE, K_N_ROOMS, K_GEN
 local NOW, T0 -- Redis's clock (ms, and µs at the call's start), read by now() when needed
 local GROUP = 'webhooks' -- the event stream's consumer group for webhook delivery
-local stream_checked, epoch_state
+local gen_checked, epoch_state
 
 local function begin(args)
     P, INST = args[1], args[2]
@@ -26,7 +26,8 @@ local function begin(args)
     -- Counters read by GET /v1/stats, kept by the functions that change what they count:
     -- users online (since > 0: live sockets or inside the grace) and rooms with members.
     K_N_ONLINE, K_N_ROOMS = P .. 'count_online', P .. 'count_rooms'
-    NOW, T0, stream_checked, epoch_state = nil, nil, false, nil
+    K_GEN = P .. 'gen'
+    NOW, T0, gen_checked, epoch_state = nil, nil, false, nil
 end
 
 -- Redis's clock, so that every instance agrees on deadlines and times. Read once per call, and
@@ -60,21 +61,33 @@ local function k_epoch(i) return idkey('e', i) end
 local function k_confirmed(i) return idkey('c', i) end
 
 -- The calling instance's epoch key holds "<epoch>" or, while a reconciliation runs,
--- "<epoch>r". A state change is stale (it returns ERR_STALE) when the calling instance has begun
--- a reconciliation since it was sent: it was sent on a connection that has since been given up
--- (its reply never reached the instance, which treated it as lost), and Redis only now receives
--- it. The reconciliation already made Redis agree with the instance's sockets; applying the old
--- change would undo that. State changes read it with the user's record (user_load), in one MGET.
+-- "<epoch>r". State changes read it with the user's record (user_load), in one MGET.
 local function epoch_parse(v)
-    epoch_state = {n = v and tonumber(string.match(v, '^%d+')) or 0,
+    epoch_state = {present = v ~= nil, n = v and tonumber(string.match(v, '^%d+')) or 0,
                    reconciling = v and string.sub(v, -1) == 'r' or false}
 end
 local function read_epoch()
     if epoch_state == nil then epoch_parse(redis.call('GET', k_epoch(INST)) or nil) end
     return epoch_state
 end
+
+-- A call is superseded when the calling instance has begun a reconciliation since it was sent:
+-- it was sent on a connection that has since been given up (its reply never reached the
+-- instance, which treated it as lost), and Redis only now receives it. The reconciliation already
+-- made Redis agree with the instance's sockets; applying the old change would undo that.
+local function superseded()
+    local e = read_epoch()
+    return e.present and e.n > EPOCH
+end
+
+-- A state change is stale (it returns ERR_STALE) when it is superseded, or when Redis no longer
+-- holds the instance's epoch at all: Redis lost its data (restarted empty, flushed, failed over
+-- to an empty replica) or the instance's keys expired while it was cut off. Whatever Redis holds
+-- of the instance is then not what the instance registered; the refusal makes it reconcile,
+-- which registers its sockets in the new generation (reconcile.lua), with their events.
 local function stale()
-    return read_epoch().n > EPOCH
+    local e = read_epoch()
+    return not e.present or e.n > EPOCH
 end
 
 -- A socket registered while its instance reconciles is live: the sweep must not close it.
@@ -98,15 +111,40 @@ local function jstr(s)
     return cjson.encode(s)
 end
 
--- Append one entry to the event stream. A stream that does not exist is new (a fresh cluster,
--- or Redis lost its data): when webhooks are on, their consumer group is created at its start
--- before the first entry goes in, so that delivery misses nothing.
+-- The store's generation (docs/redis-schema.md, "Generations"): `P gen` holds the id of the
+-- reset entry that began the event stream. A function about to append to the stream and finding
+-- neither the key nor a stream is the first writer after Redis lost its data (or on a fresh
+-- cluster): it begins a new generation. Its first entry is a reset, which tells every reader that
+-- what observers were told before is void: every instance then registers its live sockets again,
+-- with their events, and observers rebuild what they show from the events after the reset. For
+-- webhooks the consumer group starts before it (when the caller delivers webhooks; another
+-- delivering instance makes it at its next reconciliation). A stream without the key was
+-- written by a version without generations: it goes on as the current one.
+local function ensure_gen()
+    if gen_checked then return end
+    gen_checked = true
+    if redis.call('EXISTS', K_GEN) == 1 then return end
+    local top = redis.call('XREVRANGE', K_EVENTS, '+', '-', 'COUNT', 1)
+    if top[1] then
+        redis.call('SET', K_GEN, top[1][1])
+        return
+    end
+    if WEBHOOKS then redis.pcall('XGROUP', 'CREATE', K_EVENTS, GROUP, '0', 'MKSTREAM') end
+    local id = redis.call('XADD', K_EVENTS, 'MAXLEN', '~', MAXLEN, '*', 'e', '{"t":"reset"}')
+    redis.call('SET', K_GEN, id)
+end
+
+-- Append one entry to the event stream. The first append of a call goes with NOMKSTREAM: a
+-- stream that exists is in a generation already ('begin' of every instance's reconciliation
+-- sets `P gen` for a stream written before generations existed), and only a missing one needs
+-- ensure_gen, so that the common case costs no extra command.
 local function xadd(json)
-    if WEBHOOKS and not stream_checked then
-        stream_checked = true
+    if not gen_checked then
+        gen_checked = true
         local id = redis.call('XADD', K_EVENTS, 'NOMKSTREAM', 'MAXLEN', '~', MAXLEN, '*', 'e', json)
         if id then return end
-        redis.call('XGROUP', 'CREATE', K_EVENTS, GROUP, '0', 'MKSTREAM')
+        gen_checked = false
+        ensure_gen()
     end
     redis.call('XADD', K_EVENTS, 'MAXLEN', '~', MAXLEN, '*', 'e', json)
 end
@@ -115,8 +153,8 @@ end
 -- P u:<len>:<user>, a string, read whole by one GET (or one MGET for many users):
 --   "<since>:<lastSeen>:<sockets>:<metadata length>:<flags>:<status>\n<metadata><sockets>"
 -- since is 0 while the user is offline (online: a socket registered, or inside the offline
--- grace); flags are 'r' while the record is only what a restore after a data loss put back, then
--- 'g<sid>' while the offline grace that the close of socket <sid> started runs; metadata is JSON
+-- grace); flags are 'g<sid>' while the offline grace that the close of socket <sid> started
+-- runs (empty otherwise); metadata is JSON
 -- object text (none: length 0); each socket is a line "<sid>\t<instance>[\t<room>]...\n",
 -- rooms in join order. Socket and instance ids are URL-safe, and ids, rooms and statuses hold no
 -- control characters, so tabs and newlines separate them. An online record has no TTL; an
@@ -157,7 +195,6 @@ local function rec_parse(rec, v)
     if not since then return false end
     mlen = tonumber(mlen)
     rec.known, rec.since, rec.ls, rec.st = true, tonumber(since), tonumber(ls), st
-    rec.restored = string.sub(flags, 1, 1) == 'r'
     rec.g = string.match(flags, 'g(.*)$')
     if mlen > 0 then rec.m = string.sub(v, at, at + mlen - 1) end
     rec.socks = parse_socks(string.sub(v, at + mlen))
@@ -171,7 +208,7 @@ local function user_load(u)
     local r = redis.call('MGET', key, k_epoch(INST))
     epoch_parse(r[2] or nil)
     local rec = rec_parse({u = u, key = key, known = false, since = 0, ls = 0, st = 'online',
-                           socks = {}, restored = false}, r[1] or nil)
+                           socks = {}}, r[1] or nil)
     if not rec then error({err = 'ERR not a user record: ' .. key}) end
     return rec
 end
@@ -180,7 +217,7 @@ end
 -- offline grace for the grace and the retention after it; an offline one for the retention.
 local function user_save(rec)
     local m = rec.m or ''
-    local flags = (rec.restored and 'r' or '') .. (rec.g and ('g' .. rec.g) or '')
+    local flags = rec.g and ('g' .. rec.g) or ''
     local v = num(rec.since) .. ':' .. num(rec.ls) .. ':' .. #rec.socks .. ':' .. #m .. ':' ..
         flags .. ':' .. rec.st .. '\n' .. m .. enc_socks(rec.socks)
     if #rec.socks > 0 then
@@ -241,7 +278,7 @@ end
 -- (include/presenced/codec/pres_event.h). Fields left out read as their defaults: status
 -- "online", no rooms; the event's time is its stream entry id's. Metadata is JSON object text
 -- already validated by the caller and is spliced in as is, so that it reaches clients byte for
--- byte. Any event ends a record's "only restored" state (the caller saves the record).
+-- byte.
 local function emit(rec, t, f)
     local p = {'{"t":"', t, '","u":', jstr(rec.u)}
     if f.s then p[#p + 1] = ',"s":' .. jstr(f.s) end
@@ -257,7 +294,6 @@ local function emit(rec, t, f)
     end
     p[#p + 1] = '}'
     xadd(table.concat(p))
-    rec.restored = false
 end
 
 -- lastSeen follows the user's activity, except while they are invisible: from the moment they

@@ -5,41 +5,47 @@
 -- 'sweep' until it reports nothing left. The instance sends them in that order on its command
 -- connection, so every state change it sends later runs after the slices.
 --
--- 'begin' (args[11]: '1' if this instance has begun one before): fences off state changes sent
---   before it (the instance's epoch, args[8], becomes the stored one, marked as reconciling),
---   makes sure the webhook consumer group exists, and starts an empty confirmed set: from now on
---   every socket a slice confirms, or that open/assert registers, goes in it.
---   Returns {0 or ERR_STALE, data lost (0/1), sockets registered}. Data is lost when this
---   instance began a reconciliation before and Redis no longer has its epoch: Redis restarted
---   empty or was flushed.
--- 'slice' (args[11]: JSON [{"u": user, "s": [[sid, status, metadata, [rooms]], ...]}, ...],
---   args[12]: '1' when 'begin' found that Redis lost its data: users whose record is missing or
---   only restored are registered without events): per user, the instance's sockets become
---   exactly the given ones, and the events are the difference between what observers were told
---   before (the user's state in Redis) and after. Returns {0 or ERR_STALE}.
+-- 'begin' (args[11]: '1' if this instance has begun one before; args[12]: the generation its
+--   last 'begin' found, '' for none): fences off state changes sent before it (the instance's
+--   epoch, args[8], becomes the stored one, marked as reconciling), begins a generation if Redis
+--   has none (lib.lua, ensure_gen), makes sure the webhook consumer group exists, and starts an
+--   empty confirmed set: from now on every socket a slice confirms, or that open/assert
+--   registers, goes in it.
+--   Returns {0 or ERR_STALE, data lost (0/1), sockets registered, generation}. Data is lost when
+--   this instance began a reconciliation before and Redis no longer has its epoch: Redis
+--   restarted empty or was flushed, or the instance's keys expired.
+-- 'slice' (args[11]: JSON [{"u": user, "s": [[sid, status, metadata, [rooms]], ...]}, ...]): per
+--   user, the instance's sockets become exactly the given ones, and the events are the difference
+--   between what observers were told before (the user's state in Redis) and after. After a data
+--   loss the user's state is empty, as what observers hold is (they were told to start again):
+--   the user comes online with the rooms of their sockets. Returns {0 or ERR_STALE}.
 -- 'sweep' (args[11]: SSCAN cursor of the instance's user index): closes, as socket_close (not
 --   graceful) would, the instance's registered sockets that are not confirmed. Works for at most
 --   BUDGET_US. Returns {0 or ERR_STALE, next cursor ('0': done), sockets closed}.
 local mode = args[10]
-if stale() then return {ERR_STALE} end
 local ki, kc, ke = k_inst(INST), k_confirmed(INST), k_epoch(INST)
 
 if mode == 'begin' then
-    local lost = (args[11] == '1' and redis.call('EXISTS', ke) == 0) and 1 or 0
+    if superseded() then return {ERR_STALE} end
+    local lost = (args[11] == '1' and not read_epoch().present) and 1 or 0
+    ensure_gen()
+    local gen = redis.call('GET', K_GEN)
     redis.call('SET', ke, num(EPOCH) .. 'r', 'EX', INST_TTL_S)
     if WEBHOOKS then
-        -- Before this instance is ready: a new stream's group starts at its start, so that no
-        -- event appended from now on is missed; on an existing stream without the group
-        -- (webhooks just enabled) it starts now.
-        if redis.call('EXISTS', K_EVENTS) == 0 then
-            redis.call('XGROUP', 'CREATE', K_EVENTS, GROUP, '0', 'MKSTREAM')
-        else
-            redis.pcall('XGROUP', 'CREATE', K_EVENTS, GROUP, '$')
-        end
+        -- Before this instance is ready. A new generation's group was made at its start by
+        -- ensure_gen when the caller delivers webhooks; if another instance began it, the group
+        -- of an instance that knew the generation before went with the data: from this
+        -- generation's start too, so that delivery resumes without a gap. An instance that knew
+        -- none (webhooks enabled on a running cluster) starts it now. (An existing group stays.)
+        local known = args[12]
+        redis.pcall('XGROUP', 'CREATE', K_EVENTS, GROUP,
+            (known ~= '' and known ~= gen) and '0' or '$')
     end
     redis.call('DEL', kc)
-    return {0, lost, tonumber(redis.call('GET', k_nsocks(INST)) or '0')}
+    return {0, lost, tonumber(redis.call('GET', k_nsocks(INST)) or '0'), gen}
 end
+
+if stale() then return {ERR_STALE} end
 
 if mode == 'sweep' then
     local closed = 0
@@ -64,7 +70,6 @@ if mode == 'sweep' then
 end
 
 -- 'slice'
-local restore = args[12] == '1'
 
 local function room_set(socks)
     local s = {}
@@ -94,13 +99,12 @@ local function come_online(rec, first, rooms)
     rec.st, rec.m = first[2] ~= '' and first[2] or 'online', opt(first[3])
     set_online(rec)
     emit(rec, 'online', {s = first[1], st = rec.st, m = rec.m, rs = rooms})
-    for _, r in ipairs(rooms) do emit(rec, 'room:join', {r = r}) end
+    for _, r in ipairs(rooms) do emit(rec, 'room:join', {r = r, st = rec.st, m = rec.m}) end
     user_save(rec)
 end
 
 local function reconcile_user(u, truth)
     local rec = user_load(u)
-    local known = rec.known
     local before_online = #rec.socks > 0 or rec.since ~= 0
     local before_rooms = room_set(rec.socks)
     local had, nbefore = on_instance(rec, INST), count_on(rec, INST)
@@ -138,19 +142,6 @@ local function reconcile_user(u, truth)
     local nafter = count_on(rec, INST)
     if nafter ~= nbefore then inst_count(rec, INST, nafter - nbefore, had) end
     if #truth > 0 then mark_seen(rec) end
-    -- Redis lost its data (docs/presence-model.md, "Redis lost its data"): what observers were
-    -- told is what the instances held before, so registering it again is no transition. That
-    -- holds while the user's record is still only restored ones (flag r): any event about the
-    -- user (emit) ends it, and from then on the difference is announced as usual.
-    if restore and #truth > 0 and (not known or rec.restored) then
-        set_online(rec)
-        if not known then
-            rec.st, rec.m = truth[1][2] ~= '' and truth[1][2] or 'online', opt(truth[1][3])
-        end
-        rec.restored = true
-        user_save(rec)
-        return
-    end
     local in_grace = rec.g ~= nil
     if not before_online and #rec.socks > 0 then
         come_online(rec, truth[1], sorted_keys(after_rooms))
@@ -172,8 +163,10 @@ local function reconcile_user(u, truth)
         redis.call('ZREM', K_GRACE, u)
         rec.g = nil
     end
+    -- Room joins carry the user's status and metadata (as join.lua's do), so that a view of the
+    -- room can show the newcomer.
     for _, r in ipairs(sorted_keys(after_rooms)) do
-        if not before_rooms[r] then emit(rec, 'room:join', {r = r}) end
+        if not before_rooms[r] then emit(rec, 'room:join', {r = r, st = rec.st, m = rec.m}) end
     end
     user_save(rec)
 end
