@@ -22,10 +22,13 @@
 #define SR_STALL_MS 3000 /* command connection: no reply for this long means it is dead */
 #define SR_PING_MS 1000  /* command connection PING interval */
 #define SR_XREAD_BLOCK_MS 1000
+/* A reap runs this long after the lease it waits for expires (the expiry is in Redis's clock,
+ * the timer in the loop's), and no sooner than this after the previous tick. */
+#define SR_REAP_SLACK_MS 5
 
 const char *const sr_script_names[SCR_COUNT] = {
-    "assert", "close", "join", "leave", "open", "room",  "shutdown", "status",    "tick",   "touch",
-    "users",  "user",  "page", "stats", "kick", "since", "deliver",  "reconcile", "members"};
+    "assert", "close", "join", "leave", "open", "room",  "shutdown", "status",    "tick",
+    "touch",  "user",  "page", "stats", "kick", "since", "deliver",  "reconcile", "members"};
 
 static const store_vtbl sr_vtbl;
 
@@ -131,8 +134,8 @@ static void on_timed(const redisReply *reply, void *ud)
     fn(reply, fud);
 }
 
-/* Scripts other than reconcile wait for the reader's position (their events must come after it)
- * and, on the command connection, for the reconciliation's 'begin' (the webhook group, the
+/* Functions other than reconcile wait for the reader's position (their events must come after
+ * it) and, on the command connection, for the reconciliation's 'begin' (the webhook group, the
  * fence). */
 static bool script_allowed(const store_redis *s, int scr)
 {
@@ -175,7 +178,7 @@ static void run_script_raw(store_redis *s, redis_client *via, int scr, const cha
         argv[SR_COMMON_ARGS + i] = args[i];
         alens[SR_COMMON_ARGS + i] = lens ? lens[i] : strlen(args[i]);
     }
-    redis_client_script(via, s->script_idx[scr], 0, (int)total, argv, alens, fn, ud);
+    redis_client_fcall(via, s->fnames[scr], 0, (int)total, argv, alens, fn, ud);
     if (argv != stack_argv) {
         free(argv);
         free(alens);
@@ -200,13 +203,15 @@ void sr_run_script(store_redis *s, int scr, const char *const *args, const size_
 
 /* ---- lease, reap and grace: the tick ---- */
 
+static void reap_arm(store_redis *s, int64_t ms);
+
 static void on_tick_reply(const redisReply *reply, void *ud)
 {
     store_redis *s = ud;
     s->tick_busy = false;
     if (s->closing)
         return;
-    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements < 5) {
+    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements < 6) {
         if (reply && reply->type == REDIS_REPLY_ERROR)
             log_error("redis script failed", "script=tick err=\"%s\"", reply->str);
         /* A refresh asked for while this one was refused (the reader was not positioned yet,
@@ -235,6 +240,7 @@ static void on_tick_reply(const redisReply *reply, void *ud)
             sr_rc_request(s, "this instance's lease was lost");
     }
     s->lease_held = true;
+    reap_arm(s, sr_reply_int(reply->element[5]));
     if (!s->shut)
         sr_rc_lease_ok(s);
     if (s->tick_again && !s->closing) {
@@ -263,6 +269,23 @@ static void on_tick(uv_timer_t *t)
 {
     sr_stream_retry(t->data);
     sr_tick_run(t->data);
+}
+
+/* The next lease of another instance expires in `ms` (-1: there is none): tick then, and reap
+ * it, so that its sockets leave the users' records, which queries read, the moment it expires.
+ * A live instance refreshes its lease every third of it, so this instance's own ticks move the
+ * timer on before it fires; it fires when a lease was not refreshed. Right after this instance's
+ * own gap, when it does not reap, it waits until it may. */
+static void reap_arm(store_redis *s, int64_t ms)
+{
+    uv_timer_stop(&s->reap);
+    if (ms < 0 || s->shut || s->closing)
+        return;
+    uint64_t now = uv_now(s->loop);
+    uint64_t delay = (uint64_t)ms + SR_REAP_SLACK_MS;
+    if (now + delay < s->reap_from_ms)
+        delay = s->reap_from_ms - now;
+    uv_timer_start(&s->reap, on_tick, delay, 0);
 }
 
 /* Available: the command connection is up, its reconciliation has begun and the reader knows
@@ -317,7 +340,7 @@ static void part_closed(void *ud)
         free(s);
 }
 
-/* The tick timer and the shared part's handle, whose data is the store. */
+/* The timers and the shared part's handle, whose data is the store. */
 static void on_tick_closed(uv_handle_t *h)
 {
     part_closed(h->data);
@@ -331,6 +354,9 @@ static void sr_free(store *st)
     s->closing = true;
     uv_timer_stop(&s->tick);
     uv_close((uv_handle_t *)&s->tick, on_tick_closed);
+    uv_timer_stop(&s->reap);
+    uv_close((uv_handle_t *)&s->reap, on_tick_closed);
+    sr_socks_free(s);
     store_base_close(&s->base, on_tick_closed);
     sr_rc_free(s);
     redis_client_free(s->cmd, part_closed, s);
@@ -382,18 +408,13 @@ static bool instance_id_valid(const char *id)
     return true;
 }
 
-static int find_scripts(store_redis *s)
+static int function_names(store_redis *s)
 {
     for (size_t k = 0; k < SCR_COUNT; k++) {
-        size_t i = 0;
-        while (i < redis_nscripts && strcmp(redis_scripts[i].name, sr_script_names[k]) != 0)
-            i++;
-        if (i == redis_nscripts) {
-            log_error("redis store: script missing from the build", "script=%s",
-                      sr_script_names[k]);
+        int n = snprintf(s->fnames[k], sizeof(s->fnames[k]), "%s_%s", sr_script_names[k],
+                         redis_library_version);
+        if (n < 0 || (size_t)n >= sizeof(s->fnames[k]))
             return -1;
-        }
-        s->script_idx[k] = i;
     }
     return 0;
 }
@@ -423,10 +444,13 @@ store *store_redis_new(uv_loop_t *loop, const store_opts *opts, const store_hook
     store_metrics_init(&s->sm, opts->metrics);
     if (hooks)
         s->hooks = *hooks;
-    if (find_scripts(s) < 0) {
+    if (function_names(s) < 0) {
+        log_error("redis store: function names too long", NULL);
         free(s);
         return NULL;
     }
+    uint64_t seed = uv_hrtime() ^ (uintptr_t)s;
+    map_init(&s->socks, seed);
     snprintf(s->prefix, sizeof(s->prefix), "%s", prefix);
     snprintf(s->instance, sizeof(s->instance), "%s", opts->instance_id);
     snprintf(s->grace, sizeof(s->grace), "%u", opts->offline_grace_ms);
@@ -448,8 +472,7 @@ store *store_redis_new(uv_loop_t *loop, const store_opts *opts, const store_hook
     redis_client_cfg cc = {
         .name = "command",
         .addr = &addr,
-        .scripts = redis_scripts,
-        .nscripts = redis_nscripts,
+        .library = redis_library,
         .ping_ms = SR_PING_MS,
         .stall_ms = SR_STALL_MS,
         .up = on_cmd_up,
@@ -478,6 +501,7 @@ store *store_redis_new(uv_loop_t *loop, const store_opts *opts, const store_hook
             redis_client_free(s->ev, NULL, NULL);
         if (s->cmd)
             redis_client_free(s->cmd, NULL, NULL);
+        map_deinit(&s->socks);
         free(s);
         return NULL;
     }
@@ -486,6 +510,8 @@ store *store_redis_new(uv_loop_t *loop, const store_opts *opts, const store_hook
     s->tick.data = s;
     uint32_t every = s->lease_ms / 3 ? s->lease_ms / 3 : 1;
     uv_timer_start(&s->tick, on_tick, every, every);
-    s->open_parts = 5; /* three clients, the timer and the shared part's handle */
+    uv_timer_init(loop, &s->reap);
+    s->reap.data = s;
+    s->open_parts = 6; /* three clients, the two timers and the shared part's handle */
     return &s->base;
 }

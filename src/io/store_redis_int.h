@@ -11,10 +11,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "presenced/core/map.h"
 #include "presenced/io/redis_client.h"
 #include "store_impl.h"
 
-#define SR_COMMON_ARGS 9 /* the ARGV every script starts with (src/io/redis/lib.lua) */
+#define SR_COMMON_ARGS 9 /* the arguments every function starts with (src/io/redis/lib.lua) */
 #define SR_INSTANCE_MAX 64
 #define SR_GROUP "webhooks" /* the event stream's consumer group for webhook delivery */
 
@@ -29,7 +30,6 @@ enum {
     SCR_STATUS,
     SCR_TICK,
     SCR_TOUCH,
-    SCR_USERS,
     SCR_USER,
     SCR_PAGE,
     SCR_STATS,
@@ -50,10 +50,18 @@ typedef enum sr_rc_phase {
     RC_SWEEPING,   /* a 'sweep' call in flight */
 } sr_rc_phase;
 
+/* A socket this instance registered (or is registering): its user, which every function call
+ * about it needs to find the user's record. */
+typedef struct sr_sock {
+    uint64_t epoch; /* the store's epoch when it was last registered (store_redis.epoch) */
+    uint64_t seq;   /* which registration that was */
+    char user[];
+} sr_sock;
+
 typedef struct store_redis {
     store base;
     store_hooks hooks;
-    size_t script_idx[SCR_COUNT];
+    char fnames[SCR_COUNT][48]; /* the library's function names: <name>_<version> */
     /* The common script arguments, as text. */
     char prefix[128], instance[SR_INSTANCE_MAX + 1], grace[16], retention[16], maxlen[16],
         inst_ttl[16], lease[16], epoch_text[24];
@@ -69,7 +77,10 @@ typedef struct store_redis {
      * for the other instances to see the lease expire and reap this instance's sockets. */
     redis_client *beat;
     uv_timer_t tick;
-    int open_parts; /* clients and timer not yet closed */
+    /* Fires when another instance's lease expires: its sockets are reaped then, so that queries,
+     * which read the users' records, stop counting them within moments of the expiry. */
+    uv_timer_t reap;
+    int open_parts; /* clients and timers not yet closed */
     bool closing, shut;
     bool available;
     bool lease_held; /* a tick refreshed our lease: a lost lease then means state was lost */
@@ -100,7 +111,12 @@ typedef struct store_redis {
     store_done_fn shut_cb;
     void *shut_ud;
     size_t shut_closed;
-    char shut_cursor[32];
+
+    /* sid -> sr_sock of the sockets registered through this store (store_redis_ops.c). Entries
+     * go at socket_open/socket_assert and at socket_close; a reconciliation keeps those of the
+     * owner's truth and those registered since it began, as Redis does (reconcile.lua). */
+    map socks;
+    uint64_t sock_seq;
 
     /* The event stream (store_redis_stream.c). */
     char ev_run_id[REDIS_RUN_ID_MAX];
@@ -146,7 +162,7 @@ void sr_op_free(sr_op *op);
 int sr_reply_error(sr_op *op, const redisReply *reply);
 int64_t sr_reply_int(const redisReply *r);
 const char *sr_reply_str_or_null(const redisReply *r);
-/* Run script `scr` with the common arguments followed by `n` of the caller's (copied), on the
+/* Call function `scr` with the common arguments followed by `n` of the caller's (copied), on the
  * command connection or on `via`. `fn` runs exactly once, later, from the loop. */
 void sr_run_script(store_redis *s, int scr, const char *const *args, const size_t *lens, size_t n,
                    redis_reply_fn fn, void *ud);
@@ -157,6 +173,13 @@ void sr_tick_run(store_redis *s);
 void sr_availability_update(store_redis *s);
 
 /* ---- store_redis_ops.c ---- */
+/* The user of a registered socket, or NULL. */
+const char *sr_sock_user(const store_redis *s, const char *sid);
+/* After a reconciliation collected the owner's truth: the socket map keeps the sockets of the
+ * truth and those registered since the reconciliation began (their registration confirmed them
+ * in Redis too); the others are gone from Redis after its sweep. */
+void sr_socks_reset(store_redis *s, const store_truth *t);
+void sr_socks_free(store_redis *s);
 void sr_socket_open(store *st, const char *sid, const char *user, const char *status,
                     const char *metadata, store_done_fn cb, void *ud);
 void sr_socket_assert(store *st, const char *sid, const char *user, const char *status,

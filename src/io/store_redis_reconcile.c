@@ -234,6 +234,7 @@ static void rc_slices(store_redis *s)
         rc_failed(s, "truth");
         return;
     }
+    sr_socks_reset(s, &t);
     s->phase = RC_SLICES;
     s->rc_inflight = 0;
     s->rc_failed = false;
@@ -389,15 +390,13 @@ static void shutdown_finish(store_redis *s, int err)
 static void on_shutdown(const redisReply *reply, void *ud)
 {
     store_redis *s = ud;
-    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements < 3 ||
-        reply->element[2]->type != REDIS_REPLY_STRING) {
+    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements < 2) {
         if (reply && reply->type == REDIS_REPLY_ERROR)
             log_error("redis script failed", "script=shutdown err=\"%s\"", reply->str);
         shutdown_finish(s, reply && !s->closing ? STORE_ERR_INTERNAL : sr_fail_code(s));
         return;
     }
     s->shut_closed += (size_t)sr_reply_int(reply->element[0]);
-    snprintf(s->shut_cursor, sizeof(s->shut_cursor), "%s", reply->element[2]->str);
     if (sr_reply_int(reply->element[1]) != 0)
         shutdown_finish(s, STORE_OK);
     else
@@ -406,8 +405,7 @@ static void on_shutdown(const redisReply *reply, void *ud)
 
 static void shutdown_next(store_redis *s)
 {
-    const char *args[] = {s->shut_cursor};
-    sr_run_script(s, SCR_SHUTDOWN, args, NULL, 1, on_shutdown, s);
+    sr_run_script(s, SCR_SHUTDOWN, NULL, NULL, 0, on_shutdown, s);
 }
 
 void sr_shutdown(store *st, store_done_fn cb, void *ud)
@@ -419,6 +417,5 @@ void sr_shutdown(store *st, store_done_fn cb, void *ud)
     s->shut_cb = cb;
     s->shut_ud = ud;
     s->shut_closed = 0;
-    snprintf(s->shut_cursor, sizeof(s->shut_cursor), "0");
     shutdown_next(s);
 }

@@ -36,6 +36,18 @@ bool sr_stream_id_less(const char *a, const char *b)
     return ams < bms || (ams == bms && aseq < bseq);
 }
 
+/* Entries leave out what they can (docs/redis-schema.md, "Events"): an event's time is its
+ * entry id's (milliseconds of Redis's clock when it was appended), and the user's status in a
+ * presence event (online ... update) is "online" unless the entry names another. */
+static int event_complete(pres_event *ev, const char *id)
+{
+    if (ev->at == 0)
+        ev->at = strtoll(id, NULL, 10);
+    if (!ev->status && ev->type <= PRES_EV_UPDATE && !(ev->status = strdup("online")))
+        return -1;
+    return 0;
+}
+
 /* A reset entry: a generation began (docs/redis-schema.md, "Generations"). The one this instance
  * started in, or read again, changes nothing. A new one means Redis lost its data: what local
  * observers were told is void, and they are told so before any event of the new generation
@@ -76,6 +88,11 @@ static void deliver_entry(store_redis *s, const redisReply *entry)
             return;
         }
         snprintf(ev.id, sizeof(ev.id), "%s", id);
+        if (event_complete(&ev, id) < 0) {
+            log_error("out of memory reading the event stream", "id=%s", id);
+            pres_event_deinit(&ev);
+            return;
+        }
         if (ev.type == PRES_EV_RESET)
             reset_entry(s, &ev);
         else if (s->hooks.event)
@@ -328,6 +345,10 @@ static int decode_entries(const redisReply *reply, size_t from, pres_events *out
         pres_event *ev = &out->v[out->n];
         if (json->type == REDIS_REPLY_STRING && pres_event_decode(json->str, json->len, ev) == 0) {
             snprintf(ev->id, sizeof(ev->id), "%s", id->str);
+            if (event_complete(ev, id->str) < 0) {
+                pres_event_deinit(ev);
+                return STORE_ERR_NOMEM;
+            }
             out->n++;
         } else if (bad && ((*bad)[*nbad] = strdup(id->str))) {
             (*nbad)++;

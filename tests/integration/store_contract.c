@@ -2593,20 +2593,10 @@ static uint64_t big_sockets(harness *h)
     }
 }
 
-/* The sha Redis knows script `name` by (SCRIPT LOAD is idempotent). */
-static void big_sha(redisContext *c, const char *name, char out[41])
+/* The name Redis knows the store's function `name` by: FCALL's first argument. */
+static void big_fname(const char *name, char out[64])
 {
-    out[0] = 0;
-    for (size_t i = 0; i < redis_nscripts; i++) {
-        if (strcmp(redis_scripts[i].name, name) != 0)
-            continue;
-        redisReply *r = redisCommand(c, "SCRIPT LOAD %s", redis_scripts[i].body);
-        if (r && r->type == REDIS_REPLY_STRING && r->len == 40)
-            memcpy(out, r->str, 41);
-        freeReplyObject(r);
-    }
-    if (!out[0])
-        fail_msg("no sha for script %s", name);
+    snprintf(out, 64, "%s_%s", name, redis_library_version);
 }
 
 static int big_cmp_ll(const void *a, const void *b)
@@ -2616,12 +2606,12 @@ static int big_cmp_ll(const void *a, const void *b)
 }
 
 /* SLOWLOG (which records every command here) since the reset: the slowest command and the median
- * and 99th percentile of script `name`'s calls (wall time: a loaded machine stretches them),
- * printed, and the number of calls of script `name`, returned. */
+ * and 99th percentile of function `name`'s calls (wall time: a loaded machine stretches them),
+ * printed, and the number of calls of function `name`, returned. */
 static long long big_phase(redisContext *c, const char *phase, const char *name, long long *worst)
 {
-    char sha[41];
-    big_sha(c, name, sha);
+    char fname[64];
+    big_fname(name, fname);
     redisReply *r = redisCommand(c, "SLOWLOG GET -1");
     long long max = 0, calls = 0;
     long long *us = r && r->type == REDIS_REPLY_ARRAY ? calloc(r->elements + 1, sizeof(*us)) : NULL;
@@ -2632,7 +2622,7 @@ static long long big_phase(redisContext *c, const char *phase, const char *name,
             continue;
         redisReply *args = e->element[3];
         if (args->elements > 1 && args->element[1]->str &&
-            strcmp(args->element[1]->str, sha) == 0) {
+            strcmp(args->element[1]->str, fname) == 0) {
             if (us)
                 us[calls] = e->element[2]->integer;
             calls++;
@@ -2641,7 +2631,7 @@ static long long big_phase(redisContext *c, const char *phase, const char *name,
                                               strcasecmp(args->element[0]->str, "SLOWLOG") == 0))
             continue;
         max = e->element[2]->integer;
-        /* EVALSHA sha 0, nine common arguments, then the script's first own one */
+        /* FCALL name 0, nine common arguments, then the function's first own one */
         snprintf(what, sizeof(what), "%s%s%s", args->elements ? args->element[0]->str : "?",
                  args->elements > 12 ? " " : "", args->elements > 12 ? args->element[12]->str : "");
     }

@@ -1,4 +1,4 @@
--- deliver_read(count, lock_ms): ARGV[10], ARGV[11]. Webhook delivery through the consumer group
+-- deliver_read(count, lock_ms): args[10], args[11]. Webhook delivery through the consumer group
 -- `webhooks` of the event stream. One instance at a time delivers, the holder of `P whlock`
 -- (taken or refreshed here): one reader keeps the events in stream order, hence in order per
 -- user. Whoever takes the lock first claims what other consumers left pending (an instance that
@@ -7,7 +7,7 @@
 -- {id, event, id, event...}: this consumer's pending entries first, then new ones ('' for an
 -- entry trimmed away while pending); ERR_GONE (an integer) when the group does not exist. count
 -- 0 only refreshes the lock.
-local count, lock_ms = tonumber(ARGV[10]), ARGV[11]
+local count, lock_ms = tonumber(args[10]), args[11]
 local K_LOCK = P .. 'whlock'
 local owner = redis.call('GET', K_LOCK)
 if owner and owner ~= INST then return {} end
