@@ -14,6 +14,8 @@
  *   count -> {"connected","dropped","frames","online","offline","first","last"} (first/last: the
  *            arrival of the first/last event since the last reset, ms since the epoch)
  *   reset -> {"ok":true}, and the event counters start again from zero
+ *   times PATH -> {"ok":true,"written":K}: PATH gets a line "<i> <ms>" for each connection i
+ *            that is open now, ms (since the epoch) when its Socket.IO CONNECT was answered
  * Exits when stdin closes.
  */
 #include <arpa/inet.h>
@@ -83,6 +85,7 @@ struct conn {
     uint32_t rcap;
     uint32_t wlen; /* output the socket did not take yet */
     int64_t t0;    /* monotonic ms at start: the connect timeout */
+    int64_t at;    /* wall ms when the Socket.IO CONNECT was answered (for `times`) */
     uint8_t *rbuf;
     uint8_t *wbuf;
     struct frag *frag;
@@ -436,6 +439,7 @@ static int sio_connect(struct conn *c)
 static void sio_connected(struct conn *c)
 {
     c->state = ST_CONNECTED;
+    c->at = (int64_t)wall_ms();
     H.connected++;
     H.inflight--;
 }
@@ -767,6 +771,25 @@ static void conn_event(struct conn *c, uint32_t ev)
 
 /* ---- stdin commands ----------------------------------------------------------------------- */
 
+/* When each open connection connected: the reconnect storm benchmark tells from it which users
+ * were back within the offline grace. */
+static void write_times(const char *path)
+{
+    FILE *f = fopen(path, "w");
+    uint32_t k = 0;
+    for (uint32_t i = 0; f && i < H.n; i++) {
+        if (H.conns[i].state != ST_CONNECTED)
+            continue;
+        fprintf(f, "%u %lld\n", i, (long long)H.conns[i].at);
+        k++;
+    }
+    if (!f || fclose(f) != 0) {
+        printf("{\"ok\":false,\"error\":\"%s\"}\n", strerror(errno));
+        return;
+    }
+    printf("{\"ok\":true,\"written\":%u}\n", k);
+}
+
 static void command(char *line)
 {
     size_t len = strlen(line);
@@ -779,6 +802,8 @@ static void command(char *line)
                "\"first\":%.3f,\"last\":%.3f}\n",
                H.connected - H.dropped, H.dropped, (unsigned long long)H.frames,
                (unsigned long long)H.online, (unsigned long long)H.offline, H.first, H.last);
+    } else if (strncmp(line, "times ", 6) == 0) {
+        write_times(line + 6);
     } else if (strcmp(line, "reset") == 0) {
         H.frames = H.online = H.offline = 0;
         H.first = H.last = 0;
