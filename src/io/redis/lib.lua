@@ -21,6 +21,8 @@ local WEBHOOKS = ARGV[9] == '1'
 
 local K_INSTANCES = P .. 'instances'
 local K_GRACE = P .. 'grace'
+-- Per instance: every state change it sent before this time (ms) has been carried out (tick.lua).
+local K_CARRIED = P .. 'carried'
 local K_EVENTS = P .. 'events'
 local GROUP = 'webhooks' -- the event stream's consumer group for webhook delivery
 -- Counters read by GET /v1/stats, kept by the scripts that change what they count (so that

@@ -17,6 +17,7 @@ end)
 if cursor == '0' and redis.call('HLEN', ki) == 0 then
     redis.call('DEL', ki, k_pending(INST), k_confirmed(INST), k_epoch(INST))
     redis.call('ZREM', K_INSTANCES, INST)
+    redis.call('HDEL', K_CARRIED, INST)
     return {closed, 1, '0'}
 end
 -- Still going (or sockets registered meanwhile: another round from the start). Keep the lease,
