@@ -91,17 +91,17 @@ scale_redis() {
     for _ in $(seq 100); do redis-cli -p "$rport" ping >/dev/null 2>&1 && break; sleep 0.05; done
 }
 
-# Starts presenced with $1 workers on the Redis store, limits sized for $2 connections in all,
-# and any further `--set k=v` arguments; waits until every worker is ready. Sets port, aport,
-# max_conn and wpids (the workers' pids).
+# Starts presenced with $1 workers on the Redis store, limits sized for $2 connections in all
+# plus $3 percent, and any further `--set k=v` arguments; waits until every worker is ready. Sets
+# port, aport, max_conn and wpids (the workers' pids).
 scale_presenced() {
-    local workers=$1 n=$2 i
-    shift 2
+    local workers=$1 n=$2 headroom=$3 i
+    shift 3
     port=$(low_port)
     aport=$(low_port "$workers")
     local per_worker=$(((n + workers - 1) / workers))
     # Each worker is its own process: max_connections and the fd limit count per worker.
-    max_conn=$((per_worker + per_worker / 10 + 100))
+    max_conn=$((per_worker + per_worker * headroom / 100 + 100))
     "$pd_bin" --listen "127.0.0.1:$port" --store redis --redis "redis://127.0.0.1:$rport" \
         --set workers="$workers" --set broadcast=scoped --set admin_listen="127.0.0.1:$aport" \
         --set max_connections="$max_conn" --set max_connections_per_ip=1000000 \

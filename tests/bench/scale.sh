@@ -60,7 +60,7 @@ if [ -n "$sysctl" ]; then scale_sysctl "$n"; fi
 scale_limits "$n" "$workers" "$holders"
 scale_build
 scale_redis
-scale_presenced "$workers" "$n"
+scale_presenced "$workers" "$n" 10
 rss_before=0
 for p in "${wpids[@]}"; do rss_before=$((rss_before + $(rss_kb "$p"))); done
 scale_sources "$holders" "$workers"

@@ -7,6 +7,8 @@
 // with one JSON line:
 //   status     -> {"online": users online in the view, "onlineEvents", "offlineEvents",
 //                  "disconnects": times this socket lost its connection}
+// After a lost connection it reconnects, subscribes again and rebuilds its view from
+// presence:query (what it missed meanwhile is not in the log; the log says "resync").
 //   dump PATH  -> {"ok": true}; PATH gets a line "<ms since the epoch> on|off <userId>" per event
 // Exits when its stdin closes.
 // Usage: node storm-observer.mjs URL PREFIX:COUNT[,PREFIX:COUNT...]   (users PREFIX0..COUNT-1)
@@ -29,7 +31,7 @@ const log = [];
 let onlineEvents = 0, offlineEvents = 0, disconnects = 0;
 const wall = () => performance.timeOrigin + performance.now();
 
-const socket = io(url, { transports: ["websocket"], auth: { userId: "storm-observer" }, reconnection: false });
+const socket = io(url, { transports: ["websocket"], auth: { userId: "storm-observer" } });
 socket.on("presence:online", (e) => {
   onlineEvents++;
   online.add(e.userId);
@@ -40,21 +42,36 @@ socket.on("presence:offline", (e) => {
   online.delete(e.userId);
   log.push(`${wall().toFixed(0)} off ${e.userId}`);
 });
-socket.on("disconnect", () => disconnects++);
-socket.on("connect_error", (err) => {
-  console.error(`storm-observer: ${err.message}`);
-  process.exit(1);
+socket.on("connect_error", (err) => console.error(`storm-observer: ${err.message}`));
+socket.on("disconnect", (why) => {
+  disconnects++;
+  console.error(`storm-observer: disconnected: ${why}`);
 });
 
-socket.once("connect", async () => {
-  for (let i = 0; i < ids.length; i += CHUNK) {
-    const ack = await socket.timeout(60000).emitWithAck("presence:subscribe", { userIds: ids.slice(i, i + CHUNK) });
-    if (!ack.ok) {
-      console.error(`storm-observer: subscribe: ${JSON.stringify(ack.error)}`);
-      process.exit(1);
-    }
+async function ask(event, arg) {
+  const ack = await socket.timeout(120000).emitWithAck(event, arg);
+  if (!ack.ok) {
+    console.error(`storm-observer: ${event}: ${JSON.stringify(ack.error)}`);
+    process.exit(1);
   }
-  console.log("subscribed");
+  return ack;
+}
+
+let first = true;
+socket.on("connect", async () => {
+  for (let i = 0; i < ids.length; i += CHUNK) await ask("presence:subscribe", { userIds: ids.slice(i, i + CHUNK) });
+  if (first) {
+    first = false;
+    console.log("subscribed");
+    return;
+  }
+  // Back after a lost connection: the view is rebuilt from the store.
+  log.push(`${wall().toFixed(0)} resync -`);
+  online.clear();
+  for (let i = 0; i < ids.length; i += CHUNK) {
+    const { users } = await ask("presence:query", { userIds: ids.slice(i, i + CHUNK) });
+    for (const [id, u] of Object.entries(users)) if (u.online) online.add(id);
+  }
 });
 
 createInterface({ input: process.stdin })

@@ -62,8 +62,11 @@ scale_build
     npm ci --no-audit --no-fund >/dev/null; })
 scale_redis
 total=$((n + control))
-scale_presenced "$workers" "$total" --set offline_grace="$grace" \
-    --set max_subscriptions_per_socket=$((total + 1))
+# The observer receives an event for every user that comes and goes: its send queue must hold a
+# storm's worth, or presenced drops it as a slow consumer. Each worker may hold every user twice
+# for a while: the new connections can arrive before the old ones' closes are handled.
+scale_presenced "$workers" "$total" 100 --set offline_grace="$grace" \
+    --set max_subscriptions_per_socket=$((total + 1)) --set send_queue_max=$((2 * total + 1000))
 scale_sources "$holders" "$workers" 1
 storm_src=("${sources[@]}")
 scale_sources "$workers" "$workers" 17
@@ -199,6 +202,8 @@ for ((h = 0; h < holders; h++)); do
     a=$(scale_holder_ask "s$h" "times $tmp/times.s$h")
     [[ $a == *'"ok":true'* ]] || { echo "holder s$h: $a" >&2; exit 1; }
 done
+echo "observer: $(observe status)"
+[ ! -s "$tmp/err.observer" ] || sed 's/^/  /' "$tmp/err.observer"
 dropped=0
 for name in "${cnames[@]}"; do
     a=$(scale_holder_ask "$name" count)
