@@ -153,12 +153,14 @@ scale_sources() {
 
 # Starts holder NAME: COUNT connections of users PREFIX0.. from SOURCE, with extra holder
 # arguments after. Its stdin is a fifo kept open (holder_fds[NAME]); output in $tmp/out.NAME.
+# Holders run 5 nice levels below the daemon and Redis: clients are other machines in real life,
+# and on a small host a dozen busy holders would otherwise starve Redis of CPU for seconds.
 scale_holder() {
     local name=$1 count=$2 prefix=$3 source=$4 fd
     shift 4
     rm -f "$tmp/in.$name"
     mkfifo "$tmp/in.$name"
-    "$holder_bin" "http://127.0.0.1:$port" "$count" "$prefix" --source "$source" "$@" \
+    nice -n 5 "$holder_bin" "http://127.0.0.1:$port" "$count" "$prefix" --source "$source" "$@" \
         <"$tmp/in.$name" >"$tmp/out.$name" 2>"$tmp/err.$name" &
     pids+=($!)
     holder_pid[$name]=$!
@@ -166,7 +168,7 @@ scale_holder() {
     holder_fds[$name]=$fd
 }
 
-# Waits until holder NAME printed "ready"; sets ready_connected and ready_failed.
+# Waits until holder NAME printed "ready"; sets ready_connected, ready_failed and ready_retried.
 scale_holder_ready() {
     local name=$1
     until grep -q '^ready' "$tmp/out.$name" 2>/dev/null; do
@@ -174,7 +176,7 @@ scale_holder_ready() {
             { echo "holder $name exited: $(cat "$tmp/err.$name")" >&2; exit 1; }
         sleep 0.1
     done
-    read -r _ ready_connected ready_failed < <(grep '^ready' "$tmp/out.$name")
+    read -r _ ready_connected ready_failed ready_retried < <(grep '^ready' "$tmp/out.$name")
 }
 
 # Sends COMMAND to holder NAME and prints its answer (the next line of its output).

@@ -17,7 +17,8 @@
 # Usage: tests/bench/storm.sh [--n 100000] [--workers 6] [--holders 6] [--control 600]
 #                             [--grace 5] [--concurrency 1000] [--timeout 600]
 #   --holders: holders of the storm users (and as many source addresses); the control group has
-#   one holder per worker. --concurrency: connects in flight per holder.
+#   one holder per worker. --concurrency: connects in flight per holder; a connect that fails
+#   (refused, or no answer within 20 s) is retried, up to 30 times.
 #   PRESENCED_BIN, HOLDER_BIN: the daemon and the holder (default: built as scale.sh builds them)
 #   STORM_OUT: a directory to keep the logs in (presenced.log, redis.log, events, samples)
 # Needs redis-server, redis-cli, curl, python3, node and npm. Stops everything on exit.
@@ -72,7 +73,7 @@ storm_src=("${sources[@]}")
 scale_sources "$workers" "$workers" 17
 control_src=("${sources[@]}")
 count_of() { echo $(($2 / $3 + ($1 < $2 % $3 ? 1 : 0))); } # share of item $1 of $2 over $3
-stats() { curl -fs "http://127.0.0.1:$port/v1/stats"; }
+stats() { curl -fs -m 60 "http://127.0.0.1:$port/v1/stats" || true; }
 stat_field() { sed -n "s/.*\"cluster\":{[^}]*\"$1\":\([0-9]*\).*/\1/p"; }
 
 spec=()
@@ -97,13 +98,16 @@ observe() {
 }
 view_online() { observe status | sed -n 's/.*"online":\([0-9]*\).*/\1/p'; }
 
-# Every holder's users connected and ready: exits when any failed.
+# Every holder's users connected and ready (failed connects are retried, as clients would):
+# exits when any still failed. Sets retried: connects retried, in all.
 holders_ready() {
     local name
+    retried=0
     for name in "$@"; do
         scale_holder_ready "$name"
         [ "$ready_failed" -eq 0 ] ||
             { echo "holder $name: $ready_failed failed: $(cat "$tmp/err.$name")" >&2; exit 1; }
+        retried=$((retried + ready_retried))
     done
 }
 # Waits until GET /v1/stats counts every user online with one socket each (and the observer,
@@ -134,7 +138,7 @@ for ((h = 0; h < workers; h++)); do
 done
 for ((h = 0; h < holders; h++)); do
     scale_holder "s$h" "$(count_of "$h" "$n" "$holders")" "s$h-" "${storm_src[$h]}" \
-        --concurrency "$concurrency"
+        --concurrency "$concurrency" --retry 30
 done
 names=()
 for ((h = 0; h < holders; h++)); do names+=("s$h"); done
@@ -155,7 +159,7 @@ redis_mem() { redis-cli -p "$rport" info memory | awk -F: '/^used_memory:/ {gsub
 workers_rss() { local t=0 p; for p in "${wpids[@]}"; do t=$((t + $(rss_kb "$p"))); done; echo "$t"; }
 sample() {
     while :; do
-        s=$(stats || true)
+        s=$(stats)
         echo "$(now_ms) $(stat_field usersOnline <<<"$s") $(stat_field sockets <<<"$s")" \
             "$(redis_cpu) $(redis_mem) $(workers_rss)"
         sleep 0.2
@@ -185,10 +189,11 @@ kill_ms=$(now_ms)
 for name in "${names[@]}"; do scale_holder_kill "$name"; done
 for ((h = 0; h < holders; h++)); do
     scale_holder "s$h" "$(count_of "$h" "$n" "$holders")" "s$h-" "${storm_src[$h]}" \
-        --concurrency "$concurrency"
+        --concurrency "$concurrency" --retry 30
 done
 holders_ready "${names[@]}"
 back_ms=$(now_ms)
+storm_retried=$retried
 all_online
 cpu1=$(redis_cpu)
 end_ms=$(now_ms)
@@ -211,7 +216,7 @@ for name in "${cnames[@]}"; do
 done
 
 echo "storm: $n connections dropped at $kill_ms; holders reconnected them all after" \
-    "$((back_ms - kill_ms)) ms"
+    "$((back_ms - kill_ms)) ms ($storm_retried connects failed and were retried)"
 echo "all $total online again: in /v1/stats after $((stats_ms - kill_ms)) ms, in the observer's" \
     "view after $((view_ms - kill_ms)) ms"
 awk -v c0="$cpu0" -v c1="$cpu1" -v t0="$kill_ms" -v t1="$end_ms" \

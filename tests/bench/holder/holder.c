@@ -5,12 +5,16 @@
  * a broadcast to 10,000 sockets then measures the server rather than the clients.
  *
  * Usage: presenced-bench-holder URL N PREFIX [--anon] [--concurrency 200] [--source ADDR]
+ *                              [--retry ROUNDS]
  *   URL is http://HOST[:PORT] with HOST an IPv4 address or "localhost"; the sockets open
  *   /socket.io/?EIO=4&transport=websocket. Connection i (0..N-1) is user PREFIX<i> unless --anon.
  *   --source binds every socket to that local IPv4 address before it connects: one source
  *   address has about 28,000 ephemeral ports towards one server port, and loopback accepts any
  *   127.x.y.z, so holders with different sources can together hold more than that.
- * Prints "ready <connected> <failed>" once every connect settled. Then answers each line on stdin:
+ *   --retry ROUNDS: after every connect settled, those that failed (refused, timed out) start
+ *   again, up to ROUNDS more times, as reconnecting clients would.
+ * Prints "ready <connected> <failed> <retried>" once every connect settled (retried: connects
+ * that failed and were started again). Then answers each line on stdin:
  *   count -> {"connected","dropped","frames","online","offline","first","last"} (first/last: the
  *            arrival of the first/last event since the last reset, ms since the epoch)
  *   reset -> {"ok":true}, and the event counters start again from zero
@@ -101,6 +105,8 @@ static struct {
     int ep;
     struct conn *conns;
     uint32_t n, next, oldest, inflight, concurrency;
+    uint32_t max_rounds, rounds,
+        retried;                         /* --retry: retry rounds allowed, done, connects retried */
     uint32_t connected, failed, dropped; /* connected: ever reached, drops included */
     uint64_t frames, online, offline;
     double first, last;
@@ -336,10 +342,30 @@ static void expire(void)
     }
 }
 
+/* Starts connections not started yet (or failed, in a retry round) in index order. */
 static void start_more(void)
 {
-    while (H.next < H.n && H.inflight < H.concurrency)
-        conn_start(H.next++);
+    while (H.next < H.n && H.inflight < H.concurrency) {
+        uint32_t i = H.next++;
+        if (H.conns[i].state == ST_IDLE)
+            conn_start(i);
+    }
+}
+
+/* --retry: the connections that failed in the round that just settled go again, as clients
+ * that reconnect would. Returns false when there is nothing to retry or no round left. */
+static bool retry_round(void)
+{
+    if (!H.failed || H.rounds >= H.max_rounds)
+        return false;
+    for (uint32_t i = 0; i < H.n; i++)
+        if (H.conns[i].state == ST_FAILED)
+            H.conns[i].state = ST_IDLE;
+    H.retried += H.failed;
+    H.failed = 0;
+    H.next = H.oldest = 0;
+    H.rounds++;
+    return true;
 }
 
 /* ---- output ------------------------------------------------------------------------------- */
@@ -877,12 +903,17 @@ static void print_reasons(void)
 static void settle(void)
 {
     start_more();
-    while (H.connected + H.failed < H.n) {
-        poll_once(100);
-        expire();
+    for (;;) {
+        while (H.connected + H.failed < H.n) {
+            poll_once(100);
+            expire();
+            start_more();
+        }
+        if (!retry_round())
+            break;
         start_more();
     }
-    printf("ready %u %u\n", H.connected, H.failed);
+    printf("ready %u %u %u\n", H.connected, H.failed, H.retried);
     fflush(stdout);
     if (H.failed)
         print_reasons();
@@ -968,6 +999,9 @@ static int parse_args(int argc, char **argv)
         } else if (strcmp(argv[i], "--concurrency") == 0 && i + 1 < argc) {
             if (parse_count(argv[++i], 1, MAX_N, &H.concurrency) < 0)
                 return -1;
+        } else if (strcmp(argv[i], "--retry") == 0 && i + 1 < argc) {
+            if (parse_count(argv[++i], 0, 1000, &H.max_rounds) < 0)
+                return -1;
         } else if (strcmp(argv[i], "--source") == 0 && i + 1 < argc) {
             H.has_source = true;
             H.source.sin_family = AF_INET;
@@ -994,7 +1028,7 @@ int main(int argc, char **argv)
 {
     if (parse_args(argc, argv) < 0) {
         fprintf(stderr, "usage: presenced-bench-holder http://HOST[:PORT] N PREFIX [--anon] "
-                        "[--concurrency 200] [--source ADDR]\n");
+                        "[--concurrency 200] [--source ADDR] [--retry ROUNDS]\n");
         return 2;
     }
     signal(SIGPIPE, SIG_IGN); /* a peer's reset must be an error return, not the end */
