@@ -78,7 +78,7 @@ end=$(date +%s.%N)
 connected=0
 failed=0
 for ((h = 0; h < holders; h++)); do
-    read -r _ c f < <(grep '^ready' "$tmp/out.$h")
+    read -r _ c f _ < <(grep '^ready' "$tmp/out.$h")
     connected=$((connected + c))
     failed=$((failed + f))
     worker_of "${sources[$h]}" "$workers"
