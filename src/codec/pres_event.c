@@ -104,8 +104,7 @@ int pres_event_set(char **field, const char *value)
 
 int pres_event_add_room(pres_event *ev, const char *room)
 {
-    if (ev->nrooms >= PRES_ROOMS_MAX)
-        return -1;
+    /* No cap: an event names every room its user is in (the input bounds them). */
     if (VEC_RESERVE(ev->rooms, ev->nrooms, ev->caprooms, 4) < 0)
         return -1;
     if (!(ev->rooms[ev->nrooms] = strdup(room)))

@@ -1643,6 +1643,37 @@ static const step last_seen[] = {
     {.op = OP_END},
 };
 
+/* An invisible user: lastSeen stays at the moment they turned invisible, whatever they do, until
+ * they are visible again; room events carry the status so that callers can keep them quiet. */
+static const step invisible[] = {
+    {S_OPEN(0, "s1", "vera"), .ev = {{E_ONLINE("vera", "s1", "online", NOMETA)}}},
+    {S_JOIN(0, "s1", "r"), .ev = {{E_JOIN("vera", "r"), .status = "online"}}},
+    {S_SLEEP(30)},
+    {S_STATUS(0, "s1", "invisible"), .ev = {{E_UPDATE("vera", "invisible", "online", NOMETA)}}},
+    {S_USERS(0), .users = {{U_ONLINE("vera", "invisible", 1), .save = 1}}},
+    {S_SLEEP(30)},
+    {S_TOUCH(0, "s1")},
+    {S_JOIN(0, "s1", "r2"), .ev = {{E_JOIN("vera", "r2"), .status = "invisible"}}},
+    {S_OPEN(0, "s2", "vera")},
+    {S_STATUS(0, "s2", "invisible")},
+    {S_CLOSE(0, "s2")},
+    {S_USERS(0), .users = {{U_ONLINE("vera", "invisible", 1), .ls = LS_EQ_MEMO, .memo = 0}}},
+    {S_SLEEP(30)},
+    /* Visible again: lastSeen moves on. */
+    {S_STATUS(0, "s1", "away"), .ev = {{E_UPDATE("vera", "away", "invisible", NOMETA)}}},
+    {S_USERS(0), .users = {{U_ONLINE("vera", "away", 1), .ls = LS_GT_MEMO, .memo = 0}}},
+    {S_STATUS(0, "s1", "invisible"), .ev = {{E_UPDATE("vera", "invisible", "away", NOMETA)}}},
+    {S_USERS(0), .users = {{U_ONLINE("vera", "invisible", 1), .save = 2}}},
+    {S_SLEEP(30)},
+    /* Gone while invisible: the offline event and the record keep the frozen time. */
+    {S_CLOSE(0, "s1"),
+     .ev = {{E_LEAVE("vera", "r"), .status = "invisible"},
+            {E_LEAVE("vera", "r2"), .status = "invisible"},
+            {E_OFFLINE("vera", "s1"), .rooms = {"r", "r2"}, .ls = LS_EQ_MEMO, .memo = 1}}},
+    {S_USERS(0), .users = {{U_OFFLINE("vera"), .ls = LS_EQ_MEMO, .memo = 1}}},
+    {.op = OP_END},
+};
+
 static const step offline_grace[] = {
     {S_OPEN(0, "s1", "jack"), .status = "away", .ev = {{E_ONLINE("jack", "s1", "away", NOMETA)}}},
     /* A reload: the graceful close starts the grace window, the new socket cancels it. */
@@ -2614,6 +2645,7 @@ static const scenario scenarios[] = {
     {.name = "errors", .steps = errors},
     {.name = "users_query_1000", .steps = users_many},
     {.name = "last_seen", .steps = last_seen},
+    {.name = "invisible", .steps = invisible},
     {.name = "tricky_ids", .steps = tricky_ids_steps},
     {.name = "event_stamps", .steps = event_stamps},
     {.name = "offline_grace", .grace_ms = GRACE_MS, .steps = offline_grace},

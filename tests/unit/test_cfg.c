@@ -112,10 +112,12 @@ static const char *const expected_keys[] = {
     "namespaces",
     "max_connections",
     "send_queue_max",
+    "send_queue_bytes",
     "attachment_timeout",
     "ws_message_gap",
     "http_timeout",
     "broadcast",
+    "anonymous_reads",
     "offline_grace",
     "last_seen_retention",
     "instance_lease",
@@ -149,6 +151,7 @@ static const char *const expected_keys[] = {
     "max_subscriptions_per_socket",
     "rate_limit",
     "rate_burst",
+    "auth_failures_per_ip",
     "tls_cert",
     "tls_key",
     "shutdown_timeout",
@@ -864,6 +867,7 @@ static const char *const shipped_overrides[][2] = {
     {"auth", "jwt"},
     {"jwt_secret_file", "/etc/presenced/jwt.key"},
     {"api_key_file", "/etc/presenced/api.key"},
+    {"anonymous_reads", "off"},
 };
 
 /* The example file sets every key to its default except shipped_overrides, and names each key. */

@@ -107,12 +107,40 @@ static void test_payloads(void **state)
     assert_string_equal(pres_event_name(PRES_EV_ROOM_LEAVE), "presence:room:leave");
 }
 
+/* An event names every room its user is in, however many: the stream form of one with 1000 rooms
+ * decodes, and so does one built room by room. */
+static void test_many_rooms(void **state)
+{
+    (void)state;
+    enum { N = 1000 };
+    pres_event ev;
+    pres_event_init(&ev, PRES_EV_OFFLINE);
+    assert_int_equal(pres_event_set(&ev.user, "u"), 0);
+    for (int i = 0; i < N; i++) {
+        char room[16];
+        snprintf(room, sizeof(room), "room-%d", i);
+        assert_int_equal(pres_event_add_room(&ev, room), 0);
+    }
+    assert_int_equal(ev.nrooms, N);
+    char *json = pres_event_encode(&ev);
+    assert_non_null(json);
+    pres_event back;
+    assert_int_equal(pres_event_decode(json, strlen(json), &back), 0);
+    assert_int_equal(back.nrooms, N);
+    assert_string_equal(back.rooms[0], "room-0");
+    assert_string_equal(back.rooms[N - 1], "room-999");
+    free(json);
+    pres_event_deinit(&back);
+    pres_event_deinit(&ev);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_payloads),
+        cmocka_unit_test(test_many_rooms),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -19,11 +19,13 @@
 #include <uv.h>
 
 #include "presenced/codec/pres_event.h"
+#include "presenced/core/policy.h"
 #include "presenced/core/sio_server.h"
 #include "presenced/io/store.h"
 
-#define WATCH_BATCH_DEFAULT_MS 200 /* presence:sync without batch_ms */
-#define WATCH_BATCH_MAX_MS 10000
+/* presence:sync's batch_ms: the policy's rule (presenced/core/policy.h). */
+#define WATCH_BATCH_DEFAULT_MS POLICY_BATCH_DEFAULT_MS
+#define WATCH_BATCH_MAX_MS POLICY_BATCH_MAX_MS
 
 typedef struct watch watch;
 

@@ -14,7 +14,6 @@
 
 #define PRES_ID_MAX 128    /* bytes in a user id or room name */
 #define PRES_STATUS_MAX 16 /* bytes in a status name */
-#define PRES_ROOMS_MAX 256 /* rooms an event names for routing */
 
 typedef enum pres_event_type {
     PRES_EV_ONLINE = 0, /* user went from 0 to >= 1 live sockets cluster-wide */
@@ -34,7 +33,8 @@ typedef struct pres_event {
     char *user;        /* always set */
     char *socket;      /* the socket whose change caused it (online/offline), or NULL */
     char *room;        /* room events */
-    char *status;      /* online/update/room join: the user's status; update: also prev_status */
+    char *status;      /* the user's status (online, offline, update, room events); update: also
+                        * prev_status */
     char *prev_status; /* update */
     char *metadata;    /* JSON object text, or NULL (online, update, room join) */
     int64_t last_seen; /* ms since the epoch (offline; 0 otherwise) */
@@ -62,7 +62,7 @@ void pres_event_deinit(pres_event *ev);
 
 /* Copy a string into an event field (frees the previous value). Returns 0 or -1 (memory). */
 int pres_event_set(char **field, const char *value);
-/* Append a routing room. Returns 0 or -1 (memory, or PRES_ROOMS_MAX reached). */
+/* Append a routing room (any number of them; amortised O(1)). Returns 0 or -1 (memory). */
 int pres_event_add_room(pres_event *ev, const char *room);
 
 /* The internal JSON form, every field included (for the Redis stream):

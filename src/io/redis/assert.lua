@@ -37,6 +37,6 @@ elseif redis.call('HEXISTS', ku, 'since') == 0 then
     set_since(ku)
 end
 redis.call('HDEL', ku, 'gs')
-redis.call('HSET', ku, 'ls', num(NOW))
+mark_seen(ku)
 redis.call('PERSIST', ku)
 return 0

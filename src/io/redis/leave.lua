@@ -15,5 +15,5 @@ for _, r in ipairs(rooms) do
 end
 redis.call('HSET', ks, sid, enc_sock(INST, kept))
 room_del(room, sid)
-if not in_room_elsewhere(socks_of(u), sid, room) then emit('room:leave', u, {r = room}) end
+if not in_room_elsewhere(socks_of(u), sid, room) then room_event('room:leave', u, room) end
 return 0

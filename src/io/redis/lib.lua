@@ -147,6 +147,18 @@ local function emit(t, u, f)
     redis.call('HDEL', idkey('u', u), 'rs')
 end
 
+-- lastSeen follows the user's activity, except while they are invisible: from the moment they
+-- turned invisible it stays where it was, so that it does not give them away.
+local function mark_seen(ku)
+    if redis.call('HGET', ku, 'st') ~= 'invisible' then redis.call('HSET', ku, 'ls', num(NOW)) end
+end
+
+-- A room leave carries the user's status, as a join does, so that an invisible user's room
+-- changes can be kept from others.
+local function room_event(t, u, room)
+    emit(t, u, {r = room, st = redis.call('HGET', k_user(u), 'st')})
+end
+
 -- A socket as the user's socket hash keeps it: {"i":instance,"r":[rooms]}. Written by hand because
 -- cjson turns an empty table into {} rather than [].
 local function enc_sock(i, rooms)
@@ -255,19 +267,19 @@ local function close_socket(u, sid, i, graceful)
     for _, room in ipairs(rooms) do
         room_del(room, sid)
         if not in_room_elsewhere(socks, sid, room) then
-            emit('room:leave', u, {r = room})
+            room_event('room:leave', u, room)
             left[#left + 1] = room
         end
     end
     local ku = k_user(u)
-    redis.call('HSET', ku, 'ls', num(NOW))
+    mark_seen(ku)
     if #socks > 0 then return end
     if graceful and GRACE_MS > 0 then
         redis.call('HSET', ku, 'gs', sid)
         redis.call('ZADD', K_GRACE, num(NOW + GRACE_MS), u)
         redis.call('PEXPIRE', ku, RETENTION_S * 1000 + GRACE_MS)
     else
-        go_offline(u, sid, NOW, left)
+        go_offline(u, sid, tonumber(redis.call('HGET', ku, 'ls')) or NOW, left)
     end
 end
 

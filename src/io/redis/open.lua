@@ -12,11 +12,11 @@ redis.call('HSET', ki, sid, u)
 confirm_if_reconciling(sid)
 redis.call('EXPIRE', ki, INST_TTL_S)
 redis.call('HSET', ks, sid, enc_sock(INST, {}))
-redis.call('HSET', ku, 'ls', num(NOW))
 redis.call('PERSIST', ku)
 if before == 0 and not in_grace then
     st = st or 'online'
     redis.call('HSET', ku, 'st', st)
+    mark_seen(ku)
     set_since(ku)
     if m then
         redis.call('HSET', ku, 'm', m)
@@ -32,4 +32,5 @@ if in_grace then
     redis.call('HDEL', ku, 'gs')
 end
 apply_status(u, st, m)
+mark_seen(ku)
 return 0

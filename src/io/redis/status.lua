@@ -4,6 +4,8 @@ local sid, st, m = ARGV[10], ARGV[11], opt(ARGV[12])
 if stale() then return ERR_STALE end
 local u = redis.call('HGET', k_inst(INST), sid)
 if not u then return ERR_NO_SOCKET end
-redis.call('HSET', k_user(u), 'ls', num(NOW))
+-- Turning invisible: lastSeen is this moment, then stays.
+mark_seen(k_user(u))
 apply_status(u, st, m)
+mark_seen(k_user(u))
 return 0

@@ -2,5 +2,5 @@
 if stale() then return ERR_STALE end
 local u = redis.call('HGET', k_inst(INST), ARGV[10])
 if not u then return ERR_NO_SOCKET end
-redis.call('HSET', k_user(u), 'ls', num(NOW))
+mark_seen(k_user(u))
 return 0
