@@ -33,6 +33,7 @@ struct redis_req {
     redis_req *next; /* in the failed list */
     redis_client *c;
     uint64_t gen;      /* connection it was sent on */
+    uint64_t sent_ms;  /* loop time it was sent */
     redis_reply_fn fn; /* caller's callback, or NULL for the client's own requests */
     void *ud;
     req_internal_fn ifn;   /* the client's own handler (handshake, PING) */
@@ -63,9 +64,12 @@ struct redis_client {
     redisAsyncContext *ac;
     conn_state state;
     uint64_t gen;
-    unsigned pending;       /* requests of this connection without a reply yet */
-    uint64_t last_progress; /* ms: last reply, or when `pending` left 0 */
-    uint64_t last_ping;     /* ms */
+    unsigned pending;        /* requests of this connection without a reply yet */
+    uint64_t last_progress;  /* ms: last reply, or when `pending` left 0 */
+    uint64_t oldest_ms;      /* ms: no later than the sending of the oldest request unanswered */
+    uint64_t down_ms;        /* ms: when the connection was last not up (lost, or never up) */
+    uint64_t last_ping;      /* ms */
+    uint64_t last_supervise; /* ms: the previous supervision round */
     bool ping_out;
     unsigned handshake_left;
     char run_id[REDIS_RUN_ID_MAX];
@@ -144,8 +148,9 @@ static int req_send(redis_client *c, redis_req *r, int argc, const char **argv, 
     if (!c->ac || redisAsyncCommandArgv(c->ac, on_reply, r, argc, argv, lens) != REDIS_OK)
         return -1;
     r->gen = c->gen;
+    r->sent_ms = uv_now(c->loop);
     if (c->pending++ == 0)
-        c->last_progress = uv_now(c->loop);
+        c->last_progress = c->oldest_ms = r->sent_ms;
     return 0;
 }
 
@@ -175,6 +180,9 @@ static void on_reply(redisAsyncContext *ac, void *reply_, void *privdata)
     const redisReply *reply = reply_;
     if (r->gen == c->gen && c->pending > 0) {
         c->pending--;
+        /* Replies come in the order of the requests: the next one unanswered was sent no
+         * earlier than this one. */
+        c->oldest_ms = r->sent_ms;
         if (reply)
             c->last_progress = uv_now(c->loop);
     }
@@ -355,6 +363,8 @@ static void schedule_reconnect(redis_client *c)
 static void conn_lost(redis_client *c)
 {
     bool was_up = c->state == ST_UP;
+    if (was_up)
+        c->down_ms = uv_now(c->loop);
     c->ac = NULL;
     c->state = ST_DOWN;
     c->gen++;
@@ -625,6 +635,14 @@ static void on_supervise(uv_timer_t *t)
     if (!c->ac)
         return;
     uint64_t now = uv_now(c->loop);
+    /* A round that comes late means this process did not run (its loop was busy, or the host
+     * gave it no CPU): replies may be waiting unread, and timers run before the loop reads them.
+     * The time it lost is not Redis's silence. */
+    if (c->last_supervise && now - c->last_supervise > 2 * SUPERVISE_MS)
+        c->last_progress += now - c->last_supervise - SUPERVISE_MS;
+    c->last_supervise = now;
+    if (c->last_progress > now)
+        c->last_progress = now;
     if (c->pending > 0 && now - c->last_progress >= c->stall_ms) {
         conn_drop(c, c->state == ST_UP ? "no reply in time" : "connect timed out");
         return;
@@ -667,6 +685,7 @@ redis_client *redis_client_new(uv_loop_t *loop, const redis_client_cfg *cfg)
     c->down = cfg->down;
     c->ud = cfg->ud;
     c->backoff_ms = BACKOFF_MIN_MS;
+    c->down_ms = uv_now(loop);
     uv_timer_t *timers[] = {&c->supervise, &c->reconnect, &c->defer};
     for (size_t i = 0; i < 3; i++) {
         uv_timer_init(loop, timers[i]);
@@ -705,4 +724,12 @@ void redis_client_free(redis_client *c, void (*closed)(void *ud), void *ud)
 bool redis_client_ready(const redis_client *c)
 {
     return c->state == ST_UP;
+}
+
+uint64_t redis_client_backlog_ms(const redis_client *c)
+{
+    uint64_t now = uv_now(c->loop);
+    if (c->state != ST_UP)
+        return now - c->down_ms;
+    return c->pending > 0 && now > c->oldest_ms ? now - c->oldest_ms : 0;
 }

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "presenced/io/host.h"
 #include "presenced/io/log.h"
 #include "presenced/io/store_redis.h"
 #include "store_redis_int.h"
@@ -261,8 +262,16 @@ void sr_tick_run(store_redis *s)
     /* Right after this instance's own gap it does not reap others: they may be coming back
      * from the same outage (a Redis restart), and reaping them would announce departures that
      * did not happen. */
-    const char *args[] = {uv_now(s->loop) >= s->reap_from_ms ? "1" : "0"};
-    sr_run_script_on(s, s->beat, SCR_TICK, args, NULL, 1, on_tick_reply, s);
+    /* How far this instance's state changes lag behind its sockets: no offline grace deadline
+     * of the cluster fires before every live instance has had what it sent up to that deadline
+     * carried out (tick.lua), so that a user back within the grace on a busy instance is not
+     * announced offline while their registration waits in its queue. */
+    uint64_t backlog = redis_client_backlog_ms(s->cmd);
+    char backlog_text[24], sent_text[24];
+    snprintf(backlog_text, sizeof(backlog_text), "%llu", (unsigned long long)backlog);
+    snprintf(sent_text, sizeof(sent_text), "%lld", (long long)(host_wall_ms() - (int64_t)backlog));
+    const char *args[] = {uv_now(s->loop) >= s->reap_from_ms ? "1" : "0", backlog_text, sent_text};
+    sr_run_script_on(s, s->beat, SCR_TICK, args, NULL, 3, on_tick_reply, s);
 }
 
 static void on_tick(uv_timer_t *t)

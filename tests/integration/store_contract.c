@@ -163,7 +163,7 @@ typedef struct step {
     const char *rooms[ROOMS_MAX]; /* socket_assert */
     int err;                      /* expected callback error */
     size_t limit;                 /* room_query */
-    uint32_t ms;                  /* OP_SLEEP, OP_WAIT, OP_LEASE_WATCH */
+    uint32_t ms;                  /* OP_SLEEP, OP_WAIT, OP_LEASE_WATCH, OP_FAULT (the delay) */
     bool unobserve;               /* OP_SHUTDOWN: this store's events are no longer checked */
     ev_exp ev[EV_MAX];
     user_exp users[USERS_MAX];
@@ -1245,7 +1245,7 @@ static void run_step(harness *h, const step *s, const char *ctx)
         return;
     case OP_FAULT:
         if (h->proxies[s->on])
-            fault_proxy_set(h->proxies[s->on], s->fault, 0);
+            fault_proxy_set(h->proxies[s->on], s->fault, s->ms);
         break;
     case OP_RECONCILE:
         h->slots[s->on].asked_reconciles++;
@@ -2320,6 +2320,7 @@ static const step lease_expiry[] = {
 /* ---- reconciliation (docs/presence-model.md, "Reconciliation") ---- */
 
 #define S_FAULT(n, f) .op = OP_FAULT, .on = (n), .fault = (f)
+#define S_DELAY(n, t) .op = OP_FAULT, .on = (n), .fault = FAULT_DELAY, .ms = (t)
 
 /* The owner's truth and the store disagree; store_reconcile() makes the store agree, with the
  * events of the difference, once. */
@@ -2400,6 +2401,27 @@ static const step join_leave_lost[] = {
     {S_ROOM(1, "gone")},
     {S_CLOSE(0, "s1"),
      .ev = {{E_LEAVE("jl-c", "keep")}, {E_OFFLINE("jl-c", "s1"), .rooms = {"keep"}}}},
+    {.op = OP_END},
+};
+
+/* A user closes a socket on store 1 and comes back on store 0 within the grace, but store 0's
+ * registration reaches Redis only long after the deadline (its proxy delays what it sends, as a
+ * long queue would in a reconnect storm). Store 1's ticks (every 500 ms) must not fire the
+ * deadline meanwhile: no offline and no online go out, and the user reads online once the
+ * registration lands. A later departure still goes offline after the grace. */
+static const step grace_backlog[] = {
+    {S_OPEN(1, "s1", "gb-a"), .ev = {{E_ONLINE("gb-a", "s1", "online", NOMETA)}}},
+    /* Each way: the open's reply comes after 2.4 s, before store 0 gives up its connection
+     * (3 s without a reply); the open lands 1.2 s after the close, past the deadline (0.3 s)
+     * and at least one tick of store 1. */
+    {S_DELAY(0, 1200)},
+    {S_CLOSEG(1, "s1")},
+    {S_OPEN(0, "s2", "gb-a")},
+    {S_FAULT(0, FAULT_PASS)},
+    {S_SLEEP(LEASE_MS / 3)},
+    {S_USERS(1), .users = {{U_ONLINE("gb-a", "online", 1)}}},
+    {S_CLOSEG(0, "s2")},
+    {S_WAIT(GRACE_MS + 2 * LEASE_MS + 1000), .ev = {{E_OFFLINE_ANY("gb-a", "s2")}}},
     {.op = OP_END},
 };
 
@@ -2768,6 +2790,13 @@ static const scenario scenarios[] = {
      .proxied = true,
      .lease_ms = {10000, 0},
      .steps = join_leave_lost},
+    {.name = "grace_backlog",
+     .redis_only = true,
+     .nstores = 2,
+     .proxied = true,
+     .grace_ms = GRACE_MS,
+     .lease_ms = {0, 1500},
+     .steps = grace_backlog},
     {.name = "reaped_and_back",
      .redis_only = true,
      .nstores = 2,

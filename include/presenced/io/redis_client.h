@@ -63,6 +63,12 @@ void redis_client_free(redis_client *c, void (*closed)(void *ud), void *ud);
 /* Connected, authenticated and the library loaded. */
 bool redis_client_ready(const redis_client *c);
 
+/* How far behind the connection is, in ms: how long ago the oldest request still without a reply
+ * was sent (an upper bound), 0 when every request has its reply; while the connection is not
+ * up, how long ago it went down (or was created). Whatever was sent on it before now minus this
+ * has been carried out by Redis. */
+uint64_t redis_client_backlog_ms(const redis_client *c);
+
 /* Call `fn(NULL, ud)` from the loop shortly after, as for a request that could not be sent: for
  * callers that refuse a request themselves but keep the "never inside the call" promise. */
 void redis_client_fail(redis_client *c, redis_reply_fn fn, void *ud);

@@ -12,7 +12,7 @@
 -- there is never read.
 
 local P, INST, GRACE_MS, RETENTION_S, MAXLEN, INST_TTL_S, LEASE_MS, EPOCH, WEBHOOKS
-local K_INSTANCES, K_GRACE, K_EVENTS, K_N_ONLINE, K_N_ROOMS, K_GEN
+local K_INSTANCES, K_GRACE, K_EVENTS, K_N_ONLINE, K_N_ROOMS, K_GEN, K_CARRIED
 local NOW, T0 -- Redis's clock (ms, and µs at the call's start), read by now() when needed
 local GROUP = 'webhooks' -- the event stream's consumer group for webhook delivery
 local gen_checked, epoch_state
@@ -27,6 +27,9 @@ local function begin(args)
     -- users online (since > 0: live sockets or inside the grace) and rooms with members.
     K_N_ONLINE, K_N_ROOMS = P .. 'count_online', P .. 'count_rooms'
     K_GEN = P .. 'gen'
+    -- Per instance: every state change it sent before this time (ms) has been carried out
+    -- (tick.lua).
+    K_CARRIED = P .. 'carried'
     NOW, T0, gen_checked, epoch_state = nil, nil, false, nil
 end
 
@@ -447,6 +450,7 @@ local function inst_forget(i, with_epoch)
     redis.call('DEL', k_inst(i), k_nsocks(i), k_confirmed(i))
     if with_epoch then redis.call('DEL', k_epoch(i)) end
     redis.call('ZREM', K_INSTANCES, i)
+    redis.call('HDEL', K_CARRIED, i)
 end
 
 -- Close every socket of instance `i` (not graceful), taking its users out of its index (SPOP)
