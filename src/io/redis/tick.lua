@@ -2,7 +2,7 @@
 -- instance's lease, reap (when ARGV[10] is '1') sockets of at most two instances whose lease
 -- expired, for at most BUDGET_US, and fire up to 100 offline-grace deadlines that passed.
 -- Returns {lease was live before this call (0/1), dead instances finished, deadlines fired,
--- sockets reaped, more to reap (0/1)}.
+-- sockets reaped, more to reap (0/1), this instance's epoch as Redis holds it (0: missing)}.
 local prev = redis.call('ZSCORE', K_INSTANCES, INST)
 local held = (prev and tonumber(prev) > NOW) and 1 or 0
 redis.call('ZADD', K_INSTANCES, num(NOW + LEASE_MS), INST)
@@ -60,4 +60,4 @@ for _, u in ipairs(due) do
         go_offline(u, r[1] or nil, tonumber(r[2]) or NOW, nil)
     end
 end
-return {held, gone, #due, reaped, more}
+return {held, gone, #due, reaped, more, stored_epoch() or 0}
