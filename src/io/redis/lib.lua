@@ -100,13 +100,24 @@ local function over_budget()
 end
 
 -- Walk hash `key` from `cursor` (HSCAN), calling fn(field, value) for each entry, until the walk
--- is over or the time budget spent. fn may delete entries. Returns the next cursor ('0': over).
+-- is over or the time budget spent. fn returns true when it removed its entry from the hash.
+-- Returns the cursor to go on from ('0': over).
+-- The budget is checked after every entry that fn removed, not once per page: a page of
+-- closes can take longer than the whole budget. A walk stopped inside a page goes on from that
+-- page's cursor: the entries already removed are not met again, and the others are met again
+-- (fn must tolerate that). Inside the first page (cursor '0', which would read as "over") it
+-- does not stop.
 local function scan_within_budget(key, cursor, fn)
     repeat
-        local page = redis.call('HSCAN', key, cursor, 'COUNT', 32)
+        local from = cursor
+        local page = redis.call('HSCAN', key, from, 'COUNT', 32)
         cursor = page[1]
         local flat = page[2]
-        for n = 1, #flat, 2 do fn(flat[n], flat[n + 1]) end
+        for n = 1, #flat, 2 do
+            if fn(flat[n], flat[n + 1]) and from ~= '0' and n + 2 <= #flat and over_budget() then
+                return from
+            end
+        end
     until cursor == '0' or over_budget()
     return cursor
 end

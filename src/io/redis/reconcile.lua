@@ -57,6 +57,7 @@ if mode == 'sweep' then
             purge_dead(u)
             close_socket(u, sid, INST, false)
             closed = closed + 1
+            return true
         end
     end)
     if cursor == '0' then redis.call('DEL', kp, kc) end

@@ -13,6 +13,7 @@ local cursor = scan_within_budget(ki, ARGV[10], function(sid, u)
         purge_dead(u)
         close_socket(u, sid, INST, false)
         closed = closed + 1
+        return true
     end
 end)
 if cursor == '0' and redis.call('HLEN', ki) == 0 then

@@ -27,6 +27,7 @@ local function reap_slice(i)
         if redis.call('HEXISTS', ki, sid) == 1 then
             purge_dead(u)
             redis.call('HDEL', ki, sid)
+            return true
         end
     end)
     local left = redis.call('HLEN', ki)
