@@ -5,11 +5,6 @@
  * now + delay in delay mode, never while stalled. A per-pair timer writes what is due. When a
  * side closes, what the other side still has queued for it is dropped, but what it sent is still
  * delivered (then the other side is closed too).
- *
- * The timer is armed only for bytes that can leave once due: a side that is not connected yet
- * (its connect callback flushes) or already gone (nothing is queued to it) never arms it. A timer
- * re-armed at 0 ms from its own callback makes libuv before 1.45 run it again and again without
- * ever polling: the proxy's loop would spin forever and every mode change wait for it.
  */
 #include "fault_proxy.h"
 
@@ -45,7 +40,6 @@ struct pair {
     uv_timer_t timer;
     int handles;
     bool closing;
-    unsigned writing; /* writes not completed yet: the pair closes once they are */
     pair *next;
 };
 
@@ -98,8 +92,6 @@ static uint64_t due_now(fault_proxy *fp, const side *to)
 
 static void queue_to(side *to, const char *data, size_t len, uint64_t due)
 {
-    if (to->eof)
-        return; /* gone: nothing can be written to it any more */
     chunk *c = malloc(sizeof(*c) + len);
     if (!c)
         abort();
@@ -133,7 +125,8 @@ static void on_read(uv_stream_t *stream, ssize_t n, const uv_buf_t *buf)
 {
     side *s = stream->data;
     pair *p = s->p;
-    if (n > 0 && !p->closing)
+    /* Nothing can reach a side that is gone. */
+    if (n > 0 && !p->closing && !other(s)->eof)
         queue_to(other(s), buf->base, (size_t)n, due_now(p->fp, other(s)));
     free(buf->base);
     if (n < 0) {
@@ -147,7 +140,6 @@ static void on_read(uv_stream_t *stream, ssize_t n, const uv_buf_t *buf)
 
 typedef struct wreq {
     uv_write_t req;
-    pair *p;
     chunk *c;
 } wreq;
 
@@ -155,11 +147,8 @@ static void on_written(uv_write_t *req, int status)
 {
     (void)status;
     wreq *w = (wreq *)req;
-    pair *p = w->p;
     free(w->c);
     free(w);
-    p->writing--;
-    pair_flush(p); /* the pair may have waited for this write to close */
 }
 
 /* Write what is due on each side; close the pair once a side is gone and the other has nothing
@@ -181,28 +170,27 @@ static void pair_flush(pair *p)
             if (!w)
                 abort();
             w->c = c;
-            w->p = p;
             uv_buf_t b = uv_buf_init(c->data, (unsigned)c->len);
             if (uv_write(&w->req, (uv_stream_t *)&s->tcp, &b, 1, on_written) < 0) {
                 free(c);
                 free(w);
-            } else {
-                p->writing++;
             }
         }
-        /* What is left on an open side is due later (or held): only that arms the timer. */
+        /* Only a side that can be written sets the timer: what waits for a connection waits
+         * for its callback. Timing it at once would spin (libuv 1.44 re-runs a timer re-armed
+         * with 0 within one pass) and the loop would never poll for that connection again. */
         if (s->open && !s->eof && s->head && s->head->due < next)
             next = s->head->due;
     }
     bool gone = p->client.eof || p->up.eof;
     bool pending = (!p->client.eof && p->client.head) || (!p->up.eof && p->up.head);
-    if (gone && !pending && p->writing == 0) {
+    if (gone && !pending) {
         pair_close(p);
         return;
     }
     uv_timer_stop(&p->timer);
     if (next != HELD)
-        uv_timer_start(&p->timer, on_timer, next - now, 0);
+        uv_timer_start(&p->timer, on_timer, next > now ? next - now : 0, 0);
 }
 
 /* Close callback of the three handles of a pair: the timer's data is the pair, a socket's its
