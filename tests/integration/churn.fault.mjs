@@ -298,7 +298,11 @@ async function report(t, err, { phase, faultLog, daemons, proxies, redis }) {
         let state;
         if (d.exitInfo || !d.proc) state = `exited ${JSON.stringify(d.exitInfo)}`;
         else if (procState(d.proc.pid) === 'T') state = `stopped (SIGSTOP, pid ${d.proc.pid})`;
-        else if (await answers(d)) state = `answers /healthz (pid ${d.proc.pid})`;
+        else if (await answers(d)) {
+            // Not ready: its store is unavailable (Redis unreachable, or a reconciliation stuck).
+            const ready = (await api(d.url, '/readyz', { ms: 2000 }).catch(() => ({}))).status;
+            state = `answers /healthz, /readyz ${ready ?? 'no answer'} (pid ${d.proc.pid})`;
+        }
         else {
             state = `does not answer /healthz within 2 s (pid ${d.proc.pid}, state ${procState(d.proc.pid)}); stacks in its log`;
             text += `\n--- stacks, taken when the run failed ---\n${stacks(d.proc.pid)}\n`;
