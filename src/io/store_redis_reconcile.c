@@ -29,8 +29,8 @@
 #include "presenced/io/log.h"
 #include "store_redis_int.h"
 
-#define SR_RC_SLICE 64 /* sockets per slice: one slice stays well under 50 ms of Redis time */
-#define SR_RC_WINDOW 4 /* slices in flight at once */
+#define SR_RC_SLICE 64  /* sockets per slice: one slice stays well under 50 ms of Redis time */
+#define SR_RC_WINDOW 16 /* slices in flight at once: at most ~100 ms of Redis work */
 
 typedef struct sr_waiter {
     struct sr_waiter *next;
