@@ -16,6 +16,7 @@
 
 #include <hiredis/async.h>
 
+#include "presenced/core/stall.h"
 #include "presenced/io/later.h"
 #include "presenced/io/log.h"
 
@@ -56,7 +57,7 @@ struct redis_client {
     char name[32];
     addr_redis addr;
     const char *library;
-    uint32_t ping_ms, stall_ms;
+    uint32_t ping_ms;
     void (*up)(const char *run_id, void *ud);
     void (*down)(void *ud);
     void *ud;
@@ -64,12 +65,12 @@ struct redis_client {
     redisAsyncContext *ac;
     conn_state state;
     uint64_t gen;
-    unsigned pending;        /* requests of this connection without a reply yet */
-    uint64_t last_progress;  /* ms: last reply, or when `pending` left 0 */
-    uint64_t oldest_ms;      /* ms: no later than the sending of the oldest request unanswered */
-    uint64_t down_ms;        /* ms: when the connection was last not up (lost, or never up) */
-    uint64_t last_ping;      /* ms */
-    uint64_t last_supervise; /* ms: the previous supervision round */
+    /* The requests of this connection without a reply yet, and whether Redis is slow or dead
+     * (stall.h): the silence since the last reply against a limit that follows its pace. */
+    stall_watch watch;
+    uint64_t oldest_ms; /* ms: no later than the sending of the oldest request unanswered */
+    uint64_t down_ms;   /* ms: when the connection was last not up (lost, or never up) */
+    uint64_t last_ping; /* ms */
     bool ping_out;
     unsigned handshake_left;
     char run_id[REDIS_RUN_ID_MAX];
@@ -149,8 +150,9 @@ static int req_send(redis_client *c, redis_req *r, int argc, const char **argv, 
         return -1;
     r->gen = c->gen;
     r->sent_ms = uv_now(c->loop);
-    if (c->pending++ == 0)
-        c->last_progress = c->oldest_ms = r->sent_ms;
+    if (c->watch.pending == 0)
+        c->oldest_ms = r->sent_ms;
+    stall_sent(&c->watch, r->sent_ms);
     return 0;
 }
 
@@ -178,13 +180,11 @@ static void on_reply(redisAsyncContext *ac, void *reply_, void *privdata)
     redis_req *r = privdata;
     redis_client *c = r->c;
     const redisReply *reply = reply_;
-    if (r->gen == c->gen && c->pending > 0) {
-        c->pending--;
+    if (r->gen == c->gen && c->watch.pending > 0) {
         /* Replies come in the order of the requests: the next one unanswered was sent no
          * earlier than this one. */
         c->oldest_ms = r->sent_ms;
-        if (reply)
-            c->last_progress = uv_now(c->loop);
+        stall_reply(&c->watch, uv_now(c->loop), reply != NULL);
     }
     if (r->fcall && !r->fell_back && is_no_function(reply) && !c->closing) {
         /* The library was deleted under us (FUNCTION FLUSH or DELETE): load it again and call
@@ -368,7 +368,7 @@ static void conn_lost(redis_client *c)
     c->ac = NULL;
     c->state = ST_DOWN;
     c->gen++;
-    c->pending = 0;
+    stall_reset(&c->watch);
     c->ping_out = false;
     if (c->closing)
         return;
@@ -615,7 +615,7 @@ static void conn_start(redis_client *c)
     c->ac = ac;
     c->state = ST_CONNECTING;
     c->gen++;
-    c->pending = 0;
+    stall_reset(&c->watch);
     c->ping_out = false;
     /* Setting the connect callback arms the write event that completes the connect. */
     redisAsyncSetConnectCallback(ac, on_connect);
@@ -635,15 +635,7 @@ static void on_supervise(uv_timer_t *t)
     if (!c->ac)
         return;
     uint64_t now = uv_now(c->loop);
-    /* A round that comes late means this process did not run (its loop was busy, or the host
-     * gave it no CPU): replies may be waiting unread, and timers run before the loop reads them.
-     * The time it lost is not Redis's silence. */
-    if (c->last_supervise && now - c->last_supervise > 2 * SUPERVISE_MS)
-        c->last_progress += now - c->last_supervise - SUPERVISE_MS;
-    c->last_supervise = now;
-    if (c->last_progress > now)
-        c->last_progress = now;
-    if (c->pending > 0 && now - c->last_progress >= c->stall_ms) {
+    if (stall_check(&c->watch, now, SUPERVISE_MS)) {
         conn_drop(c, c->state == ST_UP ? "no reply in time" : "connect timed out");
         return;
     }
@@ -680,7 +672,9 @@ redis_client *redis_client_new(uv_loop_t *loop, const redis_client_cfg *cfg)
     c->addr = *cfg->addr;
     c->library = cfg->library;
     c->ping_ms = cfg->ping_ms;
-    c->stall_ms = cfg->stall_ms ? cfg->stall_ms : 3000;
+    uint32_t stall_ms = cfg->stall_ms ? cfg->stall_ms : 3000;
+    stall_init(&c->watch, stall_ms, cfg->stall_max_ms ? cfg->stall_max_ms : 10 * stall_ms,
+               uv_now(loop));
     c->up = cfg->up;
     c->down = cfg->down;
     c->ud = cfg->ud;
@@ -731,5 +725,5 @@ uint64_t redis_client_backlog_ms(const redis_client *c)
     uint64_t now = uv_now(c->loop);
     if (c->state != ST_UP)
         return now - c->down_ms;
-    return c->pending > 0 && now > c->oldest_ms ? now - c->oldest_ms : 0;
+    return c->watch.pending > 0 && now > c->oldest_ms ? now - c->oldest_ms : 0;
 }

@@ -280,7 +280,9 @@ void sr_tick_run(store_redis *s)
      * of the cluster fires before every live instance has had what it sent up to that deadline
      * carried out (tick.lua), so that a user back within the grace on a busy instance is not
      * announced offline while their registration waits in its queue. */
-    uint64_t backlog = redis_client_backlog_ms(s->cmd);
+    uint64_t backlog = redis_client_backlog_ms(s->cmd), rc_backlog = sr_rc_backlog_ms(s);
+    if (rc_backlog > backlog)
+        backlog = rc_backlog;
     char backlog_text[24], sent_text[24];
     snprintf(backlog_text, sizeof(backlog_text), "%llu", (unsigned long long)backlog);
     snprintf(sent_text, sizeof(sent_text), "%lld", (long long)(host_wall_ms() - (int64_t)backlog));

@@ -107,6 +107,13 @@ typedef struct store_redis {
     sr_rc_phase phase;
     unsigned rc_inflight; /* slices without a reply */
     bool rc_failed;       /* a slice failed: the reconciliation is done again */
+    /* The truth being registered, while some of its slices are not sent yet (paced: at most
+     * SR_RC_WINDOW in flight). Slice i is rc_truth.v[rc_cuts[i] .. rc_cuts[i + 1]). */
+    store_truth rc_truth;
+    size_t *rc_cuts;
+    bool *rc_sent;
+    size_t rc_nslices, rc_next; /* slices, and the first not sent in order */
+    uint64_t rc_collected_ms;   /* loop time the truth was collected */
     char sweep_cursor[32];
     size_t rc_sockets, rc_closed;
     struct sr_waiter *waiters; /* store_reconcile() callers waiting for the next one to end */
@@ -234,6 +241,13 @@ void sr_rc_watchdog(store_redis *s);
 void sr_rc_epoch_mismatch(store_redis *s, uint64_t stored);
 /* The store is going away: fail store_reconcile() callers still waiting. */
 void sr_rc_free(store_redis *s);
+/* A state change about `user` is about to be sent: if the running reconciliation has not sent
+ * the user's slice yet, it goes first, so that the change applies on top of it, as it would had
+ * every slice been sent at once. */
+void sr_rc_before_change(store_redis *s, const char *user);
+/* How long ago the truth whose slices are not all sent yet was collected (0: none waits): those
+ * registrations are as late as if they waited in the connection's queue. */
+uint64_t sr_rc_backlog_ms(const store_redis *s);
 void sr_reconcile(store *st, store_done_fn cb, void *ud);
 void sr_shutdown(store *st, store_done_fn cb, void *ud);
 

@@ -125,6 +125,8 @@ static void run_done(store_redis *s, int scr, const char *const *args, size_t n,
         return;
     }
     op->cb.done = cb;
+    if (scr != SCR_KICK)
+        sr_rc_before_change(s, args[1]);
     sr_run_script(s, scr, args, NULL, n, on_done, op);
 }
 

@@ -9,10 +9,16 @@
  *      make sure the webhook group exists, start the set of confirmed sockets. The store is
  *      available once the first 'begin' of a connection has been answered.
  *   2. once the lease has been refreshed: the owner's truth (hooks.reconcile), grouped by user,
- *      in slices of at most SR_RC_SLICE sockets, all sent at once so that every state change
- *      sent afterwards runs after them;
+ *      in slices of about SR_RC_SLICE sockets, at most SR_RC_WINDOW of them in flight, so that
+ *      re-registering tens of thousands of sockets never queues more than a few slices of work
+ *      in front of Redis (whatever else this instance and the others send gets its turn). A state
+ *      change about a user whose slice is not sent yet sends that slice first: every change the
+ *      owner makes after the truth was collected applies on top of its slice, as if all slices
+ *      had gone at once;
  *   3. 'sweep' until done: the pending sockets no slice confirmed are closed as a close would.
  * A gap during a reconciliation makes it run again from the start; so does a reply that fails.
+ * Starting again announces nothing twice: a slice makes Redis agree with the truth and announces
+ * the difference, and what an interrupted attempt already registered is no difference any more.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,7 +29,8 @@
 #include "presenced/io/log.h"
 #include "store_redis_int.h"
 
-#define SR_RC_SLICE 64 /* sockets per slice: one slice stays well under 50 ms of Redis time */
+#define SR_RC_SLICE 64  /* sockets per slice: one slice stays well under 50 ms of Redis time */
+#define SR_RC_WINDOW 16 /* slices in flight at once: at most ~100 ms of Redis work */
 
 typedef struct sr_waiter {
     struct sr_waiter *next;
@@ -75,9 +82,21 @@ static void waiters_finish(store_redis *s, bool running_only, int err)
     }
 }
 
+/* The truth of the slices not sent yet is no longer needed. */
+static void rc_truth_drop(store_redis *s)
+{
+    store_truth_clear(&s->rc_truth);
+    free(s->rc_cuts);
+    free(s->rc_sent);
+    s->rc_cuts = NULL;
+    s->rc_sent = NULL;
+    s->rc_nslices = s->rc_next = 0;
+}
+
 /* The attempt failed (a reply missing or refused): it runs again once the store can. */
 static void rc_failed(store_redis *s, const char *step)
 {
+    rc_truth_drop(s);
     log_warn("reconciliation interrupted: it will run again", "step=%s", step);
     s->phase = RC_IDLE;
     s->need_rc = true;
@@ -132,6 +151,8 @@ static void rc_sweep(store_redis *s)
 
 /* ---- 2. the slices ---- */
 
+static void rc_pump(store_redis *s);
+
 static void on_slice(const redisReply *reply, void *ud)
 {
     rc_call *c = ud;
@@ -142,14 +163,8 @@ static void on_slice(const redisReply *reply, void *ud)
         return;
     if (!rc_reply_ok(reply))
         s->rc_failed = true;
-    if (--s->rc_inflight > 0)
-        return;
-    if (s->rc_failed) {
-        rc_failed(s, "slice");
-        return;
-    }
-    snprintf(s->sweep_cursor, sizeof(s->sweep_cursor), "0");
-    rc_sweep(s);
+    s->rc_inflight--;
+    rc_pump(s);
 }
 
 /* One socket of the truth as the slice carries it: [sid, status, metadata, [rooms]]. */
@@ -169,57 +184,97 @@ static cJSON *truth_sock_json(const store_truth_sock *k)
     return NULL;
 }
 
-static int send_slice(store_redis *s, cJSON *users)
+/* Slice `i` as reconcile.lua takes it: [{"u": user, "s": [socket, ...]}, ...], the truth being
+ * sorted by user. */
+static cJSON *slice_json(const store_truth *t, size_t from, size_t to)
 {
-    char *json = cJSON_PrintUnformatted(users);
+    cJSON *users = cJSON_CreateArray();
+    for (size_t i = from; users && i < to;) {
+        cJSON *u = cJSON_CreateObject(), *socks = cJSON_CreateArray();
+        bool ok = u && socks && cJSON_AddStringToObject(u, "u", t->v[i].user) &&
+                  cJSON_AddItemToObject(u, "s", socks);
+        if (!ok) {
+            cJSON_Delete(socks);
+            cJSON_Delete(u);
+            cJSON_Delete(users);
+            return NULL;
+        }
+        cJSON_AddItemToArray(users, u);
+        size_t j = i;
+        for (; j < to && strcmp(t->v[j].user, t->v[i].user) == 0; j++) {
+            cJSON *k = truth_sock_json(&t->v[j]);
+            if (!k || !cJSON_AddItemToArray(socks, k)) {
+                cJSON_Delete(k);
+                cJSON_Delete(users);
+                return NULL;
+            }
+        }
+        i = j;
+    }
+    return users;
+}
+
+static void send_slice(store_redis *s, size_t i)
+{
+    s->rc_sent[i] = true;
+    cJSON *users = slice_json(&s->rc_truth, s->rc_cuts[i], s->rc_cuts[i + 1]);
+    char *json = users ? cJSON_PrintUnformatted(users) : NULL;
+    cJSON_Delete(users);
     rc_call *c = json ? rc_call_new(s) : NULL;
     if (!c) {
         free(json);
-        return -1;
+        log_error("out of memory building a reconciliation", NULL);
+        s->rc_failed = true;
+        return;
     }
     const char *args[] = {"slice", json};
     s->rc_inflight++;
     sr_run_script(s, SCR_RECONCILE, args, NULL, 2, on_slice, c);
     free(json);
+}
+
+/* Cut the truth (sorted by user) into slices: a user's sockets always travel together, so that
+ * each slice decides a user's transitions from all of this instance's sockets of them. */
+static int slices_cut(store_redis *s)
+{
+    const store_truth *t = &s->rc_truth;
+    size_t max = t->n / SR_RC_SLICE + 2;
+    s->rc_cuts = malloc(max * sizeof(*s->rc_cuts));
+    s->rc_sent = calloc(max, sizeof(*s->rc_sent));
+    if (!s->rc_cuts || !s->rc_sent)
+        return -1;
+    size_t n = 0;
+    s->rc_cuts[0] = 0;
+    for (size_t i = 0; i < t->n;) {
+        size_t end = i + SR_RC_SLICE < t->n ? i + SR_RC_SLICE : t->n;
+        while (end < t->n && strcmp(t->v[end].user, t->v[end - 1].user) == 0)
+            end++;
+        s->rc_cuts[++n] = end;
+        i = end;
+    }
+    s->rc_nslices = n;
     return 0;
 }
 
-/* Group the truth (sorted by user) into slices: a user's sockets always travel together, so
- * that each slice decides a user's transitions from all of this instance's sockets of them. */
-static int send_slices(store_redis *s, const store_truth *t)
+/* Keep up to SR_RC_WINDOW slices in flight; once every slice is answered, sweep. A failed slice
+ * stops the sending: the reconciliation runs again once the ones in flight are answered. */
+static void rc_pump(store_redis *s)
 {
-    cJSON *users = cJSON_CreateArray();
-    size_t in_slice = 0;
-    int rc = users ? 0 : -1;
-    for (size_t i = 0; i < t->n && rc == 0;) {
-        cJSON *u = cJSON_CreateObject(), *socks = cJSON_CreateArray();
-        if (!u || !socks || !cJSON_AddStringToObject(u, "u", t->v[i].user) ||
-            !cJSON_AddItemToObject(u, "s", socks)) {
-            cJSON_Delete(socks);
-            cJSON_Delete(u);
-            rc = -1;
-            break;
-        }
-        cJSON_AddItemToArray(users, u);
-        size_t j = i;
-        for (; j < t->n && strcmp(t->v[j].user, t->v[i].user) == 0 && rc == 0; j++) {
-            cJSON *k = truth_sock_json(&t->v[j]);
-            if (!k || !cJSON_AddItemToArray(socks, k))
-                rc = -1;
-        }
-        in_slice += j - i;
-        i = j;
-        if (rc == 0 && (in_slice >= SR_RC_SLICE || i == t->n)) {
-            rc = send_slice(s, users);
-            cJSON_Delete(users);
-            users = i < t->n ? cJSON_CreateArray() : NULL;
-            in_slice = 0;
-            if (i < t->n && !users)
-                rc = -1;
-        }
+    while (!s->rc_failed && s->rc_inflight < SR_RC_WINDOW && s->rc_next < s->rc_nslices) {
+        if (!s->rc_sent[s->rc_next])
+            send_slice(s, s->rc_next);
+        s->rc_next++;
     }
-    cJSON_Delete(users);
-    return rc;
+    if (s->rc_cuts && s->rc_next >= s->rc_nslices)
+        rc_truth_drop(s);
+    if (s->rc_inflight > 0 || (!s->rc_failed && s->rc_next < s->rc_nslices))
+        return;
+    if (s->rc_failed) {
+        rc_failed(s, "slice");
+        return;
+    }
+    snprintf(s->sweep_cursor, sizeof(s->sweep_cursor), "0");
+    rc_sweep(s);
 }
 
 static void rc_slices(store_redis *s)
@@ -228,31 +283,69 @@ static void rc_slices(store_redis *s)
     s->need_rc = false;
     for (sr_waiter *w = s->waiters; w; w = w->next)
         w->running = true;
-    store_truth t;
-    if (store_truth_collect(&s->hooks, &t) != STORE_OK) {
+    rc_truth_drop(s);
+    if (store_truth_collect(&s->hooks, &s->rc_truth) != STORE_OK) {
         log_error("out of memory collecting this instance's sockets", NULL);
         rc_failed(s, "truth");
         return;
     }
-    sr_socks_reset(s, &t);
+    sr_socks_reset(s, &s->rc_truth);
     s->phase = RC_SLICES;
     s->rc_inflight = 0;
     s->rc_failed = false;
-    s->rc_sockets = t.n;
+    s->rc_sockets = s->rc_truth.n;
     s->rc_closed = 0;
-    if (send_slices(s, &t) < 0) {
+    s->rc_collected_ms = uv_now(s->loop);
+    if (slices_cut(s) < 0) {
         log_error("out of memory building a reconciliation", NULL);
         s->rc_failed = true;
     }
-    store_truth_clear(&t);
-    if (s->rc_inflight == 0) {
-        if (s->rc_failed) {
-            rc_failed(s, "slice");
-            return;
-        }
-        snprintf(s->sweep_cursor, sizeof(s->sweep_cursor), "0");
-        rc_sweep(s);
+    rc_pump(s);
+}
+
+/* The first socket of `user` in the sorted truth, or t->n. */
+static size_t truth_find_user(const store_truth *t, const char *user)
+{
+    size_t lo = 0, hi = t->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (strcmp(t->v[mid].user, user) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
+    return lo < t->n && strcmp(t->v[lo].user, user) == 0 ? lo : t->n;
+}
+
+void sr_rc_before_change(store_redis *s, const char *user)
+{
+    if (s->phase != RC_SLICES || s->rc_failed || s->rc_next >= s->rc_nslices)
+        return;
+    size_t at = truth_find_user(&s->rc_truth, user);
+    if (at == s->rc_truth.n)
+        return;
+    /* The slice holding socket `at`: the last cut at or before it. */
+    size_t lo = 0, hi = s->rc_nslices;
+    while (hi - lo > 1) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (s->rc_cuts[mid] <= at)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    if (!s->rc_sent[lo]) {
+        send_slice(s, lo);
+        if (s->rc_failed)
+            rc_pump(s);
+    }
+}
+
+uint64_t sr_rc_backlog_ms(const store_redis *s)
+{
+    if (s->phase != RC_SLICES || s->rc_next >= s->rc_nslices)
+        return 0;
+    uint64_t now = uv_now(s->loop);
+    return now > s->rc_collected_ms ? now - s->rc_collected_ms : 0;
 }
 
 /* ---- 1. begin ---- */
@@ -361,6 +454,7 @@ void sr_rc_connected(store_redis *s)
      * an older epoch. Any reconnection follows a gap (a stall, Redis restarted). */
     s->begun = false;
     s->phase = RC_IDLE;
+    rc_truth_drop(s);
     if (s->ever_begun)
         s->need_rc = true;
     rc_begin(s);
@@ -391,6 +485,7 @@ void sr_rc_lease_ok(store_redis *s)
 
 void sr_rc_free(store_redis *s)
 {
+    rc_truth_drop(s);
     waiters_finish(s, false, STORE_ERR_SHUTDOWN);
 }
 

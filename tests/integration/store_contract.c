@@ -2405,6 +2405,30 @@ static const step join_leave_lost[] = {
     {.op = OP_END},
 };
 
+/* A slow Redis that keeps answering is not declared dead (docs/operations.md, "Slow or dead").
+ * Store 0's proxy delays each way more at every step: round trips of 1.4 s, 2.6 s, then 3.4 s,
+ * longer than the 3 s after which a Redis that had been answering promptly is given up. Having
+ * seen it end silences of 2.6 s, the store waits three times that: through the slow step
+ * (state changes, and PINGs alone while it sleeps) no connection is dropped. A drop would show:
+ * the reconnection's handshake would time out as well, and the last join would fail with
+ * store_unavailable. */
+static const step slow_alive[] = {
+    {S_DELAY(0, 700)},
+    {S_OPEN(0, "s1", "sa-a"), .ev = {{E_ONLINE("sa-a", "s1", "online", NOMETA)}}},
+    {S_DELAY(0, 1300)},
+    {S_JOIN(0, "s1", "r"), .ev = {{E_JOIN("sa-a", "r")}}},
+    {S_DELAY(0, 1700)},
+    {S_OPEN(0, "s2", "sa-b"), .ev = {{E_ONLINE("sa-b", "s2", "online", NOMETA)}}},
+    {S_SLEEP(4000)},
+    {S_JOIN(0, "s2", "r"), .ev = {{E_JOIN("sa-b", "r")}}},
+    {S_FAULT(0, FAULT_PASS)},
+    {S_USERS(1), .users = {{U_ONLINE("sa-a", "online", 1)}, {U_ONLINE("sa-b", "online", 1)}}},
+    {S_ROOM(1, "r"), .members = {"sa-a", "sa-b"}},
+    {S_CLOSE(0, "s1"), .ev = {{E_LEAVE("sa-a", "r")}, {E_OFFLINE("sa-a", "s1"), .rooms = {"r"}}}},
+    {S_CLOSE(0, "s2"), .ev = {{E_LEAVE("sa-b", "r")}, {E_OFFLINE("sa-b", "s2"), .rooms = {"r"}}}},
+    {.op = OP_END},
+};
+
 /* A user closes a socket on store 1 and comes back on store 0 within the grace, but store 0's
  * registration reaches Redis only long after the deadline (its proxy delays what it sends, as a
  * long queue would in a reconnect storm). Store 1's ticks (every 500 ms) must not fire the
@@ -2907,6 +2931,12 @@ static const scenario scenarios[] = {
      .proxied = true,
      .lease_ms = {10000, 0},
      .steps = join_leave_lost},
+    {.name = "slow_alive",
+     .redis_only = true,
+     .nstores = 2,
+     .proxied = true,
+     .lease_ms = {10000, 0},
+     .steps = slow_alive},
     {.name = "grace_backlog",
      .redis_only = true,
      .nstores = 2,

@@ -8,9 +8,12 @@
  * Supervision: the client connects (TCP or unix socket), sends AUTH and SELECT when configured,
  * reads the server's run_id (INFO server), checks that the server serves its data (a PING, which
  * a server still loading refuses) and loads its function library (FUNCTION LOAD REPLACE) on every
- * (re)connect, and only then reports itself up. It PINGs every `ping_ms`; when a request has
- * been outstanding for `stall_ms` with no reply at all, the connection is dropped. Lost
- * connections are re-established with exponential backoff (100 ms doubling up to 5 s).
+ * (re)connect, and only then reports itself up. It PINGs every `ping_ms`. Slow is told from dead
+ * by progress (stall.h): while requests are outstanding, a silence (no reply of any kind) that
+ * reaches the limit drops the connection; the limit is `stall_ms` for a Redis that has been
+ * answering promptly and three times the longest silence it recently ended otherwise, up to
+ * `stall_max_ms`. Lost connections are re-established with exponential backoff (100 ms doubling
+ * up to 5 s).
  *
  * Requests: every request's callback runs exactly once, with the reply or with NULL (not
  * connected, connection lost, client freed). Requests made while the client is not up fail at
@@ -44,9 +47,10 @@ typedef void (*redis_reply_fn)(const redisReply *reply, void *ud);
 typedef struct redis_client_cfg {
     const char *name;       /* for logs ("command", "events"), copied */
     const addr_redis *addr; /* copied */
-    const char *library; /* loaded at every connect (NULL: none); borrowed, outlives the client */
-    uint32_t ping_ms;    /* PING interval, 0 for none (a connection that blocks) */
-    uint32_t stall_ms;   /* no reply for this long while a request waits: reconnect */
+    const char *library;   /* loaded at every connect (NULL: none); borrowed, outlives the client */
+    uint32_t ping_ms;      /* PING interval, 0 for none (a connection that blocks) */
+    uint32_t stall_ms;     /* no reply for this long while a request waits: reconnect... */
+    uint32_t stall_max_ms; /* ...unless Redis recently ended longer silences; 0: 10 x stall_ms */
     void (*up)(const char *run_id, void *ud); /* connected and ready; run_id borrowed */
     void (*down)(void *ud);                   /* was up, connection lost */
     void *ud;
