@@ -133,10 +133,10 @@ static void app_event(const pres_event *ev, void *ud)
     api_event(a->api, ev);
 }
 
-static void app_reassert(void *ud)
+static void app_reconcile(store_truth *t, void *ud)
 {
     app *a = ud;
-    a->gw_hooks.reassert(a->gw_hooks.ud);
+    a->gw_hooks.reconcile(t, a->gw_hooks.ud);
 }
 
 static void app_availability(bool available, void *ud)
@@ -304,10 +304,11 @@ static int start_presence(app *a, const cfg *c)
                         .stream_maxlen = c->stream_maxlen,
                         .redis_url = c->redis,
                         .key_prefix = c->redis_prefix,
+                        .webhooks = c->webhook_url[0] != '\0',
                         .metrics = a->metrics};
     a->gw_hooks = gateway_store_hooks(a->gw);
     store_hooks hooks = {
-        .event = app_event, .reassert = app_reassert, .availability = app_availability, .ud = a};
+        .event = app_event, .reconcile = app_reconcile, .availability = app_availability, .ud = a};
     a->st = c->store == CFG_STORE_REDIS ? store_redis_new(&a->loop, &sopts, &hooks)
                                         : store_memory_new(&a->loop, &sopts, &hooks);
     if (!a->st)

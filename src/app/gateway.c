@@ -136,11 +136,18 @@ static void group_name(char *out, size_t cap, char kind, const char *name)
 
 #define GROUP_MAX (PRES_ID_MAX + 3)
 
-static int gw_sock_add_room(gw_sock *g, const char *room)
+static bool gw_sock_has_room(const gw_sock *g, const char *room)
 {
     for (size_t i = 0; i < g->nrooms; i++)
         if (strcmp(g->rooms[i], room) == 0)
-            return 0;
+            return true;
+    return false;
+}
+
+static int gw_sock_add_room(gw_sock *g, const char *room)
+{
+    if (gw_sock_has_room(g, room))
+        return 0;
     if (VEC_RESERVE(g->rooms, g->nrooms, g->caprooms, 4) < 0)
         return -1;
     if (!(g->rooms[g->nrooms] = strdup(room)))
@@ -195,6 +202,7 @@ typedef struct gw_req {
     char *arg;      /* room (join, leave, room query), status (status) */
     char *metadata; /* status: metadata to mirror once the store accepted it */
     uint32_t watch; /* sync: the watch its snapshot is for */
+    bool joined;    /* join: this request put the socket in the room locally */
 } gw_req;
 
 static gw_req *req_new(gateway *gw, gw_op op, const gw_sock *g, int64_t ack_id, const char *arg)
@@ -252,7 +260,7 @@ static void on_done(int err, void *ud)
             ack_json(g->sock, r->ack_id, reply);
         } else {
             /* The command did not take effect: undo what was mirrored locally. */
-            if (r->op == OP_JOIN) {
+            if (r->op == OP_JOIN && r->joined) {
                 char group[GROUP_MAX];
                 group_name(group, sizeof(group), ROOM_GROUP, r->arg);
                 sio_group_leave(g->sock, group);
@@ -681,16 +689,16 @@ static void cmd_room(sio_sock *s, cJSON *args, int64_t ack_id, gateway *gw, bool
     if (join && !jwt_room_allowed(&g->claims, room))
         return ack_error(s, ack_id, "forbidden", "the token does not allow this room");
     if (join && gw->opts.max_rooms_per_socket && g->nrooms >= gw->opts.max_rooms_per_socket) {
-        bool member = false;
-        for (size_t i = 0; i < g->nrooms && !member; i++)
-            member = strcmp(g->rooms[i], room) == 0;
-        if (!member) {
+        if (!gw_sock_has_room(g, room)) {
             metrics_add(gw->limit_hits, "rooms_per_socket", 1);
             return ack_error(s, ack_id, "limit_exceeded", "too many rooms on this socket");
         }
     }
     char group[GROUP_MAX];
     group_name(group, sizeof(group), ROOM_GROUP, room);
+    /* A join that fails takes the socket out of the room only if it was not in it before (a
+     * socket watching the room is a member without being in the group). */
+    bool was_in = gw_sock_has_room(g, room);
     /* The local group changes now, so that the socket hears its own join (and not its own
      * leave) whichever store delivers the event, and whenever. */
     if (join) {
@@ -705,6 +713,7 @@ static void cmd_room(sio_sock *s, cJSON *args, int64_t ack_id, gateway *gw, bool
     gw_req *r = req_new(gw, join ? OP_JOIN : OP_LEAVE, g, ack_id, room);
     if (!r)
         return ack_error(s, ack_id, "internal", "out of memory");
+    r->joined = join && !was_in;
     if (join)
         store_room_join(gw->st, g->sid, room, on_done, r);
     else
@@ -1203,23 +1212,19 @@ size_t gateway_disconnect_user(gateway *gw, const char *user)
     return n;
 }
 
-static void on_reassert(void *ud)
+/* The store reconciles (docs/presence-model.md, "Reconciliation"): hand it every identified
+ * socket, with the rooms and status this gateway holds for it. */
+static void on_reconcile(store_truth *t, void *ud)
 {
     gateway *gw = ud;
-    size_t pos = 0, n = 0;
+    size_t pos = 0;
     map_slot *slot;
     while ((slot = map_next(&gw->socks, &pos))) {
         gw_sock *g = slot->value;
-        if (!g->user)
-            continue;
-        gw_req *r = req_new(gw, OP_QUIET, g, SIO_NO_ACK, NULL);
-        if (!r)
-            continue;
-        store_socket_assert(gw->st, g->sid, g->user, g->status, g->metadata,
-                            (const char *const *)g->rooms, g->nrooms, on_done, r);
-        n++;
+        if (g->user && store_truth_add(t, g->sid, g->user, g->status, g->metadata,
+                                       (const char *const *)g->rooms, g->nrooms) < 0)
+            return;
     }
-    log_info("re-asserted local sockets", "sockets=%zu", n);
 }
 
 static void on_availability(bool available, void *ud)
@@ -1288,7 +1293,7 @@ gateway *gateway_new(sio_server *sio, const gateway_opts *opts)
 store_hooks gateway_store_hooks(gateway *gw)
 {
     return (store_hooks){
-        .event = on_event, .reassert = on_reassert, .availability = on_availability, .ud = gw};
+        .event = on_event, .reconcile = on_reconcile, .availability = on_availability, .ud = gw};
 }
 
 void gateway_attach_store(gateway *gw, store *st)

@@ -681,6 +681,25 @@ size_t pres_state_user_sockets(const pres_state *ps, const char *user, const cha
     return u->nsocks;
 }
 
+long pres_state_socket_rooms(const pres_state *ps, const char *sid, const char **out, size_t max)
+{
+    const ps_sock *s = map_get(&ps->socks, sid, strlen(sid));
+    if (!s)
+        return -1;
+    for (uint32_t i = 0; i < s->nrooms && i < max; i++)
+        out[i] = s->rooms[i];
+    return (long)s->nrooms;
+}
+
+size_t pres_state_socket_ids(const pres_state *ps, const char **out, size_t max)
+{
+    size_t pos = 0, k = 0;
+    map_slot *slot;
+    while ((slot = map_next(&ps->socks, &pos)) && k < max)
+        out[k++] = slot->key;
+    return ps->socks.count;
+}
+
 void pres_state_stats(const pres_state *ps, pres_stats *out)
 {
     out->users_online = ps->online;

@@ -1,4 +1,8 @@
-/* The store_* functions: dispatch to the implementation's vtable. */
+/* The store_* functions: dispatch to the implementation's vtable, and the owner's truth that
+ * reconciliation collects. */
+#include <stdlib.h>
+#include <string.h>
+
 #include "presenced/core/metrics_def.h"
 #include "store_impl.h"
 
@@ -175,6 +179,11 @@ void store_shutdown(store *st, store_done_fn cb, void *ud)
     st->vt->shutdown(st, cb, ud);
 }
 
+void store_reconcile(store *st, store_done_fn cb, void *ud)
+{
+    st->vt->reconcile(st, cb, ud);
+}
+
 void store_user_get(store *st, const char *user, store_user_fn cb, void *ud)
 {
     st->vt->user_get(st, user, cb, ud);
@@ -209,4 +218,90 @@ void store_deliver_read(store *st, size_t max, uint32_t lock_ms, store_events_fn
 void store_deliver_ack(store *st, const char *const *ids, size_t n, store_done_fn cb, void *ud)
 {
     st->vt->deliver_ack(st, ids, n, cb, ud);
+}
+
+/* ---- the owner's truth ---- */
+
+static void truth_sock_free(store_truth_sock *k)
+{
+    free(k->sid);
+    free(k->user);
+    free(k->status);
+    free(k->metadata);
+    for (size_t i = 0; i < k->nrooms; i++)
+        free(k->rooms[i]);
+    free(k->rooms);
+}
+
+static char *dup_opt(const char *s, bool *failed)
+{
+    if (!s)
+        return NULL;
+    char *d = strdup(s);
+    if (!d)
+        *failed = true;
+    return d;
+}
+
+int store_truth_add(store_truth *t, const char *sid, const char *user, const char *status,
+                    const char *metadata, const char *const *rooms, size_t nrooms)
+{
+    if (t->err)
+        return t->err;
+    if (t->n == t->cap) {
+        size_t ncap = t->cap ? t->cap * 2 : 64;
+        store_truth_sock *nv = realloc(t->v, ncap * sizeof(*nv));
+        if (!nv)
+            return t->err = STORE_ERR_NOMEM;
+        t->v = nv;
+        t->cap = ncap;
+    }
+    store_truth_sock *k = &t->v[t->n];
+    bool failed = false;
+    *k = (store_truth_sock){.sid = dup_opt(sid, &failed),
+                            .user = dup_opt(user, &failed),
+                            .status = dup_opt(status, &failed),
+                            .metadata = dup_opt(metadata, &failed),
+                            .rooms = nrooms ? calloc(nrooms, sizeof(char *)) : NULL};
+    if (nrooms && !k->rooms)
+        failed = true;
+    for (size_t i = 0; i < nrooms && !failed; i++) {
+        k->rooms[i] = dup_opt(rooms[i], &failed);
+        k->nrooms = i + 1;
+    }
+    if (failed || !k->sid || !k->user) {
+        truth_sock_free(k);
+        return t->err = STORE_ERR_NOMEM;
+    }
+    t->n++;
+    return STORE_OK;
+}
+
+static int truth_cmp(const void *a, const void *b)
+{
+    const store_truth_sock *x = a, *y = b;
+    int c = strcmp(x->user, y->user);
+    return c ? c : strcmp(x->sid, y->sid);
+}
+
+int store_truth_collect(const store_hooks *hooks, store_truth *t)
+{
+    memset(t, 0, sizeof(*t));
+    if (hooks->reconcile)
+        hooks->reconcile(t, hooks->ud);
+    if (t->err) {
+        store_truth_clear(t);
+        return STORE_ERR_NOMEM;
+    }
+    if (t->n > 1)
+        qsort(t->v, t->n, sizeof(*t->v), truth_cmp);
+    return STORE_OK;
+}
+
+void store_truth_clear(store_truth *t)
+{
+    for (size_t i = 0; i < t->n; i++)
+        truth_sock_free(&t->v[i]);
+    free(t->v);
+    memset(t, 0, sizeof(*t));
 }

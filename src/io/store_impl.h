@@ -25,6 +25,7 @@ typedef struct store_vtbl {
     void (*room_query)(store *st, const char *room, size_t limit, store_room_fn cb, void *ud);
     void (*room_members)(store *st, const char *room, store_users_fn cb, void *ud);
     void (*shutdown)(store *st, store_done_fn cb, void *ud);
+    void (*reconcile)(store *st, store_done_fn cb, void *ud);
     void (*user_get)(store *st, const char *user, store_user_fn cb, void *ud);
     void (*room_page)(store *st, const char *room, const char *cursor, size_t limit,
                       store_page_fn cb, void *ud);
@@ -40,6 +41,24 @@ struct store {
     const store_vtbl *vt;
     later failed; /* operations that failed at once, answered on a later turn */
 };
+
+/* One socket of the owner's truth (all strings owned by the truth). */
+typedef struct store_truth_sock {
+    char *sid, *user, *status, *metadata; /* status and metadata may be NULL */
+    char **rooms;
+    size_t nrooms;
+} store_truth_sock;
+
+struct store_truth {
+    store_truth_sock *v;
+    size_t n, cap;
+    int err; /* STORE_ERR_NOMEM once an add failed */
+};
+
+/* Collect the truth through hooks.reconcile into `t` (zeroed first), sorted by user then socket
+ * id so that a user's sockets are next to each other. Returns 0 or STORE_ERR_NOMEM. */
+int store_truth_collect(const store_hooks *hooks, store_truth *t);
+void store_truth_clear(store_truth *t);
 
 /* Set up the part every store shares, on `loop`; `name` (static) names the store in the log. */
 void store_base_init(store *st, const store_vtbl *vt, uv_loop_t *loop, const char *name);

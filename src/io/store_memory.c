@@ -9,6 +9,7 @@
 #include "presenced/codec/vec.h"
 #include "presenced/io/host.h"
 #include "presenced/io/log.h"
+#include "presenced/core/map.h"
 #include "presenced/core/pres_state.h"
 #include "presenced/io/store_memory.h"
 #include "store_impl.h"
@@ -431,6 +432,95 @@ static void mem_shutdown(store *st, store_done_fn cb, void *ud)
     finish(m, pres_state_close_all(m->ps, host_wall_ms(), &j->events), j, cb);
 }
 
+/* A live socket of the truth: registered if it is not, with exactly its rooms (the rooms it
+ * should not be in are left first, as the Redis store does). */
+static int reconcile_sock(mem_store *m, const store_truth_sock *k, int64_t now, pres_events *out)
+{
+    if (pres_state_socket_rooms(m->ps, k->sid, NULL, 0) < 0) {
+        pres_user_view v;
+        pres_state_user(m->ps, k->user, &v);
+        /* A user coming online takes the truth's status and metadata. */
+        int rc = pres_state_open(m->ps, k->sid, k->user, v.online ? NULL : k->status,
+                                 v.online ? NULL : k->metadata, now, out);
+        if (rc < 0)
+            return rc;
+    }
+    long n = pres_state_socket_rooms(m->ps, k->sid, NULL, 0);
+    const char **cur = calloc(n > 0 ? (size_t)n : 1, sizeof(*cur));
+    char **extra = calloc(n > 0 ? (size_t)n : 1, sizeof(*extra));
+    size_t nextra = 0;
+    int rc = cur && extra ? PRES_OK : PRES_ERR_NOMEM;
+    if (rc == PRES_OK)
+        pres_state_socket_rooms(m->ps, k->sid, cur, (size_t)n);
+    for (long i = 0; i < n && rc == PRES_OK; i++) {
+        bool wanted = false;
+        for (size_t j = 0; j < k->nrooms && !wanted; j++)
+            wanted = strcmp(cur[i], k->rooms[j]) == 0;
+        if (!wanted && !(extra[nextra++] = strdup(cur[i])))
+            rc = PRES_ERR_NOMEM;
+    }
+    /* Leaving changes the socket's room list, so the names were copied first. */
+    for (size_t i = 0; i < nextra && rc == PRES_OK; i++)
+        rc = pres_state_leave(m->ps, k->sid, extra[i], now, out);
+    for (size_t i = 0; i < nextra; i++)
+        free(extra[i]);
+    free(extra);
+    free(cur);
+    for (size_t i = 0; i < k->nrooms && rc == PRES_OK; i++)
+        rc = pres_state_join(m->ps, k->sid, k->rooms[i], now, out);
+    return rc;
+}
+
+/* docs/presence-model.md, "Reconciliation": the truth's sockets registered with their rooms,
+ * then every other registered socket closed (not graceful). One instance, one call: atomic. */
+static int reconcile_all(mem_store *m, const store_truth *t, int64_t now, pres_events *out)
+{
+    for (size_t i = 0; i < t->n; i++) {
+        int rc = reconcile_sock(m, &t->v[i], now, out);
+        if (rc < 0)
+            return rc;
+    }
+    map live;
+    map_init(&live, 0x51ed270b27cb5c55ULL);
+    int rc = PRES_OK;
+    for (size_t i = 0; i < t->n && rc == PRES_OK; i++)
+        if (map_put(&live, t->v[i].sid, strlen(t->v[i].sid), &live) < 0)
+            rc = PRES_ERR_NOMEM;
+    size_t total = pres_state_socket_ids(m->ps, NULL, 0);
+    const char **ids = calloc(total ? total : 1, sizeof(*ids));
+    char **stale = calloc(total ? total : 1, sizeof(*stale));
+    size_t nstale = 0;
+    if (!ids || !stale)
+        rc = PRES_ERR_NOMEM;
+    if (rc == PRES_OK)
+        pres_state_socket_ids(m->ps, ids, total);
+    for (size_t i = 0; i < total && rc == PRES_OK; i++)
+        if (!map_get(&live, ids[i], strlen(ids[i])) && !(stale[nstale++] = strdup(ids[i])))
+            rc = PRES_ERR_NOMEM;
+    /* Closing changes the state's socket table, so the ids were copied first. */
+    for (size_t i = 0; i < nstale && rc == PRES_OK; i++)
+        rc = pres_state_close(m->ps, stale[i], false, now, out);
+    for (size_t i = 0; i < nstale; i++)
+        free(stale[i]);
+    free(stale);
+    free(ids);
+    map_deinit(&live);
+    return rc;
+}
+
+static void mem_reconcile(store *st, store_done_fn cb, void *ud)
+{
+    mem_store *m = MEM(st);
+    mem_job *j = job_new(m, JOB_DONE, ud);
+    JOB_OR_FAIL(j, cb, ud);
+    store_truth t;
+    int err = store_truth_collect(&m->hooks, &t);
+    if (err == STORE_OK)
+        err = reconcile_all(m, &t, host_wall_ms(), &j->events);
+    store_truth_clear(&t);
+    finish(m, err, j, cb);
+}
+
 static void mem_user_get(store *st, const char *user, store_user_fn cb, void *ud)
 {
     mem_store *m = MEM(st);
@@ -567,7 +657,7 @@ static void mem_deliver_read(store *st, size_t max, uint32_t lock_ms, store_even
     }
     j->events_cb = cb;
     if (!m->delivering) {
-        /* As the Redis store's consumer group, created at the end of the stream. */
+        /* A store made without `webhooks`: delivery starts with the first read. */
         m->delivering = true;
         m->delivered = m->seq;
     }
@@ -636,6 +726,7 @@ static const store_vtbl mem_vtbl = {
     .room_query = mem_room_query,
     .room_members = mem_room_members,
     .shutdown = mem_shutdown,
+    .reconcile = mem_reconcile,
     .user_get = mem_user_get,
     .room_page = mem_room_page,
     .stats_get = mem_stats_get,
@@ -660,6 +751,10 @@ store *store_memory_new(uv_loop_t *loop, const store_opts *opts, const store_hoo
         return NULL;
     }
     store_base_init(&m->base, &mem_vtbl, loop, "memory store");
+    /* Webhooks cover every event from the start: nothing before the first delivery read is
+     * skipped (as the Redis store's consumer group made before the store is available). */
+    if (opts->webhooks)
+        m->delivering = true;
     uv_timer_init(loop, &m->timer);
     uv_idle_init(loop, &m->idle);
     m->timer.data = m->idle.data = m;

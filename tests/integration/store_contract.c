@@ -26,13 +26,19 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
 #include <cJSON.h>
+#include <hiredis/hiredis.h>
 #include <uv.h>
+
+#include "fault_proxy.h"
 
 #include "presenced/codec/pres_event.h"
 #include "presenced/io/store_memory.h"
@@ -127,6 +133,13 @@ typedef enum step_op {
     OP_KILL,        /* the store dies without shutdown (scenario.kill: how) */
     OP_LEASE_WATCH, /* after OP_KILL: poll users_query until the reap's events arrive */
     OP_CALL,        /* a scenario part written as code (`call`) */
+    OP_FAULT,       /* the store's fault proxy changes mode (`fault`); nothing for memory */
+    OP_RECONCILE,   /* store_reconcile(): the store agrees with the harness's truth */
+    OP_TRUTH_DROP,  /* the owner forgets socket `sid` without telling the store */
+    OP_TRUTH_ROOM,  /* the owner puts `sid` in (`in`) or out of `room` without telling the store */
+    OP_TRUTH_ADD,   /* the owner has socket `sid` of `user` in `rooms` without telling the store */
+    OP_REDIS_STOP,  /* the scenario's own redis-server stops (SIGTERM); nothing for memory */
+    OP_REDIS_START, /* ... and starts again on the same port, with its data (AOF) or empty */
 } step_op;
 
 typedef enum kill_mode {
@@ -153,6 +166,13 @@ typedef struct step {
     user_exp users[USERS_MAX];
     const char *members[MEMBERS_MAX]; /* room_query: the whole expected membership */
     void (*call)(struct harness *h);
+    fault_mode fault; /* OP_FAULT */
+    bool in;          /* OP_TRUTH_ROOM */
+    bool later;       /* this step's events are checked by a later step, with that step's */
+    bool any_err;     /* the callback's error is not checked (it differs between stores) */
+    bool forget;      /* OP_OPEN: on error the owner forgets the socket (presence:identify) */
+    bool keep;        /* OP_OPEN: on error the owner keeps it (an identity from the handshake) */
+    bool empty;       /* OP_REDIS_START: start without the data (a new directory) */
 } step;
 
 typedef struct scenario {
@@ -163,6 +183,8 @@ typedef struct scenario {
     int own_loop; /* 1 + index of the store that runs on a loop of its own (it can hang) */
     uint32_t lease_ms[MAX_STORES]; /* 0: LEASE_MS */
     kill_mode kill;                /* how OP_KILL kills */
+    bool proxied;                  /* Redis stores reach Redis through a fault proxy each */
+    bool own_redis;                /* a redis-server of the scenario's own (AOF on), to restart */
     const step *steps;
 } scenario;
 
@@ -179,6 +201,18 @@ typedef struct got_event {
     int64_t received; /* wall clock, ms */
 } got_event;
 
+/* One socket as the owner of a store (the gateway) sees it: the harness is that owner, and hands
+ * these to the store when it reconciles (hooks.reconcile). */
+#define TRUTH_ROOMS 8
+typedef struct truth_sock {
+    char sid[SID_LEN + 1];
+    char user[160];
+    char status[16];
+    char *meta;
+    char *rooms[TRUTH_ROOMS];
+    size_t nrooms;
+} truth_sock;
+
 typedef struct slot {
     struct harness *h;
     int index;
@@ -191,7 +225,9 @@ typedef struct slot {
     bool have_id;
     uint64_t id_ms, id_seq;
     bool available;
-    int reasserts;
+    int reconciles;
+    truth_sock *truth;
+    size_t ntruth, captruth;
 } slot;
 
 typedef struct op_ctx {
@@ -220,6 +256,10 @@ typedef struct harness {
     int killed;
     uint64_t kill_at; /* monotonic ms */
     void *scratch[4]; /* freed at teardown: what OP_CALL parts allocate */
+    fault_proxy *proxies[MAX_STORES];
+    pid_t redis_pid; /* own_redis */
+    int redis_port;
+    char redis_dir[128];
     /* The first event whose id or time breaks the contract; checked by its own scenario
      * (event_stamps) so that the other scenarios still test what they are about. */
     char stamp_problem[512];
@@ -251,7 +291,8 @@ static const char *op_name(step_op op)
         "end",         "socket_open", "socket_assert", "socket_close", "socket_close(graceful)",
         "room_join",   "room_leave",  "status_set",    "touch",        "shutdown",
         "users_query", "room_query",  "sleep",         "wait",         "kill",
-        "lease_watch", "call",
+        "lease_watch", "call",        "fault",         "reconcile",    "truth_drop",
+        "truth_room",  "truth_add",   "redis_stop",    "redis_start",
     };
     return op < sizeof(names) / sizeof(names[0]) ? names[op] : "?";
 }
@@ -394,9 +435,94 @@ static void on_event(const pres_event *ev, void *ud)
     }
 }
 
-static void on_reassert(void *ud)
+static void on_reconcile(store_truth *t, void *ud)
 {
-    ((slot *)ud)->reasserts++;
+    slot *sl = ud;
+    sl->reconciles++;
+    for (size_t i = 0; i < sl->ntruth; i++) {
+        truth_sock *k = &sl->truth[i];
+        store_truth_add(t, k->sid, k->user, k->status, k->meta, (const char *const *)k->rooms,
+                        k->nrooms);
+    }
+}
+
+/* ---- the owner's truth ------------------------------------------------------------------- */
+
+static truth_sock *truth_find(slot *sl, const char *sid)
+{
+    for (size_t i = 0; i < sl->ntruth; i++)
+        if (strcmp(sl->truth[i].sid, sid) == 0)
+            return &sl->truth[i];
+    return NULL;
+}
+
+static void truth_sock_clear(truth_sock *k)
+{
+    free(k->meta);
+    for (size_t i = 0; i < k->nrooms; i++)
+        free(k->rooms[i]);
+    memset(k, 0, sizeof(*k));
+}
+
+static void truth_remove(slot *sl, const char *sid)
+{
+    truth_sock *k = truth_find(sl, sid);
+    if (!k)
+        return;
+    truth_sock_clear(k);
+    *k = sl->truth[--sl->ntruth];
+    memset(&sl->truth[sl->ntruth], 0, sizeof(*k));
+}
+
+static void truth_room(truth_sock *k, const char *room, bool in)
+{
+    for (size_t i = 0; i < k->nrooms; i++) {
+        if (strcmp(k->rooms[i], room) != 0)
+            continue;
+        if (!in) {
+            free(k->rooms[i]);
+            k->rooms[i] = k->rooms[--k->nrooms];
+        }
+        return;
+    }
+    if (in && k->nrooms < TRUTH_ROOMS)
+        k->rooms[k->nrooms++] = dup_or_null(room);
+}
+
+/* Append `sid` to the truth, known not to be there yet. */
+static truth_sock *truth_append(slot *sl, const char *sid, const char *user, const char *status,
+                                const char *meta)
+{
+    if (sl->ntruth == sl->captruth) {
+        sl->captruth = sl->captruth ? sl->captruth * 2 : 16;
+        sl->truth = realloc(sl->truth, sl->captruth * sizeof(*sl->truth));
+        if (!sl->truth)
+            abort();
+    }
+    truth_sock *k = &sl->truth[sl->ntruth++];
+    memset(k, 0, sizeof(*k));
+    snprintf(k->sid, sizeof(k->sid), "%s", sid);
+    snprintf(k->user, sizeof(k->user), "%s", user);
+    snprintf(k->status, sizeof(k->status), "%s", status ? status : "online");
+    k->meta = dup_or_null(meta);
+    return k;
+}
+
+/* The owner registered `sid` (socket_open or socket_assert answered ok). */
+static truth_sock *truth_add(slot *sl, const char *sid, const char *user, const char *status,
+                             const char *meta)
+{
+    truth_remove(sl, sid);
+    return truth_append(sl, sid, user, status, meta);
+}
+
+static void truth_free(slot *sl)
+{
+    for (size_t i = 0; i < sl->ntruth; i++)
+        truth_sock_clear(&sl->truth[i]);
+    free(sl->truth);
+    sl->truth = NULL;
+    sl->ntruth = sl->captruth = 0;
 }
 
 static void on_availability(bool available, void *ud)
@@ -818,6 +944,101 @@ static void random_id(char out[SID_LEN + 1])
     out[SID_LEN] = '\0';
 }
 
+/* ---- the scenario's own redis-server (own_redis) ------------------------------------------ */
+
+static bool redis_pings(int port)
+{
+    struct timeval tv = {0, 200000};
+    redisContext *c = redisConnectWithTimeout("127.0.0.1", port, tv);
+    bool ok = false;
+    if (c && !c->err) {
+        redisReply *r = redisCommand(c, "PING");
+        ok = r && r->type == REDIS_REPLY_STATUS && strcmp(r->str, "PONG") == 0;
+        freeReplyObject(r);
+    }
+    redisFree(c);
+    return ok;
+}
+
+/* Start redis-server on h->redis_port in h->redis_dir, appending every write to its AOF
+ * (fsync always), so that a restart finds exactly the data it had. */
+static void own_redis_start(harness *h, bool empty)
+{
+    if (empty) {
+        char cmd[512];
+        snprintf(cmd, sizeof(cmd), "rm -f %s/*.aof %s/appendonlydir/* 2>/dev/null", h->redis_dir,
+                 h->redis_dir);
+        if (system(cmd) < 0)
+            fail_msg("could not empty %s", h->redis_dir);
+    }
+    char port[16];
+    snprintf(port, sizeof(port), "%d", h->redis_port);
+    pid_t pid = fork();
+    if (pid == 0) {
+        int null = open("/dev/null", 1);
+        dup2(null, 1);
+        execlp("redis-server", "redis-server", "--port", port, "--bind", "127.0.0.1", "--dir",
+               h->redis_dir, "--save", "", "--appendonly", "yes", "--appendfsync", "always",
+               (char *)NULL);
+        _exit(127);
+    }
+    h->redis_pid = pid;
+    uint64_t end = mono_ms() + OP_TIMEOUT_MS;
+    while (!redis_pings(h->redis_port)) {
+        if (mono_ms() >= end)
+            fail_msg("redis-server did not answer on port %d", h->redis_port);
+        pump_for(h, 20);
+    }
+}
+
+static void own_redis_stop(harness *h)
+{
+    if (h->redis_pid <= 0)
+        return;
+    kill(h->redis_pid, SIGTERM);
+    int st;
+    while (waitpid(h->redis_pid, &st, WNOHANG) == 0)
+        pump_for(h, 10);
+    h->redis_pid = 0;
+}
+
+static void own_redis_setup(harness *h)
+{
+    snprintf(h->redis_dir, sizeof(h->redis_dir), "/tmp/store_contract.XXXXXX");
+    if (!mkdtemp(h->redis_dir))
+        fail_msg("mkdtemp failed");
+    /* A free port: bind port 0, read it, close (good enough for a test on loopback). */
+    uv_tcp_t t;
+    uv_loop_t *loop = &h->loops[0];
+    uv_tcp_init(loop, &t);
+    struct sockaddr_in a;
+    uv_ip4_addr("127.0.0.1", 0, &a);
+    struct sockaddr_storage b;
+    int len = sizeof(b);
+    if (uv_tcp_bind(&t, (const struct sockaddr *)&a, 0) < 0 ||
+        uv_tcp_getsockname(&t, (struct sockaddr *)&b, &len) < 0)
+        fail_msg("no free port");
+    h->redis_port = ntohs(((struct sockaddr_in *)&b)->sin_port);
+    uv_close((uv_handle_t *)&t, NULL);
+    uv_run(loop, UV_RUN_NOWAIT);
+    own_redis_start(h, true);
+}
+
+/* The Redis URL store i uses: the shared server or the scenario's own, through a fault proxy
+ * when the scenario asks for one. */
+static void store_url(harness *h, int i, char *out, size_t len)
+{
+    int port = h->redis_port;
+    if (!port && sscanf(cfg.redis_url, "redis://127.0.0.1:%d", &port) != 1)
+        fail_msg("fault scenarios need a redis://127.0.0.1:PORT URL, not %s", cfg.redis_url);
+    if (h->sc->proxied) {
+        if (!(h->proxies[i] = fault_proxy_start("127.0.0.1", port, 0)))
+            fail_msg("could not start a fault proxy");
+        port = fault_proxy_port(h->proxies[i]);
+    }
+    snprintf(out, len, "redis://127.0.0.1:%d", port);
+}
+
 static void store_start(harness *h, int i)
 {
     const scenario *sc = h->sc;
@@ -832,6 +1053,9 @@ static void store_start(harness *h, int i)
         assert_int_equal(uv_loop_init(&h->loops[sl->loop]), 0);
         h->loop_used[sl->loop] = true;
     }
+    char url[64] = "";
+    if (cfg.redis)
+        store_url(h, i, url, sizeof(url));
     store_opts opts = {
         .instance_id = iid,
         .offline_grace_ms = sc->grace_ms,
@@ -839,12 +1063,12 @@ static void store_start(harness *h, int i)
         .instance_lease_ms = sc->lease_ms[i] ? sc->lease_ms[i] : LEASE_MS,
         .ttl_s = 30,
         .stream_maxlen = 10000,
-        .redis_url = cfg.redis_url,
+        .redis_url = url,
         .key_prefix = h->prefix,
     };
     store_hooks hooks = {
         .event = on_event,
-        .reassert = on_reassert,
+        .reconcile = on_reconcile,
         .availability = on_availability,
         .ud = sl,
     };
@@ -874,6 +1098,14 @@ static void expect_err(int err, int want, const char *ctx)
                  want, store_strerror(want));
 }
 
+/* Wait for the step's operation and check its error (unless the step accepts any). */
+static void expect_step_err(harness *h, const step *s, op_ctx *op, const char *ctx)
+{
+    int err = op_wait(h, op, ctx);
+    if (!s->any_err)
+        expect_err(err, s->err, ctx);
+}
+
 static void run_step(harness *h, const step *s, const char *ctx)
 {
     char sid[SID_LEN + 1] = "";
@@ -887,7 +1119,9 @@ static void run_step(harness *h, const step *s, const char *ctx)
     case OP_OPEN:
         op = op_begin(h);
         store_socket_open(st, sid, s->user, s->status, s->meta, on_done, op);
-        expect_err(op_wait(h, op, ctx), s->err, ctx);
+        expect_step_err(h, s, op, ctx);
+        if (op->err == STORE_OK ? !s->forget || !cfg.redis : s->keep)
+            truth_add(&h->slots[s->on], sid, s->user, s->status, s->meta);
         break;
     case OP_ASSERT: {
         size_t nrooms = 0;
@@ -895,14 +1129,20 @@ static void run_step(harness *h, const step *s, const char *ctx)
             nrooms++;
         op = op_begin(h);
         store_socket_assert(st, sid, s->user, s->status, s->meta, s->rooms, nrooms, on_done, op);
-        expect_err(op_wait(h, op, ctx), s->err, ctx);
+        expect_step_err(h, s, op, ctx);
+        if (op->err == STORE_OK) {
+            truth_sock *k = truth_add(&h->slots[s->on], sid, s->user, s->status, s->meta);
+            for (size_t i = 0; i < nrooms; i++)
+                truth_room(k, s->rooms[i], true);
+        }
         break;
     }
     case OP_CLOSE:
     case OP_CLOSE_GRACEFUL:
         op = op_begin(h);
+        truth_remove(&h->slots[s->on], sid);
         store_socket_close(st, sid, s->op == OP_CLOSE_GRACEFUL, on_done, op);
-        expect_err(op_wait(h, op, ctx), s->err, ctx);
+        expect_step_err(h, s, op, ctx);
         break;
     case OP_JOIN:
     case OP_LEAVE:
@@ -911,22 +1151,35 @@ static void run_step(harness *h, const step *s, const char *ctx)
             store_room_join(st, sid, s->room, on_done, op);
         else
             store_room_leave(st, sid, s->room, on_done, op);
-        expect_err(op_wait(h, op, ctx), s->err, ctx);
+        expect_step_err(h, s, op, ctx);
+        /* As the gateway: a leave takes effect locally whatever the store answers, a join only
+         * once the store accepted it. */
+        if (truth_find(&h->slots[s->on], sid) && (s->op == OP_LEAVE || op->err == STORE_OK))
+            truth_room(truth_find(&h->slots[s->on], sid), s->room, s->op == OP_JOIN);
         break;
     case OP_STATUS:
         op = op_begin(h);
         store_status_set(st, sid, s->status, s->meta, on_done, op);
-        expect_err(op_wait(h, op, ctx), s->err, ctx);
+        expect_step_err(h, s, op, ctx);
+        if (op->err == STORE_OK && truth_find(&h->slots[s->on], sid)) {
+            truth_sock *k = truth_find(&h->slots[s->on], sid);
+            snprintf(k->status, sizeof(k->status), "%s", s->status);
+            if (s->meta) {
+                free(k->meta);
+                k->meta = dup_or_null(s->meta);
+            }
+        }
         break;
     case OP_TOUCH:
         op = op_begin(h);
         store_touch(st, sid, on_done, op);
-        expect_err(op_wait(h, op, ctx), s->err, ctx);
+        expect_step_err(h, s, op, ctx);
         break;
     case OP_SHUTDOWN:
         op = op_begin(h);
+        truth_free(&h->slots[s->on]);
         store_shutdown(st, on_done, op);
-        expect_err(op_wait(h, op, ctx), s->err, ctx);
+        expect_step_err(h, s, op, ctx);
         if (s->unobserve)
             h->slots[s->on].observing = false;
         break;
@@ -960,7 +1213,39 @@ static void run_step(harness *h, const step *s, const char *ctx)
     case OP_CALL:
         s->call(h);
         return;
+    case OP_FAULT:
+        if (h->proxies[s->on])
+            fault_proxy_set(h->proxies[s->on], s->fault, 0);
+        break;
+    case OP_RECONCILE:
+        op = op_begin(h);
+        store_reconcile(st, on_done, op);
+        expect_err(op_wait(h, op, ctx), s->err, ctx);
+        break;
+    case OP_TRUTH_DROP:
+        truth_remove(&h->slots[s->on], sid);
+        break;
+    case OP_TRUTH_ROOM:
+        assert_non_null(truth_find(&h->slots[s->on], sid));
+        truth_room(truth_find(&h->slots[s->on], sid), s->room, s->in);
+        break;
+    case OP_TRUTH_ADD: {
+        truth_sock *k = truth_add(&h->slots[s->on], sid, s->user, s->status, s->meta);
+        for (size_t i = 0; i < ROOMS_MAX && s->rooms[i]; i++)
+            truth_room(k, s->rooms[i], true);
+        break;
     }
+    case OP_REDIS_STOP:
+        if (cfg.redis)
+            own_redis_stop(h);
+        break;
+    case OP_REDIS_START:
+        if (cfg.redis)
+            own_redis_start(h, s->empty);
+        break;
+    }
+    if (s->later)
+        return;
     uint32_t timeout = EVENT_TIMEOUT_MS;
     if ((s->op == OP_WAIT || s->op == OP_LEASE_WATCH) && s->ms > timeout)
         timeout = s->ms;
@@ -1060,6 +1345,9 @@ static int scenario_teardown(void **state)
 {
     harness *h = *state;
     int rc = 0;
+    for (int i = 0; i < MAX_STORES; i++)
+        if (h->proxies[i])
+            fault_proxy_set(h->proxies[i], FAULT_PASS, 0);
     for (int i = 0; i < h->nslots; i++) {
         h->slots[i].frozen = false;
         if (h->slots[i].st)
@@ -1101,8 +1389,21 @@ static int scenario_teardown(void **state)
             free(g->rooms);
         }
         free(sl->ev);
+        truth_free(sl);
     }
     free_results(h);
+    for (int i = 0; i < MAX_STORES; i++)
+        fault_proxy_stop(h->proxies[i]);
+    if (h->redis_pid > 0) {
+        kill(h->redis_pid, SIGKILL);
+        waitpid(h->redis_pid, NULL, 0);
+    }
+    if (h->redis_dir[0]) {
+        char cmd[256];
+        snprintf(cmd, sizeof(cmd), "rm -rf %s", h->redis_dir);
+        if (system(cmd) < 0)
+            print_error("could not remove %s\n", h->redis_dir);
+    }
     for (size_t i = 0; i < sizeof(h->scratch) / sizeof(h->scratch[0]); i++)
         free(h->scratch[i]);
     if (rc != 0) {
@@ -1122,6 +1423,13 @@ static void run_scenario(void **state)
         skip();
     }
     int nstores = sc->nstores ? sc->nstores : 1;
+    if (sc->own_redis && cfg.redis) {
+        if (!h->loop_used[0]) {
+            assert_int_equal(uv_loop_init(&h->loops[0]), 0);
+            h->loop_used[0] = true;
+        }
+        own_redis_setup(h);
+    }
     for (int i = 0; i < nstores; i++)
         store_start(h, i);
     char ctx[128 + 64];
@@ -1133,12 +1441,6 @@ static void run_scenario(void **state)
     pump_for(h, END_SETTLE_MS);
     const ev_exp none[1] = {{.user = NULL}};
     check_events(h, none, 0, "end of scenario (no further events)");
-    /* Nothing was lost in these scenarios: a store that asks its owner to re-assert anyway
-     * makes every live socket be registered again, and users announced again. */
-    for (int i = 0; i < h->nslots; i++)
-        if (h->slots[i].reasserts)
-            fail_msg("store %d asked for %d re-assert(s) in a scenario where nothing was lost", i,
-                     h->slots[i].reasserts);
 }
 
 /* ---- the table ------------------------------------------------------------------------------- */
@@ -1910,6 +2212,322 @@ static const step lease_expiry[] = {
     {.op = OP_END},
 };
 
+/* ---- reconciliation (docs/presence-model.md, "Reconciliation") ---- */
+
+#define S_FAULT(n, f) .op = OP_FAULT, .on = (n), .fault = (f)
+
+/* The owner's truth and the store disagree; store_reconcile() makes the store agree, with the
+ * events of the difference, once. */
+static const step reconcile_truth[] = {
+    {S_OPEN(0, "a1", "rc-a"), .ev = {{E_ONLINE("rc-a", "a1", "online", NOMETA)}}},
+    {S_JOIN(0, "a1", "r1"), .ev = {{E_JOIN("rc-a", "r1")}}},
+    {S_OPEN(0, "a2", "rc-a")},
+    {S_OPEN(0, "b1", "rc-b"), .ev = {{E_ONLINE("rc-b", "b1", "online", NOMETA)}}},
+    {S_JOIN(0, "b1", "r2"), .ev = {{E_JOIN("rc-b", "r2")}}},
+    {.op = OP_TRUTH_DROP, .sid = "a2"},
+    {.op = OP_TRUTH_DROP, .sid = "b1"},
+    {.op = OP_TRUTH_ROOM, .sid = "a1", .room = "r1", .in = false},
+    {.op = OP_TRUTH_ROOM, .sid = "a1", .room = "r3", .in = true},
+    {.op = OP_TRUTH_ADD, .sid = "c1", .user = "rc-c", .status = "away", .rooms = {"r1"}},
+    {.op = OP_RECONCILE,
+     .ev = {{E_LEAVE("rc-b", "r2")},
+            {E_OFFLINE("rc-b", "b1"), .rooms = {"r2"}},
+            {E_LEAVE("rc-a", "r1")},
+            {E_JOIN("rc-a", "r3")},
+            /* Whether the online event already names r1 differs between the stores. */
+            {.type = PRES_EV_ONLINE, .user = "rc-c", .socket = "c1", .status = "away"},
+            {E_JOIN("rc-c", "r1")}}},
+    {S_USERS(0), .users = {{U_ONLINE("rc-a", "online", 1)},
+                           {U_OFFLINE("rc-b")},
+                           {U_ONLINE("rc-c", "away", 1)}}},
+    {S_ROOM(0, "r1"), .members = {"rc-c"}},
+    {S_ROOM(0, "r3"), .members = {"rc-a"}},
+    {S_ROOM(0, "r2")},
+    /* Again: nothing left to change. */
+    {.op = OP_RECONCILE},
+    {S_CLOSE(0, "a1"), .ev = {{E_LEAVE("rc-a", "r3")}, {E_OFFLINE("rc-a", "a1"), .rooms = {"r3"}}}},
+    {S_CLOSE(0, "c1"), .ev = {{E_LEAVE("rc-c", "r1")}, {E_OFFLINE("rc-c", "c1"), .rooms = {"r1"}}}},
+    {.op = OP_END},
+};
+
+/* A close sent while the store's Redis connection is stalled (kept open, bytes held): the
+ * supervisor gives up on the connection, and the close never reaches Redis (the held bytes are
+ * lost with the connection). After the stall the user goes offline, once: no ghost. */
+static const step close_lost[] = {
+    {S_OPEN(0, "s1", "cl-a"), .ev = {{E_ONLINE("cl-a", "s1", "online", NOMETA)}}},
+    {S_JOIN(0, "s1", "r"), .ev = {{E_JOIN("cl-a", "r")}}},
+    {S_FAULT(0, FAULT_STALL)},
+    {S_CLOSE(0, "s1"), .any_err = true, .later = true},
+    {S_FAULT(0, FAULT_CUT), .later = true},
+    {S_FAULT(0, FAULT_PASS), .later = true},
+    {S_WAIT(12000), .ev = {{E_LEAVE("cl-a", "r")}, {E_OFFLINE("cl-a", "s1"), .rooms = {"r"}}}},
+    {S_USERS(1), .users = {{U_OFFLINE("cl-a")}}},
+    {S_ROOM(1, "r")},
+    {.op = OP_END},
+};
+
+/* presence:identify whose reply is lost: the socket was registered (online went out) but its
+ * owner took the failure and forgot it; reconciliation closes it (offline, once). */
+static const step identify_lost[] = {
+    {S_FAULT(0, FAULT_HOLD_REPLIES)},
+    {S_OPEN(0, "s1", "il-b"), .forget = true, .any_err = true, .later = true},
+    {S_FAULT(0, FAULT_PASS), .later = true},
+    {S_WAIT(12000),
+     .ev = {{E_ONLINE("il-b", "s1", "online", NOMETA)}, {E_OFFLINE("il-b", "s1"), .rooms = {}}}},
+    {S_USERS(1), .users = {{U_OFFLINE("il-b")}}},
+    {.op = OP_END},
+};
+
+/* A join and a leave whose replies are lost: the owner undid the join and kept the leave;
+ * reconciliation leaves the room the join entered, once. */
+static const step join_leave_lost[] = {
+    {S_OPEN(0, "s1", "jl-c"), .ev = {{E_ONLINE("jl-c", "s1", "online", NOMETA)}}},
+    {S_JOIN(0, "s1", "keep"), .ev = {{E_JOIN("jl-c", "keep")}}},
+    {S_JOIN(0, "s1", "gone"), .ev = {{E_JOIN("jl-c", "gone")}}},
+    {S_FAULT(0, FAULT_HOLD_REPLIES)},
+    {S_JOIN(0, "s1", "lost"), .any_err = true, .later = true},
+    {S_LEAVE(0, "s1", "gone"), .any_err = true, .later = true},
+    {S_FAULT(0, FAULT_PASS), .later = true},
+    {S_WAIT(12000),
+     .ev = {{E_JOIN("jl-c", "lost")}, {E_LEAVE("jl-c", "lost")}, {E_LEAVE("jl-c", "gone")}}},
+    {S_ROOM(1, "keep"), .members = {"jl-c"}},
+    {S_ROOM(1, "lost")},
+    {S_ROOM(1, "gone")},
+    {S_CLOSE(0, "s1"),
+     .ev = {{E_LEAVE("jl-c", "keep")}, {E_OFFLINE("jl-c", "s1"), .rooms = {"keep"}}}},
+    {.op = OP_END},
+};
+
+/* Store 1 is cut off from Redis past its lease while its sockets live on: store 0 reaps them
+ * (rb-d goes offline; rb-e, online through store 0 too, only leaves q). When store 1 is back,
+ * reconciliation announces them back: rb-d online and in r again, rb-e in q again. */
+static const step reaped_and_back[] = {
+    {S_OPEN(1, "d1", "rb-d"), .ev = {{E_ONLINE("rb-d", "d1", "online", NOMETA)}}},
+    {S_JOIN(1, "d1", "r"), .ev = {{E_JOIN("rb-d", "r")}}},
+    {S_OPEN(0, "e0", "rb-e"), .ev = {{E_ONLINE("rb-e", "e0", "online", NOMETA)}}},
+    {S_OPEN(1, "e1", "rb-e")},
+    {S_JOIN(1, "e1", "q"), .ev = {{E_JOIN("rb-e", "q")}}},
+    {S_FAULT(1, FAULT_CUT), .later = true},
+    {S_SLEEP(LEASE_MS + LEASE_MS / 3 + 1500), .later = true},
+    {S_USERS(0), .later = true, .users = {{U_OFFLINE("rb-d")}, {U_ONLINE("rb-e", "online", 1)}}},
+    {S_FAULT(1, FAULT_PASS), .later = true},
+    {S_WAIT(15000), .ev = {{E_LEAVE("rb-d", "r")},
+                           {E_OFFLINE("rb-d", "d1"), .rooms = {"r"}},
+                           {E_LEAVE("rb-e", "q")},
+                           {E_ONLINE("rb-d", "d1", "online", NOMETA), .rooms = {"r"}},
+                           {E_JOIN("rb-d", "r")},
+                           {E_JOIN("rb-e", "q")}}},
+    {S_USERS(0), .users = {{U_ONLINE("rb-d", "online", 1)}, {U_ONLINE("rb-e", "online", 2)}}},
+    {S_ROOM(0, "r"), .members = {"rb-d"}},
+    {S_ROOM(0, "q"), .members = {"rb-e"}},
+    {S_CLOSE(1, "d1"), .ev = {{E_LEAVE("rb-d", "r")}, {E_OFFLINE("rb-d", "d1"), .rooms = {"r"}}}},
+    {S_CLOSE(1, "e1"), .ev = {{E_LEAVE("rb-e", "q")}}},
+    {S_CLOSE(0, "e0"), .ev = {{E_OFFLINE("rb-e", "e0")}}},
+    {.op = OP_END},
+};
+
+/* Redis stops while a close, an open and a leave happen (they fail; the owner goes on), then
+ * restarts with its data (AOF): reconciliation announces exactly what changed meanwhile. */
+static const step restart_aof[] = {
+    {S_OPEN(0, "a1", "rr-a"), .ev = {{E_ONLINE("rr-a", "a1", "online", NOMETA)}}},
+    {S_JOIN(0, "a1", "r"), .ev = {{E_JOIN("rr-a", "r")}}},
+    {S_OPEN(0, "b1", "rr-b"), .ev = {{E_ONLINE("rr-b", "b1", "online", NOMETA)}}},
+    {.op = OP_REDIS_STOP, .later = true},
+    {S_CLOSE(0, "b1"), .any_err = true, .later = true},
+    {S_OPEN(0, "c1", "rr-c"), .keep = true, .any_err = true, .later = true},
+    {S_LEAVE(0, "a1", "r"), .any_err = true, .later = true},
+    {.op = OP_REDIS_START, .later = true},
+    {S_WAIT(15000), .ev = {{E_OFFLINE("rr-b", "b1")},
+                           {E_ONLINE("rr-c", "c1", "online", NOMETA)},
+                           {E_LEAVE("rr-a", "r")}}},
+    {S_USERS(0), .users = {{U_ONLINE("rr-a", "online", 1)},
+                           {U_OFFLINE("rr-b")},
+                           {U_ONLINE("rr-c", "online", 1)}}},
+    {S_ROOM(0, "r")},
+    {S_CLOSE(0, "a1"), .ev = {{E_OFFLINE("rr-a", "a1")}}},
+    {S_CLOSE(0, "c1"), .ev = {{E_OFFLINE("rr-c", "c1")}}},
+    {.op = OP_END},
+};
+
+/* The same with Redis restarted empty: the live sockets are registered again, without events
+ * for what observers already knew; queries answer the truth. (What changed during the outage
+ * is not announced: see docs/presence-model.md, "Redis lost its data".) */
+static const step restart_empty[] = {
+    {S_OPEN(0, "a1", "re-a"), .ev = {{E_ONLINE("re-a", "a1", "online", NOMETA)}}},
+    {S_JOIN(0, "a1", "r"), .ev = {{E_JOIN("re-a", "r")}}},
+    {S_OPEN(0, "b1", "re-b"), .ev = {{E_ONLINE("re-b", "b1", "online", NOMETA)}}},
+    {.op = OP_REDIS_STOP, .later = true},
+    {S_CLOSE(0, "b1"), .any_err = true, .later = true},
+    {.op = OP_REDIS_START, .empty = true, .later = true},
+    {S_SLEEP(6000)},
+    {S_USERS(0), .users = {{U_ONLINE("re-a", "online", 1)}, {U_UNKNOWN("re-b")}}},
+    {S_ROOM(0, "r"), .members = {"re-a"}},
+    {S_CLOSE(0, "a1"), .ev = {{E_LEAVE("re-a", "r")}, {E_OFFLINE("re-a", "a1"), .rooms = {"r"}}}},
+    {.op = OP_END},
+};
+
+/* ---- a large instance: no script holds Redis for long ---- */
+
+#define BIG_SOCKETS 20000
+#define BIG_ROOMS 200
+#define BIG_SLOW_US 10000 /* SLOWLOG records every command slower than this */
+
+typedef struct big_ctx {
+    size_t done, failed;
+} big_ctx;
+
+static void on_big_done(int err, void *ud)
+{
+    big_ctx *b = ud;
+    b->done++;
+    if (err)
+        b->failed++;
+}
+
+static redisContext *big_redis(void)
+{
+    int port;
+    if (sscanf(cfg.redis_url, "redis://127.0.0.1:%d", &port) != 1)
+        fail_msg("big_instance needs a redis://127.0.0.1:PORT URL");
+    redisContext *c = redisConnect("127.0.0.1", port);
+    if (!c || c->err)
+        fail_msg("big_instance: cannot connect to Redis");
+    return c;
+}
+
+static void big_wait(harness *h, big_ctx *b, size_t want, const char *what)
+{
+    uint64_t end = mono_ms() + 120000;
+    while (b->done < want) {
+        if (mono_ms() >= end)
+            fail_msg("%s: %zu of %zu callbacks after 120 s", what, b->done, want);
+        pump(h);
+    }
+    if (b->failed)
+        fail_msg("%s: %zu operations failed", what, b->failed);
+}
+
+/* Store `on` opens BIG_SOCKETS sockets (one user each), each in two of BIG_ROOMS rooms. */
+static void big_fill(harness *h, int on, const char *tag)
+{
+    slot *sl = &h->slots[on];
+    big_ctx b = {0};
+    char name[SID_LEN + 1], sid[SID_LEN + 1], user[32], r1[16], r2[16];
+    for (size_t i = 0; i < BIG_SOCKETS; i++) {
+        snprintf(user, sizeof(user), "%s%zu", tag, i);
+        snprintf(name, sizeof(name), "%s%zu", tag, i);
+        sid_of(name, sid);
+        store_socket_open(sl->st, sid, user, NULL, NULL, on_big_done, &b);
+        truth_sock *k = truth_append(sl, sid, user, NULL, NULL);
+        snprintf(r1, sizeof(r1), "room%zu", i % BIG_ROOMS);
+        snprintf(r2, sizeof(r2), "room%zu", (i * 7 + 3) % BIG_ROOMS);
+        store_room_join(sl->st, sid, r1, on_big_done, &b);
+        store_room_join(sl->st, sid, r2, on_big_done, &b);
+        truth_room(k, r1, true);
+        truth_room(k, r2, true);
+        if (i % 512 == 0)
+            pump(h);
+    }
+    big_wait(h, &b, 3 * BIG_SOCKETS, "opening 20,000 sockets");
+}
+
+/* The sockets of live instances, from store 0's statistics. */
+static uint64_t big_sockets(harness *h)
+{
+    api_res r = {0};
+    store_stats_get(h->slots[0].st, on_api_stats, &r);
+    api_wait(h, &r, "stats");
+    if (r.err)
+        fail_msg("stats: %s", store_strerror(r.err));
+    return r.stats.sockets;
+}
+
+/* The slowest command SLOWLOG recorded since the reset, with the script it ran. */
+static void big_slowest(redisContext *c, const char *phase, long long *worst)
+{
+    redisReply *r = redisCommand(c, "SLOWLOG GET 100000");
+    long long max = 0;
+    char what[96] = "none over 10 ms";
+    for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
+        redisReply *e = r->element[i];
+        if (e->type != REDIS_REPLY_ARRAY || e->elements < 4 || e->element[2]->integer <= max)
+            continue;
+        max = e->element[2]->integer;
+        redisReply *args = e->element[3];
+        /* EVALSHA sha 0 prefix instance grace retention maxlen ttl lease epoch webhooks mode */
+        snprintf(what, sizeof(what), "%s%s%s", args->elements ? args->element[0]->str : "?",
+                 args->elements > 12 ? " " : "", args->elements > 12 ? args->element[12]->str : "");
+    }
+    freeReplyObject(r);
+    print_message("    %s: longest command %lld us (%s)\n", phase, max, what);
+    if (max > *worst)
+        *worst = max;
+    freeReplyObject(redisCommand(c, "SLOWLOG RESET"));
+}
+
+static void call_big_instance(harness *h)
+{
+    for (int i = 0; i < h->nslots; i++)
+        h->slots[i].observing = false; /* 100,000 events are not what this checks */
+    redisContext *c = big_redis();
+    freeReplyObject(redisCommand(c, "CONFIG SET slowlog-log-slower-than %d", BIG_SLOW_US));
+    freeReplyObject(redisCommand(c, "CONFIG SET slowlog-max-len 100000"));
+    long long worst = 0;
+    big_fill(h, 1, "b");
+    freeReplyObject(redisCommand(c, "SLOWLOG RESET"));
+
+    /* Reconciliation of 20,000 sockets (nothing to change: every slice checks every socket). */
+    op_ctx *op = op_begin(h);
+    store_reconcile(h->slots[1].st, on_done, op);
+    uint64_t t0 = mono_ms();
+    while (!op->done && mono_ms() - t0 < 120000)
+        pump(h);
+    if (!op->done || op->err)
+        fail_msg("reconcile of 20,000 sockets: %s", op->done ? store_strerror(op->err) : "timeout");
+    big_slowest(c, "reconcile of 20,000 sockets", &worst);
+
+    /* The reap of a dead instance of 20,000 sockets. */
+    store_free(h->slots[1].st);
+    h->slots[1].st = NULL;
+    t0 = mono_ms();
+    while (big_sockets(h) > 0) {
+        if (mono_ms() - t0 > 120000)
+            fail_msg("the dead instance's 20,000 sockets were not reaped within 120 s");
+        pump_for(h, 200);
+    }
+    uint64_t reaped_ms = mono_ms() - t0;
+    big_slowest(c, "reap of 20,000 sockets", &worst);
+    (void)reaped_ms;
+
+    /* The shutdown of an instance of 20,000 sockets. */
+    big_fill(h, 2, "c");
+    freeReplyObject(redisCommand(c, "SLOWLOG RESET"));
+    op = op_begin(h);
+    store_shutdown(h->slots[2].st, on_done, op);
+    t0 = mono_ms();
+    while (!op->done && mono_ms() - t0 < 120000)
+        pump(h);
+    if (!op->done || op->err)
+        fail_msg("shutdown of 20,000 sockets: %s", op->done ? store_strerror(op->err) : "timeout");
+    big_slowest(c, "shutdown of 20,000 sockets", &worst);
+    if (big_sockets(h) != 0)
+        fail_msg("sockets left after the shutdown");
+    freeReplyObject(redisCommand(c, "CONFIG SET slowlog-log-slower-than 10000"));
+    redisFree(c);
+    print_message("    longest script at 20,000 sockets: %lld us\n", worst);
+    /* The design keeps each script near 10-20 ms (a time budget, slices of 64 sockets); the
+     * number is printed for the record. What fails the test is the class of problem: one script
+     * over a whole instance holds Redis for seconds at this size. Wall time on a loaded machine
+     * can stretch a 20 ms script several times, hence the margin. */
+    if (worst > 500000)
+        fail_msg("a script held Redis for %lld us", worst);
+}
+
+static const step big_instance[] = {
+    {.op = OP_CALL, .call = call_big_instance},
+    {.op = OP_END},
+};
+
 static const scenario scenarios[] = {
     {.name = "single_socket", .steps = single_socket},
     {.name = "multi_tab", .steps = multi_tab},
@@ -1939,6 +2557,33 @@ static const scenario scenarios[] = {
      .own_loop = 3,
      .kill = KILL_FREEZE,
      .steps = lease_expiry},
+    {.name = "reconcile_truth", .steps = reconcile_truth},
+    {.name = "close_lost",
+     .redis_only = true,
+     .nstores = 2,
+     .proxied = true,
+     .lease_ms = {10000, 0},
+     .steps = close_lost},
+    {.name = "identify_lost",
+     .redis_only = true,
+     .nstores = 2,
+     .proxied = true,
+     .lease_ms = {10000, 0},
+     .steps = identify_lost},
+    {.name = "join_leave_lost",
+     .redis_only = true,
+     .nstores = 2,
+     .proxied = true,
+     .lease_ms = {10000, 0},
+     .steps = join_leave_lost},
+    {.name = "reaped_and_back",
+     .redis_only = true,
+     .nstores = 2,
+     .proxied = true,
+     .steps = reaped_and_back},
+    {.name = "redis_restart_aof", .redis_only = true, .own_redis = true, .steps = restart_aof},
+    {.name = "redis_restart_empty", .redis_only = true, .own_redis = true, .steps = restart_empty},
+    {.name = "big_instance", .redis_only = true, .nstores = 3, .steps = big_instance},
 };
 #define NSCENARIOS (sizeof(scenarios) / sizeof(scenarios[0]))
 

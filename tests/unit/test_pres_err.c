@@ -21,7 +21,7 @@ static void test_every_row(void **state)
     seen++;
     PRES_ERR_TABLE(CHECK_ROW)
 #undef CHECK_ROW
-    assert_int_equal(seen, 7);
+    assert_int_equal(seen, 8);
 }
 
 static void test_client_answers(void **state)
@@ -42,7 +42,7 @@ static void test_outside_the_table(void **state)
     assert_string_equal(pres_err_message(PRES_OK), "ok");
     assert_string_equal(pres_err_message(-1000), "internal store error");
     assert_string_equal(pres_err_code(42), "internal");
-    assert_int_equal(pres_err_status(-8), 500);
+    assert_int_equal(pres_err_status(-9), 500);
 }
 
 int main(void)

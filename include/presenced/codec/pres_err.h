@@ -23,7 +23,10 @@
     X(INTERNAL, -5, "internal store error", "internal", 500)                                       \
     X(NOMEM, -6, "out of memory", "internal", 500)                                                 \
     /* Events since an id: the id is older than the retained events. */                          \
-    X(GONE, -7, "event id no longer retained", "internal", 500)
+    X(GONE, -7, "event id no longer retained", "internal", 500)                                   \
+    /* Redis store: a state change sent before a reconciliation began reached Redis after it; */  \
+    /* it was refused (it had been given up for lost already). */                                  \
+    X(STALE, -8, "state change superseded by a reconciliation", "store_unavailable", 503)
 /* clang-format on */
 
 enum {

@@ -71,6 +71,13 @@ int pres_state_room_page(const pres_state *ps, const char *room, const char *cur
 size_t pres_state_user_sockets(const pres_state *ps, const char *user, const char **out,
                                size_t max);
 
+/* The rooms socket `sid` is in: writes at most `max` (borrowed) to `out`, returns how many it is
+ * in, or -1 if it is not registered. */
+long pres_state_socket_rooms(const pres_state *ps, const char *sid, const char **out, size_t max);
+/* Every registered socket id: writes at most `max` (borrowed, in no order) to `out`, returns the
+ * number of registered sockets. */
+size_t pres_state_socket_ids(const pres_state *ps, const char **out, size_t max);
+
 typedef struct pres_stats {
     uint64_t users_online; /* with a socket, or inside the offline grace */
     uint64_t sockets, rooms;

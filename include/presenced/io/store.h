@@ -48,6 +48,7 @@ typedef struct store_opts {
     uint32_t stream_maxlen;         /* Redis: approximate length the event stream is trimmed to */
     const char *redis_url;          /* Redis: redis://[:pass@]host:port[/db] or unix:///path */
     const char *key_prefix;         /* Redis: prefix of every key, e.g. "presenced:" */
+    bool webhooks;                  /* this instance delivers webhooks (store_deliver_read) */
     metrics *metrics;               /* command latency, errors, reaped sockets; may be NULL */
 } store_opts;
 
@@ -59,12 +60,24 @@ typedef struct store_metrics {
 } store_metrics;
 void store_metrics_init(store_metrics *sm, metrics *m);
 
+/* The owner's truth: its live identified sockets, as hooks.reconcile hands them to the store. */
+typedef struct store_truth store_truth;
+
+/* Add one live socket to the truth: its user, the user's status and metadata as this socket
+ * last set them (NULL: "online" / none) and the rooms it is in. Strings are copied. Returns 0,
+ * or STORE_ERR_NOMEM (the reconciliation is then retried later). */
+int store_truth_add(store_truth *t, const char *sid, const char *user, const char *status,
+                    const char *metadata, const char *const *rooms, size_t nrooms);
+
 typedef struct store_hooks {
     /* A presence event (borrowed for the call). */
     void (*event)(const pres_event *ev, void *ud);
-    /* The store lost what it knew of this instance's sockets (Redis restarted empty, or came
-     * back after an outage): call store_socket_assert() for every live local socket. */
-    void (*reassert)(void *ud);
+    /* The store is reconciling (docs/presence-model.md, "Reconciliation"): add every live local
+     * identified socket to `t` with store_truth_add(), before returning. The store makes its
+     * copy agree with it: sockets it holds that are not in `t` are closed, those in `t` are
+     * registered with exactly their rooms, with the events that follow. `t` is borrowed for the
+     * call. */
+    void (*reconcile)(store_truth *t, void *ud);
     /* Availability changed (Redis connection up or down). */
     void (*availability)(bool available, void *ud);
     void *ud;
@@ -125,7 +138,9 @@ bool store_available(const store *st);
  * user was within the offline grace) or update (status/metadata changed). */
 void store_socket_open(store *st, const char *sid, const char *user, const char *status,
                        const char *metadata, store_done_fn cb, void *ud);
-/* Re-register a live socket after hooks.reassert, with its rooms, emitting no event. */
+/* Register a socket with its rooms as it was before the store lost it: no event, unless the
+ * user's record says offline (then online and the room joins). Reconciliation (hooks.reconcile)
+ * is what the daemon uses; this is the building block of a restore. */
 void store_socket_assert(store *st, const char *sid, const char *user, const char *status,
                          const char *metadata, const char *const *rooms, size_t nrooms,
                          store_done_fn cb, void *ud);
@@ -151,6 +166,10 @@ void store_room_members(store *st, const char *room, store_users_fn cb, void *ud
 /* Close every socket of this instance (events as store_socket_close without grace) and release
  * this instance's lease. */
 void store_shutdown(store *st, store_done_fn cb, void *ud);
+/* Reconcile now: ask hooks.reconcile for the truth and make the store agree with it, with the
+ * events that follow. The Redis store also does this by itself after any gap (a reconnect, a
+ * command without a reply, its lease lost, Redis restarted); `cb` runs once this one is done. */
+void store_reconcile(store *st, store_done_fn cb, void *ud);
 
 /* One user as users_query sees them, plus the ids of their live sockets. One round trip. */
 void store_user_get(store *st, const char *user, store_user_fn cb, void *ud);

@@ -1,13 +1,14 @@
--- socket_assert(sid, user, status?, metadata?, rooms...): ARGV[8..11], rooms from ARGV[12].
+-- socket_assert(sid, user, status?, metadata?, rooms...): ARGV[10..13], rooms from ARGV[14].
 -- Re-registers a live socket after Redis lost state; emits nothing, unless the user's record
 -- says offline (this instance was reaped while cut off from Redis, so observers saw the user
 -- leave): then online and the room joins, so that they see the user come back. Returns 0.
-local sid, u, st, m = ARGV[8], ARGV[9], opt(ARGV[10]), opt(ARGV[11])
+local sid, u, st, m = ARGV[10], ARGV[11], opt(ARGV[12]), opt(ARGV[13])
+if stale() then return ERR_STALE end
 local ki, ks, ku = k_inst(INST), k_usocks(u), k_user(u)
 redis.call('EXPIRE', ki, INST_TTL_S)
 if redis.call('HGET', ki, sid) == u and redis.call('HEXISTS', ks, sid) == 1 then return 0 end
 local rooms, seen = {}, {}
-for n = 12, #ARGV do
+for n = 14, #ARGV do
     local r = ARGV[n]
     if not seen[r] then
         seen[r] = true
@@ -15,6 +16,7 @@ for n = 12, #ARGV do
     end
 end
 redis.call('HSET', ki, sid, u)
+confirm_if_reconciling(sid)
 redis.call('HSET', ks, sid, enc_sock(INST, rooms))
 for _, r in ipairs(rooms) do
     room_add(r, sid, room_member(INST, u))

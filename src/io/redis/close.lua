@@ -1,6 +1,7 @@
--- socket_close(sid, graceful): ARGV[8], ARGV[9] ('1' graceful). Unknown sockets are fine.
+-- socket_close(sid, graceful): ARGV[10], ARGV[11] ('1' graceful). Unknown sockets are fine.
 -- Returns 0.
-local sid, graceful = ARGV[8], ARGV[9] == '1'
+local sid, graceful = ARGV[10], ARGV[11] == '1'
+if stale() then return ERR_STALE end
 local u = redis.call('HGET', k_inst(INST), sid)
 if not u then return 0 end
 purge_dead(u)

@@ -1,4 +1,4 @@
--- deliver_read(count, lock_ms): ARGV[8], ARGV[9]. Webhook delivery through the consumer group
+-- deliver_read(count, lock_ms): ARGV[10], ARGV[11]. Webhook delivery through the consumer group
 -- `webhooks` of the event stream. One instance at a time delivers, the holder of `P whlock`
 -- (taken or refreshed here): one reader keeps the events in stream order, hence in order per
 -- user. Whoever takes the lock first claims what other consumers left pending (an instance that
@@ -6,14 +6,14 @@
 -- Returns {} when another instance holds the lock or nothing is waiting, else
 -- {id, event, id, event...}: this consumer's pending entries first, then new ones ('' for an
 -- entry trimmed away while pending). count 0 only refreshes the lock.
-local count, lock_ms = tonumber(ARGV[8]), ARGV[9]
+local count, lock_ms = tonumber(ARGV[10]), ARGV[11]
 local K_LOCK = P .. 'whlock'
-local GROUP = 'webhooks'
 local owner = redis.call('GET', K_LOCK)
 if owner and owner ~= INST then return {} end
 redis.call('SET', K_LOCK, INST, 'PX', lock_ms)
 if count == 0 then return {} end
--- Created at the stream's end: webhooks cover events from the first delivering instance's start.
+-- The group is made by reconcile.lua's 'begin' (before the instance is ready) and by emit() when
+-- the stream is new; this only covers a group deleted by hand (from now on).
 redis.pcall('XGROUP', 'CREATE', K_EVENTS, GROUP, '$', 'MKSTREAM')
 if not owner then
     local cursor = '0-0'

@@ -1,5 +1,6 @@
--- room_leave(sid, room): ARGV[8], ARGV[9]. Returns 0, or ERR_NO_SOCKET for an unknown socket.
-local sid, room = ARGV[8], ARGV[9]
+-- room_leave(sid, room): ARGV[10], ARGV[11]. Returns 0, or ERR_NO_SOCKET for an unknown socket.
+local sid, room = ARGV[10], ARGV[11]
+if stale() then return ERR_STALE end
 local u = redis.call('HGET', k_inst(INST), sid)
 if not u then return ERR_NO_SOCKET end
 purge_dead(u)

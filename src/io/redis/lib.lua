@@ -1,10 +1,11 @@
 -- Shared by every script of the Redis store: prepended to each one when the scripts are embedded
 -- into the binary (src/io/redis/embed_lua.cmake). docs/redis-schema.md describes the keys.
 --
--- Every script is called with no KEYS and the same first seven ARGV:
+-- Every script is called with no KEYS and the same first nine ARGV:
 --   1 key prefix, 2 calling instance id, 3 offline grace (ms), 4 last_seen retention (s),
---   5 stream MAXLEN, 6 TTL of per-instance keys (s), 7 instance lease (ms)
--- and its own arguments from ARGV[8] on. Keys depend on ids the script only learns while it runs
+--   5 stream MAXLEN, 6 TTL of per-instance keys (s), 7 instance lease (ms), 8 the calling
+--   instance's epoch (see stale() below), 9 '1' if the calling instance delivers webhooks
+-- and its own arguments from ARGV[10] on. Keys depend on ids the script only learns while it runs
 -- (the user of a socket, the rooms of a socket), which is why they are built here rather than
 -- passed as KEYS; presenced does not support Redis Cluster.
 
@@ -15,10 +16,13 @@ local RETENTION_S = tonumber(ARGV[4])
 local MAXLEN = ARGV[5]
 local INST_TTL_S = tonumber(ARGV[6])
 local LEASE_MS = tonumber(ARGV[7])
+local EPOCH = tonumber(ARGV[8])
+local WEBHOOKS = ARGV[9] == '1'
 
 local K_INSTANCES = P .. 'instances'
 local K_GRACE = P .. 'grace'
 local K_EVENTS = P .. 'events'
+local GROUP = 'webhooks' -- the event stream's consumer group for webhook delivery
 -- Counters read by GET /v1/stats, kept by the scripts that change what they count (so that
 -- reading them is O(1)): users online (the `since` field is set exactly while a user is online,
 -- grace included) and rooms with at least one registered socket.
@@ -26,10 +30,11 @@ local K_N_ONLINE = P .. 'count_online'
 local K_N_ROOMS = P .. 'count_rooms'
 
 -- Redis's clock, so that every instance agrees on deadlines and event times.
-local NOW
+local NOW, T0
 do
     local t = redis.call('TIME')
-    NOW = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+    T0 = tonumber(t[1]) * 1000000 + tonumber(t[2])
+    NOW = math.floor(T0 / 1000)
 end
 
 -- Integers as plain decimal text (tostring would switch to exponent form for large values).
@@ -46,6 +51,49 @@ local function k_user(u) return idkey('u', u) end
 local function k_usocks(u) return idkey('k', u) end
 local function k_room(r) return idkey('r', r) end
 local function k_inst(i) return idkey('i', i) end
+-- The epoch of an instance: the number of its latest reconciliation (reconcile.lua).
+local function k_epoch(i) return idkey('e', i) end
+-- While an instance reconciles: the marker that it does, and the set of its sockets that the
+-- reconciliation confirmed or that were registered since it began (reconcile.lua).
+local function k_pending(i) return idkey('p', i) end
+local function k_confirmed(i) return idkey('c', i) end
+
+-- A socket registered while its instance reconciles is live: the sweep must not close it.
+local function confirm_if_reconciling(sid)
+    if redis.call('EXISTS', k_pending(INST)) == 1 then
+        redis.call('SADD', k_confirmed(INST), sid)
+    end
+end
+
+-- A state change is stale (it returns ERR_STALE) when the calling instance has begun a
+-- reconciliation since it was sent: it was sent on a connection that has since been given up
+-- (its reply never reached the instance, which treated it as lost), and Redis only now receives
+-- it. The reconciliation already made Redis agree with the instance's sockets; applying the old
+-- change would undo that.
+local function stale()
+    local cur = redis.call('GET', k_epoch(INST))
+    return cur and tonumber(cur) > EPOCH
+end
+
+-- Scripts that work through a large hash in one call stop after this much time, and the caller
+-- calls again: no script holds Redis for long, whatever the size of an instance.
+local BUDGET_US = 10000
+local function over_budget()
+    local t = redis.call('TIME')
+    return tonumber(t[1]) * 1000000 + tonumber(t[2]) - T0 >= BUDGET_US
+end
+
+-- Walk hash `key` from `cursor` (HSCAN), calling fn(field, value) for each entry, until the walk
+-- is over or the time budget spent. fn may delete entries. Returns the next cursor ('0': over).
+local function scan_within_budget(key, cursor, fn)
+    repeat
+        local page = redis.call('HSCAN', key, cursor, 'COUNT', 32)
+        cursor = page[1]
+        local flat = page[2]
+        for n = 1, #flat, 2 do fn(flat[n], flat[n + 1]) end
+    until cursor == '0' or over_budget()
+    return cursor
+end
 
 -- An instance is live while its lease has not expired. The calling instance is evidently alive,
 -- even if its lease lapsed during an outage: it must never reap its own sockets.
@@ -67,7 +115,17 @@ end
 -- Append one event in pres_event's stream form (include/presenced/pres_event.h). Metadata is
 -- JSON object text already validated by the caller and is spliced in as is, so that it reaches
 -- clients byte for byte.
+local stream_checked = false
 local function emit(t, u, f)
+    -- Webhooks deliver through the consumer group GROUP of the stream. A stream that does not
+    -- exist is new (a fresh cluster, or Redis lost its data): the group is created at its start
+    -- before the first entry goes in, so that delivery misses nothing.
+    if WEBHOOKS and not stream_checked then
+        stream_checked = true
+        if redis.call('EXISTS', K_EVENTS) == 0 then
+            redis.call('XGROUP', 'CREATE', K_EVENTS, GROUP, '0', 'MKSTREAM')
+        end
+    end
     local p = {'{"t":', jstr(t), ',"u":', jstr(u)}
     if f.s then p[#p + 1] = ',"s":' .. jstr(f.s) end
     if f.r then p[#p + 1] = ',"r":' .. jstr(f.r) end
@@ -83,6 +141,8 @@ local function emit(t, u, f)
     end
     p[#p + 1] = '}'
     redis.call('XADD', K_EVENTS, 'MAXLEN', '~', MAXLEN, '*', 'e', table.concat(p))
+    -- The user's state is no longer only what a restore after a data loss put back.
+    redis.call('HDEL', idkey('u', u), 'rs')
 end
 
 -- A socket as the user's socket hash keeps it: {"i":instance,"r":[rooms]}. Written by hand because

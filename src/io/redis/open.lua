@@ -1,6 +1,7 @@
--- socket_open(sid, user, status?, metadata?): ARGV[8..11]; '' means not given.
--- Returns 0, or ERR_EXISTS when the socket is already registered.
-local sid, u, st, m = ARGV[8], ARGV[9], opt(ARGV[10]), opt(ARGV[11])
+-- socket_open(sid, user, status?, metadata?): ARGV[10..13]; '' means not given.
+-- Returns 0, ERR_EXISTS when the socket is already registered, or ERR_STALE.
+local sid, u, st, m = ARGV[10], ARGV[11], opt(ARGV[12]), opt(ARGV[13])
+if stale() then return ERR_STALE end
 local ki = k_inst(INST)
 if redis.call('HEXISTS', ki, sid) == 1 then return ERR_EXISTS end
 purge_dead(u)
@@ -8,6 +9,7 @@ local ks, ku = k_usocks(u), k_user(u)
 local before = redis.call('HLEN', ks)
 local in_grace = redis.call('ZSCORE', K_GRACE, u)
 redis.call('HSET', ki, sid, u)
+confirm_if_reconciling(sid)
 redis.call('EXPIRE', ki, INST_TTL_S)
 redis.call('HSET', ks, sid, enc_sock(INST, {}))
 redis.call('HSET', ku, 'ls', num(NOW))

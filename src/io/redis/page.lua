@@ -1,9 +1,9 @@
--- room_page(room, cursor, limit): ARGV[8..10]. Reads only. The users with a live socket in the
+-- room_page(room, cursor, limit): ARGV[10..12]. Reads only. The users with a live socket in the
 -- room whose id sorts after `cursor` ('' for the first page), at most `limit`.
 -- Returns {total, next cursor ('' on the last page), user...}. Paging by user id keeps pages
 -- disjoint and stable while sockets come and go, which HSCAN cursors over sockets would not.
-local cursor, limit = ARGV[9], tonumber(ARGV[10])
-local all = live_members(ARGV[8])
+local cursor, limit = ARGV[11], tonumber(ARGV[12])
+local all = live_members(ARGV[10])
 local users = {}
 for _, u in ipairs(all) do
     if cursor == '' or u > cursor then users[#users + 1] = u end

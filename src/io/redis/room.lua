@@ -1,7 +1,7 @@
--- room_query(room, limit): ARGV[8], ARGV[9] (0: all). Reads only.
+-- room_query(room, limit): ARGV[10], ARGV[11] (0: all). Reads only.
 -- Returns {total, user...}: the users with a live socket in the room, sorted, at most `limit`.
-local limit = tonumber(ARGV[9])
-local users = live_members(ARGV[8])
+local limit = tonumber(ARGV[11])
+local users = live_members(ARGV[10])
 local out = {#users}
 for n = 1, #users do
     if limit > 0 and n > limit then break end

@@ -1,6 +1,6 @@
--- user_get(user): ARGV[8]. Reads only. Returns the 7 values of users_query for this user, then
+-- user_get(user): ARGV[10]. Reads only. Returns the 7 values of users_query for this user, then
 -- the ids of their live sockets, sorted.
-local u = ARGV[8]
+local u = ARGV[10]
 local r = redis.call('HMGET', k_user(u), 'st', 'm', 'ls', 'since')
 local flat = redis.call('HGETALL', k_usocks(u))
 local sids = {}

@@ -1,4 +1,4 @@
--- users_query(users...): ARGV[8..]. Reads only. For each user, 7 values (then, last, the id of
+-- users_query(users...): ARGV[10..]. Reads only. For each user, 7 values (then, last, the id of
 -- the newest event, which the answer reflects):
 -- known (0/1), live sockets, status, metadata ('' if none), lastSeen, since, in grace (0/1; only
 -- looked up when no socket is live, the one case where it decides whether the user is online).
@@ -9,7 +9,7 @@ local function inst_of(raw)
 end
 
 local out = {}
-for n = 8, #ARGV do
+for n = 10, #ARGV do
     local u = ARGV[n]
     local r = redis.call('HMGET', k_user(u), 'st', 'm', 'ls', 'since')
     local socks = redis.call('HVALS', k_usocks(u))

@@ -1,0 +1,190 @@
+/* store_redis_int — what the files of the Redis store share (not a public header).
+ *
+ * The Redis store is split along its seams: store_redis.c (the store, its connections, the lease
+ * tick, the script runner), store_redis_ops.c (state changes and queries), store_redis_stream.c
+ * (the event stream reader, resuming readers and webhook delivery) and store_redis_reconcile.c
+ * (reconciliation and the sliced shutdown).
+ */
+#ifndef PRESENCED_STORE_REDIS_INT_H
+#define PRESENCED_STORE_REDIS_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "presenced/io/redis_client.h"
+#include "store_impl.h"
+
+#define SR_COMMON_ARGS 9 /* the ARGV every script starts with (src/io/redis/lib.lua) */
+#define SR_INSTANCE_MAX 64
+#define SR_GROUP "webhooks" /* the event stream's consumer group for webhook delivery */
+
+enum {
+    SCR_ASSERT,
+    SCR_CLOSE,
+    SCR_JOIN,
+    SCR_LEAVE,
+    SCR_OPEN,
+    SCR_ROOM,
+    SCR_SHUTDOWN,
+    SCR_STATUS,
+    SCR_TICK,
+    SCR_TOUCH,
+    SCR_USERS,
+    SCR_USER,
+    SCR_PAGE,
+    SCR_STATS,
+    SCR_KICK,
+    SCR_SINCE,
+    SCR_DELIVER,
+    SCR_RECONCILE,
+    SCR_MEMBERS,
+    SCR_COUNT,
+};
+
+/* Where a reconciliation is. */
+typedef enum sr_rc_phase {
+    RC_IDLE,       /* nothing running */
+    RC_BEGINNING,  /* 'begin' sent */
+    RC_LEASE_WAIT, /* begun; waiting for a lease refresh before registering sockets */
+    RC_SLICES,     /* slices sent */
+    RC_SWEEPING,   /* a 'sweep' call in flight */
+} sr_rc_phase;
+
+typedef struct store_redis {
+    store base;
+    store_hooks hooks;
+    size_t script_idx[SCR_COUNT];
+    /* The common script arguments, as text. */
+    char prefix[128], instance[SR_INSTANCE_MAX + 1], grace[16], retention[16], maxlen[16],
+        inst_ttl[16], lease[16], epoch_text[24];
+    bool webhooks;
+    char stream_key[160];
+    uint32_t lease_ms;
+    uv_loop_t *loop;
+    store_metrics sm;
+
+    redis_client *cmd, *ev;
+    /* The lease refresh (the tick) has a connection of its own: on the command connection it
+     * could wait behind megabytes of unsent state changes during a connect storm, long enough
+     * for the other instances to see the lease expire and reap this instance's sockets. */
+    redis_client *beat;
+    uv_timer_t tick;
+    int open_parts; /* clients and timer not yet closed */
+    bool closing, shut;
+    bool available;
+    bool lease_held; /* a tick refreshed our lease: a lost lease then means state was lost */
+    bool tick_busy, tick_again;
+    uint64_t reap_from_ms; /* loop time before which this instance does not reap others */
+    char cmd_run_id[REDIS_RUN_ID_MAX];
+    bool cmd_up;
+    /* The command connection's reconciliation has begun: the webhook group exists and state
+     * changes sent from now on follow it. Until then the store is not available. */
+    bool begun;
+
+    /* Reconciliation (store_redis_reconcile.c). */
+    uint64_t epoch;  /* this instance's epoch: bumped at every 'begin' */
+    bool ever_begun; /* a 'begin' was answered before (a later one may find data lost) */
+    bool need_rc;    /* a gap happened since the running (or last) reconciliation began */
+    bool restore;    /* the running reconciliation found that Redis lost its data */
+    sr_rc_phase phase;
+    unsigned rc_inflight; /* slices without a reply */
+    bool rc_failed;       /* a slice failed: the reconciliation is done again */
+    char sweep_cursor[32];
+    size_t rc_sockets, rc_closed;
+    struct sr_waiter *waiters; /* store_reconcile() callers waiting for the next one to end */
+
+    /* The sliced shutdown. */
+    store_done_fn shut_cb;
+    void *shut_ud;
+    size_t shut_closed;
+    char shut_cursor[32];
+
+    /* The event stream (store_redis_stream.c). */
+    char ev_run_id[REDIS_RUN_ID_MAX];
+    char last_id[48]; /* last stream entry delivered, "" before the first read */
+    bool reading;
+    /* The reader has fixed where it starts. Until then the store refuses operations: the events
+     * they append would come before that point and this instance would never see them. */
+    bool positioned;
+} store_redis;
+
+typedef struct sr_op {
+    store_redis *s;
+    const char *what; /* script name, for logs */
+    union {
+        store_done_fn done;
+        store_users_fn users;
+        store_room_fn room;
+        store_user_fn user;
+        store_page_fn page;
+        store_stats_fn stats;
+        store_events_fn events;
+    } cb;
+    void *ud;
+    size_t n;     /* users_query: the ids asked */
+    char **users; /* copies */
+} sr_op;
+
+extern const char *const sr_script_names[SCR_COUNT];
+
+/* ---- store_redis.c ---- */
+int sr_fail_code(const store_redis *s);
+/* An operation record for `ud`; NULL (logged) when out of memory. */
+sr_op *sr_op_new(store_redis *s, const char *what, void *ud);
+void sr_op_free(sr_op *op);
+/* STORE_OK, or the error a missing or error reply stands for (logged). */
+int sr_reply_error(sr_op *op, const redisReply *reply);
+int64_t sr_reply_int(const redisReply *r);
+const char *sr_reply_str_or_null(const redisReply *r);
+/* Run script `scr` with the common arguments followed by `n` of the caller's (copied), on the
+ * command connection or on `via`. `fn` runs exactly once, later, from the loop. */
+void sr_run_script(store_redis *s, int scr, const char *const *args, const size_t *lens, size_t n,
+                   redis_reply_fn fn, void *ud);
+void sr_run_script_on(store_redis *s, redis_client *via, int scr, const char *const *args,
+                      const size_t *lens, size_t n, redis_reply_fn fn, void *ud);
+/* Refresh the lease now (or right after the refresh in flight). */
+void sr_tick_run(store_redis *s);
+void sr_availability_update(store_redis *s);
+
+/* ---- store_redis_ops.c ---- */
+void sr_socket_open(store *st, const char *sid, const char *user, const char *status,
+                    const char *metadata, store_done_fn cb, void *ud);
+void sr_socket_assert(store *st, const char *sid, const char *user, const char *status,
+                      const char *metadata, const char *const *rooms, size_t nrooms,
+                      store_done_fn cb, void *ud);
+void sr_socket_close(store *st, const char *sid, bool graceful, store_done_fn cb, void *ud);
+void sr_room_join(store *st, const char *sid, const char *room, store_done_fn cb, void *ud);
+void sr_room_leave(store *st, const char *sid, const char *room, store_done_fn cb, void *ud);
+void sr_status_set(store *st, const char *sid, const char *status, const char *metadata,
+                   store_done_fn cb, void *ud);
+void sr_touch(store *st, const char *sid, store_done_fn cb, void *ud);
+void sr_users_query(store *st, const char *const *users, size_t n, store_users_fn cb, void *ud);
+void sr_room_query(store *st, const char *room, size_t limit, store_room_fn cb, void *ud);
+void sr_room_members(store *st, const char *room, store_users_fn cb, void *ud);
+void sr_user_get(store *st, const char *user, store_user_fn cb, void *ud);
+void sr_room_page(store *st, const char *room, const char *cursor, size_t limit, store_page_fn cb,
+                  void *ud);
+void sr_stats_get(store *st, store_stats_fn cb, void *ud);
+void sr_user_disconnect(store *st, const char *user, store_done_fn cb, void *ud);
+
+/* ---- store_redis_stream.c ---- */
+/* The events connection is (again) up: find where to read from. */
+void sr_stream_up(const char *run_id, void *ud);
+void sr_events_since(store *st, const char *after, size_t max, store_events_fn cb, void *ud);
+void sr_deliver_read(store *st, size_t max, uint32_t lock_ms, store_events_fn cb, void *ud);
+void sr_deliver_ack(store *st, const char *const *ids, size_t n, store_done_fn cb, void *ud);
+
+/* ---- store_redis_reconcile.c ---- */
+/* Something happened after which Redis may not agree with this instance's sockets: reconcile
+ * as soon as the store can. */
+void sr_rc_request(store_redis *s, const char *why);
+/* The command connection is up: begin a reconciliation (the store is available once it has). */
+void sr_rc_connected(store_redis *s);
+/* The lease was refreshed: a begun reconciliation may register sockets now. */
+void sr_rc_lease_ok(store_redis *s);
+/* The store is going away: fail store_reconcile() callers still waiting. */
+void sr_rc_free(store_redis *s);
+void sr_reconcile(store *st, store_done_fn cb, void *ud);
+void sr_shutdown(store *st, store_done_fn cb, void *ud);
+
+#endif

@@ -1,0 +1,304 @@
+/* store_redis_stream — the Redis store's event stream: the reader that hands every entry to
+ * hooks.event (XREAD BLOCK on the "events" connection), the resuming reads of store_events_since,
+ * and webhook delivery through the stream's consumer group.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "presenced/io/log.h"
+#include "presenced/core/pres_state.h"
+#include "store_redis_int.h"
+
+#define SR_XREAD_BLOCK_MS 1000
+#define SR_XREAD_COUNT "512"
+
+/* ---- the event stream ---- */
+
+static void read_next(store_redis *s);
+
+static int stream_id_parse(const char *id, uint64_t *ms, uint64_t *seq)
+{
+    char *end;
+    *ms = strtoull(id, &end, 10);
+    if (*end != '-')
+        return -1;
+    *seq = strtoull(end + 1, &end, 10);
+    return *end ? -1 : 0;
+}
+
+/* a < b for stream ids. */
+static bool stream_id_less(const char *a, const char *b)
+{
+    uint64_t ams, aseq, bms, bseq;
+    if (stream_id_parse(a, &ams, &aseq) < 0 || stream_id_parse(b, &bms, &bseq) < 0)
+        return false;
+    return ams < bms || (ams == bms && aseq < bseq);
+}
+
+static void deliver_entry(store_redis *s, const redisReply *entry)
+{
+    if (entry->type != REDIS_REPLY_ARRAY || entry->elements != 2 ||
+        entry->element[0]->type != REDIS_REPLY_STRING)
+        return;
+    const char *id = entry->element[0]->str;
+    if (entry->element[0]->len < sizeof(s->last_id))
+        memcpy(s->last_id, id, entry->element[0]->len + 1);
+    const redisReply *fields = entry->element[1];
+    if (fields->type != REDIS_REPLY_ARRAY)
+        return;
+    for (size_t i = 0; i + 1 < fields->elements; i += 2) {
+        const redisReply *f = fields->element[i], *v = fields->element[i + 1];
+        if (f->type != REDIS_REPLY_STRING || strcmp(f->str, "e") != 0 ||
+            v->type != REDIS_REPLY_STRING)
+            continue;
+        pres_event ev;
+        if (pres_event_decode(v->str, v->len, &ev) < 0) {
+            log_warn("undecodable event in the stream", "id=%s", id);
+            return;
+        }
+        snprintf(ev.id, sizeof(ev.id), "%s", id);
+        if (s->hooks.event)
+            s->hooks.event(&ev, s->hooks.ud);
+        pres_event_deinit(&ev);
+        return;
+    }
+}
+
+static void on_xread(const redisReply *reply, void *ud)
+{
+    store_redis *s = ud;
+    if (!reply || s->closing) {
+        /* The events connection went down: reading resumes from last_id when it is back. */
+        s->reading = false;
+        return;
+    }
+    if (reply->type == REDIS_REPLY_ARRAY) {
+        for (size_t k = 0; k < reply->elements; k++) {
+            const redisReply *stream = reply->element[k];
+            if (stream->type != REDIS_REPLY_ARRAY || stream->elements != 2 ||
+                stream->element[1]->type != REDIS_REPLY_ARRAY)
+                continue;
+            const redisReply *entries = stream->element[1];
+            for (size_t i = 0; i < entries->elements && !s->closing; i++)
+                deliver_entry(s, entries->element[i]);
+        }
+    } else if (reply->type == REDIS_REPLY_ERROR) {
+        log_error("redis XREAD failed", "err=\"%s\"", reply->str);
+    }
+    s->reading = false;
+    if (!s->closing)
+        read_next(s);
+}
+
+static void read_next(store_redis *s)
+{
+    if (s->reading || s->closing || !redis_client_ready(s->ev))
+        return;
+    s->reading = true;
+    char block[16];
+    snprintf(block, sizeof(block), "%d", SR_XREAD_BLOCK_MS);
+    const char *argv[] = {"XREAD", "COUNT",   SR_XREAD_COUNT, "BLOCK",
+                          block,   "STREAMS", s->stream_key,  s->last_id};
+    size_t lens[8];
+    for (size_t i = 0; i < 8; i++)
+        lens[i] = strlen(argv[i]);
+    redis_client_command(s->ev, 8, argv, lens, on_xread, s);
+}
+
+/* Where to resume: the newest entry when we start, else where we stopped, unless the stream
+ * now ends before that point (Redis restarted or was flushed: the stream was recreated). */
+static void on_stream_top(const redisReply *reply, void *ud)
+{
+    store_redis *s = ud;
+    if (!reply || s->closing)
+        return;
+    const char *top = NULL;
+    if (reply->type == REDIS_REPLY_ARRAY && reply->elements > 0 &&
+        reply->element[0]->type == REDIS_REPLY_ARRAY && reply->element[0]->elements > 0 &&
+        reply->element[0]->element[0]->type == REDIS_REPLY_STRING)
+        top = reply->element[0]->element[0]->str;
+    if (!s->last_id[0]) {
+        snprintf(s->last_id, sizeof(s->last_id), "%s", top ? top : "0-0");
+    } else if (!top || stream_id_less(top, s->last_id)) {
+        log_info("event stream was recreated: reading it from the start", "last_id=%s", s->last_id);
+        snprintf(s->last_id, sizeof(s->last_id), "0-0");
+    }
+    read_next(s);
+    if (!s->positioned) {
+        s->positioned = true;
+        sr_availability_update(s);
+    }
+}
+
+void sr_stream_up(const char *run_id, void *ud)
+{
+    store_redis *s = ud;
+    if (s->ev_run_id[0] && strcmp(s->ev_run_id, run_id) != 0)
+        log_info("redis restarted: checking the event stream", "run_id=%s", run_id);
+    snprintf(s->ev_run_id, sizeof(s->ev_run_id), "%s", run_id);
+    const char *argv[] = {"XREVRANGE", s->stream_key, "+", "-", "COUNT", "1"};
+    size_t lens[6];
+    for (size_t i = 0; i < 6; i++)
+        lens[i] = strlen(argv[i]);
+    redis_client_command(s->ev, 6, argv, lens, on_stream_top, s);
+}
+
+static void on_acked(const redisReply *reply, void *ud)
+{
+    sr_op *op = ud;
+    int err = sr_reply_error(op, reply);
+    if (op->cb.done)
+        op->cb.done(err, op->ud);
+    sr_op_free(op);
+}
+
+static void ack_ids(store_redis *s, const char *const *ids, size_t n, store_done_fn cb, void *ud)
+{
+    sr_op *op = sr_op_new(s, "xack", ud);
+    const char **argv = malloc((n + 3) * sizeof(*argv));
+    size_t *lens = malloc((n + 3) * sizeof(*lens));
+    if (!op || !argv || !lens) {
+        free(argv);
+        free(lens);
+        if (op)
+            sr_op_free(op);
+        store_fail_done(&s->base, cb, ud, STORE_ERR_NOMEM);
+        return;
+    }
+    op->cb.done = cb;
+    argv[0] = "XACK";
+    argv[1] = s->stream_key;
+    argv[2] = SR_GROUP;
+    for (size_t i = 0; i < n; i++)
+        argv[3 + i] = ids[i];
+    for (size_t i = 0; i < n + 3; i++)
+        lens[i] = strlen(argv[i]);
+    redis_client_command(s->cmd, (int)(n + 3), argv, lens, on_acked, op);
+    free(argv);
+    free(lens);
+}
+
+/* Entries as {id, event, id, event...} from element `from` on, decoded into `out`. Entries that
+ * cannot be decoded (trimmed while pending, or foreign) are listed in `bad`. */
+static int decode_entries(const redisReply *reply, size_t from, pres_events *out, char ***bad,
+                          size_t *nbad)
+{
+    size_t pairs = (reply->elements - from) / 2;
+    if (pairs == 0)
+        return STORE_OK;
+    out->v = calloc(pairs, sizeof(*out->v));
+    if (bad)
+        *bad = calloc(pairs, sizeof(char *));
+    if (!out->v || (bad && !*bad))
+        return STORE_ERR_NOMEM;
+    out->cap = pairs;
+    for (size_t i = 0; i < pairs; i++) {
+        const redisReply *id = reply->element[from + 2 * i];
+        const redisReply *json = reply->element[from + 2 * i + 1];
+        if (id->type != REDIS_REPLY_STRING)
+            continue;
+        pres_event *ev = &out->v[out->n];
+        if (json->type == REDIS_REPLY_STRING && pres_event_decode(json->str, json->len, ev) == 0) {
+            snprintf(ev->id, sizeof(ev->id), "%s", id->str);
+            out->n++;
+        } else if (bad && ((*bad)[*nbad] = strdup(id->str))) {
+            (*nbad)++;
+        }
+    }
+    return STORE_OK;
+}
+
+static void on_since(const redisReply *reply, void *ud)
+{
+    sr_op *op = ud;
+    int err = sr_reply_error(op, reply);
+    pres_events evs = {0};
+    if (err == STORE_OK && (reply->type != REDIS_REPLY_ARRAY || reply->elements < 1)) {
+        log_error("unexpected redis reply", "script=since type=%d", reply->type);
+        err = STORE_ERR_INTERNAL;
+    }
+    if (err == STORE_OK && sr_reply_int(reply->element[0]) == STORE_ERR_GONE)
+        err = STORE_ERR_GONE;
+    if (err == STORE_OK)
+        err = decode_entries(reply, 1, &evs, NULL, NULL);
+    op->cb.events(err, err == STORE_OK ? evs.v : NULL, err == STORE_OK ? evs.n : 0, op->ud);
+    pres_events_clear(&evs);
+    sr_op_free(op);
+}
+
+void sr_events_since(store *st, const char *after, size_t max, store_events_fn cb, void *ud)
+{
+    store_redis *s = (store_redis *)st;
+    sr_op *op = sr_op_new(s, "since", ud);
+    if (!op) {
+        store_fail_events(&s->base, cb, ud, STORE_ERR_NOMEM);
+        return;
+    }
+    op->cb.events = cb;
+    char count[24];
+    snprintf(count, sizeof(count), "%zu", max);
+    const char *args[] = {after, count};
+    sr_run_script(s, SCR_SINCE, args, NULL, 2, on_since, op);
+}
+
+static void on_deliver(const redisReply *reply, void *ud)
+{
+    sr_op *op = ud;
+    int err = sr_reply_error(op, reply);
+    pres_events evs = {0};
+    char **bad = NULL;
+    size_t nbad = 0;
+    if (err == STORE_OK && reply->type != REDIS_REPLY_ARRAY) {
+        log_error("unexpected redis reply", "script=deliver type=%d", reply->type);
+        err = STORE_ERR_INTERNAL;
+    }
+    if (err == STORE_OK)
+        err = decode_entries(reply, 0, &evs, &bad, &nbad);
+    /* Nothing can deliver an entry whose event is gone: acknowledge it so it stops coming back. */
+    if (nbad > 0) {
+        log_warn("webhooks: skipping undecodable or trimmed stream entries", "count=%zu", nbad);
+        ack_ids(op->s, (const char *const *)bad, nbad, NULL, NULL);
+    }
+    for (size_t i = 0; i < nbad; i++)
+        free(bad[i]);
+    free(bad);
+    op->cb.events(err, err == STORE_OK ? evs.v : NULL, err == STORE_OK ? evs.n : 0, op->ud);
+    pres_events_clear(&evs);
+    sr_op_free(op);
+}
+
+void sr_deliver_read(store *st, size_t max, uint32_t lock_ms, store_events_fn cb, void *ud)
+{
+    store_redis *s = (store_redis *)st;
+    sr_op *op = sr_op_new(s, "deliver", ud);
+    if (!op) {
+        store_fail_events(&s->base, cb, ud, STORE_ERR_NOMEM);
+        return;
+    }
+    op->cb.events = cb;
+    char count[24], lock[16];
+    snprintf(count, sizeof(count), "%zu", max);
+    snprintf(lock, sizeof(lock), "%u", lock_ms ? lock_ms : 1);
+    const char *args[] = {count, lock};
+    sr_run_script(s, SCR_DELIVER, args, NULL, 2, on_deliver, op);
+}
+
+void sr_deliver_ack(store *st, const char *const *ids, size_t n, store_done_fn cb, void *ud)
+{
+    store_redis *s = (store_redis *)st;
+    if (n == 0) {
+        /* XACK needs an id; a PING keeps "the callback comes later, on the loop". */
+        sr_op *op = sr_op_new(s, "ping", ud);
+        if (!op) {
+            store_fail_done(&s->base, cb, ud, STORE_ERR_NOMEM);
+            return;
+        }
+        op->cb.done = cb;
+        const char *argv[] = {"PING"};
+        size_t lens[] = {4};
+        redis_client_command(s->cmd, 1, argv, lens, on_acked, op);
+        return;
+    }
+    ack_ids(s, ids, n, cb, ud);
+}
