@@ -36,8 +36,12 @@ const cfg_key cfg_keys[] = {
      "memory|redis", "Where presence state lives: this process only, or Redis (shared)."},
     {"redis", CFG_TYPE_STRING, "", 0, 0, NULL, offsetof(cfg, redis), 0, sizeof(((cfg *)0)->redis),
      cfg_check_redis, "URL",
-     "Redis server: redis://[:PASSWORD@]HOST[:PORT][/DB] (port 6379 by default) or "
-     "unix:///PATH; needed by store=redis."},
+     "Redis: redis://[:PASSWORD@]HOST[:PORT][/DB] (port 6379 by default), unix:///PATH "
+     "or redis-sentinel://[:PASSWORD@]HOST[:PORT][,...]/MASTER[/DB]; needed by store=redis."},
+    {"redis_sentinel_password", CFG_TYPE_STRING, "", 0, 0, NULL,
+     offsetof(cfg, redis_sentinel_password), 0, sizeof(((cfg *)0)->redis_sentinel_password),
+     cfg_check_secret, "PASSWORD",
+     "With redis-sentinel://: the sentinels' own password (the URL's is the data nodes')."},
     {"workers", CFG_TYPE_UINT, "1", 1, 64, NULL, offsetof(cfg, workers), 0, 0, NULL, "N",
      "Processes serving the listen address, one core each; more than 1 needs store=redis. Each "
      "client address sticks to one of them."},

@@ -39,6 +39,8 @@ struct redis_req {
     req_internal_fn ifn;     /* the client's own handler (handshake, PING) */
     size_t script;           /* index of the script for the NOSCRIPT fallback */
     bool evalsha, fell_back; /* EVALSHA request, and whether it was resent as EVAL */
+    bool counted;            /* counted in `pending` until its (first) reply */
+    bool persistent;         /* a subscription: called per message, freed on NULL only */
     int argc;                /* EVALSHA argv kept for the EVAL fallback (one allocation) */
     const char **argv;
     size_t *lens;
@@ -62,6 +64,9 @@ struct redis_client {
     uint32_t ping_ms, stall_ms;
     void (*up)(const char *run_id, void *ud);
     void (*down)(void *ud);
+    int (*locate)(char *host, uint16_t *port, void *ud);
+    void (*misdirected)(void *ud);
+    bool primary_only;
     void *ud;
 
     redisAsyncContext *ac;
@@ -148,9 +153,39 @@ static int req_send(redis_client *c, redis_req *r, int argc, const char **argv, 
     if (!c->ac || redisAsyncCommandArgv(c->ac, on_reply, r, argc, argv, lens) != REDIS_OK)
         return -1;
     r->gen = c->gen;
+    r->counted = true;
     if (c->pending++ == 0)
         c->last_progress = uv_now(c->loop);
     return 0;
+}
+
+static bool is_readonly(const redisReply *reply)
+{
+    return reply && reply->type == REDIS_REPLY_ERROR && reply->len >= 8 &&
+           memcmp(reply->str, "READONLY", 8) == 0;
+}
+
+/* The address `locate` gave is no good: tell whoever answers it. */
+static void misdirect(redis_client *c)
+{
+    if (c->locate && c->misdirected && !c->closing)
+        c->misdirected(c->ud);
+}
+
+/* A subscription's reply: the confirmation is swallowed, messages go to the caller, and only the
+ * end of the subscription (NULL) frees the request. */
+static void on_subscribed_reply(redis_req *r, const redisReply *reply)
+{
+    if (!reply) {
+        if (r->fn)
+            r->fn(NULL, r->ud);
+        req_free(r);
+        return;
+    }
+    if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 3 &&
+        reply->element[0]->type == REDIS_REPLY_STRING &&
+        strcmp(reply->element[0]->str, "message") == 0 && r->fn)
+        r->fn(reply, r->ud);
 }
 
 static bool is_noscript(const redisReply *reply)
@@ -165,10 +200,26 @@ static void on_reply(redisAsyncContext *ac, void *reply_, void *privdata)
     redis_req *r = privdata;
     redis_client *c = r->c;
     const redisReply *reply = reply_;
-    if (r->gen == c->gen && c->pending > 0) {
-        c->pending--;
-        if (reply)
-            c->last_progress = uv_now(c->loop);
+    if (r->counted) {
+        r->counted = false;
+        if (r->gen == c->gen && c->pending > 0) {
+            c->pending--;
+            if (reply)
+                c->last_progress = uv_now(c->loop);
+        }
+    }
+    if (r->persistent) {
+        on_subscribed_reply(r, reply);
+        return;
+    }
+    if (c->primary_only && is_readonly(reply) && !c->closing) {
+        /* The node was demoted under us (a failover without the connection breaking): what it
+         * refused did not happen, and this connection is of no use any more. */
+        if (r->gen == c->gen) {
+            conn_drop(c, "the node is a replica now");
+            misdirect(c);
+        }
+        reply = NULL;
     }
     if (r->evalsha && !r->fell_back && is_noscript(reply) && !c->closing) {
         /* The script cache was emptied under us (SCRIPT FLUSH, or a restart we have not
@@ -372,6 +423,7 @@ static void on_connect(const redisAsyncContext *ac, int status)
                  ac->errstr ? ac->errstr : "unknown", c->backoff_ms);
         ((redisAsyncContext *)ac)->data = NULL;
         conn_lost(c);
+        misdirect(c);
     }
 }
 
@@ -431,6 +483,25 @@ static void on_auth(redis_client *c, const redisReply *reply, redis_req *r)
         log_error("redis refused AUTH or SELECT", "conn=%s err=\"%s\"", c->name,
                   reply->str ? reply->str : "");
         conn_drop(c, "handshake refused");
+        return;
+    }
+    handshake_step(c);
+}
+
+static void on_role(redis_client *c, const redisReply *reply, redis_req *r)
+{
+    (void)r;
+    if (!reply)
+        return;
+    const char *role = reply->type == REDIS_REPLY_ARRAY && reply->elements > 0 &&
+                               reply->element[0]->type == REDIS_REPLY_STRING
+                           ? reply->element[0]->str
+                           : "unknown";
+    if (strcmp(role, "master") != 0) {
+        log_warn("redis node is not a primary", "conn=%s host=%s port=%d role=%s", c->name,
+                 c->addr.host, c->addr.port, role);
+        conn_drop(c, "not a primary");
+        misdirect(c);
         return;
     }
     handshake_step(c);
@@ -514,6 +585,12 @@ static int handshake_send(redis_client *c)
         rc |= send_internal(c, on_auth, 0, 2, argv, lens);
         c->handshake_left++;
     }
+    if (c->primary_only) {
+        const char *argv[] = {"ROLE"};
+        size_t lens[] = {4};
+        rc |= send_internal(c, on_role, 0, 1, argv, lens);
+        c->handshake_left++;
+    }
     {
         const char *argv[] = {"INFO", "server"};
         size_t lens[] = {4, 6};
@@ -529,10 +606,31 @@ static int handshake_send(redis_client *c)
     return rc;
 }
 
+/* Ask `locate` where to go. Returns 0, or -1 when it does not know yet. */
+static int conn_locate(redis_client *c)
+{
+    char host[ADDR_HOST_MAX];
+    uint16_t port = 0;
+    if (c->locate(host, &port, c->ud) < 0) {
+        /* The usual first answer (nobody has asked the sentinels yet): whoever answers
+         * `locate` logs why it cannot. */
+        log_debug("redis address not known yet", "conn=%s retry_ms=%u", c->name, c->backoff_ms);
+        return -1;
+    }
+    snprintf(c->addr.host, sizeof(c->addr.host), "%s", host);
+    c->addr.port = port;
+    c->addr.path[0] = '\0';
+    return 0;
+}
+
 static void conn_start(redis_client *c)
 {
     if (c->closing || c->ac)
         return;
+    if (c->locate && conn_locate(c) < 0) {
+        schedule_reconnect(c);
+        return;
+    }
     redisAsyncContext *ac = c->addr.path[0] ? redisAsyncConnectUnix(c->addr.path)
                                             : redisAsyncConnect(c->addr.host, c->addr.port);
     if (!ac) {
@@ -545,6 +643,7 @@ static void conn_start(redis_client *c)
                  c->backoff_ms);
         redisAsyncFree(ac);
         schedule_reconnect(c);
+        misdirect(c);
         return;
     }
     redis_poll *p = calloc(1, sizeof(*p));
@@ -590,7 +689,10 @@ static void on_supervise(uv_timer_t *t)
         return;
     uint64_t now = uv_now(c->loop);
     if (c->pending > 0 && now - c->last_progress >= c->stall_ms) {
-        conn_drop(c, c->state == ST_UP ? "no reply in time" : "connect timed out");
+        bool connecting = c->state != ST_UP;
+        conn_drop(c, connecting ? "connect timed out" : "no reply in time");
+        if (connecting)
+            misdirect(c);
         return;
     }
     if (c->state == ST_UP && c->ping_ms && !c->ping_out && now - c->last_ping >= c->ping_ms) {
@@ -636,6 +738,9 @@ redis_client *redis_client_new(uv_loop_t *loop, const redis_client_cfg *cfg)
     c->stall_ms = cfg->stall_ms ? cfg->stall_ms : 3000;
     c->up = cfg->up;
     c->down = cfg->down;
+    c->locate = cfg->locate;
+    c->misdirected = cfg->misdirected;
+    c->primary_only = cfg->primary_only;
     c->ud = cfg->ud;
     c->backoff_ms = BACKOFF_MIN_MS;
     uv_timer_t *timers[] = {&c->supervise, &c->reconnect, &c->defer};
@@ -660,6 +765,7 @@ void redis_client_free(redis_client *c, void (*closed)(void *ud), void *ud)
     c->closed_ud = ud;
     c->up = NULL;
     c->down = NULL;
+    c->misdirected = NULL;
     redisAsyncContext *ac = c->ac;
     if (ac) {
         ac->data = NULL;
@@ -676,4 +782,45 @@ void redis_client_free(redis_client *c, void (*closed)(void *ud), void *ud)
 bool redis_client_ready(const redis_client *c)
 {
     return c->state == ST_UP;
+}
+
+const char *redis_client_host(const redis_client *c)
+{
+    return c->addr.path[0] ? c->addr.path : c->addr.host;
+}
+
+uint16_t redis_client_port(const redis_client *c)
+{
+    return c->addr.port;
+}
+
+void redis_client_retarget(redis_client *c, const char *why)
+{
+    if (c->closing)
+        return;
+    char host[ADDR_HOST_MAX];
+    uint16_t port = 0;
+    if (c->ac && c->locate && c->locate(host, &port, c->ud) == 0 && port == c->addr.port &&
+        strcmp(host, c->addr.host) == 0)
+        return;
+    if (c->ac)
+        conn_drop(c, why);
+    /* Now rather than after the backoff: the new address is expected to work. */
+    c->backoff_ms = BACKOFF_MIN_MS;
+    uv_timer_start(&c->reconnect, on_reconnect, 0, 0);
+}
+
+void redis_client_subscribe(redis_client *c, const char *channel, redis_reply_fn fn, void *ud)
+{
+    redis_req *r = req_new(c, fn, ud);
+    if (!r) {
+        log_error("out of memory", "conn=%s", c->name);
+        fail_without_req(c, fn, ud);
+        return;
+    }
+    r->persistent = true;
+    const char *argv[] = {"SUBSCRIBE", channel};
+    size_t lens[] = {9, strlen(channel)};
+    if (c->state != ST_UP || req_send(c, r, 2, argv, lens) < 0)
+        req_fail_later(c, r);
 }

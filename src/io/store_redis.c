@@ -24,9 +24,8 @@
 #define SR_XREAD_BLOCK_MS 1000
 
 const char *const sr_script_names[SCR_COUNT] = {
-    "assert", "close", "join", "leave", "open",  "room", "shutdown", "status",  "tick",
-    "touch",  "users", "user", "page",  "stats", "kick", "since",    "deliver", "reconcile",
-    "members"};
+    "assert", "close", "join", "leave", "open", "room",  "shutdown", "status",    "tick",   "touch",
+    "users",  "user",  "page", "stats", "kick", "since", "deliver",  "reconcile", "members"};
 
 static const store_vtbl sr_vtbl;
 
@@ -304,6 +303,50 @@ static void on_cmd_down(void *ud)
     sr_availability_update(s);
 }
 
+/* ---- Sentinel: the three connections follow the primary ---- */
+
+static int locate_primary(char *host, uint16_t *port, void *ud)
+{
+    store_redis *s = ud;
+    return redis_sentinel_primary(s->sentinel, host, port);
+}
+
+static void primary_misdirected(void *ud)
+{
+    store_redis *s = ud;
+    if (s->sentinel && !s->closing)
+        redis_sentinel_refresh(s->sentinel);
+}
+
+/* A failover ended (or the primary became known): every connection that is not on the new
+ * primary goes there now. The command connection's reconciliation follows from its `up`. */
+static void primary_changed(void *ud)
+{
+    store_redis *s = ud;
+    if (s->closing)
+        return;
+    redis_client *clients[] = {s->cmd, s->ev, s->beat};
+    for (size_t i = 0; i < 3; i++)
+        if (clients[i])
+            redis_client_retarget(clients[i], "the primary moved");
+}
+
+/* With Sentinel, the watcher and a `locate` for each connection's configuration. */
+static int sentinel_start(store_redis *s, const addr_redis_url *url, const store_opts *opts,
+                          redis_client_cfg *const *cfgs, size_t ncfgs)
+{
+    redis_sentinel_cfg wc = {
+        .url = url, .password = opts->sentinel_password, .changed = primary_changed, .ud = s};
+    if (!(s->sentinel = redis_sentinel_new(s->loop, &wc)))
+        return -1;
+    for (size_t i = 0; i < ncfgs; i++) {
+        cfgs[i]->locate = locate_primary;
+        cfgs[i]->primary_only = true;
+        cfgs[i]->misdirected = primary_misdirected;
+    }
+    return 0;
+}
+
 /* ---- lifecycle ---- */
 static void part_closed(void *ud)
 {
@@ -331,6 +374,8 @@ static void sr_free(store *st)
     redis_client_free(s->cmd, part_closed, s);
     redis_client_free(s->ev, part_closed, s);
     redis_client_free(s->beat, part_closed, s);
+    if (s->sentinel)
+        redis_sentinel_free(s->sentinel, part_closed, s);
 }
 
 static bool sr_available(const store *st)
@@ -393,14 +438,31 @@ static int find_scripts(store_redis *s)
     return 0;
 }
 
+static store *sr_new(uv_loop_t *loop, const store_opts *opts, const store_hooks *hooks,
+                     const addr_redis_url *url);
+
 store *store_redis_new(uv_loop_t *loop, const store_opts *opts, const store_hooks *hooks)
 {
-    addr_redis addr;
+    addr_redis_url *url = malloc(sizeof(*url));
     char why[128];
-    if (addr_redis_parse(opts->redis_url, &addr, why, sizeof(why)) < 0) {
-        log_error("redis store: bad redis URL", "err=\"%s\"", why);
+    if (!url || addr_redis_url_parse(opts->redis_url, url, why, sizeof(why)) < 0) {
+        log_error("redis store: bad redis URL", "err=\"%s\"", url ? why : "out of memory");
+        free(url);
         return NULL;
     }
+    if (url->mode == ADDR_REDIS_CLUSTER) {
+        log_error("redis store: Redis Cluster is not supported yet", NULL);
+        free(url);
+        return NULL;
+    }
+    store *st = sr_new(loop, opts, hooks, url);
+    free(url);
+    return st;
+}
+
+static store *sr_new(uv_loop_t *loop, const store_opts *opts, const store_hooks *hooks,
+                     const addr_redis_url *url)
+{
     if (!instance_id_valid(opts->instance_id)) {
         log_error("redis store: instance id must be 1-64 URL-safe characters", NULL);
         return NULL;
@@ -440,9 +502,10 @@ store *store_redis_new(uv_loop_t *loop, const store_opts *opts, const store_hook
     s->epoch = 1;
     snprintf(s->epoch_text, sizeof(s->epoch_text), "1");
 
+    const addr_redis *addr = &url->data;
     redis_client_cfg cc = {
         .name = "command",
-        .addr = &addr,
+        .addr = addr,
         .scripts = redis_scripts,
         .nscripts = redis_nscripts,
         .ping_ms = SR_PING_MS,
@@ -453,7 +516,7 @@ store *store_redis_new(uv_loop_t *loop, const store_opts *opts, const store_hook
     };
     redis_client_cfg ce = {
         .name = "events",
-        .addr = &addr,
+        .addr = addr,
         .ping_ms = 0,
         .stall_ms = SR_XREAD_BLOCK_MS + SR_STALL_MS,
         .up = sr_stream_up,
@@ -463,6 +526,12 @@ store *store_redis_new(uv_loop_t *loop, const store_opts *opts, const store_hook
     cb.name = "lease";
     cb.up = on_beat_up;
     cb.down = NULL;
+    redis_client_cfg *const cfgs[] = {&cc, &ce, &cb};
+    if (url->mode == ADDR_REDIS_SENTINEL && sentinel_start(s, url, opts, cfgs, 3) < 0) {
+        log_error("redis store: out of memory", NULL);
+        free(s);
+        return NULL;
+    }
     s->cmd = redis_client_new(loop, &cc);
     s->ev = s->cmd ? redis_client_new(loop, &ce) : NULL;
     s->beat = s->ev ? redis_client_new(loop, &cb) : NULL;
@@ -473,6 +542,8 @@ store *store_redis_new(uv_loop_t *loop, const store_opts *opts, const store_hook
             redis_client_free(s->ev, NULL, NULL);
         if (s->cmd)
             redis_client_free(s->cmd, NULL, NULL);
+        if (s->sentinel)
+            redis_sentinel_free(s->sentinel, NULL, NULL);
         free(s);
         return NULL;
     }
@@ -481,6 +552,7 @@ store *store_redis_new(uv_loop_t *loop, const store_opts *opts, const store_hook
     s->tick.data = s;
     uint32_t every = s->lease_ms / 3 ? s->lease_ms / 3 : 1;
     uv_timer_start(&s->tick, on_tick, every, every);
-    s->open_parts = 5; /* three clients, the timer and the shared part's handle */
+    /* Three clients, the timer, the shared part's handle and the Sentinel watcher if any. */
+    s->open_parts = s->sentinel ? 6 : 5;
     return &s->base;
 }

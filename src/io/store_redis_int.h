@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "presenced/io/redis_client.h"
+#include "presenced/io/redis_sentinel.h"
 #include "store_impl.h"
 
 #define SR_COMMON_ARGS 9 /* the ARGV every script starts with (src/io/redis/lib.lua) */
@@ -64,6 +65,7 @@ typedef struct store_redis {
     store_metrics sm;
 
     redis_client *cmd, *ev;
+    redis_sentinel *sentinel; /* with Sentinel: where the primary is; NULL otherwise */
     /* The lease refresh (the tick) has a connection of its own: on the command connection it
      * could wait behind megabytes of unsent state changes during a connect storm, long enough
      * for the other instances to see the lease expire and reap this instance's sockets. */

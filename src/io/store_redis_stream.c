@@ -106,8 +106,12 @@ static void read_next(store_redis *s)
     redis_client_command(s->ev, 8, argv, lens, on_xread, s);
 }
 
-/* Where to resume: the newest entry when we start, else where we stopped, unless the stream
- * now ends before that point (Redis restarted or was flushed: the stream was recreated). */
+/* Where to resume: the newest entry when we start, else where we stopped. A stream that is gone
+ * (Redis restarted empty or was flushed) is read from its start once it exists again. A stream
+ * that now ends before that point lost its tail: a replica promoted before it received the last
+ * entries this instance read. Everything after its newest entry is new, and what comes before
+ * was delivered already: resume from there (from its start would deliver the whole history
+ * again). */
 static void on_stream_top(const redisReply *reply, void *ud)
 {
     store_redis *s = ud;
@@ -120,9 +124,13 @@ static void on_stream_top(const redisReply *reply, void *ud)
         top = reply->element[0]->element[0]->str;
     if (!s->last_id[0]) {
         snprintf(s->last_id, sizeof(s->last_id), "%s", top ? top : "0-0");
-    } else if (!top || stream_id_less(top, s->last_id)) {
-        log_info("event stream was recreated: reading it from the start", "last_id=%s", s->last_id);
+    } else if (!top) {
+        log_info("event stream is gone: reading it from its start", "last_id=%s", s->last_id);
         snprintf(s->last_id, sizeof(s->last_id), "0-0");
+    } else if (stream_id_less(top, s->last_id)) {
+        log_warn("event stream lost its newest entries (a failover?): resuming after what is left",
+                 "last_id=%s top=%s", s->last_id, top);
+        snprintf(s->last_id, sizeof(s->last_id), "%s", top);
     }
     read_next(s);
     if (!s->positioned) {

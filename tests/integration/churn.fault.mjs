@@ -21,6 +21,7 @@ import { redisCommand } from './lib/redis.mjs';
 import { ClientPool, sleep } from './lib/client.mjs';
 import { api, startReceiver } from './lib/http.mjs';
 import { prng } from './lib/presence.mjs';
+import { Churner, EventView as View, compareAll, observe } from './lib/churn.mjs';
 
 const SEED = Number(process.env.CHURN_SEED ?? 1);
 const SECONDS = Number(process.env.CHURN_SECONDS ?? 45);
@@ -29,7 +30,6 @@ const ROOMS = ['room-a', 'room-b', 'room-c'];
 const MAX_SOCKETS = 40;
 const LEASE_S = 3;
 const PREFIX = `churn${process.pid}:`;
-const STATUSES = ['online', 'away', 'busy', 'dnd'];
 
 function faultProxyPath() {
     return process.env.FAULT_PROXY ?? path.join(path.dirname(binaryPath()), 'tests/integration/fault/fault_proxy');
@@ -173,49 +173,6 @@ function rawCommand(port, args) {
     }
 }
 
-/** What one observer was told, built from the events it received, and their order. */
-class View {
-    constructor(label) {
-        this.label = label;
-        this.online = new Map(); // user -> status
-        this.rooms = new Map(); // room -> Set(user)
-        this.seq = new Map(); // user -> '+-+-'; user@room -> 'jljl'
-        this.violations = [];
-        this.log = [];
-    }
-
-    note(key, c, want) {
-        const s = (this.seq.get(key) ?? '') + c;
-        this.seq.set(key, s);
-        const prev = s.length > 1 ? s[s.length - 2] : null;
-        if ((prev === null && c !== want[0]) || (prev !== null && prev === c)) {
-            this.violations.push(`${this.label}: ${key}: ${s} (a transition announced twice or missed)`);
-        }
-    }
-
-    apply(event, d) {
-        if (!d || typeof d.userId !== 'string') return;
-        const u = d.userId;
-        this.log.push(`${Date.now() % 100000} ${event} ${u} ${d.room ?? d.status ?? ''}`);
-        if (event === 'presence:online') {
-            this.note(u, '+', '+');
-            this.online.set(u, d.status);
-        } else if (event === 'presence:offline') {
-            this.note(u, '-', '+');
-            this.online.delete(u);
-        } else if (event === 'presence:update') {
-            if (this.online.has(u)) this.online.set(u, d.status);
-        } else if (event === 'presence:room:join') {
-            this.note(`${u}@${d.room}`, 'j', 'j');
-            if (!this.rooms.has(d.room)) this.rooms.set(d.room, new Set());
-            this.rooms.get(d.room).add(u);
-        } else if (event === 'presence:room:leave') {
-            this.note(`${u}@${d.room}`, 'l', 'j');
-            this.rooms.get(d.room)?.delete(u);
-        }
-    }
-}
-
 test(`churn under faults (seed ${SEED}, ${SECONDS} s)`, { timeout: (SECONDS + 240) * 1000 }, async (t) => {
     const rnd = prng(SEED);
     const pick = (a) => a[Math.floor(rnd() * a.length)];
@@ -225,9 +182,9 @@ test(`churn under faults (seed ${SEED}, ${SECONDS} s)`, { timeout: (SECONDS + 24
     const pool = new ClientPool();
     const daemons = [];
     const proxies = [];
-    const stats = { actions: 0, connects: 0, closes: 0, joins: 0, leaves: 0, statuses: 0, faults: {} };
+    const faults = {};
     const faultLog = [];
-    const fault = (k) => (stats.faults[k] = (stats.faults[k] ?? 0) + 1);
+    const fault = (k) => (faults[k] = (faults[k] ?? 0) + 1);
     const annotate = (err) => {
         let e = err;
         for (const d of daemons) e = d.annotate(e);
@@ -282,15 +239,9 @@ test(`churn under faults (seed ${SEED}, ${SECONDS} s)`, { timeout: (SECONDS + 24
         const views = [];
         const observers = [];
         for (let i = 0; i < 2; i++) {
-            const view = new View(`observer on ${'AB'[i]}`);
-            const s = pool.socket(daemons[i].url, '/', { transports: ['websocket'], auth: { userId: `obs-${i}` } });
-            s.onAny((event, d) => view.apply(event, d));
-            await new Promise((r, j) => {
-                s.once('connect', r);
-                s.once('connect_error', j);
-            });
-            views.push(view);
-            observers.push(s);
+            const o = await observe(pool, daemons[i].url, `obs-${i}`, `observer on ${'AB'[i]}`);
+            views.push(o.view);
+            observers.push(o.socket);
         }
         for (const s of observers) {
             for (const room of ROOMS) {
@@ -299,94 +250,14 @@ test(`churn under faults (seed ${SEED}, ${SECONDS} s)`, { timeout: (SECONDS + 24
             }
         }
         await sleep(1000);
-        for (const v of views) {
-            v.online = new Map([['obs-0', 'online'], ['obs-1', 'online']]);
-            v.rooms = new Map(ROOMS.map((r) => [r, new Set(['obs-0', 'obs-1'])]));
-            v.seq = new Map([['obs-0', '+'], ['obs-1', '+']]);
-            for (const r of ROOMS) for (const o of ['obs-0', 'obs-1']) v.seq.set(`${o}@${r}`, 'j');
-            v.violations = [];
-        }
+        for (const v of views) v.reset(['obs-0', 'obs-1'], ROOMS);
         const hookSkip = rx.accepted().length; // the observers' own arrival
 
         // The clients: live sockets and, per socket, the rooms its join acks put it in.
-        const live = new Map(); // socket -> {user, rooms:Set, d}
-        const actLog = [];
-        let stopChurn = false;
-        let paused = false;
-        const act = async () => {
-            stats.actions++;
-            const sockets = [...live.keys()];
-            const r = rnd();
-            if ((r < 0.3 && live.size < MAX_SOCKETS) || sockets.length === 0) {
-                const di = Math.floor(rnd() * 3);
-                const user = `u${Math.floor(rnd() * USERS)}`;
-                const s = pool.socket(daemons[di].url, '/', { transports: ['websocket'], auth: { userId: user } });
-                const ok = await new Promise((res) => {
-                    s.once('connect', () => res(true));
-                    s.once('connect_error', () => res(false));
-                    setTimeout(() => res(false), 5000);
-                });
-                if (!ok || !s.connected) {
-                    s.disconnect();
-                    return;
-                }
-                stats.connects++;
-                live.set(s, { user, rooms: new Set(), di });
-                actLog.push(`${Date.now() % 100000} connect ${user} ${di} ${s.id}`);
-                s.on('disconnect', (why) => {
-                    actLog.push(`${Date.now() % 100000} disconnected ${user} ${di} ${why}`);
-                    live.delete(s);
-                });
-                return;
-            }
-            const s = pick(sockets);
-            const k = live.get(s);
-            // One command at a time per socket, so that its acks say what it is in.
-            if (!k || k.busy) return;
-            k.busy = true;
-            try {
-                await command(s, k, r);
-            } finally {
-                k.busy = false;
-            }
-        };
-        const command = async (s, k, r) => {
-            if (r < 0.45) {
-                actLog.push(`${Date.now() % 100000} close ${k.user} ${k.di} ${s.id}`);
-                stats.closes++;
-                live.delete(s);
-                s.disconnect();
-            } else if (r < 0.75) {
-                const room = pick(ROOMS);
-                const join = rnd() < 0.6;
-                if (!join) k.rooms.delete(room); // the gateway leaves locally whatever the store says
-                const a = await s
-                    .timeout(10000)
-                    .emitWithAck(join ? 'presence:room:join' : 'presence:room:leave', { room })
-                    .catch(() => null);
-                if (join) stats.joins++;
-                else stats.leaves++;
-                if (join && a?.ok && live.has(s)) k.rooms.add(room);
-                actLog.push(`${Date.now() % 100000} ${join ? 'join' : 'leave'} ${k.user} ${k.di} ${s.id} ${room} ${JSON.stringify(a)}`);
-            } else {
-                stats.statuses++;
-                await s.timeout(10000).emitWithAck('presence:status', { status: pick(STATUSES) }).catch(() => null);
-            }
-        };
-        const churn = (async () => {
-            const inflight = new Set();
-            while (!stopChurn) {
-                if (paused || inflight.size >= 8) {
-                    await sleep(10);
-                    continue;
-                }
-                const p = act().catch(() => {});
-                inflight.add(p);
-                p.finally(() => inflight.delete(p));
-                await sleep(5 + rnd() * 25);
-            }
-            await Promise.all(inflight);
-        })();
+        const users = [...Array(USERS).keys()].map((n) => `u${n}`);
+        const churner = new Churner({ pool, urls: daemons.map((d) => d.url), users, rooms: ROOMS, rnd, maxSockets: MAX_SOCKETS });
+        const stats = churner.stats;
+        churner.start();
 
         // The faults, one at a time.
         const until = Date.now() + SECONDS * 1000;
@@ -423,69 +294,34 @@ test(`churn under faults (seed ${SEED}, ${SECONDS} s)`, { timeout: (SECONDS + 24
                 // it is down, cannot be announced to everyone (docs/presence-model.md, "Redis lost
                 // its data"): the churn waits for the readers to catch up and for Redis to be
                 // back.
-                paused = true;
+                churner.paused = true;
                 await sleep(1000);
                 await webhooksCaughtUp();
                 await redis.stop('SIGKILL');
                 await redis.start({ empty: true });
                 for (const d of daemons) await ready(d);
                 await sleep(LEASE_S * 1000);
-                paused = false;
+                churner.paused = false;
             }
         }
-        stopChurn = true;
-        await churn;
+        await churner.stop();
 
         // Settle, then compare: the truth (live sockets), the store (HTTP and presence:query),
-        // every observer's view.
-        const users = [...Array(USERS).keys()].map((n) => `u${n}`).concat(['obs-0', 'obs-1']);
-        const truth = () => {
-            const online = new Set(['obs-0', 'obs-1']);
-            const rooms = new Map(ROOMS.map((r) => [r, new Set(['obs-0', 'obs-1'])]));
-            for (const [s, k] of live) {
-                if (!s.connected) continue;
-                online.add(k.user);
-                for (const r of k.rooms) rooms.get(r).add(k.user);
-            }
-            return { online, rooms };
-        };
-        const compare = async () => {
-            const liveIds = [...live.entries()].map(([s, k]) => `${k.user}:${s.id}:${s.connected}:${[...k.rooms]}`);
-            lastLive = liveIds;
-            const want = truth();
-            const problems = [];
-            const q = await observers[0].timeout(10000).emitWithAck('presence:query', { userIds: users });
-            const http = (await api(daemons[1].url, `/v1/users?ids=${users.join(',')}`)).json;
-            for (const u of users) {
-                const on = want.online.has(u);
-                if (http?.users?.[u] !== on) problems.push(`HTTP says ${u} online=${http?.users?.[u]}, live sockets say ${on}`);
-                if (q?.users?.[u]?.online !== on) problems.push(`presence:query says ${u} online=${q?.users?.[u]?.online}`);
-                for (const v of views) {
-                    if (v.online.has(u) !== on) problems.push(`${v.label} sees ${u} online=${v.online.has(u)}, truth ${on}`);
-                    // After Redis lost its data, a user's status is the one the socket that registers
-                    // them again last set (docs/presence-model.md): not checked then.
-                    if (on && !stats.faults['redis-empty'] && q?.users?.[u] && v.online.get(u) !== q.users[u].status) {
-                        problems.push(`${v.label} sees ${u} ${v.online.get(u)}, store ${q.users[u].status}`);
-                    }
-                }
-            }
-            for (const room of ROOMS) {
-                const page = (await api(daemons[0].url, `/v1/rooms/${room}?limit=1000`)).json;
-                const got = [...(page?.users ?? [])].map((x) => (typeof x === 'string' ? x : x.userId)).sort();
-                const w = [...want.rooms.get(room)].sort();
-                if (JSON.stringify(got) !== JSON.stringify(w)) {
-                    const diff = got.filter((x) => !w.includes(x)).concat(w.filter((x) => !got.includes(x)));
-                    problems.push(`HTTP room ${room}: ${got}, live sockets: ${w} (differ: ${diff.map((x) => ` ${x} `).join(',')})`);
-                }
-                for (const v of views) {
-                    const seen = [...(v.rooms.get(room) ?? [])].sort();
-                    if (JSON.stringify(seen) !== JSON.stringify(w)) problems.push(`${v.label} room ${room}: ${seen}, live: ${w}`);
-                }
-            }
-            return problems;
-        };
+        // every observer's view. After Redis lost its data, a user's status is the one the socket
+        // that registers them again last set (docs/presence-model.md): not checked then.
+        const everyone = users.concat(['obs-0', 'obs-1']);
+        const compare = () =>
+            compareAll({
+                want: churner.truth(['obs-0', 'obs-1']),
+                observer: observers[0],
+                usersUrl: daemons[1].url,
+                roomsUrl: daemons[0].url,
+                views,
+                users: everyone,
+                rooms: ROOMS,
+                statuses: !faults['redis-empty'],
+            });
         let problems = [];
-        let lastLive = [];
         const settleEnd = Date.now() + 40000;
         for (;;) {
             problems = await compare().catch((e) => [`comparison failed: ${e.message}`]);
@@ -512,14 +348,14 @@ test(`churn under faults (seed ${SEED}, ${SECONDS} s)`, { timeout: (SECONDS + 24
             if (name) hooks.apply(name, e);
         }
         violations.push(...hooks.violations);
-        t.diagnostic(`seed ${SEED}: ${stats.actions} actions (${stats.connects} connects, ${stats.closes} closes, ${stats.joins} joins, ${stats.leaves} leaves, ${stats.statuses} status changes); faults ${JSON.stringify(stats.faults)}; ${ids.size} webhook events (${redelivered} delivered again)`);
+        t.diagnostic(`seed ${SEED}: ${stats.actions} actions (${stats.connects} connects, ${stats.closes} closes, ${stats.joins} joins, ${stats.leaves} leaves, ${stats.statuses} status changes); faults ${JSON.stringify(faults)}; ${ids.size} webhook events (${redelivered} delivered again)`);
         t.diagnostic(`violations: ${problems.length + violations.length}`);
         if (problems.length) {
             const who = new Set(problems.flatMap((p) => [...p.matchAll(/ (u\d+|obs-\d) /g)].map((m) => m[1])));
             t.diagnostic(`faults: ${faultLog.join('; ')}`);
             for (const u of who) t.diagnostic(`${u} at observer A: ${views[0].log.filter((l) => l.split(' ')[2] === u).join('; ')}`);
-            for (const u of who) t.diagnostic(`${u} by the test: ${actLog.filter((l) => l.includes(` ${u} `)).join('; ')}`);
-            for (const u of who) t.diagnostic(`${u} live: ${lastLive.filter((l) => l.startsWith(`${u}:`)).join('; ')}`);
+            for (const u of who) t.diagnostic(`${u} by the test: ${churner.about(u).join('; ')}`);
+            for (const u of who) t.diagnostic(`${u} live: ${churner.liveOf(u).join('; ')}`);
         }
         assert.deepEqual(problems, [], `after settling (seed ${SEED})`);
         assert.deepEqual(violations, [], `transitions announced exactly once (seed ${SEED})`);

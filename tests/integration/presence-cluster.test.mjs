@@ -7,7 +7,7 @@
 // PRESENCE_RACE_ITER sets the race iterations (default below); PRESENCE_RACE_SEED replays a schedule.
 import { test, describe, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { startRedis, presenceKey } from './lib/redis.mjs';
+import { presenceKey } from './lib/redis.mjs';
 import { metric } from './lib/http.mjs';
 import {
     PresenceEnv,
@@ -341,8 +341,7 @@ describe('presence cluster (store=redis)', () => {
     it('redis-server restarted empty on the same port while 100 users are connected: all online again, no offline events', async (t) => {
         const h = await hundredUsers('rs');
         const marks = h.obs.map((o) => o.rec.events.length);
-        const port = env.redis.port;
-        await env.redis.stop();
+        await env.redis.down();
         for (const o of h.obs) {
             await waitUntil(
                 async () => {
@@ -352,7 +351,7 @@ describe('presence cluster (store=redis)', () => {
                 { what: `store_unavailable on ${o.label} while Redis is down` },
             );
         }
-        env.redis = await startRedis({ port });
+        await env.redis.up();
         const since = Date.now();
         assert.equal(await env.redis.command('DBSIZE'), ':0', 'the new redis-server starts empty');
         t.diagnostic(`all 100 back ${await assertAllBack(h, since, marks, 'after the Redis restart')} ms after the restart`);
@@ -361,14 +360,13 @@ describe('presence cluster (store=redis)', () => {
     });
 
     it('a user who connects before the daemon has reached Redis is registered once it has', async () => {
-        const port = env.redis.port;
-        await env.redis.stop();
+        await env.redis.down();
         const A = await env.daemon({ ...PING, instance_lease: LEASE_S }, { waitReady: false });
         const early = await env.client(A, { userId: 'sb-1' });
         // The daemon has handled the early socket (a later command on it is answered) while
         // Redis is down.
         await early.fails('presence:heartbeat', {}, E.UNAVAILABLE);
-        env.redis = await startRedis({ port });
+        await env.redis.up();
         const obs = await env.client(A, { label: 'observer' });
         await waitUntil(() => allOnline(obs, ['sb-1']), { ms: 30000, every: 100, what: 'sb-1 online once Redis is reachable' });
         assert.ok(early.connected && early.disconnects.length === 0, 'the early client stayed connected');
@@ -385,10 +383,9 @@ describe('presence cluster (store=redis)', () => {
         await obs.rec.waitFor('presence:online', { userId: 'rd-1' });
         await obs.rec.waitFor('presence:online', { userId: 'rd-2' });
         const anon = await env.client(A, {});
-        const port = env.redis.port;
         const mark = obs.rec.events.length;
 
-        await env.redis.stop();
+        await env.redis.down();
         const pingsAtDown = [obs, u1, u2, anon].map((c) => c.pings);
         await waitUntil(
             async () => {
@@ -416,7 +413,7 @@ describe('presence cluster (store=redis)', () => {
         }
         await u2.fails('presence:query', { userIds: ['rd-1'] }, E.UNAVAILABLE);
 
-        env.redis = await startRedis({ port });
+        await env.redis.up();
         // The outage lasted long enough for the reconnect backoff to grow (it may reach 5 s).
         await waitUntil(() => allOnline(obs, ['rd-1', 'rd-2']), { ms: 30000, every: 100, what: 'rd-1 and rd-2 online once Redis is back' });
         assert.deepEqual(await obs.roomQuery('rd-room'), { onlineCount: 1, ids: ['rd-1'] });

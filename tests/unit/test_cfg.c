@@ -100,6 +100,7 @@ static const char *const expected_keys[] = {
     "listen",
     "store",
     "redis",
+    "redis_sentinel_password",
     "workers",
     "path",
     "ping_interval",

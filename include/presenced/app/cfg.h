@@ -91,6 +91,7 @@ typedef struct cfg {
     uint32_t rate_burst; /* token bucket size */
     char tls_cert[CFG_STR_MAX];
     char tls_key[CFG_STR_MAX];
+    char redis_sentinel_password[256];
     cfg_log_level log_level;     /* "log_level" = error | warn | info | debug */
     cfg_conformance conformance; /* "conformance" = off | socketio | engineio */
 } cfg;

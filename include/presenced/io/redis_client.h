@@ -5,11 +5,13 @@
  * hooks with a uv_poll_t and hands hiredis the read/write events also when libuv reports an error,
  * so that failures surface as hiredis errors.
  *
- * Supervision: the client connects (TCP or unix socket), sends AUTH and SELECT when configured,
- * reads the server's run_id (INFO server) and loads its Lua scripts (SCRIPT LOAD) on every
- * (re)connect, and only then reports itself up. It PINGs every `ping_ms`; when a request has
- * been outstanding for `stall_ms` with no reply at all, the connection is dropped. Lost
- * connections are re-established with exponential backoff (100 ms doubling up to 5 s).
+ * Supervision: the client connects (TCP or unix socket; to an address asked of `locate` before
+ * every attempt when it is set), sends AUTH and SELECT when configured, checks with ROLE that
+ * the node is a primary when asked to, reads the server's run_id (INFO server) and loads its Lua
+ * scripts (SCRIPT LOAD) on every (re)connect, and only then reports itself up. It PINGs every
+ * `ping_ms`; when a request has been outstanding for `stall_ms` with no reply at all, the
+ * connection is dropped. Lost connections are re-established with exponential backoff (100 ms
+ * doubling up to 5 s).
  *
  * Requests: every request's callback runs exactly once, with the reply or with NULL (not
  * connected, connection lost, client freed). Requests made while the client is not up fail at
@@ -51,10 +53,21 @@ typedef struct redis_client_cfg {
     const addr_redis *addr;      /* copied */
     const redis_script *scripts; /* loaded at every connect; borrowed, must outlive the client */
     size_t nscripts;
-    uint32_t ping_ms;  /* PING interval, 0 for none (a connection that blocks) */
+    uint32_t ping_ms;  /* PING interval, 0 for none (a connection that blocks or subscribes) */
     uint32_t stall_ms; /* no reply for this long while a request waits: reconnect */
     void (*up)(const char *run_id, void *ud); /* connected and ready; run_id borrowed */
     void (*down)(void *ud);                   /* was up, connection lost */
+    /* Where to connect, asked before every connection attempt when set (Sentinel, Cluster):
+     * fills `host` (ADDR_HOST_MAX bytes) and `port` and returns 0, or returns -1 when nobody
+     * knows yet (the attempt is then retried with backoff). `addr` then only gives the
+     * password and the database. */
+    int (*locate)(char *host, uint16_t *port, void *ud);
+    /* Only a primary will do: ROLE is checked on every connection, and a node that turns out to
+     * be a replica (ROLE, or a READONLY error) is dropped; requests it refused fail as lost. */
+    bool primary_only;
+    /* The address `locate` gave did not lead to a usable node (refused or failed connect, a
+     * replica): whoever answers `locate` should find out again. May be NULL. */
+    void (*misdirected)(void *ud);
     void *ud;
 } redis_client_cfg;
 
@@ -68,6 +81,22 @@ void redis_client_free(redis_client *c, void (*closed)(void *ud), void *ud);
 
 /* Connected, authenticated and scripts loaded. */
 bool redis_client_ready(const redis_client *c);
+
+/* Where the client is connected or connecting ("" and 0 before the first attempt). Borrowed. */
+const char *redis_client_host(const redis_client *c);
+uint16_t redis_client_port(const redis_client *c);
+
+/* The target may have moved (`locate` answers something else now): unless the client is up on
+ * the address `locate` now gives, drop the connection (pending callbacks run with NULL) and
+ * connect again at once, without waiting for the backoff. */
+void redis_client_retarget(redis_client *c, const char *why);
+
+/* Subscribe to `channel` (copied): `fn` runs with each message (the reply ["message", channel,
+ * payload]) and once with NULL when the subscription ends (connection lost, client freed); it
+ * is not renewed by itself: subscribe again from `up`. Only for a client with ping_ms 0 that
+ * sends nothing else once subscribed (hiredis 0.14.1 cannot match a PING's reply in subscribed
+ * mode). */
+void redis_client_subscribe(redis_client *c, const char *channel, redis_reply_fn fn, void *ud);
 
 /* Call `fn(NULL, ud)` from the loop shortly after, as for a request that could not be sent: for
  * callers that refuse a request themselves but keep the "never inside the call" promise. */
