@@ -7,6 +7,7 @@
  */
 #include "presenced/app/api.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 #include "presenced/codec/vec.h"
 #include "presenced/core/metrics_def.h"
 #include "presenced/io/log.h"
+#include "presenced/io/proc_stats.h"
 #include "presenced/codec/pres_cmd.h"
 
 #define API_ROOM_LIMIT_DEFAULT 100
@@ -24,6 +26,7 @@
 #define API_SSE_QUEUE_MAX (1 << 20) /* bytes waiting for a slow SSE reader before it is dropped */
 #define API_SSE_PENDING_MAX 10000   /* live events held while a resume replays */
 #define API_SSE_PING_MS 15000
+#define API_PROCESS_SERIES 6 /* process_* series in /metrics */
 
 typedef struct sse_client sse_client;
 
@@ -36,6 +39,7 @@ struct api {
     bool ping_running;
     metrics_family *requests, *sse_clients, *dropped, *users_local, *users_cluster, *sockets_local,
         *sockets_cluster, *rooms_cluster, *instances, *connections;
+    metrics_family *process[API_PROCESS_SERIES]; /* process_series, in order */
 };
 
 /* ---- answers ---- */
@@ -167,10 +171,41 @@ static void local_now(api *a, api_local *l)
         a->opts.local(l, a->opts.local_ud);
 }
 
+/* The process_* series (their names and help texts are in metrics_def) and where each value is
+ * in a proc_stats. */
+static const struct {
+    metrics_def id;
+    size_t offset;
+} process_series[] = {
+    {METRIC_PROCESS_CPU, offsetof(proc_stats, cpu_seconds)},
+    {METRIC_PROCESS_RESIDENT, offsetof(proc_stats, resident_bytes)},
+    {METRIC_PROCESS_VIRTUAL, offsetof(proc_stats, virtual_bytes)},
+    {METRIC_PROCESS_OPEN_FDS, offsetof(proc_stats, open_fds)},
+    {METRIC_PROCESS_MAX_FDS, offsetof(proc_stats, max_fds)},
+    {METRIC_PROCESS_START_TIME, offsetof(proc_stats, start_time_s)},
+};
+
+_Static_assert(sizeof(process_series) / sizeof(process_series[0]) == API_PROCESS_SERIES,
+               "one family per process_* series");
+
+/* Reads the process's figures into its series; one that cannot be read is left out. */
+static void process_now(api *a)
+{
+    proc_stats p;
+    proc_stats_read(&p);
+    for (size_t i = 0; i < API_PROCESS_SERIES; i++) {
+        double v;
+        memcpy(&v, (const char *)&p + process_series[i].offset, sizeof(v));
+        if (v >= 0)
+            metrics_set(a->process[i], NULL, v);
+    }
+}
+
 static void render_metrics(api *a, io_http_req *req, const store_stats *cluster)
 {
     api_local l;
     local_now(a, &l);
+    process_now(a);
     metrics_set(a->users_local, NULL, (double)l.users);
     metrics_set(a->sockets_local, NULL, (double)l.sockets);
     metrics_set(a->connections, "polling", (double)l.polling);
@@ -1028,6 +1063,8 @@ api *api_new(const api_opts *opts)
     a->sockets_cluster = metrics_def_get(m, METRIC_SOCKETS_CLUSTER);
     a->rooms_cluster = metrics_def_get(m, METRIC_ROOMS);
     a->instances = metrics_def_get(m, METRIC_INSTANCES);
+    for (size_t i = 0; i < API_PROCESS_SERIES; i++)
+        a->process[i] = metrics_def_get(m, process_series[i].id);
     if (opts->loop) {
         uv_timer_init(opts->loop, &a->ping);
         a->ping.data = a;

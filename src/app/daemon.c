@@ -206,8 +206,36 @@ static bool is_jwt_key_setting(const char *key)
            strcmp(key, "jwt_public_key_file") == 0;
 }
 
-/* SIGHUP: read the configuration again and apply what can change while running: the log level
- * and the allowed origins. Every other key that changed is named as needing a restart. */
+/* Appends `key` to the comma-separated list in buf (cap bytes). */
+static void list_add(char *buf, size_t cap, const char *key)
+{
+    size_t len = strlen(buf);
+    snprintf(buf + len, cap - len, "%s%s", len ? "," : "", key);
+}
+
+/* What a reload did with one changed key: applied, left for a restart, or tried and failed (the
+ * running value stays). */
+typedef enum reload_result { RELOAD_APPLIED, RELOAD_RESTART, RELOAD_FAILED } reload_result;
+
+/* keys: whether JWT keys were read again (1), could not be (-1), or were not tried (0). */
+static reload_result reload_key(app *a, const char *key, const cfg *next, int keys)
+{
+    if (strcmp(key, "log_level") == 0) {
+        log_set_level((log_level)next->log_level);
+        return RELOAD_APPLIED;
+    }
+    if (strcmp(key, "allowed_origins") == 0)
+        return io_server_set_origins(a->server, next->allowed_origins) == 0 ? RELOAD_APPLIED
+                                                                            : RELOAD_FAILED;
+    if (is_jwt_key_setting(key) && keys != 0)
+        return keys > 0 ? RELOAD_APPLIED : RELOAD_FAILED;
+    return RELOAD_RESTART;
+}
+
+/* SIGHUP: read the configuration again and apply what can change while running: the log level,
+ * the allowed origins and the JWT keys. Every other key that changed is named as needing a
+ * restart. A reload of which any part failed is logged as failed, at error level, naming what
+ * failed (and keeps its running value) and what was applied nonetheless. */
 static void on_sighup(uv_signal_t *h, int signum)
 {
     app *a = h->data;
@@ -219,17 +247,16 @@ static void on_sighup(uv_signal_t *h, int signum)
         log_error("reload failed: configuration invalid, nothing changed", "err=\"%s\"", err);
         return;
     }
-    char applied[256] = "", skipped[1024] = "";
+    char applied[256] = "", skipped[1024] = "", failed[256] = "";
     /* JWT keys are read again even when their settings did not change: rotating a key is
      * replacing the file and sending SIGHUP. A key that cannot be read keeps the old one. */
-    bool keys_ok = false;
+    int keys = 0;
     if (a->gw && a->current.auth == CFG_AUTH_JWT && next.auth == CFG_AUTH_JWT) {
         jwt_key *key = load_jwt_key(&next);
-        if (key) {
+        keys = key ? 1 : -1;
+        if (key)
             gateway_set_jwt_key(a->gw, key);
-            keys_ok = true;
-            snprintf(applied, sizeof(applied), "jwt keys");
-        }
+        list_add(key ? applied : failed, key ? sizeof(applied) : sizeof(failed), "jwt keys");
     }
     for (size_t i = 0; cfg_key_name(i); i++) {
         const char *key = cfg_key_name(i);
@@ -238,22 +265,20 @@ static void on_sighup(uv_signal_t *h, int signum)
         cfg_get(&next, key, now, sizeof(now));
         if (strcmp(was, now) == 0)
             continue;
-        bool ok = false;
-        if (strcmp(key, "log_level") == 0) {
-            log_set_level((log_level)next.log_level);
-            ok = true;
-        } else if (strcmp(key, "allowed_origins") == 0) {
-            ok = io_server_set_origins(a->server, next.allowed_origins) == 0;
-        } else if (is_jwt_key_setting(key)) {
-            ok = keys_ok;
-        }
-        char *list = ok ? applied : skipped;
-        size_t cap = ok ? sizeof(applied) : sizeof(skipped);
-        snprintf(list + strlen(list), cap - strlen(list), "%s%s", list[0] ? "," : "", key);
-        if (ok)
+        reload_result r = reload_key(a, key, &next, keys);
+        if (r == RELOAD_APPLIED) {
+            list_add(applied, sizeof(applied), key);
             cfg_set(&a->current, key, now, err);
+        } else {
+            list_add(r == RELOAD_FAILED ? failed : skipped,
+                     r == RELOAD_FAILED ? sizeof(failed) : sizeof(skipped), key);
+        }
     }
-    log_info("configuration reloaded", "applied=\"%s\" needs_restart=\"%s\"", applied, skipped);
+    if (failed[0])
+        log_error("reload failed", "failed=\"%s\" applied=\"%s\" needs_restart=\"%s\"", failed,
+                  applied, skipped);
+    else
+        log_info("configuration reloaded", "applied=\"%s\" needs_restart=\"%s\"", applied, skipped);
 }
 
 static void app_local(api_local *out, void *ud)

@@ -201,8 +201,8 @@ typedef struct gw_req {
     int64_t ack_id;
     char *arg;      /* room (join, leave, room query), status (status) */
     char *metadata; /* status: metadata to mirror once the store accepted it */
-    uint32_t watch; /* sync: the watch its snapshot is for */
     bool joined;    /* join: this request put the socket in the room locally */
+    uint32_t watch; /* sync: the watch its snapshot is for */
 } gw_req;
 
 static gw_req *req_new(gateway *gw, gw_op op, const gw_sock *g, int64_t ack_id, const char *arg)

@@ -193,13 +193,19 @@ static int out_label(buf *b, const char *name, const char *value, const char *ex
     return rc | buf_append(b, "}", 1);
 }
 
+/* The shortest of 15 or 17 significant digits that reads back as v: 9 digits turned a start
+ * time in seconds since the epoch (1.79631806e+09) into a 10-second step. */
 static int out_number(buf *b, double v)
 {
     if (isinf(v))
         return out(b, v > 0 ? "+Inf" : "-Inf");
     if (v == floor(v) && fabs(v) < 1e15)
         return out(b, "%.0f", v);
-    return out(b, "%.9g", v);
+    char tmp[32];
+    snprintf(tmp, sizeof(tmp), "%.15g", v);
+    if (strtod(tmp, NULL) != v)
+        snprintf(tmp, sizeof(tmp), "%.17g", v);
+    return out(b, "%s", tmp);
 }
 
 static const char *const kind_names[] = {"counter", "gauge", "histogram"};

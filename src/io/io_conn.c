@@ -107,8 +107,12 @@ static void conn_unlink(io_conn *c)
 void io_conn_destroy(io_conn *c)
 {
     io_server *srv = c->srv;
-    log_debug("session closed", "sid=%s reason=\"%s\"", sio_conn_session(c->sc)->sid,
-              c->reason ? c->reason : "");
+    if (log_enabled(LOG_DEBUG)) {
+        char addr[IO_ADDR_MAX];
+        io_addr_text(&c->addr, addr);
+        log_debug("session closed", "sid=%s addr=%s reason=\"%s\"", sio_conn_session(c->sc)->sid,
+                  addr, c->reason ? c->reason : "");
+    }
     sio_conn_free(c->sc, c->reason ? c->reason : "closed");
     c->sc = NULL;
     if (c->get) {
@@ -139,12 +143,13 @@ void io_conn_destroy(io_conn *c)
     uv_close((uv_handle_t *)&c->timer, conn_timer_closed);
 }
 
-io_conn *io_conn_new(io_server *srv, eio_transport transport)
+io_conn *io_conn_new(io_server *srv, eio_transport transport, struct lws *wsi)
 {
     io_conn *c = calloc(1, sizeof(*c));
     if (!c)
         return NULL;
     c->srv = srv;
+    io_client_addr(wsi, -1, &c->addr);
     char sid[EIO_SID_LEN + 1];
     host_random_id(sid, EIO_SID_LEN);
     c->sc = sio_conn_new(srv->sio, sid, transport, c, uv_now(srv->loop));
@@ -159,6 +164,12 @@ io_conn *io_conn_new(io_server *srv, eio_transport transport)
         srv->conns->prev = c;
     srv->conns = c;
     io_conn_arm(c);
+    if (log_enabled(LOG_DEBUG)) {
+        char addr[IO_ADDR_MAX];
+        io_addr_text(&c->addr, addr);
+        log_debug("session opened", "sid=%s addr=%s transport=%s", sid, addr,
+                  transport == EIO_TRANSPORT_WEBSOCKET ? "websocket" : "polling");
+    }
     return c;
 }
 
@@ -187,7 +198,9 @@ int io_conn_packet(io_conn *c, eio_transport via, const eio_packet *p)
         break;
     case EIO_RX_MESSAGE:
         if (sio_conn_receive(c->sc, p, uv_now(c->srv->loop), &reason) < 0) {
-            log_debug("invalid packet", "sid=%s reason=\"%s\"", s->sid, reason);
+            char addr[IO_ADDR_MAX];
+            io_addr_text(&c->addr, addr);
+            log_debug("invalid packet", "sid=%s addr=%s reason=\"%s\"", s->sid, addr, reason);
             c->reason = reason;
             io_conn_destroy(c);
             return -1;

@@ -13,25 +13,16 @@
 #include "presenced/io/log.h"
 #include "io_server_impl.h"
 
-/* The peer address of an accepted fd as text (IPv4-mapped IPv6 as plain IPv4, so one client
+/* The client address of an accepted fd as text (IPv4-mapped IPv6 as plain IPv4, so one client
  * counts once however it arrives). Returns 0 or -1. */
-static int peer_key(int fd, char out[INET6_ADDRSTRLEN])
+static int peer_key(int fd, char out[IO_ADDR_MAX])
 {
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof(ss);
-    if (getpeername(fd, (struct sockaddr *)&ss, &sl) < 0)
+    io_addr a;
+    io_client_addr(NULL, fd, &a);
+    if (a.family == 0)
         return -1;
-    if (ss.ss_family == AF_INET)
-        return inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, out, INET6_ADDRSTRLEN)
-                   ? 0
-                   : -1;
-    if (ss.ss_family == AF_INET6) {
-        const struct in6_addr *a = &((struct sockaddr_in6 *)&ss)->sin6_addr;
-        if (IN6_IS_ADDR_V4MAPPED(a))
-            return inet_ntop(AF_INET, &a->s6_addr[12], out, INET6_ADDRSTRLEN) ? 0 : -1;
-        return inet_ntop(AF_INET6, a, out, INET6_ADDRSTRLEN) ? 0 : -1;
-    }
-    return -1;
+    io_addr_text(&a, out);
+    return 0;
 }
 
 static void peer_release(io_server *srv, io_peer *p)
@@ -53,13 +44,14 @@ static int peer_admit(io_server *srv, int fd)
     /* A previous socket on this fd that never got its wsi (failed adoption) is gone. */
     peer_release(srv, srv->pending[fd]);
     srv->pending[fd] = NULL;
-    char key[INET6_ADDRSTRLEN];
+    char key[IO_ADDR_MAX];
     if (peer_key(fd, key) < 0)
         return 0;
     size_t klen = strlen(key);
     io_peer *p = map_get(&srv->peers, key, klen);
     if (p && p->count >= srv->opts.max_connections_per_ip) {
         metrics_add(srv->limit_hits, "connections_per_ip", 1);
+        io_refused(srv, NULL, fd, 0, "connections_per_ip");
         return -1;
     }
     if (!p) {
@@ -111,8 +103,12 @@ void io_listen_free(io_server *srv)
  * connection gets no WSI_DESTROY, so only kept ones are counted. */
 int io_admit(io_server *srv, int fd)
 {
-    if (srv->sockets >= srv->max_sockets || srv->shutting_down)
+    if (srv->shutting_down)
         return -1;
+    if (srv->sockets >= srv->max_sockets) {
+        io_refused(srv, NULL, fd, 0, "connections");
+        return -1;
+    }
     if (peer_admit(srv, fd) < 0)
         return -1;
     srv->sockets++;

@@ -28,7 +28,7 @@ int io_poll_handshake(io_server *srv, struct lws *wsi, io_pss *pss)
 {
     if (sio_server_conn_count(srv->sio) >= srv->opts.max_connections)
         return io_respond_error(wsi, pss, HTTP_STATUS_SERVICE_UNAVAILABLE, 3, "Server full");
-    io_conn *c = io_conn_new(srv, EIO_TRANSPORT_POLLING);
+    io_conn *c = io_conn_new(srv, EIO_TRANSPORT_POLLING, wsi);
     if (!c)
         return io_respond_error(wsi, pss, HTTP_STATUS_SERVICE_UNAVAILABLE, 3, "Out of memory");
     frame *f = io_conn_open_frame(srv, sio_conn_session(c->sc)->sid, true);
@@ -164,7 +164,10 @@ int io_poll_body_done(struct lws *wsi, io_pss *pss)
     while (more > 0 && (more = eio_payload_next(&it, &pkts[n])) > 0)
         n++;
     if (more < 0) {
-        log_debug("invalid payload", "err=\"%s\"", eio_strerror(more));
+        char addr[IO_ADDR_MAX];
+        io_addr_text(&c->addr, addr);
+        log_debug("invalid payload", "sid=%s addr=%s err=\"%s\"", sio_conn_session(c->sc)->sid,
+                  addr, eio_strerror(more));
         c->reason = "invalid payload";
         io_conn_destroy(c);
         rc = io_respond_error(wsi, pss, HTTP_STATUS_BAD_REQUEST, 3, "Bad request");
@@ -199,6 +202,7 @@ static void sweep_cb(uv_timer_t *t)
             lws_set_timeout(get, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
         }
     }
+    io_refusals_tick(srv);
     lws_cancel_service(srv->ctx);
 }
 

@@ -43,6 +43,7 @@ int io_respond_error(struct lws *wsi, io_pss *pss, unsigned status, int code, co
 {
     char body[160];
     int n = snprintf(body, sizeof(body), "{\"code\":%d,\"message\":\"%s\"}", code, msg);
+    io_refused(lws_vhost_user(lws_get_vhost(wsi)), wsi, -1, status, msg);
     return io_respond(wsi, pss, status, "application/json", body, (size_t)n);
 }
 

@@ -269,6 +269,7 @@ static void server_release(io_server *srv)
     sio_server_free(srv->sio);
     io_origins_free(srv);
     io_listen_free(srv);
+    io_refusals_free(srv);
     free(srv->batch);
     free(srv);
 }
@@ -299,6 +300,7 @@ io_server *io_server_new(uv_loop_t *loop, const io_server_opts *opts)
     srv->opts.path = srv->path;
     srv->opts.allowed_origins = NULL; /* parsed into srv->origins */
     server_metrics_init(srv);
+    io_refusals_init(srv);
     sio_io_ops ops = io_conn_ops();
     if (!(srv->batch = malloc(LWS_PRE + IO_WS_BATCH)) || io_listen_init(srv) < 0 ||
         io_origins_parse(srv, opts->allowed_origins) < 0 ||

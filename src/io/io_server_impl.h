@@ -12,6 +12,7 @@
  *   io_flush.c     the write path: WebSocket frames out, batched, from the flush lists
  *   io_response.c  HTTP responses: status, headers, body, CORS
  *   io_http.c      plain HTTP requests (presenced/io/io_http.h): the HTTP API's side of lws
+ *   io_client.c    a client's address, and the log of refused handshakes and connections
  *
  * Ownership: an io_conn exists for every Engine.IO session and owns its sio_conn and its uv timer.
  * Each HTTP request or WebSocket has a per-wsi io_pss (allocated by lws) that points to its
@@ -39,6 +40,14 @@ _Static_assert(LWS_PRE <= FRAME_HEADROOM, "frames must leave room for the WebSoc
 #define IO_WS_BATCH 65536 /* WebSocket bytes written by one send() at most */
 
 typedef enum io_flush_list { FLUSH_NONE = 0, FLUSH_NOW, FLUSH_BULK } io_flush_list;
+
+#define IO_ADDR_MAX INET6_ADDRSTRLEN
+
+/* A client's IP address, kept with its session for the logs: 17 bytes rather than its text. */
+typedef struct io_addr {
+    uint8_t family; /* 4, 6, or 0 when unknown */
+    uint8_t bytes[16];
+} io_addr;
 
 typedef struct io_conn io_conn;
 
@@ -109,6 +118,7 @@ struct io_conn {
     uint8_t flush_on;       /* io_flush_list: which one */
     bool closing;
     bool client_closed;
+    io_addr addr; /* the client's, from the request that opened the session */
     const char *reason;
 };
 
@@ -140,6 +150,10 @@ struct io_server {
     uint32_t max_sockets; /* accepted beyond this are closed at once */
     metrics_family *slow_consumers;
     metrics_family *limit_hits;
+    metrics_family *refused;
+    /* Refusals logged in this window ("cause address" -> srv), and what was not logged. */
+    map refusals;
+    uint64_t refusals_since, refusals_repeated, refusals_untracked;
     /* max_connections_per_ip: peer address text -> io_peer. An accepted socket's io_peer waits in
      * pending[fd] until lws has made its wsi (SERVER_NEW_CLIENT_INSTANTIATED), then rides on the
      * wsi as opaque user data until WSI_DESTROY. */
@@ -163,6 +177,26 @@ typedef struct io_query {
     bool has_eio, has_transport, has_sid;
     bool bad; /* an argument we care about was repeated or too long */
 } io_query;
+
+/* ---- io_client.c ---- */
+
+/* The address a client is known by, in every log line and in max_connections_per_ip: the TCP
+ * peer of `wsi`, or of `fd` when there is no wsi yet (at accept), IPv4-mapped IPv6 as IPv4.
+ * Unknown (family 0) when the socket has none. The one place to change when a trusted proxy's
+ * forwarded address should stand in for its own. */
+void io_client_addr(struct lws *wsi, int fd, io_addr *out);
+/* The address as text, "-" when unknown. */
+void io_addr_text(const io_addr *a, char out[IO_ADDR_MAX]);
+/* A refused handshake or request (`status` its HTTP status, `why` the Engine.IO error message),
+ * or, with status 0, a TCP connection closed at accept (`why`: "connections_per_ip", or
+ * "connections" for the fd budget). Counted in presenced_refused_total{cause}, and logged with
+ * the client's address (warn for origins and limits, info for bad requests) at most once per
+ * cause and address a minute; io_refusals_tick() says how many were not logged. */
+void io_refused(io_server *srv, struct lws *wsi, int fd, unsigned status, const char *why);
+void io_refusals_init(io_server *srv);
+/* Once a second: closes the window when a minute has passed. */
+void io_refusals_tick(io_server *srv);
+void io_refusals_free(io_server *srv);
 
 /* ---- io_listen.c ---- */
 
@@ -206,8 +240,9 @@ int io_http_route(io_server *srv, struct lws *wsi, io_pss *pss);
 
 /* The hooks the Socket.IO core calls back through. */
 sio_io_ops io_conn_ops(void);
-/* A new session on `transport`, registered with the core, its timer armed. NULL on memory. */
-io_conn *io_conn_new(io_server *srv, eio_transport transport);
+/* A new session on `transport`, opened by the request `wsi` (for the client's address),
+ * registered with the core, its timer armed. NULL on memory. */
+io_conn *io_conn_new(io_server *srv, eio_transport transport, struct lws *wsi);
 /* Tear the session down: the core's disconnect handlers run, the held GET is answered and the
  * WebSocket closed. `c` is freed once its timer has closed. */
 void io_conn_destroy(io_conn *c);

@@ -21,14 +21,21 @@ void io_ws_close(struct lws *wsi, uint16_t code)
     lws_cancel_service(lws_get_context(wsi));
 }
 
-/* Refuse an upgrade with a real HTTP answer before the 101, so the client sees why. */
-static int ws_refuse(struct lws *wsi, unsigned status, const char *body)
+/* Refuse an upgrade with a real HTTP answer before the 101, so the client sees why: the
+ * Engine.IO error {"code":code,"message":msg}. */
+static int ws_refuse(io_server *srv, struct lws *wsi, unsigned status, int code, const char *msg)
 {
-    char resp[512];
+    char body[160], resp[512];
+    snprintf(body, sizeof(body), "{\"code\":%d,\"message\":\"%s\"}", code, msg);
+    io_refused(srv, wsi, -1, status, msg);
     int n = snprintf(resp, sizeof(resp),
                      "HTTP/1.1 %u %s\r\ncontent-type: application/json\r\ncontent-length: %zu\r\n"
                      "connection: close\r\n\r\n%s",
-                     status, status == 403 ? "Forbidden" : "Bad Request", strlen(body), body);
+                     status,
+                     status == 403   ? "Forbidden"
+                     : status == 503 ? "Service Unavailable"
+                                     : "Bad Request",
+                     strlen(body), body);
     uint8_t out[LWS_PRE + sizeof(resp)];
     memcpy(out + LWS_PRE, resp, (size_t)n);
     lws_write(wsi, out + LWS_PRE, (size_t)n, LWS_WRITE_HTTP_HEADERS);
@@ -43,28 +50,28 @@ int io_ws_filter(io_server *srv, struct lws *wsi, io_pss *pss)
     if (srv->shutting_down)
         return 1;
     if (lws_get_vhost(wsi) == srv->admin_vhost || !io_path_matches(srv, wsi, WSI_TOKEN_GET_URI))
-        return ws_refuse(wsi, 400, "{\"code\":3,\"message\":\"Bad request\"}");
+        return ws_refuse(srv, wsi, 400, 3, "Bad request");
     char origin[IO_ORIGIN_MAX];
     int olen = lws_hdr_copy(wsi, origin, sizeof(origin), WSI_TOKEN_ORIGIN);
     if (olen < 0 || !io_origin_allowed(srv, olen > 0 ? origin : ""))
-        return ws_refuse(wsi, 403, "{\"code\":4,\"message\":\"Forbidden\"}");
+        return ws_refuse(srv, wsi, 403, 4, "Forbidden");
     io_query q;
     io_query_parse(wsi, &q);
     if (q.bad || strcmp(q.transport, "websocket") != 0)
-        return ws_refuse(wsi, 400, "{\"code\":0,\"message\":\"Transport unknown\"}");
+        return ws_refuse(srv, wsi, 400, 0, "Transport unknown");
     if (strcmp(q.eio, "4") != 0)
-        return ws_refuse(wsi, 400, "{\"code\":5,\"message\":\"Unsupported protocol version\"}");
+        return ws_refuse(srv, wsi, 400, 5, "Unsupported protocol version");
     memset(pss, 0, sizeof(*pss));
     pss->kind = PSS_WS;
     if (q.has_sid) {
         io_conn *c = io_conn_find(srv, &q);
         if (!c || c->closing)
-            return ws_refuse(wsi, 400, "{\"code\":1,\"message\":\"Session ID unknown\"}");
+            return ws_refuse(srv, wsi, 400, 1, "Session ID unknown");
         /* A second upgrade of the same session is accepted and then closed at once in
          * io_ws_established(), as the reference server does. */
         memcpy(pss->sid, q.sid, EIO_SID_LEN + 1);
     } else if (sio_server_conn_count(srv->sio) >= srv->opts.max_connections) {
-        return ws_refuse(wsi, 503, "{\"code\":3,\"message\":\"Server full\"}");
+        return ws_refuse(srv, wsi, 503, 3, "Server full");
     }
     return 0;
 }
@@ -86,7 +93,7 @@ int io_ws_established(io_server *srv, struct lws *wsi, io_pss *pss)
         pss->conn = c;
         return 0;
     }
-    io_conn *c = io_conn_new(srv, EIO_TRANSPORT_WEBSOCKET);
+    io_conn *c = io_conn_new(srv, EIO_TRANSPORT_WEBSOCKET, wsi);
     if (!c)
         return -1;
     c->ws = wsi;
@@ -108,7 +115,9 @@ static void ws_message(io_conn *c, io_pss *pss)
     eio_packet p;
     int rc = eio_packet_decode_ws(pss->body.data, pss->body.len, pss->rx_binary, &p);
     if (rc < 0) {
-        log_debug("invalid packet", "sid=%s err=\"%s\"", s->sid, eio_strerror(rc));
+        char addr[IO_ADDR_MAX];
+        io_addr_text(&c->addr, addr);
+        log_debug("invalid packet", "sid=%s addr=%s err=\"%s\"", s->sid, addr, eio_strerror(rc));
         c->reason = "invalid packet";
         io_conn_destroy(c);
         return;

@@ -227,8 +227,10 @@ static void on_tick_reply(const redisReply *reply, void *ud)
         log_info("reaped dead instances", "count=%lld", reaped);
     if (fired > 0)
         log_debug("offline grace deadlines fired", "count=%lld", fired);
-    if (s->lease_held && !held && !s->shut)
+    if (s->lease_held && !held && !s->shut) {
+        log_warn("instance lease was lost: reconciling", "instance=%s", s->instance);
         sr_rc_request(s, "this instance's lease was lost");
+    }
     s->lease_held = true;
     if (!s->shut)
         sr_rc_lease_ok(s);

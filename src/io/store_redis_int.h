@@ -88,6 +88,7 @@ typedef struct store_redis {
     bool ever_begun; /* a 'begin' was answered before (a later one may find data lost) */
     bool need_rc;    /* a gap happened since the running (or last) reconciliation began */
     bool restore;    /* the running reconciliation found that Redis lost its data */
+    bool restoring;  /* ... and the store is unavailable until that one is done */
     sr_rc_phase phase;
     unsigned rc_inflight; /* slices without a reply */
     bool rc_failed;       /* a slice failed: the reconciliation is done again */

@@ -206,6 +206,8 @@ void sr_room_query(store *st, const char *room, size_t limit, store_room_fn cb, 
     sr_run_script(s, SCR_ROOM, args, NULL, 2, on_room, op);
 }
 
+/* ---- the HTTP API's reads and commands ---- */
+
 /* members.lua answers {seq, (user, status, metadata)...}: members are online by definition. */
 static void on_members(const redisReply *reply, void *ud)
 {
@@ -247,8 +249,6 @@ void sr_room_members(store *st, const char *room, store_users_fn cb, void *ud)
     const char *args[] = {room};
     sr_run_script(s, SCR_MEMBERS, args, NULL, 1, on_members, op);
 }
-
-/* ---- the HTTP API's reads and commands ---- */
 
 static void on_user(const redisReply *reply, void *ud)
 {

@@ -85,6 +85,11 @@ static void rc_failed(store_redis *s, const char *step)
 static void rc_done(store_redis *s)
 {
     s->phase = RC_IDLE;
+    if (s->restoring) {
+        s->restoring = false;
+        s->begun = true;
+        sr_availability_update(s);
+    }
     log_info("reconciled with redis", "sockets=%zu closed=%zu restore=%d", s->rc_sockets,
              s->rc_closed, s->restore);
     waiters_finish(s, true, STORE_OK);
@@ -276,8 +281,13 @@ static void on_begin(const redisReply *reply, void *ud)
     s->ever_begun = true;
     s->phase = RC_LEASE_WAIT;
     /* Sockets only count once the lease is live: refresh it, then register them (becoming
-     * available refreshes it). */
-    if (!s->begun) {
+     * available refreshes it). After a data loss the store stays unavailable until the restore
+     * is done: a state change of this instance's must not be decided on the empty copy first
+     * (an online observers saw already, say). */
+    if (s->restore && !s->begun) {
+        s->restoring = true;
+        sr_tick_run(s);
+    } else if (!s->begun) {
         s->begun = true;
         sr_availability_update(s);
     } else {
@@ -331,7 +341,7 @@ void sr_rc_lease_ok(store_redis *s)
 {
     if (s->phase == RC_LEASE_WAIT)
         rc_slices(s);
-    else if (s->phase == RC_IDLE && s->need_rc && s->available)
+    else if (s->phase == RC_IDLE && s->need_rc && (s->available || s->restoring))
         rc_begin(s);
 }
 

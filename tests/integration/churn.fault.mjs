@@ -225,6 +225,19 @@ test(`churn under faults (seed ${SEED}, ${SECONDS} s)`, { timeout: (SECONDS + 24
                 await sleep(100);
             }
         };
+        // Every running instance has restored its sockets since `since` (its log says so).
+        const restored = async (since) => {
+            const end = Date.now() + 20000;
+            const done = (d) => {
+                const lines = d.stderrText.split('\n').filter((l) => l.includes('msg="reconciled with redis"') && l.includes('restore=1'));
+                const ts = lines.length ? Date.parse((lines.at(-1).match(/ts=(\S+)/) ?? [])[1]) : 0;
+                return ts >= since;
+            };
+            while (!daemons.every((d) => d.exitInfo || done(d))) {
+                if (Date.now() > end) throw new Error('the instances did not restore within 20 s of Redis coming back empty');
+                await sleep(50);
+            }
+        };
         const ready = async (d) => {
             const end = Date.now() + 20000;
             while ((await api(d.url, '/readyz').catch(() => ({}))).status !== 200) {
@@ -298,9 +311,10 @@ test(`churn under faults (seed ${SEED}, ${SECONDS} s)`, { timeout: (SECONDS + 24
                 await sleep(1000);
                 await webhooksCaughtUp();
                 await redis.stop('SIGKILL');
+                const wiped = Date.now();
                 await redis.start({ empty: true });
                 for (const d of daemons) await ready(d);
-                await sleep(LEASE_S * 1000);
+                await restored(wiped);
                 churner.paused = false;
             }
         }

@@ -62,6 +62,30 @@ async function reload(d, text) {
     }
 }
 
+/** The log lines from the last one containing `since` (the newest reload's) on. */
+function linesAfterLast(d, since) {
+    const lines = d.stderrText.split('\n');
+    let at = -1;
+    lines.forEach((l, i) => { if (l.includes(since)) at = i; });
+    return lines.slice(at);
+}
+
+/** A reload that could not read the key ends with one error line naming it, and with no claim
+ * that the configuration was reloaded. */
+async function failedReload(d, cause) {
+    await reload(d, cause);
+    const deadline = Date.now() + 5000;
+    let after;
+    while (!(after = linesAfterLast(d, cause)).some((l) => l.includes('msg="reload failed"'))) {
+        if (Date.now() > deadline) throw new Error(`no "reload failed" after "${cause}":\n${d.stderrTail(2000)}`);
+        await new Promise((r) => setTimeout(r, 20));
+    }
+    const summary = after.find((l) => l.includes('msg="reload failed"'));
+    assert.match(summary, /level=error /, 'a failed reload is logged at error level');
+    assert.match(summary, /failed="jwt keys"/, 'the failed reload names what failed');
+    assert.ok(!after.some((l) => l.includes('configuration reloaded')), `a failed reload claims success:\n${after.join('\n')}`);
+}
+
 /** The socket still works as `userId`: its own query sees it online. */
 async function stillIdentified(c, userId) {
     const r = await c.query([userId]);
@@ -83,13 +107,13 @@ describe('JWT key rotation on SIGHUP', () => {
 
             // An unusable key (too short for HS256) is refused and the current one kept.
             fs.writeFileSync(file, 'short\n');
-            await reload(d, 'unusable JWT key');
+            await failedReload(d, 'unusable JWT key');
             await refused(d, hs256('carol', 'short'), 'token signed by the refused short secret');
             await connect(d, hs256('carol', NEW), 'carol');
 
             // A missing file likewise.
             fs.rmSync(file);
-            await reload(d, 'cannot read jwt_secret_file');
+            await failedReload(d, 'cannot read jwt_secret_file');
             await connect(d, hs256('dave', NEW), 'dave');
             await stillIdentified(alice, 'alice');
         })();

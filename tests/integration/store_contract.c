@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -41,6 +42,7 @@
 #include "fault_proxy.h"
 
 #include "presenced/codec/pres_event.h"
+#include "presenced/io/redis_client.h"
 #include "presenced/io/store_memory.h"
 #include "presenced/io/store_redis.h"
 
@@ -228,6 +230,8 @@ typedef struct slot {
     uint64_t id_ms, id_seq;
     bool available;
     int reconciles;
+    int asked_reconciles; /* reconciliations the scenario may cause: asked, or a command for
+                             a socket the store does not know */
     truth_sock *truth;
     size_t ntruth, captruth;
 } slot;
@@ -256,6 +260,7 @@ typedef struct harness {
     int64_t memo[MEMOS];
     const user_exp *last_users; /* the last OP_USERS expectations (the state before a kill) */
     int killed;
+    bool killed_any;
     uint64_t kill_at; /* monotonic ms */
     void *scratch[4]; /* freed at teardown: what OP_CALL parts allocate */
     fault_proxy *proxies[MAX_STORES];
@@ -719,8 +724,10 @@ static bool ev_matches(const harness *h, const ev_exp *e, const got_event *g)
         return false;
     if (e->rooms_set && !rooms_equal(e, g))
         return false;
-    if (g->type == PRES_EV_OFFLINE && (g->last_seen < g->received - NOW_TOLERANCE_MS ||
-                                       g->last_seen > g->received + NOW_TOLERANCE_MS))
+    /* lastSeen is when the store closed the socket: the event's own time, which a store cut off
+     * from Redis for a while receives late. */
+    if (g->type == PRES_EV_OFFLINE &&
+        (g->last_seen < g->at - NOW_TOLERANCE_MS || g->last_seen > g->at + NOW_TOLERANCE_MS))
         return false;
     return ls_ok(h, e->ls, e->memo, g->last_seen);
 }
@@ -1108,6 +1115,8 @@ static void expect_err(int err, int want, const char *ctx)
 static void expect_step_err(harness *h, const step *s, op_ctx *op, const char *ctx)
 {
     int err = op_wait(h, op, ctx);
+    if (err == STORE_ERR_NO_SOCKET && s->on < h->nslots)
+        h->slots[s->on].asked_reconciles++;
     if (!s->any_err)
         expect_err(err, s->err, ctx);
 }
@@ -1210,6 +1219,7 @@ static void run_step(harness *h, const step *s, const char *ctx)
             sl->frozen = true;
         }
         h->killed = s->on;
+        h->killed_any = true;
         h->kill_at = mono_ms();
         break;
     }
@@ -1224,6 +1234,7 @@ static void run_step(harness *h, const step *s, const char *ctx)
             fault_proxy_set(h->proxies[s->on], s->fault, 0);
         break;
     case OP_RECONCILE:
+        h->slots[s->on].asked_reconciles++;
         op = op_begin(h);
         store_reconcile(st, on_done, op);
         expect_err(op_wait(h, op, ctx), s->err, ctx);
@@ -1447,6 +1458,17 @@ static void run_scenario(void **state)
     pump_for(h, END_SETTLE_MS);
     const ev_exp none[1] = {{.user = NULL}};
     check_events(h, none, 0, "end of scenario (no further events)");
+    /* Where nothing was lost, a store reconciles only when it connects (the Redis store, once),
+     * when asked to, and when it is sent a command for a socket it does not know: anything more
+     * means it took something for lost that was not. (What a reconciliation announces is
+     * checked with the events of each step.) */
+    for (int i = 0; i < h->nslots && !sc->proxied && !sc->own_redis && !h->killed_any; i++) {
+        slot *sl = &h->slots[i];
+        int allowed = (cfg.redis ? 1 : 0) + sl->asked_reconciles;
+        if (sl->reconciles > allowed)
+            fail_msg("store %d reconciled %d time(s) where nothing was lost (at most %d)", i,
+                     sl->reconciles, allowed);
+    }
 }
 
 /* ---- the table ------------------------------------------------------------------------------- */
@@ -2376,7 +2398,6 @@ static const step restart_empty[] = {
 
 #define BIG_SOCKETS 20000
 #define BIG_ROOMS 200
-#define BIG_SLOW_US 10000 /* SLOWLOG records every command slower than this */
 
 typedef struct big_ctx {
     size_t done, failed;
@@ -2437,49 +2458,83 @@ static void big_fill(harness *h, int on, const char *tag)
     big_wait(h, &b, 3 * BIG_SOCKETS, "opening 20,000 sockets");
 }
 
-/* The sockets of live instances, from store 0's statistics. */
+/* The sockets of live instances, from store 0's statistics (asked again while its connection is
+ * being re-established: a loaded machine can make it give up on a slow reply). */
 static uint64_t big_sockets(harness *h)
 {
-    api_res r = {0};
-    store_stats_get(h->slots[0].st, on_api_stats, &r);
-    api_wait(h, &r, "stats");
-    if (r.err)
-        fail_msg("stats: %s", store_strerror(r.err));
-    return r.stats.sockets;
+    for (int attempt = 0;; attempt++) {
+        api_res r = {0};
+        store_stats_get(h->slots[0].st, on_api_stats, &r);
+        api_wait(h, &r, "stats");
+        if (!r.err)
+            return r.stats.sockets;
+        if (r.err != STORE_ERR_UNAVAILABLE || attempt == 100)
+            fail_msg("stats: %s", store_strerror(r.err));
+        pump_for(h, 100);
+    }
 }
 
-/* The slowest command SLOWLOG recorded since the reset, with the script it ran. */
-static void big_slowest(redisContext *c, const char *phase, long long *worst)
+/* The sha Redis knows script `name` by (SCRIPT LOAD is idempotent). */
+static void big_sha(redisContext *c, const char *name, char out[41])
 {
-    redisReply *r = redisCommand(c, "SLOWLOG GET 100000");
-    long long max = 0;
-    char what[96] = "none over 10 ms";
+    out[0] = 0;
+    for (size_t i = 0; i < redis_nscripts; i++) {
+        if (strcmp(redis_scripts[i].name, name) != 0)
+            continue;
+        redisReply *r = redisCommand(c, "SCRIPT LOAD %s", redis_scripts[i].body);
+        if (r && r->type == REDIS_REPLY_STRING && r->len == 40)
+            memcpy(out, r->str, 41);
+        freeReplyObject(r);
+    }
+    if (!out[0])
+        fail_msg("no sha for script %s", name);
+}
+
+/* SLOWLOG (which records every command here) since the reset: the slowest command, printed, and
+ * the number of calls of script `name`, returned. */
+static long long big_phase(redisContext *c, const char *phase, const char *name, long long *worst)
+{
+    char sha[41];
+    big_sha(c, name, sha);
+    redisReply *r = redisCommand(c, "SLOWLOG GET -1");
+    long long max = 0, calls = 0;
+    char what[96] = "none";
     for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
         redisReply *e = r->element[i];
-        if (e->type != REDIS_REPLY_ARRAY || e->elements < 4 || e->element[2]->integer <= max)
+        if (e->type != REDIS_REPLY_ARRAY || e->elements < 4)
+            continue;
+        redisReply *args = e->element[3];
+        if (args->elements > 1 && args->element[1]->str && strcmp(args->element[1]->str, sha) == 0)
+            calls++;
+        if (e->element[2]->integer <= max || (args->elements && args->element[0]->str &&
+                                              strcasecmp(args->element[0]->str, "SLOWLOG") == 0))
             continue;
         max = e->element[2]->integer;
-        redisReply *args = e->element[3];
-        /* EVALSHA sha 0 prefix instance grace retention maxlen ttl lease epoch webhooks mode */
+        /* EVALSHA sha 0, nine common arguments, then the script's first own one */
         snprintf(what, sizeof(what), "%s%s%s", args->elements ? args->element[0]->str : "?",
                  args->elements > 12 ? " " : "", args->elements > 12 ? args->element[12]->str : "");
     }
     freeReplyObject(r);
-    print_message("    %s: longest command %lld us (%s)\n", phase, max, what);
+    print_message("    %s: %lld calls of %s; longest command %lld us (%s)\n", phase, calls, name,
+                  max, what);
     if (max > *worst)
         *worst = max;
     freeReplyObject(redisCommand(c, "SLOWLOG RESET"));
+    return calls;
 }
 
 static void call_big_instance(harness *h)
 {
     for (int i = 0; i < h->nslots; i++)
         h->slots[i].observing = false; /* 100,000 events are not what this checks */
+    /* A store killed, and Redis this busy: the others may give up on a slow reply and reconcile. */
+    h->killed_any = true;
     redisContext *c = big_redis();
-    freeReplyObject(redisCommand(c, "CONFIG SET slowlog-log-slower-than %d", BIG_SLOW_US));
-    freeReplyObject(redisCommand(c, "CONFIG SET slowlog-max-len 100000"));
     long long worst = 0;
     big_fill(h, 1, "b");
+    /* Every command from now on, to count the calls and find the slowest. */
+    freeReplyObject(redisCommand(c, "CONFIG SET slowlog-max-len 1000000"));
+    freeReplyObject(redisCommand(c, "CONFIG SET slowlog-log-slower-than 0"));
     freeReplyObject(redisCommand(c, "SLOWLOG RESET"));
 
     /* Reconciliation of 20,000 sockets (nothing to change: every slice checks every socket). */
@@ -2490,7 +2545,7 @@ static void call_big_instance(harness *h)
         pump(h);
     if (!op->done || op->err)
         fail_msg("reconcile of 20,000 sockets: %s", op->done ? store_strerror(op->err) : "timeout");
-    big_slowest(c, "reconcile of 20,000 sockets", &worst);
+    long long slices = big_phase(c, "reconcile of 20,000 sockets", "reconcile", &worst);
 
     /* The reap of a dead instance of 20,000 sockets. */
     store_free(h->slots[1].st);
@@ -2501,12 +2556,12 @@ static void call_big_instance(harness *h)
             fail_msg("the dead instance's 20,000 sockets were not reaped within 120 s");
         pump_for(h, 200);
     }
-    uint64_t reaped_ms = mono_ms() - t0;
-    big_slowest(c, "reap of 20,000 sockets", &worst);
-    (void)reaped_ms;
+    long long ticks = big_phase(c, "reap of 20,000 sockets", "tick", &worst);
 
     /* The shutdown of an instance of 20,000 sockets. */
+    freeReplyObject(redisCommand(c, "CONFIG SET slowlog-log-slower-than 10000"));
     big_fill(h, 2, "c");
+    freeReplyObject(redisCommand(c, "CONFIG SET slowlog-log-slower-than 0"));
     freeReplyObject(redisCommand(c, "SLOWLOG RESET"));
     op = op_begin(h);
     store_shutdown(h->slots[2].st, on_done, op);
@@ -2515,18 +2570,19 @@ static void call_big_instance(harness *h)
         pump(h);
     if (!op->done || op->err)
         fail_msg("shutdown of 20,000 sockets: %s", op->done ? store_strerror(op->err) : "timeout");
-    big_slowest(c, "shutdown of 20,000 sockets", &worst);
+    long long shut = big_phase(c, "shutdown of 20,000 sockets", "shutdown", &worst);
     if (big_sockets(h) != 0)
         fail_msg("sockets left after the shutdown");
     freeReplyObject(redisCommand(c, "CONFIG SET slowlog-log-slower-than 10000"));
+    freeReplyObject(redisCommand(c, "CONFIG SET slowlog-max-len 128"));
     redisFree(c);
     print_message("    longest script at 20,000 sockets: %lld us\n", worst);
-    /* The design keeps each script near 10-20 ms (a time budget, slices of 64 sockets); the
-     * number is printed for the record. What fails the test is the class of problem: one script
-     * over a whole instance holds Redis for seconds at this size. Wall time on a loaded machine
-     * can stretch a 20 ms script several times, hence the margin. */
-    if (worst > 500000)
-        fail_msg("a script held Redis for %lld us", worst);
+    /* How long a script takes is a figure (printed above; a loaded machine stretches it). What
+     * the test holds is the shape: no phase does a whole instance in one script. */
+    if (slices < 20000 / 64 || ticks < 2 || shut < 2)
+        fail_msg("20,000 sockets went in %lld reconcile, %lld tick and %lld shutdown calls: "
+                 "not sliced",
+                 slices, ticks, shut);
 }
 
 static const step big_instance[] = {

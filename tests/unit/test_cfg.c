@@ -1,11 +1,13 @@
 /* Unit tests for cfg: key parsing, the file format, environment, flags, presets, help, and that
- * config/presenced.conf and docs/configuration.md still describe every key of the table. */
+ * config/presenced.conf, docs/configuration.md and the man page still describe every key of the
+ * table. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -853,11 +855,12 @@ static char *slurp(const char *path)
     return text;
 }
 
-/* What the shipped example sets apart from the defaults: JWT authentication with the secret file
- * the .deb generates. Nothing else may differ. */
+/* What the shipped example sets apart from the defaults: JWT authentication and the HTTP API key,
+ * from the key files the .deb generates. Nothing else may differ. */
 static const char *const shipped_overrides[][2] = {
     {"auth", "jwt"},
     {"jwt_secret_file", "/etc/presenced/jwt.key"},
+    {"api_key_file", "/etc/presenced/api.key"},
 };
 
 /* The example file sets every key to its default except shipped_overrides, and names each key. */
@@ -923,6 +926,69 @@ static void test_docs_table(void **state)
     free(text);
 }
 
+/* Whether a line of the man page's key list names a key: ".B key" or ".BR key ," / ".BR key ."
+ * (values and headings use other forms: .RB, capitals, quotes). Writes the name to out. */
+static bool man_key_line(const char *line, size_t len, char *out, size_t cap)
+{
+    size_t skip = len > 4 && strncmp(line, ".BR ", 4) == 0  ? 4
+                  : len > 3 && strncmp(line, ".B ", 3) == 0 ? 3
+                                                            : 0;
+    size_t n = 0;
+    if (skip == 0)
+        return false;
+    while (skip + n < len &&
+           ((line[skip + n] >= 'a' && line[skip + n] <= 'z') ||
+            (line[skip + n] >= '0' && line[skip + n] <= '9') || line[skip + n] == '_'))
+        n++;
+    const char *rest = line + skip + n;
+    size_t rest_len = len - skip - n;
+    bool list_item =
+        rest_len == 0 ||
+        (rest_len == 2 && (strncmp(rest, " ,", 2) == 0 || strncmp(rest, " .", 2) == 0));
+    if (n == 0 || n >= cap || !list_item)
+        return false;
+    memcpy(out, line + skip, n);
+    out[n] = '\0';
+    return true;
+}
+
+/* The man page's key list (CONFIGURATION, from "The keys, in brief" to the next paragraph)
+ * names every key of the table, and nothing else in it is taken for a key. */
+static void test_man_page_keys(void **state)
+{
+    (void)state;
+    char path[4096], name[64];
+    repo_file(path, sizeof(path), "docs/presenced.8");
+    char *text = slurp(path);
+    char *start = strstr(text, ".PP\nThe keys, in brief");
+    assert_non_null(start);
+    char *end = strstr(start + 1, "\n.PP\n");
+    assert_non_null(end);
+    size_t nkeys = 0;
+    while (cfg_key_name(nkeys) != NULL)
+        nkeys++;
+    bool *seen = calloc(nkeys, sizeof(*seen));
+    assert_non_null(seen);
+    for (char *line = start; line < end;) {
+        char *nl = memchr(line, '\n', (size_t)(end - line));
+        size_t len = nl ? (size_t)(nl - line) : (size_t)(end - line);
+        if (man_key_line(line, len, name, sizeof(name))) {
+            size_t i = 0;
+            while (i < nkeys && strcmp(cfg_key_name(i), name) != 0)
+                i++;
+            if (i == nkeys)
+                fail_msg("docs/presenced.8 lists \"%s\", which is no configuration key", name);
+            seen[i] = true;
+        }
+        line += len + 1;
+    }
+    for (size_t i = 0; i < nkeys; i++)
+        if (!seen[i])
+            fail_msg("docs/presenced.8 does not list the key \"%s\"", cfg_key_name(i));
+    free(seen);
+    free(text);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -950,6 +1016,7 @@ int main(void)
         cmocka_unit_test(test_help),
         cmocka_unit_test(test_example_config),
         cmocka_unit_test(test_docs_table),
+        cmocka_unit_test(test_man_page_keys),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

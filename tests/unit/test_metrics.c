@@ -55,6 +55,26 @@ static void test_render(void **state)
     metrics_free(m);
 }
 
+/* Values keep their precision: a time in seconds since the epoch to the hundredth, and a sum
+ * that 15 digits would round. */
+static void test_render_precision(void **state)
+{
+    (void)state;
+    metrics *m = metrics_new();
+    assert_non_null(m);
+    metrics_family *t = metrics_family_get(m, METRICS_GAUGE, "t", "T.", NULL, NULL, 0);
+    metrics_family *s = metrics_family_get(m, METRICS_GAUGE, "s", "S.", NULL, NULL, 0);
+    metrics_set(t, NULL, 1796318060.57);
+    metrics_set(s, NULL, 0.1 + 0.2);
+    size_t len;
+    char *text = metrics_render(m, &len);
+    assert_non_null(text);
+    assert_non_null(strstr(text, "\nt 1796318060.57\n"));
+    assert_non_null(strstr(text, "\ns 0.30000000000000004\n"));
+    free(text);
+    metrics_free(m);
+}
+
 static void test_null_registry(void **state)
 {
     (void)state;
@@ -75,6 +95,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_render),
+        cmocka_unit_test(test_render_precision),
         cmocka_unit_test(test_null_registry),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

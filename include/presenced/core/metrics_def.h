@@ -17,6 +17,7 @@ typedef enum metrics_def {
     METRIC_EVENT_STREAMS,
     METRIC_SLOW_CONSUMERS,
     METRIC_LIMIT_HITS,
+    METRIC_REFUSED,
     /* Presence on this instance and in the cluster (api, gateway). */
     METRIC_SOCKETS_LOCAL,
     METRIC_USERS_LOCAL,
@@ -37,6 +38,13 @@ typedef enum metrics_def {
     METRIC_WEBHOOK_FAILURES,
     METRIC_WEBHOOK_DROPPED,
     METRIC_WEBHOOK_SECONDS,
+    /* The process itself (api), under the names every Prometheus client library gives them. */
+    METRIC_PROCESS_CPU,
+    METRIC_PROCESS_RESIDENT,
+    METRIC_PROCESS_VIRTUAL,
+    METRIC_PROCESS_OPEN_FDS,
+    METRIC_PROCESS_MAX_FDS,
+    METRIC_PROCESS_START_TIME,
     METRIC_COUNT
 } metrics_def;
 

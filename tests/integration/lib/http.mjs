@@ -218,8 +218,10 @@ export async function waitMetric(url, name, want, { ms = 15000, key } = {}) {
     let v;
     for (;;) {
         v = await metric(url, name, { key });
-        if (v === want) return v;
-        if (Date.now() > deadline) throw new Error(`${name} at ${url} is ${v}, not ${want}, after ${ms} ms`);
+        // A function is asked again each time: for counts that may still grow while we wait.
+        const w = typeof want === 'function' ? want() : want;
+        if (v === w) return v;
+        if (Date.now() > deadline) throw new Error(`${name} at ${url} is ${v}, not ${w}, after ${ms} ms`);
         await new Promise((r) => setTimeout(r, 20));
     }
 }
