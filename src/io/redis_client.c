@@ -18,6 +18,7 @@
 
 #include "presenced/io/later.h"
 #include "presenced/io/log.h"
+#include "redis_cluster_int.h"
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
@@ -47,6 +48,15 @@ struct redis_req {
     char numkeys[12];
 };
 
+/* A request a cluster view sent on the node connection serving its slot. */
+typedef struct view_wait view_wait;
+struct view_wait {
+    view_wait *next, *prev;
+    redis_client *view; /* NULL once the view has failed it (it went down or away) */
+    redis_reply_fn fn;
+    void *ud;
+};
+
 /* The libuv side of one redisAsyncContext. */
 typedef struct redis_poll {
     uv_poll_t h;
@@ -67,7 +77,14 @@ struct redis_client {
     int (*locate)(char *host, uint16_t *port, void *ud);
     void (*misdirected)(void *ud);
     bool primary_only;
+    bool cluster_node;
     void *ud;
+
+    /* A cluster view: the cluster, its slot, the node connection it is up on, its requests. */
+    redis_cluster *cluster;
+    uint16_t slot;
+    redis_client *node;
+    view_wait *waits;
 
     redisAsyncContext *ac;
     conn_state state;
@@ -165,6 +182,12 @@ static bool is_readonly(const redisReply *reply)
            memcmp(reply->str, "READONLY", 8) == 0;
 }
 
+/* An answer that says the node is not (or no longer) where this request belongs. */
+static bool is_misdirected(const redis_client *c, const redisReply *reply)
+{
+    return (c->primary_only && is_readonly(reply)) || (c->cluster_node && rc_is_redirect(reply));
+}
+
 /* The address `locate` gave is no good: tell whoever answers it. */
 static void misdirect(redis_client *c)
 {
@@ -212,11 +235,14 @@ static void on_reply(redisAsyncContext *ac, void *reply_, void *privdata)
         on_subscribed_reply(r, reply);
         return;
     }
-    if (c->primary_only && is_readonly(reply) && !c->closing) {
-        /* The node was demoted under us (a failover without the connection breaking): what it
-         * refused did not happen, and this connection is of no use any more. */
+    if (is_misdirected(c, reply) && !c->closing) {
+        /* The node was demoted under us (a failover without the connection breaking), or the
+         * cluster serves the slot elsewhere now: what it refused did not happen, and this
+         * connection is of no use any more. */
         if (r->gen == c->gen) {
-            conn_drop(c, "the node is a replica now");
+            log_warn("redis node refused a request: going elsewhere", "conn=%s err=\"%s\"", c->name,
+                     reply->str);
+            conn_drop(c, "the node does not serve this any more");
             misdirect(c);
         }
         reply = NULL;
@@ -254,6 +280,90 @@ static void fail_without_req(redis_client *c, redis_reply_fn fn, void *ud)
     later_queue(&c->unqueued, (later_call){.run = run_failed, .cb = (void (*)(void))fn, .ud = ud});
 }
 
+/* ---- cluster views ---- */
+
+static void wait_unlink(redis_client *v, view_wait *w)
+{
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        v->waits = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    w->next = w->prev = NULL;
+}
+
+/* Fail every request of the view now (it went down or away); their replies, if any come, are
+ * dropped. */
+static void view_fail_all(redis_client *v)
+{
+    while (v->waits) {
+        view_wait *w = v->waits;
+        wait_unlink(v, w);
+        w->view = NULL;
+        w->fn(NULL, w->ud);
+    }
+}
+
+static void on_view_reply(const redisReply *reply, void *ud)
+{
+    view_wait *w = ud;
+    redis_client *v = w->view;
+    if (v) {
+        wait_unlink(v, w);
+        if (rc_is_redirect(reply)) {
+            /* It did not run: the slot is elsewhere, migrating, or the cluster is down. */
+            rc_redirected(v->cluster, reply);
+            reply = NULL;
+        }
+        w->fn(reply, w->ud);
+    }
+    free(w);
+}
+
+static view_wait *view_wait_new(redis_client *v, redis_reply_fn fn, void *ud)
+{
+    view_wait *w = calloc(1, sizeof(*w));
+    if (!w)
+        return NULL;
+    *w = (view_wait){.next = v->waits, .view = v, .fn = fn, .ud = ud};
+    if (v->waits)
+        v->waits->prev = w;
+    v->waits = w;
+    return w;
+}
+
+void redis_client_view_update(redis_client *v)
+{
+    if (v->closing)
+        return;
+    redis_client *node = rc_node_for(v->cluster, v->slot);
+    if (v->state == ST_UP && node == v->node)
+        return;
+    if (v->state == ST_UP) {
+        /* Down on the old primary first: its run_id is not the new one's. */
+        v->state = ST_DOWN;
+        v->node = NULL;
+        v->gen++;
+        log_info("redis cluster slot unavailable here", "conn=%s slot=%u", v->name, v->slot);
+        if (v->down)
+            v->down(v->ud);
+        view_fail_all(v);
+        if (v->closing)
+            return;
+        node = rc_node_for(v->cluster, v->slot);
+    }
+    if (!node)
+        return;
+    v->state = ST_UP;
+    v->node = node;
+    snprintf(v->run_id, sizeof(v->run_id), "%s", redis_client_run_id(node));
+    log_info("redis cluster slot served", "conn=%s slot=%u host=%s port=%u run_id=%s", v->name,
+             v->slot, redis_client_host(node), redis_client_port(node), v->run_id);
+    if (v->up)
+        v->up(v->run_id, v->ud);
+}
+
 void redis_client_fail(redis_client *c, redis_reply_fn fn, void *ud)
 {
     redis_req *r = req_new(c, fn, ud);
@@ -264,9 +374,33 @@ void redis_client_fail(redis_client *c, redis_reply_fn fn, void *ud)
     req_fail_later(c, r);
 }
 
+/* A view hands the request to the node connection serving its slot. Returns false when the
+ * caller should fail it itself. */
+static bool view_command(redis_client *v, int argc, const char **argv, const size_t *lens,
+                         redis_reply_fn fn, void *ud)
+{
+    view_wait *w = v->state == ST_UP ? view_wait_new(v, fn, ud) : NULL;
+    if (!w)
+        return false;
+    redis_client_command(v->node, argc, argv, lens, on_view_reply, w);
+    return true;
+}
+
+static bool view_script(redis_client *v, size_t script, int nkeys, int argc, const char **argv,
+                        const size_t *lens, redis_reply_fn fn, void *ud)
+{
+    view_wait *w = v->state == ST_UP ? view_wait_new(v, fn, ud) : NULL;
+    if (!w)
+        return false;
+    redis_client_script(v->node, script, nkeys, argc, argv, lens, on_view_reply, w);
+    return true;
+}
+
 void redis_client_command(redis_client *c, int argc, const char **argv, const size_t *lens,
                           redis_reply_fn fn, void *ud)
 {
+    if (c->cluster && view_command(c, argc, argv, lens, fn, ud))
+        return;
     redis_req *r = req_new(c, fn, ud);
     if (!r) {
         log_error("out of memory", "conn=%s", c->name);
@@ -280,6 +414,8 @@ void redis_client_command(redis_client *c, int argc, const char **argv, const si
 void redis_client_script(redis_client *c, size_t script, int nkeys, int argc, const char **argv,
                          const size_t *lens, redis_reply_fn fn, void *ud)
 {
+    if (c->cluster && view_script(c, script, nkeys, argc, argv, lens, fn, ud))
+        return;
     redis_req *r = req_new(c, fn, ud);
     int total = argc + 3;
     size_t bytes = (size_t)total * (sizeof(char *) + sizeof(size_t));
@@ -679,7 +815,11 @@ static void conn_start(redis_client *c)
 
 static void on_reconnect(uv_timer_t *t)
 {
-    conn_start(t->data);
+    redis_client *c = t->data;
+    if (c->cluster)
+        redis_client_view_update(c);
+    else
+        conn_start(c);
 }
 
 static void on_supervise(uv_timer_t *t)
@@ -731,7 +871,10 @@ redis_client *redis_client_new(uv_loop_t *loop, const redis_client_cfg *cfg)
     }
     c->loop = loop;
     snprintf(c->name, sizeof(c->name), "%s", cfg->name ? cfg->name : "redis");
-    c->addr = *cfg->addr;
+    if (cfg->addr)
+        c->addr = *cfg->addr;
+    else
+        c->addr.db = -1; /* a cluster view: the node connections have theirs */
     c->scripts = cfg->scripts;
     c->nscripts = cfg->nscripts;
     c->ping_ms = cfg->ping_ms;
@@ -741,7 +884,15 @@ redis_client *redis_client_new(uv_loop_t *loop, const redis_client_cfg *cfg)
     c->locate = cfg->locate;
     c->misdirected = cfg->misdirected;
     c->primary_only = cfg->primary_only;
+    c->cluster_node = cfg->cluster_node;
+    c->cluster = cfg->cluster;
+    c->slot = cfg->slot;
     c->ud = cfg->ud;
+    if (c->cluster && rc_view_add(c->cluster, c) < 0) {
+        free(c->sha);
+        free(c);
+        return NULL;
+    }
     c->backoff_ms = BACKOFF_MIN_MS;
     uv_timer_t *timers[] = {&c->supervise, &c->reconnect, &c->defer};
     for (size_t i = 0; i < 3; i++) {
@@ -766,6 +917,10 @@ void redis_client_free(redis_client *c, void (*closed)(void *ud), void *ud)
     c->up = NULL;
     c->down = NULL;
     c->misdirected = NULL;
+    if (c->cluster) {
+        rc_view_remove(c->cluster, c);
+        view_fail_all(c);
+    }
     redisAsyncContext *ac = c->ac;
     if (ac) {
         ac->data = NULL;
@@ -784,13 +939,22 @@ bool redis_client_ready(const redis_client *c)
     return c->state == ST_UP;
 }
 
+const char *redis_client_run_id(const redis_client *c)
+{
+    return c->run_id;
+}
+
 const char *redis_client_host(const redis_client *c)
 {
+    if (c->cluster)
+        return c->node ? redis_client_host(c->node) : "";
     return c->addr.path[0] ? c->addr.path : c->addr.host;
 }
 
 uint16_t redis_client_port(const redis_client *c)
 {
+    if (c->cluster)
+        return c->node ? redis_client_port(c->node) : 0;
     return c->addr.port;
 }
 
@@ -798,6 +962,10 @@ void redis_client_retarget(redis_client *c, const char *why)
 {
     if (c->closing)
         return;
+    if (c->cluster) {
+        redis_client_view_update(c);
+        return;
+    }
     char host[ADDR_HOST_MAX];
     uint16_t port = 0;
     if (c->ac && c->locate && c->locate(host, &port, c->ud) == 0 && port == c->addr.port &&
@@ -819,6 +987,11 @@ void redis_client_subscribe(redis_client *c, const char *channel, redis_reply_fn
         return;
     }
     r->persistent = true;
+    if (c->cluster) {
+        /* A subscription needs a connection of its own. */
+        req_fail_later(c, r);
+        return;
+    }
     const char *argv[] = {"SUBSCRIBE", channel};
     size_t lens[] = {9, strlen(channel)};
     if (c->state != ST_UP || req_send(c, r, 2, argv, lens) < 0)

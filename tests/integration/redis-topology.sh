@@ -18,7 +18,10 @@
 #            starts the data nodes again on their ports, empty (a cluster node keeps its
 #            nodes.conf, so the cluster comes back with its slots), and waits until ready;
 #        redis-topology.sh stop DIR
-#            stops every process the start recorded (SIGTERM, then SIGKILL) and keeps DIR.
+#            stops every process the start recorded (SIGTERM, then SIGKILL) and keeps DIR;
+#        redis-topology.sh run single|sentinel|cluster COMMAND [ARGS...]
+#            starts a set-up in a temporary directory, runs COMMAND with REDIS_TOPOLOGY_URL and
+#            REDIS_TOPOLOGY_DIR set, stops the set-up and exits with COMMAND's status.
 # Exits non-zero, with the logs of what did not come up on stderr, if the set-up is not ready
 # within 20 s; it then stops what it started.
 set -euo pipefail
@@ -280,7 +283,23 @@ up_all() {
     write_json
 }
 
-usage() { die "usage: $0 start single|sentinel|cluster DIR | down DIR | up DIR | stop DIR"; }
+usage() { die "usage: $0 start single|sentinel|cluster DIR | down DIR | up DIR | stop DIR | run KIND COMMAND..."; }
+
+if [ "${1:-}" = run ]; then
+    [ $# -ge 3 ] || usage
+    kind=$2
+    shift 2
+    tmp=$(mktemp -d "${TMPDIR:-/tmp}/redis-topology.XXXXXX")
+    trap '"$0" stop "$tmp" >/dev/null 2>&1; rm -rf "$tmp"' EXIT
+    trap 'exit 130' INT
+    trap 'exit 143' TERM
+    REDIS_TOPOLOGY_URL=$("$0" start "$kind" "$tmp") || exit 1
+    export REDIS_TOPOLOGY_URL
+    export REDIS_TOPOLOGY_DIR=$tmp
+    status=0
+    "$@" || status=$?
+    exit "$status"
+fi
 
 case ${1:-} in
     stop | down | up)

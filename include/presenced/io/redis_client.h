@@ -44,13 +44,14 @@ extern const redis_script redis_scripts[];
 extern const size_t redis_nscripts;
 
 typedef struct redis_client redis_client;
+typedef struct redis_cluster redis_cluster;
 
 /* A reply (NULL: the request failed), borrowed for the call. */
 typedef void (*redis_reply_fn)(const redisReply *reply, void *ud);
 
 typedef struct redis_client_cfg {
     const char *name;            /* for logs ("command", "events"), copied */
-    const addr_redis *addr;      /* copied */
+    const addr_redis *addr;      /* copied; NULL for a cluster view */
     const redis_script *scripts; /* loaded at every connect; borrowed, must outlive the client */
     size_t nscripts;
     uint32_t ping_ms;  /* PING interval, 0 for none (a connection that blocks or subscribes) */
@@ -66,8 +67,19 @@ typedef struct redis_client_cfg {
      * be a replica (ROLE, or a READONLY error) is dropped; requests it refused fail as lost. */
     bool primary_only;
     /* The address `locate` gave did not lead to a usable node (refused or failed connect, a
-     * replica): whoever answers `locate` should find out again. May be NULL. */
+     * replica, or with `cluster_node` a redirection): whoever answers `locate` should find out
+     * again. May be NULL. */
     void (*misdirected)(void *ud);
+    /* `locate` names the Redis Cluster node serving a slot: an answer MOVED, ASK, TRYAGAIN or
+     * CLUSTERDOWN means the request did not run there; it fails as lost, and the connection is
+     * dropped and `misdirected` called. */
+    bool cluster_node;
+    /* A view of a Redis Cluster (redis_cluster.h): no socket of its own, but the cluster's
+     * connection to the primary serving `slot`. `addr`, the scripts, PING and stall settings,
+     * `locate` and `primary_only` are the cluster's then; scripts are run with one key, given by
+     * the caller, in `slot`. */
+    redis_cluster *cluster;
+    uint16_t slot;
     void *ud;
 } redis_client_cfg;
 
@@ -81,6 +93,9 @@ void redis_client_free(redis_client *c, void (*closed)(void *ud), void *ud);
 
 /* Connected, authenticated and scripts loaded. */
 bool redis_client_ready(const redis_client *c);
+
+/* The run_id of the server the client is up on ("" before). Borrowed. */
+const char *redis_client_run_id(const redis_client *c);
 
 /* Where the client is connected or connecting ("" and 0 before the first attempt). Borrowed. */
 const char *redis_client_host(const redis_client *c);
