@@ -36,8 +36,13 @@ const cfg_key cfg_keys[] = {
      "memory|redis", "Where presence state lives: this process only, or Redis (shared)."},
     {"redis", CFG_TYPE_STRING, "", 0, 0, NULL, offsetof(cfg, redis), 0, sizeof(((cfg *)0)->redis),
      cfg_check_redis, "URL",
-     "Redis: redis://[:PASSWORD@]HOST[:PORT][/DB] (port 6379 by default), unix:///PATH "
-     "or redis-sentinel://[:PASSWORD@]HOST[:PORT][,...]/MASTER[/DB]; needed by store=redis."},
+     "Redis: redis://[:PASSWORD@]HOST[:PORT][/DB] (port 6379 by default), unix:///PATH, "
+     "redis-sentinel://[:PASSWORD@]HOST[:PORT][,...]/MASTER[/DB] or "
+     "redis-cluster://[:PASSWORD@]HOST[:PORT][,...]; needed by store=redis."},
+    {"redis_partitions", CFG_TYPE_UINT, "12", 1, 1024, NULL, offsetof(cfg, redis_partitions), 0, 0,
+     NULL, "N",
+     "With redis-cluster://: partitions of the keys, each under one hash tag; the same on every "
+     "instance, and fixed while Redis holds presenced's data."},
     {"redis_sentinel_password", CFG_TYPE_STRING, "", 0, 0, NULL,
      offsetof(cfg, redis_sentinel_password), 0, sizeof(((cfg *)0)->redis_sentinel_password),
      cfg_check_secret, "PASSWORD",

@@ -135,10 +135,6 @@ int cfg_check_redis(const char *in, char *out, size_t outlen, char *why, size_t 
             return -1;
         }
         int rc = addr_redis_url_parse(in, u, why, whylen);
-        if (rc == 0 && u->mode == ADDR_REDIS_CLUSTER) {
-            cfg_errf(why, whylen, "Redis Cluster is not supported yet");
-            rc = -1;
-        }
         free(u);
         if (rc < 0)
             return -1;

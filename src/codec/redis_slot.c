@@ -2,6 +2,7 @@
 #include "presenced/codec/redis_slot.h"
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -151,4 +152,23 @@ size_t redis_slotmap_covered(const redis_slotmap *m)
     for (size_t s = 0; s < REDIS_SLOTS; s++)
         n += m->owner[s] != 0;
     return n;
+}
+
+uint16_t redis_partition_tag(unsigned k, unsigned n, char out[REDIS_TAG_MAX])
+{
+    uint32_t lo = (uint32_t)((uint64_t)k * REDIS_SLOTS / n);
+    uint32_t hi = (uint32_t)((uint64_t)(k + 1) * REDIS_SLOTS / n); /* exclusive */
+    /* Each candidate lands in the range with probability (hi - lo) / 16384 >= 1/1024: a match
+     * comes within a few thousand tries. */
+    for (unsigned j = 0;; j++) {
+        int len = snprintf(out, REDIS_TAG_MAX, "%u-%u", k, j);
+        uint16_t slot = redis_slot(out, (size_t)len);
+        if (slot >= lo && slot < hi)
+            return slot;
+    }
+}
+
+unsigned redis_partition_of(const char *id, size_t len, unsigned n)
+{
+    return n > 1 ? crc16((const unsigned char *)id, len) % n : 0;
 }

@@ -148,12 +148,14 @@ static void run_script_raw(store_redis *s, redis_client *via, int scr, const cha
         redis_client_fail(via, fn, ud);
         return;
     }
-    const char *stack_argv[SR_COMMON_ARGS + 8];
-    size_t stack_lens[SR_COMMON_ARGS + 8];
+    const char *stack_argv[SR_COMMON_ARGS + 9];
+    size_t stack_lens[SR_COMMON_ARGS + 9];
     const char **argv = stack_argv;
     size_t *alens = stack_lens;
-    size_t total = SR_COMMON_ARGS + n;
-    if (total > SR_COMMON_ARGS + 8) {
+    /* In a cluster, the partition's routing key comes first, as the script's one KEYS entry. */
+    size_t nkeys = s->route_key[0] ? 1 : 0;
+    size_t total = nkeys + SR_COMMON_ARGS + n;
+    if (total > SR_COMMON_ARGS + 9) {
         argv = malloc(total * sizeof(*argv));
         alens = malloc(total * sizeof(*alens));
         if (!argv || !alens) {
@@ -167,15 +169,19 @@ static void run_script_raw(store_redis *s, redis_client *via, int scr, const cha
     const char *common[SR_COMMON_ARGS] = {s->prefix,    s->instance,   s->grace,
                                           s->retention, s->maxlen,     s->inst_ttl,
                                           s->lease,     s->epoch_text, s->webhooks ? "1" : "0"};
+    if (nkeys) {
+        argv[0] = s->route_key;
+        alens[0] = strlen(s->route_key);
+    }
     for (size_t i = 0; i < SR_COMMON_ARGS; i++) {
-        argv[i] = common[i];
-        alens[i] = strlen(common[i]);
+        argv[nkeys + i] = common[i];
+        alens[nkeys + i] = strlen(common[i]);
     }
     for (size_t i = 0; i < n; i++) {
-        argv[SR_COMMON_ARGS + i] = args[i];
-        alens[SR_COMMON_ARGS + i] = lens ? lens[i] : strlen(args[i]);
+        argv[nkeys + SR_COMMON_ARGS + i] = args[i];
+        alens[nkeys + SR_COMMON_ARGS + i] = lens ? lens[i] : strlen(args[i]);
     }
-    redis_client_script(via, s->script_idx[scr], 0, (int)total, argv, alens, fn, ud);
+    redis_client_script(via, s->script_idx[scr], (int)nkeys, (int)total, argv, alens, fn, ud);
     if (argv != stack_argv) {
         free(argv);
         free(alens);
@@ -349,6 +355,44 @@ static int sentinel_start(store_redis *s, const addr_redis_url *url, const store
     return 0;
 }
 
+/* ---- a partition of a Redis Cluster: the event reader goes to the slot's primary ---- */
+
+static int locate_slot(char *host, uint16_t *port, void *ud)
+{
+    store_redis *s = ud;
+    return redis_cluster_locate(s->route, s->route_slot, host, port);
+}
+
+static void slot_misdirected(void *ud)
+{
+    store_redis *s = ud;
+    if (!s->closing)
+        redis_cluster_refresh(s->route);
+}
+
+/* The command and lease connections become views of the cluster's node connections; the reader
+ * keeps a connection of its own (it blocks), at the address the map gives. */
+static void route_start(store_redis *s, const sr_route *route, redis_client_cfg *cc,
+                        redis_client_cfg *ce, redis_client_cfg *cb)
+{
+    s->route = route->cmd;
+    s->route_slot = route->slot;
+    snprintf(s->route_key, sizeof(s->route_key), "%sprobe", s->prefix);
+    *cc = (redis_client_cfg){.name = "command",
+                             .cluster = route->cmd,
+                             .slot = route->slot,
+                             .up = cc->up,
+                             .down = cc->down,
+                             .ud = s};
+    *cb = (redis_client_cfg){
+        .name = "lease", .cluster = route->lease, .slot = route->slot, .up = cb->up, .ud = s};
+    ce->addr = route->auth;
+    ce->locate = locate_slot;
+    ce->misdirected = slot_misdirected;
+    ce->cluster_node = true;
+    ce->primary_only = true;
+}
+
 /* ---- lifecycle ---- */
 static void part_closed(void *ud)
 {
@@ -441,7 +485,7 @@ static int find_scripts(store_redis *s)
 }
 
 static store *sr_new(uv_loop_t *loop, const store_opts *opts, const store_hooks *hooks,
-                     const addr_redis_url *url);
+                     const addr_redis_url *url, const sr_route *route);
 
 store *store_redis_new(uv_loop_t *loop, const store_opts *opts, const store_hooks *hooks)
 {
@@ -452,18 +496,20 @@ store *store_redis_new(uv_loop_t *loop, const store_opts *opts, const store_hook
         free(url);
         return NULL;
     }
-    if (url->mode == ADDR_REDIS_CLUSTER) {
-        log_error("redis store: Redis Cluster is not supported yet", NULL);
-        free(url);
-        return NULL;
-    }
-    store *st = sr_new(loop, opts, hooks, url);
+    store *st = url->mode == ADDR_REDIS_CLUSTER ? sc_new(loop, opts, hooks, url)
+                                                : sr_new(loop, opts, hooks, url, NULL);
     free(url);
     return st;
 }
 
+store *sr_new_routed(uv_loop_t *loop, const store_opts *opts, const store_hooks *hooks,
+                     const sr_route *route)
+{
+    return sr_new(loop, opts, hooks, NULL, route);
+}
+
 static store *sr_new(uv_loop_t *loop, const store_opts *opts, const store_hooks *hooks,
-                     const addr_redis_url *url)
+                     const addr_redis_url *url, const sr_route *route)
 {
     if (!instance_id_valid(opts->instance_id)) {
         log_error("redis store: instance id must be 1-64 URL-safe characters", NULL);
@@ -504,7 +550,7 @@ static store *sr_new(uv_loop_t *loop, const store_opts *opts, const store_hooks 
     s->epoch = 1;
     snprintf(s->epoch_text, sizeof(s->epoch_text), "1");
 
-    const addr_redis *addr = &url->data;
+    const addr_redis *addr = url ? &url->data : NULL;
     redis_client_cfg cc = {
         .name = "command",
         .addr = addr,
@@ -529,7 +575,9 @@ static store *sr_new(uv_loop_t *loop, const store_opts *opts, const store_hooks 
     cb.up = on_beat_up;
     cb.down = NULL;
     redis_client_cfg *const cfgs[] = {&cc, &ce, &cb};
-    if (url->mode == ADDR_REDIS_SENTINEL && sentinel_start(s, url, opts, cfgs, 3) < 0) {
+    if (route)
+        route_start(s, route, &cc, &ce, &cb);
+    if (url && url->mode == ADDR_REDIS_SENTINEL && sentinel_start(s, url, opts, cfgs, 3) < 0) {
         log_error("redis store: out of memory", NULL);
         free(s);
         return NULL;

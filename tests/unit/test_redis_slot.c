@@ -161,12 +161,43 @@ static void test_slotmap(void **state)
     assert_null(redis_slotmap_owner(&m, 42));
 }
 
+/* Partition tags land in their own range of slots, for every count; ids spread over partitions. */
+static void test_partitions(void **state)
+{
+    (void)state;
+    static const unsigned counts[] = {1, 2, 3, 12, 30, 1024};
+    for (size_t c = 0; c < sizeof(counts) / sizeof(counts[0]); c++) {
+        unsigned n = counts[c];
+        for (unsigned k = 0; k < n; k++) {
+            char tag[REDIS_TAG_MAX];
+            uint16_t slot = redis_partition_tag(k, n, tag);
+            assert_int_equal(slot, redis_slot(tag, strlen(tag)));
+            assert_true(slot >= (uint64_t)k * REDIS_SLOTS / n);
+            assert_true(slot < (uint64_t)(k + 1) * REDIS_SLOTS / n);
+        }
+    }
+    char tag[REDIS_TAG_MAX];
+    redis_partition_tag(0, 3, tag);
+    assert_string_equal(tag, "0-0"); /* slot 8142 is not below 5461: the search goes on */
+    unsigned hist[12] = {0};
+    char id[16];
+    for (int i = 0; i < 12000; i++) {
+        int len = snprintf(id, sizeof(id), "user-%d", i);
+        unsigned p = redis_partition_of(id, (size_t)len, 12);
+        assert_true(p < 12);
+        hist[p]++;
+    }
+    for (int p = 0; p < 12; p++)
+        assert_true(hist[p] > 800 && hist[p] < 1200);
+    assert_int_equal(redis_partition_of("anything", 8, 1), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_slot_vectors),   cmocka_unit_test(test_slot_range),
         cmocka_unit_test(test_redirect_valid), cmocka_unit_test(test_redirect_invalid),
-        cmocka_unit_test(test_slotmap),
+        cmocka_unit_test(test_slotmap),        cmocka_unit_test(test_partitions),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -63,4 +63,21 @@ int redis_slotmap_find(const redis_slotmap *m, const char *host, uint16_t port);
 /* How many slots have a primary (16384 when the map is complete). */
 size_t redis_slotmap_covered(const redis_slotmap *m);
 
+/* ---- partitions: how presenced spreads its keys over a cluster ----
+ *
+ * With Redis Cluster, presenced's keys fall into `n` partitions, each under one hash tag, so
+ * that every key a script touches is in one slot. Partition k's tag is chosen so that its slot
+ * lies in the k-th of n equal ranges of the slot space: a cluster whose primaries hold equal
+ * ranges (as redis-cli --cluster create makes them) gets the same number of partitions on each
+ * when n is a multiple of the number of primaries. */
+#define REDIS_PARTITIONS_MAX 1024
+#define REDIS_TAG_MAX 16 /* bytes of a partition's tag, with the NUL */
+
+/* Write partition k's tag (of n, 1 <= n <= REDIS_PARTITIONS_MAX, k < n), "<k>-<j>" with the
+ * smallest j that puts its slot in range, into `out` (REDIS_TAG_MAX bytes). Returns its slot. */
+uint16_t redis_partition_tag(unsigned k, unsigned n, char out[REDIS_TAG_MAX]);
+
+/* The partition (of n) of an id, from the same CRC16 as slots: every instance agrees. */
+unsigned redis_partition_of(const char *id, size_t len, unsigned n);
+
 #endif

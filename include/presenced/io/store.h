@@ -48,6 +48,7 @@ typedef struct store_opts {
     uint32_t stream_maxlen;         /* Redis: approximate length the event stream is trimmed to */
     const char *redis_url;          /* Redis: a URL addr_redis_url_parse accepts */
     const char *sentinel_password;  /* Redis Sentinel: the sentinels' own password, or NULL */
+    uint32_t redis_partitions;      /* Redis Cluster: partitions of the keys (0: the default) */
     const char *key_prefix;         /* Redis: prefix of every key, e.g. "presenced:" */
     bool webhooks;                  /* this instance delivers webhooks (store_deliver_read) */
     metrics *metrics;               /* command latency, errors, reaped sockets; may be NULL */
