@@ -305,6 +305,8 @@ static void view_fail_all(redis_client *v)
     }
 }
 
+static void view_down(redis_client *v, const char *why);
+
 static void on_view_reply(const redisReply *reply, void *ud)
 {
     view_wait *w = ud;
@@ -312,9 +314,17 @@ static void on_view_reply(const redisReply *reply, void *ud)
     if (v) {
         wait_unlink(v, w);
         if (rc_is_redirect(reply)) {
-            /* It did not run: the slot is elsewhere, migrating, or the cluster is down. */
+            /* It did not run: the slot is elsewhere, migrating, or the cluster is down. The
+             * slot is of no use here until the map has been asked again: the view goes down
+             * (its other requests fail as lost, as when a connection breaks), and comes up
+             * again with the next answer that gives the slot a primary that is up. */
+            log_warn("redis cluster refused a request", "conn=%s slot=%u err=\"%s\"", v->name,
+                     v->slot, reply->str);
             rc_redirected(v->cluster, reply);
-            reply = NULL;
+            w->fn(NULL, w->ud);
+            view_down(v, "refused");
+            free(w);
+            return;
         }
         w->fn(reply, w->ud);
     }
@@ -333,6 +343,21 @@ static view_wait *view_wait_new(redis_client *v, redis_reply_fn fn, void *ud)
     return w;
 }
 
+/* The view stops using its node connection: down for its owner, its requests failed. */
+static void view_down(redis_client *v, const char *why)
+{
+    if (v->state != ST_UP || v->closing)
+        return;
+    v->state = ST_DOWN;
+    v->node = NULL;
+    v->gen++;
+    log_info("redis cluster slot unavailable here", "conn=%s slot=%u why=%s", v->name, v->slot,
+             why);
+    if (v->down)
+        v->down(v->ud);
+    view_fail_all(v);
+}
+
 void redis_client_view_update(redis_client *v)
 {
     if (v->closing)
@@ -342,13 +367,7 @@ void redis_client_view_update(redis_client *v)
         return;
     if (v->state == ST_UP) {
         /* Down on the old primary first: its run_id is not the new one's. */
-        v->state = ST_DOWN;
-        v->node = NULL;
-        v->gen++;
-        log_info("redis cluster slot unavailable here", "conn=%s slot=%u", v->name, v->slot);
-        if (v->down)
-            v->down(v->ud);
-        view_fail_all(v);
+        view_down(v, node ? "moved" : "no primary up");
         if (v->closing)
             return;
         node = rc_node_for(v->cluster, v->slot);

@@ -42,6 +42,36 @@ export function keySlot(key) {
     return crc16(k) & 16383;
 }
 
+/** The partitions a daemon on a cluster splits its keys into (redis_partitions, default 12). */
+export function partitionCount() {
+    return topologyKind() === 'cluster' ? Number(process.env.PRESENCED_REDIS_PARTITIONS ?? 12) : 1;
+}
+
+/** The partition of a user id (redis_partition_of: CRC16 of the id, modulo n). */
+export function partitionOf(id, n = partitionCount()) {
+    return n > 1 ? crc16(Buffer.from(id)) % n : 0;
+}
+
+/**
+ * The key prefixes a daemon with `prefix` uses: `prefix` itself on one Redis, and on a cluster
+ * one per partition, `prefix{<k>-<j>}:` with the tag redis_partition_tag picks.
+ */
+export function keyPrefixes(prefix, n = partitionCount()) {
+    if (n <= 1) return [prefix];
+    const out = [];
+    for (let k = 0; k < n; k++) {
+        const lo = Math.floor((k * 16384) / n), hi = Math.floor(((k + 1) * 16384) / n);
+        for (let j = 0; ; j++) {
+            const slot = keySlot(`${k}-${j}`);
+            if (slot >= lo && slot < hi) {
+                out.push(`${prefix}{${k}-${j}}:`);
+                break;
+            }
+        }
+    }
+    return out;
+}
+
 export class Topology {
     constructor(kind, dir, info) {
         this.kind = kind;
