@@ -82,11 +82,13 @@ async function allSeen(sinks, id, type, ms) {
  *   auth(id)   the auth object of the fence socket (default {userId: id}; auth = jwt needs a token)
  *   graceful   also close the fence socket and wait for its own offline (after offline_grace)
  *   ms         how long each step may take before the fence fails the test
+ *   partitions the daemons' partitions on a Redis Cluster (default: lib/topology.mjs's)
  */
 export async function fence(url, sinks, opts = {}) {
     // On a Redis Cluster each partition of users has its own stream, with no order between
-    // them: one fence per partition, each with a user of that partition.
-    const n = partitionCount();
+    // them: one fence per partition, each with a user of that partition (opts.partitions, by
+    // default those of PRESENCED_REDIS_TOPOLOGY's daemons).
+    const n = opts.partitions ?? partitionCount();
     if (n <= 1) return fenceOne(url, sinks, `${FENCE_PREFIX}${process.pid}-${++seq}`, opts);
     const base = `${FENCE_PREFIX}${process.pid}-${++seq}`;
     const ids = new Map();

@@ -172,6 +172,34 @@ export class Topology {
         await this.reload();
     }
 
+    /** The node id of the cluster node on `port`. */
+    async nodeId(port) {
+        return redisCommand(port, ['CLUSTER', 'MYID']);
+    }
+
+    /** Moves `slots` slots from the primary on `from` to the one on `to`, keys and all, as an
+     * operator would (redis-cli --cluster reshard); resolves once it is done. */
+    async reshard(from, to, slots) {
+        const [fromId, toId] = [await this.nodeId(from), await this.nodeId(to)];
+        await run(
+            'redis-cli',
+            ['--cluster', 'reshard', `127.0.0.1:${from}`, '--cluster-from', fromId, '--cluster-to', toId, '--cluster-slots', String(slots), '--cluster-yes'],
+            { timeout: 120000, maxBuffer: 64 * 1024 * 1024 },
+        );
+    }
+
+    /** How many slots the primary on `port` serves, as CLUSTER NODES there says. */
+    async slotCount(port) {
+        const nodes = await rawLines(port, ['CLUSTER', 'NODES']);
+        const me = nodes.split('\n').find((l) => l.includes('myself'));
+        let n = 0;
+        for (const part of me.trim().split(' ').slice(8)) {
+            const m = /^(\d+)(?:-(\d+))?$/.exec(part);
+            if (m) n += (m[2] ? Number(m[2]) : Number(m[1])) - Number(m[1]) + 1;
+        }
+        return n;
+    }
+
     /** Sends `signal` to the data node on `port`. */
     kill(port, signal = 'SIGKILL') {
         const n = this.nodes.find((x) => x.port === port);
@@ -186,6 +214,12 @@ export class Topology {
             await rm(this.dir, { recursive: true, force: true });
         }
     }
+}
+
+/** A bulk string reply in full (CLUSTER NODES). */
+async function rawLines(port, args) {
+    const { stdout } = await run('redis-cli', ['-p', String(port), ...args]);
+    return stdout;
 }
 
 /** The first element of an array reply, when it is a bulk string ("master" from ROLE). */

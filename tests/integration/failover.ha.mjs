@@ -1,5 +1,7 @@
 // Redis failovers while users churn (docs/operations.md, "Redis high availability"): the primary of
-// a Sentinel set-up is killed with SIGKILL and a replica promoted. Two instances serve sixteen
+// a Sentinel set-up is killed with SIGKILL and a replica promoted; a primary of a 3-primary Redis
+// Cluster is killed and its replica takes over; a range of slots, some partitions of presenced's
+// keys among them, moves from one cluster primary to another. Two instances serve sixteen
 // users who connect, join and leave rooms, change status and close; observers on both instances
 // record the events. The users go on through the outage; the test measures the time until the store
 // answers again and, once the churn has stopped, until its answers and every observer's view agree
@@ -7,13 +9,14 @@
 // transition was announced exactly once and that nobody is left online without a socket once a
 // lease has passed.
 //
+// Run by ctest as redis_failover (tests/integration/run.sh BIN failover.ha.mjs).
 // FAILOVER_SEED fixes the random schedule (default: random, printed).
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startDaemon } from './lib/daemon.mjs';
 import { ClientPool, sleep } from './lib/client.mjs';
 import { prng, fence } from './lib/presence.mjs';
-import { Topology } from './lib/topology.mjs';
+import { Topology, keyPrefixes } from './lib/topology.mjs';
 import { Churner, compareAll, observe } from './lib/churn.mjs';
 
 const LEASE_S = 3;
@@ -23,7 +26,7 @@ const ROOMS = ['room-a', 'room-b', 'room-c'];
 const CHURN_MS = 3000;
 
 /** Two instances on `topo`, an observer on each in every room, and a churner over both. */
-async function setUp(topo, seed, t) {
+async function setUp(topo, seed, t, partitions) {
     const pool = new ClientPool();
     const daemons = [];
     const set = {
@@ -65,7 +68,7 @@ async function setUp(topo, seed, t) {
         for (const d of daemons) await d.kill('SIGKILL').catch(() => {});
     };
     const annotate = (err) => daemons.reduce((e, d) => d.annotate(e), err);
-    return { pool, daemons, urls, views, observers, churner, compare, close, annotate };
+    return { pool, daemons, urls, views, observers, churner, compare, close, annotate, partitions };
 }
 
 /** Polls presence:query on both instances until both answer; resolves with when, or null. */
@@ -104,7 +107,9 @@ async function untilCorrect(compare, ms) {
  */
 async function scenario(t, topo, what, strike) {
     const seed = Number(process.env.FAILOVER_SEED ?? Math.floor(Math.random() * 2 ** 31));
-    const env = await setUp(topo, seed, t);
+    // The daemons' default partitions on a cluster (redis_partitions), for the fences.
+    const partitions = topo.kind === 'cluster' ? 12 : 1;
+    const env = await setUp(topo, seed, t, partitions);
     try {
         env.churner.start();
         await sleep(CHURN_MS);
@@ -130,7 +135,7 @@ async function scenario(t, topo, what, strike) {
         await sleep(LEASE_S * 1000 + 500);
         assert.deepEqual(await env.compare(), [], 'a lease later');
         // Counted after a fence on each instance: nothing decided before can still arrive.
-        for (const url of env.urls) await fence(url, env.views);
+        for (const url of env.urls) await fence(url, env.views, { partitions: env.partitions });
         const violations = env.views.flatMap((v) => v.violations);
         const s = env.churner.stats;
         t.diagnostic(`${s.actions} actions (${s.connects} connects, ${s.closes} closes, ${s.joins} joins, ${s.leaves} leaves, ${s.statuses} status changes, ${s.failed} refused)`);
@@ -157,6 +162,42 @@ describe('Redis failover while users churn', () => {
             });
             const now = await topo.primaryPort();
             assert.notEqual(now, primary, 'Sentinel promoted a replica');
+        } finally {
+            await topo.stop();
+        }
+    });
+
+    test('Cluster: SIGKILL of a primary, its replica takes over', { timeout: 180000 }, async (t) => {
+        const topo = await Topology.start('cluster');
+        try {
+            const [victim] = await topo.primaries();
+            await scenario(t, topo, 'the SIGKILL of a cluster primary', async () => {
+                topo.kill(victim, 'SIGKILL');
+            });
+            const now = await topo.primaries();
+            assert.equal(now.length, 3, 'three primaries again');
+            assert.ok(!now.includes(victim), 'the killed node is not among them');
+        } finally {
+            await topo.stop();
+        }
+    });
+
+    test('Cluster: 2000 slots moved from one primary to another while users churn', { timeout: 240000 }, async (t) => {
+        const topo = await Topology.start('cluster');
+        try {
+            const [from, to] = await topo.primaries();
+            const before = await topo.slotCount(to);
+            // A key in each of the daemons' partitions (the prefix does not change the slot).
+            const keys = keyPrefixes('p:', 12).map((p) => `${p}probe`);
+            const on = async () => Promise.all(keys.map((k) => topo.nodeFor(k)));
+            const was = await on();
+            await scenario(t, topo, 'moving 2000 slots', () => topo.reshard(from, to, 2000));
+            assert.equal(await topo.slotCount(to), before + 2000, 'the slots moved');
+            // The first 2000 slots of a primary's third of the slots hold a whole partition's
+            // range: at least one partition moved while the users churned.
+            const moved = (await on()).filter((port, i) => was[i] === from && port === to).length;
+            assert.ok(moved >= 1, `a partition of the daemons moved (${moved})`);
+            t.diagnostic(`${moved} of 12 partitions moved from one primary to the other`);
         } finally {
             await topo.stop();
         }
