@@ -12,12 +12,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "presenced/app/history.h"
 #include "presenced/codec/http_args.h"
 #include "presenced/codec/vec.h"
 #include "presenced/core/metrics_def.h"
 #include "presenced/io/log.h"
 #include "presenced/io/proc_stats.h"
 #include "presenced/codec/pres_cmd.h"
+#include "presenced/io/log.h"
 
 #define API_ROOM_LIMIT_DEFAULT 100
 #define API_ROOM_LIMIT_MAX 1000
@@ -37,6 +39,7 @@ struct api {
     sse_client *streams;
     uv_timer_t ping;
     bool ping_running;
+    history *history; /* what the live page charts */
     metrics_family *requests, *sse_clients, *dropped, *users_local, *users_cluster, *sockets_local,
         *sockets_cluster, *rooms_cluster, *instances, *connections;
     metrics_family *process[API_PROCESS_SERIES]; /* process_series, in order */
@@ -829,6 +832,7 @@ static void get_events(api *a, io_http_req *req, const http_path *p)
 
 void api_event(api *a, const pres_event *ev)
 {
+    history_event(a->history, ev);
     sse_client *s = a->streams;
     while (s) {
         sse_client *next = s->next;
@@ -860,6 +864,7 @@ static void on_ping(uv_timer_t *t)
 
 void api_shutdown(api *a)
 {
+    history_stop(a->history);
     while (a->streams)
         sse_drop(a->streams);
     if (a->ping_running) {
@@ -892,6 +897,20 @@ static void get_page(api *a, io_http_req *req, const http_path *p)
     count_request(a, 200);
     io_http_respond(req, 200, "text/html; charset=utf-8", hdr, api_dashboard_html,
                     api_dashboard_html_len);
+}
+
+/* The API's own description, for clients and tools (docs/openapi.json, embedded at build time). */
+static void get_openapi(api *a, io_http_req *req, const http_path *p)
+{
+    (void)p;
+    count_request(a, 200);
+    io_http_respond(req, 200, "application/json", NULL, api_openapi_json, api_openapi_json_len);
+}
+
+static void get_stats_history(api *a, io_http_req *req, const http_path *p)
+{
+    (void)p;
+    respond_obj(a, req, 200, history_json(a->history));
 }
 
 /* ---- the presence client ---- */
@@ -947,7 +966,9 @@ static const api_route routes[] = {
     {AREA_V1, {"v1", "rooms", "*"}, 3, get_room, NULL, true, false},
     {AREA_V1, {"v1", "rooms", "*", "count"}, 4, get_room_count, NULL, true, false},
     {AREA_V1, {"v1", "stats"}, 2, get_stats, NULL, true, true},
+    {AREA_V1, {"v1", "stats", "history"}, 3, get_stats_history, NULL, false, true},
     {AREA_V1, {"v1", "events"}, 2, get_events, NULL, true, true},
+    {AREA_V1, {"v1", "openapi.json"}, 2, get_openapi, NULL, false, false},
 };
 
 static bool route_matches(const api_route *r, const http_path *p)
@@ -1071,6 +1092,8 @@ api *api_new(const api_opts *opts)
         uv_timer_start(&a->ping, on_ping, API_SSE_PING_MS, API_SSE_PING_MS);
         uv_unref((uv_handle_t *)&a->ping);
         a->ping_running = true;
+        a->history =
+            history_new(opts->loop, opts->stats_interval_ms ? opts->stats_interval_ms : 10000);
     }
     return a;
 }
@@ -1078,6 +1101,7 @@ api *api_new(const api_opts *opts)
 void api_attach_store(api *a, store *st)
 {
     a->st = st;
+    history_attach_store(a->history, st);
 }
 
 void api_free(api *a)
@@ -1086,6 +1110,7 @@ void api_free(api *a)
         return;
     while (a->streams)
         sse_drop(a->streams);
+    history_free(a->history);
     free(a->api_key);
     free(a);
 }

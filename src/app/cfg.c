@@ -64,9 +64,9 @@ const cfg_key cfg_keys[] = {
      "Milliseconds a client has to send its Socket.IO CONNECT after the handshake."},
     {"allowed_origins", CFG_TYPE_STRING, "", 0, 0, NULL, offsetof(cfg, allowed_origins), 0,
      sizeof(((cfg *)0)->allowed_origins), cfg_check_origins, "LIST",
-     "Comma-separated origins (scheme://host[:port]) allowed to connect; \"*\" allows any; with "
-     "\"\""
-     " only requests without an Origin header are accepted."},
+     "Comma-separated origins (scheme://host[:port]) allowed to connect besides the server's own "
+     "(same scheme, host and port as the request); \"*\" allows any; \"\": only the own origin "
+     "and requests without an Origin header."},
     {"namespaces", CFG_TYPE_STRING, "", 0, 0, NULL, offsetof(cfg, namespaces), 0,
      sizeof(((cfg *)0)->namespaces), cfg_check_namespaces, "LIST",
      "Comma-separated Socket.IO namespaces served besides \"/\", each starting with '/'."},
@@ -127,6 +127,10 @@ const cfg_key cfg_keys[] = {
     {"dashboard", CFG_TYPE_ENUM, "on", 0, 0, cfg_onoff_names, offsetof(cfg, dashboard), 0, 0, NULL,
      "on|off",
      "The live presence page at GET / of the main listener (behind api_key when set); off: 404."},
+    {"stats_interval", CFG_TYPE_UINT, "10", 1, 3600, NULL, offsetof(cfg, stats_interval), 0, 0,
+     NULL, "SECONDS",
+     "Seconds between two samples of the history the live page charts (GET /v1/stats/history "
+     "keeps the last 360: an hour at 10)."},
     {"webhook_url", CFG_TYPE_STRING, "", 0, 0, NULL, offsetof(cfg, webhook_url), 0,
      sizeof(((cfg *)0)->webhook_url), cfg_check_webhook, "URL",
      "http(s) URL that presence events are POSTed to in batches; \"\" for none."},
@@ -158,9 +162,22 @@ const cfg_key cfg_keys[] = {
      "auth=jwt: when set, tokens must carry this \"iss\"."},
     {"jwt_leeway", CFG_TYPE_UINT, "30", 0, 3600, NULL, offsetof(cfg, jwt_leeway), 0, 0, NULL,
      "SECONDS", "auth=jwt: clock skew allowed on exp, nbf and iat."},
-    {"max_connections_per_ip", CFG_TYPE_UINT, "100", 1, 1000000, NULL,
+    {"max_connections_per_ip", CFG_TYPE_UINT, "2000", 1, 1000000, NULL,
      offsetof(cfg, max_connections_per_ip), 0, 0, NULL, "N",
-     "Most TCP connections from one IP address; further ones are closed at once."},
+     "Most TCP connections from one IP address (not counted for trusted_proxies); further ones "
+     "are closed at once."},
+    {"max_sessions_per_ip", CFG_TYPE_UINT, "1000", 1, 1000000, NULL,
+     offsetof(cfg, max_sessions_per_ip), 0, 0, NULL, "N",
+     "Most Engine.IO sessions (polling or WebSocket) of one client address, the one behind "
+     "trusted_proxies; further handshakes are refused (HTTP 429)."},
+    {"trusted_proxies", CFG_TYPE_STRING, "", 0, 0, NULL, offsetof(cfg, trusted_proxies), 0,
+     sizeof(((cfg *)0)->trusted_proxies), cfg_check_proxies, "CIDRS",
+     "Comma-separated addresses or ranges (10.0.0.0/8, ::1) of reverse proxies whose "
+     "X-Forwarded-For / Forwarded name the client; \"\": none."},
+    {"proxy_protocol", CFG_TYPE_ENUM, "off", 0, 0, cfg_onoff_names, offsetof(cfg, proxy_protocol),
+     0, 0, NULL, "on|off",
+     "Every connection to the main listener starts with a PROXY protocol v1/v2 header (HAProxy, "
+     "nginx stream, cloud load balancers) naming the client."},
     {"max_sockets_per_user", CFG_TYPE_UINT, "100", 1, 1000000, NULL,
      offsetof(cfg, max_sockets_per_user), 0, 0, NULL, "N",
      "Most sockets one user may have on this instance; further ones get CONNECT_ERROR."},

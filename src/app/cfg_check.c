@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "presenced/codec/addr.h"
+#include "presenced/codec/fwd.h"
 #include "cfg_impl.h"
 
 /* Formats into `err` when the caller gave one. A function rather than snprintf at each site so
@@ -300,6 +301,21 @@ int cfg_check_webhook(const char *in, char *out, size_t outlen, char *why, size_
             return -1;
         }
     return cfg_copy_out(in, out, outlen, why, whylen);
+}
+
+int cfg_check_proxies(const char *in, char *out, size_t outlen, char *why, size_t whylen)
+{
+    fwd_cidrs l;
+    switch (fwd_cidrs_parse(in, &l)) {
+    case FWD_OK:
+        return cfg_copy_out(in, out, outlen, why, whylen);
+    case FWD_TOO_MANY:
+        cfg_errf(why, whylen, "more than %d ranges", FWD_CIDRS_MAX);
+        return -1;
+    default:
+        cfg_errf(why, whylen, "not a list of addresses or ranges such as 10.0.0.0/8, ::1");
+        return -1;
+    }
 }
 
 int cfg_hostport(const char *s, char *host, size_t hostlen, uint16_t *port, char err[CFG_ERR_MAX])

@@ -78,5 +78,6 @@ int cfg_check_secret(const char *in, char *out, size_t outlen, char *why, size_t
 int cfg_check_file(const char *in, char *out, size_t outlen, char *why, size_t whylen);
 int cfg_check_admin(const char *in, char *out, size_t outlen, char *why, size_t whylen);
 int cfg_check_webhook(const char *in, char *out, size_t outlen, char *why, size_t whylen);
+int cfg_check_proxies(const char *in, char *out, size_t outlen, char *why, size_t whylen);
 
 #endif

@@ -1,6 +1,7 @@
 /* Request-line validation for the HTTP API (include/presenced/codec/http_args.h). */
 #include "presenced/codec/http_args.h"
 
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -120,6 +121,86 @@ bool http_key_match(const char *token, const char *key)
     SHA256((const unsigned char *)token, strlen(token), a);
     SHA256((const unsigned char *)key, strlen(key), b);
     return CRYPTO_memcmp(a, b, sizeof(a)) == 0;
+}
+
+int http_head_check(const char *p, size_t n, size_t max)
+{
+    const char *lf = memchr(p, '\n', n < max ? n : max);
+    if (!lf)
+        return n >= max ? HTTP_HEAD_URI_LONG : HTTP_HEAD_NEED_MORE;
+    for (const char *c = p; c < lf; c++) {
+        if (*c == 0)
+            return HTTP_HEAD_BAD;
+        if (*c != '%')
+            continue;
+        if (lf - c <= 2 || !isxdigit((unsigned char)c[1]) || !isxdigit((unsigned char)c[2]) ||
+            (c[1] == '0' && c[2] == '0'))
+            return HTTP_HEAD_BAD;
+    }
+    /* The head ends at the first empty line ("\r\n\r\n", or bare "\n\n"). */
+    size_t lim = n < max ? n : max;
+    for (const char *c = lf; c < p + lim; c++) {
+        const char *nl = memchr(c, '\n', (size_t)(p + lim - c));
+        if (!nl)
+            break;
+        const char *next = nl + 1;
+        if (next < p + lim && *next == '\n')
+            return HTTP_HEAD_OK;
+        if (next + 1 < p + lim && next[0] == '\r' && next[1] == '\n')
+            return HTTP_HEAD_OK;
+        c = nl;
+    }
+    return n >= max ? HTTP_HEAD_TOO_LARGE : HTTP_HEAD_NEED_MORE;
+}
+
+/* Split "host[:port]" or "[v6]:port" into the host (without brackets) and the port, `dflt` when
+ * absent. Returns false when malformed. */
+static bool hostport_split(const char *s, size_t len, const char **host, size_t *hlen,
+                           uint32_t *port, uint32_t dflt)
+{
+    const char *end = s + len, *colon = NULL;
+    if (len && s[0] == '[') {
+        const char *close = memchr(s, ']', len);
+        if (!close)
+            return false;
+        *host = s + 1;
+        *hlen = (size_t)(close - s - 1);
+        if (close + 1 < end && close[1] != ':')
+            return false;
+        colon = close + 1 < end ? close + 1 : NULL;
+    } else {
+        colon = memchr(s, ':', len);
+        *host = s;
+        *hlen = colon ? (size_t)(colon - s) : len;
+    }
+    if (!*hlen)
+        return false;
+    if (!colon) {
+        *port = dflt;
+        return true;
+    }
+    char digits[8];
+    size_t n = (size_t)(end - colon - 1);
+    if (!n || n >= sizeof(digits))
+        return false;
+    memcpy(digits, colon + 1, n);
+    digits[n] = 0;
+    return http_uint_parse(digits, 1, 65535, port) == HTTP_ARGS_OK;
+}
+
+bool http_same_origin(const char *origin, const char *host, const char *scheme)
+{
+    size_t slen = strlen(scheme);
+    if (strncasecmp(origin, scheme, slen) != 0 || strncmp(origin + slen, "://", 3) != 0)
+        return false;
+    uint32_t dflt = strcmp(scheme, "https") == 0 ? 443 : 80;
+    const char *o = origin + slen + 3, *oh, *hh;
+    size_t ohl, hhl;
+    uint32_t op, hp;
+    if (strpbrk(o, "/?#@") || !hostport_split(o, strlen(o), &oh, &ohl, &op, dflt) ||
+        !hostport_split(host, strlen(host), &hh, &hhl, &hp, dflt))
+        return false;
+    return ohl == hhl && strncasecmp(oh, hh, ohl) == 0 && op == hp;
 }
 
 bool http_bearer_match(const char *authorization, const char *key)

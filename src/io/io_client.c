@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include "presenced/codec/fwd.h"
 #include "presenced/core/metrics_def.h"
 #include "presenced/io/host.h"
 #include "presenced/io/log.h"
@@ -14,31 +15,12 @@
 #define IO_REFUSAL_WINDOW_MS 60000 /* a cause and address is logged once per window */
 #define IO_REFUSAL_PAIRS 256       /* distinct causes and addresses logged per window */
 
-void io_client_addr(struct lws *wsi, int fd, io_addr *out)
-{
-    memset(out, 0, sizeof(*out));
-    if (wsi)
-        fd = lws_get_socket_fd(wsi);
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof(ss);
-    if (fd < 0 || getpeername(fd, (struct sockaddr *)&ss, &sl) < 0)
-        return;
-    if (ss.ss_family == AF_INET) {
-        out->family = 4;
-        memcpy(out->bytes, &((struct sockaddr_in *)&ss)->sin_addr, 4);
-    } else if (ss.ss_family == AF_INET6) {
-        const struct in6_addr *a = &((struct sockaddr_in6 *)&ss)->sin6_addr;
-        bool v4 = IN6_IS_ADDR_V4MAPPED(a);
-        out->family = v4 ? 4 : 6;
-        memcpy(out->bytes, v4 ? &a->s6_addr[12] : a->s6_addr, v4 ? 4 : 16);
-    }
-}
+/* io_client_addr, the one lookup of a client's address, is in io_addr.c with the trusted proxies
+ * and the per-address table it serves. */
 
 void io_addr_text(const io_addr *a, char out[IO_ADDR_MAX])
 {
-    if (a->family == 0 ||
-        !inet_ntop(a->family == 4 ? AF_INET : AF_INET6, a->bytes, out, IO_ADDR_MAX))
-        snprintf(out, IO_ADDR_MAX, "-");
+    fwd_addr_text(a, out);
 }
 
 /* What a refusal means to an operator: its cause as logged and counted, and how loud. A foreign
@@ -48,18 +30,24 @@ static const struct {
     unsigned status;
     const char *why, *cause;
     log_level level;
+    const char *setting; /* the key that decides it, when one does */
 } causes[] = {
-    {403, "Forbidden", "origin", LOG_WARN},
-    {503, "Server full", "max_connections", LOG_WARN},
-    {503, "Out of memory", "memory", LOG_WARN},
-    {413, "Payload too large", "max_payload", LOG_WARN},
-    {400, "Session ID unknown", "session_unknown", LOG_INFO},
-    {400, "Transport unknown", "transport_unknown", LOG_INFO},
-    {400, "Bad handshake method", "bad_handshake_method", LOG_INFO},
-    {400, "Unsupported protocol version", "protocol_version", LOG_INFO},
-    {400, "Bad request", "bad_request", LOG_INFO},
-    {0, "connections_per_ip", "max_connections_per_ip", LOG_WARN},
-    {0, "connections", "fd_limit", LOG_WARN},
+    {403, "Forbidden", "origin", LOG_WARN, "allowed_origins"},
+    {503, "Server full", "max_connections", LOG_WARN, "max_connections"},
+    {503, "Out of memory", "memory", LOG_WARN, NULL},
+    {413, "Payload too large", "max_payload", LOG_WARN, "max_payload"},
+    {429, "Too many sessions from this address", "max_sessions_per_ip", LOG_WARN,
+     "max_sessions_per_ip"},
+    {400, "Session ID unknown", "session_unknown", LOG_INFO, NULL},
+    {400, "Transport unknown", "transport_unknown", LOG_INFO, NULL},
+    {400, "Bad handshake method", "bad_handshake_method", LOG_INFO, NULL},
+    {400, "Unsupported protocol version", "protocol_version", LOG_INFO, NULL},
+    {400, "Bad request", "bad_request", LOG_INFO, NULL},
+    {400, "bad_request", "bad_request_head", LOG_INFO, NULL},
+    {414, "uri_too_long", "request_line_too_long", LOG_INFO, NULL},
+    {431, "headers_too_large", "request_head_too_large", LOG_INFO, NULL},
+    {0, "connections_per_ip", "max_connections_per_ip", LOG_WARN, "max_connections_per_ip"},
+    {0, "connections", "fd_limit", LOG_WARN, NULL},
 };
 
 void io_refusals_init(io_server *srv)
@@ -112,16 +100,21 @@ void io_refused(io_server *srv, struct lws *wsi, int fd, unsigned status, const 
     while (i < sizeof(causes) / sizeof(causes[0]) &&
            (causes[i].status != status || strcmp(causes[i].why, why) != 0))
         i++;
-    const char *cause = i < sizeof(causes) / sizeof(causes[0]) ? causes[i].cause : "other";
-    log_level level = i < sizeof(causes) / sizeof(causes[0]) ? causes[i].level : LOG_INFO;
+    bool known = i < sizeof(causes) / sizeof(causes[0]);
+    const char *cause = known ? causes[i].cause : "other";
+    log_level level = known ? causes[i].level : LOG_INFO;
     metrics_add(srv->refused, cause, 1);
     if (!log_enabled(level))
         return;
     io_addr a;
-    char addr[IO_ADDR_MAX], key[64 + IO_ADDR_MAX];
+    char addr[IO_ADDR_MAX], key[64 + 160];
     io_client_addr(wsi, fd, &a);
     io_addr_text(&a, addr);
-    int klen = snprintf(key, sizeof(key), "%s %s", cause, addr);
+    char origin[160];
+    origin_field(status == 403 ? wsi : NULL, origin, sizeof(origin));
+    /* A refused origin is logged once per origin (it is a setting to change, whoever comes from
+     * it), everything else once per address. */
+    int klen = snprintf(key, sizeof(key), "%s %s", cause, origin[0] ? origin : addr);
     if (map_get(&srv->refusals, key, (size_t)klen)) {
         srv->refusals_repeated++;
         return;
@@ -131,10 +124,12 @@ void io_refused(io_server *srv, struct lws *wsi, int fd, unsigned status, const 
         srv->refusals_untracked++;
         return;
     }
-    char origin[160];
-    origin_field(status == 403 ? wsi : NULL, origin, sizeof(origin));
+    char setting[64] = "";
+    if (known && causes[i].setting)
+        snprintf(setting, sizeof(setting), " setting=%s", causes[i].setting);
     if (status)
-        log_msg(level, "refused", "cause=%s status=%u addr=%s%s", cause, status, addr, origin);
+        log_msg(level, "refused", "cause=%s status=%u%s addr=%s%s", cause, status, setting, addr,
+                origin);
     else
-        log_msg(level, "refused", "cause=%s addr=%s", cause, addr);
+        log_msg(level, "refused", "cause=%s%s addr=%s", cause, setting, addr);
 }

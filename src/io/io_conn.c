@@ -138,6 +138,8 @@ void io_conn_destroy(io_conn *c)
         pss->conn = NULL;
         c->post = NULL;
     }
+    io_session_release(srv, c->peer);
+    c->peer = NULL;
     conn_unlink(c);
     uv_timer_stop(&c->timer);
     uv_close((uv_handle_t *)&c->timer, conn_timer_closed);

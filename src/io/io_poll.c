@@ -28,9 +28,15 @@ int io_poll_handshake(io_server *srv, struct lws *wsi, io_pss *pss)
 {
     if (sio_server_conn_count(srv->sio) >= srv->opts.max_connections)
         return io_respond_error(wsi, pss, HTTP_STATUS_SERVICE_UNAVAILABLE, 3, "Server full");
+    io_peer *peer;
+    if (io_session_admit(srv, wsi, true, &peer) < 0)
+        return io_respond_error(wsi, pss, 429, 3, "Too many sessions from this address");
     io_conn *c = io_conn_new(srv, EIO_TRANSPORT_POLLING, wsi);
-    if (!c)
+    if (!c) {
+        io_session_release(srv, peer);
         return io_respond_error(wsi, pss, HTTP_STATUS_SERVICE_UNAVAILABLE, 3, "Out of memory");
+    }
+    c->peer = peer;
     frame *f = io_conn_open_frame(srv, sio_conn_session(c->sc)->sid, true);
     if (!f) {
         c->reason = "out of memory";

@@ -5,6 +5,9 @@
 #include <string.h>
 #include <strings.h>
 
+#include "presenced/codec/http_args.h"
+#include "presenced/io/host.h"
+#include "presenced/io/log.h"
 #include "presenced/codec/vec.h"
 #include "io_server_impl.h"
 
@@ -43,6 +46,23 @@ int io_origins_parse(io_server *srv, const char *list)
         p = e;
     }
     return 0;
+}
+
+bool io_origin_check(io_server *srv, struct lws *wsi, char origin[IO_ORIGIN_MAX])
+{
+    origin[0] = 0;
+    int olen = lws_hdr_copy(wsi, origin, IO_ORIGIN_MAX, WSI_TOKEN_ORIGIN);
+    if (olen < 0) {
+        origin[0] = 0;
+        return false;
+    }
+    if (olen == 0 || io_origin_allowed(srv, origin))
+        return true;
+    char host[IO_ORIGIN_MAX];
+    if (lws_hdr_copy(wsi, host, sizeof(host), WSI_TOKEN_HOST) > 0 &&
+        http_same_origin(origin, host, io_client_scheme(srv, wsi)))
+        return true;
+    return false;
 }
 
 void io_origins_free(io_server *srv)
@@ -167,12 +187,11 @@ int io_http_route(io_server *srv, struct lws *wsi, io_pss *pss)
     if (!eio)
         return io_http_req_begin(srv, wsi, pss);
     char origin[IO_ORIGIN_MAX];
-    int olen = lws_hdr_copy(wsi, origin, sizeof(origin), WSI_TOKEN_ORIGIN);
-    if (olen < 0 || !io_origin_allowed(srv, olen > 0 ? origin : ""))
+    if (!io_origin_check(srv, wsi, origin))
         return io_respond_error(wsi, pss, HTTP_STATUS_FORBIDDEN, 4, "Forbidden");
-    if (olen > 0 && !(pss->origin = strdup(origin)))
+    if (origin[0] && !(pss->origin = strdup(origin)))
         return -1;
-    pss->cors = olen > 0;
+    pss->cors = origin[0] != 0;
     if (options)
         return io_respond(wsi, pss, HTTP_STATUS_NO_CONTENT, "text/plain", NULL, 0);
     io_query q;

@@ -159,6 +159,8 @@ static void server_metrics_init(io_server *srv)
     metrics_add(srv->slow_consumers, "socketio", 0);
     srv->limit_hits = metrics_def_get(m, METRIC_LIMIT_HITS);
     metrics_add(srv->limit_hits, "connections_per_ip", 0);
+    metrics_add(srv->limit_hits, "sessions_per_ip", 0);
+    metrics_add(srv->limit_hits, "request_head", 0);
 }
 
 /* The context: no listener of its own (the vhosts listen), on the application's loop. */
@@ -191,7 +193,7 @@ static int server_context_new(io_server *srv, struct lws_context_creation_info *
     /* A client that stops in the middle of its headers holds a header buffer from lws's small
      * pool: give it http_timeout too (lws's own default is 10 s). */
     info->timeout_secs_ah_idle = opts->http_timeout;
-    info->max_http_header_data = 4096;
+    info->max_http_header_data = IO_HEAD_MAX;
     /* A held long-poll GET keeps its header table until it is answered, so the pool must be
      * able to cover every polling client (tables are allocated on demand). */
     info->max_http_header_pool =
@@ -303,6 +305,7 @@ io_server *io_server_new(uv_loop_t *loop, const io_server_opts *opts)
     io_refusals_init(srv);
     sio_io_ops ops = io_conn_ops();
     if (!(srv->batch = malloc(LWS_PRE + IO_WS_BATCH)) || io_listen_init(srv) < 0 ||
+        io_addr_init(srv) < 0 || io_listen_prepare(srv) < 0 ||
         io_origins_parse(srv, opts->allowed_origins) < 0 ||
         !(srv->sio = sio_server_new(&opts->sio, &ops)) || server_lws_start(srv) < 0) {
         server_release(srv);

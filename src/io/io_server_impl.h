@@ -4,7 +4,8 @@
  *
  * The files, one job each:
  *   io_server.c    lifecycle (context, vhosts, timers) and the lws callback that dispatches
- *   io_listen.c    accepting connections: the fd budget, the per-address limit, the shared listener
+ *   io_listen.c    accepting connections: the fd budget, the shared listener, PROXY headers
+ *   io_addr.c      who a request comes from (trusted proxies), the per-address limits
  *   io_route.c     what an Engine.IO request asks for (path, query, Origin) and where it goes
  *   io_conn.c      Engine.IO sessions: creation, timers, packets, teardown
  *   io_poll.c      HTTP long-polling: handshake, held GETs, POST bodies, the held-poll sweep
@@ -29,6 +30,7 @@
 
 #include <libwebsockets.h>
 
+#include "presenced/codec/fwd.h"
 #include "presenced/core/map.h"
 #include "presenced/io/io_http.h"
 #include "presenced/io/io_server.h"
@@ -38,18 +40,20 @@ _Static_assert(LWS_PRE <= FRAME_HEADROOM, "frames must leave room for the WebSoc
 #define IO_ARG_MAX 128 /* longest query argument value we look at */
 #define IO_ORIGIN_MAX 256
 #define IO_WS_BATCH 65536 /* WebSocket bytes written by one send() at most */
+/* A request head (request line and headers) is at most this long: libwebsockets' header buffer,
+ * and what io_listen.c checks a connection's first request against before lws sees it. */
+#define IO_HEAD_MAX 8192
 
 typedef enum io_flush_list { FLUSH_NONE = 0, FLUSH_NOW, FLUSH_BULK } io_flush_list;
 
-#define IO_ADDR_MAX INET6_ADDRSTRLEN
+#define IO_ADDR_MAX FWD_ADDR_TEXT
 
-/* A client's IP address, kept with its session for the logs: 17 bytes rather than its text. */
-typedef struct io_addr {
-    uint8_t family; /* 4, 6, or 0 when unknown */
-    uint8_t bytes[16];
-} io_addr;
+/* A client's IP address, kept with its session for the logs: 17 bytes rather than its text
+ * (fwd.h: IPv4-mapped IPv6 as IPv4). */
+typedef fwd_addr io_addr;
 
 typedef struct io_conn io_conn;
+typedef struct io_peer io_peer;
 
 typedef enum io_pss_kind {
     PSS_NONE = 0,
@@ -83,6 +87,7 @@ typedef struct io_pss {
     char *origin; /* the request's Origin (owned), for CORS answers; on the heap because only
                    * HTTP requests need it and every WebSocket carries an io_pss for its life */
     char sid[EIO_SID_LEN + 1]; /* WebSocket upgrade of an existing session */
+    io_peer *peer;             /* a new WebSocket session's client, counted, until established */
     io_http_req *req;          /* a plain HTTP request (PSS_API_*, PSS_STREAM) */
     char **extra;              /* extra response headers: name, value, ..., NULL (owned) */
 } io_pss;
@@ -120,6 +125,7 @@ struct io_conn {
     bool client_closed;
     io_addr addr; /* the client's, from the request that opened the session */
     const char *reason;
+    io_peer *peer; /* the client address this session counts against (may be NULL) */
 };
 
 struct io_server {
@@ -142,7 +148,10 @@ struct io_server {
     uv_idle_t flush_idle;   /* active while the list is not empty: the loop must not block */
     uint8_t *batch;         /* LWS_PRE + IO_WS_BATCH bytes: frames coalesced into one send */
     uv_timer_t sweep;
-    uv_poll_t listener;      /* shared_listener: readable when connections wait */
+    uv_poll_t listener;               /* shared_listener: readable when connections wait */
+    int own_listen_fd;                /* a listening socket made here (proxy_protocol), else -1 */
+    struct io_pending *pending_conns; /* accepted, not yet handed to lws (io_listen.c) */
+    uint32_t npending_conns;
     uv_timer_t accept_pause; /* shared_listener: accept again after running out of fds */
     uint64_t accept_warned;  /* ms of the last "cannot accept" warning */
     bool shutting_down;
@@ -154,21 +163,25 @@ struct io_server {
     /* Refusals logged in this window ("cause address" -> srv), and what was not logged. */
     map refusals;
     uint64_t refusals_since, refusals_repeated, refusals_untracked;
-    /* max_connections_per_ip: peer address text -> io_peer. An accepted socket's io_peer waits in
-     * pending[fd] until lws has made its wsi (SERVER_NEW_CLIENT_INSTANTIATED), then rides on the
-     * wsi as opaque user data until WSI_DESTROY. */
+    fwd_cidrs trusted; /* trusted_proxies */
+    /* Client addresses: address text -> io_peer, for the per-address limits. An accepted socket's
+     * io_peer (its TCP connection counted) waits in pending[fd] until lws has made its wsi
+     * (SERVER_NEW_CLIENT_INSTANTIATED), then rides on the wsi as opaque user data until
+     * WSI_DESTROY; a session holds its client's io_peer (io_conn.peer) until it closes. */
     map peers;
-    struct io_peer **pending;
+    io_peer **pending;
     size_t npending;
     void *foreign_loops[1];
     struct lws_protocols protocols[2];
 };
 
-typedef struct io_peer {
-    uint32_t count; /* accepted connections alive from this address */
+struct io_peer {
+    uint32_t conns;    /* counted TCP connections alive from this address */
+    uint32_t sessions; /* Engine.IO sessions of this client address */
+    fwd_addr addr;
     size_t klen;
-    char key[INET6_ADDRSTRLEN];
-} io_peer;
+    char key[FWD_ADDR_TEXT]; /* the address as text: the map's key, and what logs show */
+};
 
 typedef struct io_query {
     char eio[8];
@@ -180,10 +193,11 @@ typedef struct io_query {
 
 /* ---- io_client.c ---- */
 
-/* The address a client is known by, in every log line and in max_connections_per_ip: the TCP
- * peer of `wsi`, or of `fd` when there is no wsi yet (at accept), IPv4-mapped IPv6 as IPv4.
- * Unknown (family 0) when the socket has none. The one place to change when a trusted proxy's
- * forwarded address should stand in for its own. */
+/* The address a client is known by, in every log line and per-address limit (io_addr.c): for a
+ * request `wsi`, the connection's address (the TCP peer, or what its PROXY protocol header said)
+ * or, when that is a trusted proxy, the client its Forwarded / X-Forwarded-For header names
+ * (fwd_client; only while the request's headers are at hand: HTTP callback, WebSocket filter);
+ * for `fd` alone (at accept), the TCP peer. Unknown (family 0) when the socket has none. */
 void io_client_addr(struct lws *wsi, int fd, io_addr *out);
 /* The address as text, "-" when unknown. */
 void io_addr_text(const io_addr *a, char out[IO_ADDR_MAX]);
@@ -203,6 +217,10 @@ void io_refusals_free(io_server *srv);
 /* Set up admission: the fd budget (raising the soft fd limit) and the per-address table.
  * Returns 0 or -1 (memory). */
 int io_listen_init(io_server *srv);
+/* Unless TLS is on (or workers share a listener already), make the listening socket here, so
+ * that connections are accepted by us and their PROXY header or first request head read before
+ * lws sees them. Returns 0 or -1 (logged). */
+int io_listen_prepare(io_server *srv);
 /* Start accepting from a shared listening socket (opts.shared_listener). Returns 0, or -1 after
  * logging why and closing what it opened. */
 int io_listen_start(io_server *srv);
@@ -213,18 +231,45 @@ void io_listen_free(io_server *srv);
 /* A TCP connection was accepted (by lws, or by the shared listener): keep it or not. Returns 0 to
  * keep it, -1 to close it. */
 int io_admit(io_server *srv, int fd);
+/* The same for a connection whose client address is known otherwise (PROXY protocol). */
+int io_admit_as(io_server *srv, int fd, const fwd_addr *client);
 /* SERVER_NEW_CLIENT_INSTANTIATED: the accepted fd has its wsi now. */
 void io_admit_attach(io_server *srv, struct lws *wsi);
 /* WSI_DESTROY: the connection no longer counts against the limits. */
 void io_admit_release(io_server *srv, struct lws *wsi);
+
+/* ---- io_addr.c ---- */
+
+/* Parse trusted_proxies into srv->trusted. Returns 0 or -1 (after logging why). */
+int io_addr_init(io_server *srv);
+/* The io_peer of address `a` (created with no counts when absent), or NULL (memory). */
+io_peer *io_peer_get(io_server *srv, const fwd_addr *a);
+/* Drop the io_peer if nothing counts against it any more. */
+void io_peer_put(io_server *srv, io_peer *p);
+/* The address at the other end of socket `fd` (IPv4-mapped IPv6 as IPv4). Returns 0 or -1. */
+int io_sock_peer(int fd, fwd_addr *out);
+/* The scheme the client used: a trusted proxy's Forwarded proto= / X-Forwarded-Proto, else the
+ * listener's. */
+const char *io_client_scheme(io_server *srv, struct lws *wsi);
+/* A new session from the request's client: 0 with *peer counted (NULL when memory is short: the
+ * session then goes uncounted), or -1 when the client has max_sessions_per_ip already (logged,
+ * counted in limit_hits). `count` false only checks. */
+int io_session_admit(io_server *srv, struct lws *wsi, bool count, io_peer **peer);
+/* The session is gone. */
+void io_session_release(io_server *srv, io_peer *p);
 
 /* ---- io_route.c ---- */
 
 /* Parse a comma-separated origin list into srv. Returns 0 or -1 (memory). */
 int io_origins_parse(io_server *srv, const char *list);
 void io_origins_free(io_server *srv);
-/* True when requests from `origin` ("" when the request had none) are allowed. */
+/* True when requests from `origin` ("" when the request had none) are listed as allowed. */
 bool io_origin_allowed(io_server *srv, const char *origin);
+/* The one Origin rule of polling and WebSocket: copies the request's Origin into `origin` (""
+ * when it has none) and returns true when the request may go on: no Origin, a listed one, or the
+ * same origin as the request itself (its Host, on this listener's scheme, or the one a trusted
+ * proxy forwards). The refusal is logged by io_refused, once per origin. */
+bool io_origin_check(io_server *srv, struct lws *wsi, char origin[IO_ORIGIN_MAX]);
 /* The Engine.IO query arguments of a request. */
 void io_query_parse(struct lws *wsi, io_query *q);
 /* The request's URI (header `token`) is the Engine.IO path, with or without its final slash. */

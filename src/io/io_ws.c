@@ -33,6 +33,7 @@ static int ws_refuse(io_server *srv, struct lws *wsi, unsigned status, int code,
                      "connection: close\r\n\r\n%s",
                      status,
                      status == 403   ? "Forbidden"
+                     : status == 429 ? "Too Many Requests"
                      : status == 503 ? "Service Unavailable"
                                      : "Bad Request",
                      strlen(body), body);
@@ -52,8 +53,7 @@ int io_ws_filter(io_server *srv, struct lws *wsi, io_pss *pss)
     if (lws_get_vhost(wsi) == srv->admin_vhost || !io_path_matches(srv, wsi, WSI_TOKEN_GET_URI))
         return ws_refuse(srv, wsi, 400, 3, "Bad request");
     char origin[IO_ORIGIN_MAX];
-    int olen = lws_hdr_copy(wsi, origin, sizeof(origin), WSI_TOKEN_ORIGIN);
-    if (olen < 0 || !io_origin_allowed(srv, olen > 0 ? origin : ""))
+    if (!io_origin_check(srv, wsi, origin))
         return ws_refuse(srv, wsi, 403, 4, "Forbidden");
     io_query q;
     io_query_parse(wsi, &q);
@@ -72,6 +72,12 @@ int io_ws_filter(io_server *srv, struct lws *wsi, io_pss *pss)
         memcpy(pss->sid, q.sid, EIO_SID_LEN + 1);
     } else if (sio_server_conn_count(srv->sio) >= srv->opts.max_connections) {
         return ws_refuse(srv, wsi, 503, 3, "Server full");
+    } else {
+        /* Counted once the WebSocket is established (the headers it needs are read here). */
+        io_peer *peer;
+        if (io_session_admit(srv, wsi, true, &peer) < 0)
+            return ws_refuse(srv, wsi, 429, 3, "Too many sessions from this address");
+        pss->peer = peer;
     }
     return 0;
 }
@@ -94,8 +100,13 @@ int io_ws_established(io_server *srv, struct lws *wsi, io_pss *pss)
         return 0;
     }
     io_conn *c = io_conn_new(srv, EIO_TRANSPORT_WEBSOCKET, wsi);
-    if (!c)
+    if (!c) {
+        io_session_release(srv, pss->peer);
+        pss->peer = NULL;
         return -1;
+    }
+    c->peer = pss->peer;
+    pss->peer = NULL;
     c->ws = wsi;
     pss->conn = c;
     frame *f = io_conn_open_frame(srv, sio_conn_session(c->sc)->sid, false);

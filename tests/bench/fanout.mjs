@@ -4,7 +4,7 @@
 //  1. N idle connections (identified users, or anonymous with --anon) are opened by --holders
 //     holder processes (bench-lib.mjs); Redis used_memory is sampled around it (bytes per idle connection).
 //     With --idle-s S, the server's and Redis's CPU while they stay idle for S seconds.
-//  2. Connect rate at N: the shared load generator (--loadgen) opens --connect-k more identified
+//  2. Connect rate at N: the load generator (loadgen.mjs) opens --connect-k more identified
 //     connections, --connect-c in flight; with broadcast to all, each is announced to all N.
 //  3. Bursts of transitions (--rounds, the median reported): --burst-users fresh users (churn.mjs,
 //     --burst-c in flight) connect and disconnect at once, 2 presence transitions each. The
@@ -12,7 +12,7 @@
 //     taken around the burst: CPU seconds per 1000 transitions, frames delivered per second,
 //     Redis commands per transition.
 // Usage: node fanout.mjs --url URL --n 10000 [--holders 2] [--anon] --pid SERVER_PID [--idle-s 0]
-//        [--redis-port PORT [--redis-users 0]] [--loadgen PATH --connect-k 300 --connect-c 50]
+//        [--redis-port PORT [--redis-users 0]] [--connect-k 300 --connect-c 50]
 //        [--burst-users 200 --burst-c 20 --rounds 3]
 import { spawn } from "node:child_process";
 import { arg, flag, now, procCpu, redisCalls, redisCpu, redisUsedMemory, sleep, startHolders, waitQuiet,
@@ -24,7 +24,7 @@ const holderCount = Number(arg("holders", 2));
 const anon = flag("anon");
 const pid = Number(arg("pid", 0));
 const redisPort = arg("redis-port", "");
-const loadgen = arg("loadgen", "");
+const loadgen = new URL("./loadgen.mjs", import.meta.url).pathname;
 const connectK = Number(arg("connect-k", 300));
 const connectC = Number(arg("connect-c", 50));
 const burstUsers = Number(arg("burst-users", 200));
@@ -71,11 +71,11 @@ if (idleS > 0) { // the cost of keeping them: Engine.IO heartbeats, the store's 
   result.idle.redisCorePercent = redisPort ? +((100 * (redisCpu(redisPort) - r0)) / idleS).toFixed(2) : null;
 }
 
-// 2. connect rate at N, with the shared load generator
-if (loadgen && connectK > 0) {
+// 2. connect rate at N, with the load generator
+if (connectK > 0) {
   await holders.reset();
   const out = await run(process.execPath, [loadgen, "--url", url, "--n", String(connectK), "--concurrency",
-    String(connectC), "--transport", "websocket", "--idle-auth", "--no-observer", "--workers", "1",
+    String(connectC), "--transport", "websocket", "--idle-auth", "--workers", "1",
     "--settle-ms", "500", "--quiet", ...(pid ? ["--pid", `server=${pid}`] : [])]);
   const r = JSON.parse(out.trim().split("\n").pop());
   result.connect = { k: connectK, concurrency: connectC, ok: r.connect.ok, fail: r.connect.fail,

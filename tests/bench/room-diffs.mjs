@@ -37,7 +37,8 @@ async function startDaemon() {
   const port = await freePort();
   const proc = spawn(bin, ["--listen", `127.0.0.1:${port}`, "--set", `broadcast=${broadcast}`,
     "--set", "rate_limit=1000", "--set", "rate_burst=1000", "--set", "log_level=warn",
-    "--set", "max_connections_per_ip=1000000", "--set", `max_connections=${members + 100}`],
+    "--set", "max_connections_per_ip=1000000", "--set", "max_sessions_per_ip=1000000",
+    "--set", `max_connections=${members + 100}`],
     { stdio: ["ignore", "ignore", "inherit"] });
   for (let i = 0; i < 200; i++) {
     const up = await new Promise((r) => {

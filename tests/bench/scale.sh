@@ -116,6 +116,7 @@ max_conn=$((per_worker + per_worker / 10 + 100))
 "$pd_bin" --listen "127.0.0.1:$port" --store redis --redis "redis://127.0.0.1:$rport" \
     --set workers="$workers" --set broadcast=scoped --set admin_listen="127.0.0.1:$aport" \
     --set max_connections="$max_conn" --set max_connections_per_ip=1000000 \
+    --set max_sessions_per_ip=1000000 \
     --set rate_limit=1000000 --set rate_burst=1000000 --set log_level=info \
     2>"$tmp/presenced.log" &
 pd_pid=$!

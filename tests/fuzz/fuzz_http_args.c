@@ -31,6 +31,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FUZZ_CHECK(n32 >= 1 && n32 <= 1000);
 
     (void)http_bearer_match(s, "key");
+    int head = http_head_check((const char *)data, size, 64);
+    FUZZ_CHECK(head == HTTP_HEAD_OK || head == HTTP_HEAD_NEED_MORE || head == HTTP_HEAD_BAD ||
+               head == HTTP_HEAD_URI_LONG || head == HTTP_HEAD_TOO_LARGE);
 
     char *list = strdup(s);
     const char **ids;

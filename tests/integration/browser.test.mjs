@@ -71,7 +71,8 @@ describe('live page in a real browser', () => {
         // The client pages' server first: the daemon must allow its origin.
         srv = await startClientServer(target);
         origin = `http://127.0.0.1:${srv.address().port}`;
-        d = await startDaemon({ set: { allowed_origins: origin, api_key: KEY, offline_grace: 0 } });
+        // A history sample every second, so that the charts fill within the test.
+        d = await startDaemon({ set: { allowed_origins: origin, api_key: KEY, offline_grace: 0, stats_interval: 1 } });
         target.url = d.url;
         browser = await launch();
         ctx = await browser.newContext({ viewport: { width: 1200, height: 720 } });
@@ -165,6 +166,46 @@ describe('live page in a real browser', () => {
             await waitText(live, '#online-count', '1', 'one user online');
             await live.locator('#feed li.user-offline').filter({ hasText: 'alice' }).waitFor(WAIT);
             await waitText(live, '#c-users', '1', 'cluster users online after alice left');
+
+            // The history the charts draw: alice's, bob's and the marker's online, the marker's and
+            // alice's offline, one user left.
+            let hist;
+            const deadline = Date.now() + WAIT.timeout;
+            for (;;) {
+                hist = await (await fetch(`${d.url}/v1/stats/history?key=${KEY}`)).json();
+                const sum = (k) => hist.samples.reduce((a, s) => a + s[k], 0);
+                const last = hist.samples.at(-1);
+                if (sum('online') === 3 && sum('offline') === 2 && last?.usersOnline === 1 && last?.sockets === 1) break;
+                if (Date.now() > deadline) assert.fail(`history never showed 3 online, 2 offline, 1 user left: ${JSON.stringify(hist)}`);
+                await new Promise((r) => setTimeout(r, 200));
+            }
+            assert.equal(hist.intervalMs, 1000);
+            // Alice and bob were online together for seconds (the marker perhaps between two samples).
+            const peak = Math.max(...hist.samples.map((s) => s.usersOnline ?? 0));
+            assert.ok(peak >= 2, `a sample with alice and bob online (peak ${peak})`);
+            // ... drawn: a line in each chart, up to that peak, and the offline burst.
+            await live
+                .waitForFunction(
+                    (want) => {
+                        const n = (id) => Number(document.getElementById(id).dataset.points || 0);
+                        const lines = (id, cls) => document.querySelectorAll(`#${id} polyline.${cls}`).length;
+                        return n('chart-users') >= 3 && n('chart-sockets') >= 3 && n('chart-rate') >= 6 &&
+                            lines('chart-users', 's-users') > 0 && lines('chart-rate', 's-offline') > 0 &&
+                            document.getElementById('chart-users').dataset.max === want &&
+                            document.getElementById('h-users').textContent === '1';
+                    },
+                    String(peak),
+                    WAIT,
+                )
+                .catch(async (err) => {
+                    const state = await live.evaluate(() => ['chart-users', 'chart-sockets', 'chart-rate'].map((id) => document.getElementById(id).outerHTML.slice(0, 300)));
+                    throw new Error(`live page: the charts did not draw the history: ${state.join('\n')}`, { cause: err });
+                });
+            const offlinePeak = await live.evaluate(() => {
+                const ys = [...document.querySelectorAll('#chart-rate polyline.s-offline')].flatMap((l) => l.getAttribute('points').split(' ').map((p) => Number(p.split(',')[1])));
+                return Math.min(...ys);
+            });
+            assert.ok(offlinePeak < 100, `the offline burst rises above the baseline (y=${offlinePeak})`);
 
             fs.mkdirSync(artifacts, { recursive: true });
             const shot = path.join(artifacts, 'live-page.png');

@@ -1,5 +1,8 @@
 // Origin policy and CORS headers in default mode: requests without Origin are allowed, requests with
-// an Origin only when it is listed in allowed_origins; listed origins get credentialed CORS headers.
+// an Origin when it is the request's own origin (same scheme, host and port as the Host header) or
+// listed in allowed_origins; listed origins get credentialed CORS headers. One rule for polling and
+// WebSocket; a refusal is the reference server's 403 {"code":4,"message":"Forbidden"}, and each
+// refused origin is logged once with the setting to change.
 import { describe, test, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { startDaemon } from './lib/daemon.mjs';
@@ -66,7 +69,51 @@ describe('default allowed_origins (empty)', () => {
         await daemon.wrap(async () => {
             const res = await http(`${daemon.url}${P}?EIO=4&transport=polling`, { headers: { Origin: 'http://evil.example' } });
             await assertForbidden(res, 'polling handshake');
+            assert.deepEqual(res.json(), { code: 4, message: 'Forbidden' }, "the reference server's answer");
             assert.equal(await wsStatus(daemon, 'http://evil.example'), 403);
+        })();
+    });
+
+    test('the same origin as the request is allowed on polling and WebSocket', T, async () => {
+        await daemon.wrap(async () => {
+            for (const origin of [daemon.url, daemon.url.replace('http://', 'HTTP://')]) {
+                const res = await http(`${daemon.url}${P}?EIO=4&transport=polling`, { headers: { Origin: origin } });
+                assert.equal(res.status, 200, `polling with Origin ${origin}`);
+                assert.equal(res.headers.get('access-control-allow-origin'), origin);
+                assert.equal(await wsStatus(daemon, origin), 101, `WebSocket with Origin ${origin}`);
+            }
+            // Another port or scheme of the same host is another origin.
+            const port = Number(new URL(daemon.url).port);
+            for (const origin of [`http://127.0.0.1:${port + 1}`, `https://127.0.0.1:${port}`, 'http://127.0.0.1']) {
+                const res = await http(`${daemon.url}${P}?EIO=4&transport=polling`, { headers: { Origin: origin } });
+                await assertForbidden(res, `polling with Origin ${origin}`);
+                assert.equal(await wsStatus(daemon, origin), 403, `WebSocket with Origin ${origin}`);
+            }
+            // A browser page served from the daemon's own address connects with its Origin.
+            for (const transports of [['polling'], ['websocket']]) {
+                const s = await pool.connect(daemon.url, '/', { transports, upgrade: false, extraHeaders: { Origin: daemon.url } });
+                assert.ok(s.connected);
+                s.disconnect();
+            }
+        })();
+    });
+
+    test('a refused origin is logged once, with the setting to change', T, async () => {
+        await daemon.wrap(async () => {
+            const origin = 'http://once.example:8080';
+            for (let i = 0; i < 3; i++) {
+                const res = await http(`${daemon.url}${P}?EIO=4&transport=polling`, { headers: { Origin: origin } });
+                await assertForbidden(res, 'polling');
+                assert.equal(await wsStatus(daemon, origin), 403);
+            }
+            const lines = daemon.stderrText.split('\n').filter((l) => l.includes('msg="refused" cause=origin') && l.includes(`origin="${origin}"`));
+            assert.equal(lines.length, 1, `one log line for ${origin}:\n${daemon.stderrTail()}`);
+            assert.match(lines[0], /level=warn/);
+            assert.match(lines[0], /setting=allowed_origins/);
+            // Client input is quoted safely.
+            const res = await http(`${daemon.url}${P}?EIO=4&transport=polling`, { headers: { Origin: 'http://a"b\\c.example' } });
+            await assertForbidden(res, 'odd origin');
+            assert.ok(daemon.stderrText.includes('origin="http://a?b?c.example"'), daemon.stderrTail());
         })();
     });
 

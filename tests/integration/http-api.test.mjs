@@ -9,6 +9,7 @@ import { startDaemon, freePort } from './lib/daemon.mjs';
 import { startRedis, presenceKey } from './lib/redis.mjs';
 import { ClientPool, waitFor, sleep } from './lib/client.mjs';
 import { api, rawRequest } from './lib/http.mjs';
+import { checkAnswer } from './lib/openapi.mjs';
 
 const KEY = 'test-key-0123456789';
 
@@ -227,19 +228,28 @@ for (const store of ['memory', 'redis']) {
             assert.equal((await api(base(), `/v1/users/${encodeURIComponent('zoë ü:{x}')}`, k)).status, 404);
         });
 
-        it('what libwebsockets does before us: %00, %ZZ, 16 KB request lines', async () => {
+        it('an answer for every request head: %00 and bad escapes 400, long request lines 414, long heads 431', async () => {
             const auth = `Authorization: Bearer ${KEY}\r\n`;
-            // %00 would cut the decoded path short: lws closes the connection without an answer.
-            const nul = await rawRequest(d.host, d.port, `GET /v1/users/a%00b HTTP/1.1\r\nHost: x\r\n${auth}\r\n`);
-            assert.equal(nul.closed, true);
-            assert.doesNotMatch(nul.text, /HTTP\/1\.1 200/);
-            // A malformed escape: lws answers 403 itself.
-            const zz = await rawRequest(d.host, d.port, `GET /v1/users/%ZZ HTTP/1.1\r\nHost: x\r\n${auth}\r\n`);
-            assert.match(zz.text, /^HTTP\/1\.[01] 4\d\d/);
-            // Request headers over lws's 4096-byte buffer: the connection is closed unanswered.
-            const long = await rawRequest(d.host, d.port, `GET /v1/users?ids=${'a'.repeat(16384)} HTTP/1.1\r\nHost: x\r\n${auth}\r\n`);
-            assert.equal(long.closed, true);
-            assert.doesNotMatch(long.text, /HTTP\/1\.1 200/);
+            const answer = async (what, head, status, code) => {
+                const r = await rawRequest(d.host, d.port, head);
+                const m = /^HTTP\/1\.1 (\d+)[^\r]*\r\n([\s\S]*?)\r\n\r\n([\s\S]*)$/.exec(r.text);
+                assert.ok(m, `${what}: an HTTP answer, got ${JSON.stringify(r.text.slice(0, 200))} (closed: ${r.closed})`);
+                assert.equal(Number(m[1]), status, what);
+                assert.match(m[2], /content-type: application\/json/i, what);
+                assert.equal(JSON.parse(m[3]).error.code, code, what);
+                checkAnswer({ method: 'GET', url: '/v1/users/x', status, contentType: 'application/json', text: m[3] });
+                assert.equal(r.closed, true, `${what}: the connection is closed after the answer`);
+            };
+            // %00 would cut the decoded path short; libwebsockets used to drop the connection.
+            await answer('%00 in the path', `GET /v1/users/a%00b HTTP/1.1\r\nHost: x\r\n${auth}\r\n`, 400, 'bad_request');
+            await answer('%00 in the query', `GET /v1/users?ids=a%00b HTTP/1.1\r\nHost: x\r\n${auth}\r\n`, 400, 'bad_request');
+            await answer('a malformed escape', `GET /v1/users/%ZZ HTTP/1.1\r\nHost: x\r\n${auth}\r\n`, 400, 'bad_request');
+            await answer('a 16 KB request line', `GET /v1/users?ids=${'a'.repeat(16384)} HTTP/1.1\r\nHost: x\r\n${auth}\r\n`, 414, 'uri_too_long');
+            await answer('16 KB of headers', `GET /v1/users/x HTTP/1.1\r\nHost: x\r\n${auth}X-Big: ${'a'.repeat(16384)}\r\n\r\n`, 431, 'headers_too_large');
+            await answer('many small headers', `GET /v1/users/x HTTP/1.1\r\nHost: x\r\n${auth}${'X-H: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n'.repeat(300)}\r\n`, 431, 'headers_too_large');
+            // 6 KB of headers fit the buffer now (it was 4 KB).
+            const big = await api(base(), '/v1/users/x', { key: KEY, headers: { 'x-big': 'a'.repeat(6000) } });
+            assert.equal(big.status, 404);
             // An id list that fits lws's buffer but holds an overlong id: 400.
             const arg = await api(base(), `/v1/users?ids=a,${'b'.repeat(3000)}`, { key: KEY });
             assert.equal(arg.status, 400);

@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { startDaemon } from './lib/daemon.mjs';
 import { ClientPool } from './lib/client.mjs';
 import { waitSockets } from './lib/fence.mjs';
+import { checkAnswer } from './lib/openapi.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const doc = fs.readFileSync(path.join(here, '../../docs/http-api.md'), 'utf8');
@@ -118,7 +119,9 @@ test('every example replays as documented', { timeout: 30000 }, async () => {
         const r = await fetch(d.url + target, { method, headers: req.headers, body: req.body || undefined, signal: ctrl.signal });
         assert.equal(r.status, wantStatus, what);
         for (const [k, v] of Object.entries(res.headers)) assert.equal(r.headers.get(k), v, `${what}: header ${k}`);
+        const contentType = r.headers.get('content-type');
         if (res.headers['content-type'] === 'text/event-stream') {
+            checkAnswer({ method, url: d.url + target, status: r.status, contentType, text: null });
             // The documented message must look like one the daemon sends: a user comes online
             // while the stream is open, and its message is compared with the example's.
             const blocks = sseBlocks(r.body.getReader());
@@ -145,6 +148,7 @@ test('every example replays as documented', { timeout: 30000 }, async () => {
             continue;
         }
         const text = await r.text();
+        checkAnswer({ method, url: d.url + target, status: r.status, contentType, text });
         if (res.headers['content-type'].startsWith('application/json')) {
             sameShape(shape(JSON.parse(text)), shape(JSON.parse(res.body)), what);
             if (wantStatus >= 400) assert.deepEqual(JSON.parse(text).error.code, JSON.parse(res.body).error.code, what);

@@ -10,6 +10,12 @@
 // instance and through nginx; presence:query, presence:room:query and the HTTP API through nginx
 // agree with each instance; the SSE stream /v1/events streams through nginx unbuffered.
 //
+// The instances trust nginx (trusted_proxies = 127.0.0.1/32, as docs/operations.md says) and run
+// with small per-address limits: nginx's own connections are not counted, each client counts by
+// the address nginx forwards (X-Forwarded-For), so the limits hold per client and not for the
+// whole service, a client cannot pick its address by sending the header itself, and the logs
+// name the client.
+//
 // nginx must be installed (Debian package nginx; scripts/deps test installs it), or $NGINX set to
 // its binary: without it this test fails.
 import { test, describe, before, after } from 'node:test';
@@ -25,6 +31,8 @@ import { PresenceEnv, PClient, waitFor, withTimeout, waitUntil, fence, assertOnl
 import { api, SseStream } from './lib/http.mjs';
 
 const N = 40; // clients through nginx
+// Far below N: counted per proxy, they would refuse most clients.
+const LIMITS = { trusted_proxies: '127.0.0.1/32', max_sessions_per_ip: 4, max_connections_per_ip: 4 };
 const ROOM = 'ng-room';
 const CONF = fileURLToPath(new URL('../../config/nginx.conf', import.meta.url));
 const STOP_GRACE_MS = 5000;
@@ -171,8 +179,8 @@ describe('nginx in front of two instances (config/nginx.conf, store=redis)', () 
     before(async () => {
         findNginx(); // fail first, and clearly, when nginx is missing
         await env.setup();
-        A = await env.daemon();
-        B = await env.daemon();
+        A = await env.daemon(LIMITS);
+        B = await env.daemon(LIMITS);
         ng = await startNginx([A.port, B.port]);
     });
 
@@ -344,6 +352,32 @@ describe('nginx in front of two instances (config/nginx.conf, store=redis)', () 
             }
             for (const c of leaving) assert.equal(sseCount('user.offline', c.userId), 1, `user.offline of ${c.userId} once on SSE`);
             for (const c of staying) assert.equal(sseCount('user.offline', c.userId), 0, `no user.offline of ${c.userId} on SSE`);
+        }),
+    );
+
+    test(
+        'per-address limits count the client nginx forwards; a client cannot choose its address; logs name it',
+        { timeout: 30000 },
+        wrap(async () => {
+            // Five sessions from 127.0.0.77, each claiming another address in its own
+            // X-Forwarded-For: nginx appends the real one, which is what counts.
+            const sockets = [];
+            const errors = [];
+            for (let i = 0; i < 5; i++) {
+                const agent = new http.Agent({ localAddress: '127.0.0.77' });
+                const s = env.pool.socket(ng.url, '/', { agent, localAddress: '127.0.0.77', transports: ['polling'], extraHeaders: { 'X-Forwarded-For': `203.0.113.${i}` } });
+                sockets.push(s);
+                await waitFor(s, 'connect', { ms: 10000, failOn: 'connect_error' }).catch((e) => errors.push(e));
+            }
+            assert.equal(errors.length, 1, `the fifth session of 127.0.0.77 is refused (max_sessions_per_ip = 4): ${errors.map((e) => e.message)}`);
+            assert.equal(sockets.filter((s) => s.connected).length, 4);
+            const logs = A.stderrText + B.stderrText;
+            assert.match(logs, /msg="refused" cause=max_sessions_per_ip status=429 setting=max_sessions_per_ip addr=127\.0\.0\.77/, 'the log names the client, not nginx');
+            assert.doesNotMatch(logs, /addr=203\.0\.113\./, 'the addresses the client made up are not believed');
+            // Another client through the same nginx is not affected.
+            const other = await viaNginx('127.0.0.78', { userId: 'ng-other' });
+            await other.ok('presence:heartbeat', {});
+            for (const s of sockets) s.close();
         }),
     );
 });

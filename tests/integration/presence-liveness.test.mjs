@@ -53,7 +53,7 @@ describe('liveness across instances (store=redis)', () => {
         const N = 2100;
         // broadcast = scoped: the 2100 sockets hear nothing of each other (no 2100² fan-out);
         // the event streams see every event.
-        const set = { instance_lease: LEASE_S, broadcast: 'scoped', max_connections_per_ip: 5000, max_connections: 5000 };
+        const set = { instance_lease: LEASE_S, broadcast: 'scoped', max_connections_per_ip: 5000, max_sessions_per_ip: 5000, max_connections: 5000 };
         const A = await env.daemon(set);
         const B = await env.daemon(set);
         const C = await env.daemon(set); // a second possible reaper: slices may go to either

@@ -7,6 +7,7 @@
 import { describe, test, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
+import nodeHttp from 'node:http';
 import { startDaemon } from './lib/daemon.mjs';
 import { ClientPool, waitFor, withTimeout, sleep, http } from './lib/client.mjs';
 import { PClient } from './lib/presence.mjs';
@@ -15,6 +16,7 @@ const T = { timeout: 30000 };
 const pool = new ClientPool();
 let d; // the per-socket and per-user limits
 let ipd; // max_connections_per_ip = 5 (its own daemon: the other tests' clients share 127.0.0.1)
+let sd; // max_sessions_per_ip = 5
 
 before(async () => {
     d = await startDaemon({
@@ -27,13 +29,29 @@ before(async () => {
         },
     });
     ipd = await startDaemon({ set: { max_connections_per_ip: 5 } });
+    sd = await startDaemon({ set: { max_sessions_per_ip: 5 } });
 });
 afterEach(() => pool.closeAll());
 after(async () => {
     pool.closeAll();
     await d?.stop();
     await ipd?.stop();
+    await sd?.stop();
 });
+
+/** GET or POST on `agent`'s connection(s); resolves {status, text, socket}. */
+function agentRequest(agent, url, { method = 'GET', body } = {}) {
+    return new Promise((resolve, reject) => {
+        const req = nodeHttp.request(url, { agent, method, headers: body ? { 'content-type': 'text/plain;charset=UTF-8' } : {} }, (res) => {
+            let text = '';
+            res.setEncoding('utf8');
+            res.on('data', (d) => (text += d));
+            res.on('end', () => resolve({ status: res.statusCode, text, socket: req.socket }));
+        });
+        req.on('error', reject);
+        req.end(body);
+    });
+}
 
 async function client(userId, daemon = d) {
     const s = await pool.connect(daemon.url, '/', { transports: ['websocket'], auth: userId ? { userId } : undefined });
@@ -105,6 +123,62 @@ describe('limits', () => {
                 await Promise.all(again.map((h) => h.whenClosed));
             }
         })());
+
+    test('max_sessions_per_ip: one address cannot open every session over one keep-alive connection', T, () =>
+        sd.wrap(async () => {
+            const before = await limitHits('sessions_per_ip', sd);
+            const agent = new nodeHttp.Agent({ keepAlive: true, maxSockets: 1, localAddress: '127.0.0.4' });
+            const url = `${sd.url}/socket.io/?EIO=4&transport=polling`;
+            const sids = [];
+            let socket;
+            for (let i = 0; i < 5; i++) {
+                const r = await agentRequest(agent, url);
+                assert.equal(r.status, 200, `handshake ${i}: ${r.text}`);
+                sids.push(JSON.parse(r.text.slice(1)).sid);
+                if (socket) assert.equal(r.socket, socket, 'every handshake on the same TCP connection');
+                socket = r.socket;
+            }
+            const over = await agentRequest(agent, url);
+            assert.equal(over.status, 429);
+            assert.deepEqual(JSON.parse(over.text), { code: 3, message: 'Too many sessions from this address' });
+            // WebSocket sessions count against the same address.
+            const ws = pool.socket(sd.url, '/', { transports: ['websocket'], localAddress: '127.0.0.4' });
+            await waitFor(ws, 'connect_error', { failOn: 'connect' });
+            assert.ok((await limitHits('sessions_per_ip', sd)) >= before + 2, 'counted in /metrics');
+            assert.match(sd.stderrText, /msg="refused" cause=max_sessions_per_ip status=429 setting=max_sessions_per_ip addr=127\.0\.0\.4/);
+            // Other addresses are not affected, on either transport.
+            for (const transports of [['polling'], ['websocket']]) {
+                const s = await pool.connect(sd.url, '/', { transports, localAddress: '127.0.0.5' });
+                assert.ok(s.connected);
+            }
+            // A session that closes frees its slot.
+            const closed = await agentRequest(agent, `${url}&sid=${sids[0]}`, { method: 'POST', body: '1' });
+            assert.equal(closed.status, 200);
+            const again = await agentRequest(agent, url);
+            assert.equal(again.status, 200, `a handshake after a close: ${again.text}`);
+            agent.destroy();
+        })());
+
+    test('defaults: 200 default-transport clients behind one address (an office NAT) all connect', { timeout: 60000 }, async () => {
+        const nat = await startDaemon();
+        try {
+            await nat.wrap(async () => {
+                const N = 200;
+                const sockets = Array.from({ length: N }, (_, i) =>
+                    pool.socket(nat.url, '/', { localAddress: '127.0.0.6', auth: { userId: `nat-${i}` }, timeout: 20000 }),
+                );
+                const upgraded = sockets.map((s) => waitFor(s.io.engine, 'upgrade', { ms: 30000, failOn: 'upgradeError' }));
+                const errors = [];
+                await Promise.all(sockets.map((s, i) => waitFor(s, 'connect', { ms: 30000, failOn: 'connect_error' }).catch((e) => errors.push(`${i}: ${e.message}`))));
+                assert.deepEqual(errors, [], `clients that failed to connect (${errors.length} of ${N})`);
+                await Promise.all(upgraded);
+                assert.ok(sockets.every((s) => s.io.engine.transport.name === 'websocket'), 'every client upgraded to WebSocket');
+                for (const s of sockets) s.close();
+            })();
+        } finally {
+            await nat.stop();
+        }
+    });
 
     test('max_sockets_per_user: CONNECT_ERROR "too many sockets"', T, () =>
         d.wrap(async () => {

@@ -896,7 +896,7 @@ static void query_users(harness *h, int on, const char *const *ids, size_t n, co
 
 static void check_users(harness *h, int on, const user_exp *e, const char *ctx)
 {
-    const char *ids[USERS_MAX];
+    const char *ids[USERS_MAX] = {0};
     size_t n = users_count(e);
     for (size_t i = 0; i < n; i++)
         ids[i] = e[i].user;

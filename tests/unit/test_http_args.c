@@ -191,6 +191,88 @@ static void test_bearer(void **state)
     assert_false(http_bearer_match("Bearer ", "s3cret"));
 }
 
+static void test_head_check(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *head;
+        size_t max;
+        int want;
+    } cases[] = {
+        {"GET / HTTP/1.1\r\nHost: a\r\n\r\n", 64, HTTP_HEAD_OK},
+        {"GET / HTTP/1.1\r\n\r\n", 64, HTTP_HEAD_OK},
+        {"GET / HTTP/1.1\nHost: a\n\n", 64, HTTP_HEAD_OK},
+        {"GET / HTTP/1.1\r\nHost: a\r\n\r\nbody %00", 64, HTTP_HEAD_OK},
+        {"GET / HTTP/1.1\r\nHost: a\r\n", 64, HTTP_HEAD_NEED_MORE},
+        {"GET / HTT", 64, HTTP_HEAD_NEED_MORE},
+        {"", 64, HTTP_HEAD_NEED_MORE},
+        {"GET /a%00b HTTP/1.1\r\n\r\n", 64, HTTP_HEAD_BAD},
+        {"GET /?x=%00 HTTP/1.1\r\n", 64, HTTP_HEAD_BAD},
+        {"GET /%0 HTTP/1.1\r\n\r\n", 64, HTTP_HEAD_BAD},
+        {"GET /%ZZ HTTP/1.1\r\n\r\n", 64, HTTP_HEAD_BAD},
+        {"GET /%e2%9C%93 HTTP/1.1\r\n\r\n", 64, HTTP_HEAD_OK},
+        {"GET /%20%0a HTTP/1.1\r\n\r\n", 64, HTTP_HEAD_OK},
+        {"GET /aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa HTTP/1.1\r\n\r\n", 32, HTTP_HEAD_URI_LONG},
+        {"GET /aaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", 32, HTTP_HEAD_URI_LONG},
+        {"GET / HTTP/1.1\r\nX: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n", 32, HTTP_HEAD_TOO_LARGE},
+        {"GET / HTTP/1.1\r\nX: a\r\nY: b\r\nZ: cccccccccc", 32, HTTP_HEAD_TOO_LARGE},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int got = http_head_check(cases[i].head, strlen(cases[i].head), cases[i].max);
+        if (got != cases[i].want)
+            fail_msg("case %zu: got %d, want %d", i, got, cases[i].want);
+    }
+    /* A NUL byte in the request line. */
+    static const char nul[] = "GET /a\0b HTTP/1.1\r\n\r\n";
+    assert_int_equal(http_head_check(nul, sizeof(nul) - 1, 64), HTTP_HEAD_BAD);
+    /* A complete head fed byte by byte asks for more until its last byte. */
+    const char *h = cases[0].head;
+    for (size_t k = 0; k < strlen(h); k++)
+        assert_int_equal(http_head_check(h, k, 64), HTTP_HEAD_NEED_MORE);
+}
+
+static void test_same_origin(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *origin, *host, *scheme;
+        bool same;
+    } cases[] = {
+        {"http://127.0.0.1:3000", "127.0.0.1:3000", "http", true},
+        {"http://Example.COM", "example.com", "http", true},
+        {"http://example.com:80", "example.com", "http", true},
+        {"http://example.com", "example.com:80", "http", true},
+        {"https://example.com", "example.com", "https", true},
+        {"https://example.com", "example.com:443", "https", true},
+        {"http://[::1]:3000", "[::1]:3000", "http", true},
+        {"HTTP://example.com", "example.com", "http", true},
+        {"https://example.com", "example.com", "http", false},
+        {"http://example.com", "example.com", "https", false},
+        {"http://example.com:3001", "example.com:3000", "http", false},
+        {"http://example.com", "example.com:3000", "http", false},
+        {"http://evil.com", "example.com", "http", false},
+        {"http://example.com.evil.com", "example.com", "http", false},
+        {"http://example.co", "example.com", "http", false},
+        {"http://example.com/", "example.com", "http", false},
+        {"http://user@example.com", "example.com", "http", false},
+        {"http://example.com:", "example.com", "http", false},
+        {"http://example.com:99999", "example.com", "http", false},
+        {"http://example.com:3000x", "example.com:3000", "http", false},
+        {"null", "example.com", "http", false},
+        {"", "example.com", "http", false},
+        {"http://", "", "http", false},
+        {"http://[::1", "[::1]", "http", false},
+        {"http://[::1]x", "[::1]", "http", false},
+        {"ws://example.com", "example.com", "http", false},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        bool got = http_same_origin(cases[i].origin, cases[i].host, cases[i].scheme);
+        if (got != cases[i].same)
+            fail_msg("case %zu: %s vs Host %s (%s): got %d", i, cases[i].origin, cases[i].host,
+                     cases[i].scheme, got);
+    }
+}
+
 static void test_key(void **state)
 {
     (void)state;
@@ -207,7 +289,8 @@ int main(void)
         cmocka_unit_test(test_path_split), cmocka_unit_test(test_route_matches),
         cmocka_unit_test(test_query_get),  cmocka_unit_test(test_uint),
         cmocka_unit_test(test_ids_split),  cmocka_unit_test(test_bearer),
-        cmocka_unit_test(test_key),
+        cmocka_unit_test(test_key),        cmocka_unit_test(test_same_origin),
+        cmocka_unit_test(test_head_check),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

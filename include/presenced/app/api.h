@@ -26,11 +26,12 @@ typedef struct api_local {
 
 typedef struct api_opts {
     uv_loop_t *loop;
-    const char *api_key;   /* "" or NULL: /v1 is open (copied) */
-    bool admin_separate;   /* /healthz, /readyz, /metrics answer on the admin listener only */
-    bool dashboard;        /* serve the live page at GET / (else 404) */
-    uint32_t max_bulk_ids; /* ids in one bulk query */
-    metrics *metrics;      /* rendered by /metrics; may be NULL */
+    const char *api_key;        /* "" or NULL: /v1 is open (copied) */
+    bool admin_separate;        /* /healthz, /readyz, /metrics answer on the admin listener only */
+    bool dashboard;             /* serve the live page at GET / (else 404) */
+    uint32_t stats_interval_ms; /* between two history samples (GET /v1/stats/history) */
+    uint32_t max_bulk_ids;      /* ids in one bulk query */
+    metrics *metrics;           /* rendered by /metrics; may be NULL */
     /* Fills what only this instance knows (may be NULL). */
     void (*local)(api_local *out, void *ud);
     void *local_ud;
@@ -39,6 +40,9 @@ typedef struct api_opts {
 /* The live page (src/app/dashboard.html), embedded at build time by src/app/embed_html.cmake. */
 extern const char api_dashboard_html[];
 extern const size_t api_dashboard_html_len;
+/* The OpenAPI 3.1 document of the HTTP API (docs/openapi.json), served at /v1/openapi.json. */
+extern const char api_openapi_json[];
+extern const size_t api_openapi_json_len;
 /* The presence client (clients/js/presence.js), served at GET /presence-client.js. */
 extern const char api_client_js[];
 extern const size_t api_client_js_len;

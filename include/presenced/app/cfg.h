@@ -73,6 +73,7 @@ typedef struct cfg {
     char api_key_file[CFG_STR_MAX];
     char admin_listen[CFG_STR_MAX]; /* "" = none, else HOST:PORT */
     cfg_onoff dashboard;            /* "dashboard" = on | off: the live page at GET / */
+    uint32_t stats_interval;        /* s between two samples of the live page's history */
     char webhook_url[CFG_STR_MAX];  /* "" = no webhooks */
     char webhook_secret[256];
     uint32_t webhook_retry_for; /* s */
@@ -84,6 +85,9 @@ typedef struct cfg {
     char jwt_issuer[256];                  /* "" = iss not checked */
     uint32_t jwt_leeway;                   /* s */
     uint32_t max_connections_per_ip;       /* TCP connections from one address */
+    uint32_t max_sessions_per_ip;          /* Engine.IO sessions of one client address */
+    char trusted_proxies[CFG_STR_MAX];     /* CIDR list whose forwarding headers are believed */
+    cfg_onoff proxy_protocol;              /* PROXY protocol header on every connection */
     uint32_t max_sockets_per_user;         /* local sockets of one user */
     uint32_t max_rooms_per_socket;
     uint32_t max_subscriptions_per_socket;

@@ -65,4 +65,26 @@ bool http_key_match(const char *token, const char *key);
  * http_key_match does. */
 bool http_bearer_match(const char *authorization, const char *key);
 
+enum {
+    HTTP_HEAD_OK = 0,          /* a complete request head within the limits */
+    HTTP_HEAD_NEED_MORE = 1,   /* not complete yet, within the limits so far */
+    HTTP_HEAD_BAD = 400,       /* a NUL, %00 or a malformed %-escape in the request line */
+    HTTP_HEAD_URI_LONG = 414,  /* the request line is longer than `max` */
+    HTTP_HEAD_TOO_LARGE = 431, /* the head (line and headers) is longer than `max` */
+};
+
+/* The first `n` bytes of an HTTP/1.1 request: whether its head (request line and headers, up to
+ * the empty line) is complete and within `max` bytes, and its request line free of NUL bytes,
+ * raw or %-encoded (a NUL would cut the decoded path or query short), and of %-escapes that are
+ * not two hex digits. Returns one of
+ * HTTP_HEAD_*: the status to answer with, or OK / NEED_MORE. Bytes after the head are not
+ * looked at. */
+int http_head_check(const char *p, size_t n, size_t max);
+
+/* Whether `origin` (an Origin header: scheme://host[:port], RFC 6454 section 7) names the origin
+ * the request was sent to: scheme equal to `scheme` ("http" or "https": the listener's, or what
+ * a trusted proxy says), host equal to the Host header's (ASCII case-insensitive), and the same
+ * port, a missing one being the scheme's default. Anything malformed is not the same origin. */
+bool http_same_origin(const char *origin, const char *host, const char *scheme);
+
 #endif

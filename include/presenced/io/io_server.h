@@ -27,8 +27,15 @@ typedef struct io_server_opts {
     const char *allowed_origins; /* comma-separated, "*" for any, "" for none */
     uint32_t max_connections;
     /* TCP connections from one peer address; further ones are closed as they are accepted
-     * (0: no limit). */
+     * (0: no limit). Connections from trusted_proxies are not counted. */
     uint32_t max_connections_per_ip;
+    /* Engine.IO sessions of one client address (0: no limit); handshakes beyond get 429. */
+    uint32_t max_sessions_per_ip;
+    /* Comma-separated CIDR ranges of reverse proxies whose X-Forwarded-For / Forwarded /
+     * X-Forwarded-Proto are believed (fwd.h); NULL or "" for none. Parsed, not kept. */
+    const char *trusted_proxies;
+    /* Every connection to the main listener starts with a PROXY protocol header. */
+    bool proxy_protocol;
     /* PEM files: both set = the main listener speaks TLS (HTTPS/WSS); NULL = plain. */
     const char *tls_cert;
     const char *tls_key;

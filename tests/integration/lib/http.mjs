@@ -3,9 +3,13 @@
 import crypto from 'node:crypto';
 import http from 'node:http';
 import net from 'node:net';
+import { checkAnswer } from './openapi.mjs';
 import { isFence } from './fence.mjs';
 
-/** fetch with a deadline; resolves {status, headers, text, json}. */
+/**
+ * fetch with a deadline; resolves {status, headers, text, json}. Every answer is checked against
+ * the OpenAPI document (lib/openapi.mjs): one that does not match it throws.
+ */
 export async function api(base, path, { method = 'GET', body, key, headers = {}, ms = 5000 } = {}) {
     const h = { ...headers };
     if (key) h.authorization = `Bearer ${key}`;
@@ -15,6 +19,7 @@ export async function api(base, path, { method = 'GET', body, key, headers = {},
     }
     const res = await fetch(base + path, { method, body, headers: h, signal: AbortSignal.timeout(ms) });
     const text = await res.text();
+    checkAnswer({ method, url: base + path, status: res.status, contentType: res.headers.get('content-type'), text });
     let json;
     try {
         json = text ? JSON.parse(text) : undefined;
@@ -63,9 +68,12 @@ export class SseStream {
         const headers = { accept: 'text/event-stream' };
         if (lastEventId) headers['last-event-id'] = lastEventId;
         if (key) headers.authorization = `Bearer ${key}`;
-        this.ready = fetch(`${base}/v1/events${query}`, { headers, signal: this.ctrl.signal }).then((res) => {
+        this.ready = fetch(`${base}/v1/events${query}`, { headers, signal: this.ctrl.signal }).then(async (res) => {
             this.status = res.status;
             this.contentType = res.headers.get('content-type');
+            const url = `${base}/v1/events${query}`;
+            const text = res.status === 200 ? null : await res.clone().text();
+            checkAnswer({ method: 'GET', url, status: res.status, contentType: this.contentType, text });
             if (res.status === 200) this.pump(res.body);
             return res;
         });
