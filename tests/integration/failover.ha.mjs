@@ -71,7 +71,8 @@ async function setUp(topo, seed, t, partitions) {
     return { pool, daemons, urls, views, observers, churner, compare, close, annotate, partitions };
 }
 
-/** Polls presence:query on both instances until both answer; resolves with when, or null. */
+/** Polls presence:query of every user (on a cluster: partitions on every primary) on both
+ * instances until both answer; resolves with when, or null. */
 async function untilAvailable(env, ms) {
     const end = Date.now() + ms;
     while (Date.now() < end) {
@@ -79,7 +80,7 @@ async function untilAvailable(env, ms) {
             env.observers.map((o) =>
                 o
                     .timeout(2000)
-                    .emitWithAck('presence:query', { userIds: ['obs-0'] })
+                    .emitWithAck('presence:query', { userIds: [...USERS, ...OBSERVERS] })
                     .catch(() => null),
             ),
         );

@@ -54,10 +54,11 @@ export function partitionOf(id, n = partitionCount()) {
 
 /**
  * The key prefixes a daemon with `prefix` uses: `prefix` itself on one Redis, and on a cluster
- * one per partition, `prefix{<k>-<j>}:` with the tag redis_partition_tag picks.
+ * (`cluster`, by default when there are several partitions) one per partition,
+ * `prefix{<k>-<j>}:` with the tag redis_partition_tag picks.
  */
-export function keyPrefixes(prefix, n = partitionCount()) {
-    if (n <= 1) return [prefix];
+export function keyPrefixes(prefix, n = partitionCount(), cluster = n > 1) {
+    if (!cluster) return [prefix];
     const out = [];
     for (let k = 0; k < n; k++) {
         const lo = Math.floor((k * 16384) / n), hi = Math.floor(((k + 1) * 16384) / n);
