@@ -757,8 +757,8 @@ static void all_done(sc_all *a)
 }
 
 /* `op` (reconcile, shutdown) on every partition; `cb` once all are done, with the first error. */
-static void each_partition(store *st, void (*op)(store *, store_done_fn, void *),
-                           store_done_fn cb, void *ud)
+static void each_partition(store *st, void (*op)(store *, store_done_fn, void *), store_done_fn cb,
+                           void *ud)
 {
     store_cluster *sc = (store_cluster *)st;
     sc_all *a = all_new(sc, all_done, ud);
