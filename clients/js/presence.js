@@ -25,7 +25,7 @@ const RETRY_MS = [250, 1000, 5000];
 // over the first one's watch, and both would then read a stream meant for one.
 const held = new WeakMap(); // socket -> Set of "r:<room>" / "u"
 
-/** Order of two sequences: "ms-n" (Redis stream ids) or "n" (the memory store). */
+/** Order of two sequences: "ms-n" (Redis stream ids, the memory store's "generation-n"), or a plain "n". */
 export function compareSeq(a, b) {
     const [am, as = 0] = String(a).split('-').map(Number);
     const [bm, bs = 0] = String(b).split('-').map(Number);
@@ -139,8 +139,11 @@ export function presence(socket, options = {}) {
         else if (seq !== null && compareSeq(d.seq, seq) > 0) applyDiff(d);
     }
 
+    // A resync names its view, or says that the store lost its data ({reset: true}): then what
+    // every view holds is void, and each takes a new snapshot. Until that answer comes the view
+    // keeps what it had, a state the server did have.
     function onResync(d) {
-        if (!closed && ours(d)) sync();
+        if (!closed && (ours(d) || (d && d.reset === true))) sync();
     }
 
     async function sync() {

@@ -74,6 +74,10 @@ const cfg_key cfg_keys[] = {
      0, NULL, "N", "Most concurrent Engine.IO sessions; further handshakes are refused."},
     {"send_queue_max", CFG_TYPE_UINT, "1000", 1, 1000000, NULL, offsetof(cfg, send_queue_max), 0, 0,
      NULL, "PACKETS", "Outgoing packets queued per session before that session is dropped."},
+    {"send_queue_bytes", CFG_TYPE_UINT, "4194304", 65536, 1073741824, NULL,
+     offsetof(cfg, send_queue_bytes), 0, 0, NULL, "BYTES",
+     "Outgoing bytes queued per session before that session is dropped (a client that does not "
+     "read its answers)."},
     {"attachment_timeout", CFG_TYPE_UINT, "10000", 1, CFG_MS_MAX, NULL,
      offsetof(cfg, attachment_timeout), 0, 0, NULL, "MS",
      "Milliseconds to wait for the binary attachments of a Socket.IO packet."},
@@ -87,6 +91,10 @@ const cfg_key cfg_keys[] = {
      NULL, "all|scoped",
      "Who receives presence:online/offline/update: every socket, or the sockets that share a "
      "room with the user or subscribed to them."},
+    {"anonymous_reads", CFG_TYPE_ENUM, "on", 0, 0, cfg_onoff_names, offsetof(cfg, anonymous_reads),
+     0, 0, NULL, "on|off",
+     "Whether sockets without an identity may query presence and receive presence events (off: "
+     "they get not_identified and hear nothing)."},
     {"offline_grace", CFG_TYPE_UINT, "0", 0, 3600, NULL, offsetof(cfg, offline_grace), 0, 0, NULL,
      "SECONDS",
      "Seconds a user whose last socket closed may take to come back before presence:offline "
@@ -189,11 +197,16 @@ const cfg_key cfg_keys[] = {
      "Most users one socket may subscribe to; further subscriptions fail with limit_exceeded."},
     {"rate_limit", CFG_TYPE_UINT, "20", 1, 1000000, NULL, offsetof(cfg, rate_limit), 0, 0, NULL,
      "PER_SECOND",
-     "Commands per second one socket may send on average (token bucket); more get rate_limited."},
+     "Messages per second one connection may send on average (commands, namespace connects and "
+     "disconnects, any event; token bucket); more get rate_limited."},
     {"rate_burst", CFG_TYPE_UINT, "50", 1, 1000000, NULL, offsetof(cfg, rate_burst), 0, 0, NULL,
      "N",
-     "Commands one socket may send at once (bucket size); a socket with more than this many "
-     "rejected within 10 s is closed."},
+     "Messages one connection may send at once (bucket size); a connection with more than this "
+     "many refused within 10 s is closed."},
+    {"auth_failures_per_ip", CFG_TYPE_UINT, "30", 0, 1000000, NULL,
+     offsetof(cfg, auth_failures_per_ip), 0, 0, NULL, "PER_MINUTE",
+     "Failed token checks (auth=jwt) one IP address may cause per minute; beyond, its tokens are "
+     "refused unchecked with rate_limited (0: no limit)."},
     {"tls_cert", CFG_TYPE_STRING, "", 0, 0, NULL, offsetof(cfg, tls_cert), 0,
      sizeof(((cfg *)0)->tls_cert), cfg_check_file, "PATH",
      "PEM certificate chain: with tls_key the main listener serves HTTPS and WSS (TLS 1.2+, "

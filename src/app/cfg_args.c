@@ -321,9 +321,16 @@ void cfg_print_help(void *out)
             "then --listen, --store, --redis and --set in command-line order.\n"
             "\n"
             "Keys (file: KEY = VALUE, environment: PRESENCED_<KEY>, flag: --set KEY=VALUE):\n");
+    /* Columns as wide as the longest name and syntax, so that every default lines up. */
+    int wname = 0, wsyntax = 0;
+    for (size_t i = 0; i < cfg_nkeys; i++) {
+        int n = (int)strlen(cfg_keys[i].name), s = (int)strlen(cfg_keys[i].syntax);
+        wname = n > wname ? n : wname;
+        wsyntax = s > wsyntax ? s : wsyntax;
+    }
     for (size_t i = 0; i < cfg_nkeys; i++) {
         const cfg_key *k = &cfg_keys[i];
-        fprintf(f, "  %-19s %-22s default \"%s\"\n", k->name, k->syntax, k->def);
+        fprintf(f, "  %-*s %-*s default \"%s\"\n", wname, k->name, wsyntax, k->syntax, k->def);
         char text[512];
         if (k->type == CFG_TYPE_UINT)
             snprintf(text, sizeof(text), "%s Range %u..%u.", k->help, k->min, k->max);

@@ -13,6 +13,7 @@
 #include "presenced/codec/jwt.h"
 #include "presenced/io/log.h"
 #include "presenced/core/metrics.h"
+#include "presenced/core/policy.h"
 #include "presenced/io/store_memory.h"
 #include "presenced/io/store_redis.h"
 #include "presenced/io/sysd.h"
@@ -31,6 +32,7 @@ typedef struct app {
     int argc;
     char *const *argv, *const *envp;
     io_server *server;
+    policy *pol;
     gateway *gw;
     store *st;
     api *api;
@@ -69,6 +71,7 @@ static int app_free(app *a)
         uv_run(&a->loop, UV_RUN_NOWAIT);
     gateway_free(a->gw);
     api_free(a->api);
+    policy_free(a->pol);
     metrics_free(a->metrics);
     return uv_loop_close(&a->loop);
 }
@@ -255,7 +258,7 @@ static void on_sighup(uv_signal_t *h, int signum)
         jwt_key *key = load_jwt_key(&next);
         keys = key ? 1 : -1;
         if (key)
-            gateway_set_jwt_key(a->gw, key);
+            policy_set_jwt_key(a->pol, key);
         list_add(key ? applied : failed, key ? sizeof(applied) : sizeof(failed), "jwt keys");
     }
     for (size_t i = 0; cfg_key_name(i); i++) {
@@ -292,33 +295,41 @@ static void app_local(api_local *out, void *ud)
         io_server_connections(a->server, &out->polling, &out->websocket);
 }
 
+/* The presence policy of the configuration (the rules the gateway and the API follow). */
+static policy *new_policy(const cfg *c, bool api_privileged)
+{
+    policy_opts popts = {.jwt = c->auth == CFG_AUTH_JWT,
+                         .scoped = c->broadcast == CFG_BROADCAST_SCOPED,
+                         .anonymous_read = c->anonymous_reads == CFG_ON,
+                         .api_privileged = api_privileged,
+                         .jwt_audience = c->jwt_audience,
+                         .jwt_issuer = c->jwt_issuer,
+                         .jwt_leeway_s = c->jwt_leeway,
+                         .max_metadata_bytes = c->max_metadata_bytes,
+                         .max_bulk_ids = c->max_bulk_ids,
+                         .max_sockets_per_user = c->max_sockets_per_user,
+                         .max_rooms_per_socket = c->max_rooms_per_socket,
+                         .max_subscriptions_per_socket = c->max_subscriptions_per_socket,
+                         .rate_limit = c->rate_limit,
+                         .rate_burst = c->rate_burst,
+                         .auth_failures_per_min = c->auth_failures_per_ip,
+                         .hash_seed = host_seed()};
+    return policy_new(&popts);
+}
+
 /* The presence gateway and its store (not in the Socket.IO conformance mode, whose handlers
  * take the connection hooks). Returns 0 or -1. */
 static int start_presence(app *a, const cfg *c)
 {
-    gateway_opts gopts = {.loop = &a->loop,
-                          .scoped = c->broadcast == CFG_BROADCAST_SCOPED,
-                          .max_metadata_bytes = c->max_metadata_bytes,
-                          .max_bulk_ids = c->max_bulk_ids,
-                          .metrics = a->metrics,
-                          .jwt = c->auth == CFG_AUTH_JWT,
-                          .jwt_audience = c->jwt_audience,
-                          .jwt_issuer = c->jwt_issuer,
-                          .jwt_leeway_s = c->jwt_leeway,
-                          .max_sockets_per_user = c->max_sockets_per_user,
-                          .max_rooms_per_socket = c->max_rooms_per_socket,
-                          .max_subscriptions_per_socket = c->max_subscriptions_per_socket,
-                          .rate_limit = c->rate_limit,
-                          .rate_burst = c->rate_burst};
+    gateway_opts gopts = {.loop = &a->loop, .policy = a->pol, .metrics = a->metrics};
+    bool jwt = c->auth == CFG_AUTH_JWT;
     jwt_key *key = NULL;
-    if (gopts.jwt && !(key = load_jwt_key(c)))
+    if (jwt && !(key = load_jwt_key(c)))
         return -1;
+    policy_set_jwt_key(a->pol, key);
     a->gw = gateway_new(io_server_sio(a->server), &gopts);
-    if (!a->gw) {
-        jwt_key_free(key);
+    if (!a->gw)
         return -1;
-    }
-    gateway_set_jwt_key(a->gw, key);
     static char instance[SIO_ID_LEN + 1];
     host_random_id(instance, SIO_ID_LEN);
     store_opts sopts = {.instance_id = instance,
@@ -351,8 +362,8 @@ static int start_presence(app *a, const cfg *c)
             return -1;
     }
     log_info("presence", "instance=%s store=%s broadcast=%s auth=%s", instance,
-             c->store == CFG_STORE_REDIS ? "redis" : "memory", gopts.scoped ? "scoped" : "all",
-             gopts.jwt ? "jwt" : "insecure");
+             c->store == CFG_STORE_REDIS ? "redis" : "memory",
+             c->broadcast == CFG_BROADCAST_SCOPED ? "scoped" : "all", jwt ? "jwt" : "insecure");
     return 0;
 }
 
@@ -436,7 +447,8 @@ static void server_opts(const cfg *c, const workers_child *w, char nsbuf[CFG_STR
                 .limits = {.ping_interval = c->ping_interval,
                            .ping_timeout = c->ping_timeout,
                            .max_payload = c->max_payload,
-                           .send_queue_max = c->send_queue_max},
+                           .send_queue_max = c->send_queue_max,
+                           .send_queue_bytes = c->send_queue_bytes},
                 .connect_timeout = c->connect_timeout,
                 .attachment_timeout = c->attachment_timeout,
                 .engineio_echo = c->conformance == CFG_CONFORMANCE_ENGINEIO,
@@ -468,17 +480,20 @@ static int app_serve(app *a, const cfg *c, const workers_child *w)
             opts.admin_port = (uint16_t)(opts.admin_port + w->index);
     }
     a->metrics = metrics_new();
+    a->pol = new_policy(c, api_key[0] != 0);
     opts.metrics = a->metrics;
     api_opts aopts = {.loop = &a->loop,
+                      .policy = a->pol,
                       .api_key = api_key,
                       .admin_separate = c->admin_listen[0] != 0,
                       .dashboard = c->dashboard == CFG_ON,
                       .stats_interval_ms = c->stats_interval * 1000,
                       .max_bulk_ids = c->max_bulk_ids,
+                      .eio_path = c->path,
                       .metrics = a->metrics,
                       .local = app_local,
                       .local_ud = a};
-    a->api = a->metrics ? api_new(&aopts) : NULL;
+    a->api = a->metrics && a->pol ? api_new(&aopts) : NULL;
     opts.http_ud = a->api;
     a->server = a->api ? io_server_new(&a->loop, &opts) : NULL;
     return a->server ? 0 : -1;

@@ -333,6 +333,19 @@ void watch_resync(watch *w)
         view_resync(w, slot->value);
 }
 
+void watch_reset(watch *w)
+{
+    /* Open batches hold changes of the generation that ended: none of them may reach a watcher
+     * after its new snapshot. */
+    for (size_t i = 0; i < w->pending.n; i++) {
+        pres_diff_clear(&w->pending.v[i]->diff);
+        w->pending.v[i]->pending = false;
+    }
+    w->pending.n = 0;
+    arm(w);
+    watch_resync(w);
+}
+
 /* ---- watchers ---- */
 
 static wsock *wsock_of(const watch *w, const char *sid)
@@ -616,4 +629,53 @@ void watch_free(watch *w)
     /* Not shut down first: the memory goes once the loop has closed the timer. */
     uv_timer_stop(&w->timer);
     uv_close((uv_handle_t *)&w->timer, on_closed);
+}
+
+/* The page of a room's members (sorted bytewise) after `cursor` ("" for the first), at most
+ * `limit`: *start and the count returned; *more when members follow it. */
+size_t watch_page(const store_user *users, size_t n, const char *cursor, uint32_t limit,
+                  size_t *start, bool *more)
+{
+    size_t lo = 0, hi = n;
+    /* The first member whose id sorts after the cursor: the members are sorted. */
+    while (cursor[0] && lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (strcmp(users[mid].user, cursor) <= 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *start = lo;
+    size_t count = n - lo < limit ? n - lo : limit;
+    *more = lo + count < n;
+    return count;
+}
+
+int watch_room_page(cJSON *out, const char *room, const store_user *users, size_t n,
+                    const char *cursor, uint32_t limit, const char *seq)
+{
+    size_t start;
+    bool more;
+    size_t count = watch_page(users, n, cursor, limit, &start, &more);
+    cJSON *list = NULL, *members = watch_members_json(users + start, count, false);
+    if (members && cJSON_AddStringToObject(out, "room", room) &&
+        cJSON_AddNumberToObject(out, "onlineCount", (double)n))
+        list = cJSON_AddArrayToObject(out, "users");
+    for (size_t i = 0; list && i < count; i++) {
+        cJSON *u = cJSON_CreateString(users[start + i].user);
+        if (!u || !cJSON_AddItemToArray(list, u)) {
+            cJSON_Delete(u);
+            list = NULL;
+        }
+    }
+    if (list && cJSON_AddItemToObject(out, "members", members))
+        members = NULL;
+    else
+        list = NULL;
+    if (list && !((more ? cJSON_AddStringToObject(out, "nextCursor", users[start + count - 1].user)
+                        : cJSON_AddNullToObject(out, "nextCursor")) &&
+                  cJSON_AddStringToObject(out, "seq", seq)))
+        list = NULL;
+    cJSON_Delete(members);
+    return list ? 0 : -1;
 }

@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-static int append_number(buf *out, double d)
+int json_append_number(buf *out, double d)
 {
     char tmp[32];
     if (!isfinite(d))
@@ -24,12 +24,26 @@ static int append_number(buf *out, double d)
     return buf_append_str(out, tmp);
 }
 
-static int append_string(buf *out, const char *s)
+/* Bytes a JSON string holds as they are. */
+static bool plain(unsigned char c)
+{
+    return c >= 0x20 && c != '"' && c != '\\';
+}
+
+int json_append_string(buf *out, const char *s)
 {
     static const char hex[] = "0123456789abcdef";
     if (buf_append_byte(out, '"') < 0)
         return -1;
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        /* Runs of plain bytes go in one copy. */
+        const unsigned char *run = p;
+        while (plain(*p))
+            p++;
+        if (p > run && buf_append(out, run, (size_t)(p - run)) < 0)
+            return -1;
+        if (!*p)
+            break;
         int rc;
         switch (*p) {
         case '"':
@@ -64,9 +78,9 @@ static int append_string(buf *out, const char *s)
 int json_append(buf *out, const cJSON *item)
 {
     if (cJSON_IsNumber(item))
-        return append_number(out, item->valuedouble);
+        return json_append_number(out, item->valuedouble);
     if (cJSON_IsString(item))
-        return append_string(out, item->valuestring);
+        return json_append_string(out, item->valuestring);
     if (cJSON_IsTrue(item))
         return buf_append_str(out, "true");
     if (cJSON_IsFalse(item))
@@ -80,7 +94,7 @@ int json_append(buf *out, const cJSON *item)
         for (const cJSON *c = item->child; c; c = c->next) {
             if (c != item->child && buf_append_byte(out, ',') < 0)
                 return -1;
-            if (obj && (append_string(out, c->string ? c->string : "") < 0 ||
+            if (obj && (json_append_string(out, c->string ? c->string : "") < 0 ||
                         buf_append_byte(out, ':') < 0))
                 return -1;
             if (json_append(out, c) < 0)

@@ -8,11 +8,11 @@
 #include "presenced/codec/utf8.h"
 #include "presenced/codec/vec.h"
 
-static const char *const type_tags[] = {"online",     "offline", "room:join",
-                                        "room:leave", "update",  "disconnect"};
-static const char *const event_names[] = {"presence:online",    "presence:offline",
-                                          "presence:room:join", "presence:room:leave",
-                                          "presence:update",    "presence:disconnect"};
+static const char *const type_tags[] = {"online", "offline",    "room:join", "room:leave",
+                                        "update", "disconnect", "reset"};
+static const char *const event_names[] = {
+    "presence:online", "presence:offline",    "presence:room:join", "presence:room:leave",
+    "presence:update", "presence:disconnect", "presence:resync"};
 #define NTYPES (sizeof(type_tags) / sizeof(type_tags[0]))
 
 const char *pres_event_name(pres_event_type type)
@@ -104,8 +104,7 @@ int pres_event_set(char **field, const char *value)
 
 int pres_event_add_room(pres_event *ev, const char *room)
 {
-    if (ev->nrooms >= PRES_ROOMS_MAX)
-        return -1;
+    /* No cap: an event names every room its user is in (the input bounds them). */
     if (VEC_RESERVE(ev->rooms, ev->nrooms, ev->caprooms, 4) < 0)
         return -1;
     if (!(ev->rooms[ev->nrooms] = strdup(room)))
@@ -130,7 +129,8 @@ char *pres_event_encode(const pres_event *ev)
     char *text = NULL;
     buf b;
     buf_init(&b);
-    if (!o || add_string(o, "t", type_tags[ev->type]) < 0 || add_string(o, "u", ev->user) < 0 ||
+    if (!o || add_string(o, "t", type_tags[ev->type]) < 0 ||
+        add_string(o, "u", ev->type == PRES_EV_RESET ? NULL : ev->user) < 0 ||
         add_string(o, "s", ev->socket) < 0 || add_string(o, "r", ev->room) < 0 ||
         add_string(o, "st", ev->status) < 0 || add_string(o, "ps", ev->prev_status) < 0)
         goto out;
@@ -245,6 +245,9 @@ static int decode_object(const cJSON *o, pres_event *ev)
     if (type == NTYPES)
         return -1;
     ev->type = (pres_event_type)type;
+    /* A reset names no user; "" keeps `user` always set for those who route by it. */
+    if (ev->type == PRES_EV_RESET && !cJSON_GetObjectItemCaseSensitive(o, "u"))
+        ev->user = strdup("");
     if (take_string(o, "u", PRES_ID_MAX, &ev->user) < 0 || !ev->user ||
         take_string(o, "s", PRES_ID_MAX, &ev->socket) < 0 ||
         take_string(o, "r", PRES_ID_MAX, &ev->room) < 0 ||
@@ -285,21 +288,30 @@ int pres_event_metadata_add(cJSON *p, const char *metadata)
     return m && cJSON_AddItemToObject(p, "metadata", m) ? 0 : (cJSON_Delete(m), -1);
 }
 
+/* socketId: the socket whose connect or disconnect caused an online or offline. None caused
+ * one that an invisible toggle or the server made: the key is left out rather than empty. */
+static int add_socket(cJSON *p, const pres_event *ev)
+{
+    if (!ev->socket || !ev->socket[0])
+        return 0;
+    return cJSON_AddStringToObject(p, "socketId", ev->socket) ? 0 : -1;
+}
+
 cJSON *pres_event_payload(const pres_event *ev)
 {
     cJSON *p = cJSON_CreateObject();
-    if (!p || !cJSON_AddStringToObject(p, "userId", ev->user))
+    if (!p || (ev->type == PRES_EV_RESET ? !cJSON_AddTrueToObject(p, "reset")
+                                         : !cJSON_AddStringToObject(p, "userId", ev->user)))
         goto fail;
     switch (ev->type) {
     case PRES_EV_ONLINE:
-        if (!cJSON_AddStringToObject(p, "socketId", ev->socket ? ev->socket : "") ||
+        if (add_socket(p, ev) < 0 ||
             !cJSON_AddStringToObject(p, "status", ev->status ? ev->status : "online") ||
             (ev->metadata && pres_event_metadata_add(p, ev->metadata) < 0))
             goto fail;
         break;
     case PRES_EV_OFFLINE:
-        if (!cJSON_AddStringToObject(p, "socketId", ev->socket ? ev->socket : "") ||
-            !cJSON_AddNumberToObject(p, "lastSeen", (double)ev->last_seen))
+        if (add_socket(p, ev) < 0 || !cJSON_AddNumberToObject(p, "lastSeen", (double)ev->last_seen))
             goto fail;
         break;
     case PRES_EV_ROOM_JOIN:
@@ -309,10 +321,12 @@ cJSON *pres_event_payload(const pres_event *ev)
         break;
     case PRES_EV_UPDATE:
         if (!cJSON_AddStringToObject(p, "status", ev->status ? ev->status : "online") ||
+            (ev->prev_status && !cJSON_AddStringToObject(p, "prevStatus", ev->prev_status)) ||
             pres_event_metadata_add(p, ev->metadata) < 0)
             goto fail;
         break;
     case PRES_EV_DISCONNECT:
+    case PRES_EV_RESET:
         break;
     }
     /* The store's order: a client that also holds a snapshot drops what the snapshot covers. */
@@ -324,8 +338,8 @@ fail:
     return NULL;
 }
 
-static const char *const public_types[] = {"user.online", "user.offline", "room.join",
-                                           "room.leave",  "user.update",  NULL};
+static const char *const public_types[] = {"user.online", "user.offline", "room.join", "room.leave",
+                                           "user.update", NULL,           "reset"};
 
 const char *pres_event_public_type(pres_event_type type)
 {
@@ -340,18 +354,18 @@ cJSON *pres_event_public(const pres_event *ev)
     cJSON *p = cJSON_CreateObject();
     if (!p || !cJSON_AddStringToObject(p, "id", ev->id) ||
         !cJSON_AddStringToObject(p, "type", type) ||
-        !cJSON_AddStringToObject(p, "userId", ev->user))
+        (ev->type == PRES_EV_RESET ? !cJSON_AddStringToObject(p, "reason", "store_empty")
+                                   : !cJSON_AddStringToObject(p, "userId", ev->user)))
         goto fail;
     switch (ev->type) {
     case PRES_EV_ONLINE:
-        if (!cJSON_AddStringToObject(p, "socketId", ev->socket ? ev->socket : "") ||
+        if (add_socket(p, ev) < 0 ||
             !cJSON_AddStringToObject(p, "status", ev->status ? ev->status : "online") ||
             pres_event_metadata_add(p, ev->metadata) < 0)
             goto fail;
         break;
     case PRES_EV_OFFLINE:
-        if (!cJSON_AddStringToObject(p, "socketId", ev->socket ? ev->socket : "") ||
-            !cJSON_AddNumberToObject(p, "lastSeen", (double)ev->last_seen))
+        if (add_socket(p, ev) < 0 || !cJSON_AddNumberToObject(p, "lastSeen", (double)ev->last_seen))
             goto fail;
         break;
     case PRES_EV_ROOM_JOIN:
@@ -367,6 +381,8 @@ cJSON *pres_event_public(const pres_event *ev)
         break;
     case PRES_EV_DISCONNECT:
         goto fail;
+    case PRES_EV_RESET:
+        break;
     }
     if (!cJSON_AddNumberToObject(p, "at", (double)ev->at))
         goto fail;

@@ -94,7 +94,8 @@ eio_tick eio_session_tick(eio_session *s, uint64_t now)
 
 int eio_session_send(eio_session *s, frame *f)
 {
-    return fq_push(&s->out, f, s->lim->send_queue_max);
+    uint32_t max_bytes = s->lim->send_queue_bytes ? s->lim->send_queue_bytes : UINT32_MAX;
+    return fq_push(&s->out, f, s->lim->send_queue_max, max_bytes);
 }
 
 int eio_session_drain_payload(eio_session *s, buf *out)

@@ -75,14 +75,20 @@ static int fq_grow(fq *q)
     return 0;
 }
 
-int fq_push(fq *q, frame *f, uint32_t limit)
+static void fq_count(fq *q, const frame *f)
 {
-    if (q->count >= limit)
+    q->bytes = f->len > UINT32_MAX - q->bytes ? UINT32_MAX : q->bytes + f->len;
+}
+
+int fq_push(fq *q, frame *f, uint32_t limit, uint32_t max_bytes)
+{
+    if (q->count >= limit || f->len > max_bytes || q->bytes > max_bytes - f->len)
         return -1;
     if (q->count == q->cap && fq_grow(q) < 0)
         return -1;
     q->ring[(q->head + q->count) & (q->cap - 1)] = frame_ref(f);
     q->count++;
+    fq_count(q, f);
     return 0;
 }
 
@@ -93,6 +99,7 @@ int fq_push_front(fq *q, frame *f)
     q->head = (q->head + q->cap - 1) & (q->cap - 1);
     q->ring[q->head] = frame_ref(f);
     q->count++;
+    fq_count(q, f);
     return 0;
 }
 
@@ -108,5 +115,6 @@ frame *fq_pop(fq *q)
     frame *f = q->ring[q->head];
     q->head = (q->head + 1) & (q->cap - 1);
     q->count--;
+    q->bytes = q->count ? q->bytes - (f->len < q->bytes ? f->len : q->bytes) : 0;
     return f;
 }

@@ -64,6 +64,7 @@ bool pres_diff_change_of(const pres_event *ev, const char *room, pres_diff_chang
         /* A room view saw the user's room leaves already; an invisible user was in no view. */
         return !room && pres_diff_shows(ev->status);
     case PRES_EV_DISCONNECT:
+    case PRES_EV_RESET: /* not a change: the view starts again (watch_reset) */
         return false;
     }
     return false;

@@ -83,19 +83,41 @@ static pres_event *event_add(pres_events *out, pres_event_type type, const ps_us
     return ev;
 }
 
-/* The rooms the user is in (over all their sockets), for routing. */
+static int cmp_room(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The rooms the user is in (over all their sockets), sorted, for routing: n log n in the number
+ * of memberships, however many rooms and tabs the user has. */
 static int event_add_user_rooms(pres_event *ev, const ps_user *u)
 {
+    size_t n = 0, k = 0;
     for (uint32_t i = 0; i < u->nsocks; i++)
-        for (uint32_t j = 0; j < u->socks[i]->nrooms; j++) {
-            const char *room = u->socks[i]->rooms[j];
-            bool seen = false;
-            for (size_t k = 0; k < ev->nrooms && !seen; k++)
-                seen = strcmp(ev->rooms[k], room) == 0;
-            if (!seen && pres_event_add_room(ev, room) < 0)
-                return -1;
-        }
-    return 0;
+        n += u->socks[i]->nrooms;
+    if (n == 0)
+        return 0;
+    const char **all = malloc(n * sizeof(*all));
+    if (!all)
+        return -1;
+    for (uint32_t i = 0; i < u->nsocks; i++)
+        for (uint32_t j = 0; j < u->socks[i]->nrooms; j++)
+            all[k++] = u->socks[i]->rooms[j];
+    qsort(all, n, sizeof(*all), cmp_room);
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++)
+        if (i == 0 || strcmp(all[i], all[i - 1]) != 0)
+            rc = pres_event_add_room(ev, all[i]);
+    free(all);
+    return rc;
+}
+
+/* lastSeen follows the user's activity, except while they are invisible: from the moment they
+ * turned invisible it stays where it was, so that it does not give them away. */
+static void seen(ps_user *u, int64_t now)
+{
+    if (strcmp(u->status, "invisible") != 0)
+        u->last_seen = now;
 }
 
 /* ---- timelines ---- */
@@ -284,15 +306,13 @@ static void sock_leave_at(pres_state *ps, ps_sock *s, uint32_t i, bool *last)
 static int emit_room(pres_events *out, pres_event_type type, ps_user *u, const char *room,
                      int64_t now)
 {
+    /* The status lets the gateway keep an invisible user's room changes to themselves. */
     pres_event *ev = event_add(out, type, u, now);
-    if (!ev || pres_event_set(&ev->room, room) < 0)
+    if (!ev || pres_event_set(&ev->room, room) < 0 || pres_event_set(&ev->status, u->status) < 0)
         return -1;
     if (type != PRES_EV_ROOM_JOIN)
         return 0;
-    return pres_event_set(&ev->status, u->status) == 0 &&
-                   (!u->metadata || pres_event_set(&ev->metadata, u->metadata) == 0)
-               ? 0
-               : -1;
+    return (!u->metadata || pres_event_set(&ev->metadata, u->metadata) == 0) ? 0 : -1;
 }
 
 /* ---- sockets ---- */
@@ -394,7 +414,6 @@ int pres_state_open(pres_state *ps, const char *sid, const char *user, const cha
     bool was_online = u->nsocks > 0, in_grace = u->tl == TL_GRACE;
     if (!sock_new(ps, u, sid))
         return PRES_ERR_NOMEM;
-    u->last_seen = now;
     char prev[PRES_STATUS_MAX + 1];
     bool changed;
     if (!was_online && !in_grace) {
@@ -407,6 +426,7 @@ int pres_state_open(pres_state *ps, const char *sid, const char *user, const cha
             return PRES_ERR_NOMEM;
         u->since = now;
         ps->online++;
+        seen(u, now);
         pres_event *ev = event_add(out, PRES_EV_ONLINE, u, now);
         if (!ev || pres_event_set(&ev->socket, sid) < 0 ||
             pres_event_set(&ev->status, u->status) < 0 ||
@@ -418,6 +438,7 @@ int pres_state_open(pres_state *ps, const char *sid, const char *user, const cha
     tl_remove(ps, u);
     if (user_apply(u, status, metadata, &changed, prev) < 0)
         return PRES_ERR_NOMEM;
+    seen(u, now);
     if (changed && emit_update(out, u, prev, now) < 0)
         return PRES_ERR_NOMEM;
     return PRES_OK;
@@ -444,7 +465,7 @@ int pres_state_assert(pres_state *ps, const char *sid, const char *user, const c
         u->metadata = metadata ? strdup(metadata) : NULL;
         u->since = now;
     }
-    u->last_seen = now;
+    seen(u, now);
     for (size_t i = 0; i < nrooms; i++) {
         bool first;
         if (sock_join(ps, s, rooms[i], &first) < 0)
@@ -495,7 +516,7 @@ int pres_state_close(pres_state *ps, const char *sid, bool graceful, int64_t now
     }
     snprintf(u->last_sid, sizeof(u->last_sid), "%s", sid);
     sock_unlink(ps, s);
-    u->last_seen = now;
+    seen(u, now);
     int rc = PRES_OK;
     if (u->nsocks == 0) {
         if (graceful && ps->grace_ms > 0)
@@ -518,7 +539,7 @@ int pres_state_join(pres_state *ps, const char *sid, const char *room, int64_t n
     bool first;
     if (sock_join(ps, s, room, &first) < 0)
         return PRES_ERR_NOMEM;
-    s->user->last_seen = now;
+    seen(s->user, now);
     if (first && emit_room(out, PRES_EV_ROOM_JOIN, s->user, room, now) < 0)
         return PRES_ERR_NOMEM;
     return PRES_OK;
@@ -530,7 +551,7 @@ int pres_state_leave(pres_state *ps, const char *sid, const char *room, int64_t 
     ps_sock *s = sock_get(ps, sid);
     if (!s)
         return PRES_ERR_NO_SOCKET;
-    s->user->last_seen = now;
+    seen(s->user, now);
     int i = sock_room_index(s, room);
     if (i < 0)
         return PRES_OK;
@@ -548,11 +569,13 @@ int pres_state_status(pres_state *ps, const char *sid, const char *status, const
     if (!s)
         return PRES_ERR_NO_SOCKET;
     ps_user *u = s->user;
-    u->last_seen = now;
+    /* Turning invisible: lastSeen is this moment, then stays. */
+    seen(u, now);
     char prev[PRES_STATUS_MAX + 1];
     bool changed;
     if (user_apply(u, status, metadata, &changed, prev) < 0)
         return PRES_ERR_NOMEM;
+    seen(u, now);
     if (changed && emit_update(out, u, prev, now) < 0)
         return PRES_ERR_NOMEM;
     return PRES_OK;
@@ -563,7 +586,7 @@ int pres_state_touch(pres_state *ps, const char *sid, int64_t now)
     ps_sock *s = sock_get(ps, sid);
     if (!s)
         return PRES_ERR_NO_SOCKET;
-    s->user->last_seen = now;
+    seen(s->user, now);
     return PRES_OK;
 }
 

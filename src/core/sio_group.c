@@ -25,6 +25,21 @@ static size_t group_key(char *out, size_t cap, const char *nsp, const char *grou
 
 #define GROUP_KEY_MAX (2 + SIO_NSP_MAX + 1024)
 
+/* The position of group `g` in s->groups, or -1: looked up from whichever side is shorter. */
+static int membership_of(const sio_sock *s, const sio_group *g)
+{
+    if (s->ngroups <= g->n) {
+        for (uint32_t i = 0; i < s->ngroups; i++)
+            if (s->groups[i].g == g)
+                return (int)i;
+        return -1;
+    }
+    for (uint32_t i = 0; i < g->n; i++)
+        if (g->members[i].s == s)
+            return (int)g->members[i].gi;
+    return -1;
+}
+
 int sio_groups_add(sio_sock *s, const char *group)
 {
     sio_server *srv = s->conn->srv;
@@ -34,9 +49,8 @@ int sio_groups_add(sio_sock *s, const char *group)
         return -1;
     sio_group *g = map_get(&srv->groups, key, klen);
     if (g) {
-        for (uint32_t i = 0; i < s->ngroups; i++)
-            if (s->groups[i].g == g)
-                return 0;
+        if (membership_of(s, g) >= 0)
+            return 0;
     } else {
         g = calloc(1, sizeof(*g));
         if (!g || !(g->key = malloc(klen)) || map_put(&srv->groups, key, klen, g) < 0) {
@@ -51,8 +65,9 @@ int sio_groups_add(sio_sock *s, const char *group)
     if (VEC_RESERVE(g->members, g->n, g->cap, 4) < 0 ||
         VEC_RESERVE(s->groups, s->ngroups, s->capgroups, 2) < 0)
         goto undo;
-    s->groups[s->ngroups++] = (sio_membership){.g = g, .idx = g->n};
-    g->members[g->n++] = s;
+    s->groups[s->ngroups] = (sio_membership){.g = g, .idx = g->n};
+    g->members[g->n++] = (sio_member){.s = s, .gi = s->ngroups};
+    s->ngroups++;
     return 0;
 undo:
     if (g->n == 0) {
@@ -68,16 +83,17 @@ void sio_groups_remove_at(sio_sock *s, uint32_t gi)
 {
     sio_membership m = s->groups[gi];
     sio_group *g = m.g;
-    /* Swap-remove from the group, then fix the moved socket's record of its position. */
-    sio_sock *moved = g->members[--g->n];
-    g->members[m.idx] = moved;
-    if (moved != s)
-        for (uint32_t i = 0; i < moved->ngroups; i++)
-            if (moved->groups[i].g == g) {
-                moved->groups[i].idx = m.idx;
-                break;
-            }
-    s->groups[gi] = s->groups[--s->ngroups];
+    /* Swap-remove on both sides, telling each moved entry its new position. */
+    sio_member last = g->members[--g->n];
+    if (m.idx != g->n) {
+        g->members[m.idx] = last;
+        last.s->groups[last.gi].idx = m.idx;
+    }
+    sio_membership lastm = s->groups[--s->ngroups];
+    if (gi != s->ngroups) {
+        s->groups[gi] = lastm;
+        lastm.g->members[lastm.idx].gi = gi;
+    }
     if (g->n == 0) {
         map_del(&s->conn->srv->groups, g->key, g->klen);
         free(g->key);
@@ -90,10 +106,8 @@ static int group_find(const sio_sock *s, const char *group)
 {
     char key[GROUP_KEY_MAX];
     size_t klen = group_key(key, sizeof(key), s->conn->srv->nsps[s->nsp], group);
-    for (uint32_t i = 0; klen && i < s->ngroups; i++)
-        if (s->groups[i].g->klen == klen && memcmp(s->groups[i].g->key, key, klen) == 0)
-            return (int)i;
-    return -1;
+    sio_group *g = klen ? map_get(&s->conn->srv->groups, key, klen) : NULL;
+    return g ? membership_of(s, g) : -1;
 }
 
 int sio_group_join(sio_sock *s, const char *group)
@@ -136,7 +150,7 @@ long sio_broadcast(sio_server *srv, const char *nsp, const char *group, const ch
     /* Sending never removes members synchronously (a full queue only schedules a close), so
      * the member array is stable during the loop. */
     for (uint32_t i = 0; i < g->n; i++)
-        if (sio_conn_queue(g->members[i]->conn, f, true) == 0)
+        if (sio_conn_queue(g->members[i].s->conn, f, true) == 0)
             sent++;
     frame_unref(f);
     return sent;
@@ -145,9 +159,19 @@ long sio_broadcast(sio_server *srv, const char *nsp, const char *group, const ch
 long sio_broadcast_groups(sio_server *srv, const char *nsp, const char *const *groups,
                           size_t ngroups, const char *event, const cJSON *args)
 {
+    return sio_broadcast_except(srv, nsp, groups, ngroups, NULL, 0, event, args);
+}
+
+long sio_broadcast_except(sio_server *srv, const char *nsp, const char *const *groups,
+                          size_t ngroups, sio_sock *const *except, size_t nexcept,
+                          const char *event, const cJSON *args)
+{
     frame *f = NULL;
     long sent = 0;
     uint32_t round = ++srv->round;
+    /* Those left out count as reached already. */
+    for (size_t i = 0; i < nexcept; i++)
+        except[i]->stamp = round;
     for (size_t i = 0; i < ngroups; i++) {
         char key[GROUP_KEY_MAX];
         size_t klen = group_key(key, sizeof(key), nsp, groups[i]);
@@ -158,7 +182,7 @@ long sio_broadcast_groups(sio_server *srv, const char *nsp, const char *const *g
         if (!f && !(f = sio_frame_event(nsp, event, args, SIO_NO_ACK, 0)))
             return -1;
         for (uint32_t j = 0; j < g->n; j++) {
-            sio_sock *s = g->members[j];
+            sio_sock *s = g->members[j].s;
             if (s->stamp == round)
                 continue;
             s->stamp = round;

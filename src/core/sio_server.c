@@ -80,6 +80,18 @@ void sio_server_on_disconnect(sio_server *srv, sio_disconnect_fn fn, void *ud)
     srv->on_disconnect_ud = ud;
 }
 
+void sio_server_on_unhandled(sio_server *srv, sio_unhandled_fn fn, void *ud)
+{
+    srv->on_unhandled = fn;
+    srv->on_unhandled_ud = ud;
+}
+
+void sio_server_on_conn_close(sio_server *srv, sio_conn_close_fn fn, void *ud)
+{
+    srv->on_conn_close = fn;
+    srv->on_conn_close_ud = ud;
+}
+
 int sio_server_on(sio_server *srv, const char *event, sio_event_fn fn, void *ud)
 {
     sio_handler *h = map_get(&srv->handlers, event, strlen(event));
@@ -176,6 +188,23 @@ void *sio_conn_io(const sio_conn *c)
     return c->io;
 }
 
+void sio_conn_set_data(sio_conn *c, void *data)
+{
+    c->data = data;
+}
+
+void *sio_conn_data(const sio_conn *c)
+{
+    return c->data;
+}
+
+void sio_conn_peer(sio_conn *c, char out[SIO_PEER_MAX])
+{
+    out[0] = 0;
+    if (c->srv->ops.peer)
+        c->srv->ops.peer(c, c->io, out);
+}
+
 sio_conn *sio_server_find(sio_server *srv, const char *sid, size_t len)
 {
     return map_get(&srv->conns, sid, len);
@@ -214,6 +243,8 @@ void sio_conn_free(sio_conn *c, const char *reason)
         c->socks = s->next;
         sock_free(s, reason);
     }
+    if (srv->on_conn_close)
+        srv->on_conn_close(c, srv->on_conn_close_ud);
     pending_clear(c);
     map_del(&srv->conns, c->eio.sid, EIO_SID_LEN);
     eio_session_deinit(&c->eio);
@@ -384,6 +415,22 @@ int sio_ack(sio_sock *s, int64_t ack_id, const cJSON *args, const sio_binary *bi
     return send_binary(s->conn, bin);
 }
 
+int sio_ack_text(sio_sock *s, int64_t ack_id, const char *json, size_t len)
+{
+    buf hdr;
+    buf_init(&hdr);
+    frame *f = NULL;
+    /* One copy of the arguments, into the frame: answers can be large. */
+    if (sio_header_encode(&hdr, SIO_ACK, sio_sock_nsp(s), ack_id, 0) == 0 &&
+        (f = frame_new(EIO_MESSAGE, false, hdr.len + len))) {
+        memcpy(frame_payload(f), hdr.data, hdr.len);
+        memcpy(frame_payload(f) + hdr.len, json, len);
+        frame_payload(f)[hdr.len + len] = 0;
+    }
+    buf_deinit(&hdr);
+    return send_owned(s->conn, f);
+}
+
 /* ---- receiving ---- */
 
 static int send_connect_error(sio_conn *c, const char *nsp, const char *message)
@@ -410,30 +457,40 @@ static int send_connect_ok(sio_sock *s)
     return send_owned(s->conn, f);
 }
 
+/* A reply could not be queued: the connection is closing already (its queue overflowed, or a
+ * hook closed it), which is no error of the packet's; or memory ran out. Returns 0 or -1. */
+static int reply_failed(sio_conn *c, const char **reason)
+{
+    if (c->closing)
+        return 0;
+    *reason = "out of memory";
+    return -1;
+}
+
 /* CONNECT (spec: "Connection to a namespace"): the authorisation hook decides before anything is
  * sent, so a rejected socket gets only CONNECT_ERROR; the connected hook runs after the CONNECT
  * reply is queued, so whatever it emits reaches the client after the reply. */
-static int receive_connect(sio_conn *c, sio_packet *p)
+static int receive_connect(sio_conn *c, sio_packet *p, const char **reason)
 {
     sio_server *srv = c->srv;
     int nsp = nsp_index(srv, p->nsp);
     if (nsp < 0)
-        return send_connect_error(c, p->nsp, "Invalid namespace") < 0 ? -1 : 0;
+        return send_connect_error(c, p->nsp, "Invalid namespace") < 0 ? reply_failed(c, reason) : 0;
     sio_sock *s = conn_sock(c, nsp);
     if (s) /* a repeated CONNECT gets the same answer again */
-        return send_connect_ok(s) < 0 ? -1 : 0;
+        return send_connect_ok(s) < 0 ? reply_failed(c, reason) : 0;
     if (!(s = sock_new(c, nsp)))
-        return -1;
+        return reply_failed(c, reason);
     const char *reject = "Connection rejected";
     if (srv->on_connect && srv->on_connect(s, p->data, &reject, srv->on_connect_ud) < 0) {
         sock_unlink(s);
         sock_free(s, "rejected");
-        return send_connect_error(c, p->nsp, reject) < 0 ? -1 : 0;
+        return send_connect_error(c, p->nsp, reject) < 0 ? reply_failed(c, reason) : 0;
     }
     s->announced = true;
     c->connect_deadline = 0;
     if (send_connect_ok(s) < 0)
-        return -1;
+        return reply_failed(c, reason);
     if (srv->on_connected)
         srv->on_connected(s, p->data, srv->on_connected_ud);
     return 0;
@@ -444,11 +501,12 @@ static void dispatch_event(sio_sock *s, sio_packet *p, const sio_binary *bin)
     sio_server *srv = s->conn->srv;
     const char *name = sio_packet_event_name(p);
     sio_handler *h = map_get(&srv->handlers, name, strlen(name));
-    if (!h)
-        return;
     /* Detach the name so the handler sees only the arguments. */
     cJSON *first = cJSON_DetachItemFromArray(p->data, 0);
-    h->fn(s, first->valuestring, p->data, bin, p->ack_id, h->ud);
+    if (h)
+        h->fn(s, first->valuestring, p->data, bin, p->ack_id, h->ud);
+    else if (srv->on_unhandled)
+        srv->on_unhandled(s, first->valuestring, p->data, p->ack_id, srv->on_unhandled_ud);
     cJSON_Delete(first);
 }
 
@@ -464,14 +522,17 @@ static void dispatch_ack(sio_sock *s, sio_packet *p, const sio_binary *bin)
         }
     }
     /* An ack nobody waits for (answered twice, or after a restart) is ignored, as the
-     * reference server does. */
+     * reference server does; the handlers still hear of it (it is a message all the same). */
+    sio_server *srv = s->conn->srv;
+    if (srv->on_unhandled)
+        srv->on_unhandled(s, NULL, p->data, p->ack_id, srv->on_unhandled_ud);
 }
 
 /* Deliver a complete packet (attachments, if any, collected). Returns 0 or -1 to close. */
 static int deliver(sio_conn *c, sio_packet *p, const sio_binary *bin, const char **reason)
 {
     if (p->type == SIO_CONNECT)
-        return receive_connect(c, p);
+        return receive_connect(c, p, reason);
     int nsp = nsp_index(c->srv, p->nsp);
     sio_sock *s = nsp >= 0 ? conn_sock(c, nsp) : NULL;
     if (!s) {
@@ -482,7 +543,7 @@ static int deliver(sio_conn *c, sio_packet *p, const sio_binary *bin, const char
     switch (p->type) {
     case SIO_DISCONNECT:
         sock_unlink(s);
-        sock_free(s, "client namespace disconnect");
+        sock_free(s, SIO_REASON_CLIENT);
         return 0;
     case SIO_EVENT:
     case SIO_BINARY_EVENT:

@@ -16,9 +16,16 @@ typedef struct sio_pending_ack {
     void *ud;
 } sio_pending_ack;
 
+/* A socket in a group, and where the group is in that socket's list: each side records the
+ * other's position, so that leaving a group is O(1) however many groups or members there are. */
+typedef struct sio_member {
+    sio_sock *s;
+    uint32_t gi; /* position of the group in s->groups */
+} sio_member;
+
 /* A named set of sockets; `key` is the map key that names it. */
 typedef struct sio_group {
-    sio_sock **members;
+    sio_member *members;
     uint32_t n, cap;
     char *key;
     size_t klen;
@@ -50,6 +57,7 @@ struct sio_conn {
     sio_sock *socks;
     uint64_t connect_deadline; /* 0 once a namespace was joined */
     bool closing;
+    void *data; /* the handlers' (sio_conn_set_data) */
     /* A BINARY_* packet waiting for its attachments (spec: "Binary packets"); NULL almost
      * always, so it lives on the heap rather than in every connection. */
     struct sio_pending *pending;
@@ -81,6 +89,10 @@ struct sio_server {
     void *on_connected_ud;
     sio_disconnect_fn on_disconnect;
     void *on_disconnect_ud;
+    sio_unhandled_fn on_unhandled;
+    void *on_unhandled_ud;
+    sio_conn_close_fn on_conn_close;
+    void *on_conn_close_ud;
 };
 
 /* Queue `f` on `c`; `bulk` when it is one of a broadcast (io may hold those back briefly).

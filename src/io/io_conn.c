@@ -2,6 +2,7 @@
  * (sio_conn) over whichever transport it uses now, with the timer that drives the core's
  * deadlines (ping, timeouts).
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -238,7 +239,17 @@ int io_conn_packet(io_conn *c, eio_transport via, const eio_packet *p)
     return 0;
 }
 
+/* The client's address, for limits per address in the handlers ("" when unknown). */
+static void on_core_peer(sio_conn *sc, void *io, char out[SIO_PEER_MAX])
+{
+    (void)sc;
+    char text[IO_ADDR_MAX];
+    io_addr_text(&((io_conn *)io)->addr, text);
+    snprintf(out, SIO_PEER_MAX, "%s", strcmp(text, "-") == 0 ? "" : text);
+}
+
 sio_io_ops io_conn_ops(void)
 {
-    return (sio_io_ops){.wake = on_core_wake, .close = on_core_close, .make_id = make_id};
+    return (sio_io_ops){
+        .wake = on_core_wake, .close = on_core_close, .make_id = make_id, .peer = on_core_peer};
 }

@@ -5,8 +5,6 @@
 
 #include "io_server_impl.h"
 
-#define IO_FLUSH_LONG_NS 1000000 /* a bulk flush this long makes the next one wait as long */
-
 /* The header of an unmasked server frame with FIN set (RFC 6455 §5.2). Returns its length. */
 static size_t ws_frame_header(uint8_t *out, bool binary, size_t len)
 {
@@ -74,41 +72,39 @@ int io_ws_send_batch(io_server *srv, struct lws *wsi, eio_session *s)
  * choked, or that has more queued than one batch, asks lws for WRITEABLE.
  *
  * Sessions that got a frame of their own (an answer, a ping) are written in the same loop
- * iteration. Sessions that only got broadcast frames are written in the same iteration too,
- * unless the previous bulk flush took long (a broadcast to thousands of sockets): then they wait
- * as long as it took. Broadcasts queued meanwhile leave together, one send() per socket for all
- * of them, and under a stream of broadcasts writing takes about half of the loop's time, the rest
- * going to connects, commands and the store. Light traffic never waits. */
+ * iteration. Sessions that only got broadcast frames go on the bulk list, in the order they got
+ * them, and are written for at most IO_FLUSH_SLICE_NS per loop turn: a broadcast to thousands of
+ * sockets then never holds the loop for long (connects, commands and Redis replies run between
+ * slices), and it never waits for anything but the writes queued before it. A session written
+ * earlier in a long pass goes back to the end of the list when its next frame comes: broadcasts
+ * that arrive meanwhile leave together, one send() per socket for all of them, so the busier the
+ * stream of broadcasts, the more frames each send() carries. */
+
+#define IO_FLUSH_SLICE_NS 4000000 /* bulk writes per loop turn, at most */
+#define IO_FLUSH_CLOCK_EVERY 32   /* sessions written between two reads of the clock */
 
 static void flush_idle_cb(uv_idle_t *h);
-static void flush_timer_cb(uv_timer_t *t);
 
-static io_conn **flush_head(io_server *srv, uint8_t list)
-{
-    return list == FLUSH_NOW ? &srv->flush_now : &srv->flush_bulk;
-}
-
-/* Make the loop come back for the lists: at once, or when the bulk list's wait is over. */
+/* Make the loop come back for the lists without blocking. */
 static void flush_arm(io_server *srv)
 {
-    uint64_t now = uv_hrtime();
-    if (srv->flush_now || (srv->flush_bulk && now >= srv->bulk_after)) {
-        uv_idle_start(&srv->flush_idle, flush_idle_cb);
-    } else if (srv->flush_bulk && !uv_is_active((uv_handle_t *)&srv->flush_timer)) {
-        uv_timer_start(&srv->flush_timer, flush_timer_cb, (srv->bulk_after - now) / 1000000 + 1, 0);
-    }
+    uv_idle_start(&srv->flush_idle, flush_idle_cb);
 }
 
 void io_flush_remove(io_conn *c)
 {
-    if (c->flush_on == FLUSH_NONE)
+    uint8_t list = c->flush_on;
+    if (list == FLUSH_NONE)
         return;
+    io_server *srv = c->srv;
     if (c->fprev)
         c->fprev->fnext = c->fnext;
     else
-        *flush_head(c->srv, c->flush_on) = c->fnext;
+        srv->flush_head[list] = c->fnext;
     if (c->fnext)
         c->fnext->fprev = c->fprev;
+    else
+        srv->flush_tail[list] = c->fprev;
     c->flush_on = FLUSH_NONE;
     c->fprev = c->fnext = NULL;
 }
@@ -125,14 +121,15 @@ void io_flush_add(io_conn *c, bool bulk)
         return;
     }
     io_flush_remove(c); /* from the bulk list to the one written now */
-    io_conn **head = flush_head(srv, want);
-    bool was_empty = *head == NULL;
+    bool was_empty = srv->flush_head[want] == NULL;
     c->flush_on = want;
-    c->fprev = NULL;
-    c->fnext = *head;
-    if (*head)
-        (*head)->fprev = c;
-    *head = c;
+    c->fnext = NULL;
+    c->fprev = srv->flush_tail[want];
+    if (c->fprev)
+        c->fprev->fnext = c;
+    else
+        srv->flush_head[want] = c;
+    srv->flush_tail[want] = c;
     /* A broadcast lists thousands of sessions: the loop is armed by the first of each list
      * (and again by flush_all for whatever it leaves). */
     if (was_empty)
@@ -163,34 +160,28 @@ static void ws_flush(io_conn *c)
         lws_callback_on_writable(wsi);
 }
 
-static void flush_drain(io_server *srv, uint8_t list)
+/* Write the sessions of `list` from its head until it is empty or, past `deadline` (uv_hrtime();
+ * 0: none), the time is up. */
+static void flush_drain(io_server *srv, uint8_t list, uint64_t deadline)
 {
     io_conn *c;
-    while ((c = *flush_head(srv, list))) {
+    unsigned n = 0;
+    while ((c = srv->flush_head[list])) {
         io_flush_remove(c);
         ws_flush(c);
+        if (deadline && ++n % IO_FLUSH_CLOCK_EVERY == 0 && uv_hrtime() >= deadline)
+            break;
     }
 }
 
 static void flush_all(io_server *srv)
 {
     uv_idle_stop(&srv->flush_idle);
-    flush_drain(srv, FLUSH_NOW);
-    uint64_t t0 = uv_hrtime();
-    if (srv->flush_bulk && t0 >= srv->bulk_after) {
-        flush_drain(srv, FLUSH_BULK);
-        uint64_t t1 = uv_hrtime();
-        srv->bulk_after = t1 - t0 >= IO_FLUSH_LONG_NS ? t1 + (t1 - t0) : 0;
-    }
-    if (srv->flush_now || srv->flush_bulk)
+    flush_drain(srv, FLUSH_NOW, 0);
+    if (srv->flush_head[FLUSH_BULK])
+        flush_drain(srv, FLUSH_BULK, uv_hrtime() + IO_FLUSH_SLICE_NS);
+    if (srv->flush_head[FLUSH_NOW] || srv->flush_head[FLUSH_BULK])
         flush_arm(srv);
-}
-
-static void flush_timer_cb(uv_timer_t *t)
-{
-    io_server *srv = t->data;
-    srv->bulk_after = 0; /* the loop's clock may run behind uv_hrtime(): the wait is over */
-    flush_all(srv);
 }
 
 static void flush_check_cb(uv_check_t *h)
@@ -211,8 +202,6 @@ void io_flush_init(io_server *srv)
     uv_unref((uv_handle_t *)&srv->flush_check);
     uv_idle_init(srv->loop, &srv->flush_idle);
     srv->flush_idle.data = srv;
-    uv_timer_init(srv->loop, &srv->flush_timer);
-    srv->flush_timer.data = srv;
 }
 
 void io_flush_close(io_server *srv)
@@ -221,6 +210,4 @@ void io_flush_close(io_server *srv)
     uv_close((uv_handle_t *)&srv->flush_check, NULL);
     uv_idle_stop(&srv->flush_idle);
     uv_close((uv_handle_t *)&srv->flush_idle, NULL);
-    uv_timer_stop(&srv->flush_timer);
-    uv_close((uv_handle_t *)&srv->flush_timer, NULL);
 }

@@ -41,8 +41,9 @@ int io_respond(struct lws *wsi, io_pss *pss, unsigned status, const char *ctype,
 /* An Engine.IO error answer (spec: the reference server's error codes). */
 int io_respond_error(struct lws *wsi, io_pss *pss, unsigned status, int code, const char *msg)
 {
-    char body[160];
-    int n = snprintf(body, sizeof(body), "{\"code\":%d,\"message\":\"%s\"}", code, msg);
+    char body[256];
+    int n = snprintf(body, sizeof(body), "{\"code\":%d,\"message\":\"%s\"%s}", code, msg,
+                     status == HTTP_STATUS_FORBIDDEN ? IO_FORBIDDEN_HINT : "");
     io_refused(lws_vhost_user(lws_get_vhost(wsi)), wsi, -1, status, msg);
     return io_respond(wsi, pss, status, "application/json", body, (size_t)n);
 }

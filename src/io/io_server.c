@@ -276,19 +276,29 @@ static void server_release(io_server *srv)
     free(srv);
 }
 
-/* The libwebsockets side: context, vhosts and the shared listener. On failure nothing of it
- * is left. */
+/* The libwebsockets side: context, vhosts and the shared listener. On failure the context, if
+ * one was made, is left for server_destroy(). */
 static int server_lws_start(io_server *srv)
 {
     struct lws_context_creation_info info;
     if (server_context_new(srv, &info) < 0)
         return -1;
-    if (server_vhosts_new(srv, &info) < 0 || io_listen_start(srv) < 0) {
+    return server_vhosts_new(srv, &info) < 0 || io_listen_start(srv) < 0 ? -1 : 0;
+}
+
+/* Destroy the context and release the server, after a failed start as after a shutdown. On a
+ * foreign loop lws only begins destroying the context: its handles close on the loop, and what
+ * it frees then (the sockets of vhosts that did listen) still calls back into this server, so
+ * `srv` must outlive the loop run. A second call finishes once the handles are closed. */
+static void server_destroy(io_server *srv)
+{
+    if (srv->ctx)
         lws_context_destroy(srv->ctx);
-        srv->ctx = NULL;
-        return -1;
-    }
-    return 0;
+    /* Our own handles, closed by io_server_shutdown(), finish closing here too. */
+    uv_run(srv->loop, UV_RUN_DEFAULT);
+    if (srv->ctx)
+        lws_context_destroy(srv->ctx);
+    server_release(srv);
 }
 
 io_server *io_server_new(uv_loop_t *loop, const io_server_opts *opts)
@@ -308,7 +318,7 @@ io_server *io_server_new(uv_loop_t *loop, const io_server_opts *opts)
         io_addr_init(srv) < 0 || io_listen_prepare(srv) < 0 ||
         io_origins_parse(srv, opts->allowed_origins) < 0 ||
         !(srv->sio = sio_server_new(&opts->sio, &ops)) || server_lws_start(srv) < 0) {
-        server_release(srv);
+        server_destroy(srv);
         return NULL;
     }
     io_poll_init(srv);
@@ -341,12 +351,6 @@ void io_server_shutdown(io_server *srv)
 
 void io_server_free(io_server *srv)
 {
-    if (!srv)
-        return;
-    lws_context_destroy(srv->ctx);
-    /* Let lws and our handles finish closing on the loop; with a foreign loop lws finishes
-     * freeing the context in a second call once its handles are closed. */
-    uv_run(srv->loop, UV_RUN_DEFAULT);
-    lws_context_destroy(srv->ctx);
-    server_release(srv);
+    if (srv)
+        server_destroy(srv);
 }

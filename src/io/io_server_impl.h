@@ -39,6 +39,10 @@ _Static_assert(LWS_PRE <= FRAME_HEADROOM, "frames must leave room for the WebSoc
 
 #define IO_ARG_MAX 128 /* longest query argument value we look at */
 #define IO_ORIGIN_MAX 256
+/* The member a 403 (a refused Origin) adds to the reference server's {code, message}: what to
+ * change. */
+#define IO_FORBIDDEN_HINT                                                                          \
+    ",\"hint\":\"the request's Origin is not allowed: add it to allowed_origins\""
 #define IO_WS_BATCH 65536 /* WebSocket bytes written by one send() at most */
 /* A request head (request line and headers) is at most this long: libwebsockets' header buffer,
  * and what io_listen.c checks a connection's first request against before lws sees it. */
@@ -140,10 +144,9 @@ struct io_server {
     size_t norigins, caporigins;
     bool any_origin;
     io_conn *conns;
-    io_conn *flush_now;     /* sessions with WebSocket frames to write this loop iteration */
-    io_conn *flush_bulk;    /* sessions with only broadcast frames: may wait (flush_all) */
-    uint64_t bulk_after;    /* uv_hrtime() before which the bulk list waits */
-    uv_timer_t flush_timer; /* wakes the loop when the bulk list's wait is over */
+    /* Sessions with WebSocket frames to write, in the order they got them (io_flush.c):
+     * [FLUSH_NOW] this loop iteration, [FLUSH_BULK] (only broadcast frames) a slice per turn. */
+    io_conn *flush_head[3], *flush_tail[3];
     uv_check_t flush_check; /* runs the flush after each iteration's I/O callbacks */
     uv_idle_t flush_idle;   /* active while the list is not empty: the loop must not block */
     uint8_t *batch;         /* LWS_PRE + IO_WS_BATCH bytes: frames coalesced into one send */

@@ -25,8 +25,9 @@ void io_ws_close(struct lws *wsi, uint16_t code)
  * Engine.IO error {"code":code,"message":msg}. */
 static int ws_refuse(io_server *srv, struct lws *wsi, unsigned status, int code, const char *msg)
 {
-    char body[160], resp[512];
-    snprintf(body, sizeof(body), "{\"code\":%d,\"message\":\"%s\"}", code, msg);
+    char body[256], resp[640];
+    snprintf(body, sizeof(body), "{\"code\":%d,\"message\":\"%s\"%s}", code, msg,
+             status == 403 ? IO_FORBIDDEN_HINT : "");
     io_refused(srv, wsi, -1, status, msg);
     int n = snprintf(resp, sizeof(resp),
                      "HTTP/1.1 %u %s\r\ncontent-type: application/json\r\ncontent-length: %zu\r\n"

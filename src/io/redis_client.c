@@ -23,7 +23,6 @@
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
 #define SUPERVISE_MS 250 /* how often pings are due and stalls are checked */
-#define SHA_LEN 40
 
 typedef enum conn_state { ST_DOWN = 0, ST_CONNECTING, ST_UP } conn_state;
 
@@ -35,14 +34,14 @@ struct redis_req {
     redis_req *next; /* in the failed list */
     redis_client *c;
     uint64_t gen;      /* connection it was sent on */
+    uint64_t sent_ms;  /* loop time it was sent */
     redis_reply_fn fn; /* caller's callback, or NULL for the client's own requests */
     void *ud;
-    req_internal_fn ifn;     /* the client's own handler (handshake, PING) */
-    size_t script;           /* index of the script for the NOSCRIPT fallback */
-    bool evalsha, fell_back; /* EVALSHA request, and whether it was resent as EVAL */
-    bool counted;            /* counted in `pending` until its (first) reply */
-    bool persistent;         /* a subscription: called per message, freed on NULL only */
-    int argc;                /* EVALSHA argv kept for the EVAL fallback (one allocation) */
+    req_internal_fn ifn;   /* the client's own handler (handshake, PING) */
+    bool fcall, fell_back; /* FCALL request, and whether it was sent again after a reload */
+    bool counted;          /* counted in `pending` until its (first) reply */
+    bool persistent;       /* a subscription: called per message, freed on NULL only */
+    int argc;              /* FCALL argv kept for that second call (one allocation) */
     const char **argv;
     size_t *lens;
     char numkeys[12];
@@ -68,9 +67,7 @@ struct redis_client {
     uv_loop_t *loop;
     char name[32];
     addr_redis addr;
-    const redis_script *scripts;
-    size_t nscripts;
-    char (*sha)[SHA_LEN + 1];
+    const char *library;
     uint32_t ping_ms, stall_ms;
     void (*up)(const char *run_id, void *ud);
     void (*down)(void *ud);
@@ -89,9 +86,12 @@ struct redis_client {
     redisAsyncContext *ac;
     conn_state state;
     uint64_t gen;
-    unsigned pending;       /* requests of this connection without a reply yet */
-    uint64_t last_progress; /* ms: last reply, or when `pending` left 0 */
-    uint64_t last_ping;     /* ms */
+    unsigned pending;        /* requests of this connection without a reply yet */
+    uint64_t last_progress;  /* ms: last reply, or when `pending` left 0 */
+    uint64_t oldest_ms;      /* ms: no later than the sending of the oldest request unanswered */
+    uint64_t down_ms;        /* ms: when the connection was last not up (lost, or never up) */
+    uint64_t last_ping;      /* ms */
+    uint64_t last_supervise; /* ms: the previous supervision round */
     bool ping_out;
     unsigned handshake_left;
     char run_id[REDIS_RUN_ID_MAX];
@@ -171,8 +171,9 @@ static int req_send(redis_client *c, redis_req *r, int argc, const char **argv, 
         return -1;
     r->gen = c->gen;
     r->counted = true;
+    r->sent_ms = uv_now(c->loop);
     if (c->pending++ == 0)
-        c->last_progress = uv_now(c->loop);
+        c->last_progress = c->oldest_ms = r->sent_ms;
     return 0;
 }
 
@@ -211,10 +212,22 @@ static void on_subscribed_reply(redis_req *r, const redisReply *reply)
         r->fn(reply, r->ud);
 }
 
-static bool is_noscript(const redisReply *reply)
+static bool is_no_function(const redisReply *reply)
 {
-    return reply && reply->type == REDIS_REPLY_ERROR && reply->len >= 8 &&
-           memcmp(reply->str, "NOSCRIPT", 8) == 0;
+    static const char msg[] = "ERR Function not found";
+    return reply && reply->type == REDIS_REPLY_ERROR && reply->len >= sizeof(msg) - 1 &&
+           memcmp(reply->str, msg, sizeof(msg) - 1) == 0;
+}
+
+static int send_internal(redis_client *c, req_internal_fn ifn, int argc, const char **argv,
+                         const size_t *lens);
+static void on_reload(redis_client *c, const redisReply *reply, redis_req *r);
+
+static int library_load(redis_client *c, req_internal_fn ifn)
+{
+    const char *argv[] = {"FUNCTION", "LOAD", "REPLACE", c->library};
+    size_t lens[] = {8, 4, 7, strlen(c->library)};
+    return send_internal(c, ifn, 4, argv, lens);
 }
 
 static void on_reply(redisAsyncContext *ac, void *reply_, void *privdata)
@@ -227,6 +240,9 @@ static void on_reply(redisAsyncContext *ac, void *reply_, void *privdata)
         r->counted = false;
         if (r->gen == c->gen && c->pending > 0) {
             c->pending--;
+            /* Replies come in the order of the requests: the next one unanswered was sent no
+             * earlier than this one. */
+            c->oldest_ms = r->sent_ms;
             if (reply)
                 c->last_progress = uv_now(c->loop);
         }
@@ -247,15 +263,11 @@ static void on_reply(redisAsyncContext *ac, void *reply_, void *privdata)
         }
         reply = NULL;
     }
-    if (r->evalsha && !r->fell_back && is_noscript(reply) && !c->closing) {
-        /* The script cache was emptied under us (SCRIPT FLUSH, or a restart we have not
-         * noticed yet): send the script itself. */
+    if (r->fcall && !r->fell_back && is_no_function(reply) && !c->closing) {
+        /* The library was deleted under us (FUNCTION FLUSH or DELETE): load it again and call
+         * once more, behind the load on the same connection. */
         r->fell_back = true;
-        r->argv[0] = "EVAL";
-        r->lens[0] = 4;
-        r->argv[1] = c->scripts[r->script].body;
-        r->lens[1] = strlen(r->argv[1]);
-        if (req_send(c, r, r->argc, r->argv, r->lens) == 0)
+        if (library_load(c, on_reload) == 0 && req_send(c, r, r->argc, r->argv, r->lens) == 0)
             return;
         reply = NULL;
     }
@@ -405,13 +417,13 @@ static bool view_command(redis_client *v, int argc, const char **argv, const siz
     return true;
 }
 
-static bool view_script(redis_client *v, size_t script, int nkeys, int argc, const char **argv,
-                        const size_t *lens, redis_reply_fn fn, void *ud)
+static bool view_fcall(redis_client *v, const char *name, int nkeys, int argc, const char **argv,
+                       const size_t *lens, redis_reply_fn fn, void *ud)
 {
     view_wait *w = v->state == ST_UP ? view_wait_new(v, fn, ud) : NULL;
     if (!w)
         return false;
-    redis_client_script(v->node, script, nkeys, argc, argv, lens, on_view_reply, w);
+    redis_client_fcall(v->node, name, nkeys, argc, argv, lens, on_view_reply, w);
     return true;
 }
 
@@ -430,14 +442,15 @@ void redis_client_command(redis_client *c, int argc, const char **argv, const si
         req_fail_later(c, r);
 }
 
-void redis_client_script(redis_client *c, size_t script, int nkeys, int argc, const char **argv,
-                         const size_t *lens, redis_reply_fn fn, void *ud)
+void redis_client_fcall(redis_client *c, const char *name, int nkeys, int argc, const char **argv,
+                        const size_t *lens, redis_reply_fn fn, void *ud)
 {
-    if (c->cluster && view_script(c, script, nkeys, argc, argv, lens, fn, ud))
+    if (c->cluster && view_fcall(c, name, nkeys, argc, argv, lens, fn, ud))
         return;
     redis_req *r = req_new(c, fn, ud);
     int total = argc + 3;
-    size_t bytes = (size_t)total * (sizeof(char *) + sizeof(size_t));
+    size_t nlen = strlen(name);
+    size_t bytes = (size_t)total * (sizeof(char *) + sizeof(size_t)) + nlen;
     for (int i = 0; i < argc; i++)
         bytes += lens[i];
     char *block = r ? malloc(bytes) : NULL;
@@ -447,17 +460,18 @@ void redis_client_script(redis_client *c, size_t script, int nkeys, int argc, co
         fail_without_req(c, fn, ud);
         return;
     }
-    r->script = script;
-    r->evalsha = true;
+    r->fcall = true;
     r->argc = total;
     r->argv = (const char **)(void *)block;
     r->lens = (size_t *)(void *)(block + (size_t)total * sizeof(char *));
     char *data = (char *)(r->lens + total);
     snprintf(r->numkeys, sizeof(r->numkeys), "%d", nkeys);
-    r->argv[0] = "EVALSHA";
-    r->lens[0] = 7;
-    r->argv[1] = script < c->nscripts ? c->sha[script] : "";
-    r->lens[1] = SHA_LEN;
+    r->argv[0] = "FCALL";
+    r->lens[0] = 5;
+    memcpy(data, name, nlen);
+    r->argv[1] = data;
+    r->lens[1] = nlen;
+    data += nlen;
     r->argv[2] = r->numkeys;
     r->lens[2] = strlen(r->numkeys);
     for (int i = 0; i < argc; i++) {
@@ -466,8 +480,8 @@ void redis_client_script(redis_client *c, size_t script, int nkeys, int argc, co
         r->lens[3 + i] = lens[i];
         data += lens[i];
     }
-    if (script >= c->nscripts) {
-        log_error("unknown script", "conn=%s script=%zu", c->name, script);
+    if (!c->library) {
+        log_error("no function library on this connection", "conn=%s function=%s", c->name, name);
         req_fail_later(c, r);
         return;
     }
@@ -555,6 +569,8 @@ static void schedule_reconnect(redis_client *c)
 static void conn_lost(redis_client *c)
 {
     bool was_up = c->state == ST_UP;
+    if (was_up)
+        c->down_ms = uv_now(c->loop);
     c->ac = NULL;
     c->state = ST_DOWN;
     c->gen++;
@@ -684,18 +700,45 @@ static void on_info(redis_client *c, const redisReply *reply, redis_req *r)
     handshake_step(c);
 }
 
-static void on_script_load(redis_client *c, const redisReply *reply, redis_req *r)
+/* A Redis that is still loading its data (after a restart, or a replica syncing) answers PING
+ * with an error: it is not up until it serves what it holds. (INFO answers while loading.) */
+static void on_handshake_ping(redis_client *c, const redisReply *reply, redis_req *r)
 {
+    (void)r;
     if (!reply)
         return;
-    if (reply->type != REDIS_REPLY_STRING || reply->len != SHA_LEN) {
-        log_error("redis script load failed", "conn=%s script=%s err=\"%s\"", c->name,
-                  c->scripts[r->script].name, reply->str ? reply->str : "");
-        conn_drop(c, "SCRIPT LOAD failed");
+    if (!reply_ok(reply)) {
+        log_warn("redis is not serving yet", "conn=%s err=\"%s\"", c->name,
+                 reply->str ? reply->str : "");
+        conn_drop(c, "PING refused");
         return;
     }
-    memcpy(c->sha[r->script], reply->str, SHA_LEN + 1);
     handshake_step(c);
+}
+
+static void on_library_load(redis_client *c, const redisReply *reply, redis_req *r)
+{
+    (void)r;
+    if (!reply)
+        return;
+    if (reply->type != REDIS_REPLY_STRING) {
+        log_error("redis function library load failed", "conn=%s err=\"%s\"", c->name,
+                  reply->str ? reply->str : "");
+        conn_drop(c, "FUNCTION LOAD failed");
+        return;
+    }
+    handshake_step(c);
+}
+
+/* The library loaded again after a call found it gone: the call follows it. */
+static void on_reload(redis_client *c, const redisReply *reply, redis_req *r)
+{
+    (void)r;
+    if (reply && reply->type != REDIS_REPLY_STRING)
+        log_error("redis function library load failed", "conn=%s err=\"%s\"", c->name,
+                  reply->str ? reply->str : "");
+    else if (reply)
+        log_warn("redis function library was gone: loaded it again", "conn=%s", c->name);
 }
 
 static void on_ping(redis_client *c, const redisReply *reply, redis_req *r)
@@ -705,14 +748,13 @@ static void on_ping(redis_client *c, const redisReply *reply, redis_req *r)
         c->ping_out = false;
 }
 
-static int send_internal(redis_client *c, req_internal_fn ifn, size_t script, int argc,
-                         const char **argv, const size_t *lens)
+static int send_internal(redis_client *c, req_internal_fn ifn, int argc, const char **argv,
+                         const size_t *lens)
 {
     redis_req *r = req_new(c, NULL, NULL);
     if (!r)
         return -1;
     r->ifn = ifn;
-    r->script = script;
     if (req_send(c, r, argc, argv, lens) < 0) {
         req_free(r);
         return -1;
@@ -729,7 +771,7 @@ static int handshake_send(redis_client *c)
     if (c->addr.password[0]) {
         const char *argv[] = {"AUTH", c->addr.password};
         size_t lens[] = {4, strlen(c->addr.password)};
-        rc |= send_internal(c, on_auth, 0, 2, argv, lens);
+        rc |= send_internal(c, on_auth, 2, argv, lens);
         c->handshake_left++;
     }
     if (c->addr.db >= 0) {
@@ -737,25 +779,29 @@ static int handshake_send(redis_client *c)
         snprintf(db, sizeof(db), "%d", c->addr.db);
         const char *argv[] = {"SELECT", db};
         size_t lens[] = {6, strlen(db)};
-        rc |= send_internal(c, on_auth, 0, 2, argv, lens);
+        rc |= send_internal(c, on_auth, 2, argv, lens);
         c->handshake_left++;
     }
     if (c->primary_only) {
         const char *argv[] = {"ROLE"};
         size_t lens[] = {4};
-        rc |= send_internal(c, on_role, 0, 1, argv, lens);
+        rc |= send_internal(c, on_role, 1, argv, lens);
         c->handshake_left++;
     }
     {
         const char *argv[] = {"INFO", "server"};
         size_t lens[] = {4, 6};
-        rc |= send_internal(c, on_info, 0, 2, argv, lens);
+        rc |= send_internal(c, on_info, 2, argv, lens);
         c->handshake_left++;
     }
-    for (size_t i = 0; i < c->nscripts; i++) {
-        const char *argv[] = {"SCRIPT", "LOAD", c->scripts[i].body};
-        size_t lens[] = {6, 4, strlen(c->scripts[i].body)};
-        rc |= send_internal(c, on_script_load, i, 3, argv, lens);
+    {
+        const char *argv[] = {"PING"};
+        size_t lens[] = {4};
+        rc |= send_internal(c, on_handshake_ping, 1, argv, lens);
+        c->handshake_left++;
+    }
+    if (c->library) {
+        rc |= library_load(c, on_library_load);
         c->handshake_left++;
     }
     return rc;
@@ -847,6 +893,14 @@ static void on_supervise(uv_timer_t *t)
     if (!c->ac)
         return;
     uint64_t now = uv_now(c->loop);
+    /* A round that comes late means this process did not run (its loop was busy, or the host
+     * gave it no CPU): replies may be waiting unread, and timers run before the loop reads them.
+     * The time it lost is not Redis's silence. */
+    if (c->last_supervise && now - c->last_supervise > 2 * SUPERVISE_MS)
+        c->last_progress += now - c->last_supervise - SUPERVISE_MS;
+    c->last_supervise = now;
+    if (c->last_progress > now)
+        c->last_progress = now;
     if (c->pending > 0 && now - c->last_progress >= c->stall_ms) {
         bool connecting = c->state != ST_UP;
         conn_drop(c, connecting ? "connect timed out" : "no reply in time");
@@ -858,7 +912,7 @@ static void on_supervise(uv_timer_t *t)
         const char *argv[] = {"PING"};
         size_t lens[] = {4};
         c->last_ping = now;
-        if (send_internal(c, on_ping, 0, 1, argv, lens) == 0)
+        if (send_internal(c, on_ping, 1, argv, lens) == 0)
             c->ping_out = true;
     }
 }
@@ -872,7 +926,6 @@ static void on_handle_closed(uv_handle_t *h)
         return;
     void (*closed)(void *) = c->closed;
     void *ud = c->closed_ud;
-    free(c->sha);
     free(c);
     if (closed)
         closed(ud);
@@ -883,19 +936,13 @@ redis_client *redis_client_new(uv_loop_t *loop, const redis_client_cfg *cfg)
     redis_client *c = calloc(1, sizeof(*c));
     if (!c)
         return NULL;
-    c->sha = calloc(cfg->nscripts ? cfg->nscripts : 1, sizeof(*c->sha));
-    if (!c->sha) {
-        free(c);
-        return NULL;
-    }
     c->loop = loop;
     snprintf(c->name, sizeof(c->name), "%s", cfg->name ? cfg->name : "redis");
     if (cfg->addr)
         c->addr = *cfg->addr;
     else
         c->addr.db = -1; /* a cluster view: the node connections have theirs */
-    c->scripts = cfg->scripts;
-    c->nscripts = cfg->nscripts;
+    c->library = cfg->library;
     c->ping_ms = cfg->ping_ms;
     c->stall_ms = cfg->stall_ms ? cfg->stall_ms : 3000;
     c->up = cfg->up;
@@ -908,11 +955,11 @@ redis_client *redis_client_new(uv_loop_t *loop, const redis_client_cfg *cfg)
     c->slot = cfg->slot;
     c->ud = cfg->ud;
     if (c->cluster && rc_view_add(c->cluster, c) < 0) {
-        free(c->sha);
         free(c);
         return NULL;
     }
     c->backoff_ms = BACKOFF_MIN_MS;
+    c->down_ms = uv_now(loop);
     uv_timer_t *timers[] = {&c->supervise, &c->reconnect, &c->defer};
     for (size_t i = 0; i < 3; i++) {
         uv_timer_init(loop, timers[i]);
@@ -1015,4 +1062,14 @@ void redis_client_subscribe(redis_client *c, const char *channel, redis_reply_fn
     size_t lens[] = {9, strlen(channel)};
     if (c->state != ST_UP || req_send(c, r, 2, argv, lens) < 0)
         req_fail_later(c, r);
+}
+
+uint64_t redis_client_backlog_ms(const redis_client *c)
+{
+    if (c->cluster && c->node && c->state == ST_UP)
+        return redis_client_backlog_ms(c->node); /* a view sends on its node's connection */
+    uint64_t now = uv_now(c->loop);
+    if (c->state != ST_UP)
+        return now - c->down_ms;
+    return c->pending > 0 && now > c->oldest_ms ? now - c->oldest_ms : 0;
 }

@@ -33,8 +33,7 @@ struct redis_cluster {
     addr_redis_node seeds[ADDR_REDIS_NODES_MAX];
     size_t nseeds;
     addr_redis auth; /* password; host and port filled per node */
-    const redis_script *scripts;
-    size_t nscripts;
+    const char *library;
     uint32_t ping_ms, stall_ms;
 
     redis_slotmap map;
@@ -111,8 +110,7 @@ static rc_node *node_new(redis_cluster *cl, const addr_redis_node *at)
     addr.port = at->port;
     redis_client_cfg cfg = {.name = cl->name,
                             .addr = &addr,
-                            .scripts = cl->scripts,
-                            .nscripts = cl->nscripts,
+                            .library = cl->library,
                             .ping_ms = cl->ping_ms,
                             .stall_ms = cl->stall_ms,
                             .up = on_node_up,
@@ -398,8 +396,7 @@ redis_cluster *redis_cluster_new(uv_loop_t *loop, const redis_cluster_cfg *cfg)
     cl->nseeds = cfg->url->nnodes;
     cl->auth = cfg->url->data;
     cl->auth.db = -1;
-    cl->scripts = cfg->scripts;
-    cl->nscripts = cfg->nscripts;
+    cl->library = cfg->library;
     cl->ping_ms = cfg->ping_ms;
     cl->stall_ms = cfg->stall_ms;
     redis_slotmap_init(&cl->map);

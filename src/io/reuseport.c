@@ -9,6 +9,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+/* Connections the kernel queues for accept(): as many as net.core.somaxconn allows (the kernel
+ * caps the value), so that a host tuned for a reconnect storm gets the queue it was tuned for;
+ * the libc's SOMAXCONN (4096) would cap it below that. */
+#define LISTEN_BACKLOG 65535
+
 #ifndef SO_ATTACH_REUSEPORT_CBPF
 #define SO_ATTACH_REUSEPORT_CBPF 51
 #endif
@@ -120,7 +125,7 @@ int reuseport_listen(const char *host, uint16_t port, uint32_t n, int *fds, char
         /* Members join the group, and get their index, in the order they listen. */
         if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
             setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
-            bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, SOMAXCONN) < 0) {
+            bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, LISTEN_BACKLOG) < 0) {
             errf(err, errlen, "cannot listen on", host, port);
             int saved = errno;
             close(fd);

@@ -65,7 +65,12 @@ typedef struct mem_store {
     uv_timer_t timer; /* grace deadlines and retention */
     uv_idle_t idle;   /* delivers finished jobs */
     mem_job *head, *tail;
-    uint64_t seq; /* last event id */
+    /* Event ids are "<gen>-<seq>": the generation is the wall-clock millisecond the store was
+     * made, so that the ids of a later run (a restart) are above every id of an earlier one and
+     * a reader resuming with an earlier run's id is told so rather than replayed the wrong
+     * events. */
+    uint64_t gen;
+    uint64_t seq; /* last event's sequence within the generation */
     mem_ring ring;
     uint64_t delivered; /* webhook delivery: last event acknowledged */
     bool delivering;    /* the first deliver_read happened: delivery covers events from then */
@@ -73,6 +78,30 @@ typedef struct mem_store {
     bool closing;
     int handles_open;
 } mem_store;
+
+static void mem_id(const mem_store *m, uint64_t seq, char out[48])
+{
+    snprintf(out, 48, "%llu-%llu", (unsigned long long)m->gen, (unsigned long long)seq);
+}
+
+/* Where an id stands: MEM_ID_OURS (*seq set), MEM_ID_EARLIER (an earlier generation), or
+ * MEM_ID_FOREIGN (a later one, another form, or ahead of this generation's events). "0" (or
+ * "0-0") is the start of whatever is kept, as with a Redis stream. */
+enum { MEM_ID_OURS, MEM_ID_EARLIER, MEM_ID_FOREIGN };
+static int mem_id_parse(const mem_store *m, const char *id, uint64_t *seq)
+{
+    char *end = NULL;
+    unsigned long long gen = strtoull(id, &end, 10);
+    *seq = 0;
+    if (pres_event_id_valid(id) && gen == 0 && (!*end || strcmp(end, "-0") == 0))
+        return MEM_ID_OURS;
+    if (!pres_event_id_valid(id) || !end || *end != '-')
+        return MEM_ID_FOREIGN;
+    if (gen < m->gen)
+        return MEM_ID_EARLIER;
+    *seq = strtoull(end + 1, NULL, 10);
+    return gen == m->gen && *seq <= m->seq ? MEM_ID_OURS : MEM_ID_FOREIGN;
+}
 
 static void job_free(mem_job *j)
 {
@@ -97,7 +126,7 @@ static void ring_put(mem_store *m, const pres_event *ev)
         log_warn("memory store: event not retained (out of memory)", "id=%s", ev->id);
         return;
     }
-    uint64_t seq = strtoull(ev->id, NULL, 10);
+    uint64_t seq = m->seq;
     mem_ring *r = &m->ring;
     if (r->last < r->first || r->first == 0)
         r->first = seq;
@@ -123,7 +152,7 @@ static int ring_read(const mem_store *m, uint64_t after, size_t max, pres_events
         pres_event *ev = &out->v[out->n];
         if (pres_event_decode(json, strlen(json), ev) < 0)
             continue;
-        snprintf(ev->id, sizeof(ev->id), "%llu", (unsigned long long)seq);
+        mem_id(m, seq, ev->id);
         out->n++;
     }
     return STORE_OK;
@@ -133,8 +162,7 @@ static void deliver(mem_store *m, mem_job *j)
 {
     for (size_t i = 0; i < j->events.n && !m->closing; i++) {
         /* The memory store's event ids are a sequence, in delivery order. */
-        snprintf(j->events.v[i].id, sizeof(j->events.v[i].id), "%llu",
-                 (unsigned long long)++m->seq);
+        mem_id(m, ++m->seq, j->events.v[i].id);
         ring_put(m, &j->events.v[i]);
         m->hooks.event(&j->events.v[i], m->hooks.ud);
     }
@@ -151,8 +179,8 @@ static void deliver(mem_store *m, mem_job *j)
     case JOB_USERS: {
         /* Jobs finish in the order they started and the events of each finished job were
          * numbered above: the sequence now is the last event decided before this read. */
-        char seq[24];
-        snprintf(seq, sizeof(seq), "%llu", (unsigned long long)m->seq);
+        char seq[48];
+        mem_id(m, m->seq, seq);
         j->users_cb(err, err ? NULL : j->users, err ? 0 : j->n, seq, j->ud);
         break;
     }
@@ -173,7 +201,9 @@ static void deliver(mem_store *m, mem_job *j)
         j->stats_cb(err, err ? NULL : &j->stats, j->ud);
         break;
     case JOB_EVENTS:
-        j->events_cb(err, err ? NULL : j->found.v, err ? 0 : j->found.n, j->ud);
+        /* A reset comes with the events that begin the new generation. */
+        j->events_cb(err, err && err != STORE_ERR_RESET ? NULL : j->found.v,
+                     err && err != STORE_ERR_RESET ? 0 : j->found.n, j->ud);
         break;
     }
 }
@@ -635,14 +665,19 @@ static void mem_events_since(store *st, const char *after, size_t max, store_eve
         return;
     }
     j->events_cb = cb;
-    uint64_t seq = strtoull(after, NULL, 10);
-    /* Ids come from this process: one from the future (an earlier run) or older than the ring
-     * means events were missed. */
-    if (!pres_event_id_valid(after) || strchr(after, '-') || seq > m->seq ||
-        (m->ring.first && seq + 1 < m->ring.first))
+    uint64_t seq = 0;
+    int where = mem_id_parse(m, after, &seq);
+    /* An earlier run's id: this generation is replayed from its start, if still retained. */
+    if (where == MEM_ID_EARLIER && m->ring.first <= 1) {
+        int rc = ring_read(m, 0, max, &j->found);
+        j->err = rc ? rc : STORE_ERR_RESET;
+    } else if (where == MEM_ID_FOREIGN) {
+        j->err = STORE_ERR_FOREIGN;
+    } else if (where == MEM_ID_EARLIER || (m->ring.first && seq + 1 < m->ring.first)) {
         j->err = STORE_ERR_GONE;
-    else
+    } else {
         j->err = ring_read(m, seq, max, &j->found);
+    }
     job_queue(m, j);
 }
 
@@ -676,8 +711,8 @@ static void mem_deliver_ack(store *st, const char *const *ids, size_t n, store_d
     mem_job *j = job_new(m, JOB_DONE, ud);
     JOB_OR_FAIL(j, cb, ud);
     for (size_t i = 0; i < n; i++) {
-        uint64_t seq = strtoull(ids[i], NULL, 10);
-        if (seq > m->delivered)
+        uint64_t seq = 0;
+        if (mem_id_parse(m, ids[i], &seq) == MEM_ID_OURS && seq > m->delivered)
             m->delivered = seq;
     }
     finish(m, STORE_OK, j, cb);
@@ -751,6 +786,8 @@ store *store_memory_new(uv_loop_t *loop, const store_opts *opts, const store_hoo
         return NULL;
     }
     store_base_init(&m->base, &mem_vtbl, loop, "memory store");
+    int64_t now = host_wall_ms();
+    m->gen = now > 0 ? (uint64_t)now : 1;
     /* Webhooks cover every event from the start: nothing before the first delivery read is
      * skipped (as the Redis store's consumer group made before the store is available). */
     if (opts->webhooks)

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "presenced/io/host.h"
 #include "presenced/io/log.h"
 #include "presenced/io/store_redis.h"
 #include "store_redis_int.h"
@@ -22,10 +23,13 @@
 #define SR_STALL_MS 3000 /* command connection: no reply for this long means it is dead */
 #define SR_PING_MS 1000  /* command connection PING interval */
 #define SR_XREAD_BLOCK_MS 1000
+/* A reap runs this long after the lease it waits for expires (the expiry is in Redis's clock,
+ * the timer in the loop's), and no sooner than this after the previous tick. */
+#define SR_REAP_SLACK_MS 5
 
 const char *const sr_script_names[SCR_COUNT] = {
-    "assert", "close", "join", "leave", "open", "room",  "shutdown", "status",    "tick",   "touch",
-    "users",  "user",  "page", "stats", "kick", "since", "deliver",  "reconcile", "members"};
+    "assert", "close", "join", "leave", "open", "room",  "shutdown", "status",    "tick",
+    "touch",  "user",  "page", "stats", "kick", "since", "deliver",  "reconcile", "members"};
 
 static const store_vtbl sr_vtbl;
 
@@ -131,8 +135,8 @@ static void on_timed(const redisReply *reply, void *ud)
     fn(reply, fud);
 }
 
-/* Scripts other than reconcile wait for the reader's position (their events must come after it)
- * and, on the command connection, for the reconciliation's 'begin' (the webhook group, the
+/* Functions other than reconcile wait for the reader's position (their events must come after
+ * it) and, on the command connection, for the reconciliation's 'begin' (the webhook group, the
  * fence). */
 static bool script_allowed(const store_redis *s, int scr)
 {
@@ -181,7 +185,7 @@ static void run_script_raw(store_redis *s, redis_client *via, int scr, const cha
         argv[nkeys + SR_COMMON_ARGS + i] = args[i];
         alens[nkeys + SR_COMMON_ARGS + i] = lens ? lens[i] : strlen(args[i]);
     }
-    redis_client_script(via, s->script_idx[scr], (int)nkeys, (int)total, argv, alens, fn, ud);
+    redis_client_fcall(via, s->fnames[scr], (int)nkeys, (int)total, argv, alens, fn, ud);
     if (argv != stack_argv) {
         free(argv);
         free(alens);
@@ -206,13 +210,15 @@ void sr_run_script(store_redis *s, int scr, const char *const *args, const size_
 
 /* ---- lease, reap and grace: the tick ---- */
 
+static void reap_arm(store_redis *s, int64_t ms);
+
 static void on_tick_reply(const redisReply *reply, void *ud)
 {
     store_redis *s = ud;
     s->tick_busy = false;
     if (s->closing)
         return;
-    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements < 5) {
+    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements < 6) {
         if (reply && reply->type == REDIS_REPLY_ERROR)
             log_error("redis script failed", "script=tick err=\"%s\"", reply->str);
         /* A refresh asked for while this one was refused (the reader was not positioned yet,
@@ -235,9 +241,13 @@ static void on_tick_reply(const redisReply *reply, void *ud)
         log_debug("offline grace deadlines fired", "count=%lld", fired);
     if (s->lease_held && !held && !s->shut) {
         log_warn("instance lease was lost: reconciling", "instance=%s", s->instance);
-        sr_rc_request(s, "this instance's lease was lost");
+        /* A reconciliation waiting for this refresh registers the sockets next, after whatever
+         * took the lease (a reap, a flush): it is the one that makes up for it. */
+        if (s->phase != RC_LEASE_WAIT)
+            sr_rc_request(s, "this instance's lease was lost");
     }
     s->lease_held = true;
+    reap_arm(s, sr_reply_int(reply->element[5]));
     if (!s->shut)
         sr_rc_lease_ok(s);
     if (s->tick_again && !s->closing) {
@@ -258,13 +268,39 @@ void sr_tick_run(store_redis *s)
     /* Right after this instance's own gap it does not reap others: they may be coming back
      * from the same outage (a Redis restart), and reaping them would announce departures that
      * did not happen. */
-    const char *args[] = {uv_now(s->loop) >= s->reap_from_ms ? "1" : "0"};
-    sr_run_script_on(s, s->beat, SCR_TICK, args, NULL, 1, on_tick_reply, s);
+    /* How far this instance's state changes lag behind its sockets: no offline grace deadline
+     * of the cluster fires before every live instance has had what it sent up to that deadline
+     * carried out (tick.lua), so that a user back within the grace on a busy instance is not
+     * announced offline while their registration waits in its queue. */
+    uint64_t backlog = redis_client_backlog_ms(s->cmd);
+    char backlog_text[24], sent_text[24];
+    snprintf(backlog_text, sizeof(backlog_text), "%llu", (unsigned long long)backlog);
+    snprintf(sent_text, sizeof(sent_text), "%lld", (long long)(host_wall_ms() - (int64_t)backlog));
+    const char *args[] = {uv_now(s->loop) >= s->reap_from_ms ? "1" : "0", backlog_text, sent_text};
+    sr_run_script_on(s, s->beat, SCR_TICK, args, NULL, 3, on_tick_reply, s);
 }
 
 static void on_tick(uv_timer_t *t)
 {
+    sr_stream_retry(t->data);
     sr_tick_run(t->data);
+}
+
+/* The next lease of another instance expires in `ms` (-1: there is none): tick then, and reap
+ * it, so that its sockets leave the users' records, which queries read, the moment it expires.
+ * A live instance refreshes its lease every third of it, so this instance's own ticks move the
+ * timer on before it fires; it fires when a lease was not refreshed. Right after this instance's
+ * own gap, when it does not reap, it waits until it may. */
+static void reap_arm(store_redis *s, int64_t ms)
+{
+    uv_timer_stop(&s->reap);
+    if (ms < 0 || s->shut || s->closing)
+        return;
+    uint64_t now = uv_now(s->loop);
+    uint64_t delay = (uint64_t)ms + SR_REAP_SLACK_MS;
+    if (now + delay < s->reap_from_ms)
+        delay = s->reap_from_ms - now;
+    uv_timer_start(&s->reap, on_tick, delay, 0);
 }
 
 /* Available: the command connection is up, its reconciliation has begun and the reader knows
@@ -378,6 +414,8 @@ static void route_start(store_redis *s, const sr_route *route, redis_client_cfg 
     s->route = route->cmd;
     s->route_slot = route->slot;
     snprintf(s->route_key, sizeof(s->route_key), "%sprobe", s->prefix);
+    s->read_to = route->read_to;
+    s->read_ud = route->read_ud;
     *cc = (redis_client_cfg){.name = "command",
                              .cluster = route->cmd,
                              .slot = route->slot,
@@ -401,7 +439,7 @@ static void part_closed(void *ud)
         free(s);
 }
 
-/* The tick timer and the shared part's handle, whose data is the store. */
+/* The timers and the shared part's handle, whose data is the store. */
 static void on_tick_closed(uv_handle_t *h)
 {
     part_closed(h->data);
@@ -415,6 +453,9 @@ static void sr_free(store *st)
     s->closing = true;
     uv_timer_stop(&s->tick);
     uv_close((uv_handle_t *)&s->tick, on_tick_closed);
+    uv_timer_stop(&s->reap);
+    uv_close((uv_handle_t *)&s->reap, on_tick_closed);
+    sr_socks_free(s);
     store_base_close(&s->base, on_tick_closed);
     sr_rc_free(s);
     redis_client_free(s->cmd, part_closed, s);
@@ -468,18 +509,13 @@ static bool instance_id_valid(const char *id)
     return true;
 }
 
-static int find_scripts(store_redis *s)
+static int function_names(store_redis *s)
 {
     for (size_t k = 0; k < SCR_COUNT; k++) {
-        size_t i = 0;
-        while (i < redis_nscripts && strcmp(redis_scripts[i].name, sr_script_names[k]) != 0)
-            i++;
-        if (i == redis_nscripts) {
-            log_error("redis store: script missing from the build", "script=%s",
-                      sr_script_names[k]);
+        int n = snprintf(s->fnames[k], sizeof(s->fnames[k]), "%s_%s", sr_script_names[k],
+                         redis_library_version);
+        if (n < 0 || (size_t)n >= sizeof(s->fnames[k]))
             return -1;
-        }
-        s->script_idx[k] = i;
     }
     return 0;
 }
@@ -528,10 +564,13 @@ static store *sr_new(uv_loop_t *loop, const store_opts *opts, const store_hooks 
     store_metrics_init(&s->sm, opts->metrics);
     if (hooks)
         s->hooks = *hooks;
-    if (find_scripts(s) < 0) {
+    if (function_names(s) < 0) {
+        log_error("redis store: function names too long", NULL);
         free(s);
         return NULL;
     }
+    uint64_t seed = uv_hrtime() ^ (uintptr_t)s;
+    map_init(&s->socks, seed);
     snprintf(s->prefix, sizeof(s->prefix), "%s", prefix);
     snprintf(s->instance, sizeof(s->instance), "%s", opts->instance_id);
     snprintf(s->grace, sizeof(s->grace), "%u", opts->offline_grace_ms);
@@ -554,8 +593,7 @@ static store *sr_new(uv_loop_t *loop, const store_opts *opts, const store_hooks 
     redis_client_cfg cc = {
         .name = "command",
         .addr = addr,
-        .scripts = redis_scripts,
-        .nscripts = redis_nscripts,
+        .library = redis_library,
         .ping_ms = SR_PING_MS,
         .stall_ms = SR_STALL_MS,
         .up = on_cmd_up,
@@ -594,6 +632,7 @@ static store *sr_new(uv_loop_t *loop, const store_opts *opts, const store_hooks 
             redis_client_free(s->cmd, NULL, NULL);
         if (s->sentinel)
             redis_sentinel_free(s->sentinel, NULL, NULL);
+        map_deinit(&s->socks);
         free(s);
         return NULL;
     }
@@ -602,7 +641,9 @@ static store *sr_new(uv_loop_t *loop, const store_opts *opts, const store_hooks 
     s->tick.data = s;
     uint32_t every = s->lease_ms / 3 ? s->lease_ms / 3 : 1;
     uv_timer_start(&s->tick, on_tick, every, every);
-    /* Three clients, the timer, the shared part's handle and the Sentinel watcher if any. */
-    s->open_parts = s->sentinel ? 6 : 5;
+    uv_timer_init(loop, &s->reap);
+    s->reap.data = s;
+    /* Three clients, the two timers, the shared part's handle and the Sentinel watcher if any. */
+    s->open_parts = s->sentinel ? 7 : 6;
     return &s->base;
 }

@@ -11,12 +11,13 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "presenced/core/map.h"
 #include "presenced/io/redis_client.h"
 #include "presenced/io/redis_cluster.h"
 #include "presenced/io/redis_sentinel.h"
 #include "store_impl.h"
 
-#define SR_COMMON_ARGS 9 /* the ARGV every script starts with (src/io/redis/lib.lua) */
+#define SR_COMMON_ARGS 9 /* the arguments every function starts with (src/io/redis/lib.lua) */
 #define SR_INSTANCE_MAX 64
 #define SR_GROUP "webhooks" /* the event stream's consumer group for webhook delivery */
 
@@ -31,7 +32,6 @@ enum {
     SCR_STATUS,
     SCR_TICK,
     SCR_TOUCH,
-    SCR_USERS,
     SCR_USER,
     SCR_PAGE,
     SCR_STATS,
@@ -52,10 +52,18 @@ typedef enum sr_rc_phase {
     RC_SWEEPING,   /* a 'sweep' call in flight */
 } sr_rc_phase;
 
+/* A socket this instance registered (or is registering): its user, which every function call
+ * about it needs to find the user's record. */
+typedef struct sr_sock {
+    uint64_t epoch; /* the store's epoch when it was last registered (store_redis.epoch) */
+    uint64_t seq;   /* which registration that was */
+    char user[];
+} sr_sock;
+
 typedef struct store_redis {
     store base;
     store_hooks hooks;
-    size_t script_idx[SCR_COUNT];
+    char fnames[SCR_COUNT][48]; /* the library's function names: <name>_<version> */
     /* The common script arguments, as text. */
     char prefix[128], instance[SR_INSTANCE_MAX + 1], grace[16], retention[16], maxlen[16],
         inst_ttl[16], lease[16], epoch_text[24];
@@ -73,12 +81,17 @@ typedef struct store_redis {
     redis_cluster *route;
     uint16_t route_slot;
     char route_key[160];
+    void (*read_to)(const char *id, void *ud); /* sr_route's */
+    void *read_ud;
     /* The lease refresh (the tick) has a connection of its own: on the command connection it
      * could wait behind megabytes of unsent state changes during a connect storm, long enough
      * for the other instances to see the lease expire and reap this instance's sockets. */
     redis_client *beat;
     uv_timer_t tick;
-    int open_parts; /* clients and timer not yet closed */
+    /* Fires when another instance's lease expires: its sockets are reaped then, so that queries,
+     * which read the users' records, stop counting them within moments of the expiry. */
+    uv_timer_t reap;
+    int open_parts; /* clients and timers not yet closed */
     bool closing, shut;
     bool available;
     bool lease_held; /* a tick refreshed our lease: a lost lease then means state was lost */
@@ -95,7 +108,9 @@ typedef struct store_redis {
     bool ever_begun; /* a 'begin' was answered before (a later one may find data lost) */
     bool need_rc;    /* a gap happened since the running (or last) reconciliation began */
     bool restore;    /* the running reconciliation found that Redis lost its data */
-    bool restoring;  /* ... and the store is unavailable until that one is done */
+    /* The store's generation (docs/redis-schema.md, "Generations") that the last 'begin'
+     * found: "" before the first. */
+    char rc_gen[48];
     sr_rc_phase phase;
     unsigned rc_inflight; /* slices without a reply */
     bool rc_failed;       /* a slice failed: the reconciliation is done again */
@@ -107,11 +122,23 @@ typedef struct store_redis {
     store_done_fn shut_cb;
     void *shut_ud;
     size_t shut_closed;
-    char shut_cursor[32];
+
+    /* sid -> sr_sock of the sockets registered through this store (store_redis_ops.c). Entries
+     * go at socket_open/socket_assert and at socket_close; a reconciliation keeps those of the
+     * owner's truth and those registered since it began, as Redis does (reconcile.lua). */
+    map socks;
+    uint64_t sock_seq;
 
     /* The event stream (store_redis_stream.c). */
     char ev_run_id[REDIS_RUN_ID_MAX];
     char last_id[48]; /* last stream entry delivered, "" before the first read */
+    /* The generation the reader is in: the id of the last reset entry it read, or the one the
+     * store started in; "" until known. */
+    char gen[48];
+    char up_gen[48]; /* the generation Redis held when the events connection came up */
+    bool up_failed;  /* ... could not be read */
+    bool up_pending; /* where to read from is not known yet: asked again at the next tick */
+    bool gen_check;  /* 'begin' found another generation: the reader checks which Redis holds */
     bool reading;
     /* The reader has fixed where it starts. Until then the store refuses operations: the events
      * they append would come before that point and this instance would never see them. */
@@ -142,6 +169,11 @@ typedef struct sr_route {
     redis_cluster *cmd, *lease; /* node connections the command and lease views share */
     uint16_t slot;              /* the partition's slot (its prefix carries the tag) */
     const addr_redis *auth;     /* password for the event reader's own connection */
+    /* The reader has read the partition's stream up to entry `id` (borrowed), after handing its
+     * event, if any, to the hooks: also for entries that are no event to hand on (the reset that
+     * began the generation the reader already knew). May be NULL. */
+    void (*read_to)(const char *id, void *ud);
+    void *read_ud;
 } sr_route;
 
 /* ---- store_redis.c ---- */
@@ -149,6 +181,9 @@ typedef struct sr_route {
  * the partition's (its hash tag included). */
 store *sr_new_routed(uv_loop_t *loop, const store_opts *opts, const store_hooks *hooks,
                      const sr_route *route);
+/* The id of the last entry of the event stream the reader of `st` (a Redis store) has read and
+ * handed on, or where it was placed to read on from ("" before it was). Borrowed. */
+const char *sr_read_position(const store *st);
 /* ---- store_cluster.c ---- */
 /* The store of a Redis Cluster: partitions of users, each a routed Redis store. */
 store *sc_new(uv_loop_t *loop, const store_opts *opts, const store_hooks *hooks,
@@ -162,7 +197,7 @@ void sr_op_free(sr_op *op);
 int sr_reply_error(sr_op *op, const redisReply *reply);
 int64_t sr_reply_int(const redisReply *r);
 const char *sr_reply_str_or_null(const redisReply *r);
-/* Run script `scr` with the common arguments followed by `n` of the caller's (copied), on the
+/* Call function `scr` with the common arguments followed by `n` of the caller's (copied), on the
  * command connection or on `via`. `fn` runs exactly once, later, from the loop. */
 void sr_run_script(store_redis *s, int scr, const char *const *args, const size_t *lens, size_t n,
                    redis_reply_fn fn, void *ud);
@@ -173,6 +208,13 @@ void sr_tick_run(store_redis *s);
 void sr_availability_update(store_redis *s);
 
 /* ---- store_redis_ops.c ---- */
+/* The user of a registered socket, or NULL. */
+const char *sr_sock_user(const store_redis *s, const char *sid);
+/* After a reconciliation collected the owner's truth: the socket map keeps the sockets of the
+ * truth and those registered since the reconciliation began (their registration confirmed them
+ * in Redis too); the others are gone from Redis after its sweep. */
+void sr_socks_reset(store_redis *s, const store_truth *t);
+void sr_socks_free(store_redis *s);
 void sr_socket_open(store *st, const char *sid, const char *user, const char *status,
                     const char *metadata, store_done_fn cb, void *ud);
 void sr_socket_assert(store *st, const char *sid, const char *user, const char *status,
@@ -196,6 +238,13 @@ void sr_user_disconnect(store *st, const char *user, store_done_fn cb, void *ud)
 /* ---- store_redis_stream.c ---- */
 /* The events connection is (again) up: find where to read from. */
 void sr_stream_up(const char *run_id, void *ud);
+/* Where to read from could not be told when the events connection came up: ask again. */
+void sr_stream_retry(store_redis *s);
+/* A reconciliation's 'begin' found generation `gen` (docs/redis-schema.md, "Generations"): the
+ * reader starts in it, or makes sure that it reads that generation's reset. */
+void sr_stream_gen_seen(store_redis *s, const char *gen);
+/* a < b for stream ids. */
+bool sr_stream_id_less(const char *a, const char *b);
 void sr_events_since(store *st, const char *after, size_t max, store_events_fn cb, void *ud);
 void sr_deliver_read(store *st, size_t max, uint32_t lock_ms, store_events_fn cb, void *ud);
 void sr_deliver_ack(store *st, const char *const *ids, size_t n, store_done_fn cb, void *ud);

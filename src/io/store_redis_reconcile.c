@@ -3,10 +3,11 @@
  * Reconciliation makes Redis agree with this instance's live sockets (docs/presence-model.md,
  * "Reconciliation"). It runs after any gap: the command connection (re)connected, a state change
  * got no reply or came back stale, Redis did not know a socket the owner uses, this instance's
- * lease was lost. Its steps, all reconcile.lua on the command connection:
- *   1. 'begin': fence off state changes sent before it, make sure the webhook group exists,
- *      copy this instance's socket hash to a pending hash. The store is available once the
- *      first 'begin' of a connection has been answered.
+ * lease was lost, the reader saw a new generation begin (Redis lost its data). Its steps, all
+ * reconcile.lua on the command connection:
+ *   1. 'begin': fence off state changes sent before it, begin a generation if Redis has none,
+ *      make sure the webhook group exists, start the set of confirmed sockets. The store is
+ *      available once the first 'begin' of a connection has been answered.
  *   2. once the lease has been refreshed: the owner's truth (hooks.reconcile), grouped by user,
  *      in slices of at most SR_RC_SLICE sockets, all sent at once so that every state change
  *      sent afterwards runs after them;
@@ -85,11 +86,6 @@ static void rc_failed(store_redis *s, const char *step)
 static void rc_done(store_redis *s)
 {
     s->phase = RC_IDLE;
-    if (s->restoring) {
-        s->restoring = false;
-        s->begun = true;
-        sr_availability_update(s);
-    }
     log_info("reconciled with redis", "sockets=%zu closed=%zu restore=%d", s->rc_sockets,
              s->rc_closed, s->restore);
     waiters_finish(s, true, STORE_OK);
@@ -181,9 +177,9 @@ static int send_slice(store_redis *s, cJSON *users)
         free(json);
         return -1;
     }
-    const char *args[] = {"slice", json, s->restore ? "1" : "0"};
+    const char *args[] = {"slice", json};
     s->rc_inflight++;
-    sr_run_script(s, SCR_RECONCILE, args, NULL, 3, on_slice, c);
+    sr_run_script(s, SCR_RECONCILE, args, NULL, 2, on_slice, c);
     free(json);
     return 0;
 }
@@ -238,6 +234,7 @@ static void rc_slices(store_redis *s)
         rc_failed(s, "truth");
         return;
     }
+    sr_socks_reset(s, &t);
     s->phase = RC_SLICES;
     s->rc_inflight = 0;
     s->rc_failed = false;
@@ -268,7 +265,8 @@ static void on_begin(const redisReply *reply, void *ud)
     free(c);
     if (!current || s->phase != RC_BEGINNING)
         return;
-    if (!rc_reply_ok(reply) || reply->elements < 3) {
+    if (!rc_reply_ok(reply) || reply->elements < 4 ||
+        reply->element[3]->type != REDIS_REPLY_STRING) {
         if (reply && reply->type == REDIS_REPLY_ERROR)
             log_error("redis script failed", "script=reconcile err=\"%s\"", reply->str);
         rc_failed(s, "begin");
@@ -276,18 +274,15 @@ static void on_begin(const redisReply *reply, void *ud)
     }
     s->restore = sr_reply_int(reply->element[1]) != 0;
     if (s->restore)
-        log_warn("redis lost its data: restoring this instance's sockets", "instance=%s",
-                 s->instance);
+        log_warn("redis lost its data: registering this instance's sockets in a new generation",
+                 "instance=%s generation=%s", s->instance, reply->element[3]->str);
+    snprintf(s->rc_gen, sizeof(s->rc_gen), "%s", reply->element[3]->str);
+    sr_stream_gen_seen(s, s->rc_gen);
     s->ever_begun = true;
     s->phase = RC_LEASE_WAIT;
     /* Sockets only count once the lease is live: refresh it, then register them (becoming
-     * available refreshes it). After a data loss the store stays unavailable until the restore
-     * is done: a state change of this instance's must not be decided on the empty copy first
-     * (an online observers saw already, say). */
-    if (s->restore && !s->begun) {
-        s->restoring = true;
-        sr_tick_run(s);
-    } else if (!s->begun) {
+     * available refreshes it). */
+    if (!s->begun) {
         s->begun = true;
         sr_availability_update(s);
     } else {
@@ -309,8 +304,8 @@ static void rc_begin(store_redis *s)
         return;
     }
     s->phase = RC_BEGINNING;
-    const char *args[] = {"begin", s->ever_begun ? "1" : "0"};
-    sr_run_script(s, SCR_RECONCILE, args, NULL, 2, on_begin, c);
+    const char *args[] = {"begin", s->ever_begun ? "1" : "0", s->rc_gen};
+    sr_run_script(s, SCR_RECONCILE, args, NULL, 3, on_begin, c);
 }
 
 /* ---- the store's side ---- */
@@ -341,7 +336,7 @@ void sr_rc_lease_ok(store_redis *s)
 {
     if (s->phase == RC_LEASE_WAIT)
         rc_slices(s);
-    else if (s->phase == RC_IDLE && s->need_rc && (s->available || s->restoring))
+    else if (s->phase == RC_IDLE && s->need_rc && s->available)
         rc_begin(s);
 }
 
@@ -395,15 +390,13 @@ static void shutdown_finish(store_redis *s, int err)
 static void on_shutdown(const redisReply *reply, void *ud)
 {
     store_redis *s = ud;
-    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements < 3 ||
-        reply->element[2]->type != REDIS_REPLY_STRING) {
+    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements < 2) {
         if (reply && reply->type == REDIS_REPLY_ERROR)
             log_error("redis script failed", "script=shutdown err=\"%s\"", reply->str);
         shutdown_finish(s, reply && !s->closing ? STORE_ERR_INTERNAL : sr_fail_code(s));
         return;
     }
     s->shut_closed += (size_t)sr_reply_int(reply->element[0]);
-    snprintf(s->shut_cursor, sizeof(s->shut_cursor), "%s", reply->element[2]->str);
     if (sr_reply_int(reply->element[1]) != 0)
         shutdown_finish(s, STORE_OK);
     else
@@ -412,8 +405,7 @@ static void on_shutdown(const redisReply *reply, void *ud)
 
 static void shutdown_next(store_redis *s)
 {
-    const char *args[] = {s->shut_cursor};
-    sr_run_script(s, SCR_SHUTDOWN, args, NULL, 1, on_shutdown, s);
+    sr_run_script(s, SCR_SHUTDOWN, NULL, NULL, 0, on_shutdown, s);
 }
 
 void sr_shutdown(store *st, store_done_fn cb, void *ud)
@@ -425,6 +417,5 @@ void sr_shutdown(store *st, store_done_fn cb, void *ud)
     s->shut_cb = cb;
     s->shut_ud = ud;
     s->shut_closed = 0;
-    snprintf(s->shut_cursor, sizeof(s->shut_cursor), "0");
     shutdown_next(s);
 }

@@ -16,6 +16,7 @@
 /* ---- the event stream ---- */
 
 static void read_next(store_redis *s);
+static void gen_check(store_redis *s);
 
 static int stream_id_parse(const char *id, uint64_t *ms, uint64_t *seq)
 {
@@ -27,8 +28,7 @@ static int stream_id_parse(const char *id, uint64_t *ms, uint64_t *seq)
     return *end ? -1 : 0;
 }
 
-/* a < b for stream ids. */
-static bool stream_id_less(const char *a, const char *b)
+bool sr_stream_id_less(const char *a, const char *b)
 {
     uint64_t ams, aseq, bms, bseq;
     if (stream_id_parse(a, &ams, &aseq) < 0 || stream_id_parse(b, &bms, &bseq) < 0)
@@ -36,7 +36,48 @@ static bool stream_id_less(const char *a, const char *b)
     return ams < bms || (ams == bms && aseq < bseq);
 }
 
+/* Entries leave out what they can (docs/redis-schema.md, "Events"): an event's time is its
+ * entry id's (milliseconds of Redis's clock when it was appended), and the user's status in a
+ * presence event (online ... update) is "online" unless the entry names another. */
+static int event_complete(pres_event *ev, const char *id)
+{
+    if (ev->at == 0)
+        ev->at = strtoll(id, NULL, 10);
+    if (!ev->status && ev->type <= PRES_EV_UPDATE && !(ev->status = strdup("online")))
+        return -1;
+    return 0;
+}
+
+/* A reset entry: a generation began (docs/redis-schema.md, "Generations"). The one this instance
+ * started in, or read again, changes nothing. A new one means Redis lost its data: what local
+ * observers were told is void, and they are told so before any event of the new generation
+ * (hooks.event, in stream order); this instance registers its sockets again in it (unless the
+ * reconciliation that found it is the one that began it). */
+static void reset_entry(store_redis *s, const pres_event *ev)
+{
+    bool change = s->gen[0] && strcmp(s->gen, ev->id) != 0;
+    snprintf(s->gen, sizeof(s->gen), "%s", ev->id);
+    if (!change)
+        return;
+    log_warn("redis lost its data: a new generation began", "generation=%s", ev->id);
+    if (s->hooks.event)
+        s->hooks.event(ev, s->hooks.ud);
+    if (s->ever_begun && strcmp(s->rc_gen, ev->id) != 0)
+        sr_rc_request(s, "redis lost its data");
+}
+
+static void hand_entry(store_redis *s, const redisReply *entry);
+
+/* Each entry read, then where the reader is now (sr_route's read_to). */
 static void deliver_entry(store_redis *s, const redisReply *entry)
+{
+    hand_entry(s, entry);
+    if (s->read_to && !s->closing && entry->type == REDIS_REPLY_ARRAY && entry->elements == 2 &&
+        entry->element[0]->type == REDIS_REPLY_STRING)
+        s->read_to(entry->element[0]->str, s->read_ud);
+}
+
+static void hand_entry(store_redis *s, const redisReply *entry)
 {
     if (entry->type != REDIS_REPLY_ARRAY || entry->elements != 2 ||
         entry->element[0]->type != REDIS_REPLY_STRING)
@@ -58,11 +99,47 @@ static void deliver_entry(store_redis *s, const redisReply *entry)
             return;
         }
         snprintf(ev.id, sizeof(ev.id), "%s", id);
-        if (s->hooks.event)
+        if (event_complete(&ev, id) < 0) {
+            log_error("out of memory reading the event stream", "id=%s", id);
+            pres_event_deinit(&ev);
+            return;
+        }
+        if (ev.type == PRES_EV_RESET)
+            reset_entry(s, &ev);
+        else if (s->hooks.event)
             s->hooks.event(&ev, s->hooks.ud);
         pres_event_deinit(&ev);
         return;
     }
+}
+
+/* The generation Redis holds, read on the events connection after what the reader has read: if
+ * it is not the reader's, the stream holds only that generation, from its reset on (or nothing
+ * yet): read it from its start, so that the reset is not passed over (docs/redis-schema.md,
+ * "Generations"). */
+static void on_gen_check(const redisReply *reply, void *ud)
+{
+    store_redis *s = ud;
+    s->reading = false;
+    if (!reply || s->closing)
+        return; /* the connection went down: sr_stream_up positions the reader again */
+    if (reply->type == REDIS_REPLY_STRING && strcmp(reply->str, s->gen) != 0) {
+        log_info("the event stream is in another generation: reading it from its start",
+                 "generation=%s last_id=%s", reply->str, s->last_id);
+        snprintf(s->last_id, sizeof(s->last_id), "0-0");
+    }
+    read_next(s);
+}
+
+static void gen_check(store_redis *s)
+{
+    s->gen_check = false;
+    char key[sizeof(s->prefix) + 4];
+    snprintf(key, sizeof(key), "%sgen", s->prefix);
+    const char *argv[] = {"GET", key};
+    size_t lens[] = {3, strlen(key)};
+    s->reading = true;
+    redis_client_command(s->ev, 2, argv, lens, on_gen_check, s);
 }
 
 static void on_xread(const redisReply *reply, void *ud)
@@ -87,7 +164,11 @@ static void on_xread(const redisReply *reply, void *ud)
         log_error("redis XREAD failed", "err=\"%s\"", reply->str);
     }
     s->reading = false;
-    if (!s->closing)
+    if (s->closing)
+        return;
+    if (s->gen_check)
+        gen_check(s);
+    else
         read_next(s);
 }
 
@@ -106,37 +187,84 @@ static void read_next(store_redis *s)
     redis_client_command(s->ev, 8, argv, lens, on_xread, s);
 }
 
-/* Where to resume: the newest entry when we start, else where we stopped. A stream that is gone
- * (Redis restarted empty or was flushed) is read from its start once it exists again. A stream
- * that now ends before that point lost its tail: a replica promoted before it received the last
- * entries this instance read. Everything after its newest entry is new, and what comes before
- * was delivered already: resume from there (from its start would deliver the whole history
- * again). */
+/* Where to resume, from the generation Redis holds (up_gen, "" for none) and the stream's newest
+ * entry (`top`, NULL for none). When the reader starts: after the newest entry, in Redis's
+ * generation. Later, in the same generation: where it stopped, or after the newest entry if the
+ * stream now ends before that point (Redis came back without the last entries: a replica that
+ * was behind); reading it from the start would deliver again what observers already had. In
+ * another generation, or none yet (Redis lost its data): from the start of the new stream,
+ * whose first entry is the reset that begins it (docs/redis-schema.md, "Generations"). */
+static void position(store_redis *s, const char *top)
+{
+    const char *g = s->up_gen;
+    if (!s->last_id[0]) {
+        snprintf(s->last_id, sizeof(s->last_id), "%s", top ? top : "0-0");
+        if (!s->gen[0])
+            snprintf(s->gen, sizeof(s->gen), "%s", g);
+    } else if (g[0] && strcmp(g, s->gen) == 0) {
+        if (top && sr_stream_id_less(top, s->last_id)) {
+            log_warn("the event stream lost its last entries: reading on from its end",
+                     "last_id=%s top=%s", s->last_id, top);
+            snprintf(s->last_id, sizeof(s->last_id), "%s", top);
+        }
+    } else if (g[0] || !top || sr_stream_id_less(top, s->last_id)) {
+        log_info("event stream was recreated: reading the new generation from its start",
+                 "last_id=%s generation=%s", s->last_id, g[0] ? g : "(none yet)");
+        snprintf(s->last_id, sizeof(s->last_id), "0-0");
+    }
+}
+
 static void on_stream_top(const redisReply *reply, void *ud)
 {
     store_redis *s = ud;
     if (!reply || s->closing)
         return;
+    if (reply->type == REDIS_REPLY_ERROR || s->up_failed) {
+        /* Where to read from cannot be told: no reading until it can (sr_stream_retry). */
+        log_error("redis: the event stream's position could not be read", "err=\"%s\"",
+                  reply->type == REDIS_REPLY_ERROR ? reply->str : "GET failed");
+        s->up_pending = true;
+        return;
+    }
     const char *top = NULL;
     if (reply->type == REDIS_REPLY_ARRAY && reply->elements > 0 &&
         reply->element[0]->type == REDIS_REPLY_ARRAY && reply->element[0]->elements > 0 &&
         reply->element[0]->element[0]->type == REDIS_REPLY_STRING)
         top = reply->element[0]->element[0]->str;
-    if (!s->last_id[0]) {
-        snprintf(s->last_id, sizeof(s->last_id), "%s", top ? top : "0-0");
-    } else if (!top) {
-        log_info("event stream is gone: reading it from its start", "last_id=%s", s->last_id);
-        snprintf(s->last_id, sizeof(s->last_id), "0-0");
-    } else if (stream_id_less(top, s->last_id)) {
-        log_warn("event stream lost its newest entries (a failover?): resuming after what is left",
-                 "last_id=%s top=%s", s->last_id, top);
-        snprintf(s->last_id, sizeof(s->last_id), "%s", top);
-    }
+    position(s, top);
+    s->gen_check = false;
+    s->up_pending = false;
     read_next(s);
     if (!s->positioned) {
         s->positioned = true;
         sr_availability_update(s);
     }
+}
+
+static void on_stream_gen(const redisReply *reply, void *ud)
+{
+    store_redis *s = ud;
+    if (!reply || s->closing)
+        return;
+    s->up_failed = reply->type != REDIS_REPLY_STRING && reply->type != REDIS_REPLY_NIL;
+    snprintf(s->up_gen, sizeof(s->up_gen), "%s",
+             reply->type == REDIS_REPLY_STRING ? reply->str : "");
+}
+
+static void stream_locate(store_redis *s)
+{
+    /* Two commands on one connection: their replies come in this order. Redis, not the server
+     * it runs on, tells whether the data is the same (a failover, a restart, a flush). */
+    char gen_key[sizeof(s->prefix) + 4];
+    snprintf(gen_key, sizeof(gen_key), "%sgen", s->prefix);
+    const char *get[] = {"GET", gen_key};
+    size_t glens[] = {3, strlen(gen_key)};
+    redis_client_command(s->ev, 2, get, glens, on_stream_gen, s);
+    const char *argv[] = {"XREVRANGE", s->stream_key, "+", "-", "COUNT", "1"};
+    size_t lens[6];
+    for (size_t i = 0; i < 6; i++)
+        lens[i] = strlen(argv[i]);
+    redis_client_command(s->ev, 6, argv, lens, on_stream_top, s);
 }
 
 void sr_stream_up(const char *run_id, void *ud)
@@ -145,11 +273,30 @@ void sr_stream_up(const char *run_id, void *ud)
     if (s->ev_run_id[0] && strcmp(s->ev_run_id, run_id) != 0)
         log_info("redis restarted: checking the event stream", "run_id=%s", run_id);
     snprintf(s->ev_run_id, sizeof(s->ev_run_id), "%s", run_id);
-    const char *argv[] = {"XREVRANGE", s->stream_key, "+", "-", "COUNT", "1"};
-    size_t lens[6];
-    for (size_t i = 0; i < 6; i++)
-        lens[i] = strlen(argv[i]);
-    redis_client_command(s->ev, 6, argv, lens, on_stream_top, s);
+    s->reading = false;
+    stream_locate(s);
+}
+
+void sr_stream_retry(store_redis *s)
+{
+    if (s->up_pending && !s->closing && redis_client_ready(s->ev)) {
+        s->up_pending = false;
+        stream_locate(s);
+    }
+}
+
+void sr_stream_gen_seen(store_redis *s, const char *gen)
+{
+    if (!s->gen[0]) {
+        snprintf(s->gen, sizeof(s->gen), "%s", gen);
+        return;
+    }
+    /* Another generation than the reader's: the reader will come to its reset, unless it reads
+     * past it (Redis's clock went back, so the new stream's ids are below where it is). After
+     * its current read it checks, on its own connection, which generation Redis holds (a reply
+     * of 'begin' that comes late may also name an older one). */
+    if (strcmp(s->gen, gen) != 0)
+        s->gen_check = true;
 }
 
 static void on_acked(const redisReply *reply, void *ud)
@@ -209,6 +356,10 @@ static int decode_entries(const redisReply *reply, size_t from, pres_events *out
         pres_event *ev = &out->v[out->n];
         if (json->type == REDIS_REPLY_STRING && pres_event_decode(json->str, json->len, ev) == 0) {
             snprintf(ev->id, sizeof(ev->id), "%s", id->str);
+            if (event_complete(ev, id->str) < 0) {
+                pres_event_deinit(ev);
+                return STORE_ERR_NOMEM;
+            }
             out->n++;
         } else if (bad && ((*bad)[*nbad] = strdup(id->str))) {
             (*nbad)++;
@@ -257,11 +408,14 @@ static void on_deliver(const redisReply *reply, void *ud)
     pres_events evs = {0};
     char **bad = NULL;
     size_t nbad = 0;
-    if (err == STORE_OK && reply->type != REDIS_REPLY_ARRAY) {
+    if (err == STORE_OK && reply->type == REDIS_REPLY_INTEGER) {
+        /* No consumer group: a reconciliation's 'begin' makes it where delivery must resume. */
+        sr_rc_request(op->s, "the webhook consumer group is missing");
+    } else if (err == STORE_OK && reply->type != REDIS_REPLY_ARRAY) {
         log_error("unexpected redis reply", "script=deliver type=%d", reply->type);
         err = STORE_ERR_INTERNAL;
     }
-    if (err == STORE_OK)
+    if (err == STORE_OK && reply->type == REDIS_REPLY_ARRAY)
         err = decode_entries(reply, 0, &evs, &bad, &nbad);
     /* Nothing can deliver an entry whose event is gone: acknowledge it so it stops coming back. */
     if (nbad > 0) {
@@ -309,4 +463,9 @@ void sr_deliver_ack(store *st, const char *const *ids, size_t n, store_done_fn c
         return;
     }
     ack_ids(s, ids, n, cb, ud);
+}
+
+const char *sr_read_position(const store *st)
+{
+    return ((const store_redis *)st)->last_id;
 }

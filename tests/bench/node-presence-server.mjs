@@ -5,6 +5,10 @@
 //     from 0 to 1 member, io.emit("presence:online", {userId, socketId, status}) to everyone;
 //   - on disconnect: SREM, remember lastSeen; when the set is empty, io.emit("presence:offline",
 //     {userId, socketId, lastSeen}) to everyone;
+//   - presence:room:join {room}: the socket joins the Socket.IO room, SADD the user to the room's
+//     Redis set, and when they were not in it, io.to(room).emit("presence:room:join") through the
+//     adapter; the disconnect SREMs the user from the rooms the socket joined;
+//   - presence:status {status}: SET the user's status, io.emit("presence:update") to everyone;
 //   - presence:query {userIds} -> ack {ok, users: {id: {online}}} from one pipeline of SCARD;
 //   - presence:subscribe / presence:unsubscribe / presence:heartbeat -> ack {ok} (every socket gets
 //     every event anyway), so the same load and latency tools drive both servers;
@@ -26,6 +30,8 @@ const redisUrl = arg("redis", "redis://127.0.0.1:6379");
 const prefix = arg("prefix", "presence:");
 const userKey = (userId) => `${prefix}user:${userId}`;
 const lastSeenKey = (userId) => `${prefix}lastseen:${userId}`;
+const roomKey = (room) => `${prefix}room:${room}`;
+const statusKey = (userId) => `${prefix}status:${userId}`;
 
 const redis = createClient({ url: redisUrl });
 const sub = redis.duplicate();
@@ -88,14 +94,44 @@ io.on("connection", async (socket) => {
       ack({ ok: false, error: { code: "store_unavailable", message: e.message } });
     }
   });
+  const joined = new Set();
+  const fail = (ack, e) => ack({ ok: false, error: { code: "store_unavailable", message: e.message } });
+  socket.on("presence:room:join", async (msg, ack) => {
+    if (typeof ack !== "function") return;
+    if (!validUserId(userId) || !msg || !validUserId(msg.room))
+      return ack({ ok: false, error: { code: "invalid_argument", message: "room" } });
+    socket.join(msg.room);
+    joined.add(msg.room);
+    try {
+      if (await redis.sAdd(roomKey(msg.room), userId))
+        io.to(msg.room).emit("presence:room:join", { userId, room: msg.room });
+      ack({ ok: true, room: msg.room });
+    } catch (e) {
+      fail(ack, e);
+    }
+  });
+  socket.on("presence:status", async (msg, ack) => {
+    if (typeof ack !== "function") return;
+    if (!validUserId(userId) || !msg || typeof msg.status !== "string")
+      return ack({ ok: false, error: { code: "invalid_argument", message: "status" } });
+    try {
+      await redis.set(statusKey(userId), msg.status);
+      io.emit("presence:update", { userId, status: msg.status });
+      ack({ ok: true });
+    } catch (e) {
+      fail(ack, e);
+    }
+  });
   if (!validUserId(userId)) return; // anonymous: may query, is not online
   // Registered before the first await, so a socket that leaves at once is still removed (the SREM
   // follows the SADD on the same Redis connection).
   socket.on("disconnect", async () => {
     try {
       const lastSeen = Date.now();
-      const [, left] = await redis.multi().sRem(userKey(userId), socket.id).sCard(userKey(userId))
-        .set(lastSeenKey(userId), String(lastSeen)).exec();
+      const tx = redis.multi().sRem(userKey(userId), socket.id).sCard(userKey(userId))
+        .set(lastSeenKey(userId), String(lastSeen));
+      for (const room of joined) tx.sRem(roomKey(room), userId);
+      const [, left] = await tx.exec();
       if (left === 0) io.emit("presence:offline", { userId, socketId: socket.id, lastSeen });
     } catch (e) {
       console.error("presence offline:", e.message);

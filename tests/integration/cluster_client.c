@@ -29,11 +29,13 @@
 
 #define WAIT_MS 30000
 
-/* The test's one script: counts a key of the slot's own (KEYS[1] is never written: it only
- * routes), and says which node ran it. */
-static const redis_script scripts[] = {
-    {"count", "return {redis.call('INCR', ARGV[1]), redis.call('INFO', 'server')}"},
-};
+/* The test's function library: one function that counts a key of the slot's own, not declared
+ * (keys[1] is never written: it only routes), and says which node ran it. */
+static const char library[] =
+    "#!lua name=cluster_client_test\n"
+    "redis.register_function('count', function(keys, args)\n"
+    "    return {redis.call('INCR', args[1]), redis.call('INFO', 'server')}\n"
+    "end)\n";
 
 static struct {
     const char *dir;
@@ -229,14 +231,14 @@ static void on_count(const redisReply *reply, void *ud)
         sscanf(p + 7, "%63[0-9a-f]", c->run_id);
 }
 
-/* Runs the script through the view; the key `probe` is declared, `key` counted. */
+/* Calls the function through the view; the key `probe` is declared, `key` counted. */
 static call count(view *v)
 {
     call c = {0};
     const char *argv[] = {v->probe, v->key};
     size_t lens[] = {strlen(v->probe), strlen(v->key)};
-    redis_client_script(v->c, 0, 1, 2, argv, lens, on_count, &c);
-    pump_until(&c.done, "a script's reply");
+    redis_client_fcall(v->c, "count", 1, 2, argv, lens, on_count, &c);
+    pump_until(&c.done, "the function's reply");
     return c;
 }
 
@@ -259,12 +261,8 @@ static int setup(void **state)
         fail_msg("bad url %s: %s", topo.url, why);
     /* One seed only: the rest of the cluster comes from the map. */
     url.nnodes = 1;
-    redis_cluster_cfg cfg = {.name = "test",
-                             .url = &url,
-                             .scripts = scripts,
-                             .nscripts = 1,
-                             .ping_ms = 500,
-                             .stall_ms = 3000};
+    redis_cluster_cfg cfg = {
+        .name = "test", .url = &url, .library = library, .ping_ms = 500, .stall_ms = 3000};
     assert_non_null(cl = redis_cluster_new(&loop, &cfg));
     return 0;
 }

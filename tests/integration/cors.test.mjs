@@ -69,7 +69,8 @@ describe('default allowed_origins (empty)', () => {
         await daemon.wrap(async () => {
             const res = await http(`${daemon.url}${P}?EIO=4&transport=polling`, { headers: { Origin: 'http://evil.example' } });
             await assertForbidden(res, 'polling handshake');
-            assert.deepEqual(res.json(), { code: 4, message: 'Forbidden' }, "the reference server's answer");
+            // The reference server's answer, and what to change.
+            assert.deepEqual(res.json(), { code: 4, message: 'Forbidden', hint: "the request's Origin is not allowed: add it to allowed_origins" });
             assert.equal(await wsStatus(daemon, 'http://evil.example'), 403);
         })();
     });

@@ -96,7 +96,12 @@ describe('webhooks', () => {
                     assert.ok(r.events.length >= 1 && r.events.length <= 100);
                 }
                 assert.ok(rx.requests.some((r) => r.events.length > 1), 'events are batched');
-                const evs = rx.accepted();
+                let evs = rx.accepted();
+                if (store === 'redis') {
+                    // A fresh Redis's stream begins with the reset of its first generation.
+                    assert.deepEqual(evs[0], { id: evs[0].id, type: 'reset', reason: 'store_empty', at: evs[0].at });
+                    evs = evs.slice(1);
+                }
                 assert.deepEqual(evs.map(key), [
                     'user.online:wh-0', 'user.online:wh-1', 'user.online:wh-2', 'user.online:wh-3', 'user.online:wh-4',
                     'room.join:wh-0@wh-room', 'room.leave:wh-0@wh-room', 'user.offline:wh-0',

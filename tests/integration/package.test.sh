@@ -15,7 +15,9 @@
 #      without the key or with a wrong one (401), a browser page from another origin (403), a
 #      Socket.IO CONNECT that only claims a user id or carries a token signed with another key
 #      (CONNECT_ERROR unauthorized); and it accepts a token signed with the generated JWT key and
-#      the requests that carry the generated API key. Without either key file it does not start;
+#      the requests that carry the generated API key; an anonymous socket can neither query
+#      presence nor hear its events (anonymous_reads = off). Without either key file it does not
+#      start;
 #   5. installing again (an upgrade) keeps both keys; purging removes them and the configuration.
 # Run as root, or as any user with fakeroot installed (the install then runs under fakeroot).
 # Environment: PRESENCED_DEB_MAINTAINER, the Maintainer of the test package.
@@ -306,6 +308,38 @@ disc=$(curl -fsS -X POST -H "Authorization: Bearer $key" "$base/v1/users/alice/d
     fail "POST /v1/users/alice/disconnect with the key failed"
 [[ $disc == *'"disconnecting":true'* ]] || fail "POST /v1/users/alice/disconnect with the key: $disc"
 ok "accepted: CONNECT with a token signed by jwt.key -> 40; with api.key: /v1/users/alice (online), /v1/stats, /v1/events, /?key=, disconnect"
+
+# The installed configuration has anonymous_reads = off: a socket without a token can neither read
+# presence nor hear it. An anonymous socket and an identified observer are connected, then a user
+# comes online; once the observer has heard it, the anonymous socket's queue holds everything it
+# was sent before its query's answer: the refused query, and no presence event.
+sio_open() { # -> the Engine.IO sid of a new session whose Socket.IO socket connected with auth $1
+    local sid
+    sid=$(curl -fsS "$base/socket.io/?EIO=4&transport=polling" | sed 's/^0{"sid":"\([^"]*\)".*/\1/')
+    sio_post "$sid" "40$1"
+    [[ $(sio_get "$sid") == '40{"sid":"'* ]] || fail "a CONNECT with '$1' was refused"
+    printf '%s' "$sid"
+}
+sio_post() { curl -fsS -o /dev/null -H 'Content-Type: text/plain' --data-binary "$2" \
+    "$base/socket.io/?EIO=4&transport=polling&sid=$1"; }
+sio_get() { curl -fsS --max-time 30 "$base/socket.io/?EIO=4&transport=polling&sid=$1" | tr '\036' '\n'; }
+anon=$(sio_open '')
+observer=$(sio_open "{\"token\":\"$(token "$(head -n1 "$jwt_key")" carol)\"}")
+sio_open "{\"token\":\"$(token "$(head -n1 "$jwt_key")" dave)\"}" >/dev/null
+heard=
+for _ in $(seq 20); do
+    if sio_get "$observer" | grep -q '^42\["presence:online",{"userId":"dave"'; then
+        heard=1
+        break
+    fi
+done
+[ -n "$heard" ] || fail "an identified observer never heard dave come online"
+sio_post "$anon" '421["presence:query",{"userIds":["dave"]}]'
+queued=$(sio_get "$anon")
+[[ $queued == *'431[{"ok":false,"error":{"code":"not_identified"'* ]] ||
+    fail "an anonymous presence:query was answered: $queued"
+[[ $queued != *presence:* ]] || fail "an anonymous socket received presence events: $queued"
+ok "anonymous_reads = off: an anonymous socket's presence:query gets not_identified, and it hears no presence event"
 
 kill -TERM "$pid"
 set +e

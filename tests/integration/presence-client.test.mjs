@@ -242,7 +242,7 @@ describe('sync protocol', () => {
             await u.emitWithAck('presence:room:leave', { room: 'sq' });
             u.disconnect();
             await waitUntil(() => seqs.length >= 6, { what: 'six events' });
-            for (const s of seqs) assert.match(s, /^\d+$/, 'memory store seqs are counters');
+            for (const s of seqs) assert.match(s, /^\d+-\d+$/, 'memory store seqs are the generation and a counter');
             for (let i = 1; i < seqs.length; i++) assert.ok(compareSeq(seqs[i - 1], seqs[i]) < 0, `seqs increase: ${seqs}`);
             // Both snapshots reflect exactly the events up to the status change (the last one
             // before them), not the leave after it.

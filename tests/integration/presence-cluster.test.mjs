@@ -1,15 +1,16 @@
 // Presence across instances sharing one Redis: events and queries agree across daemons, a SIGKILLed
 // instance's users go offline once through the lease reap, a tab moving between instances races its
 // predecessor's close without breaking the online/offline alternation, Redis emptied (FLUSHALL or a
-// restart) while users are connected brings them all back without offline events, and Redis down
-// keeps connections up while commands answer store_unavailable.
+// restart) while users are connected tells observers to start again and announces them all once
+// more, without offline events, and Redis down keeps connections up while commands answer
+// store_unavailable.
 //
 // PRESENCE_RACE_ITER sets the race iterations (default below); PRESENCE_RACE_SEED replays a schedule.
 import { test, describe, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { presenceKey } from './lib/redis.mjs';
 import { keyPrefixes } from './lib/topology.mjs';
-import { metric } from './lib/http.mjs';
+import { metric, SseStream } from './lib/http.mjs';
 import {
     PresenceEnv,
     E,
@@ -99,7 +100,7 @@ describe('presence cluster (store=redis)', () => {
 
         await u.ok('presence:status', { status: 'dnd' });
         const up = await obsB.rec.waitFor('presence:update', { userId: 'c2-u', status: 'dnd' });
-        assert.deepEqual(up.data, { userId: 'c2-u', status: 'dnd', metadata: meta });
+        assert.deepEqual(up.data, { userId: 'c2-u', status: 'dnd', prevStatus: 'online', metadata: meta });
         assertOnline(await obsB.queryOne('c2-u'), 'dnd');
 
         // a second tab on B, then the tab on A closes: still online, nobody hears otherwise
@@ -303,9 +304,16 @@ describe('presence cluster (store=redis)', () => {
         );
     }
 
-    /** After Redis lost everything: all back, no event about them, rooms and status back. */
+    /**
+     * After Redis lost everything (docs/presence-model.md, "Redis lost its data"): every observer
+     * is told to start again (presence:resync {reset: true}, once per partition on a Redis
+     * Cluster) before anything of the new
+     * generation, and then each of the users is announced online exactly once, with the status
+     * and metadata they had; nobody is announced offline. Queries, rooms and status agree.
+     */
     async function assertAllBack({ A, B, obs, ids, clients, room }, since, marks, what) {
         for (const o of obs) {
+            await o.rec.waitFor('presence:resync', { reset: true }, 30000);
             await waitUntil(() => allOnline(o, ids), { ms: 30000, every: 100, what: `all 100 online on ${o.label} ${what}` });
         }
         const backMs = Date.now() - since;
@@ -315,12 +323,23 @@ describe('presence cluster (store=redis)', () => {
         await env.fence(A, obs);
         const idSet = new Set(ids);
         obs.forEach((o, k) => {
-            const spurious = o.rec.events.slice(marks[k]).filter((e) => idSet.has(e.data?.userId) && (e.event === 'presence:offline' || e.event === 'presence:online'));
-            assert.deepEqual(
-                spurious.map((e) => `${e.event} ${JSON.stringify(e.data)}`),
-                [],
-                `no online/offline event about the 100 users ${what} (${o.label})`,
-            );
+            const since = o.rec.events.slice(marks[k]);
+            const resets = since.filter((e) => e.event === 'presence:resync' && e.data?.reset === true);
+            // One per partition that lost its data: on a Redis Cluster that lost everything, every
+            // partition begins its own generation (docs/redis-schema.md, "Redis Cluster").
+            assert.equal(resets.length, keyPrefixes(env.prefix).length, `a reset per partition ${what} (${o.label})`);
+            const at = since.indexOf(resets[0]);
+            const about = (list) => list.filter((e) => idSet.has(e.data?.userId)).map((e) => `${e.event} ${JSON.stringify(e.data)}`);
+            assert.deepEqual(about(since.slice(0, at)), [], `nothing about the 100 users before the reset ${what} (${o.label})`);
+            const after = since.slice(at + 1).filter((e) => idSet.has(e.data?.userId));
+            assert.deepEqual(about(after.filter((e) => e.event !== 'presence:online')), [], `only online events about the 100 users after the reset (${o.label})`);
+            const onlines = after.map((e) => e.data);
+            assert.deepEqual(onlines.map((d) => d.userId).sort(), [...ids].sort(), `each of the 100 announced online once ${what} (${o.label})`);
+            for (const d of onlines) {
+                const i = ids.indexOf(d.userId);
+                assert.equal(d.status, i === 0 ? 'busy' : 'online', `${d.userId}'s status ${what}`);
+                assert.deepEqual(d.metadata, { n: i }, `${d.userId}'s metadata ${what}`);
+            }
         });
         for (const o of obs) {
             const users = await o.query(ids);
@@ -332,7 +351,7 @@ describe('presence cluster (store=redis)', () => {
         return backMs;
     }
 
-    it('Redis emptied by FLUSHALL while 100 users are connected: all online again, no offline events', async (t) => {
+    it('Redis emptied by FLUSHALL while 100 users are connected: a reset, then all announced online again once, no offline events', async (t) => {
         const h = await hundredUsers('fl');
         const marks = h.obs.map((o) => o.rec.events.length);
         assert.equal(await env.redis.command('FLUSHALL'), '+OK');
@@ -343,13 +362,16 @@ describe('presence cluster (store=redis)', () => {
         for (const o of h.obs) await o.rec.waitFor('presence:offline', { userId: h.ids[1] });
     });
 
-    it('redis-server restarted empty on the same port while 100 users are connected: all online again, no offline events', async (t) => {
+    it('redis-server restarted empty on the same port while 100 users are connected: a reset, then all announced online again once, no offline events', async (t) => {
         const h = await hundredUsers('rs');
         const marks = h.obs.map((o) => o.rec.events.length);
         // A key of the test's own, which no instance writes: gone after the restart only if Redis
         // came back empty (the instances write their own keys again at once).
         const marker = `${keyPrefixes(env.prefix)[0]}marker`;
         assert.equal(await env.redis.command('SET', marker, '1'), '+OK');
+        // An HTTP reader of the event stream (no key: it sees what anyone may read).
+        const sse = await new SseStream(h.B.url).opened();
+        t.after(() => sse.close());
         await env.redis.down();
         for (const o of h.obs) {
             await waitUntil(
@@ -364,6 +386,25 @@ describe('presence cluster (store=redis)', () => {
         const since = Date.now();
         assert.equal(await env.redis.command('EXISTS', marker), ':0', 'Redis came back empty');
         t.diagnostic(`all 100 back ${await assertAllBack(h, since, marks, 'after the Redis restart')} ms after the restart`);
+        // The SSE reader too: a reset (no user), then each of the 100 online once, nobody offline.
+        const idSet = new Set(h.ids);
+        const count = (evs, type) => evs.filter((e) => e.event === type && idSet.has(e.data.userId)).length;
+        const afterReset = (evs) => evs.slice(evs.findIndex((e) => e.event === 'reset'));
+        await sse.until((evs) => evs.some((e) => e.event === 'reset') && count(afterReset(evs), 'user.online') >= 100 && count(afterReset(evs), 'room.join') >= 10, 30000, 'a reset, then 100 user.online and 10 room.join');
+        const resets = sse.events.filter((e) => e.event === 'reset');
+        // One per partition that lost its data: a single Redis has one, a Redis Cluster whose every
+        // node restarted empty one per partition (docs/redis-schema.md, "Generations").
+        assert.equal(resets.length, keyPrefixes(env.prefix).length, `a reset per partition on the SSE stream: ${JSON.stringify(resets)}`);
+        for (const r of resets) {
+            assert.equal(r.data.type, 'reset');
+            assert.equal(r.data.reason, 'store_empty');
+            assert.equal(r.data.id, r.id);
+            assert.equal(r.data.userId, undefined);
+        }
+        const at = sse.events.indexOf(resets[0]);
+        const about = (evs) => evs.filter((e) => idSet.has(e.data.userId)).map((e) => `${e.event} ${e.data.userId}`);
+        assert.deepEqual(about(sse.events.slice(0, at)), [], 'nothing about the 100 users on the SSE stream before the reset');
+        assert.deepEqual(about(sse.events.slice(at + 1)).sort(), h.ids.map((u) => `user.online ${u}`).concat(h.ids.slice(0, 10).map((u) => `room.join ${u}`)).sort(), 'each of the 100 online once (and the 10 in the room joining it) on the SSE stream after the reset');
         h.clients[2].disconnect();
         for (const o of h.obs) await o.rec.waitFor('presence:offline', { userId: h.ids[2] });
     });
@@ -434,7 +475,13 @@ describe('presence cluster (store=redis)', () => {
         await anon.ok('presence:identify', { userId: 'rd-3' });
         await obs.rec.waitFor('presence:online', { userId: 'rd-3' });
         await env.fence(A, [obs]);
-        const spurious = obs.rec.events.slice(mark).filter((e) => e.event === 'presence:offline' || (e.event === 'presence:online' && e.data?.userId !== 'rd-3'));
-        assert.deepEqual(spurious.map((e) => `${e.event} ${JSON.stringify(e.data)}`), [], 'no online/offline event for users who never left');
+        // The new redis-server started empty: a new generation, announced by a reset, in which
+        // the users who never left come online once; nobody goes offline.
+        const since = obs.rec.events.slice(mark);
+        const at = since.findIndex((e) => e.event === 'presence:resync' && e.data?.reset === true);
+        assert.ok(at >= 0, `a reset after Redis came back empty; ${obs.rec.describe()}`);
+        const transitions = (list) => list.filter((e) => e.event === 'presence:offline' || e.event === 'presence:online').map((e) => `${e.event} ${e.data.userId}`);
+        assert.deepEqual(transitions(since.slice(0, at)), [], 'no online/offline event before the reset');
+        assert.deepEqual(transitions(since.slice(at + 1)).sort(), ['presence:online rd-1', 'presence:online rd-2', 'presence:online rd-3'], 'each user online once in the new generation, no offline');
     });
 });

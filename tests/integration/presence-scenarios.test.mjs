@@ -218,16 +218,16 @@ for (const store of STORES) {
             const meta2 = { ...meta, team: 'support' };
             await ann.ok('presence:status', { status: 'busy', metadata: meta2 });
             const u1 = await obs.rec.waitCount('presence:update', { userId: 'md-ann' }, 1);
-            assert.deepEqual(u1.data, { userId: 'md-ann', status: 'busy', metadata: meta2 });
+            assert.deepEqual(u1.data, { userId: 'md-ann', status: 'busy', prevStatus: 'online', metadata: meta2 });
             // metadata only
             const meta3 = { name: 'Ann', ticket: 'T-1001' };
             await ann.ok('presence:status', { status: 'busy', metadata: meta3 });
             const u2 = await obs.rec.waitCount('presence:update', { userId: 'md-ann' }, 2);
-            assert.deepEqual(u2.data, { userId: 'md-ann', status: 'busy', metadata: meta3 });
+            assert.deepEqual(u2.data, { userId: 'md-ann', status: 'busy', prevStatus: 'busy', metadata: meta3 });
             // status only: the metadata stays
             await ann.ok('presence:status', { status: 'away' });
             const u3 = await obs.rec.waitCount('presence:update', { userId: 'md-ann' }, 3);
-            assert.deepEqual(u3.data, { userId: 'md-ann', status: 'away', metadata: meta3 });
+            assert.deepEqual(u3.data, { userId: 'md-ann', status: 'away', prevStatus: 'busy', metadata: meta3 });
             // nothing changes: no update
             await ann.ok('presence:status', { status: 'away', metadata: meta3 });
             await ann.ok('presence:status', { status: 'away' });

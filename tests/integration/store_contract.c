@@ -145,6 +145,7 @@ typedef enum step_op {
     OP_TRUTH_ADD,   /* the owner has socket `sid` of `user` in `rooms` without telling the store */
     OP_REDIS_STOP,  /* the scenario's own redis-server stops (SIGTERM); nothing for memory */
     OP_REDIS_START, /* ... and starts again on the same port, with its data (AOF) or empty */
+    OP_REDIS_FLUSH, /* the scenario's own redis-server is emptied (FLUSHALL), no reconnection */
 } step_op;
 
 typedef enum kill_mode {
@@ -165,7 +166,7 @@ typedef struct step {
     const char *rooms[ROOMS_MAX]; /* socket_assert */
     int err;                      /* expected callback error */
     size_t limit;                 /* room_query */
-    uint32_t ms;                  /* OP_SLEEP, OP_WAIT, OP_LEASE_WATCH */
+    uint32_t ms;                  /* OP_SLEEP, OP_WAIT, OP_LEASE_WATCH, OP_FAULT (the delay) */
     bool unobserve;               /* OP_SHUTDOWN: this store's events are no longer checked */
     ev_exp ev[EV_MAX];
     user_exp users[USERS_MAX];
@@ -191,6 +192,7 @@ typedef struct scenario {
     bool proxied;                  /* Redis stores reach Redis through a fault proxy each */
     bool own_redis;                /* a redis-server of the scenario's own (AOF on), to restart */
     bool direct;                   /* talks to the one redis-server itself (not via Sentinel) */
+    bool webhooks;                 /* the stores deliver webhooks (store_deliver_read) */
     const step *steps;
 } scenario;
 
@@ -301,7 +303,7 @@ static const char *op_name(step_op op)
         "room_join",   "room_leave",  "status_set",    "touch",        "shutdown",
         "users_query", "room_query",  "sleep",         "wait",         "kill",
         "lease_watch", "call",        "fault",         "reconcile",    "truth_drop",
-        "truth_room",  "truth_add",   "redis_stop",    "redis_start",
+        "truth_room",  "truth_add",   "redis_stop",    "redis_start",  "redis_flush",
     };
     return op < sizeof(names) / sizeof(names[0]) ? names[op] : "?";
 }
@@ -321,6 +323,8 @@ static const char *type_name(pres_event_type t)
         return "update";
     case PRES_EV_DISCONNECT:
         return "disconnect";
+    case PRES_EV_RESET:
+        return "reset";
     }
     return "?";
 }
@@ -801,6 +805,10 @@ static void compare_events(harness *h, slot *sl, const ev_exp *e, const char *ct
             }
         }
     }
+    /* A reset (a new generation) comes before any event of the generation it begins. */
+    for (size_t i = 0; ok && i < want; i++)
+        if (e[i].type == PRES_EV_RESET && at[i] != 0)
+            ok = false;
     if (ok) {
         ev_ranks(e, want, rank);
         for (size_t i = 0; i < want; i++)
@@ -1013,6 +1021,17 @@ static void own_redis_stop(harness *h)
     h->redis_pid = 0;
 }
 
+static void own_redis_flush(harness *h)
+{
+    redisContext *c = redisConnect("127.0.0.1", h->redis_port);
+    redisReply *r = c && !c->err ? redisCommand(c, "FLUSHALL") : NULL;
+    bool ok = r && r->type == REDIS_REPLY_STATUS;
+    freeReplyObject(r);
+    redisFree(c);
+    if (!ok)
+        fail_msg("FLUSHALL failed on port %d", h->redis_port);
+}
+
 static void own_redis_setup(harness *h)
 {
     snprintf(h->redis_dir, sizeof(h->redis_dir), "/tmp/store_contract.XXXXXX");
@@ -1081,6 +1100,7 @@ static void store_start(harness *h, int i)
         .redis_url = url,
         .key_prefix = h->prefix,
         .redis_partitions = cfg.partitions,
+        .webhooks = sc->webhooks,
     };
     store_hooks hooks = {
         .event = on_event,
@@ -1234,7 +1254,7 @@ static void run_step(harness *h, const step *s, const char *ctx)
         return;
     case OP_FAULT:
         if (h->proxies[s->on])
-            fault_proxy_set(h->proxies[s->on], s->fault, 0);
+            fault_proxy_set(h->proxies[s->on], s->fault, s->ms);
         break;
     case OP_RECONCILE:
         h->slots[s->on].asked_reconciles++;
@@ -1262,6 +1282,10 @@ static void run_step(harness *h, const step *s, const char *ctx)
     case OP_REDIS_START:
         if (cfg.redis)
             own_redis_start(h, s->empty);
+        break;
+    case OP_REDIS_FLUSH:
+        if (cfg.redis)
+            own_redis_flush(h);
         break;
     }
     if (s->later)
@@ -1500,6 +1524,8 @@ static void run_scenario(void **state)
 #define E_OFFLINE_ANY(u, s) .type = PRES_EV_OFFLINE, .user = (u), .socket = (s)
 #define E_JOIN(u, r) .type = PRES_EV_ROOM_JOIN, .user = (u), .room = (r)
 #define E_LEAVE(u, r) .type = PRES_EV_ROOM_LEAVE, .user = (u), .room = (r)
+/* Redis lost its data: the first entry of the new generation. */
+#define E_RESET .type = PRES_EV_RESET, .user = ""
 #define E_UPDATE(u, st, ps, m)                                                                     \
     .type = PRES_EV_UPDATE, .user = (u), .status = (st), .prev = (ps), .meta = (m)
 
@@ -1651,6 +1677,37 @@ static const step last_seen[] = {
     {S_SLEEP(30)},
     {S_CLOSE(0, "s1"), .ev = {{E_OFFLINE("ivy", "s1"), .ls = LS_GT_MEMO, .memo = 4, .save = 6}}},
     {S_USERS(0), .users = {{U_OFFLINE("ivy"), .ls = LS_EQ_MEMO, .memo = 5}}},
+    {.op = OP_END},
+};
+
+/* An invisible user: lastSeen stays at the moment they turned invisible, whatever they do, until
+ * they are visible again; room events carry the status so that callers can keep them quiet. */
+static const step invisible[] = {
+    {S_OPEN(0, "s1", "vera"), .ev = {{E_ONLINE("vera", "s1", "online", NOMETA)}}},
+    {S_JOIN(0, "s1", "r"), .ev = {{E_JOIN("vera", "r"), .status = "online"}}},
+    {S_SLEEP(30)},
+    {S_STATUS(0, "s1", "invisible"), .ev = {{E_UPDATE("vera", "invisible", "online", NOMETA)}}},
+    {S_USERS(0), .users = {{U_ONLINE("vera", "invisible", 1), .save = 1}}},
+    {S_SLEEP(30)},
+    {S_TOUCH(0, "s1")},
+    {S_JOIN(0, "s1", "r2"), .ev = {{E_JOIN("vera", "r2"), .status = "invisible"}}},
+    {S_OPEN(0, "s2", "vera")},
+    {S_STATUS(0, "s2", "invisible")},
+    {S_CLOSE(0, "s2")},
+    {S_USERS(0), .users = {{U_ONLINE("vera", "invisible", 1), .ls = LS_EQ_MEMO, .memo = 0}}},
+    {S_SLEEP(30)},
+    /* Visible again: lastSeen moves on. */
+    {S_STATUS(0, "s1", "away"), .ev = {{E_UPDATE("vera", "away", "invisible", NOMETA)}}},
+    {S_USERS(0), .users = {{U_ONLINE("vera", "away", 1), .ls = LS_GT_MEMO, .memo = 0}}},
+    {S_STATUS(0, "s1", "invisible"), .ev = {{E_UPDATE("vera", "invisible", "away", NOMETA)}}},
+    {S_USERS(0), .users = {{U_ONLINE("vera", "invisible", 1), .save = 2}}},
+    {S_SLEEP(30)},
+    /* Gone while invisible: the offline event and the record keep the frozen time. */
+    {S_CLOSE(0, "s1"),
+     .ev = {{E_LEAVE("vera", "r"), .status = "invisible"},
+            {E_LEAVE("vera", "r2"), .status = "invisible"},
+            {E_OFFLINE("vera", "s1"), .rooms = {"r", "r2"}, .ls = LS_EQ_MEMO, .memo = 1}}},
+    {S_USERS(0), .users = {{U_OFFLINE("vera"), .ls = LS_EQ_MEMO, .memo = 1}}},
     {.op = OP_END},
 };
 
@@ -2082,23 +2139,62 @@ static void call_api_reads(harness *h)
     if (r.err || r.n != 0)
         fail_msg("events_since(last): err=%d n=%zu", r.err, r.n);
     api_res_clear(&r);
+    /* Older than what is kept (Redis), or of an earlier generation (the memory store of an
+     * earlier run: a reset, with this generation's events from its start). */
     store_events_since(st, "1-0", 100, on_api_events, &r);
     api_wait(h, &r, "events_since(too old)");
-    if (r.err != STORE_ERR_GONE)
-        fail_msg("events_since(1-0): err=%d, want STORE_ERR_GONE", r.err);
+    if (cfg.redis ? r.err != STORE_ERR_GONE
+                  : r.err != STORE_ERR_RESET || r.n != sl->nev || strcmp(r.ids[0], sl->ev[0].id))
+        fail_msg("events_since(1-0): err=%d n=%zu, want %s", r.err, r.n,
+                 cfg.redis ? "STORE_ERR_GONE" : "STORE_ERR_RESET with every event");
+    api_res_clear(&r);
+    if (cfg.redis)
+        return;
+    /* Ahead of the store's events: not one of its ids. */
+    char ahead[64];
+    snprintf(ahead, sizeof(ahead), "%.*s-999999", (int)strcspn(sl->ev[0].id, "-"), sl->ev[0].id);
+    store_events_since(st, ahead, 100, on_api_events, &r);
+    api_wait(h, &r, "events_since(ahead)");
+    if (r.err != STORE_ERR_FOREIGN)
+        fail_msg("events_since(%s): err=%d, want STORE_ERR_FOREIGN", ahead, r.err);
     api_res_clear(&r);
 }
 
-/* Webhook delivery: the queue starts at the first read; a batch comes back until acknowledged. */
+/* Webhook delivery: the queue starts when the store does (before it is available), so it holds
+ * every event so far (the Redis store's stream begins with its generation's reset); a batch comes
+ * back until acknowledged. */
 static void call_api_deliver(harness *h)
 {
     store *st = h->slots[0].st;
     api_res r = {0};
     store_deliver_read(st, 10, 5000, on_api_events, &r);
     api_wait(h, &r, "deliver_read (start)");
-    if (r.err || r.n != 0)
-        fail_msg("first deliver_read: err=%d n=%zu, want nothing (the queue starts now)", r.err,
-                 r.n);
+    /* A reset per partition (a Redis Cluster's batch is every partition's, one after another),
+     * then the six presence events, in order where they are in one stream. */
+    size_t first = cfg.redis ? (size_t)cfg.partitions : 0, resets = 0;
+    int types[16] = {0};
+    size_t m = 0;
+    for (size_t i = 0; i < r.n && i < 16; i++) {
+        if (r.types[i] == PRES_EV_RESET)
+            resets++;
+        else
+            types[m++] = r.types[i];
+    }
+    bool ordered =
+        cfg.partitions > 1 || ((!cfg.redis || r.types[0] == PRES_EV_RESET) &&
+                               types[0] == PRES_EV_ONLINE && types[5] == PRES_EV_ROOM_JOIN);
+    if (r.err || r.n != first + 6 || resets != first || m != 6 || !ordered)
+        fail_msg("first deliver_read: err=%d n=%zu resets=%zu, want every event since the store "
+                 "began",
+                 r.err, r.n, resets);
+    const char *start[16];
+    for (size_t i = 0; i < r.n; i++)
+        start[i] = r.ids[i];
+    api_res a0 = {0};
+    store_deliver_ack(st, start, r.n, on_api_done, &a0);
+    api_wait(h, &a0, "deliver_ack (start)");
+    if (a0.err)
+        fail_msg("deliver_ack (start): err=%d", a0.err);
     api_res_clear(&r);
     run_step(h,
              &(const step){S_STATUS(0, "s3", "busy"),
@@ -2263,6 +2359,7 @@ static const step lease_expiry[] = {
 /* ---- reconciliation (docs/presence-model.md, "Reconciliation") ---- */
 
 #define S_FAULT(n, f) .op = OP_FAULT, .on = (n), .fault = (f)
+#define S_DELAY(n, t) .op = OP_FAULT, .on = (n), .fault = FAULT_DELAY, .ms = (t)
 
 /* The owner's truth and the store disagree; store_reconcile() makes the store agree, with the
  * events of the difference, once. */
@@ -2346,6 +2443,27 @@ static const step join_leave_lost[] = {
     {.op = OP_END},
 };
 
+/* A user closes a socket on store 1 and comes back on store 0 within the grace, but store 0's
+ * registration reaches Redis only long after the deadline (its proxy delays what it sends, as a
+ * long queue would in a reconnect storm). Store 1's ticks (every 500 ms) must not fire the
+ * deadline meanwhile: no offline and no online go out, and the user reads online once the
+ * registration lands. A later departure still goes offline after the grace. */
+static const step grace_backlog[] = {
+    {S_OPEN(1, "s1", "gb-a"), .ev = {{E_ONLINE("gb-a", "s1", "online", NOMETA)}}},
+    /* Each way: the open's reply comes after 2.4 s, before store 0 gives up its connection
+     * (3 s without a reply); the open lands 1.2 s after the close, past the deadline (0.3 s)
+     * and at least one tick of store 1. */
+    {S_DELAY(0, 1200)},
+    {S_CLOSEG(1, "s1")},
+    {S_OPEN(0, "s2", "gb-a")},
+    {S_FAULT(0, FAULT_PASS)},
+    {S_SLEEP(LEASE_MS / 3)},
+    {S_USERS(1), .users = {{U_ONLINE("gb-a", "online", 1)}}},
+    {S_CLOSEG(0, "s2")},
+    {S_WAIT(GRACE_MS + 2 * LEASE_MS + 1000), .ev = {{E_OFFLINE_ANY("gb-a", "s2")}}},
+    {.op = OP_END},
+};
+
 /* Store 1 is cut off from Redis past its lease while its sockets live on: store 0 reaps them
  * (rb-d goes offline; rb-e, online through store 0 too, only leaves q). When store 1 is back,
  * reconciliation announces them back: rb-d online and in r again, rb-e in q again. */
@@ -2397,20 +2515,62 @@ static const step restart_aof[] = {
     {.op = OP_END},
 };
 
-/* The same with Redis restarted empty: the live sockets are registered again, without events
- * for what observers already knew; queries answer the truth. (What changed during the outage
- * is not announced: see docs/presence-model.md, "Redis lost its data".) */
+/* The same with Redis restarted empty (docs/presence-model.md, "Redis lost its data"): nothing
+ * can tell what observers were told, so a new generation begins. Every store delivers its reset
+ * first, then each store registers its live sockets as fresh opens, with their events: a user
+ * with sockets on both stores comes online once, from whichever registers first; status,
+ * metadata and rooms come from the owners' truth; what changed during the outage (b1 closed, a1
+ * left r, e1 opened) is simply how things are in the new generation. */
 static const step restart_empty[] = {
     {S_OPEN(0, "a1", "re-a"), .ev = {{E_ONLINE("re-a", "a1", "online", NOMETA)}}},
     {S_JOIN(0, "a1", "r"), .ev = {{E_JOIN("re-a", "r")}}},
     {S_OPEN(0, "b1", "re-b"), .ev = {{E_ONLINE("re-b", "b1", "online", NOMETA)}}},
+    {S_OPEN(1, "c1", "re-a")},
+    {S_OPEN(1, "d1", "re-d"), .status = "away", .meta = "{\"k\":2}",
+     .ev = {{E_ONLINE("re-d", "d1", "away", "{\"k\":2}")}}},
+    {S_JOIN(1, "d1", "q"), .ev = {{E_JOIN("re-d", "q")}}},
     {.op = OP_REDIS_STOP, .later = true},
     {S_CLOSE(0, "b1"), .any_err = true, .later = true},
+    {S_LEAVE(0, "a1", "r"), .any_err = true, .later = true},
+    {S_OPEN(0, "e1", "re-e"), .keep = true, .any_err = true, .later = true},
     {.op = OP_REDIS_START, .empty = true, .later = true},
-    {S_SLEEP(6000)},
-    {S_USERS(0), .users = {{U_ONLINE("re-a", "online", 1)}, {U_UNKNOWN("re-b")}}},
-    {S_ROOM(0, "r"), .members = {"re-a"}},
-    {S_CLOSE(0, "a1"), .ev = {{E_LEAVE("re-a", "r")}, {E_OFFLINE("re-a", "a1"), .rooms = {"r"}}}},
+    {S_WAIT(15000), .ev = {{E_RESET},
+                           {E_ONLINE("re-a", NULL, "online", NOMETA)},
+                           {E_ONLINE("re-d", "d1", "away", "{\"k\":2}"), .rooms = {"q"}},
+                           {E_JOIN("re-d", "q"), .status = "away", .meta = "{\"k\":2}"},
+                           {E_ONLINE("re-e", "e1", "online", NOMETA)}}},
+    {S_USERS(0), .users = {{U_ONLINE("re-a", "online", 2)},
+                           {U_UNKNOWN("re-b")},
+                           {U_ONLINE("re-d", "away", 1), .meta = "{\"k\":2}"},
+                           {U_ONLINE("re-e", "online", 1)}}},
+    {S_ROOM(1, "r")},
+    {S_ROOM(1, "q"), .members = {"re-d"}},
+    /* The new generation goes on as any: its transitions are announced once. */
+    {S_CLOSE(0, "a1")},
+    {S_CLOSE(1, "c1"), .ev = {{E_OFFLINE("re-a", "c1")}}},
+    {S_CLOSE(1, "d1"), .ev = {{E_LEAVE("re-d", "q")}, {E_OFFLINE("re-d", "d1"), .rooms = {"q"}}}},
+    {S_CLOSE(0, "e1"), .ev = {{E_OFFLINE("re-e", "e1")}}},
+    {.op = OP_END},
+};
+
+/* Redis emptied under the stores' feet (FLUSHALL): no reconnection tells them, the generation
+ * marker does. Each store finds its lease gone at its next refresh, the first to write begins a
+ * new generation, and every store delivers its reset before the events of the sockets registered
+ * again. A user who had turned invisible comes back invisible. */
+static const step redis_flush[] = {
+    {S_OPEN(0, "a1", "fl-a"), .ev = {{E_ONLINE("fl-a", "a1", "online", NOMETA)}}},
+    {S_JOIN(0, "a1", "r"), .ev = {{E_JOIN("fl-a", "r")}}},
+    {S_OPEN(1, "b1", "fl-b"), .status = "invisible",
+     .ev = {{E_ONLINE("fl-b", "b1", "invisible", NOMETA)}}},
+    {.op = OP_REDIS_FLUSH, .later = true},
+    {S_WAIT(15000), .ev = {{E_RESET},
+                           {E_ONLINE("fl-a", "a1", "online", NOMETA), .rooms = {"r"}},
+                           {E_JOIN("fl-a", "r")},
+                           {E_ONLINE("fl-b", "b1", "invisible", NOMETA)}}},
+    {S_USERS(1), .users = {{U_ONLINE("fl-a", "online", 1)}, {U_ONLINE("fl-b", "invisible", 1)}}},
+    {S_ROOM(1, "r"), .members = {"fl-a"}},
+    {S_CLOSE(0, "a1"), .ev = {{E_LEAVE("fl-a", "r")}, {E_OFFLINE("fl-a", "a1"), .rooms = {"r"}}}},
+    {S_CLOSE(1, "b1"), .ev = {{E_OFFLINE("fl-b", "b1")}}},
     {.op = OP_END},
 };
 
@@ -2494,49 +2654,59 @@ static uint64_t big_sockets(harness *h)
     }
 }
 
-/* The sha Redis knows script `name` by (SCRIPT LOAD is idempotent). */
-static void big_sha(redisContext *c, const char *name, char out[41])
+/* The name Redis knows the store's function `name` by: FCALL's first argument. */
+static void big_fname(const char *name, char out[64])
 {
-    out[0] = 0;
-    for (size_t i = 0; i < redis_nscripts; i++) {
-        if (strcmp(redis_scripts[i].name, name) != 0)
-            continue;
-        redisReply *r = redisCommand(c, "SCRIPT LOAD %s", redis_scripts[i].body);
-        if (r && r->type == REDIS_REPLY_STRING && r->len == 40)
-            memcpy(out, r->str, 41);
-        freeReplyObject(r);
-    }
-    if (!out[0])
-        fail_msg("no sha for script %s", name);
+    snprintf(out, 64, "%s_%s", name, redis_library_version);
 }
 
-/* SLOWLOG (which records every command here) since the reset: the slowest command, printed, and
- * the number of calls of script `name`, returned. */
+static int big_cmp_ll(const void *a, const void *b)
+{
+    long long x = *(const long long *)a, y = *(const long long *)b;
+    return (x > y) - (x < y);
+}
+
+/* SLOWLOG (which records every command here) since the reset: the slowest command and the median
+ * and 99th percentile of function `name`'s calls (wall time: a loaded machine stretches them),
+ * printed, and the number of calls of function `name`, returned. */
 static long long big_phase(redisContext *c, const char *phase, const char *name, long long *worst)
 {
-    char sha[41];
-    big_sha(c, name, sha);
+    char fname[64];
+    big_fname(name, fname);
     redisReply *r = redisCommand(c, "SLOWLOG GET -1");
     long long max = 0, calls = 0;
+    long long *us = r && r->type == REDIS_REPLY_ARRAY ? calloc(r->elements + 1, sizeof(*us)) : NULL;
     char what[96] = "none";
     for (size_t i = 0; r && r->type == REDIS_REPLY_ARRAY && i < r->elements; i++) {
         redisReply *e = r->element[i];
         if (e->type != REDIS_REPLY_ARRAY || e->elements < 4)
             continue;
         redisReply *args = e->element[3];
-        if (args->elements > 1 && args->element[1]->str && strcmp(args->element[1]->str, sha) == 0)
+        if (args->elements > 1 && args->element[1]->str &&
+            strcmp(args->element[1]->str, fname) == 0) {
+            if (us)
+                us[calls] = e->element[2]->integer;
             calls++;
+        }
         if (e->element[2]->integer <= max || (args->elements && args->element[0]->str &&
                                               strcasecmp(args->element[0]->str, "SLOWLOG") == 0))
             continue;
         max = e->element[2]->integer;
-        /* EVALSHA sha 0, nine common arguments, then the script's first own one */
+        /* FCALL name 0, nine common arguments, then the function's first own one */
         snprintf(what, sizeof(what), "%s%s%s", args->elements ? args->element[0]->str : "?",
                  args->elements > 12 ? " " : "", args->elements > 12 ? args->element[12]->str : "");
     }
     freeReplyObject(r);
-    print_message("    %s: %lld calls of %s; longest command %lld us (%s)\n", phase, calls, name,
-                  max, what);
+    long long p50 = 0, p99 = 0;
+    if (us && calls > 0) {
+        qsort(us, (size_t)calls, sizeof(*us), big_cmp_ll);
+        p50 = us[calls / 2];
+        p99 = us[(calls * 99) / 100];
+    }
+    free(us);
+    print_message("    %s: %lld calls of %s (median %lld us, p99 %lld us); longest command %lld us "
+                  "(%s)\n",
+                  phase, calls, name, p50, p99, max, what);
     if (max > *worst)
         *worst = max;
     freeReplyObject(redisCommand(c, "SLOWLOG RESET"));
@@ -2618,13 +2788,14 @@ static const scenario scenarios[] = {
     {.name = "errors", .steps = errors},
     {.name = "users_query_1000", .steps = users_many},
     {.name = "last_seen", .steps = last_seen},
+    {.name = "invisible", .steps = invisible},
     {.name = "tricky_ids", .steps = tricky_ids_steps},
     {.name = "event_stamps", .steps = event_stamps},
     {.name = "offline_grace", .grace_ms = GRACE_MS, .steps = offline_grace},
     {.name = "grace_query", .grace_ms = GRACE_MS, .steps = grace_query},
     {.name = "socket_assert", .steps = socket_assert},
     {.name = "shutdown", .grace_ms = GRACE_MS, .steps = shutdown_all},
-    {.name = "api_reads", .steps = api_reads},
+    {.name = "api_reads", .webhooks = true, .steps = api_reads},
     {.name = "two_instances", .redis_only = true, .nstores = 2, .steps = two_instances},
     {.name = "api_cluster", .redis_only = true, .nstores = 2, .steps = api_cluster},
     {.name = "lease_expiry_free",
@@ -2658,13 +2829,29 @@ static const scenario scenarios[] = {
      .proxied = true,
      .lease_ms = {10000, 0},
      .steps = join_leave_lost},
+    {.name = "grace_backlog",
+     .redis_only = true,
+     .nstores = 2,
+     .proxied = true,
+     .grace_ms = GRACE_MS,
+     .lease_ms = {0, 1500},
+     .steps = grace_backlog},
     {.name = "reaped_and_back",
      .redis_only = true,
      .nstores = 2,
      .proxied = true,
      .steps = reaped_and_back},
     {.name = "redis_restart_aof", .redis_only = true, .own_redis = true, .steps = restart_aof},
-    {.name = "redis_restart_empty", .redis_only = true, .own_redis = true, .steps = restart_empty},
+    {.name = "redis_restart_empty",
+     .redis_only = true,
+     .own_redis = true,
+     .nstores = 2,
+     .steps = restart_empty},
+    {.name = "redis_flush",
+     .redis_only = true,
+     .own_redis = true,
+     .nstores = 2,
+     .steps = redis_flush},
     {.name = "big_instance",
      .redis_only = true,
      .direct = true,

@@ -1,8 +1,9 @@
 // Webhooks miss nothing of a fresh cluster's first moments, nor after Redis loses its data: users
 // connecting in the first milliseconds after /readyz on an empty Redis (one and two instances, a
-// few repetitions each), and Redis restarted empty while users stay connected and then leave.
-// Every user's user.online and user.offline reach a real receiver exactly once by event id, in
-// order per user. WEBHOOK_FRESH_REPEAT sets the repetitions (default 3).
+// few repetitions each), and Redis restarted empty while users stay connected and then leave
+// (a reset, then each user online again and offline, once each). Every user's user.online and
+// user.offline reach a real receiver exactly once by event id, in order per user.
+// WEBHOOK_FRESH_REPEAT sets the repetitions (default 3).
 import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startDaemon } from './lib/daemon.mjs';
@@ -24,8 +25,7 @@ async function until(fn, ms, what) {
 }
 
 /** Every accepted event once by id; per user, the expected types in order. */
-function assertDelivered(rx, want, what) {
-    const evs = rx.accepted();
+function assertDelivered(rx, want, what, evs = rx.accepted()) {
     const ids = evs.map((e) => e.id);
     assert.equal(new Set(ids).size, ids.length, `${what}: an event id delivered twice: ${ids}`);
     for (const [user, types] of Object.entries(want)) {
@@ -77,7 +77,7 @@ describe('webhooks from a fresh start and after Redis lost its data', () => {
         });
     }
 
-    test('Redis restarted empty while users stay connected, then they leave: online and offline once each', { timeout: 60000 }, async () => {
+    test('Redis restarted empty while users stay connected, then they leave: a reset, then online and offline once each', { timeout: 60000 }, async () => {
         const rx = await startReceiver();
         cleanup.push(() => rx.close());
         let redis = await startRedis();
@@ -97,13 +97,23 @@ describe('webhooks from a fresh start and after Redis lost its data', () => {
             await redis.stop();
             redis = await startRedis({ port });
             await until(async () => (await api(d.url, '/readyz').catch(() => ({}))).status === 200, 15000, 'readyz again');
-            // The users are registered again (queries say online) ...
-            await until(async () => (await api(d.url, `/v1/users?ids=${users.join(',')}`)).json?.users?.[users[0]] === true, 15000, 'online again');
-            // ... and their departures, the first events of the new stream, are delivered.
+            // A new generation: the receiver is told to start again, then the users, registered
+            // again, are announced online (the first events of the new stream) ...
+            await until(() => rx.accepted().filter((e) => e.type === 'user.online').length >= 2 * USERS, 15000, 'every user.online again');
+            // ... and their departures are delivered.
             for (const s of socks) s.close();
             await until(() => rx.accepted().filter((e) => e.type === 'user.offline').length >= USERS, 15000, 'every user.offline');
             await sleep(300);
-            assertDelivered(rx, Object.fromEntries(users.map((u) => [u, ['user.online', 'user.offline']])), 'after the restart');
+            // The stream of a fresh Redis begins with the reset of its first generation, before
+            // anything else; the restart begins a second one.
+            const evs = rx.accepted();
+            const resets = evs.filter((e) => e.type === 'reset');
+            assert.equal(resets.length, 2, `two resets: ${JSON.stringify(resets)}`);
+            assert.equal(evs[0], resets[0], 'the first generation begins with its reset');
+            assert.ok(resets.every((e) => e.reason === 'store_empty'), JSON.stringify(resets));
+            const at = evs.indexOf(resets[1]);
+            assertDelivered(rx, Object.fromEntries(users.map((u) => [u, ['user.online']])), 'before the restart', evs.slice(1, at));
+            assertDelivered(rx, Object.fromEntries(users.map((u) => [u, ['user.online', 'user.offline']])), 'after the restart', evs.slice(at + 1));
         })();
     });
 });

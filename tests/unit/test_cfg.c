@@ -114,10 +114,12 @@ static const char *const expected_keys[] = {
     "namespaces",
     "max_connections",
     "send_queue_max",
+    "send_queue_bytes",
     "attachment_timeout",
     "ws_message_gap",
     "http_timeout",
     "broadcast",
+    "anonymous_reads",
     "offline_grace",
     "last_seen_retention",
     "instance_lease",
@@ -151,6 +153,7 @@ static const char *const expected_keys[] = {
     "max_subscriptions_per_socket",
     "rate_limit",
     "rate_burst",
+    "auth_failures_per_ip",
     "tls_cert",
     "tls_key",
     "shutdown_timeout",
@@ -836,6 +839,21 @@ static void test_help(void **state)
         snprintf(want, sizeof(want), "default \"%s\"", def);
         assert_contains(text, want);
     }
+    /* Every key's default starts in the same column, however long the key's name. */
+    long column = -1;
+    for (const char *line = text; line && *line;
+         line = strchr(line, '\n') ? strchr(line, '\n') + 1 : NULL) {
+        const char *d = strstr(line, " default \"");
+        const char *eol = strchr(line, '\n');
+        if (!d || (eol && d > eol) || strncmp(line, "  ", 2) != 0 || line[2] == ' ' ||
+            line[2] == '-')
+            continue;
+        if (column < 0)
+            column = d - line;
+        if (d - line != column)
+            fail_msg("misaligned: %.*s", (int)(eol ? eol - line : (long)strlen(line)), line);
+    }
+    assert_true(column > 0);
     free(text);
 }
 
@@ -866,6 +884,7 @@ static const char *const shipped_overrides[][2] = {
     {"auth", "jwt"},
     {"jwt_secret_file", "/etc/presenced/jwt.key"},
     {"api_key_file", "/etc/presenced/api.key"},
+    {"anonymous_reads", "off"},
 };
 
 /* The example file sets every key to its default except shipped_overrides, and names each key. */

@@ -62,13 +62,13 @@ static void test_fq_front_and_back(void **state)
     for (size_t i = 0; i < 8; i++)
         f[i] = frame_new(EIO_MESSAGE, false, 0);
     assert_int_equal(fq_push_front(&q, f[0]), 0); /* into an empty queue */
-    assert_int_equal(fq_push(&q, f[1], 100), 0);
-    assert_int_equal(fq_push(&q, f[2], 100), 0);
-    frame_unref(fq_pop(&q));                      /* f0; head moves on */
-    assert_int_equal(fq_push_front(&q, f[3]), 0); /* 3 1 2 */
-    assert_int_equal(fq_push(&q, f[4], 100), 0);  /* 3 1 2 4: full at cap 4 */
-    assert_int_equal(fq_push_front(&q, f[5]), 0); /* grows: 5 3 1 2 4 */
-    assert_int_equal(fq_push(&q, f[6], 100), 0);
+    assert_int_equal(fq_push(&q, f[1], 100, UINT32_MAX), 0);
+    assert_int_equal(fq_push(&q, f[2], 100, UINT32_MAX), 0);
+    frame_unref(fq_pop(&q));                                 /* f0; head moves on */
+    assert_int_equal(fq_push_front(&q, f[3]), 0);            /* 3 1 2 */
+    assert_int_equal(fq_push(&q, f[4], 100, UINT32_MAX), 0); /* 3 1 2 4: full at cap 4 */
+    assert_int_equal(fq_push_front(&q, f[5]), 0);            /* grows: 5 3 1 2 4 */
+    assert_int_equal(fq_push(&q, f[6], 100, UINT32_MAX), 0);
     assert_int_equal(fq_push_front(&q, f[7]), 0);
     const int want[] = {7, 5, 3, 1, 2, 4, 6};
     for (size_t i = 0; i < 7; i++) {

@@ -21,7 +21,7 @@ static void test_every_row(void **state)
     seen++;
     PRES_ERR_TABLE(CHECK_ROW)
 #undef CHECK_ROW
-    assert_int_equal(seen, 8);
+    assert_int_equal(seen, 10);
 }
 
 static void test_client_answers(void **state)

@@ -107,12 +107,82 @@ static void test_payloads(void **state)
     assert_string_equal(pres_event_name(PRES_EV_ROOM_LEAVE), "presence:room:leave");
 }
 
+/* A reset (the first entry of a new generation of the store) names no user: the stream form
+ * as the Redis scripts write it decodes with user "", encodes back without "u", and shows as
+ * presence:resync {reset: true} to clients and as a "reset" to the HTTP API. */
+static void test_reset(void **state)
+{
+    (void)state;
+    const char *lua = "{\"t\":\"reset\",\"at\":1700000000000}";
+    pres_event ev;
+    assert_int_equal(pres_event_decode(lua, strlen(lua), &ev), 0);
+    assert_int_equal(ev.type, PRES_EV_RESET);
+    assert_string_equal(ev.user, "");
+    assert_int_equal(ev.at, 1700000000000);
+    snprintf(ev.id, sizeof(ev.id), "1700000000000-0");
+    char *json = pres_event_encode(&ev);
+    assert_non_null(json);
+    assert_null(strstr(json, "\"u\""));
+    pres_event back;
+    assert_int_equal(pres_event_decode(json, strlen(json), &back), 0);
+    assert_int_equal(back.type, PRES_EV_RESET);
+    free(json);
+    pres_event_deinit(&back);
+
+    cJSON *p = pres_event_payload(&ev);
+    char *text = cJSON_PrintUnformatted(p);
+    assert_string_equal(text, "{\"reset\":true,\"seq\":\"1700000000000-0\"}");
+    cJSON_free(text);
+    cJSON_Delete(p);
+    p = pres_event_public(&ev);
+    text = cJSON_PrintUnformatted(p);
+    assert_string_equal(text, "{\"id\":\"1700000000000-0\",\"type\":\"reset\",\"reason\":"
+                              "\"store_empty\",\"at\":1700000000000}");
+    cJSON_free(text);
+    cJSON_Delete(p);
+    assert_string_equal(pres_event_name(PRES_EV_RESET), "presence:resync");
+    assert_string_equal(pres_event_public_type(PRES_EV_RESET), "reset");
+    assert_null(pres_event_public_type(PRES_EV_DISCONNECT));
+    pres_event_deinit(&ev);
+
+    /* Any other type still needs its user. */
+    const char *bad = "{\"t\":\"offline\",\"at\":1}";
+    assert_int_equal(pres_event_decode(bad, strlen(bad), &ev), -1);
+}
+
+/* An event names every room its user is in, however many: the stream form of one with 1000 rooms
+ * decodes, and so does one built room by room. */
+static void test_many_rooms(void **state)
+{
+    (void)state;
+    enum { N = 1000 };
+    pres_event ev;
+    pres_event_init(&ev, PRES_EV_OFFLINE);
+    assert_int_equal(pres_event_set(&ev.user, "u"), 0);
+    for (int i = 0; i < N; i++) {
+        char room[16];
+        snprintf(room, sizeof(room), "room-%d", i);
+        assert_int_equal(pres_event_add_room(&ev, room), 0);
+    }
+    assert_int_equal(ev.nrooms, N);
+    char *json = pres_event_encode(&ev);
+    assert_non_null(json);
+    pres_event back;
+    assert_int_equal(pres_event_decode(json, strlen(json), &back), 0);
+    assert_int_equal(back.nrooms, N);
+    assert_string_equal(back.rooms[0], "room-0");
+    assert_string_equal(back.rooms[N - 1], "room-999");
+    free(json);
+    pres_event_deinit(&back);
+    pres_event_deinit(&ev);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_round_trip),
-        cmocka_unit_test(test_bad_input),
-        cmocka_unit_test(test_payloads),
+        cmocka_unit_test(test_round_trip), cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_payloads),   cmocka_unit_test(test_reset),
+        cmocka_unit_test(test_many_rooms),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -13,6 +13,7 @@
 #include "presenced/io/io_http.h"
 #include "presenced/core/metrics.h"
 #include "presenced/codec/pres_event.h"
+#include "presenced/core/policy.h"
 #include "presenced/io/store.h"
 
 typedef struct api api;
@@ -31,6 +32,8 @@ typedef struct api_opts {
     bool dashboard;             /* serve the live page at GET / (else 404) */
     uint32_t stats_interval_ms; /* between two history samples (GET /v1/stats/history) */
     uint32_t max_bulk_ids;      /* ids in one bulk query */
+    const char *eio_path;       /* where Socket.IO is served (copied), named by 404 answers */
+    policy *policy;             /* what callers see of users and events (borrowed) */
     metrics *metrics;           /* rendered by /metrics; may be NULL */
     /* Fills what only this instance knows (may be NULL). */
     void (*local)(api_local *out, void *ud);

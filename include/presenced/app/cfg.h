@@ -55,10 +55,12 @@ typedef struct cfg {
     char namespaces[CFG_STR_MAX];      /* comma-separated namespaces besides "/" */
     uint32_t max_connections;          /* concurrent Engine.IO sessions */
     uint32_t send_queue_max;      /* queued outgoing packets per session before it is dropped */
+    uint32_t send_queue_bytes;    /* queued outgoing bytes per session before it is dropped */
     uint32_t attachment_timeout;  /* ms to wait for the binary attachments of a packet */
     uint32_t ws_message_gap;      /* us between two WebSocket messages to one client, 0 = none */
     uint32_t http_timeout;        /* s: idle HTTP / header timeout */
     cfg_broadcast broadcast;      /* "broadcast" = all | scoped */
+    cfg_onoff anonymous_reads;    /* anonymous sockets may query and hear presence events */
     uint32_t offline_grace;       /* s a user may be gone before presence:offline */
     uint32_t last_seen_retention; /* s an offline user's lastSeen is kept */
     uint32_t instance_lease;      /* s: lease of an instance in Redis */
@@ -91,8 +93,9 @@ typedef struct cfg {
     uint32_t max_sockets_per_user;         /* local sockets of one user */
     uint32_t max_rooms_per_socket;
     uint32_t max_subscriptions_per_socket;
-    uint32_t rate_limit; /* commands per second per socket (token bucket refill) */
-    uint32_t rate_burst; /* token bucket size */
+    uint32_t rate_limit;           /* messages per second per connection (token bucket refill) */
+    uint32_t rate_burst;           /* token bucket size */
+    uint32_t auth_failures_per_ip; /* failed token checks per minute from one address (0: any) */
     char tls_cert[CFG_STR_MAX];
     char tls_key[CFG_STR_MAX];
     char redis_sentinel_password[256];

@@ -19,11 +19,13 @@
 #include <uv.h>
 
 #include "presenced/codec/pres_event.h"
+#include "presenced/core/policy.h"
 #include "presenced/core/sio_server.h"
 #include "presenced/io/store.h"
 
-#define WATCH_BATCH_DEFAULT_MS 200 /* presence:sync without batch_ms */
-#define WATCH_BATCH_MAX_MS 10000
+/* presence:sync's batch_ms: the policy's rule (presenced/core/policy.h). */
+#define WATCH_BATCH_DEFAULT_MS POLICY_BATCH_DEFAULT_MS
+#define WATCH_BATCH_MAX_MS POLICY_BATCH_MAX_MS
 
 typedef struct watch watch;
 
@@ -60,10 +62,26 @@ void watch_event(watch *w, const pres_event *ev);
 /* The events views were built from may have had a gap (the store was unavailable): every
  * watcher is sent presence:resync and takes a new snapshot. */
 void watch_resync(watch *w);
+/* The store lost its data (a PRES_EV_RESET): open batches are dropped, as everything before the
+ * reset is void, and every watcher is sent presence:resync. Events recorded from now on belong
+ * to the new generation. */
+void watch_reset(watch *w);
 
 /* A snapshot as a view shows it: [{userId, status, metadata}], the users who are online and
  * visible (`online_only`: leave out users who are not online, for a contact list). NULL when
  * out of memory. */
 cJSON *watch_members_json(const store_user *users, size_t n, bool online_only);
+
+/* The page of a room's members `users` (sorted bytewise) after `cursor` ("" for the first), at
+ * most `limit`, as GET /v1/rooms/{room} and presence:room:query page them: returns the count,
+ * with *start the first and *more when members follow the page. */
+size_t watch_page(const store_user *users, size_t n, const char *cursor, uint32_t limit,
+                  size_t *start, bool *more);
+/* Add to `out` one page of room `room` from a snapshot of its members (`users`, sorted) that
+ * reflects event `seq`: room, onlineCount, users (ids), members (what a view shows of them),
+ * nextCursor, seq, as presence:room:query and GET /v1/rooms/{room}?detail=1 answer. Returns 0,
+ * or -1 (memory; `out` then holds part of it). */
+int watch_room_page(cJSON *out, const char *room, const store_user *users, size_t n,
+                    const char *cursor, uint32_t limit, const char *seq);
 
 #endif

@@ -16,4 +16,9 @@
  * JSON.stringify does). Returns 0 or -1 (memory). */
 int json_append(buf *out, const cJSON *item);
 
+/* Append one JSON string (quoted and escaped) or number, as json_append writes them: for answers
+ * built as text, without a cJSON tree of one allocation per value. Return 0 or -1 (memory). */
+int json_append_string(buf *out, const char *s);
+int json_append_number(buf *out, double d);
+
 #endif

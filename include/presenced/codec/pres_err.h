@@ -26,7 +26,12 @@
     X(GONE, -7, "event id no longer retained", "internal", 500)                                   \
     /* Redis store: a state change sent before a reconciliation began reached Redis after it; */  \
     /* it was refused (it had been given up for lost already). */                                  \
-    X(STALE, -8, "state change superseded by a reconciliation", "store_unavailable", 503)
+    X(STALE, -8, "state change superseded by a reconciliation", "store_unavailable", 503)         \
+    /* Events since an id of an earlier generation of the store (the memory store of an earlier */ \
+    /* run): what that id's reader knew is void; the events given start the new generation. */    \
+    X(RESET, -9, "the store began a new generation since that event id", "internal", 500)         \
+    /* Events since an id the store never gave (ahead of its events, or of another stream). */   \
+    X(FOREIGN, -10, "event id not from this stream", "internal", 500)
 /* clang-format on */
 
 enum {

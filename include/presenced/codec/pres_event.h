@@ -14,7 +14,6 @@
 
 #define PRES_ID_MAX 128    /* bytes in a user id or room name */
 #define PRES_STATUS_MAX 16 /* bytes in a status name */
-#define PRES_ROOMS_MAX 256 /* rooms an event names for routing */
 
 typedef enum pres_event_type {
     PRES_EV_ONLINE = 0, /* user went from 0 to >= 1 live sockets cluster-wide */
@@ -26,15 +25,21 @@ typedef enum pres_event_type {
      * (POST /v1/users/{id}/disconnect). It travels the event stream so that each instance sees
      * it; only the gateway acts on it, and nothing forwards it to clients or webhooks. */
     PRES_EV_DISCONNECT,
+    /* Not a presence transition either: the first entry of a new generation of the store (the
+     * Redis store lost its data: restarted empty, flushed, failed over to an empty replica).
+     * What observers were told before it is void; the events after it rebuild presence from
+     * nothing (docs/presence-model.md, "Redis lost its data"). It names no user (`user` is ""). */
+    PRES_EV_RESET,
 } pres_event_type;
 
 /* Every string is owned by the event (pres_event_deinit frees them). */
 typedef struct pres_event {
     pres_event_type type;
-    char *user;        /* always set */
+    char *user;        /* always set ("" for PRES_EV_RESET) */
     char *socket;      /* the socket whose change caused it (online/offline), or NULL */
     char *room;        /* room events */
-    char *status;      /* online/update/room join: the user's status; update: also prev_status */
+    char *status;      /* the user's status (online, offline, update, room events); update: also
+                        * prev_status */
     char *prev_status; /* update */
     char *metadata;    /* JSON object text, or NULL (online, update, room join) */
     int64_t last_seen; /* ms since the epoch (offline; 0 otherwise) */
@@ -45,10 +50,11 @@ typedef struct pres_event {
 } pres_event;
 
 /* The event's name on the wire: "presence:online", "presence:offline", "presence:room:join",
- * "presence:room:leave", "presence:update" ("presence:disconnect" for the control entry). */
+ * "presence:room:leave", "presence:update" ("presence:disconnect" for the control entry,
+ * "presence:resync" for a reset). */
 const char *pres_event_name(pres_event_type type);
-/* The event's type tag in the stream and in webhooks: "online", "offline", "room:join",
- * "room:leave", "update", "disconnect". */
+/* The event's type tag in the stream: "online", "offline", "room:join", "room:leave", "update",
+ * "disconnect", "reset". */
 const char *pres_event_tag(pres_event_type type);
 
 /* Order of two event ids: the Redis store's stream ids ("MS-SEQ") or the memory store's
@@ -62,12 +68,13 @@ void pres_event_deinit(pres_event *ev);
 
 /* Copy a string into an event field (frees the previous value). Returns 0 or -1 (memory). */
 int pres_event_set(char **field, const char *value);
-/* Append a routing room. Returns 0 or -1 (memory, or PRES_ROOMS_MAX reached). */
+/* Append a routing room (any number of them; amortised O(1)). Returns 0 or -1 (memory). */
 int pres_event_add_room(pres_event *ev, const char *room);
 
 /* The internal JSON form, every field included (for the Redis stream):
  * {"t":"online","u":"...","s":"...","r":"...","st":"...","ps":"...","m":{...},"ls":N,"at":N,
- *  "rs":["..."]}. Returns a malloc'd NUL-terminated string, or NULL (memory). */
+ *  "rs":["..."]}; a reset has no "u". Returns a malloc'd NUL-terminated string, or NULL
+ * (memory). */
 char *pres_event_encode(const pres_event *ev);
 /* Parse the internal JSON form; validates types, id lengths and UTF-8. Returns 0, or -1 for
  * invalid input (`ev` then holds nothing to free). */
@@ -75,8 +82,8 @@ int pres_event_decode(const char *json, size_t len, pres_event *ev);
 
 /* The client-facing payload object of the event (what presence:* events carry):
  * online {userId, socketId, status, metadata?}, offline {userId, socketId, lastSeen},
- * room join/leave {userId, room}, update {userId, status, metadata}, each followed by
- * "seq": the event's id, when it has one. Caller owns it. */
+ * room join/leave {userId, room}, update {userId, status, metadata}, reset (presence:resync)
+ * {reset: true}, each followed by "seq": the event's id, when it has one. Caller owns it. */
 cJSON *pres_event_payload(const pres_event *ev);
 
 /* Add "metadata" to object `obj`: the JSON of `metadata` (object text), or null for NULL or text
@@ -86,10 +93,11 @@ int pres_event_metadata_add(cJSON *obj, const char *metadata);
 /* The event as the HTTP API's event stream and webhooks show it:
  * {"id","type","userId","at", ...} with type "user.online", "user.offline", "room.join",
  * "room.leave" or "user.update", and the fields of the type: online {socketId, status,
- * metadata}, offline {socketId, lastSeen}, room {room}, update {status, prevStatus, metadata}.
- * NULL for PRES_EV_DISCONNECT (not a presence event) or memory. Caller owns it. */
+ * metadata}, offline {socketId, lastSeen}, room {room}, update {status, prevStatus, metadata};
+ * a reset is {"id","type":"reset","reason":"store_empty","at"}. NULL for PRES_EV_DISCONNECT (not
+ * a presence event) or memory. Caller owns it. */
 cJSON *pres_event_public(const pres_event *ev);
-/* "user.online", ... (NULL for PRES_EV_DISCONNECT). */
+/* "user.online", ..., "reset" (NULL for PRES_EV_DISCONNECT). */
 const char *pres_event_public_type(pres_event_type type);
 
 #endif

@@ -20,10 +20,11 @@
 typedef enum eio_transport { EIO_TRANSPORT_POLLING = 0, EIO_TRANSPORT_WEBSOCKET = 1 } eio_transport;
 
 typedef struct eio_limits {
-    uint32_t ping_interval;  /* ms */
-    uint32_t ping_timeout;   /* ms */
-    uint32_t max_payload;    /* bytes */
-    uint32_t send_queue_max; /* packets */
+    uint32_t ping_interval;    /* ms */
+    uint32_t ping_timeout;     /* ms */
+    uint32_t max_payload;      /* bytes */
+    uint32_t send_queue_max;   /* packets */
+    uint32_t send_queue_bytes; /* payload bytes queued (0: no byte limit) */
 } eio_limits;
 
 typedef enum eio_upgrade_state {
@@ -70,8 +71,8 @@ eio_rx eio_session_receive(eio_session *s, eio_transport via, const eio_packet *
 /* Advance the heartbeat to `now`. */
 eio_tick eio_session_tick(eio_session *s, uint64_t now);
 
-/* Queue a frame (the queue takes its own reference). Returns 0, or -1 when the queue is full
- * (a slow reader: the caller closes the session). */
+/* Queue a frame (the queue takes its own reference). Returns 0, or -1 when the queue is full,
+ * in packets or in bytes (a slow reader: the caller closes the session). */
 int eio_session_send(eio_session *s, frame *f);
 
 /* Move every queued packet into a polling payload appended to `out`. Returns 0 or -1 (memory). */

@@ -52,14 +52,17 @@ typedef struct fq {
     uint32_t cap; /* power of two or 0 */
     uint32_t head;
     uint32_t count;
+    uint32_t bytes; /* payload bytes of the queued frames (saturates at UINT32_MAX) */
 } fq;
 
 void fq_init(fq *q);
 /* Drops every queued reference and frees the ring. */
 void fq_deinit(fq *q);
 /* Queue a reference to `f` (the queue takes a new reference). Returns 0, or -1 when `limit`
- * frames are already queued or memory is short (the frame is then not queued). */
-int fq_push(fq *q, frame *f, uint32_t limit);
+ * frames are already queued, when the queued payload would exceed `max_bytes` bytes (a frame
+ * larger than that is refused even on an empty queue), or when memory is short (the frame is
+ * then not queued). */
+int fq_push(fq *q, frame *f, uint32_t limit, uint32_t max_bytes);
 /* Queue a reference to `f` ahead of every queued frame (no limit). Returns 0, or -1 when memory
  * is short. */
 int fq_push_front(fq *q, frame *f);

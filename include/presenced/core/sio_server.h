@@ -21,6 +21,9 @@
 #include "presenced/codec/sio_codec.h"
 
 #define SIO_ID_LEN 20
+#define SIO_PEER_MAX 48 /* bytes of a peer address as text, NUL included (INET6_ADDRSTRLEN) */
+/* The disconnect reason of a socket whose client sent DISCONNECT. */
+#define SIO_REASON_CLIENT "client namespace disconnect"
 
 typedef struct sio_server sio_server;
 typedef struct sio_conn sio_conn;
@@ -42,6 +45,8 @@ typedef struct sio_io_ops {
     void (*close)(sio_conn *c, void *io, const char *reason);
     /* Fill `out` with SIO_ID_LEN unguessable URL-safe characters and a NUL. */
     void (*make_id)(char out[SIO_ID_LEN + 1], void *ud);
+    /* Write the peer address of the connection as text into `out` ("" if unknown). May be NULL. */
+    void (*peer)(sio_conn *c, void *io, char out[SIO_PEER_MAX]);
     void *ud;
 } sio_io_ops;
 
@@ -52,7 +57,8 @@ typedef void (*sio_event_fn)(sio_sock *s, const char *event, cJSON *args, const 
                              int64_t ack_id, void *ud);
 /* A socket asks to join a namespace (`auth` = the CONNECT payload or NULL, borrowed). Return 0 to
  * accept, or a negative value and set *reject to a static message for CONNECT_ERROR. Must not
- * emit: the CONNECT reply has not been sent yet. */
+ * emit: the CONNECT reply has not been sent yet. It may close the connection
+ * (sio_sock_disconnect) and refuse: no CONNECT_ERROR is sent then. */
 typedef int (*sio_connect_fn)(sio_sock *s, cJSON *auth, const char **reject, void *ud);
 /* A socket was accepted and its CONNECT reply queued; it may emit now. */
 typedef void (*sio_connected_fn)(sio_sock *s, cJSON *auth, void *ud);
@@ -61,6 +67,12 @@ typedef void (*sio_disconnect_fn)(sio_sock *s, const char *reason, void *ud);
 /* The client answered a server→client ack: `args` borrowed; called with args == NULL when the
  * socket went away first. */
 typedef void (*sio_ack_fn)(sio_sock *s, cJSON *args, const sio_binary *bin, void *ud);
+/* A message no handler takes: an event without a handler (`event` its name), or an ack nobody
+ * waits for (`event` NULL). `args` borrowed (the event's arguments, or the ack's). */
+typedef void (*sio_unhandled_fn)(sio_sock *s, const char *event, cJSON *args, int64_t ack_id,
+                                 void *ud);
+/* A connection is being freed, after its sockets (their disconnect hooks have run). */
+typedef void (*sio_conn_close_fn)(sio_conn *c, void *ud);
 
 typedef struct sio_server_opts {
     const char *const *namespaces; /* NULL-terminated, "/" is always served */
@@ -83,6 +95,8 @@ void sio_server_on_connect(sio_server *srv, sio_connect_fn fn, void *ud);
 void sio_server_on_connected(sio_server *srv, sio_connected_fn fn, void *ud);
 void sio_server_on_disconnect(sio_server *srv, sio_disconnect_fn fn, void *ud);
 int sio_server_on(sio_server *srv, const char *event, sio_event_fn fn, void *ud);
+void sio_server_on_unhandled(sio_server *srv, sio_unhandled_fn fn, void *ud);
+void sio_server_on_conn_close(sio_server *srv, sio_conn_close_fn fn, void *ud);
 
 /* Connections (called by io). sio_conn_new() starts the Engine.IO session with id `sid` and
  * stores the opaque `io` handle; sio_conn_free() disconnects its sockets (handlers run) and frees
@@ -92,6 +106,11 @@ sio_conn *sio_conn_new(sio_server *srv, const char *sid, eio_transport transport
 void sio_conn_free(sio_conn *c, const char *reason);
 eio_session *sio_conn_session(sio_conn *c);
 void *sio_conn_io(const sio_conn *c);
+/* The handlers' data of a connection (NULL until set). */
+void sio_conn_set_data(sio_conn *c, void *data);
+void *sio_conn_data(const sio_conn *c);
+/* The peer address as text, from the io layer ("" if unknown). */
+void sio_conn_peer(sio_conn *c, char out[SIO_PEER_MAX]);
 /* Look up a connection by Engine.IO sid (NULL if none). */
 sio_conn *sio_server_find(sio_server *srv, const char *sid, size_t len);
 uint32_t sio_server_conn_count(const sio_server *srv);
@@ -124,9 +143,13 @@ int sio_emit(sio_sock *s, const char *event, const cJSON *args, const sio_binary
 int sio_emit_with_ack(sio_sock *s, const char *event, const cJSON *args, const sio_binary *bin,
                       sio_ack_fn fn, void *ud);
 int sio_ack(sio_sock *s, int64_t ack_id, const cJSON *args, const sio_binary *bin);
+/* Answer with arguments already encoded: `json` is the JSON text of the arguments array (`len`
+ * bytes, copied once into the frame), for answers too large to build as a cJSON tree. */
+int sio_ack_text(sio_sock *s, int64_t ack_id, const char *json, size_t len);
 
 /* Groups: named sets of local sockets within a namespace. A socket leaves all its groups when it
- * disconnects. Return 0 or -1 (memory). */
+ * disconnects. Return 0 or -1 (memory). Joining, leaving and testing cost O(1) plus the smaller
+ * of the socket's group count and the group's size. */
 int sio_group_join(sio_sock *s, const char *group);
 void sio_group_leave(sio_sock *s, const char *group);
 bool sio_group_has(const sio_sock *s, const char *group);
@@ -141,6 +164,11 @@ long sio_broadcast(sio_server *srv, const char *nsp, const char *group, const ch
  * groups it is in). Returns the number of sockets it was queued for, or -1 (memory). */
 long sio_broadcast_groups(sio_server *srv, const char *nsp, const char *const *groups,
                           size_t ngroups, const char *event, const cJSON *args);
+/* The same, leaving out the sockets of `except` (a group NULL in `groups` is the whole
+ * namespace). */
+long sio_broadcast_except(sio_server *srv, const char *nsp, const char *const *groups,
+                          size_t ngroups, sio_sock *const *except, size_t nexcept,
+                          const char *event, const cJSON *args);
 
 /* Build the frame of a Socket.IO packet: header + JSON of `data` (NULL for none). The caller owns
  * the returned frame; NULL when out of memory. Exposed for tests and for io fast paths. */

@@ -7,9 +7,10 @@
  *
  * Supervision: the client connects (TCP or unix socket; to an address asked of `locate` before
  * every attempt when it is set), sends AUTH and SELECT when configured, checks with ROLE that
- * the node is a primary when asked to, reads the server's run_id (INFO server) and loads its Lua
- * scripts (SCRIPT LOAD) on every (re)connect, and only then reports itself up. It PINGs every
- * `ping_ms`; when a request has been outstanding for `stall_ms` with no reply at all, the
+ * the node is a primary when asked to, reads the server's run_id (INFO server), checks that the
+ * server serves its data (a PING, which a server still loading refuses) and loads its function
+ * library (FUNCTION LOAD REPLACE) on every (re)connect, and only then reports itself up. It PINGs
+ * every `ping_ms`; when a request has been outstanding for `stall_ms` with no reply at all, the
  * connection is dropped. Lost connections are re-established with exponential backoff (100 ms
  * doubling up to 5 s).
  *
@@ -32,16 +33,10 @@
 
 #define REDIS_RUN_ID_MAX 64
 
-/* A Lua script: `name` identifies it, `body` is its source. */
-typedef struct redis_script {
-    const char *name;
-    const char *body;
-} redis_script;
-
-/* The store's scripts, generated at build time from the .lua files in src/io/redis
- * (src/io/redis/embed_lua.cmake), sorted by name. */
-extern const redis_script redis_scripts[];
-extern const size_t redis_nscripts;
+/* The store's function library (FUNCTION LOAD), generated at build time from the .lua files in
+ * src/io/redis (src/io/redis/embed_lua.cmake). Its functions are named <file>_<version>. */
+extern const char redis_library[];
+extern const char redis_library_version[];
 
 typedef struct redis_client redis_client;
 typedef struct redis_cluster redis_cluster;
@@ -50,12 +45,11 @@ typedef struct redis_cluster redis_cluster;
 typedef void (*redis_reply_fn)(const redisReply *reply, void *ud);
 
 typedef struct redis_client_cfg {
-    const char *name;            /* for logs ("command", "events"), copied */
-    const addr_redis *addr;      /* copied; NULL for a cluster view */
-    const redis_script *scripts; /* loaded at every connect; borrowed, must outlive the client */
-    size_t nscripts;
-    uint32_t ping_ms;  /* PING interval, 0 for none (a connection that blocks or subscribes) */
-    uint32_t stall_ms; /* no reply for this long while a request waits: reconnect */
+    const char *name;       /* for logs ("command", "events"), copied */
+    const addr_redis *addr; /* copied; NULL for a cluster view */
+    const char *library; /* loaded at every connect (NULL: none); borrowed, outlives the client */
+    uint32_t ping_ms;    /* PING interval, 0 for none (a connection that blocks or subscribes) */
+    uint32_t stall_ms;   /* no reply for this long while a request waits: reconnect */
     void (*up)(const char *run_id, void *ud); /* connected and ready; run_id borrowed */
     void (*down)(void *ud);                   /* was up, connection lost */
     /* Where to connect, asked before every connection attempt when set (Sentinel, Cluster):
@@ -75,9 +69,9 @@ typedef struct redis_client_cfg {
      * dropped and `misdirected` called. */
     bool cluster_node;
     /* A view of a Redis Cluster (redis_cluster.h): no socket of its own, but the cluster's
-     * connection to the primary serving `slot`. `addr`, the scripts, PING and stall settings,
-     * `locate` and `primary_only` are the cluster's then; scripts are run with one key, given by
-     * the caller, in `slot`. */
+     * connection to the primary serving `slot`. `addr`, the library, PING and stall settings,
+     * `locate` and `primary_only` are the cluster's then; functions are called with one key, given
+     * by the caller, in `slot`. */
     redis_cluster *cluster;
     uint16_t slot;
     void *ud;
@@ -91,7 +85,7 @@ redis_client *redis_client_new(uv_loop_t *loop, const redis_client_cfg *cfg);
  * reply callback of this client. */
 void redis_client_free(redis_client *c, void (*closed)(void *ud), void *ud);
 
-/* Connected, authenticated and scripts loaded. */
+/* Connected, authenticated and the library loaded. */
 bool redis_client_ready(const redis_client *c);
 
 /* The run_id of the server the client is up on ("" before). Borrowed. */
@@ -112,6 +106,11 @@ void redis_client_retarget(redis_client *c, const char *why);
  * sends nothing else once subscribed (hiredis 0.14.1 cannot match a PING's reply in subscribed
  * mode). */
 void redis_client_subscribe(redis_client *c, const char *channel, redis_reply_fn fn, void *ud);
+/* How far behind the connection is, in ms: how long ago the oldest request still without a reply
+ * was sent (an upper bound), 0 when every request has its reply; while the connection is not
+ * up, how long ago it went down (or was created). Whatever was sent on it before now minus this
+ * has been carried out by Redis. */
+uint64_t redis_client_backlog_ms(const redis_client *c);
 
 /* Call `fn(NULL, ud)` from the loop shortly after, as for a request that could not be sent: for
  * callers that refuse a request themselves but keep the "never inside the call" promise. */
@@ -121,9 +120,10 @@ void redis_client_fail(redis_client *c, redis_reply_fn fn, void *ud);
 void redis_client_command(redis_client *c, int argc, const char **argv, const size_t *lens,
                           redis_reply_fn fn, void *ud);
 
-/* Run script `script` (an index into the client's scripts) with EVALSHA, falling back to EVAL
- * when Redis answers NOSCRIPT. `argv`: `nkeys` keys then the arguments, copied. */
-void redis_client_script(redis_client *c, size_t script, int nkeys, int argc, const char **argv,
-                         const size_t *lens, redis_reply_fn fn, void *ud);
+/* Call function `name` of the client's library with FCALL; when Redis answers that the
+ * function is not there (FUNCTION FLUSH or DELETE since the connect), load the library again and
+ * call once more. `argv`: `nkeys` keys then the arguments, copied; `name` is copied too. */
+void redis_client_fcall(redis_client *c, const char *name, int nkeys, int argc, const char **argv,
+                        const size_t *lens, redis_reply_fn fn, void *ud);
 
 #endif

@@ -4,8 +4,8 @@
  * The map comes from CLUSTER SLOTS, asked of the seed nodes (then of any node the map names, the
  * next one when a node fails) when the cluster starts, every few seconds, and at once when a
  * request is redirected (MOVED), a node connection is lost or the cluster is down. Each primary
- * gets one supervised connection (redis_client.h: PING, stall detection, ROLE, scripts loaded),
- * shared by everything that routes to its slots.
+ * gets one supervised connection (redis_client.h: PING, stall detection, ROLE, function library
+ * loaded), shared by everything that routes to its slots.
  *
  * Routing: a redis_client created with `cluster` and `slot` in its configuration has no socket of
  * its own; it is a view of the connection to the primary serving that slot (up while that one is,
@@ -28,10 +28,9 @@
 #include "presenced/io/redis_client.h"
 
 typedef struct redis_cluster_cfg {
-    const char *name;            /* for logs ("command", "lease"), copied */
-    const addr_redis_url *url;   /* mode CLUSTER: the seed nodes and the password; copied */
-    const redis_script *scripts; /* loaded on every node connection; borrowed */
-    size_t nscripts;
+    const char *name;           /* for logs ("command", "lease"), copied */
+    const addr_redis_url *url;  /* mode CLUSTER: the seed nodes and the password; copied */
+    const char *library;        /* function library, loaded on every node connection; borrowed */
     uint32_t ping_ms, stall_ms; /* of the node connections (redis_client_cfg) */
 } redis_cluster_cfg;
 

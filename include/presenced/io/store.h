@@ -152,7 +152,8 @@ void store_socket_close(store *st, const char *sid, bool graceful, store_done_fn
 /* Rooms. May emit room join (user's first socket in) / leave (user's last socket out). */
 void store_room_join(store *st, const char *sid, const char *room, store_done_fn cb, void *ud);
 void store_room_leave(store *st, const char *sid, const char *room, store_done_fn cb, void *ud);
-/* Set the user's status and (when not NULL) metadata. Emits update when either changed. */
+/* Set the user's status and metadata, each when not NULL (NULL keeps it). Emits update when
+ * either changed. */
 void store_status_set(store *st, const char *sid, const char *status, const char *metadata,
                       store_done_fn cb, void *ud);
 /* Refresh the user's lastSeen. */

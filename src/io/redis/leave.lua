@@ -1,19 +1,19 @@
--- room_leave(sid, room): ARGV[10], ARGV[11]. Returns 0, or ERR_NO_SOCKET for an unknown socket.
-local sid, room = ARGV[10], ARGV[11]
+-- room_leave(sid, user, room): args[10..12]. Returns 0, ERR_NO_SOCKET for an unknown socket, or
+-- ERR_STALE.
+local sid, u, room = args[10], args[11], args[12]
+local rec = user_load(u)
 if stale() then return ERR_STALE end
-local u = redis.call('HGET', k_inst(INST), sid)
-if not u then return ERR_NO_SOCKET end
-purge_dead(u)
-local ks = k_usocks(u)
-local raw = redis.call('HGET', ks, sid)
-if not raw then return ERR_NO_SOCKET end
-local _, rooms = dec_sock(raw)
-if not has_room(rooms, room) then return 0 end
+local s = sock_find(rec, sid)
+if not s or s.i ~= INST then return ERR_NO_SOCKET end
+if not has_room(s.r, room) then return 0 end
 local kept = {}
-for _, r in ipairs(rooms) do
+for _, r in ipairs(s.r) do
     if r ~= room then kept[#kept + 1] = r end
 end
-redis.call('HSET', ks, sid, enc_sock(INST, kept))
-room_del(room, sid)
-if not in_room_elsewhere(socks_of(u), sid, room) then emit('room:leave', u, {r = room}) end
+s.r = kept
+if not in_room_elsewhere(rec, sid, room) then
+    room_del(room, u)
+    emit(rec, 'room:leave', {r = room, st = rec.st})
+end
+user_save(rec)
 return 0

@@ -1,40 +1,47 @@
--- Shared by every script of the Redis store: prepended to each one when the scripts are embedded
--- into the binary (src/io/redis/embed_lua.cmake). docs/redis-schema.md describes the keys.
+-- The shared part of the Redis store's function library (docs/redis-schema.md describes the keys
+-- and the cost of each function). src/io/redis/embed_lua.cmake puts this file at the top of the
+-- library and each other .lua file below it as the body of one function, so that these helpers
+-- are defined once, when the library is loaded (FUNCTION LOAD), rather than at every call.
 --
--- Every script is called with no KEYS and the same first nine ARGV:
+-- Every function gets no KEYS and the same first nine arguments:
 --   1 key prefix, 2 calling instance id, 3 offline grace (ms), 4 last_seen retention (s),
---   5 stream MAXLEN, 6 TTL of per-instance keys (s), 7 instance lease (ms), 8 the calling
+--   5 stream MAXLEN, 6 TTL of per-instance bookkeeping (s), 7 instance lease (ms), 8 the calling
 --   instance's epoch (see stale() below), 9 '1' if the calling instance delivers webhooks
--- and its own arguments from ARGV[10] on. Keys depend on ids the script only learns while it runs
--- (the user of a socket, the rooms of a socket), which is why they are built here rather than
--- passed as KEYS; presenced does not support Redis Cluster.
+-- and its own arguments from args[10] on. begin() reads them into the locals below: Redis runs
+-- one function at a time, and every function starts with begin(), so what a previous call left
+-- there is never read.
 
-local P = ARGV[1]
-local INST = ARGV[2]
-local GRACE_MS = tonumber(ARGV[3])
-local RETENTION_S = tonumber(ARGV[4])
-local MAXLEN = ARGV[5]
-local INST_TTL_S = tonumber(ARGV[6])
-local LEASE_MS = tonumber(ARGV[7])
-local EPOCH = tonumber(ARGV[8])
-local WEBHOOKS = ARGV[9] == '1'
-
-local K_INSTANCES = P .. 'instances'
-local K_GRACE = P .. 'grace'
-local K_EVENTS = P .. 'events'
+local P, INST, GRACE_MS, RETENTION_S, MAXLEN, INST_TTL_S, LEASE_MS, EPOCH, WEBHOOKS
+local K_INSTANCES, K_GRACE, K_EVENTS, K_N_ONLINE, K_N_ROOMS, K_GEN, K_CARRIED
+local NOW, T0 -- Redis's clock (ms, and µs at the call's start), read by now() when needed
 local GROUP = 'webhooks' -- the event stream's consumer group for webhook delivery
--- Counters read by GET /v1/stats, kept by the scripts that change what they count (so that
--- reading them is O(1)): users online (the `since` field is set exactly while a user is online,
--- grace included) and rooms with at least one registered socket.
-local K_N_ONLINE = P .. 'count_online'
-local K_N_ROOMS = P .. 'count_rooms'
+local gen_checked, epoch_state
 
--- Redis's clock, so that every instance agrees on deadlines and event times.
-local NOW, T0
-do
-    local t = redis.call('TIME')
-    T0 = tonumber(t[1]) * 1000000 + tonumber(t[2])
-    NOW = math.floor(T0 / 1000)
+local function begin(args)
+    P, INST = args[1], args[2]
+    GRACE_MS, RETENTION_S = tonumber(args[3]), tonumber(args[4])
+    MAXLEN, INST_TTL_S, LEASE_MS = args[5], tonumber(args[6]), tonumber(args[7])
+    EPOCH, WEBHOOKS = tonumber(args[8]), args[9] == '1'
+    K_INSTANCES, K_GRACE, K_EVENTS = P .. 'instances', P .. 'grace', P .. 'events'
+    -- Counters read by GET /v1/stats, kept by the functions that change what they count:
+    -- users online (since > 0: live sockets or inside the grace) and rooms with members.
+    K_N_ONLINE, K_N_ROOMS = P .. 'count_online', P .. 'count_rooms'
+    K_GEN = P .. 'gen'
+    -- Per instance: every state change it sent before this time (ms) has been carried out
+    -- (tick.lua).
+    K_CARRIED = P .. 'carried'
+    NOW, T0, gen_checked, epoch_state = nil, nil, false, nil
+end
+
+-- Redis's clock, so that every instance agrees on deadlines and times. Read once per call, and
+-- only by the functions that store a time.
+local function now()
+    if not NOW then
+        local t = redis.call('TIME')
+        T0 = tonumber(t[1]) * 1000000 + tonumber(t[2])
+        NOW = math.floor(T0 / 1000)
+    end
+    return NOW
 end
 
 -- Integers as plain decimal text (tostring would switch to exponent form for large values).
@@ -48,127 +55,188 @@ local function idkey(tag, id)
     return P .. tag .. ':' .. #id .. ':' .. id
 end
 local function k_user(u) return idkey('u', u) end
-local function k_usocks(u) return idkey('k', u) end
 local function k_room(r) return idkey('r', r) end
+-- An instance's users (the reap's index), its socket count, its epoch and, while it
+-- reconciles, the sockets the reconciliation confirmed.
 local function k_inst(i) return idkey('i', i) end
--- The epoch of an instance: the number of its latest reconciliation (reconcile.lua).
+local function k_nsocks(i) return idkey('n', i) end
 local function k_epoch(i) return idkey('e', i) end
--- While an instance reconciles: the marker that it does, and the set of its sockets that the
--- reconciliation confirmed or that were registered since it began (reconcile.lua).
-local function k_pending(i) return idkey('p', i) end
 local function k_confirmed(i) return idkey('c', i) end
+
+-- The calling instance's epoch key holds "<epoch>" or, while a reconciliation runs,
+-- "<epoch>r". State changes read it with the user's record (user_load), in one MGET.
+local function epoch_parse(v)
+    epoch_state = {present = v ~= nil, n = v and tonumber(string.match(v, '^%d+')) or 0,
+                   reconciling = v and string.sub(v, -1) == 'r' or false}
+end
+local function read_epoch()
+    if epoch_state == nil then epoch_parse(redis.call('GET', k_epoch(INST)) or nil) end
+    return epoch_state
+end
+
+-- A call is superseded when the calling instance has begun a reconciliation since it was sent:
+-- it was sent on a connection that has since been given up (its reply never reached the
+-- instance, which treated it as lost), and Redis only now receives it. The reconciliation already
+-- made Redis agree with the instance's sockets; applying the old change would undo that.
+local function superseded()
+    local e = read_epoch()
+    return e.present and e.n > EPOCH
+end
+
+-- A state change is stale (it returns ERR_STALE) when it is superseded, or when Redis no longer
+-- holds the instance's epoch at all: Redis lost its data (restarted empty, flushed, failed over
+-- to an empty replica) or the instance's keys expired while it was cut off. Whatever Redis holds
+-- of the instance is then not what the instance registered; the refusal makes it reconcile,
+-- which registers its sockets in the new generation (reconcile.lua), with their events.
+local function stale()
+    local e = read_epoch()
+    return not e.present or e.n > EPOCH
+end
 
 -- A socket registered while its instance reconciles is live: the sweep must not close it.
 local function confirm_if_reconciling(sid)
-    if redis.call('EXISTS', k_pending(INST)) == 1 then
-        redis.call('SADD', k_confirmed(INST), sid)
-    end
+    if read_epoch().reconciling then redis.call('SADD', k_confirmed(INST), sid) end
 end
 
--- A state change is stale (it returns ERR_STALE) when the calling instance has begun a
--- reconciliation since it was sent: it was sent on a connection that has since been given up
--- (its reply never reached the instance, which treated it as lost), and Redis only now receives
--- it. The reconciliation already made Redis agree with the instance's sockets; applying the old
--- change would undo that.
-local function stale()
-    local cur = redis.call('GET', k_epoch(INST))
-    return cur and tonumber(cur) > EPOCH
-end
-
--- Scripts that work through a large hash in one call stop after this much time, and the caller
--- calls again: no script holds Redis for long, whatever the size of an instance.
+-- Functions that work through a large set in one call stop after this much time, and the caller
+-- calls again: no function holds Redis for long, whatever the size of an instance.
 local BUDGET_US = 10000
 local function over_budget()
+    now()
     local t = redis.call('TIME')
     return tonumber(t[1]) * 1000000 + tonumber(t[2]) - T0 >= BUDGET_US
 end
 
--- Walk hash `key` from `cursor` (HSCAN), calling fn(field, value) for each entry, until the walk
--- is over or the time budget spent. fn may delete entries. Returns the next cursor ('0': over).
-local function scan_within_budget(key, cursor, fn)
-    repeat
-        local page = redis.call('HSCAN', key, cursor, 'COUNT', 32)
-        cursor = page[1]
-        local flat = page[2]
-        for n = 1, #flat, 2 do fn(flat[n], flat[n + 1]) end
-    until cursor == '0' or over_budget()
-    return cursor
-end
-
--- An instance is live while its lease has not expired. The calling instance is evidently alive,
--- even if its lease lapsed during an outage: it must never reap its own sockets.
-local live_cache = {[INST] = true}
-local function live(i)
-    local v = live_cache[i]
-    if v == nil then
-        local s = redis.call('ZSCORE', K_INSTANCES, i)
-        v = (s and tonumber(s) > NOW) or false
-        live_cache[i] = v
-    end
-    return v
-end
-
+-- JSON string literal. Ids, rooms and statuses hold no control characters (the gateway checks),
+-- so only '"' and '\' need escaping, which cjson does when they are there.
 local function jstr(s)
+    if not string.find(s, '["\\]') then return '"' .. s .. '"' end
     return cjson.encode(s)
 end
 
--- Append one event in pres_event's stream form (include/presenced/pres_event.h). Metadata is
--- JSON object text already validated by the caller and is spliced in as is, so that it reaches
--- clients byte for byte.
-local stream_checked = false
-local function emit(t, u, f)
-    -- Webhooks deliver through the consumer group GROUP of the stream. A stream that does not
-    -- exist is new (a fresh cluster, or Redis lost its data): the group is created at its start
-    -- before the first entry goes in, so that delivery misses nothing.
-    if WEBHOOKS and not stream_checked then
-        stream_checked = true
-        if redis.call('EXISTS', K_EVENTS) == 0 then
-            redis.call('XGROUP', 'CREATE', K_EVENTS, GROUP, '0', 'MKSTREAM')
-        end
+-- The store's generation (docs/redis-schema.md, "Generations"): `P gen` holds the id of the
+-- reset entry that began the event stream. A function about to append to the stream and finding
+-- neither the key nor a stream is the first writer after Redis lost its data (or on a fresh
+-- cluster): it begins a new generation. Its first entry is a reset, which tells every reader that
+-- what observers were told before is void: every instance then registers its live sockets again,
+-- with their events, and observers rebuild what they show from the events after the reset. For
+-- webhooks the consumer group starts before it (when the caller delivers webhooks; another
+-- delivering instance makes it at its next reconciliation). A stream without the key was
+-- written by a version without generations: it goes on as the current one.
+local function ensure_gen()
+    if gen_checked then return end
+    gen_checked = true
+    if redis.call('EXISTS', K_GEN) == 1 then return end
+    local top = redis.call('XREVRANGE', K_EVENTS, '+', '-', 'COUNT', 1)
+    if top[1] then
+        redis.call('SET', K_GEN, top[1][1])
+        return
     end
-    local p = {'{"t":', jstr(t), ',"u":', jstr(u)}
-    if f.s then p[#p + 1] = ',"s":' .. jstr(f.s) end
-    if f.r then p[#p + 1] = ',"r":' .. jstr(f.r) end
-    if f.st then p[#p + 1] = ',"st":' .. jstr(f.st) end
-    if f.ps then p[#p + 1] = ',"ps":' .. jstr(f.ps) end
-    if f.m then p[#p + 1] = ',"m":' .. f.m end
-    if f.ls then p[#p + 1] = ',"ls":' .. num(f.ls) end
-    p[#p + 1] = ',"at":' .. num(NOW)
-    if f.rs then
-        local q = {}
-        for n, r in ipairs(f.rs) do q[n] = jstr(r) end
-        p[#p + 1] = ',"rs":[' .. table.concat(q, ',') .. ']'
+    if WEBHOOKS then redis.pcall('XGROUP', 'CREATE', K_EVENTS, GROUP, '0', 'MKSTREAM') end
+    local id = redis.call('XADD', K_EVENTS, 'MAXLEN', '~', MAXLEN, '*', 'e', '{"t":"reset"}')
+    redis.call('SET', K_GEN, id)
+end
+
+-- Append one entry to the event stream. The first append of a call goes with NOMKSTREAM: a
+-- stream that exists is in a generation already ('begin' of every instance's reconciliation
+-- sets `P gen` for a stream written before generations existed), and only a missing one needs
+-- ensure_gen, so that the common case costs no extra command.
+local function xadd(json)
+    if not gen_checked then
+        gen_checked = true
+        local id = redis.call('XADD', K_EVENTS, 'NOMKSTREAM', 'MAXLEN', '~', MAXLEN, '*', 'e', json)
+        if id then return end
+        gen_checked = false
+        ensure_gen()
     end
-    p[#p + 1] = '}'
-    redis.call('XADD', K_EVENTS, 'MAXLEN', '~', MAXLEN, '*', 'e', table.concat(p))
-    -- The user's state is no longer only what a restore after a data loss put back.
-    redis.call('HDEL', idkey('u', u), 'rs')
+    redis.call('XADD', K_EVENTS, 'MAXLEN', '~', MAXLEN, '*', 'e', json)
 end
 
--- A socket as the user's socket hash keeps it: {"i":instance,"r":[rooms]}. Written by hand because
--- cjson turns an empty table into {} rather than [].
-local function enc_sock(i, rooms)
-    local q = {}
-    for n, r in ipairs(rooms) do q[n] = jstr(r) end
-    return '{"i":' .. jstr(i) .. ',"r":[' .. table.concat(q, ',') .. ']}'
-end
+-- ---- the user record ----------------------------------------------------------------------
+-- P u:<len>:<user>, a string, read whole by one GET (or one MGET for many users):
+--   "<since>:<lastSeen>:<sockets>:<metadata length>:<flags>:<status>\n<metadata><sockets>"
+-- since is 0 while the user is offline (online: a socket registered, or inside the offline
+-- grace); flags are 'g<sid>' while the offline grace that the close of socket <sid> started
+-- runs (empty otherwise); metadata is JSON
+-- object text (none: length 0); each socket is a line "<sid>\t<instance>[\t<room>]...\n",
+-- rooms in join order. Socket and instance ids are URL-safe, and ids, rooms and statuses hold no
+-- control characters, so tabs and newlines separate them. An online record has no TTL; an
+-- offline one expires after last_seen_retention.
+-- Queries read records as they are: the sockets of an instance whose lease expired leave them
+-- when it is reaped, which every instance does the moment the lease expires (tick).
 
-local function dec_sock(raw)
-    local d = cjson.decode(raw)
-    local r = d.r
-    if type(r) ~= 'table' then r = {} end
-    return d.i, r
-end
+local HEADER = '^(%d+):(%d+):(%d+):(%d+):([^:]*):([^\n]*)\n()'
 
--- The user's registered sockets: list of {sid, i, r}.
-local function socks_of(u)
-    local flat = redis.call('HGETALL', k_usocks(u))
+local function parse_socks(k)
     local out = {}
-    for n = 1, #flat, 2 do
-        local i, r = dec_sock(flat[n + 1])
-        out[#out + 1] = {sid = flat[n], i = i, r = r}
+    for line in string.gmatch(k, '[^\n]+') do
+        local f = {}
+        for x in string.gmatch(line, '[^\t]+') do f[#f + 1] = x end
+        local rooms = {}
+        for n = 3, #f do rooms[n - 2] = f[n] end
+        out[#out + 1] = {sid = f[1], i = f[2] or '', r = rooms}
     end
     return out
+end
+
+local function enc_socks(socks)
+    local lines = {}
+    for n, s in ipairs(socks) do
+        if #s.r > 0 then
+            lines[n] = s.sid .. '\t' .. s.i .. '\t' .. table.concat(s.r, '\t') .. '\n'
+        else
+            lines[n] = s.sid .. '\t' .. s.i .. '\n'
+        end
+    end
+    return table.concat(lines)
+end
+
+-- A record's parts from its text (nil: none); false when the text is not a record.
+local function rec_parse(rec, v)
+    if not v then return rec end
+    local since, ls, _, mlen, flags, st, at = string.match(v, HEADER)
+    if not since then return false end
+    mlen = tonumber(mlen)
+    rec.known, rec.since, rec.ls, rec.st = true, tonumber(since), tonumber(ls), st
+    rec.g = string.match(flags, 'g(.*)$')
+    if mlen > 0 then rec.m = string.sub(v, at, at + mlen - 1) end
+    rec.socks = parse_socks(string.sub(v, at + mlen))
+    return rec
+end
+
+-- The record of user `u` and, in the same MGET, the calling instance's epoch (stale()). A value
+-- that is not a record is an error: the function fails rather than overwrite it.
+local function user_load(u)
+    local key = k_user(u)
+    local r = redis.call('MGET', key, k_epoch(INST))
+    epoch_parse(r[2] or nil)
+    local rec = rec_parse({u = u, key = key, known = false, since = 0, ls = 0, st = 'online',
+                           socks = {}}, r[1] or nil)
+    if not rec then error({err = 'ERR not a user record: ' .. key}) end
+    return rec
+end
+
+-- Write the record whole. A user with a socket keeps the record for good; one inside the
+-- offline grace for the grace and the retention after it; an offline one for the retention.
+local function user_save(rec)
+    local m = rec.m or ''
+    local flags = rec.g and ('g' .. rec.g) or ''
+    local v = num(rec.since) .. ':' .. num(rec.ls) .. ':' .. #rec.socks .. ':' .. #m .. ':' ..
+        flags .. ':' .. rec.st .. '\n' .. m .. enc_socks(rec.socks)
+    if #rec.socks > 0 then
+        redis.call('SET', rec.key, v)
+    elseif rec.since ~= 0 then
+        redis.call('SET', rec.key, v, 'PX', RETENTION_S * 1000 + GRACE_MS)
+    else
+        redis.call('SET', rec.key, v, 'EX', RETENTION_S)
+    end
+end
+
+local function sock_find(rec, sid)
+    for n, s in ipairs(rec.socks) do
+        if s.sid == sid then return s, n end
+    end
+    return nil
 end
 
 local function has_room(rooms, room)
@@ -178,18 +246,26 @@ local function has_room(rooms, room)
     return false
 end
 
--- Whether any of `socks` other than `sid` is in `room`.
-local function in_room_elsewhere(socks, sid, room)
-    for _, s in ipairs(socks) do
+-- Whether any socket of the record other than `sid` is in `room`.
+local function in_room_elsewhere(rec, sid, room)
+    for _, s in ipairs(rec.socks) do
         if s.sid ~= sid and has_room(s.r, room) then return true end
     end
     return false
 end
 
+-- Whether the record has a socket on instance `i`.
+local function on_instance(rec, i)
+    for _, s in ipairs(rec.socks) do
+        if s.i == i then return true end
+    end
+    return false
+end
+
 -- The rooms the user is in over all their sockets, sorted, for routing events.
-local function user_rooms(socks)
+local function user_rooms(rec)
     local seen, out = {}, {}
-    for _, s in ipairs(socks) do
+    for _, s in ipairs(rec.socks) do
         for _, r in ipairs(s.r) do
             if not seen[r] then
                 seen[r] = true
@@ -201,96 +277,154 @@ local function user_rooms(socks)
     return out
 end
 
--- The user's online period starts (`since` set) or ends (`since` removed), counted once each.
-local function set_since(ku)
-    if redis.call('HEXISTS', ku, 'since') == 0 then redis.call('INCR', K_N_ONLINE) end
-    redis.call('HSET', ku, 'since', num(NOW))
-end
-local function clear_since(ku)
-    if redis.call('HDEL', ku, 'since') == 1 then redis.call('DECR', K_N_ONLINE) end
+-- Append the event `t` about the record's user, in pres_event's stream form
+-- (include/presenced/codec/pres_event.h). Fields left out read as their defaults: status
+-- "online", no rooms; the event's time is its stream entry id's. Metadata is JSON object text
+-- already validated by the caller and is spliced in as is, so that it reaches clients byte for
+-- byte.
+local function emit(rec, t, f)
+    local p = {'{"t":"', t, '","u":', jstr(rec.u)}
+    if f.s then p[#p + 1] = ',"s":' .. jstr(f.s) end
+    if f.r then p[#p + 1] = ',"r":' .. jstr(f.r) end
+    if f.st and f.st ~= 'online' then p[#p + 1] = ',"st":' .. jstr(f.st) end
+    if f.ps then p[#p + 1] = ',"ps":' .. jstr(f.ps) end
+    if f.m then p[#p + 1] = ',"m":' .. f.m end
+    if f.ls then p[#p + 1] = ',"ls":' .. num(f.ls) end
+    if f.rs and #f.rs > 0 then
+        local q = {}
+        for n, r in ipairs(f.rs) do q[n] = jstr(r) end
+        p[#p + 1] = ',"rs":[' .. table.concat(q, ',') .. ']'
+    end
+    p[#p + 1] = '}'
+    xadd(table.concat(p))
 end
 
--- Room membership of one socket, counting rooms as they appear and disappear.
-local function room_add(room, sid, member)
-    local kr = k_room(room)
-    if redis.call('EXISTS', kr) == 0 then redis.call('INCR', K_N_ROOMS) end
-    redis.call('HSET', kr, sid, member)
+-- lastSeen follows the user's activity, except while they are invisible: from the moment they
+-- turned invisible it stays where it was, so that it does not give them away. The caller saves
+-- the record.
+local function mark_seen(rec)
+    if rec.st ~= 'invisible' then rec.ls = now() end
 end
-local function room_del(room, sid)
+
+-- ---- counters, rooms and the instance index -----------------------------------------------
+
+-- The user's online period starts (since set) or ends (since 0), counted once each.
+local function set_online(rec)
+    if rec.since == 0 then redis.call('INCR', K_N_ONLINE) end
+    rec.since = now()
+end
+local function set_offline(rec)
+    if rec.since ~= 0 then redis.call('DECR', K_N_ONLINE) end
+    rec.since = 0
+end
+
+-- The room's member set gains or loses the user (whose first socket joined, or last left).
+local function room_add(room, u)
     local kr = k_room(room)
-    if redis.call('HDEL', kr, sid) == 1 and redis.call('EXISTS', kr) == 0 then
+    if redis.call('ZADD', kr, 0, u) == 1 and redis.call('ZCARD', kr) == 1 then
+        redis.call('INCR', K_N_ROOMS)
+    end
+end
+local function room_del(room, u)
+    local kr = k_room(room)
+    if redis.call('ZREM', kr, u) == 1 and redis.call('EXISTS', kr) == 0 then
         redis.call('DECR', K_N_ROOMS)
     end
 end
 
-local function room_member(i, u)
-    -- Instance ids are URL-safe, so the first ':' ends it.
-    return i .. ':' .. u
+-- Instance `i` gained or lost `delta` sockets of the record's user; `had` says whether the user
+-- had any socket there before. The index lists users, so it changes only with the first and the
+-- last socket.
+local function inst_count(rec, i, delta, had)
+    redis.call('INCRBY', k_nsocks(i), delta)
+    local has = on_instance(rec, i)
+    if has and not had then
+        redis.call('SADD', k_inst(i), rec.u)
+    elseif had and not has then
+        redis.call('SREM', k_inst(i), rec.u)
+    end
 end
 
--- The user goes offline: the offline event, and the record starts its retention.
-local function go_offline(u, sid, ls, rooms)
-    local ku = k_user(u)
+-- ---- transitions -----------------------------------------------------------------------------
+
+-- The user went offline: the offline event (with the rooms it left); the record, saved, starts
+-- its retention.
+local function go_offline(rec, sid, ls, rooms)
     -- The status lets the gateway keep an invisible user's departure quiet.
-    emit('offline', u, {s = sid, ls = ls, st = redis.call('HGET', ku, 'st'), rs = rooms})
-    clear_since(ku)
-    redis.call('HDEL', ku, 'gs')
-    redis.call('EXPIRE', ku, RETENTION_S)
+    emit(rec, 'offline', {s = sid, ls = ls, st = rec.st, rs = rooms})
+    set_offline(rec)
+    rec.g = nil
+    user_save(rec)
 end
 
--- docs/presence-model.md, socket_close: socket `sid` of user `u`, registered on instance `i`,
--- leaves its rooms, is unregistered, and the user goes offline (or into the grace) if it was
--- their last socket.
-local function close_socket(u, sid, i, graceful)
-    local ks = k_usocks(u)
-    local raw = redis.call('HGET', ks, sid)
-    redis.call('HDEL', k_inst(i), sid)
-    if not raw then return end
-    local _, rooms = dec_sock(raw)
-    redis.call('HDEL', ks, sid)
-    local socks = socks_of(u)
-    local left = {}
-    for _, room in ipairs(rooms) do
-        room_del(room, sid)
-        if not in_room_elsewhere(socks, sid, room) then
-            emit('room:leave', u, {r = room})
-            left[#left + 1] = room
+-- docs/presence-model.md, socket_close: the record's sockets at positions `idx` (all on instance
+-- `i`) leave their rooms, are unregistered, and the user goes offline (or into the grace) if
+-- they were their last. The record is saved. Returns nothing.
+local function close_socks(rec, idx, i, graceful)
+    local had = on_instance(rec, i)
+    local gone, left = {}, {}
+    for n = #idx, 1, -1 do
+        gone[#gone + 1] = table.remove(rec.socks, idx[n])
+    end
+    for _, s in ipairs(gone) do
+        for _, room in ipairs(s.r) do
+            if not left[room] and not in_room_elsewhere(rec, nil, room) then
+                left[room] = true
+                left[#left + 1] = room
+                room_del(room, rec.u)
+                -- A room leave carries the user's status, as a join does, so that an invisible
+                -- user's room changes can be kept from others.
+                emit(rec, 'room:leave', {r = room, st = rec.st})
+            end
         end
     end
-    local ku = k_user(u)
-    redis.call('HSET', ku, 'ls', num(NOW))
-    if #socks > 0 then return end
-    if graceful and GRACE_MS > 0 then
-        redis.call('HSET', ku, 'gs', sid)
-        redis.call('ZADD', K_GRACE, num(NOW + GRACE_MS), u)
-        redis.call('PEXPIRE', ku, RETENTION_S * 1000 + GRACE_MS)
+    inst_count(rec, i, -#gone, had)
+    mark_seen(rec)
+    local last = gone[#gone].sid
+    if #rec.socks > 0 then
+        user_save(rec)
+    elseif graceful and GRACE_MS > 0 and rec.since ~= 0 then
+        rec.g = last
+        user_save(rec)
+        redis.call('ZADD', K_GRACE, num(now() + GRACE_MS), rec.u)
     else
-        go_offline(u, sid, NOW, left)
+        -- An invisible user's lastSeen may never have been set: the offline is this moment.
+        go_offline(rec, last, rec.ls ~= 0 and rec.ls or now(), left)
     end
 end
 
--- Close the user's sockets that sit on instances whose lease expired, before deciding any
--- transition of that user, so that transitions follow the liveness queries see.
-local function purge_dead(u)
-    local flat = redis.call('HGETALL', k_usocks(u))
-    for n = 1, #flat, 2 do
-        local i = dec_sock(flat[n + 1])
-        if not live(i) then close_socket(u, flat[n], i, false) end
+-- The positions of the record's sockets on instance `i`.
+local function socks_on(rec, i)
+    local idx = {}
+    for n, s in ipairs(rec.socks) do
+        if s.i == i then idx[#idx + 1] = n end
     end
+    return idx
 end
 
--- Set status and/or metadata (nil: unchanged); emit update when either changed.
-local function apply_status(u, st, m)
-    local ku = k_user(u)
-    local cur = redis.call('HMGET', ku, 'st', 'm')
-    local prev = cur[1] or 'online'
-    local curm = cur[2] or nil
-    local newst = st or prev
+-- Close every socket of user `u` on instance `i` (not graceful): the reap of a dead instance,
+-- the shutdown, the sweep. Returns how many.
+local function close_user_on(u, i)
+    local rec = user_load(u)
+    local idx = socks_on(rec, i)
+    if #idx == 0 then
+        -- Nothing there (closed since): the index entry alone was left.
+        redis.call('SREM', k_inst(i), u)
+        return 0
+    end
+    close_socks(rec, idx, i, false)
+    return #idx
+end
+
+-- Set status and/or metadata (nil: unchanged); emits update when either changed. The caller
+-- saves the record.
+local function apply_status(rec, st, m)
+    local prev, curm = rec.st, rec.m
     local newm = m or curm
-    if newst == prev and newm == curm then return end
-    redis.call('HSET', ku, 'st', newst)
-    if m then redis.call('HSET', ku, 'm', m) end
-    emit('update', u, {st = newst, ps = prev, m = newm, rs = user_rooms(socks_of(u))})
+    rec.st = st or prev
+    if rec.st == prev and newm == curm then return end
+    rec.m = newm
+    emit(rec, 'update', {st = rec.st, ps = prev, m = newm, rs = user_rooms(rec)})
 end
 
 local function opt(s)
@@ -298,24 +432,43 @@ local function opt(s)
     return s
 end
 
--- The users with a live socket in `room`, sorted. A room hash holds one field per socket, so
--- members are deduplicated here.
-local function live_members(room)
-    local flat = redis.call('HGETALL', k_room(room))
-    local seen, users = {}, {}
-    for n = 1, #flat, 2 do
-        local v = flat[n + 1]
-        local c = string.find(v, ':', 1, true)
-        if c then
-            local i, u = string.sub(v, 1, c - 1), string.sub(v, c + 1)
-            if not seen[u] and live(i) then
-                seen[u] = true
-                users[#users + 1] = u
-            end
+-- Walk set `key` from `cursor` (SSCAN), calling fn(member) for each, until the walk is over or
+-- the time budget spent. fn may remove members. Returns the next cursor ('0': over).
+local function sscan_within_budget(key, cursor, fn)
+    repeat
+        local page = redis.call('SSCAN', key, cursor, 'COUNT', 32)
+        cursor = page[1]
+        for _, m in ipairs(page[2]) do fn(m) end
+    until cursor == '0' or over_budget()
+    return cursor
+end
+
+-- Forget instance `i` once it has no user left: its bookkeeping and its lease. A reaped
+-- instance's epoch stays until its TTL: if it was alive after all, it comes back to find it
+-- (docs/presence-model.md, "Reconciliation").
+local function inst_forget(i, with_epoch)
+    redis.call('DEL', k_inst(i), k_nsocks(i), k_confirmed(i))
+    if with_epoch then redis.call('DEL', k_epoch(i)) end
+    redis.call('ZREM', K_INSTANCES, i)
+    redis.call('HDEL', K_CARRIED, i)
+end
+
+-- Close every socket of instance `i` (not graceful), taking its users out of its index (SPOP)
+-- a few at a time, for at most BUDGET_US: the reap of a dead instance and the shutdown. Each call
+-- is atomic and takes what it closes out of the index, so every socket is closed, and its events
+-- emitted, exactly once, whichever instance runs it. Once the index is empty the instance is
+-- forgotten (inst_forget). Returns the sockets closed, and whether the instance is gone.
+local function drain_instance(i, with_epoch)
+    local ki, closed = k_inst(i), 0
+    repeat
+        local users = redis.call('SPOP', ki, 32)
+        for _, u in ipairs(users) do closed = closed + close_user_on(u, i) end
+        if #users < 32 then
+            inst_forget(i, with_epoch)
+            return closed, true
         end
-    end
-    table.sort(users)
-    return users
+    until over_budget()
+    return closed, false
 end
 
 -- The id of the stream's newest entry ('0-0' for none): read by a snapshot in the same atomic

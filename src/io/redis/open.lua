@@ -1,35 +1,26 @@
--- socket_open(sid, user, status?, metadata?): ARGV[10..13]; '' means not given.
+-- socket_open(sid, user, status?, metadata?): args[10..13]; '' means not given.
 -- Returns 0, ERR_EXISTS when the socket is already registered, or ERR_STALE.
-local sid, u, st, m = ARGV[10], ARGV[11], opt(ARGV[12]), opt(ARGV[13])
+local sid, u, st, m = args[10], args[11], opt(args[12]), opt(args[13])
+local rec = user_load(u)
 if stale() then return ERR_STALE end
-local ki = k_inst(INST)
-if redis.call('HEXISTS', ki, sid) == 1 then return ERR_EXISTS end
-purge_dead(u)
-local ks, ku = k_usocks(u), k_user(u)
-local before = redis.call('HLEN', ks)
-local in_grace = redis.call('ZSCORE', K_GRACE, u)
-redis.call('HSET', ki, sid, u)
+if sock_find(rec, sid) then return ERR_EXISTS end
+local had = on_instance(rec, INST)
+local before = #rec.socks
+rec.socks[before + 1] = {sid = sid, i = INST, r = {}}
 confirm_if_reconciling(sid)
-redis.call('EXPIRE', ki, INST_TTL_S)
-redis.call('HSET', ks, sid, enc_sock(INST, {}))
-redis.call('HSET', ku, 'ls', num(NOW))
-redis.call('PERSIST', ku)
-if before == 0 and not in_grace then
-    st = st or 'online'
-    redis.call('HSET', ku, 'st', st)
-    set_since(ku)
-    if m then
-        redis.call('HSET', ku, 'm', m)
-    else
-        redis.call('HDEL', ku, 'm', 'gs')
-    end
-    emit('online', u, {s = sid, st = st, m = m, rs = {}})
-    return 0
-end
-if in_grace then
+inst_count(rec, INST, 1, had)
+if before == 0 and not rec.g then
+    rec.st, rec.m = st or 'online', m
+    set_online(rec)
+    emit(rec, 'online', {s = sid, st = rec.st, m = m})
+elseif rec.g then
     -- Back within the grace window: no transition, the user never went offline.
     redis.call('ZREM', K_GRACE, u)
-    redis.call('HDEL', ku, 'gs')
+    rec.g = nil
+    apply_status(rec, st, m)
+else
+    apply_status(rec, st, m)
 end
-apply_status(u, st, m)
+mark_seen(rec)
+user_save(rec)
 return 0

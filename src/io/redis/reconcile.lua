@@ -1,72 +1,77 @@
--- reconcile(mode, ...): ARGV[10] is the mode. Makes Redis agree with the calling instance's live
+-- reconcile(mode, ...): args[10] is the mode. Makes Redis agree with the calling instance's live
 -- sockets after any gap (a reconnect, a stall, a command that got no reply, Redis restarted, this
 -- instance reaped while it was alive). docs/presence-model.md, "Reconciliation", states the rules.
 -- One reconciliation is: 'begin', then one 'slice' per group of users (the instance's truth), then
 -- 'sweep' until it reports nothing left. The instance sends them in that order on its command
 -- connection, so every state change it sends later runs after the slices.
 --
--- 'begin' (ARGV[11]: '1' if this instance has begun one before): fences off state changes sent
---   before it (the instance's epoch, ARGV[8], becomes the stored one), makes sure the webhook
---   consumer group exists, and starts an empty confirmed set: from now on every socket a slice
---   confirms, or that open/assert registers, goes in it.
---   Returns {0 or ERR_STALE, data lost (0/1), sockets registered}. Data is lost when this
---   instance began a reconciliation before and Redis no longer has its epoch: Redis restarted
---   empty or was flushed.
--- 'slice' (ARGV[11]: JSON [{"u": user, "s": [[sid, status, metadata, [rooms]], ...]}, ...],
---   ARGV[12]: '1' when 'begin' found that Redis lost its data: users whose record is missing or
---   only restored are registered without events): per user, the instance's sockets become exactly the given ones, and the events
---   are the difference between what observers were told before (the user's state in Redis) and
---   after. Returns {0 or ERR_STALE}.
--- 'sweep' (ARGV[11]: HSCAN cursor of the instance's socket hash): closes, as socket_close (not
---   graceful) would, the registered sockets that are not confirmed. Works for at most BUDGET_US.
---   Returns {0 or ERR_STALE, next cursor ('0': done), sockets closed}.
-local mode = ARGV[10]
-if stale() then return {ERR_STALE} end
-local ki, kp, kc = k_inst(INST), k_pending(INST), k_confirmed(INST)
+-- 'begin' (args[11]: '1' if this instance has begun one before; args[12]: the generation its
+--   last 'begin' found, '' for none): fences off state changes sent before it (the instance's
+--   epoch, args[8], becomes the stored one, marked as reconciling), begins a generation if Redis
+--   has none (lib.lua, ensure_gen), makes sure the webhook consumer group exists, and starts an
+--   empty confirmed set: from now on every socket a slice confirms, or that open/assert
+--   registers, goes in it.
+--   Returns {0 or ERR_STALE, data lost (0/1), sockets registered, generation}. Data is lost when
+--   this instance began a reconciliation before and Redis no longer has its epoch: Redis
+--   restarted empty or was flushed, or the instance's keys expired.
+-- 'slice' (args[11]: JSON [{"u": user, "s": [[sid, status, metadata, [rooms]], ...]}, ...]): per
+--   user, the instance's sockets become exactly the given ones, and the events are the difference
+--   between what observers were told before (the user's state in Redis) and after. After a data
+--   loss the user's state is empty, as what observers hold is (they were told to start again):
+--   the user comes online with the rooms of their sockets. Returns {0 or ERR_STALE}.
+-- 'sweep' (args[11]: SSCAN cursor of the instance's user index): closes, as socket_close (not
+--   graceful) would, the instance's registered sockets that are not confirmed. Works for at most
+--   BUDGET_US. Returns {0 or ERR_STALE, next cursor ('0': done), sockets closed}.
+local mode = args[10]
+local ki, kc, ke = k_inst(INST), k_confirmed(INST), k_epoch(INST)
 
 if mode == 'begin' then
-    local ke = k_epoch(INST)
-    local lost = (ARGV[11] == '1' and redis.call('EXISTS', ke) == 0) and 1 or 0
-    redis.call('SET', ke, num(EPOCH), 'EX', INST_TTL_S)
+    if superseded() then return {ERR_STALE} end
+    local lost = (args[11] == '1' and not read_epoch().present) and 1 or 0
+    ensure_gen()
+    local gen = redis.call('GET', K_GEN)
+    redis.call('SET', ke, num(EPOCH) .. 'r', 'EX', INST_TTL_S)
     if WEBHOOKS then
-        -- Before this instance is ready: a new stream's group starts at its start, so that no
-        -- event appended from now on is missed; on an existing stream without the group
-        -- (webhooks just enabled) it starts now.
-        if redis.call('EXISTS', K_EVENTS) == 0 then
-            redis.call('XGROUP', 'CREATE', K_EVENTS, GROUP, '0', 'MKSTREAM')
-        else
-            redis.pcall('XGROUP', 'CREATE', K_EVENTS, GROUP, '$')
-        end
+        -- Before this instance is ready. A new generation's group was made at its start by
+        -- ensure_gen when the caller delivers webhooks; if another instance began it, the group
+        -- of an instance that knew the generation before went with the data: from this
+        -- generation's start too, so that delivery resumes without a gap. An instance that knew
+        -- none (webhooks enabled on a running cluster) starts it now. (An existing group stays.)
+        local known = args[12]
+        redis.pcall('XGROUP', 'CREATE', K_EVENTS, GROUP,
+            (known ~= '' and known ~= gen) and '0' or '$')
     end
     redis.call('DEL', kc)
-    redis.call('SET', kp, '1', 'EX', INST_TTL_S)
-    redis.call('EXPIRE', ki, INST_TTL_S)
-    return {0, lost, redis.call('HLEN', ki)}
+    return {0, lost, tonumber(redis.call('GET', k_nsocks(INST)) or '0'), gen}
 end
+
+if stale() then return {ERR_STALE} end
 
 if mode == 'sweep' then
     local closed = 0
-    local cursor = scan_within_budget(ki, ARGV[11], function(sid, u)
-        if redis.call('SISMEMBER', kc, sid) == 0 and redis.call('HEXISTS', ki, sid) == 1 then
-            purge_dead(u)
-            close_socket(u, sid, INST, false)
-            closed = closed + 1
+    local cursor = sscan_within_budget(ki, args[11], function(u)
+        local rec = user_load(u)
+        local idx = {}
+        for n, s in ipairs(rec.socks) do
+            if s.i == INST and redis.call('SISMEMBER', kc, s.sid) == 0 then idx[#idx + 1] = n end
+        end
+        if #idx > 0 then
+            close_socks(rec, idx, INST, false)
+            closed = closed + #idx
+        elseif not on_instance(rec, INST) then
+            redis.call('SREM', ki, u)
         end
     end)
-    if cursor == '0' then redis.call('DEL', kp, kc) end
+    if cursor == '0' then
+        redis.call('DEL', kc)
+        redis.call('SET', ke, num(EPOCH), 'KEEPTTL')
+    end
     return {0, cursor, closed}
 end
 
 -- 'slice'
-local restore = ARGV[12] == '1'
 
-local function set_of(list)
-    local s = {}
-    for _, r in ipairs(list) do s[r] = true end
-    return s
-end
-
-local function union_rooms(socks)
+local function room_set(socks)
     local s = {}
     for _, k in ipairs(socks) do
         for _, r in ipairs(k.r) do s[r] = true end
@@ -81,115 +86,91 @@ local function sorted_keys(s)
     return out
 end
 
--- The user's state as observers were told it: online (the `since` field, grace included) and the
--- rooms of their live sockets.
-local function user_state(u, ku)
-    local socks = socks_of(u)
-    return {online = #socks > 0 or redis.call('HEXISTS', ku, 'since') == 1,
-            rooms = union_rooms(socks), nsocks = #socks}
+local function count_on(rec, i)
+    local n = 0
+    for _, s in ipairs(rec.socks) do
+        if s.i == i then n = n + 1 end
+    end
+    return n
 end
 
 -- The user comes online from this reconciliation: status and metadata from the instance's truth.
-local function come_online(u, ku, first, rooms)
-    local st = first[2] ~= '' and first[2] or 'online'
-    local m = opt(first[3])
-    redis.call('HSET', ku, 'st', st)
-    if m then redis.call('HSET', ku, 'm', m) else redis.call('HDEL', ku, 'm') end
-    set_since(ku)
-    emit('online', u, {s = first[1], st = st, m = m, rs = rooms})
-    for _, r in ipairs(rooms) do emit('room:join', u, {r = r, st = st, m = m}) end
+local function come_online(rec, first, rooms)
+    rec.st, rec.m = first[2] ~= '' and first[2] or 'online', opt(first[3])
+    set_online(rec)
+    emit(rec, 'online', {s = first[1], st = rec.st, m = rec.m, rs = rooms})
+    for _, r in ipairs(rooms) do emit(rec, 'room:join', {r = r, st = rec.st, m = rec.m}) end
+    user_save(rec)
 end
 
 local function reconcile_user(u, truth)
-    purge_dead(u)
-    local ku, ks = k_user(u), k_usocks(u)
-    local known = redis.call('EXISTS', ku) == 1
-    local before = user_state(u, ku)
+    local rec = user_load(u)
+    local before_online = #rec.socks > 0 or rec.since ~= 0
+    local before_rooms = room_set(rec.socks)
+    local had, nbefore = on_instance(rec, INST), count_on(rec, INST)
     local want, gone = {}, nil
     for _, t in ipairs(truth) do want[t[1]] = t end
     -- This instance's sockets of the user that are no longer live.
-    for _, k in ipairs(socks_of(u)) do
-        if k.i == INST and not want[k.sid] then
-            for _, r in ipairs(k.r) do room_del(r, k.sid) end
-            redis.call('HDEL', ks, k.sid)
-            redis.call('HDEL', ki, k.sid)
-            gone = k.sid
-        end
+    local kept = {}
+    for _, s in ipairs(rec.socks) do
+        if s.i == INST and not want[s.sid] then gone = s.sid else kept[#kept + 1] = s end
     end
+    rec.socks = kept
     -- The live ones, each with exactly its rooms.
     for _, t in ipairs(truth) do
-        local sid, rooms = t[1], t[4]
-        local raw = redis.call('HGET', ks, sid)
-        local old = {}
-        if raw then
-            local _
-            _, old = dec_sock(raw)
-        end
-        local keep, oldset = set_of(rooms), set_of(old)
-        for _, r in ipairs(old) do
-            if not keep[r] then room_del(r, sid) end
-        end
-        local uniq = {}
-        for _, r in ipairs(rooms) do
-            if not oldset[r] then room_add(r, sid, room_member(INST, u)) end
+        local rooms, uniq = {}, {}
+        for _, r in ipairs(t[4]) do
             if not uniq[r] then
                 uniq[r] = true
-                uniq[#uniq + 1] = r
+                rooms[#rooms + 1] = r
             end
         end
-        redis.call('HSET', ks, sid, enc_sock(INST, uniq))
-        redis.call('HSET', ki, sid, u)
-        redis.call('SADD', kc, sid)
-    end
-    local after = user_state(u, ku)
-    if #truth > 0 then
-        redis.call('HSET', ku, 'ls', num(NOW))
-        redis.call('PERSIST', ku)
-    end
-    -- Redis lost its data (docs/presence-model.md, "Redis lost its data"): what observers were
-    -- told is what the instances held before, so registering it again is no transition. That
-    -- holds while the user's record is still only restored ones ('rs'): any event about the user
-    -- (emit) ends it, and from then on the difference is announced as usual.
-    if restore and #truth > 0 and (not known or redis.call('HEXISTS', ku, 'rs') == 1) then
-        if not known then
-            local st = truth[1][2] ~= '' and truth[1][2] or 'online'
-            redis.call('HSET', ku, 'st', st)
-            if opt(truth[1][3]) then redis.call('HSET', ku, 'm', truth[1][3]) end
+        local s = sock_find(rec, t[1])
+        if s then
+            s.i, s.r = INST, rooms
+        else
+            rec.socks[#rec.socks + 1] = {sid = t[1], i = INST, r = rooms}
         end
-        redis.call('HSET', ku, 'rs', '1')
-        set_since(ku)
+        redis.call('SADD', kc, t[1])
+    end
+    local after_rooms = room_set(rec.socks)
+    for r in pairs(before_rooms) do
+        if not after_rooms[r] then room_del(r, u) end
+    end
+    -- Every room the user is in, also one Redis lost: adding a member is idempotent.
+    for r in pairs(after_rooms) do room_add(r, u) end
+    local nafter = count_on(rec, INST)
+    if nafter ~= nbefore then inst_count(rec, INST, nafter - nbefore, had) end
+    if #truth > 0 then mark_seen(rec) end
+    local in_grace = rec.g ~= nil
+    if not before_online and #rec.socks > 0 then
+        come_online(rec, truth[1], sorted_keys(after_rooms))
         return
     end
-    local in_grace = redis.call('ZSCORE', K_GRACE, u)
-    if not before.online and after.nsocks > 0 then
-        come_online(u, ku, truth[1], sorted_keys(after.rooms))
-        return
+    for _, r in ipairs(sorted_keys(before_rooms)) do
+        if not after_rooms[r] then emit(rec, 'room:leave', {r = r, st = rec.st}) end
     end
-    for _, r in ipairs(sorted_keys(before.rooms)) do
-        if not after.rooms[r] then emit('room:leave', u, {r = r}) end
-    end
-    if before.online and after.nsocks == 0 then
+    if before_online and #rec.socks == 0 then
         if not in_grace then
-            go_offline(u, gone, NOW, sorted_keys(before.rooms))
+            go_offline(rec, gone, now(), sorted_keys(before_rooms))
+        else
+            user_save(rec)
         end
         return
     end
-    if after.nsocks > 0 and in_grace then
+    if #rec.socks > 0 and in_grace then
         -- Back within the grace window: no transition.
         redis.call('ZREM', K_GRACE, u)
-        redis.call('HDEL', ku, 'gs')
+        rec.g = nil
     end
-    -- A join carries status and metadata, so that a view of the room can show the newcomer.
-    local cur = nil
-    for _, r in ipairs(sorted_keys(after.rooms)) do
-        if not before.rooms[r] then
-            cur = cur or redis.call('HMGET', ku, 'st', 'm')
-            emit('room:join', u, {r = r, st = cur[1] or 'online', m = cur[2] or nil})
-        end
+    -- Room joins carry the user's status and metadata (as join.lua's do), so that a view of the
+    -- room can show the newcomer.
+    for _, r in ipairs(sorted_keys(after_rooms)) do
+        if not before_rooms[r] then emit(rec, 'room:join', {r = r, st = rec.st, m = rec.m}) end
     end
+    user_save(rec)
 end
 
-redis.call('EXPIRE', ki, INST_TTL_S)
 redis.call('EXPIRE', kc, INST_TTL_S)
-for _, e in ipairs(cjson.decode(ARGV[11])) do reconcile_user(e.u, e.s) end
+for _, e in ipairs(cjson.decode(args[11])) do reconcile_user(e.u, e.s) end
 return {0}

@@ -1,7 +1,8 @@
--- events_since(after, count): ARGV[10], ARGV[11]. Reads only. Returns {0, id, event, id, event...}
+-- flags: no-writes
+-- events_since(after, count): args[10], args[11]. Reads only. Returns {0, id, event, id, event...}
 -- for the entries after `after` (exclusive), or {ERR_GONE} when `after` is older than the oldest
 -- entry kept, so that the reader knows it missed some. '0' and '0-0' mean from the start.
-local after, count = ARGV[10], ARGV[11]
+local after, count = args[10], args[11]
 local function parse(id)
     local ms, seq = string.match(id, '^(%d+)-(%d+)$')
     if not ms then

@@ -1,9 +1,13 @@
--- status_set(sid, status, metadata?): ARGV[10..12]; '' metadata means not given.
--- Returns 0, or ERR_NO_SOCKET for an unknown socket.
-local sid, st, m = ARGV[10], ARGV[11], opt(ARGV[12])
+-- status_set(sid, user, status?, metadata?): args[10..13]; '' means not given (kept as it is).
+-- Returns 0, ERR_NO_SOCKET for an unknown socket, or ERR_STALE.
+local sid, u, st, m = args[10], args[11], opt(args[12]), opt(args[13])
+local rec = user_load(u)
 if stale() then return ERR_STALE end
-local u = redis.call('HGET', k_inst(INST), sid)
-if not u then return ERR_NO_SOCKET end
-redis.call('HSET', k_user(u), 'ls', num(NOW))
-apply_status(u, st, m)
+local s = sock_find(rec, sid)
+if not s or s.i ~= INST then return ERR_NO_SOCKET end
+-- Turning invisible: lastSeen is this moment, then stays; turning visible: it moves again.
+mark_seen(rec)
+apply_status(rec, st, m)
+mark_seen(rec)
+user_save(rec)
 return 0

@@ -1,6 +1,9 @@
--- touch(sid): ARGV[10]. Returns 0, or ERR_NO_SOCKET for an unknown socket.
+-- touch(sid, user): args[10..11]. Returns 0, ERR_NO_SOCKET for an unknown socket, or ERR_STALE.
+local sid, u = args[10], args[11]
+local rec = user_load(u)
 if stale() then return ERR_STALE end
-local u = redis.call('HGET', k_inst(INST), ARGV[10])
-if not u then return ERR_NO_SOCKET end
-redis.call('HSET', k_user(u), 'ls', num(NOW))
+local s = sock_find(rec, sid)
+if not s or s.i ~= INST then return ERR_NO_SOCKET end
+mark_seen(rec)
+user_save(rec)
 return 0

@@ -1,14 +1,12 @@
--- user_get(user): ARGV[10]. Reads only. Returns the 7 values of users_query for this user, then
--- the ids of their live sockets, sorted.
-local u = ARGV[10]
-local r = redis.call('HMGET', k_user(u), 'st', 'm', 'ls', 'since')
-local flat = redis.call('HGETALL', k_usocks(u))
+-- flags: no-writes
+-- user_get(user): args[10]. Reads only. Returns {the user's record (false: none), then the ids
+-- of their sockets, sorted}; a value that is not a record is an error.
+local v = redis.call('GET', k_user(args[10]))
+local rec = rec_parse({socks = {}}, v or nil)
+if not rec then return redis.error_reply('ERR not a user record') end
 local sids = {}
-for k = 1, #flat, 2 do
-    if live(dec_sock(flat[k + 1])) then sids[#sids + 1] = flat[k] end
-end
+for _, s in ipairs(rec.socks) do sids[#sids + 1] = s.sid end
 table.sort(sids)
-local out = {(r[1] or r[3]) and 1 or 0, #sids, r[1] or '', r[2] or '', r[3] or '0', r[4] or '0',
-             redis.call('ZSCORE', K_GRACE, u) and 1 or 0}
+local out = {v}
 for _, sid in ipairs(sids) do out[#out + 1] = sid end
 return out

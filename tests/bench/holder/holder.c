@@ -5,15 +5,21 @@
  * a broadcast to 10,000 sockets then measures the server rather than the clients.
  *
  * Usage: presenced-bench-holder URL N PREFIX [--anon] [--concurrency 200] [--source ADDR]
+ *                              [--retry ROUNDS]
  *   URL is http://HOST[:PORT] with HOST an IPv4 address or "localhost"; the sockets open
  *   /socket.io/?EIO=4&transport=websocket. Connection i (0..N-1) is user PREFIX<i> unless --anon.
  *   --source binds every socket to that local IPv4 address before it connects: one source
  *   address has about 28,000 ephemeral ports towards one server port, and loopback accepts any
  *   127.x.y.z, so holders with different sources can together hold more than that.
- * Prints "ready <connected> <failed>" once every connect settled. Then answers each line on stdin:
+ *   --retry ROUNDS: after every connect settled, those that failed (refused, timed out) start
+ *   again, up to ROUNDS more times, as reconnecting clients would.
+ * Prints "ready <connected> <failed> <retried>" once every connect settled (retried: connects
+ * that failed and were started again). Then answers each line on stdin:
  *   count -> {"connected","dropped","frames","online","offline","first","last"} (first/last: the
  *            arrival of the first/last event since the last reset, ms since the epoch)
  *   reset -> {"ok":true}, and the event counters start again from zero
+ *   times PATH -> {"ok":true,"written":K}: PATH gets a line "<i> <ms>" for each connection i
+ *            that is open now, ms (since the epoch) when its Socket.IO CONNECT was answered
  * Exits when stdin closes.
  */
 #include <arpa/inet.h>
@@ -83,6 +89,7 @@ struct conn {
     uint32_t rcap;
     uint32_t wlen; /* output the socket did not take yet */
     int64_t t0;    /* monotonic ms at start: the connect timeout */
+    int64_t at;    /* wall ms when the Socket.IO CONNECT was answered (for `times`) */
     uint8_t *rbuf;
     uint8_t *wbuf;
     struct frag *frag;
@@ -98,6 +105,8 @@ static struct {
     int ep;
     struct conn *conns;
     uint32_t n, next, oldest, inflight, concurrency;
+    uint32_t max_rounds, rounds,
+        retried;                         /* --retry: retry rounds allowed, done, connects retried */
     uint32_t connected, failed, dropped; /* connected: ever reached, drops included */
     uint64_t frames, online, offline;
     double first, last;
@@ -333,10 +342,30 @@ static void expire(void)
     }
 }
 
+/* Starts connections not started yet (or failed, in a retry round) in index order. */
 static void start_more(void)
 {
-    while (H.next < H.n && H.inflight < H.concurrency)
-        conn_start(H.next++);
+    while (H.next < H.n && H.inflight < H.concurrency) {
+        uint32_t i = H.next++;
+        if (H.conns[i].state == ST_IDLE)
+            conn_start(i);
+    }
+}
+
+/* --retry: the connections that failed in the round that just settled go again, as clients
+ * that reconnect would. Returns false when there is nothing to retry or no round left. */
+static bool retry_round(void)
+{
+    if (!H.failed || H.rounds >= H.max_rounds)
+        return false;
+    for (uint32_t i = 0; i < H.n; i++)
+        if (H.conns[i].state == ST_FAILED)
+            H.conns[i].state = ST_IDLE;
+    H.retried += H.failed;
+    H.failed = 0;
+    H.next = H.oldest = 0;
+    H.rounds++;
+    return true;
 }
 
 /* ---- output ------------------------------------------------------------------------------- */
@@ -436,6 +465,7 @@ static int sio_connect(struct conn *c)
 static void sio_connected(struct conn *c)
 {
     c->state = ST_CONNECTED;
+    c->at = (int64_t)wall_ms();
     H.connected++;
     H.inflight--;
 }
@@ -767,6 +797,25 @@ static void conn_event(struct conn *c, uint32_t ev)
 
 /* ---- stdin commands ----------------------------------------------------------------------- */
 
+/* When each open connection connected: the reconnect storm benchmark tells from it which users
+ * were back within the offline grace. */
+static void write_times(const char *path)
+{
+    FILE *f = fopen(path, "w");
+    uint32_t k = 0;
+    for (uint32_t i = 0; f && i < H.n; i++) {
+        if (H.conns[i].state != ST_CONNECTED)
+            continue;
+        fprintf(f, "%u %lld\n", i, (long long)H.conns[i].at);
+        k++;
+    }
+    if (!f || fclose(f) != 0) {
+        printf("{\"ok\":false,\"error\":\"%s\"}\n", strerror(errno));
+        return;
+    }
+    printf("{\"ok\":true,\"written\":%u}\n", k);
+}
+
 static void command(char *line)
 {
     size_t len = strlen(line);
@@ -779,6 +828,8 @@ static void command(char *line)
                "\"first\":%.3f,\"last\":%.3f}\n",
                H.connected - H.dropped, H.dropped, (unsigned long long)H.frames,
                (unsigned long long)H.online, (unsigned long long)H.offline, H.first, H.last);
+    } else if (strncmp(line, "times ", 6) == 0) {
+        write_times(line + 6);
     } else if (strcmp(line, "reset") == 0) {
         H.frames = H.online = H.offline = 0;
         H.first = H.last = 0;
@@ -852,12 +903,17 @@ static void print_reasons(void)
 static void settle(void)
 {
     start_more();
-    while (H.connected + H.failed < H.n) {
-        poll_once(100);
-        expire();
+    for (;;) {
+        while (H.connected + H.failed < H.n) {
+            poll_once(100);
+            expire();
+            start_more();
+        }
+        if (!retry_round())
+            break;
         start_more();
     }
-    printf("ready %u %u\n", H.connected, H.failed);
+    printf("ready %u %u %u\n", H.connected, H.failed, H.retried);
     fflush(stdout);
     if (H.failed)
         print_reasons();
@@ -943,6 +999,9 @@ static int parse_args(int argc, char **argv)
         } else if (strcmp(argv[i], "--concurrency") == 0 && i + 1 < argc) {
             if (parse_count(argv[++i], 1, MAX_N, &H.concurrency) < 0)
                 return -1;
+        } else if (strcmp(argv[i], "--retry") == 0 && i + 1 < argc) {
+            if (parse_count(argv[++i], 0, 1000, &H.max_rounds) < 0)
+                return -1;
         } else if (strcmp(argv[i], "--source") == 0 && i + 1 < argc) {
             H.has_source = true;
             H.source.sin_family = AF_INET;
@@ -969,7 +1028,7 @@ int main(int argc, char **argv)
 {
     if (parse_args(argc, argv) < 0) {
         fprintf(stderr, "usage: presenced-bench-holder http://HOST[:PORT] N PREFIX [--anon] "
-                        "[--concurrency 200] [--source ADDR]\n");
+                        "[--concurrency 200] [--source ADDR] [--retry ROUNDS]\n");
         return 2;
     }
     signal(SIGPIPE, SIG_IGN); /* a peer's reset must be an error return, not the end */
