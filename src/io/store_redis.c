@@ -248,6 +248,16 @@ static void on_tick_reply(const redisReply *reply, void *ud)
     }
     s->lease_held = true;
     reap_arm(s, sr_reply_int(reply->element[5]));
+    /* The watchdog: while this instance thinks Redis agrees with it (no reconciliation running
+     * or due), Redis must hold the epoch of its last one. If it does not (the key expired or was
+     * deleted, Redis lost its data without a reconnection, or holds a higher epoch), state
+     * changes would be refused one by one, and an idle instance would never notice. */
+    if (reply->elements >= 7 && s->tick_check && s->tick_epoch == s->epoch && s->phase == RC_IDLE &&
+        !s->need_rc && !s->shut) {
+        int64_t stored = sr_reply_int(reply->element[6]);
+        if (stored != (int64_t)s->epoch)
+            sr_rc_epoch_mismatch(s, stored > 0 ? (uint64_t)stored : 0);
+    }
     if (!s->shut)
         sr_rc_lease_ok(s);
     if (s->tick_again && !s->closing) {
@@ -265,6 +275,10 @@ void sr_tick_run(store_redis *s)
         return;
     }
     s->tick_busy = true;
+    /* Only a reconciliation whose 'begin' was answered has stored its epoch; the tick runs
+     * after it in Redis (sent once the answer came). */
+    s->tick_epoch = s->epoch;
+    s->tick_check = s->begun && s->phase != RC_BEGINNING;
     /* Right after this instance's own gap it does not reap others: they may be coming back
      * from the same outage (a Redis restart), and reaping them would announce departures that
      * did not happen. */
@@ -283,6 +297,7 @@ void sr_tick_run(store_redis *s)
 static void on_tick(uv_timer_t *t)
 {
     sr_stream_retry(t->data);
+    sr_rc_watchdog(t->data);
     sr_tick_run(t->data);
 }
 

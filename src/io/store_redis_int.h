@@ -96,6 +96,10 @@ typedef struct store_redis {
     bool available;
     bool lease_held; /* a tick refreshed our lease: a lost lease then means state was lost */
     bool tick_busy, tick_again;
+    /* The tick in flight was sent with this epoch, after the reconciliation of that epoch had
+     * begun: its answer says whether Redis still holds that epoch (the watchdog). */
+    uint64_t tick_epoch;
+    bool tick_check;
     uint64_t reap_from_ms; /* loop time before which this instance does not reap others */
     char cmd_run_id[REDIS_RUN_ID_MAX];
     bool cmd_up;
@@ -257,6 +261,12 @@ void sr_rc_request(store_redis *s, const char *why);
 void sr_rc_connected(store_redis *s);
 /* The lease was refreshed: a begun reconciliation may register sockets now. */
 void sr_rc_lease_ok(store_redis *s);
+/* The lease timer fired: a reconciliation that failed, or a first 'begin' of the command
+ * connection that was refused, begins again (nothing else may come to start it). */
+void sr_rc_watchdog(store_redis *s);
+/* A lease refresh found this instance's epoch in Redis to be `stored` (0: missing) while the
+ * store believed it was s->epoch: Redis lost it, or holds a higher one; reconcile. */
+void sr_rc_epoch_mismatch(store_redis *s, uint64_t stored);
 /* The store is going away: fail store_reconcile() callers still waiting. */
 void sr_rc_free(store_redis *s);
 void sr_reconcile(store *st, store_done_fn cb, void *ud);

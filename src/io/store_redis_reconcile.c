@@ -257,6 +257,36 @@ static void rc_slices(store_redis *s)
 
 /* ---- 1. begin ---- */
 
+/* Take this instance's epoch up to `stored`, so that the next 'begin' goes above it. */
+static bool epoch_take_up(store_redis *s, uint64_t stored)
+{
+    if (stored <= s->epoch)
+        return false;
+    log_warn("redis holds a higher epoch for this instance than its own: taking it up",
+             "instance=%s epoch=%llu stored=%llu", s->instance, (unsigned long long)s->epoch,
+             (unsigned long long)stored);
+    s->epoch = stored;
+    snprintf(s->epoch_text, sizeof(s->epoch_text), "%llu", (unsigned long long)s->epoch);
+    return true;
+}
+
+/* The current 'begin' was refused because Redis holds a higher epoch for this instance. Its
+ * own epoch went backwards (the process restarted under the same id, or Redis came back with
+ * another copy's data): no later 'begin' could ever pass, and the store would stay unavailable.
+ * It takes the stored epoch up and begins again at once. Returns whether the reply was that. */
+static bool begin_superseded(store_redis *s, const redisReply *reply)
+{
+    if (!reply || reply->type != REDIS_REPLY_ARRAY || reply->elements < 2 ||
+        reply->element[0]->type != REDIS_REPLY_INTEGER ||
+        reply->element[0]->integer != STORE_ERR_STALE)
+        return false;
+    int64_t stored = sr_reply_int(reply->element[1]);
+    rc_failed(s, "begin");
+    if (stored > 0 && epoch_take_up(s, (uint64_t)stored))
+        rc_begin(s);
+    return true;
+}
+
 static void on_begin(const redisReply *reply, void *ud)
 {
     rc_call *c = ud;
@@ -265,10 +295,14 @@ static void on_begin(const redisReply *reply, void *ud)
     free(c);
     if (!current || s->phase != RC_BEGINNING)
         return;
+    if (begin_superseded(s, reply))
+        return;
     if (!rc_reply_ok(reply) || reply->elements < 4 ||
         reply->element[3]->type != REDIS_REPLY_STRING) {
         if (reply && reply->type == REDIS_REPLY_ERROR)
             log_error("redis script failed", "script=reconcile err=\"%s\"", reply->str);
+        /* Begun again at the next lease timer (sr_rc_watchdog), whether the store is available
+         * or not: a refused first 'begin' of a connection must not leave it unavailable. */
         rc_failed(s, "begin");
         return;
     }
@@ -330,6 +364,21 @@ void sr_rc_connected(store_redis *s)
     if (s->ever_begun)
         s->need_rc = true;
     rc_begin(s);
+}
+
+void sr_rc_watchdog(store_redis *s)
+{
+    if (s->closing || s->shut || !s->cmd_up || s->phase != RC_IDLE)
+        return;
+    if (s->need_rc || !s->begun)
+        rc_begin(s);
+}
+
+void sr_rc_epoch_mismatch(store_redis *s, uint64_t stored)
+{
+    epoch_take_up(s, stored);
+    sr_rc_request(s, stored == 0 ? "this instance's epoch is missing from redis"
+                                 : "redis holds another epoch for this instance");
 }
 
 void sr_rc_lease_ok(store_redis *s)

@@ -161,7 +161,12 @@ static void on_xread(const redisReply *reply, void *ud)
                 deliver_entry(s, entries->element[i]);
         }
     } else if (reply->type == REDIS_REPLY_ERROR) {
+        /* Not read again at once (it would fail as fast as Redis answers): where to read from
+         * is found again at the next lease timer (sr_stream_retry). */
         log_error("redis XREAD failed", "err=\"%s\"", reply->str);
+        s->reading = false;
+        s->up_pending = true;
+        return;
     }
     s->reading = false;
     if (s->closing)

@@ -17,7 +17,8 @@
 // random choices (how those interleave with the faults still depends on timing); CHURN_SECONDS
 // (default 45) the churn time; CHURN_DATA_LOSS=0 leaves out the faults that lose Redis's data (to
 // tell failures apart); CHURN_FAULTS replays the faults of a run (the "faults:" line a failing
-// run prints) instead of drawing them. A failing run prints its problems and writes each
+// run prints), or a named schedule (PRESETS, e.g. CHURN_FAULTS=pause-loss), instead of drawing
+// them. A failing run prints its problems and writes each
 // instance's log to a directory it names.
 // Run by ctest as fault_churn; by hand: tests/integration/run.sh build-test/presenced churn.fault.mjs
 import { test } from 'node:test';
@@ -34,6 +35,16 @@ import { prng } from './lib/presence.mjs';
 import { compareSeq } from '../../clients/js/presence.js';
 
 const SEED = Number(process.env.CHURN_SEED ?? 1);
+// Named fault schedules for CHURN_FAULTS. pause-loss: an instance SIGSTOPped past its lease (its
+// sockets reaped), then Redis loses its data (flushed, restarted empty) or restarts just after
+// it resumes, while its reconciliation runs; again and again, on A and B.
+const PRESETS = {
+    'pause-loss':
+        '1000 stop 1 4000; 5300 redis-flush 0 0; 7000 stop 0 3600; 10700 redis-empty 0 1200; ' +
+        '13500 stop 1 3500; 17150 redis-flush 0 0; 17600 redis-flush 0 0; 19000 stop 1 4000; ' +
+        '23050 redis-aof 0 1600; 25500 stop 0 3300; 28850 redis-empty 0 2000; 31500 stop 1 3200; ' +
+        '34750 redis-flush 0 0',
+};
 const SECONDS = Number(process.env.CHURN_SECONDS ?? 45);
 const USERS = 16;
 const ROOMS = ['room-a', 'room-b', 'room-c'];
@@ -446,7 +457,7 @@ test(`churn under faults (seed ${SEED}, ${SECONDS} s)`, { timeout: (SECONDS + 24
 
         // The faults, one at a time: drawn from the seed, or replayed from CHURN_FAULTS (the
         // "faults:" line a failing run prints: "TIME KIND TARGET MS; ...", TIME in ms).
-        const replay = (process.env.CHURN_FAULTS ?? '').split(';').map((f) => f.trim().split(/\s+/)).filter((f) => f.length >= 4);
+        const replay = (PRESETS[process.env.CHURN_FAULTS] ?? process.env.CHURN_FAULTS ?? '').split(';').map((f) => f.trim().split(/\s+/)).filter((f) => f.length >= 4);
         const until = Date.now() + SECONDS * 1000;
         const replayFrom = replay.length ? Date.now() + 1000 - Number(replay[0][0]) : 0;
         const replaying = replay.length > 0;

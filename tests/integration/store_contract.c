@@ -225,9 +225,10 @@ typedef struct slot {
     struct harness *h;
     int index;
     store *st;
-    int loop;       /* index into harness.loops */
-    bool observing; /* its events are compared with the expectations */
-    bool frozen;    /* its loop is not run any more */
+    char iid[SID_LEN + 1]; /* its instance id */
+    int loop;              /* index into harness.loops */
+    bool observing;        /* its events are compared with the expectations */
+    bool frozen;           /* its loop is not run any more */
     got_event *ev;
     size_t nev, cap, seen;
     bool have_id;
@@ -1077,7 +1078,7 @@ static void store_start(harness *h, int i)
 {
     const scenario *sc = h->sc;
     slot *sl = &h->slots[i];
-    char iid[SID_LEN + 1];
+    char *iid = sl->iid;
     random_id(iid);
     sl->h = h;
     sl->index = i;
@@ -2574,6 +2575,122 @@ static const step redis_flush[] = {
     {.op = OP_END},
 };
 
+/* ---- the reconciliation's own state: nothing leaves it waiting for ever ---- */
+
+/* A command sent straight to the Redis the stores use (not through their fault proxies). */
+static redisReply *raw_redis(harness *h, const char *fmt, ...)
+{
+    int port = h->redis_port;
+    if (!port && sscanf(cfg.redis_url, "redis://127.0.0.1:%d", &port) != 1)
+        fail_msg("these scenarios need a redis://127.0.0.1:PORT URL, not %s", cfg.redis_url);
+    redisContext *c = redisConnect("127.0.0.1", port);
+    if (!c || c->err)
+        fail_msg("could not connect to redis on port %d", port);
+    va_list ap;
+    va_start(ap, fmt);
+    redisReply *r = redisvCommand(c, fmt, ap);
+    va_end(ap);
+    redisFree(c);
+    if (!r)
+        fail_msg("redis command failed on port %d", port);
+    return r;
+}
+
+/* Store i's epoch key (docs/redis-schema.md, "Keys"). */
+static void epoch_key(harness *h, int i, char *out, size_t len)
+{
+    snprintf(out, len, "%se:%zu:%s", h->prefix, strlen(h->slots[i].iid), h->slots[i].iid);
+}
+
+/* Store i's epoch as Redis holds it, 0 when the key is missing. */
+static long long stored_epoch(harness *h, int i)
+{
+    char key[128];
+    epoch_key(h, i, key, sizeof(key));
+    redisReply *r = raw_redis(h, "GET %s", key);
+    long long e = r->type == REDIS_REPLY_STRING ? strtoll(r->str, NULL, 10) : 0;
+    freeReplyObject(r);
+    return e;
+}
+
+/* Pump until store 0's epoch in Redis satisfies `ok` (a reconciliation began), or fail. */
+static void wait_epoch(harness *h, bool (*ok)(long long), uint32_t ms, const char *what)
+{
+    uint64_t end = mono_ms() + ms;
+    while (!ok(stored_epoch(h, 0))) {
+        if (mono_ms() >= end)
+            fail_msg("store 0 did not reconcile within %u ms: %s (epoch in redis: %lld)", ms, what,
+                     stored_epoch(h, 0));
+        pump_for(h, 50);
+    }
+}
+
+static bool epoch_present(long long e)
+{
+    return e != 0;
+}
+
+#define EPOCH_AHEAD 1000000LL
+
+static bool epoch_past_ahead(long long e)
+{
+    return e > EPOCH_AHEAD;
+}
+
+/* Redis holds a higher epoch for this instance than the instance's own (its epoch went
+ * backwards: the process restarted with the same id, or Redis came back with another copy's
+ * data), and the command connection reconnects: the first 'begin' of the connection is refused.
+ * The store must take the stored epoch up and begin again, not stay unavailable for ever. */
+static void call_epoch_ahead(harness *h)
+{
+    char key[128];
+    epoch_key(h, 0, key, sizeof(key));
+    freeReplyObject(raw_redis(h, "SET %s %lld EX 30", key, EPOCH_AHEAD));
+    fault_proxy_set(h->proxies[0], FAULT_CUT, 0);
+    pump_for(h, 300);
+    fault_proxy_set(h->proxies[0], FAULT_PASS, 0);
+    wait_epoch(h, epoch_past_ahead, 4 * LEASE_MS,
+               "its first 'begin' after a reconnect was refused");
+    uint64_t end = mono_ms() + OP_TIMEOUT_MS;
+    while (!store_available(h->slots[0].st)) {
+        if (mono_ms() >= end)
+            fail_msg("store 0 is not available again after its epoch was taken up");
+        pump(h);
+    }
+}
+
+/* The instance's epoch key disappears while nothing else happens: no reconnection, no state
+ * change, its lease still held (the key expired while it was cut off, or an operator deleted
+ * it). Every later state change would be refused as stale; the lease refresh notices first and
+ * the store reconciles on its own, within a lease. */
+static void call_epoch_dropped(harness *h)
+{
+    char key[128];
+    epoch_key(h, 0, key, sizeof(key));
+    freeReplyObject(raw_redis(h, "DEL %s", key));
+    h->slots[0].asked_reconciles++;
+    wait_epoch(h, epoch_present, 3 * LEASE_MS, "its epoch key went missing");
+}
+
+static const step epoch_ahead[] = {
+    {S_OPEN(0, "a1", "ea-a"), .ev = {{E_ONLINE("ea-a", "a1", "online", NOMETA)}}},
+    {S_JOIN(0, "a1", "r"), .ev = {{E_JOIN("ea-a", "r")}}},
+    {.op = OP_CALL, .call = call_epoch_ahead},
+    {S_USERS(0), .users = {{U_ONLINE("ea-a", "online", 1)}}},
+    {S_ROOM(0, "r"), .members = {"ea-a"}},
+    {S_CLOSE(0, "a1"), .ev = {{E_LEAVE("ea-a", "r")}, {E_OFFLINE("ea-a", "a1"), .rooms = {"r"}}}},
+    {.op = OP_END},
+};
+
+static const step epoch_dropped[] = {
+    {S_OPEN(0, "a1", "ed-a"), .ev = {{E_ONLINE("ed-a", "a1", "online", NOMETA)}}},
+    {S_JOIN(0, "a1", "r"), .ev = {{E_JOIN("ed-a", "r")}}},
+    {.op = OP_CALL, .call = call_epoch_dropped},
+    {S_USERS(0), .users = {{U_ONLINE("ed-a", "online", 1)}}},
+    {S_CLOSE(0, "a1"), .ev = {{E_LEAVE("ed-a", "r")}, {E_OFFLINE("ed-a", "a1"), .rooms = {"r"}}}},
+    {.op = OP_END},
+};
+
 /* ---- a large instance: no script holds Redis for long ---- */
 
 #define BIG_SOCKETS 20000
@@ -2852,6 +2969,8 @@ static const scenario scenarios[] = {
      .own_redis = true,
      .nstores = 2,
      .steps = redis_flush},
+    {.name = "epoch_ahead", .redis_only = true, .proxied = true, .steps = epoch_ahead},
+    {.name = "epoch_dropped", .redis_only = true, .direct = true, .steps = epoch_dropped},
     {.name = "big_instance",
      .redis_only = true,
      .direct = true,

@@ -11,9 +11,11 @@
 --   has none (lib.lua, ensure_gen), makes sure the webhook consumer group exists, and starts an
 --   empty confirmed set: from now on every socket a slice confirms, or that open/assert
 --   registers, goes in it.
---   Returns {0 or ERR_STALE, data lost (0/1), sockets registered, generation}. Data is lost when
---   this instance began a reconciliation before and Redis no longer has its epoch: Redis
---   restarted empty or was flushed, or the instance's keys expired.
+--   Returns {0, data lost (0/1), sockets registered, generation}, or {ERR_STALE, the stored
+--   epoch} when Redis holds a higher epoch (a 'begin' delivered late, or the instance's epoch
+--   went backwards: it takes the stored one up and begins again). Data is lost when this
+--   instance began a reconciliation before and Redis no longer has its epoch: Redis restarted
+--   empty or was flushed, or the instance's keys expired.
 -- 'slice' (args[11]: JSON [{"u": user, "s": [[sid, status, metadata, [rooms]], ...]}, ...]): per
 --   user, the instance's sockets become exactly the given ones, and the events are the difference
 --   between what observers were told before (the user's state in Redis) and after. After a data
@@ -26,7 +28,7 @@ local mode = args[10]
 local ki, kc, ke = k_inst(INST), k_confirmed(INST), k_epoch(INST)
 
 if mode == 'begin' then
-    if superseded() then return {ERR_STALE} end
+    if superseded() then return {ERR_STALE, read_epoch().n} end
     local lost = (args[11] == '1' and not read_epoch().present) and 1 or 0
     ensure_gen()
     local gen = redis.call('GET', K_GEN)

@@ -7,7 +7,7 @@
 -- that.
 -- Returns {lease was live before this call (0/1), dead instances finished, deadlines fired,
 -- sockets reaped, more to do (0/1), ms until the next lease of another instance expires (-1:
--- there is none)}.
+-- there is none), this instance's epoch as Redis holds it (0: missing)}.
 local t = now()
 local prev = redis.call('ZSCORE', K_INSTANCES, INST)
 local held = (prev and tonumber(prev) > t) and 1 or 0
@@ -72,4 +72,5 @@ for n = 1, #first, 2 do
         break
     end
 end
-return {held, gone, #due, reaped, more, next_ms}
+local stored = read_epoch()
+return {held, gone, #due, reaped, more, next_ms, stored.present and stored.n or 0}
