@@ -8,31 +8,54 @@
 import { api } from './http.mjs';
 import { sleep } from './client.mjs';
 import { isFence } from './fence.mjs';
+import { compareSeq } from '../../../clients/js/presence.js';
 
 const STATUSES = ['online', 'away', 'busy', 'dnd'];
 
 /**
- * What one observer was told, built from the events it received, and their order. Also a fence
- * sink (lib/fence.mjs): fence events are kept apart in `fenceEvents`.
+ * What one observer was told, built only from the events it received, as docs/protocol.md tells
+ * a client to: a reset (presence:resync {reset: true}, Redis lost its data) voids it, and the
+ * events after it rebuild it from nothing. While it is built it checks that every transition is
+ * announced once per generation (per user, online and offline alternate starting with online;
+ * per user and room, join and leave alternate starting with join), that an update, a room join
+ * or an offline only comes for a user it has online (an offline only once the user's rooms were
+ * left), and that sequences only go up; `violations` lists what broke that. Also a fence sink
+ * (lib/fence.mjs): fence events are kept apart in `fenceEvents`.
  */
-export class EventView {
+export class View {
     constructor(label) {
         this.label = label;
         this.fenceEvents = [];
+        this.violations = [];
+        this.log = [];
+        this.resets = 0;
+        this.lastSeq = null;
+        this.clear();
+    }
+
+    /** A reset: what the observer held is void. */
+    clear() {
         this.online = new Map(); // user -> status
         this.rooms = new Map(); // room -> Set(user)
         this.seq = new Map(); // user -> '+-+-'; user@room -> 'jljl'
-        this.violations = [];
-        this.log = [];
     }
 
-    /** Starts from a known state: `users` online and in every room of `rooms`. */
-    reset(users, rooms) {
-        this.online = new Map(users.map((u) => [u, 'online']));
-        this.rooms = new Map(rooms.map((r) => [r, new Set(users)]));
-        this.seq = new Map(users.map((u) => [u, '+']));
-        for (const r of rooms) for (const u of users) this.seq.set(`${u}@${r}`, 'j');
+    /** Takes the known state of the start (`users` online and in every room of `rooms`), as if
+     * announced, and forgets the violations so far. */
+    start(users, rooms) {
+        for (const u of users) {
+            this.online.set(u, 'online');
+            this.seq.set(u, '+');
+        }
+        for (const r of rooms) {
+            this.rooms.set(r, new Set(users));
+            for (const u of users) this.seq.set(`${u}@${r}`, 'j');
+        }
         this.violations = [];
+    }
+
+    problem(text) {
+        this.violations.push(`${this.label}: ${text}`);
     }
 
     note(key, c, first) {
@@ -40,28 +63,54 @@ export class EventView {
         this.seq.set(key, s);
         const prev = s.length > 1 ? s[s.length - 2] : null;
         if ((prev === null && c !== first) || (prev !== null && prev === c)) {
-            this.violations.push(`${this.label}: ${key}: ${s} (a transition announced twice or missed)`);
+            this.problem(`${key}: ${s} (a transition announced twice or missed)`);
         }
     }
 
+    /** Sequences go up, a reset's too. */
+    order(seq, what) {
+        if (typeof seq !== 'string') {
+            this.problem(`${what} without a seq`);
+            return;
+        }
+        if (this.lastSeq !== null && compareSeq(seq, this.lastSeq) <= 0) this.problem(`${what} at seq ${seq}, after ${this.lastSeq}`);
+        this.lastSeq = seq;
+    }
+
+    userRooms(u) {
+        return [...this.rooms].filter(([, m]) => m.has(u)).map(([r]) => r);
+    }
+
     apply(event, d) {
+        if (event === 'presence:resync' && d?.reset === true) {
+            this.log.push(`${Date.now() % 100000} reset ${d.seq}`);
+            this.resets++;
+            this.order(d.seq, 'the reset');
+            this.clear();
+            return;
+        }
         if (!d || typeof d.userId !== 'string') return;
         const u = d.userId;
+        this.order(d.seq, `${event} ${u}`);
         if (isFence(u)) {
             this.fenceEvents.push({ event, data: d });
             return;
         }
-        this.log.push(`${Date.now() % 100000} ${event} ${u} ${d.room ?? d.status ?? ''}`);
+        this.log.push(`${Date.now() % 100000} ${event} ${u} ${d.room ?? d.status ?? ''} ${d.seq}`);
         if (event === 'presence:online') {
             this.note(u, '+', '+');
             this.online.set(u, d.status);
         } else if (event === 'presence:offline') {
             this.note(u, '-', '+');
+            const left = this.userRooms(u);
+            if (left.length) this.problem(`${u} offline while still in ${left}`);
             this.online.delete(u);
         } else if (event === 'presence:update') {
-            if (this.online.has(u)) this.online.set(u, d.status);
+            if (!this.online.has(u)) this.problem(`an update for ${u}, who is not online`);
+            else this.online.set(u, d.status);
         } else if (event === 'presence:room:join') {
             this.note(`${u}@${d.room}`, 'j', 'j');
+            if (!this.online.has(u)) this.problem(`${u} joins ${d.room} while not online`);
             if (!this.rooms.has(d.room)) this.rooms.set(d.room, new Set());
             this.rooms.get(d.room).add(u);
         } else if (event === 'presence:room:leave') {
@@ -73,12 +122,16 @@ export class EventView {
 
 /**
  * An observer: a socket identified as `userId` on the instance at `url`, whose events build
- * `view` (an EventView labelled `label`). Resolves once connected.
+ * `view` (a View labelled `label`). Resolves once connected. Losing its connection before
+ * `view.closing` is set is a violation: it misses events, and its view means nothing after.
  */
 export async function observe(pool, url, userId, label) {
-    const view = new EventView(label);
+    const view = new View(label);
     const socket = pool.socket(url, '/', { transports: ['websocket'], auth: { userId } });
     socket.onAny((event, d) => view.apply(event, d));
+    socket.on('disconnect', (why) => {
+        if (!view.closing) view.problem(`disconnected (${why})`);
+    });
     await new Promise((r, j) => {
         socket.once('connect', r);
         socket.once('connect_error', j);

@@ -208,6 +208,31 @@ export class Topology {
         process.kill(n.pid, signal);
     }
 
+    /**
+     * SIGKILL of the primary on `port` once its replicas hold every write it acknowledged: its
+     * writes are paused first (CLIENT PAUSE WRITE: what clients send from then on waits, and dies
+     * unanswered with it), then its replicas' offsets are awaited. Redis replicates
+     * asynchronously: a primary killed with acknowledged writes not yet on the replica that
+     * takes over loses them, and no client of Redis can tell (docs/operations.md). A test of the
+     * failover itself must not lose them by chance of timing. Resolves with the time of the kill.
+     */
+    async killSynced(port, ms = 20000) {
+        const replicas = this.kind === 'sentinel' ? this.dataNodes().length - 1 : 1;
+        const r = await redisCommand(port, ['CLIENT', 'PAUSE', String(ms), 'WRITE']);
+        if (r !== '+OK') throw new Error(`CLIENT PAUSE on ${port}: ${r}`);
+        const end = Date.now() + ms;
+        for (;;) {
+            const info = await rawLines(port, ['INFO', 'replication']);
+            const offset = Number(/master_repl_offset:(\d+)/.exec(info)?.[1]);
+            const acked = [...info.matchAll(/^slave\d+:.*state=online,offset=(\d+)/gm)].map((m) => Number(m[1]));
+            if (acked.length >= replicas && acked.every((o) => o >= offset)) break;
+            if (Date.now() > end) throw new Error(`the replicas of ${port} did not catch up: ${info}`);
+            await new Promise((res) => setTimeout(res, 20));
+        }
+        this.kill(port, 'SIGKILL');
+        return Date.now();
+    }
+
     async stop() {
         try {
             await run('bash', [SCRIPT, 'stop', this.dir], { timeout: 60000 });
