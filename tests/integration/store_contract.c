@@ -191,7 +191,7 @@ typedef struct scenario {
     kill_mode kill;                /* how OP_KILL kills */
     bool proxied;                  /* Redis stores reach Redis through a fault proxy each */
     bool own_redis;                /* a redis-server of the scenario's own (AOF on), to restart */
-    bool direct;                   /* talks to the one redis-server itself (not via Sentinel) */
+    bool direct;                   /* reads every command of the one redis-server (SLOWLOG) */
     bool webhooks;                 /* the stores deliver webhooks (store_deliver_read) */
     const step *steps;
 } scenario;
@@ -2578,28 +2578,85 @@ static const step redis_flush[] = {
 /* ---- the reconciliation's own state: nothing leaves it waiting for ever ---- */
 
 /* A command sent straight to the Redis the stores use (not through their fault proxies). */
-static redisReply *raw_redis(harness *h, const char *fmt, ...)
+/* One command on `port`, or NULL when it could not be sent. */
+static redisReply *raw_on(int port, const char *fmt, va_list ap)
 {
-    int port = h->redis_port;
-    if (!port && sscanf(cfg.redis_url, "redis://127.0.0.1:%d", &port) != 1)
-        fail_msg("these scenarios need a redis://127.0.0.1:PORT URL, not %s", cfg.redis_url);
     redisContext *c = redisConnect("127.0.0.1", port);
-    if (!c || c->err)
-        fail_msg("could not connect to redis on port %d", port);
-    va_list ap;
-    va_start(ap, fmt);
+    if (!c || c->err) {
+        if (c)
+            redisFree(c);
+        return NULL;
+    }
     redisReply *r = redisvCommand(c, fmt, ap);
-    va_end(ap);
     redisFree(c);
-    if (!r)
-        fail_msg("redis command failed on port %d", port);
     return r;
 }
 
-/* Store i's epoch key (docs/redis-schema.md, "Keys"). */
+/* The primary the sentinels of cfg.redis_url name (the first sentinel that answers). */
+static int sentinel_primary(void)
+{
+    const char *p = cfg.redis_url + strlen("redis-sentinel://");
+    const char *name = strchr(p, '/');
+    if (!name)
+        fail_msg("no master name in %s", cfg.redis_url);
+    for (int port; p < name && sscanf(p, "127.0.0.1:%d", &port) == 1;) {
+        redisContext *c = redisConnect("127.0.0.1", port);
+        redisReply *r =
+            c && !c->err ? redisCommand(c, "SENTINEL GET-MASTER-ADDR-BY-NAME %s", name + 1) : NULL;
+        int primary =
+            r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 ? atoi(r->element[1]->str) : 0;
+        if (r)
+            freeReplyObject(r);
+        if (c)
+            redisFree(c);
+        if (primary > 0)
+            return primary;
+        const char *comma = strchr(p, ',');
+        p = comma && comma < name ? comma + 1 : name;
+    }
+    fail_msg("no sentinel of %s names a primary", cfg.redis_url);
+    return 0;
+}
+
+/* A command straight to the server that holds its key: the scenario's own redis-server, the
+ * single Redis, the primary the sentinels name, or on a cluster the primary the first seed's
+ * MOVED points to. Fails the scenario when none answers. */
+static redisReply *raw_redis(harness *h, const char *fmt, ...)
+{
+    int port = h->redis_port;
+    if (!port && strcmp(cfg.topology, "sentinel") == 0)
+        port = sentinel_primary();
+    else if (!port && sscanf(cfg.redis_url, "redis://127.0.0.1:%d", &port) != 1 &&
+             sscanf(cfg.redis_url, "redis-cluster://127.0.0.1:%d", &port) != 1)
+        fail_msg("these scenarios need a loopback Redis URL, not %s", cfg.redis_url);
+    for (int hop = 0; hop < 3; hop++) {
+        va_list ap;
+        va_start(ap, fmt);
+        redisReply *r = raw_on(port, fmt, ap);
+        va_end(ap);
+        if (!r)
+            fail_msg("redis command failed on port %d", port);
+        int slot, moved;
+        if (r->type != REDIS_REPLY_ERROR ||
+            sscanf(r->str, "MOVED %d 127.0.0.1:%d", &slot, &moved) != 2)
+            return r;
+        freeReplyObject(r);
+        port = moved;
+    }
+    fail_msg("redis kept redirecting a command");
+    return NULL;
+}
+
+/* Store i's epoch key (docs/redis-schema.md, "Keys"); on a cluster, that of its partition 0. */
 static void epoch_key(harness *h, int i, char *out, size_t len)
 {
-    snprintf(out, len, "%se:%zu:%s", h->prefix, strlen(h->slots[i].iid), h->slots[i].iid);
+    char tag[REDIS_TAG_MAX + 3] = "";
+    if (cfg.partitions > 1) {
+        char t[REDIS_TAG_MAX];
+        redis_partition_tag(0, cfg.partitions, t);
+        snprintf(tag, sizeof(tag), "{%s}:", t);
+    }
+    snprintf(out, len, "%s%se:%zu:%s", h->prefix, tag, strlen(h->slots[i].iid), h->slots[i].iid);
 }
 
 /* Store i's epoch as Redis holds it, 0 when the key is missing. */
@@ -2970,7 +3027,7 @@ static const scenario scenarios[] = {
      .nstores = 2,
      .steps = redis_flush},
     {.name = "epoch_ahead", .redis_only = true, .proxied = true, .steps = epoch_ahead},
-    {.name = "epoch_dropped", .redis_only = true, .direct = true, .steps = epoch_dropped},
+    {.name = "epoch_dropped", .redis_only = true, .steps = epoch_dropped},
     {.name = "big_instance",
      .redis_only = true,
      .direct = true,
@@ -2989,7 +3046,8 @@ static void usage(const char *argv0)
 
 /* Whether scenario `sc` runs against this Redis: the scenarios that put a fault proxy in front
  * of Redis, restart it, or read its SLOWLOG talk to one redis-server themselves, so they run on
- * a single Redis only; the rest of the table runs on every topology. */
+ * a single Redis only (docs/testing.md says why each); the rest of the table runs on every
+ * topology. */
 static bool scenario_fits(const scenario *sc)
 {
     if (!cfg.redis || strcmp(cfg.topology, "single") == 0)
