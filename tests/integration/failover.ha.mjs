@@ -194,7 +194,11 @@ describe('Redis failover while users churn', () => {
             const keys = keyPrefixes('p:', 12).map((p) => `${p}probe`);
             const on = async () => Promise.all(keys.map((k) => topo.nodeFor(k)));
             const was = await on();
-            await scenario(t, topo, 'moving 2000 slots', () => topo.reshard(from, to, 2000));
+            await scenario(t, topo, 'moving 2000 slots', async () => {
+                const start = Date.now();
+                await topo.reshard(from, to, 2000);
+                t.diagnostic(`redis-cli moved the slots in ${Date.now() - start} ms`);
+            });
             assert.equal(await topo.slotCount(to), before + 2000, 'the slots moved');
             // The first 2000 slots of a primary's third of the slots hold a whole partition's
             // range: at least one partition moved while the users churned.
