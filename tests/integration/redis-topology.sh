@@ -261,12 +261,14 @@ down_all() {
     done <"$dir/procs"
 }
 
-# Starts the data nodes again with the arguments they had, and waits until the set-up works.
-up_all() {
-    local role port pid args tmp="$dir/procs.tmp"
+# Starts again the data nodes (of `role` only, if given) that are not running, with the
+# arguments they had.
+restart_nodes() { # [role]
+    local only=${1:-} role port pid args tmp="$dir/procs.tmp"
     : >"$tmp"
     while read -r role port pid; do
-        if [ "$role" != sentinel ] && ! kill -0 "$pid" 2>/dev/null; then
+        if [ "$role" != sentinel ] && { [ -z "$only" ] || [ "$role" = "$only" ]; } &&
+            ! kill -0 "$pid" 2>/dev/null; then
             args=$(cat "$dir/$port/args")
             eval "run_node $port $args"
             pid=$!
@@ -274,12 +276,54 @@ up_all() {
         echo "$role $port $pid" >>"$tmp"
     done <"$dir/procs"
     mv "$tmp" "$dir/procs"
-    wait_until "every process to answer" all_ping || return 1
-    if [ "$kind" = cluster ]; then
+}
+
+sentinel_sees_primary() { # sentinel port: it holds the primary up (flags "master", nothing else)
+    local info
+    info=$(cli "$1" sentinel master "$MASTER" | tr -d '\r') || return 1
+    [ "$(grep -A1 -x 'flags' <<<"$info" | tail -1)" = master ]
+}
+
+# Waits for `command` for DEADLINE_S, without checking that every recorded process runs (some
+# are still down on purpose).
+wait_plain() { # what, command...
+    local what=$1
+    shift
+    local end=$((SECONDS + DEADLINE_S))
+    until "$@"; do
+        if ((SECONDS >= end)); then
+            echo "redis-topology: timed out waiting for $what" >&2
+            return 1
+        fi
+        sleep 0.05
+    done
+}
+
+# Starts the data nodes again with the arguments they had, and waits until the set-up works. On
+# Sentinel the primary comes back first, and the replicas once every sentinel holds it up again:
+# a replica back while the sentinels still held the primary down could be promoted, a failover
+# nobody asked for (and a second loss of data, as the replica is as empty as the primary).
+up_all() {
+    local role port pid
+    if [ "$kind" = sentinel ]; then
+        restart_nodes primary
         while read -r role port pid; do
-            wait_until "node $port to see the whole cluster" cluster_ok "$port" || return 1
+            [ "$role" = primary ] && { wait_plain "the primary on $port" pings "$port" || return 1; }
+        done <"$dir/procs"
+        while read -r role port pid; do
+            [ "$role" = sentinel ] || continue
+            wait_plain "sentinel $port to hold the primary up" sentinel_sees_primary "$port" || return 1
         done <"$dir/procs"
     fi
+    restart_nodes
+    wait_until "every process to answer" all_ping || return 1
+    while read -r role port pid; do
+        if [ "$kind" = cluster ]; then
+            wait_until "node $port to see the whole cluster" cluster_ok "$port" || return 1
+        elif [ "$kind" = sentinel ] && [ "$role" = replica ]; then
+            wait_until "replica $port to sync" replica_synced "$port" || return 1
+        fi
+    done <"$dir/procs"
     write_json
 }
 
