@@ -23,13 +23,15 @@
 // Run by ctest as fault_churn; by hand: tests/integration/run.sh build-test/presenced churn.fault.mjs
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Daemon, freePort, binaryPath } from './lib/daemon.mjs';
 import { redisCommand } from './lib/redis.mjs';
-import { ClientPool, sleep } from './lib/client.mjs';
+import { ClientPool, sleep, withTimeout } from './lib/client.mjs';
 import { api, startReceiver } from './lib/http.mjs';
 import { prng } from './lib/presence.mjs';
 import { View, observe } from './lib/churn.mjs';
@@ -46,6 +48,9 @@ const PRESETS = {
         '34750 redis-flush 0 0',
 };
 const SECONDS = Number(process.env.CHURN_SECONDS ?? 45);
+// A whole run takes SECONDS plus about 15 s (up to 40 s more when views are slow to settle); one
+// that has not ended after this fails with its report, well before the test's own timeout.
+const RUN_BUDGET_S = SECONDS + 200;
 const USERS = 16;
 const ROOMS = ['room-a', 'room-b', 'room-c'];
 const MAX_SOCKETS = 40;
@@ -57,6 +62,9 @@ function faultProxyPath() {
     return process.env.FAULT_PROXY ?? path.join(path.dirname(binaryPath()), 'tests/integration/fault/fault_proxy');
 }
 
+/** How long one step of the test may take before it fails, naming the step (a hang is a failure). */
+const STEP_MS = 10000;
+
 /** The fault proxy program: one per instance, driven over stdin. */
 class FaultProxy {
     static async start(targetPort) {
@@ -64,6 +72,7 @@ class FaultProxy {
         p.proc = spawn(faultProxyPath(), [String(targetPort)], { stdio: ['pipe', 'pipe', 'inherit'] });
         p.lines = [];
         p.waiters = [];
+        p.exitInfo = null;
         let buf = '';
         p.proc.stdout.setEncoding('utf8');
         p.proc.stdout.on('data', (d) => {
@@ -73,28 +82,44 @@ class FaultProxy {
                 const line = buf.slice(0, nl);
                 buf = buf.slice(nl + 1);
                 const w = p.waiters.shift();
-                if (w) w(line);
+                if (w) w.resolve(line);
                 else p.lines.push(line);
             }
         });
+        // A proxy that dies fails whoever waits for its answer, rather than leaving them waiting.
+        const gone = (info) => {
+            p.exitInfo ??= info;
+            for (const w of p.waiters.splice(0)) w.reject(new Error(`fault proxy exited (${JSON.stringify(p.exitInfo)})`));
+        };
+        p.proc.once('exit', (code, signal) => gone({ code, signal }));
+        p.proc.once('error', (err) => gone({ error: err.message }));
+        p.proc.stdin.on('error', () => {}); // a dead proxy's closed pipe: reported by next()
         const first = await p.next();
         p.port = Number(first.replace('port ', ''));
         return p;
     }
 
-    next() {
+    /** The next line it prints; fails when it exits or says nothing within ms. */
+    next(ms = STEP_MS) {
         if (this.lines.length) return Promise.resolve(this.lines.shift());
-        return new Promise((r) => this.waiters.push(r));
+        if (this.exitInfo) return Promise.reject(new Error(`fault proxy exited (${JSON.stringify(this.exitInfo)})`));
+        const w = {};
+        const line = new Promise((resolve, reject) => Object.assign(w, { resolve, reject }));
+        this.waiters.push(w);
+        return withTimeout(line, ms, `an answer from the fault proxy (pid ${this.proc.pid})`).catch((err) => {
+            this.waiters = this.waiters.filter((x) => x !== w);
+            throw err;
+        });
     }
 
     async set(mode) {
         this.proc.stdin.write(mode + '\n');
-        assert.equal(await this.next(), 'ok');
+        assert.equal(await this.next(), 'ok', `fault proxy: ${mode}`);
     }
 
     /** Ends its input, which makes it exit; one that does not within 3 s is killed. */
     async stop() {
-        if (this.proc.exitCode !== null || this.proc.signalCode !== null) return;
+        if (this.exitInfo || this.proc.exitCode !== null || this.proc.signalCode !== null) return;
         const exited = new Promise((r) => this.proc.once('exit', r));
         this.proc.stdin.end();
         const timer = setTimeout(() => this.proc.kill('SIGKILL'), 3000);
@@ -109,6 +134,7 @@ class Redis {
         this.port = port;
         this.dir = dir;
         this.proc = null;
+        this.output = ''; // the tail of what every redis-server of the run logged
     }
 
     async start({ empty = false } = {}) {
@@ -116,24 +142,45 @@ class Redis {
             await rm(path.join(this.dir, 'appendonlydir'), { recursive: true, force: true });
         }
         const args = ['--port', String(this.port), '--bind', '127.0.0.1', '--dir', this.dir, '--save', '', '--appendonly', 'yes', '--appendfsync', 'always'];
-        this.proc = spawn(process.env.REDIS_SERVER || 'redis-server', args, { stdio: 'ignore' });
-        const end = Date.now() + 10000;
+        const proc = spawn(process.env.REDIS_SERVER || 'redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
+        this.proc = proc;
+        let exit = null;
+        proc.once('exit', (code, signal) => (exit = { code, signal }));
+        for (const s of [proc.stdout, proc.stderr]) {
+            s.setEncoding('utf8');
+            s.on('data', (c) => (this.output = (this.output + c).slice(-32000)));
+        }
+        const end = Date.now() + STEP_MS;
         for (;;) {
+            // One that exits at once (its port taken by someone else meanwhile) would otherwise
+            // leave the test talking to whatever listens there now.
+            if (exit) throw new Error(`redis-server exited at start (${JSON.stringify(exit)}):\n${this.output.slice(-2000)}`);
             try {
                 if ((await redisCommand(this.port, ['PING'])) === '+PONG') return;
             } catch {
                 // not up yet
             }
-            if (Date.now() > end) throw new Error('redis-server did not start');
+            if (Date.now() > end) throw new Error(`redis-server did not answer PING within ${STEP_MS} ms:\n${this.output.slice(-2000)}`);
             await sleep(20);
         }
     }
 
+    /**
+     * Stops it and waits for it to exit. A Redis that ignores SIGTERM (e.g. busy in a script that
+     * never ends) is a failure of the run, not a wait forever: killed, and reported.
+     */
     async stop(sig = 'SIGTERM') {
-        if (!this.proc || this.proc.exitCode !== null) return;
-        const done = new Promise((r) => this.proc.once('exit', r));
-        this.proc.kill(sig);
-        await done;
+        const proc = this.proc;
+        if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
+        const done = new Promise((r) => proc.once('exit', r));
+        proc.kill(sig);
+        try {
+            await withTimeout(done, STEP_MS, `redis-server to exit on ${sig}`);
+        } catch (err) {
+            proc.kill('SIGKILL');
+            await done;
+            throw new Error(`${err.message}; its log:\n${this.output.slice(-2000)}`);
+        }
     }
 
     /** Keys under the test's prefix, and their types. */
@@ -149,26 +196,40 @@ class Redis {
     }
 }
 
-/** A command whose (nested) array reply is parsed: enough for SCAN and GET. */
+/**
+ * A command whose (nested) array reply is parsed: enough for SCAN and GET. Fails on an error
+ * reply, a closed connection or no answer within STEP_MS.
+ */
 function rawCommand(port, args) {
     return new Promise((resolve, reject) => {
-        import('node:net').then(({ default: net }) => {
-            const sock = net.connect({ host: '127.0.0.1', port });
-            let buf = Buffer.alloc(0);
-            sock.on('error', reject);
-            sock.on('connect', () => {
-                let req = `*${args.length}\r\n`;
-                for (const a of args) req += `$${Buffer.byteLength(String(a))}\r\n${a}\r\n`;
-                sock.write(req);
-            });
-            sock.on('data', (d) => {
-                buf = Buffer.concat([buf, d]);
-                const r = parse(buf, 0);
-                if (r) {
-                    sock.destroy();
-                    resolve(r.value);
-                }
-            });
+        const sock = net.connect({ host: '127.0.0.1', port });
+        let buf = Buffer.alloc(0);
+        const done = (err, value) => {
+            sock.removeAllListeners();
+            sock.on('error', () => {});
+            sock.destroy();
+            if (err) reject(new Error(`redis ${args[0]}: ${err.message ?? err}`));
+            else resolve(value);
+        };
+        sock.setTimeout(STEP_MS, () => done(new Error(`no answer within ${STEP_MS} ms`)));
+        sock.on('error', done);
+        sock.on('close', () => done(new Error('connection closed before the answer')));
+        sock.on('connect', () => {
+            let req = `*${args.length}\r\n`;
+            for (const a of args) req += `$${Buffer.byteLength(String(a))}\r\n${a}\r\n`;
+            sock.write(req);
+        });
+        sock.on('data', (d) => {
+            buf = Buffer.concat([buf, d]);
+            let r;
+            try {
+                r = parse(buf, 0);
+            } catch (err) {
+                return done(err);
+            }
+            if (!r) return;
+            if (r.error) done(new Error(r.value));
+            else done(null, r.value);
         });
     });
     function parse(b, at) {
@@ -177,7 +238,8 @@ function rawCommand(port, args) {
         const head = b.toString('utf8', at, nl);
         const t = head[0];
         const rest = head.slice(1);
-        if (t === '+' || t === '-' || t === ':') return { value: rest, end: nl + 2 };
+        if (t === '-') return { value: rest, end: nl + 2, error: true };
+        if (t === '+' || t === ':') return { value: rest, end: nl + 2 };
         if (t === '$') {
             const n = Number(rest);
             if (n < 0) return { value: null, end: nl + 2 };
@@ -198,6 +260,68 @@ function rawCommand(port, args) {
         }
         throw new Error(`unexpected reply ${head}`);
     }
+}
+
+/** The scheduler state of a process (R running, S sleeping, T stopped...), '?' if unknown. */
+function procState(pid) {
+    try {
+        return readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '')[0];
+    } catch {
+        return '?';
+    }
+}
+
+/** Every thread's stack of a running process, when gdb is there and may attach; else why not. */
+function stacks(pid) {
+    const r = spawnSync('gdb', ['-p', String(pid), '-batch', '-ex', 'thread apply all bt'], { encoding: 'utf8', timeout: 30000 });
+    if (r.error) return `(no stacks: ${r.error.message})`;
+    return r.stdout.split('\n').filter((l) => /^(#|Thread)/.test(l)).join('\n') || `(no stacks: ${r.stderr.trim().slice(0, 300)})`;
+}
+
+/** Whether an instance answers GET /healthz within 2 s (its event loop turns). */
+async function answers(d) {
+    return (await api(d.url, '/healthz', { ms: 2000 }).catch(() => ({}))).status === 200;
+}
+
+/**
+ * What a failed run leaves for its post-mortem: the phase it was in, the faults line that replays
+ * it (CHURN_FAULTS), the state of each process, and a directory with each instance's log and
+ * Redis's, plus the stacks of an instance that no longer answers or of a proxy that did not.
+ */
+async function report(t, err, { phase, faultLog, daemons, proxies, redis }) {
+    t.diagnostic(`failed while ${phase}: ${String(err?.message ?? err).split('\n')[0]}`);
+    t.diagnostic(`faults: ${faultLog.join('; ')}`);
+    const logs = await mkdtemp(path.join(os.tmpdir(), `presenced-churn-${SEED}-logs-`));
+    for (const [i, d] of daemons.entries()) {
+        const name = `instance-${'ABC'[i]}`;
+        let text = d.stderrText ?? '';
+        let state;
+        if (d.exitInfo || !d.proc) state = `exited ${JSON.stringify(d.exitInfo)}`;
+        else if (procState(d.proc.pid) === 'T') state = `stopped (SIGSTOP, pid ${d.proc.pid})`;
+        else if (await answers(d)) {
+            // Not ready: its store is unavailable (Redis unreachable, or a reconciliation stuck).
+            const ready = (await api(d.url, '/readyz', { ms: 2000 }).catch(() => ({}))).status;
+            state = `answers /healthz, /readyz ${ready ?? 'no answer'} (pid ${d.proc.pid})`;
+        }
+        else {
+            state = `does not answer /healthz within 2 s (pid ${d.proc.pid}, state ${procState(d.proc.pid)}); stacks in its log`;
+            text += `\n--- stacks, taken when the run failed ---\n${stacks(d.proc.pid)}\n`;
+        }
+        t.diagnostic(`${name}: ${state}`);
+        await writeFile(path.join(logs, `${name}.log`), text);
+    }
+    for (const [i, p] of proxies.entries()) {
+        const pid = p.proc.pid;
+        const state = p.exitInfo ? `exited ${JSON.stringify(p.exitInfo)}` : `running (pid ${pid}, state ${procState(pid)})`;
+        t.diagnostic(`fault proxy of ${'ABC'[i]}: ${state}`);
+        if (!p.exitInfo && String(err?.message).includes(`fault proxy (pid ${pid})`)) {
+            await writeFile(path.join(logs, `proxy-${'ABC'[i]}.stacks`), stacks(pid));
+        }
+    }
+    const ping = await rawCommand(redis.port, ['PING']).catch((e) => e.message);
+    t.diagnostic(`redis-server: ${redis.proc?.exitCode === null && redis.proc?.signalCode === null ? 'running' : 'not running'}, PING: ${ping}`);
+    await writeFile(path.join(logs, 'redis.log'), redis.output);
+    t.diagnostic(`instance logs: ${logs}`);
 }
 
 test(`churn under faults (seed ${SEED}, ${SECONDS} s)`, { timeout: (SECONDS + 240) * 1000 }, async (t) => {
@@ -221,7 +345,14 @@ test(`churn under faults (seed ${SEED}, ${SECONDS} s)`, { timeout: (SECONDS + 24
         for (const d of daemons) e = d.annotate(e);
         return e;
     };
-    try {
+    // Where the run is, for the report of a failure: a run that fails or stops making progress
+    // says in which phase, with the faults line to replay and the instances' logs.
+    let phase = 'starting Redis';
+    let stopChurn = false;
+    // The observers' views: a disconnect counts against one until it is closing.
+    const views = [];
+    const closeViews = () => views.forEach((v) => (v.closing = true));
+    const run = async () => {
         await redis.start({ empty: true });
         const set = {
             store: 'redis',
@@ -234,6 +365,7 @@ test(`churn under faults (seed ${SEED}, ${SECONDS} s)`, { timeout: (SECONDS + 24
             rate_burst: 100000,
             webhook_url: rx.url,
         };
+        phase = 'starting the proxies and instances';
         for (let i = 0; i < 3; i++) {
             const p = await FaultProxy.start(redis.port);
             proxies.push(p);
@@ -244,6 +376,7 @@ test(`churn under faults (seed ${SEED}, ${SECONDS} s)`, { timeout: (SECONDS + 24
             await d.start();
             daemons.push(d);
         }
+        phase = 'waiting for the instances to be ready';
         const ready = async (d) => {
             const end = Date.now() + 20000;
             while ((await api(d.url, '/readyz').catch(() => ({}))).status !== 200) {
@@ -255,10 +388,10 @@ test(`churn under faults (seed ${SEED}, ${SECONDS} s)`, { timeout: (SECONDS + 24
 
         // Observers on A and B (C may be killed): identified, in every room, never leaving. Their
         // views start from that known state once both are in.
-        const views = [];
         const observers = [];
+        phase = 'connecting the observers';
         for (let i = 0; i < 2; i++) {
-            const o = await observe(pool, daemons[i].url, `obs-${i}`, `observer on ${'AB'[i]}`);
+            const o = await withTimeout(observe(pool, daemons[i].url, `obs-${i}`, `observer on ${'AB'[i]}`), STEP_MS, `observer ${i} to connect`);
             views.push(o.view);
             observers.push(o.socket);
         }
@@ -271,11 +404,11 @@ test(`churn under faults (seed ${SEED}, ${SECONDS} s)`, { timeout: (SECONDS + 24
         await sleep(1000);
         for (const v of views) v.start(['obs-0', 'obs-1'], ROOMS);
         const hookSkip = rx.accepted().length; // the observers' own arrival
+        phase = 'churning (no fault yet)';
 
         // The clients: live sockets and, per socket, the rooms its join acks put it in.
         const live = new Map(); // socket -> {user, rooms:Set, d}
         const actLog = [];
-        let stopChurn = false;
         const act = async () => {
             stats.actions++;
             const sockets = [...live.keys()];
@@ -368,6 +501,7 @@ test(`churn under faults (seed ${SEED}, ${SECONDS} s)`, { timeout: (SECONDS + 24
             const delayMs = kind === 'delay' ? Number(next?.[4] ?? 50 + Math.floor(frnd() * 250)) : '';
             fault(kind);
             faultLog.push(`${Date.now() % 100000} ${kind} ${i} ${ms} ${delayMs}`.trim());
+            phase = `churning: fault ${faultLog.length} (${faultLog.at(-1)})`;
             if (kind === 'stall' || kind === 'cut' || kind === 'hold') {
                 await proxies[i].set(kind === 'hold' ? 'hold_replies' : kind);
                 await sleep(ms);
@@ -382,7 +516,7 @@ test(`churn under faults (seed ${SEED}, ${SECONDS} s)`, { timeout: (SECONDS + 24
                 daemons[i].signal('SIGCONT');
             } else if (kind === 'kill') {
                 // C only: the observers live on A and B.
-                await daemons[2].kill('SIGKILL');
+                await withTimeout(daemons[2].kill('SIGKILL'), STEP_MS, 'instance C to exit on SIGKILL');
                 await sleep(ms / 2);
                 await daemons[2].start();
             } else if (kind === 'redis-aof') {
@@ -400,7 +534,9 @@ test(`churn under faults (seed ${SEED}, ${SECONDS} s)`, { timeout: (SECONDS + 24
             }
         }
         stopChurn = true;
-        await churn;
+        phase = "waiting for the clients' last actions";
+        await withTimeout(churn, 3 * STEP_MS, phase);
+        phase = 'settling';
 
         // Settle, then compare: the truth (live sockets), the store (HTTP and presence:query),
         // every observer's view.
@@ -486,17 +622,10 @@ test(`churn under faults (seed ${SEED}, ${SECONDS} s)`, { timeout: (SECONDS + 24
         const violations = views.concat(hookView).flatMap((v) => v.violations);
         t.diagnostic(`seed ${SEED}: ${stats.actions} actions (${stats.connects} connects, ${stats.closes} closes, ${stats.joins} joins, ${stats.leaves} leaves, ${stats.statuses} status changes); faults ${JSON.stringify(stats.faults)}; resets seen ${views.map((v) => v.resets)} (webhooks ${hookView.resets}); ${hookIds.size} webhook events (${redelivered} delivered again)`);
         t.diagnostic(`violations: ${problems.length + violations.length}`);
-        if (problems.length || violations.length) {
-            for (const p of problems.slice(0, 40)) t.diagnostic(`problem: ${p}`);
-            for (const v of violations.slice(0, 40)) t.diagnostic(`violation: ${v}`);
-            // Each instance's log, for the post-mortem.
-            const logs = await mkdtemp(path.join(os.tmpdir(), `presenced-churn-${SEED}-logs-`));
-            await Promise.all(daemons.map((d, i) => writeFile(path.join(logs, `instance-${'ABC'[i]}.log`), d.stderrText ?? '')));
-            t.diagnostic(`instance logs: ${logs}`);
-        }
+        for (const p of problems.slice(0, 40)) t.diagnostic(`problem: ${p}`);
+        for (const v of violations.slice(0, 40)) t.diagnostic(`violation: ${v}`);
         if (problems.length) {
             const who = new Set(problems.flatMap((p) => [...p.matchAll(/ (u\d+|obs-\d) /g)].map((m) => m[1])));
-            t.diagnostic(`faults: ${faultLog.join('; ')}`);
             const about = (u) => (l) => l.split(' ')[2] === u || l.split(' ')[1] === 'reset';
             for (const u of who) t.diagnostic(`${u} at observer A: ${views[0].log.filter(about(u)).join('; ')}`);
             for (const u of who) t.diagnostic(`${u} by the test: ${actLog.filter((l) => l.includes(` ${u} `)).join('; ')}`);
@@ -505,12 +634,14 @@ test(`churn under faults (seed ${SEED}, ${SECONDS} s)`, { timeout: (SECONDS + 24
         assert.deepEqual(problems, [], `after settling (seed ${SEED})`);
         assert.deepEqual(violations, [], `transitions announced exactly once (seed ${SEED})`);
 
-        for (const v of views) v.closing = true;
+        closeViews();
         // Everyone leaves (and their offline grace runs out); the instances shut down: only
         // retention keys stay.
+        phase = 'everyone left: stopping the instances';
         pool.closeAll();
         await sleep(1000 + (LEASE_S * 1000) / 3 + 1000);
         for (const d of daemons) await d.stop();
+        phase = 'checking the keys left in Redis';
         const left = await redis.keys();
         const allowed = async (k) => {
             const rest = k.slice(PREFIX.length);
@@ -527,9 +658,26 @@ test(`churn under faults (seed ${SEED}, ${SECONDS} s)`, { timeout: (SECONDS + 24
             const v = await rawCommand(redis.port, ['GET', PREFIX + c]);
             assert.ok(v === null || v === '0', `${c} is ${v} after everyone left`);
         }
+    };
+    // Every step above is bounded; this is the net under them: a run that still has not finished
+    // well before the test's own timeout fails with its report instead of hanging silently.
+    let watchdogTimer;
+    const watchdog = new Promise((_, reject) => {
+        watchdogTimer = setTimeout(() => reject(new Error(`no progress: still ${phase} after ${RUN_BUDGET_S} s`)), RUN_BUDGET_S * 1000);
+    });
+    try {
+        const running = run();
+        running.catch(() => {}); // once the watchdog fired, its late failure is not news
+        await Promise.race([running, watchdog]);
     } catch (err) {
+        stopChurn = true;
+        closeViews();
+        await report(t, err, { phase, faultLog, daemons, proxies, redis }).catch((e) => t.diagnostic(`the report failed: ${e.message}`));
         throw annotate(err);
     } finally {
+        clearTimeout(watchdogTimer);
+        stopChurn = true;
+        closeViews();
         pool.closeAll();
         for (const d of daemons) await d.kill('SIGKILL').catch(() => {});
         for (const p of proxies) await p.stop().catch(() => {});
