@@ -36,8 +36,17 @@ const cfg_key cfg_keys[] = {
      "memory|redis", "Where presence state lives: this process only, or Redis (shared)."},
     {"redis", CFG_TYPE_STRING, "", 0, 0, NULL, offsetof(cfg, redis), 0, sizeof(((cfg *)0)->redis),
      cfg_check_redis, "URL",
-     "Redis server: redis://[:PASSWORD@]HOST[:PORT][/DB] (port 6379 by default) or "
-     "unix:///PATH; needed by store=redis."},
+     "Redis: redis://[:PASSWORD@]HOST[:PORT][/DB] (port 6379 by default), unix:///PATH, "
+     "redis-sentinel://[:PASSWORD@]HOST[:PORT][,...]/MASTER[/DB] or "
+     "redis-cluster://[:PASSWORD@]HOST[:PORT][,...]; needed by store=redis."},
+    {"redis_partitions", CFG_TYPE_UINT, "12", 1, 1024, NULL, offsetof(cfg, redis_partitions), 0, 0,
+     NULL, "N",
+     "With redis-cluster://: partitions of the keys, each under one hash tag; the same on every "
+     "instance, and fixed while Redis holds presenced's data."},
+    {"redis_sentinel_password", CFG_TYPE_STRING, "", 0, 0, NULL,
+     offsetof(cfg, redis_sentinel_password), 0, sizeof(((cfg *)0)->redis_sentinel_password),
+     cfg_check_secret, "PASSWORD",
+     "With redis-sentinel://: the sentinels' own password (the URL's is the data nodes')."},
     {"workers", CFG_TYPE_UINT, "1", 1, 64, NULL, offsetof(cfg, workers), 0, 0, NULL, "N",
      "Processes serving the listen address, one core each; more than 1 needs store=redis. Each "
      "client address sticks to one of them."},

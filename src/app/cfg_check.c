@@ -3,6 +3,7 @@
  */
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "presenced/codec/addr.h"
@@ -127,11 +128,18 @@ int cfg_check_path(const char *in, char *out, size_t outlen, char *why, size_t w
 
 int cfg_check_redis(const char *in, char *out, size_t outlen, char *why, size_t whylen)
 {
-    addr_redis u;
-
     /* Empty means "not configured"; cfg_validate insists on a URL only when store=redis. */
-    if (in[0] != '\0' && addr_redis_parse(in, &u, why, whylen) < 0)
-        return -1;
+    if (in[0] != '\0') {
+        addr_redis_url *u = malloc(sizeof(*u));
+        if (!u) {
+            cfg_errf(why, whylen, "out of memory");
+            return -1;
+        }
+        int rc = addr_redis_url_parse(in, u, why, whylen);
+        free(u);
+        if (rc < 0)
+            return -1;
+    }
     return cfg_copy_out(in, out, outlen, why, whylen);
 }
 

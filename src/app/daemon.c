@@ -339,6 +339,8 @@ static int start_presence(app *a, const cfg *c)
                         .ttl_s = c->ttl,
                         .stream_maxlen = c->stream_maxlen,
                         .redis_url = c->redis,
+                        .sentinel_password = c->redis_sentinel_password,
+                        .redis_partitions = c->redis_partitions,
                         .key_prefix = c->redis_prefix,
                         .webhooks = c->webhook_url[0] != '\0',
                         .metrics = a->metrics};

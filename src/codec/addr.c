@@ -175,3 +175,100 @@ int addr_redis_parse(const char *url, addr_redis *out, char *why, size_t whylen)
     }
     return 0;
 }
+
+/* "HOST[:PORT],HOST[:PORT]..." from s[0..n) into out->nodes, `port` for the ones without. */
+static int parse_nodes(const char *s, size_t n, uint16_t port, addr_redis_url *out, char *why,
+                       size_t whylen)
+{
+    const char *end = s + n;
+    while (s <= end) {
+        const char *comma = memchr(s, ',', (size_t)(end - s));
+        const char *stop = comma ? comma : end;
+        char hostport[ADDR_HOST_MAX + 8];
+        size_t len = (size_t)(stop - s);
+        if (len == 0)
+            return fail(why, whylen, "empty address in the list");
+        if (len >= sizeof(hostport))
+            return fail(why, whylen, "host is longer than %d characters", ADDR_HOST_MAX - 1);
+        if (out->nnodes == ADDR_REDIS_NODES_MAX)
+            return fail(why, whylen, "more than %d addresses", ADDR_REDIS_NODES_MAX);
+        memcpy(hostport, s, len);
+        hostport[len] = '\0';
+        addr_redis_node *node = &out->nodes[out->nnodes];
+        if (addr_hostport_parse(hostport, node->host, sizeof(node->host), &node->port, true, why,
+                                whylen) < 0)
+            return -1;
+        if (!node->port)
+            node->port = port;
+        for (size_t i = 0; i < out->nnodes; i++)
+            if (out->nodes[i].port == node->port && strcmp(out->nodes[i].host, node->host) == 0)
+                return fail(why, whylen, "address %zu repeats address %zu", out->nnodes + 1, i + 1);
+        out->nnodes++;
+        if (!comma)
+            break;
+        s = comma + 1;
+    }
+    return 0;
+}
+
+/* A master name as Sentinel's configuration can hold it without quoting. */
+static int parse_master(const char *s, size_t n, addr_redis_url *out, char *why, size_t whylen)
+{
+    if (n == 0)
+        return fail(why, whylen, "missing master name: redis-sentinel://HOST:PORT/MASTER_NAME");
+    if (n >= sizeof(out->master))
+        return fail(why, whylen, "master name longer than %zu characters", sizeof(out->master) - 1);
+    for (size_t i = 0; i < n; i++)
+        if (!is_alnum(s[i]) && s[i] != '.' && s[i] != '-' && s[i] != '_')
+            return fail(why, whylen, "master name: only letters, digits, '.', '-' and '_'");
+    memcpy(out->master, s, n);
+    out->master[n] = '\0';
+    return 0;
+}
+
+static int parse_sentinel(const char *rest, addr_redis_url *out, char *why, size_t whylen)
+{
+    const char *slash = strchr(rest, '/');
+    if (!slash)
+        return fail(why, whylen, "missing master name: redis-sentinel://HOST:PORT/MASTER_NAME");
+    if (parse_nodes(rest, (size_t)(slash - rest), ADDR_SENTINEL_PORT, out, why, whylen) < 0)
+        return -1;
+    const char *name = slash + 1, *db = strchr(name, '/');
+    if (parse_master(name, db ? (size_t)(db - name) : strlen(name), out, why, whylen) < 0)
+        return -1;
+    uint32_t v;
+    if (db && db[1]) {
+        if (parse_decimal(db + 1, strlen(db + 1), 0, INT32_MAX, "database", &v, why, whylen) < 0)
+            return -1;
+        out->data.db = (int32_t)v;
+    }
+    return 0;
+}
+
+int addr_redis_url_parse(const char *url, addr_redis_url *out, char *why, size_t whylen)
+{
+    memset(out, 0, sizeof(*out));
+    out->data.db = -1;
+    if (!url || !*url)
+        return fail(why, whylen, "no URL given");
+    bool sentinel = strncmp(url, "redis-sentinel://", 17) == 0;
+    bool cluster = strncmp(url, "redis-cluster://", 16) == 0;
+    if (!sentinel && !cluster) {
+        out->mode = ADDR_REDIS_DIRECT;
+        if (strncmp(url, "redis://", 8) != 0 && strncmp(url, "unix://", 7) != 0)
+            return fail(why, whylen,
+                        "expected redis://, unix://, redis-sentinel:// or redis-cluster://");
+        return addr_redis_parse(url, &out->data, why, whylen);
+    }
+    const char *rest = url + (sentinel ? 17 : 16);
+    if (parse_password(&rest, &out->data, why, whylen) < 0)
+        return -1;
+    if (sentinel) {
+        out->mode = ADDR_REDIS_SENTINEL;
+        return parse_sentinel(rest, out, why, whylen);
+    }
+    out->mode = ADDR_REDIS_CLUSTER;
+    if (strchr(rest, '/'))
+        return fail(why, whylen, "a Redis Cluster has no databases: no /DB after the nodes");
+    return parse_nodes(rest, strlen(rest), ADDR_REDIS_PORT, out, why, whylen);
+}

@@ -19,6 +19,7 @@
 #include "presenced/core/stall.h"
 #include "presenced/io/later.h"
 #include "presenced/io/log.h"
+#include "redis_cluster_int.h"
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
@@ -39,10 +40,21 @@ struct redis_req {
     void *ud;
     req_internal_fn ifn;   /* the client's own handler (handshake, PING) */
     bool fcall, fell_back; /* FCALL request, and whether it was sent again after a reload */
+    bool counted;          /* counted in `pending` until its (first) reply */
+    bool persistent;       /* a subscription: called per message, freed on NULL only */
     int argc;              /* FCALL argv kept for that second call (one allocation) */
     const char **argv;
     size_t *lens;
     char numkeys[12];
+};
+
+/* A request a cluster view sent on the node connection serving its slot. */
+typedef struct view_wait view_wait;
+struct view_wait {
+    view_wait *next, *prev;
+    redis_client *view; /* NULL once the view has failed it (it went down or away) */
+    redis_reply_fn fn;
+    void *ud;
 };
 
 /* The libuv side of one redisAsyncContext. */
@@ -60,7 +72,17 @@ struct redis_client {
     uint32_t ping_ms;
     void (*up)(const char *run_id, void *ud);
     void (*down)(void *ud);
+    int (*locate)(char *host, uint16_t *port, void *ud);
+    void (*misdirected)(void *ud);
+    bool primary_only;
+    bool cluster_node;
     void *ud;
+
+    /* A cluster view: the cluster, its slot, the node connection it is up on, its requests. */
+    redis_cluster *cluster;
+    uint16_t slot;
+    redis_client *node;
+    view_wait *waits;
 
     redisAsyncContext *ac;
     conn_state state;
@@ -149,11 +171,47 @@ static int req_send(redis_client *c, redis_req *r, int argc, const char **argv, 
     if (!c->ac || redisAsyncCommandArgv(c->ac, on_reply, r, argc, argv, lens) != REDIS_OK)
         return -1;
     r->gen = c->gen;
+    r->counted = true;
     r->sent_ms = uv_now(c->loop);
     if (c->watch.pending == 0)
         c->oldest_ms = r->sent_ms;
     stall_sent(&c->watch, r->sent_ms);
     return 0;
+}
+
+static bool is_readonly(const redisReply *reply)
+{
+    return reply && reply->type == REDIS_REPLY_ERROR && reply->len >= 8 &&
+           memcmp(reply->str, "READONLY", 8) == 0;
+}
+
+/* An answer that says the node is not (or no longer) where this request belongs. */
+static bool is_misdirected(const redis_client *c, const redisReply *reply)
+{
+    return (c->primary_only && is_readonly(reply)) || (c->cluster_node && rc_is_redirect(reply));
+}
+
+/* The address `locate` gave is no good: tell whoever answers it. */
+static void misdirect(redis_client *c)
+{
+    if (c->locate && c->misdirected && !c->closing)
+        c->misdirected(c->ud);
+}
+
+/* A subscription's reply: the confirmation is swallowed, messages go to the caller, and only the
+ * end of the subscription (NULL) frees the request. */
+static void on_subscribed_reply(redis_req *r, const redisReply *reply)
+{
+    if (!reply) {
+        if (r->fn)
+            r->fn(NULL, r->ud);
+        req_free(r);
+        return;
+    }
+    if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 3 &&
+        reply->element[0]->type == REDIS_REPLY_STRING &&
+        strcmp(reply->element[0]->str, "message") == 0 && r->fn)
+        r->fn(reply, r->ud);
 }
 
 static bool is_no_function(const redisReply *reply)
@@ -180,11 +238,30 @@ static void on_reply(redisAsyncContext *ac, void *reply_, void *privdata)
     redis_req *r = privdata;
     redis_client *c = r->c;
     const redisReply *reply = reply_;
-    if (r->gen == c->gen && c->watch.pending > 0) {
-        /* Replies come in the order of the requests: the next one unanswered was sent no
-         * earlier than this one. */
-        c->oldest_ms = r->sent_ms;
-        stall_reply(&c->watch, uv_now(c->loop), reply != NULL);
+    if (r->counted) {
+        r->counted = false;
+        if (r->gen == c->gen && c->watch.pending > 0) {
+            /* Replies come in the order of the requests: the next one unanswered was sent no
+             * earlier than this one. */
+            c->oldest_ms = r->sent_ms;
+            stall_reply(&c->watch, uv_now(c->loop), reply != NULL);
+        }
+    }
+    if (r->persistent) {
+        on_subscribed_reply(r, reply);
+        return;
+    }
+    if (is_misdirected(c, reply) && !c->closing) {
+        /* The node was demoted under us (a failover without the connection breaking), or the
+         * cluster serves the slot elsewhere now: what it refused did not happen, and this
+         * connection is of no use any more. */
+        if (r->gen == c->gen) {
+            log_warn("redis node refused a request: going elsewhere", "conn=%s err=\"%s\"", c->name,
+                     reply->str);
+            conn_drop(c, "the node does not serve this any more");
+            misdirect(c);
+        }
+        reply = NULL;
     }
     if (r->fcall && !r->fell_back && is_no_function(reply) && !c->closing) {
         /* The library was deleted under us (FUNCTION FLUSH or DELETE): load it again and call
@@ -215,6 +292,109 @@ static void fail_without_req(redis_client *c, redis_reply_fn fn, void *ud)
     later_queue(&c->unqueued, (later_call){.run = run_failed, .cb = (void (*)(void))fn, .ud = ud});
 }
 
+/* ---- cluster views ---- */
+
+static void wait_unlink(redis_client *v, view_wait *w)
+{
+    if (w->prev)
+        w->prev->next = w->next;
+    else
+        v->waits = w->next;
+    if (w->next)
+        w->next->prev = w->prev;
+    w->next = w->prev = NULL;
+}
+
+/* Fail every request of the view now (it went down or away); their replies, if any come, are
+ * dropped. */
+static void view_fail_all(redis_client *v)
+{
+    while (v->waits) {
+        view_wait *w = v->waits;
+        wait_unlink(v, w);
+        w->view = NULL;
+        w->fn(NULL, w->ud);
+    }
+}
+
+static void view_down(redis_client *v, const char *why);
+
+static void on_view_reply(const redisReply *reply, void *ud)
+{
+    view_wait *w = ud;
+    redis_client *v = w->view;
+    if (v) {
+        wait_unlink(v, w);
+        if (rc_is_redirect(reply)) {
+            /* It did not run: the slot is elsewhere, migrating, or the cluster is down. The
+             * slot is of no use here until the map has been asked again: the view goes down
+             * (its other requests fail as lost, as when a connection breaks), and comes up
+             * again with the next answer that gives the slot a primary that is up. */
+            log_warn("redis cluster refused a request", "conn=%s slot=%u err=\"%s\"", v->name,
+                     v->slot, reply->str);
+            rc_redirected(v->cluster, reply);
+            w->fn(NULL, w->ud);
+            view_down(v, "refused");
+            free(w);
+            return;
+        }
+        w->fn(reply, w->ud);
+    }
+    free(w);
+}
+
+static view_wait *view_wait_new(redis_client *v, redis_reply_fn fn, void *ud)
+{
+    view_wait *w = calloc(1, sizeof(*w));
+    if (!w)
+        return NULL;
+    *w = (view_wait){.next = v->waits, .view = v, .fn = fn, .ud = ud};
+    if (v->waits)
+        v->waits->prev = w;
+    v->waits = w;
+    return w;
+}
+
+/* The view stops using its node connection: down for its owner, its requests failed. */
+static void view_down(redis_client *v, const char *why)
+{
+    if (v->state != ST_UP || v->closing)
+        return;
+    v->state = ST_DOWN;
+    v->node = NULL;
+    v->gen++;
+    log_info("redis cluster slot unavailable here", "conn=%s slot=%u why=%s", v->name, v->slot,
+             why);
+    if (v->down)
+        v->down(v->ud);
+    view_fail_all(v);
+}
+
+void redis_client_view_update(redis_client *v)
+{
+    if (v->closing)
+        return;
+    redis_client *node = rc_node_for(v->cluster, v->slot);
+    if (v->state == ST_UP && node == v->node)
+        return;
+    if (v->state == ST_UP) {
+        /* Down on the old primary first: its run_id is not the new one's. */
+        view_down(v, node ? "moved" : "no primary up");
+        if (v->closing)
+            return;
+        node = rc_node_for(v->cluster, v->slot);
+    }
+    if (!node)
+        return;
+    v->state = ST_UP;
+    v->node = node;
+    snprintf(v->run_id, sizeof(v->run_id), "%s", redis_client_run_id(node));
+    log_info("redis cluster slot served", "conn=%s slot=%u host=%s port=%u run_id=%s", v->name,
+             v->slot, redis_client_host(node), redis_client_port(node), v->run_id);
+    if (v->up)
+        v->up(v->run_id, v->ud);
+}
+
 void redis_client_fail(redis_client *c, redis_reply_fn fn, void *ud)
 {
     redis_req *r = req_new(c, fn, ud);
@@ -225,9 +405,33 @@ void redis_client_fail(redis_client *c, redis_reply_fn fn, void *ud)
     req_fail_later(c, r);
 }
 
+/* A view hands the request to the node connection serving its slot. Returns false when the
+ * caller should fail it itself. */
+static bool view_command(redis_client *v, int argc, const char **argv, const size_t *lens,
+                         redis_reply_fn fn, void *ud)
+{
+    view_wait *w = v->state == ST_UP ? view_wait_new(v, fn, ud) : NULL;
+    if (!w)
+        return false;
+    redis_client_command(v->node, argc, argv, lens, on_view_reply, w);
+    return true;
+}
+
+static bool view_fcall(redis_client *v, const char *name, int nkeys, int argc, const char **argv,
+                       const size_t *lens, redis_reply_fn fn, void *ud)
+{
+    view_wait *w = v->state == ST_UP ? view_wait_new(v, fn, ud) : NULL;
+    if (!w)
+        return false;
+    redis_client_fcall(v->node, name, nkeys, argc, argv, lens, on_view_reply, w);
+    return true;
+}
+
 void redis_client_command(redis_client *c, int argc, const char **argv, const size_t *lens,
                           redis_reply_fn fn, void *ud)
 {
+    if (c->cluster && view_command(c, argc, argv, lens, fn, ud))
+        return;
     redis_req *r = req_new(c, fn, ud);
     if (!r) {
         log_error("out of memory", "conn=%s", c->name);
@@ -241,6 +445,8 @@ void redis_client_command(redis_client *c, int argc, const char **argv, const si
 void redis_client_fcall(redis_client *c, const char *name, int nkeys, int argc, const char **argv,
                         const size_t *lens, redis_reply_fn fn, void *ud)
 {
+    if (c->cluster && view_fcall(c, name, nkeys, argc, argv, lens, fn, ud))
+        return;
     redis_req *r = req_new(c, fn, ud);
     int total = argc + 3;
     size_t nlen = strlen(name);
@@ -388,6 +594,7 @@ static void on_connect(const redisAsyncContext *ac, int status)
                  ac->errstr ? ac->errstr : "unknown", c->backoff_ms);
         ((redisAsyncContext *)ac)->data = NULL;
         conn_lost(c);
+        misdirect(c);
     }
 }
 
@@ -447,6 +654,25 @@ static void on_auth(redis_client *c, const redisReply *reply, redis_req *r)
         log_error("redis refused AUTH or SELECT", "conn=%s err=\"%s\"", c->name,
                   reply->str ? reply->str : "");
         conn_drop(c, "handshake refused");
+        return;
+    }
+    handshake_step(c);
+}
+
+static void on_role(redis_client *c, const redisReply *reply, redis_req *r)
+{
+    (void)r;
+    if (!reply)
+        return;
+    const char *role = reply->type == REDIS_REPLY_ARRAY && reply->elements > 0 &&
+                               reply->element[0]->type == REDIS_REPLY_STRING
+                           ? reply->element[0]->str
+                           : "unknown";
+    if (strcmp(role, "master") != 0) {
+        log_warn("redis node is not a primary", "conn=%s host=%s port=%d role=%s", c->name,
+                 c->addr.host, c->addr.port, role);
+        conn_drop(c, "not a primary");
+        misdirect(c);
         return;
     }
     handshake_step(c);
@@ -556,6 +782,12 @@ static int handshake_send(redis_client *c)
         rc |= send_internal(c, on_auth, 2, argv, lens);
         c->handshake_left++;
     }
+    if (c->primary_only) {
+        const char *argv[] = {"ROLE"};
+        size_t lens[] = {4};
+        rc |= send_internal(c, on_role, 1, argv, lens);
+        c->handshake_left++;
+    }
     {
         const char *argv[] = {"INFO", "server"};
         size_t lens[] = {4, 6};
@@ -575,10 +807,31 @@ static int handshake_send(redis_client *c)
     return rc;
 }
 
+/* Ask `locate` where to go. Returns 0, or -1 when it does not know yet. */
+static int conn_locate(redis_client *c)
+{
+    char host[ADDR_HOST_MAX];
+    uint16_t port = 0;
+    if (c->locate(host, &port, c->ud) < 0) {
+        /* The usual first answer (nobody has asked the sentinels yet): whoever answers
+         * `locate` logs why it cannot. */
+        log_debug("redis address not known yet", "conn=%s retry_ms=%u", c->name, c->backoff_ms);
+        return -1;
+    }
+    snprintf(c->addr.host, sizeof(c->addr.host), "%s", host);
+    c->addr.port = port;
+    c->addr.path[0] = '\0';
+    return 0;
+}
+
 static void conn_start(redis_client *c)
 {
     if (c->closing || c->ac)
         return;
+    if (c->locate && conn_locate(c) < 0) {
+        schedule_reconnect(c);
+        return;
+    }
     redisAsyncContext *ac = c->addr.path[0] ? redisAsyncConnectUnix(c->addr.path)
                                             : redisAsyncConnect(c->addr.host, c->addr.port);
     if (!ac) {
@@ -591,6 +844,7 @@ static void conn_start(redis_client *c)
                  c->backoff_ms);
         redisAsyncFree(ac);
         schedule_reconnect(c);
+        misdirect(c);
         return;
     }
     redis_poll *p = calloc(1, sizeof(*p));
@@ -626,7 +880,11 @@ static void conn_start(redis_client *c)
 
 static void on_reconnect(uv_timer_t *t)
 {
-    conn_start(t->data);
+    redis_client *c = t->data;
+    if (c->cluster)
+        redis_client_view_update(c);
+    else
+        conn_start(c);
 }
 
 static void on_supervise(uv_timer_t *t)
@@ -636,7 +894,10 @@ static void on_supervise(uv_timer_t *t)
         return;
     uint64_t now = uv_now(c->loop);
     if (stall_check(&c->watch, now, SUPERVISE_MS)) {
-        conn_drop(c, c->state == ST_UP ? "no reply in time" : "connect timed out");
+        bool connecting = c->state != ST_UP;
+        conn_drop(c, connecting ? "connect timed out" : "no reply in time");
+        if (connecting)
+            misdirect(c);
         return;
     }
     if (c->state == ST_UP && c->ping_ms && !c->ping_out && now - c->last_ping >= c->ping_ms) {
@@ -669,7 +930,10 @@ redis_client *redis_client_new(uv_loop_t *loop, const redis_client_cfg *cfg)
         return NULL;
     c->loop = loop;
     snprintf(c->name, sizeof(c->name), "%s", cfg->name ? cfg->name : "redis");
-    c->addr = *cfg->addr;
+    if (cfg->addr)
+        c->addr = *cfg->addr;
+    else
+        c->addr.db = -1; /* a cluster view: the node connections have theirs */
     c->library = cfg->library;
     c->ping_ms = cfg->ping_ms;
     uint32_t stall_ms = cfg->stall_ms ? cfg->stall_ms : 3000;
@@ -677,7 +941,17 @@ redis_client *redis_client_new(uv_loop_t *loop, const redis_client_cfg *cfg)
                uv_now(loop));
     c->up = cfg->up;
     c->down = cfg->down;
+    c->locate = cfg->locate;
+    c->misdirected = cfg->misdirected;
+    c->primary_only = cfg->primary_only;
+    c->cluster_node = cfg->cluster_node;
+    c->cluster = cfg->cluster;
+    c->slot = cfg->slot;
     c->ud = cfg->ud;
+    if (c->cluster && rc_view_add(c->cluster, c) < 0) {
+        free(c);
+        return NULL;
+    }
     c->backoff_ms = BACKOFF_MIN_MS;
     c->down_ms = uv_now(loop);
     uv_timer_t *timers[] = {&c->supervise, &c->reconnect, &c->defer};
@@ -702,6 +976,11 @@ void redis_client_free(redis_client *c, void (*closed)(void *ud), void *ud)
     c->closed_ud = ud;
     c->up = NULL;
     c->down = NULL;
+    c->misdirected = NULL;
+    if (c->cluster) {
+        rc_view_remove(c->cluster, c);
+        view_fail_all(c);
+    }
     redisAsyncContext *ac = c->ac;
     if (ac) {
         ac->data = NULL;
@@ -720,8 +999,69 @@ bool redis_client_ready(const redis_client *c)
     return c->state == ST_UP;
 }
 
+const char *redis_client_run_id(const redis_client *c)
+{
+    return c->run_id;
+}
+
+const char *redis_client_host(const redis_client *c)
+{
+    if (c->cluster)
+        return c->node ? redis_client_host(c->node) : "";
+    return c->addr.path[0] ? c->addr.path : c->addr.host;
+}
+
+uint16_t redis_client_port(const redis_client *c)
+{
+    if (c->cluster)
+        return c->node ? redis_client_port(c->node) : 0;
+    return c->addr.port;
+}
+
+void redis_client_retarget(redis_client *c, const char *why)
+{
+    if (c->closing)
+        return;
+    if (c->cluster) {
+        redis_client_view_update(c);
+        return;
+    }
+    char host[ADDR_HOST_MAX];
+    uint16_t port = 0;
+    if (c->ac && c->locate && c->locate(host, &port, c->ud) == 0 && port == c->addr.port &&
+        strcmp(host, c->addr.host) == 0)
+        return;
+    if (c->ac)
+        conn_drop(c, why);
+    /* Now rather than after the backoff: the new address is expected to work. */
+    c->backoff_ms = BACKOFF_MIN_MS;
+    uv_timer_start(&c->reconnect, on_reconnect, 0, 0);
+}
+
+void redis_client_subscribe(redis_client *c, const char *channel, redis_reply_fn fn, void *ud)
+{
+    redis_req *r = req_new(c, fn, ud);
+    if (!r) {
+        log_error("out of memory", "conn=%s", c->name);
+        fail_without_req(c, fn, ud);
+        return;
+    }
+    r->persistent = true;
+    if (c->cluster) {
+        /* A subscription needs a connection of its own. */
+        req_fail_later(c, r);
+        return;
+    }
+    const char *argv[] = {"SUBSCRIBE", channel};
+    size_t lens[] = {9, strlen(channel)};
+    if (c->state != ST_UP || req_send(c, r, 2, argv, lens) < 0)
+        req_fail_later(c, r);
+}
+
 uint64_t redis_client_backlog_ms(const redis_client *c)
 {
+    if (c->cluster && c->node && c->state == ST_UP)
+        return redis_client_backlog_ms(c->node); /* a view sends on its node's connection */
     uint64_t now = uv_now(c->loop);
     if (c->state != ST_UP)
         return now - c->down_ms;

@@ -248,6 +248,8 @@ int store_truth_add(store_truth *t, const char *sid, const char *user, const cha
 {
     if (t->err)
         return t->err;
+    if (t->keep && !t->keep(sid, user, t->keep_ud))
+        return STORE_OK;
     if (t->n == t->cap) {
         size_t ncap = t->cap ? t->cap * 2 : 64;
         store_truth_sock *nv = realloc(t->v, ncap * sizeof(*nv));

@@ -53,6 +53,10 @@ struct store_truth {
     store_truth_sock *v;
     size_t n, cap;
     int err; /* STORE_ERR_NOMEM once an add failed */
+    /* When set, store_truth_add keeps only the sockets it accepts (a store that holds part of
+     * the users: one partition of a Redis Cluster). */
+    bool (*keep)(const char *sid, const char *user, void *ud);
+    void *keep_ud;
 };
 
 /* Collect the truth through hooks.reconcile into `t` (zeroed first), sorted by user then socket

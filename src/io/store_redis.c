@@ -152,12 +152,14 @@ static void run_script_raw(store_redis *s, redis_client *via, int scr, const cha
         redis_client_fail(via, fn, ud);
         return;
     }
-    const char *stack_argv[SR_COMMON_ARGS + 8];
-    size_t stack_lens[SR_COMMON_ARGS + 8];
+    const char *stack_argv[SR_COMMON_ARGS + 9];
+    size_t stack_lens[SR_COMMON_ARGS + 9];
     const char **argv = stack_argv;
     size_t *alens = stack_lens;
-    size_t total = SR_COMMON_ARGS + n;
-    if (total > SR_COMMON_ARGS + 8) {
+    /* In a cluster, the partition's routing key comes first, as the script's one KEYS entry. */
+    size_t nkeys = s->route_key[0] ? 1 : 0;
+    size_t total = nkeys + SR_COMMON_ARGS + n;
+    if (total > SR_COMMON_ARGS + 9) {
         argv = malloc(total * sizeof(*argv));
         alens = malloc(total * sizeof(*alens));
         if (!argv || !alens) {
@@ -171,15 +173,19 @@ static void run_script_raw(store_redis *s, redis_client *via, int scr, const cha
     const char *common[SR_COMMON_ARGS] = {s->prefix,    s->instance,   s->grace,
                                           s->retention, s->maxlen,     s->inst_ttl,
                                           s->lease,     s->epoch_text, s->webhooks ? "1" : "0"};
+    if (nkeys) {
+        argv[0] = s->route_key;
+        alens[0] = strlen(s->route_key);
+    }
     for (size_t i = 0; i < SR_COMMON_ARGS; i++) {
-        argv[i] = common[i];
-        alens[i] = strlen(common[i]);
+        argv[nkeys + i] = common[i];
+        alens[nkeys + i] = strlen(common[i]);
     }
     for (size_t i = 0; i < n; i++) {
-        argv[SR_COMMON_ARGS + i] = args[i];
-        alens[SR_COMMON_ARGS + i] = lens ? lens[i] : strlen(args[i]);
+        argv[nkeys + SR_COMMON_ARGS + i] = args[i];
+        alens[nkeys + SR_COMMON_ARGS + i] = lens ? lens[i] : strlen(args[i]);
     }
-    redis_client_fcall(via, s->fnames[scr], 0, (int)total, argv, alens, fn, ud);
+    redis_client_fcall(via, s->fnames[scr], (int)nkeys, (int)total, argv, alens, fn, ud);
     if (argv != stack_argv) {
         free(argv);
         free(alens);
@@ -358,6 +364,90 @@ static void on_cmd_down(void *ud)
     sr_availability_update(s);
 }
 
+/* ---- Sentinel: the three connections follow the primary ---- */
+
+static int locate_primary(char *host, uint16_t *port, void *ud)
+{
+    store_redis *s = ud;
+    return redis_sentinel_primary(s->sentinel, host, port);
+}
+
+static void primary_misdirected(void *ud)
+{
+    store_redis *s = ud;
+    if (s->sentinel && !s->closing)
+        redis_sentinel_refresh(s->sentinel);
+}
+
+/* A failover ended (or the primary became known): every connection that is not on the new
+ * primary goes there now. The command connection's reconciliation follows from its `up`. */
+static void primary_changed(void *ud)
+{
+    store_redis *s = ud;
+    if (s->closing)
+        return;
+    redis_client *clients[] = {s->cmd, s->ev, s->beat};
+    for (size_t i = 0; i < 3; i++)
+        if (clients[i])
+            redis_client_retarget(clients[i], "the primary moved");
+}
+
+/* With Sentinel, the watcher and a `locate` for each connection's configuration. */
+static int sentinel_start(store_redis *s, const addr_redis_url *url, const store_opts *opts,
+                          redis_client_cfg *const *cfgs, size_t ncfgs)
+{
+    redis_sentinel_cfg wc = {
+        .url = url, .password = opts->sentinel_password, .changed = primary_changed, .ud = s};
+    if (!(s->sentinel = redis_sentinel_new(s->loop, &wc)))
+        return -1;
+    for (size_t i = 0; i < ncfgs; i++) {
+        cfgs[i]->locate = locate_primary;
+        cfgs[i]->primary_only = true;
+        cfgs[i]->misdirected = primary_misdirected;
+    }
+    return 0;
+}
+
+/* ---- a partition of a Redis Cluster: the event reader goes to the slot's primary ---- */
+
+static int locate_slot(char *host, uint16_t *port, void *ud)
+{
+    store_redis *s = ud;
+    return redis_cluster_locate(s->route, s->route_slot, host, port);
+}
+
+static void slot_misdirected(void *ud)
+{
+    store_redis *s = ud;
+    if (!s->closing)
+        redis_cluster_refresh(s->route);
+}
+
+/* The command and lease connections become views of the cluster's node connections; the reader
+ * keeps a connection of its own (it blocks), at the address the map gives. */
+static void route_start(store_redis *s, const sr_route *route, redis_client_cfg *cc,
+                        redis_client_cfg *ce, redis_client_cfg *cb)
+{
+    s->route = route->cmd;
+    s->route_slot = route->slot;
+    snprintf(s->route_key, sizeof(s->route_key), "%sprobe", s->prefix);
+    s->read_to = route->read_to;
+    s->read_ud = route->read_ud;
+    *cc = (redis_client_cfg){.name = "command",
+                             .cluster = route->cmd,
+                             .slot = route->slot,
+                             .up = cc->up,
+                             .down = cc->down,
+                             .ud = s};
+    *cb = (redis_client_cfg){
+        .name = "lease", .cluster = route->lease, .slot = route->slot, .up = cb->up, .ud = s};
+    ce->addr = route->auth;
+    ce->locate = locate_slot;
+    ce->misdirected = slot_misdirected;
+    ce->cluster_node = true;
+    ce->primary_only = true;
+}
+
 /* ---- lifecycle ---- */
 static void part_closed(void *ud)
 {
@@ -388,6 +478,8 @@ static void sr_free(store *st)
     redis_client_free(s->cmd, part_closed, s);
     redis_client_free(s->ev, part_closed, s);
     redis_client_free(s->beat, part_closed, s);
+    if (s->sentinel)
+        redis_sentinel_free(s->sentinel, part_closed, s);
 }
 
 static bool sr_available(const store *st)
@@ -445,14 +537,33 @@ static int function_names(store_redis *s)
     return 0;
 }
 
+static store *sr_new(uv_loop_t *loop, const store_opts *opts, const store_hooks *hooks,
+                     const addr_redis_url *url, const sr_route *route);
+
 store *store_redis_new(uv_loop_t *loop, const store_opts *opts, const store_hooks *hooks)
 {
-    addr_redis addr;
+    addr_redis_url *url = malloc(sizeof(*url));
     char why[128];
-    if (addr_redis_parse(opts->redis_url, &addr, why, sizeof(why)) < 0) {
-        log_error("redis store: bad redis URL", "err=\"%s\"", why);
+    if (!url || addr_redis_url_parse(opts->redis_url, url, why, sizeof(why)) < 0) {
+        log_error("redis store: bad redis URL", "err=\"%s\"", url ? why : "out of memory");
+        free(url);
         return NULL;
     }
+    store *st = url->mode == ADDR_REDIS_CLUSTER ? sc_new(loop, opts, hooks, url)
+                                                : sr_new(loop, opts, hooks, url, NULL);
+    free(url);
+    return st;
+}
+
+store *sr_new_routed(uv_loop_t *loop, const store_opts *opts, const store_hooks *hooks,
+                     const sr_route *route)
+{
+    return sr_new(loop, opts, hooks, NULL, route);
+}
+
+static store *sr_new(uv_loop_t *loop, const store_opts *opts, const store_hooks *hooks,
+                     const addr_redis_url *url, const sr_route *route)
+{
     if (!instance_id_valid(opts->instance_id)) {
         log_error("redis store: instance id must be 1-64 URL-safe characters", NULL);
         return NULL;
@@ -495,9 +606,10 @@ store *store_redis_new(uv_loop_t *loop, const store_opts *opts, const store_hook
     s->epoch = 1;
     snprintf(s->epoch_text, sizeof(s->epoch_text), "1");
 
+    const addr_redis *addr = url ? &url->data : NULL;
     redis_client_cfg cc = {
         .name = "command",
-        .addr = &addr,
+        .addr = addr,
         .library = redis_library,
         .ping_ms = SR_PING_MS,
         .stall_ms = SR_STALL_MS,
@@ -507,7 +619,7 @@ store *store_redis_new(uv_loop_t *loop, const store_opts *opts, const store_hook
     };
     redis_client_cfg ce = {
         .name = "events",
-        .addr = &addr,
+        .addr = addr,
         .ping_ms = 0,
         .stall_ms = SR_XREAD_BLOCK_MS + SR_STALL_MS,
         .up = sr_stream_up,
@@ -517,6 +629,14 @@ store *store_redis_new(uv_loop_t *loop, const store_opts *opts, const store_hook
     cb.name = "lease";
     cb.up = on_beat_up;
     cb.down = NULL;
+    redis_client_cfg *const cfgs[] = {&cc, &ce, &cb};
+    if (route)
+        route_start(s, route, &cc, &ce, &cb);
+    if (url && url->mode == ADDR_REDIS_SENTINEL && sentinel_start(s, url, opts, cfgs, 3) < 0) {
+        log_error("redis store: out of memory", NULL);
+        free(s);
+        return NULL;
+    }
     s->cmd = redis_client_new(loop, &cc);
     s->ev = s->cmd ? redis_client_new(loop, &ce) : NULL;
     s->beat = s->ev ? redis_client_new(loop, &cb) : NULL;
@@ -527,6 +647,8 @@ store *store_redis_new(uv_loop_t *loop, const store_opts *opts, const store_hook
             redis_client_free(s->ev, NULL, NULL);
         if (s->cmd)
             redis_client_free(s->cmd, NULL, NULL);
+        if (s->sentinel)
+            redis_sentinel_free(s->sentinel, NULL, NULL);
         map_deinit(&s->socks);
         free(s);
         return NULL;
@@ -538,6 +660,7 @@ store *store_redis_new(uv_loop_t *loop, const store_opts *opts, const store_hook
     uv_timer_start(&s->tick, on_tick, every, every);
     uv_timer_init(loop, &s->reap);
     s->reap.data = s;
-    s->open_parts = 6; /* three clients, the two timers and the shared part's handle */
+    /* Three clients, the two timers, the shared part's handle and the Sentinel watcher if any. */
+    s->open_parts = s->sentinel ? 7 : 6;
     return &s->base;
 }

@@ -13,6 +13,8 @@
 
 #include "presenced/core/map.h"
 #include "presenced/io/redis_client.h"
+#include "presenced/io/redis_cluster.h"
+#include "presenced/io/redis_sentinel.h"
 #include "store_impl.h"
 
 #define SR_COMMON_ARGS 9 /* the arguments every function starts with (src/io/redis/lib.lua) */
@@ -72,6 +74,15 @@ typedef struct store_redis {
     store_metrics sm;
 
     redis_client *cmd, *ev;
+    redis_sentinel *sentinel; /* with Sentinel: where the primary is; NULL otherwise */
+    /* One partition of a Redis Cluster (store_cluster.c): the cluster that locates the event
+     * reader, and the key every script declares so that the node refuses it, before it runs,
+     * while the partition's slot is elsewhere or migrating. NULL and "" otherwise. */
+    redis_cluster *route;
+    uint16_t route_slot;
+    char route_key[160];
+    void (*read_to)(const char *id, void *ud); /* sr_route's */
+    void *read_ud;
     /* The lease refresh (the tick) has a connection of its own: on the command connection it
      * could wait behind megabytes of unsent state changes during a connect storm, long enough
      * for the other instances to see the lease expire and reap this instance's sockets. */
@@ -164,7 +175,31 @@ typedef struct sr_op {
 
 extern const char *const sr_script_names[SCR_COUNT];
 
+/* Where one partition's connections go in a Redis Cluster. */
+typedef struct sr_route {
+    redis_cluster *cmd, *lease; /* node connections the command and lease views share */
+    uint16_t slot;              /* the partition's slot (its prefix carries the tag) */
+    const addr_redis *auth;     /* password for the event reader's own connection */
+    /* The reader has read the partition's stream up to entry `id` (borrowed), after handing its
+     * event, if any, to the hooks: also for entries that are no event to hand on (the reset that
+     * began the generation the reader already knew). May be NULL. */
+    void (*read_to)(const char *id, void *ud);
+    void *read_ud;
+} sr_route;
+
 /* ---- store_redis.c ---- */
+/* A Redis store on one partition of a Redis Cluster: as store_redis_new, with opts->key_prefix
+ * the partition's (its hash tag included). */
+store *sr_new_routed(uv_loop_t *loop, const store_opts *opts, const store_hooks *hooks,
+                     const sr_route *route);
+/* The id of the last entry of the event stream the reader of `st` (a Redis store) has read and
+ * handed on, or where it was placed to read on from ("" before it was). Borrowed. */
+const char *sr_read_position(const store *st);
+/* ---- store_cluster.c ---- */
+/* The store of a Redis Cluster: partitions of users, each a routed Redis store. */
+store *sc_new(uv_loop_t *loop, const store_opts *opts, const store_hooks *hooks,
+              const addr_redis_url *url);
+
 int sr_fail_code(const store_redis *s);
 /* An operation record for `ud`; NULL (logged) when out of memory. */
 sr_op *sr_op_new(store_redis *s, const char *what, void *ud);

@@ -66,7 +66,18 @@ static void reset_entry(store_redis *s, const pres_event *ev)
         sr_rc_request(s, "redis lost its data");
 }
 
+static void hand_entry(store_redis *s, const redisReply *entry);
+
+/* Each entry read, then where the reader is now (sr_route's read_to). */
 static void deliver_entry(store_redis *s, const redisReply *entry)
+{
+    hand_entry(s, entry);
+    if (s->read_to && !s->closing && entry->type == REDIS_REPLY_ARRAY && entry->elements == 2 &&
+        entry->element[0]->type == REDIS_REPLY_STRING)
+        s->read_to(entry->element[0]->str, s->read_ud);
+}
+
+static void hand_entry(store_redis *s, const redisReply *entry)
 {
     if (entry->type != REDIS_REPLY_ARRAY || entry->elements != 2 ||
         entry->element[0]->type != REDIS_REPLY_STRING)
@@ -457,4 +468,9 @@ void sr_deliver_ack(store *st, const char *const *ids, size_t n, store_done_fn c
         return;
     }
     ack_ids(s, ids, n, cb, ud);
+}
+
+const char *sr_read_position(const store *st)
+{
+    return ((const store_redis *)st)->last_id;
 }

@@ -34,7 +34,7 @@ import { redisCommand } from './lib/redis.mjs';
 import { ClientPool, sleep, withTimeout } from './lib/client.mjs';
 import { api, startReceiver } from './lib/http.mjs';
 import { prng } from './lib/presence.mjs';
-import { compareSeq } from '../../clients/js/presence.js';
+import { View, observe } from './lib/churn.mjs';
 
 const SEED = Number(process.env.CHURN_SEED ?? 1);
 // Named fault schedules for CHURN_FAULTS. pause-loss: an instance SIGSTOPped past its lease (its
@@ -324,99 +324,6 @@ async function report(t, err, { phase, faultLog, daemons, proxies, redis }) {
     t.diagnostic(`instance logs: ${logs}`);
 }
 
-/** What one observer was told, built only from the events it received. */
-class View {
-    constructor(label) {
-        this.label = label;
-        this.violations = [];
-        this.log = [];
-        this.resets = 0;
-        this.lastSeq = null;
-        this.clear();
-    }
-
-    /** A reset: what the observer held is void; the events after it rebuild it from nothing. */
-    clear() {
-        this.online = new Map(); // user -> status
-        this.rooms = new Map(); // room -> Set(user)
-        this.seq = new Map(); // user -> '+-+-'; user@room -> 'jljl'
-    }
-
-    /** Take the known state of the start (users online, their rooms), as if announced. */
-    start(users, rooms) {
-        for (const u of users) {
-            this.online.set(u, 'online');
-            this.seq.set(u, '+');
-        }
-        for (const r of rooms) {
-            this.rooms.set(r, new Set(users));
-            for (const u of users) this.seq.set(`${u}@${r}`, 'j');
-        }
-        this.violations = [];
-    }
-
-    problem(text) {
-        this.violations.push(`${this.label}: ${text}`);
-    }
-
-    note(key, c, want) {
-        const s = (this.seq.get(key) ?? '') + c;
-        this.seq.set(key, s);
-        const prev = s.length > 1 ? s[s.length - 2] : null;
-        if ((prev === null && c !== want[0]) || (prev !== null && prev === c)) {
-            this.problem(`${key}: ${s} (a transition announced twice or missed)`);
-        }
-    }
-
-    /** Sequences go up, except where a reset begins a new generation. */
-    order(seq, what) {
-        if (typeof seq !== 'string') {
-            this.problem(`${what} without a seq`);
-            return;
-        }
-        if (this.lastSeq !== null && compareSeq(seq, this.lastSeq) <= 0) this.problem(`${what} at seq ${seq}, after ${this.lastSeq}`);
-        this.lastSeq = seq;
-    }
-
-    userRooms(u) {
-        return [...this.rooms].filter(([, m]) => m.has(u)).map(([r]) => r);
-    }
-
-    apply(event, d) {
-        if (event === 'presence:resync' && d?.reset === true) {
-            this.log.push(`${Date.now() % 100000} reset ${d.seq}`);
-            this.resets++;
-            this.order(d.seq, 'the reset');
-            this.clear();
-            return;
-        }
-        if (!d || typeof d.userId !== 'string') return;
-        const u = d.userId;
-        this.log.push(`${Date.now() % 100000} ${event} ${u} ${d.room ?? d.status ?? ''} ${d.seq}`);
-        this.order(d.seq, `${event} ${u}`);
-        if (event === 'presence:online') {
-            this.note(u, '+', '+');
-            this.online.set(u, d.status);
-        } else if (event === 'presence:offline') {
-            this.note(u, '-', '+');
-            const left = this.userRooms(u);
-            if (left.length) this.problem(`${u} offline while still in ${left}`);
-            this.online.delete(u);
-        } else if (event === 'presence:update') {
-            if (!this.online.has(u)) this.problem(`an update for ${u}, who is not online`);
-            else this.online.set(u, d.status);
-        } else if (event === 'presence:room:join') {
-            this.note(`${u}@${d.room}`, 'j', 'j');
-            if (!this.online.has(u)) this.problem(`${u} joins ${d.room} while not online`);
-            if (!this.rooms.has(d.room)) this.rooms.set(d.room, new Set());
-            this.rooms.get(d.room).add(u);
-        } else if (event === 'presence:room:leave') {
-            this.note(`${u}@${d.room}`, 'l', 'j');
-            this.rooms.get(d.room)?.delete(u);
-        }
-    }
-}
-
 test(`churn under faults (seed ${SEED}, ${SECONDS} s)`, { timeout: (SECONDS + 240) * 1000 }, async (t) => {
     // Two schedules: the clients' actions, and the faults (kind, target, duration, spacing), each
     // from its own generator so that a seed always injects the same faults, however the actions
@@ -442,7 +349,9 @@ test(`churn under faults (seed ${SEED}, ${SECONDS} s)`, { timeout: (SECONDS + 24
     // says in which phase, with the faults line to replay and the instances' logs.
     let phase = 'starting Redis';
     let stopChurn = false;
-    let stopObservers = false;
+    // The observers' views: a disconnect counts against one until it is closing.
+    const views = [];
+    const closeViews = () => views.forEach((v) => (v.closing = true));
     const run = async () => {
         await redis.start({ empty: true });
         const set = {
@@ -479,27 +388,12 @@ test(`churn under faults (seed ${SEED}, ${SECONDS} s)`, { timeout: (SECONDS + 24
 
         // Observers on A and B (C may be killed): identified, in every room, never leaving. Their
         // views start from that known state once both are in.
-        const views = [];
         const observers = [];
         phase = 'connecting the observers';
         for (let i = 0; i < 2; i++) {
-            const view = new View(`observer on ${'AB'[i]}`);
-            const s = pool.socket(daemons[i].url, '/', { transports: ['websocket'], auth: { userId: `obs-${i}` } });
-            s.onAny((event, d) => view.apply(event, d));
-            // An observer that loses its connection misses events: its view means nothing after.
-            s.on('disconnect', (why) => {
-                if (!stopObservers) view.problem(`disconnected (${why})`);
-            });
-            await withTimeout(
-                new Promise((r, j) => {
-                    s.once('connect', r);
-                    s.once('connect_error', j);
-                }),
-                STEP_MS,
-                `observer ${i} to connect`,
-            );
-            views.push(view);
-            observers.push(s);
+            const o = await withTimeout(observe(pool, daemons[i].url, `obs-${i}`, `observer on ${'AB'[i]}`), STEP_MS, `observer ${i} to connect`);
+            views.push(o.view);
+            observers.push(o.socket);
         }
         for (const s of observers) {
             for (const room of ROOMS) {
@@ -740,7 +634,7 @@ test(`churn under faults (seed ${SEED}, ${SECONDS} s)`, { timeout: (SECONDS + 24
         assert.deepEqual(problems, [], `after settling (seed ${SEED})`);
         assert.deepEqual(violations, [], `transitions announced exactly once (seed ${SEED})`);
 
-        stopObservers = true;
+        closeViews();
         // Everyone leaves (and their offline grace runs out); the instances shut down: only
         // retention keys stay.
         phase = 'everyone left: stopping the instances';
@@ -776,12 +670,14 @@ test(`churn under faults (seed ${SEED}, ${SECONDS} s)`, { timeout: (SECONDS + 24
         running.catch(() => {}); // once the watchdog fired, its late failure is not news
         await Promise.race([running, watchdog]);
     } catch (err) {
-        stopChurn = stopObservers = true;
+        stopChurn = true;
+        closeViews();
         await report(t, err, { phase, faultLog, daemons, proxies, redis }).catch((e) => t.diagnostic(`the report failed: ${e.message}`));
         throw annotate(err);
     } finally {
         clearTimeout(watchdogTimer);
-        stopChurn = stopObservers = true;
+        stopChurn = true;
+        closeViews();
         pool.closeAll();
         for (const d of daemons) await d.kill('SIGKILL').catch(() => {});
         for (const p of proxies) await p.stop().catch(() => {});

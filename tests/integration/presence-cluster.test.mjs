@@ -8,7 +8,8 @@
 // PRESENCE_RACE_ITER sets the race iterations (default below); PRESENCE_RACE_SEED replays a schedule.
 import { test, describe, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { startRedis, presenceKey } from './lib/redis.mjs';
+import { presenceKey } from './lib/redis.mjs';
+import { keyPrefixes } from './lib/topology.mjs';
 import { metric, SseStream } from './lib/http.mjs';
 import {
     PresenceEnv,
@@ -17,6 +18,7 @@ import {
     waitFor,
     waitUntil,
     waitSockets,
+    waitReady,
     prng,
     assertOnline,
     assertOffline,
@@ -172,8 +174,11 @@ describe('presence cluster (store=redis)', () => {
 
         // The reap is over once A has left the instance set and its socket hash is gone; B and C
         // together reaped A's six sockets, each once. Only then can a fence rule out duplicates.
-        await waitUntil(async () => (await env.redis.command('ZSCORE', `${env.prefix}instances`, deadA)) === '$-1', { what: 'A out of the instance set' });
-        assert.equal(await env.redis.command('EXISTS', presenceKey(env.prefix, 'i', deadA)), ':0', "A's socket hash is gone");
+        // (On a cluster, every partition has its own instance set and socket hash.)
+        for (const prefix of keyPrefixes(env.prefix)) {
+            await waitUntil(async () => (await env.redis.command('ZSCORE', `${prefix}instances`, deadA)) === '$-1', { what: `A out of ${prefix}instances` });
+            assert.equal(await env.redis.command('EXISTS', presenceKey(prefix, 'i', deadA)), ':0', `A's socket hash under ${prefix} is gone`);
+        }
         const reaped = (await metric(B.url, 'presenced_reaped_sockets_total')) + (await metric(C.url, 'presenced_reaped_sockets_total'));
         assert.equal(reaped, ids.length + 1, 'sockets reaped by B and C together: the 6 of A, each once');
         await env.fence(B, [obsB, obsC, mate]);
@@ -286,7 +291,7 @@ describe('presence cluster (store=redis)', () => {
 
     /** Resolves once every daemon has refreshed its lease in Redis `n` more times (ticked). */
     async function ticked(daemons, n) {
-        const score = (d) => env.redis.command('ZSCORE', `${env.prefix}instances`, d.instanceId);
+        const score = (d) => env.redis.command('ZSCORE', `${keyPrefixes(env.prefix)[0]}instances`, d.instanceId);
         const first = await Promise.all(daemons.map(score));
         const seen = daemons.map((_, k) => new Set([first[k]]));
         await waitUntil(
@@ -301,7 +306,8 @@ describe('presence cluster (store=redis)', () => {
 
     /**
      * After Redis lost everything (docs/presence-model.md, "Redis lost its data"): every observer
-     * is told to start again (presence:resync {reset: true}) before anything of the new
+     * is told to start again (presence:resync {reset: true}, once per partition on a Redis
+     * Cluster) before anything of the new
      * generation, and then each of the users is announced online exactly once, with the status
      * and metadata they had; nobody is announced offline. Queries, rooms and status agree.
      */
@@ -319,7 +325,9 @@ describe('presence cluster (store=redis)', () => {
         obs.forEach((o, k) => {
             const since = o.rec.events.slice(marks[k]);
             const resets = since.filter((e) => e.event === 'presence:resync' && e.data?.reset === true);
-            assert.equal(resets.length, 1, `one reset ${what} (${o.label})`);
+            // One per partition that lost its data: on a Redis Cluster that lost everything, every
+            // partition begins its own generation (docs/redis-schema.md, "Redis Cluster").
+            assert.equal(resets.length, keyPrefixes(env.prefix).length, `a reset per partition ${what} (${o.label})`);
             const at = since.indexOf(resets[0]);
             const about = (list) => list.filter((e) => idSet.has(e.data?.userId)).map((e) => `${e.event} ${JSON.stringify(e.data)}`);
             assert.deepEqual(about(since.slice(0, at)), [], `nothing about the 100 users before the reset ${what} (${o.label})`);
@@ -357,14 +365,14 @@ describe('presence cluster (store=redis)', () => {
     it('redis-server restarted empty on the same port while 100 users are connected: a reset, then all announced online again once, no offline events', async (t) => {
         const h = await hundredUsers('rs');
         const marks = h.obs.map((o) => o.rec.events.length);
+        // A key of the test's own, which no instance writes: gone after the restart only if Redis
+        // came back empty (the instances write their own keys again at once).
+        const marker = `${keyPrefixes(env.prefix)[0]}marker`;
+        assert.equal(await env.redis.command('SET', marker, '1'), '+OK');
         // An HTTP reader of the event stream (no key: it sees what anyone may read).
         const sse = await new SseStream(h.B.url).opened();
         t.after(() => sse.close());
-        const port = env.redis.port;
-        // A key of the test's own: gone after the restart only if the data went with it (the
-        // instances write again as soon as they are back, so the key count proves nothing).
-        assert.equal(await env.redis.command('SET', 'rs-marker', '1'), '+OK');
-        await env.redis.stop();
+        await env.redis.down();
         for (const o of h.obs) {
             await waitUntil(
                 async () => {
@@ -374,9 +382,9 @@ describe('presence cluster (store=redis)', () => {
                 { what: `store_unavailable on ${o.label} while Redis is down` },
             );
         }
-        env.redis = await startRedis({ port });
+        await env.redis.up();
         const since = Date.now();
-        assert.equal(await env.redis.command('EXISTS', 'rs-marker'), ':0', 'the new redis-server starts empty');
+        assert.equal(await env.redis.command('EXISTS', marker), ':0', 'Redis came back empty');
         t.diagnostic(`all 100 back ${await assertAllBack(h, since, marks, 'after the Redis restart')} ms after the restart`);
         // The SSE reader too: a reset (no user), then each of the 100 online once, nobody offline.
         const idSet = new Set(h.ids);
@@ -384,11 +392,15 @@ describe('presence cluster (store=redis)', () => {
         const afterReset = (evs) => evs.slice(evs.findIndex((e) => e.event === 'reset'));
         await sse.until((evs) => evs.some((e) => e.event === 'reset') && count(afterReset(evs), 'user.online') >= 100 && count(afterReset(evs), 'room.join') >= 10, 30000, 'a reset, then 100 user.online and 10 room.join');
         const resets = sse.events.filter((e) => e.event === 'reset');
-        assert.equal(resets.length, 1, `one reset on the SSE stream: ${JSON.stringify(resets)}`);
-        assert.equal(resets[0].data.type, 'reset');
-        assert.equal(resets[0].data.reason, 'store_empty');
-        assert.equal(resets[0].data.id, resets[0].id);
-        assert.equal(resets[0].data.userId, undefined);
+        // One per partition that lost its data: a single Redis has one, a Redis Cluster whose every
+        // node restarted empty one per partition (docs/redis-schema.md, "Generations").
+        assert.equal(resets.length, keyPrefixes(env.prefix).length, `a reset per partition on the SSE stream: ${JSON.stringify(resets)}`);
+        for (const r of resets) {
+            assert.equal(r.data.type, 'reset');
+            assert.equal(r.data.reason, 'store_empty');
+            assert.equal(r.data.id, r.id);
+            assert.equal(r.data.userId, undefined);
+        }
         const at = sse.events.indexOf(resets[0]);
         const about = (evs) => evs.filter((e) => idSet.has(e.data.userId)).map((e) => `${e.event} ${e.data.userId}`);
         assert.deepEqual(about(sse.events.slice(0, at)), [], 'nothing about the 100 users on the SSE stream before the reset');
@@ -398,17 +410,14 @@ describe('presence cluster (store=redis)', () => {
     });
 
     it('a user who connects before the daemon has reached Redis is registered once it has', async () => {
-        const port = env.redis.port;
-        // A key of the test's own: gone after the restart only if the data went with it (the
-        // instances write again as soon as they are back, so the key count proves nothing).
-        assert.equal(await env.redis.command('SET', 'rs-marker', '1'), '+OK');
-        await env.redis.stop();
+        await env.redis.down();
         const A = await env.daemon({ ...PING, instance_lease: LEASE_S }, { waitReady: false });
         const early = await env.client(A, { userId: 'sb-1' });
         // The daemon has handled the early socket (a later command on it is answered) while
         // Redis is down.
         await early.fails('presence:heartbeat', {}, E.UNAVAILABLE);
-        env.redis = await startRedis({ port });
+        await env.redis.up();
+        await waitReady(A.url, 30000);
         const obs = await env.client(A, { label: 'observer' });
         await waitUntil(() => allOnline(obs, ['sb-1']), { ms: 30000, every: 100, what: 'sb-1 online once Redis is reachable' });
         assert.ok(early.connected && early.disconnects.length === 0, 'the early client stayed connected');
@@ -425,10 +434,9 @@ describe('presence cluster (store=redis)', () => {
         await obs.rec.waitFor('presence:online', { userId: 'rd-1' });
         await obs.rec.waitFor('presence:online', { userId: 'rd-2' });
         const anon = await env.client(A, {});
-        const port = env.redis.port;
         const mark = obs.rec.events.length;
 
-        await env.redis.stop();
+        await env.redis.down();
         const pingsAtDown = [obs, u1, u2, anon].map((c) => c.pings);
         await waitUntil(
             async () => {
@@ -456,8 +464,10 @@ describe('presence cluster (store=redis)', () => {
         }
         await u2.fails('presence:query', { userIds: ['rd-1'] }, E.UNAVAILABLE);
 
-        env.redis = await startRedis({ port });
-        // The outage lasted long enough for the reconnect backoff to grow (it may reach 5 s).
+        await env.redis.up();
+        // The outage lasted long enough for the reconnect backoff to grow (it may reach 5 s). On
+        // a cluster every partition has to be back before a room can be read.
+        await waitReady(A.url, 30000);
         await waitUntil(() => allOnline(obs, ['rd-1', 'rd-2']), { ms: 30000, every: 100, what: 'rd-1 and rd-2 online once Redis is back' });
         assert.deepEqual(await obs.roomQuery('rd-room'), { onlineCount: 1, ids: ['rd-1'] });
         await u1.ok('presence:status', { status: 'away' });

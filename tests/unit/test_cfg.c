@@ -102,6 +102,8 @@ static const char *const expected_keys[] = {
     "listen",
     "store",
     "redis",
+    "redis_partitions",
+    "redis_sentinel_password",
     "workers",
     "path",
     "ping_interval",

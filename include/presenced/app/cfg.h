@@ -98,6 +98,8 @@ typedef struct cfg {
     uint32_t auth_failures_per_ip; /* failed token checks per minute from one address (0: any) */
     char tls_cert[CFG_STR_MAX];
     char tls_key[CFG_STR_MAX];
+    char redis_sentinel_password[256];
+    uint32_t redis_partitions;
     cfg_log_level log_level;     /* "log_level" = error | warn | info | debug */
     cfg_conformance conformance; /* "conformance" = off | socketio | engineio */
 } cfg;

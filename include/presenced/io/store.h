@@ -46,7 +46,9 @@ typedef struct store_opts {
     uint32_t instance_lease_ms;     /* Redis: lease of this instance (refreshed every lease/3) */
     uint32_t ttl_s;                 /* Redis: TTL bounding anything left behind */
     uint32_t stream_maxlen;         /* Redis: approximate length the event stream is trimmed to */
-    const char *redis_url;          /* Redis: redis://[:pass@]host:port[/db] or unix:///path */
+    const char *redis_url;          /* Redis: a URL addr_redis_url_parse accepts */
+    const char *sentinel_password;  /* Redis Sentinel: the sentinels' own password, or NULL */
+    uint32_t redis_partitions;      /* Redis Cluster: partitions of the keys (0: the default) */
     const char *key_prefix;         /* Redis: prefix of every key, e.g. "presenced:" */
     bool webhooks;                  /* this instance delivers webhooks (store_deliver_read) */
     metrics *metrics;               /* command latency, errors, reaped sockets; may be NULL */

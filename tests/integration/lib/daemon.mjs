@@ -112,8 +112,12 @@ export class Daemon {
         const proc = spawn(binaryPath(), this.args, { stdio: ['ignore', 'ignore', 'pipe'], env });
         this.proc = proc;
         proc.stderr.setEncoding('utf8');
+        this.startedAs = null;
         proc.stderr.on('data', (chunk) => {
             this.stderrText += chunk;
+            // The start-up line, kept before the tail drops it (on a Redis Cluster every
+            // partition logs its own reconnections, which fill the tail within one outage).
+            this.startedAs ??= /msg="presence" instance=(\S+)/.exec(this.stderrText)?.[1] ?? null;
             if (this.stderrText.length > 2 * STDERR_KEEP) {
                 this.stderrText = this.stderrText.slice(this.stderrText.length - STDERR_KEEP);
             }
@@ -143,7 +147,7 @@ export class Daemon {
 
     /** This instance's id in the store, from its start-up log line (null before it is logged). */
     get instanceId() {
-        return /msg="presence" instance=(\S+)/.exec(this.stderrText)?.[1] ?? null;
+        return this.startedAs ?? null;
     }
 
     /** Sends a signal without waiting (e.g. SIGSTOP/SIGCONT). */

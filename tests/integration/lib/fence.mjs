@@ -33,6 +33,7 @@
 import assert from 'node:assert/strict';
 import { io } from 'socket.io-client';
 import { waitFor, sleep, DEFAULT_WAIT_MS } from './client.mjs';
+import { partitionCount, partitionOf } from './topology.mjs';
 
 /** User ids of fences start with this; never use it for a user of a test. */
 export const FENCE_PREFIX = '~fence-';
@@ -81,9 +82,26 @@ async function allSeen(sinks, id, type, ms) {
  *   auth(id)   the auth object of the fence socket (default {userId: id}; auth = jwt needs a token)
  *   graceful   also close the fence socket and wait for its own offline (after offline_grace)
  *   ms         how long each step may take before the fence fails the test
+ *   partitions the daemons' partitions on a Redis Cluster (default: lib/topology.mjs's)
  */
-export async function fence(url, sinks, { auth = (id) => ({ userId: id }), graceful = false, ms = 3 * DEFAULT_WAIT_MS } = {}) {
-    const id = `${FENCE_PREFIX}${process.pid}-${++seq}`;
+export async function fence(url, sinks, opts = {}) {
+    // On a Redis Cluster each partition of users has its own stream, with no order between
+    // them: one fence per partition, each with a user of that partition (opts.partitions, by
+    // default those of PRESENCED_REDIS_TOPOLOGY's daemons).
+    const n = opts.partitions ?? partitionCount();
+    if (n <= 1) return fenceOne(url, sinks, `${FENCE_PREFIX}${process.pid}-${++seq}`, opts);
+    const base = `${FENCE_PREFIX}${process.pid}-${++seq}`;
+    const ids = new Map();
+    for (let j = 0; ids.size < n; j++) {
+        const id = `${base}-${j}`;
+        const p = partitionOf(id, n);
+        if (!ids.has(p)) ids.set(p, id);
+    }
+    await Promise.all([...ids.values()].map((id) => fenceOne(url, sinks, id, opts)));
+    return base;
+}
+
+async function fenceOne(url, sinks, id, { auth = (i) => ({ userId: i }), graceful = false, ms = 3 * DEFAULT_WAIT_MS } = {}) {
     const clients = sinks.filter((s) => s.rec && typeof s.ok === 'function');
     for (const c of clients) await c.ok('presence:subscribe', { userIds: [id] });
     const s = io(url, { transports: ['websocket'], forceNew: true, reconnection: false, auth: auth(id) });

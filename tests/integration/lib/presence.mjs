@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import assert from 'node:assert/strict';
 import { isDeepStrictEqual } from 'node:util';
 import { startDaemon, waitReady } from './daemon.mjs';
-import { startRedis } from './redis.mjs';
+import { Topology } from './topology.mjs';
 import { ClientPool, waitFor, withTimeout, sleep, DEFAULT_WAIT_MS } from './client.mjs';
 import { fence, waitSockets, isFence } from './fence.mjs';
 
@@ -356,7 +356,7 @@ export class PresenceEnv {
     }
 
     async setup() {
-        if (this.store === 'redis' && !this.redis) this.redis = await startRedis();
+        if (this.store === 'redis' && !this.redis) this.redis = await Topology.start();
     }
 
     /** Starts a daemon with this env's store (Redis: the shared server and the test's prefix). */
@@ -449,16 +449,13 @@ export class PresenceEnv {
             }
         }
         const errors = [];
-        if (this.redis?.exitInfo) {
+        if (this.redis?.isDown) {
             // A test stopped Redis and failed before starting it again: bring it back where the
             // daemons expect it, so that they can shut down cleanly and the next test has one.
-            const port = this.redis.port;
-            await this.redis.stop();
             try {
-                this.redis = await startRedis({ port });
+                await this.redis.up();
             } catch (err) {
                 errors.push(err);
-                this.redis = await startRedis();
             }
         }
         for (const d of this.daemons.splice(0)) {
