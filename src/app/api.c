@@ -98,6 +98,15 @@ void api_call_free(api_call *c)
     free(c);
 }
 
+bool api_call_failed(api_call *c, int err)
+{
+    if (!err)
+        return false;
+    api_respond_store_error(c->a, c->req, err);
+    api_call_free(c);
+    return true;
+}
+
 /* With an API key configured, /v1 callers must prove they hold it (authorized()). */
 static bool privileged(const api *a)
 {

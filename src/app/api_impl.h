@@ -55,6 +55,9 @@ void api_respond_store_error(api *a, io_http_req *req, int err);
 
 api_call *api_call_new(api *a, io_http_req *req, const char *arg);
 void api_call_free(api_call *c);
+/* A store callback's common first step: on `err`, answers it (api_respond_store_error), frees
+ * the call and returns true; returns false, touching nothing, when err is 0. */
+bool api_call_failed(api_call *c, int err);
 
 /* What only this instance knows. */
 void api_local_now(api *a, api_local *l);

@@ -50,9 +50,9 @@ static cJSON *user_json(const api *a, const store_user *u, const char *const *si
 static void on_user(int err, const store_user *u, const char *const *sids, size_t n, void *ud)
 {
     api_call *c = ud;
-    if (err)
-        api_respond_store_error(c->a, c->req, err);
-    else if (!u->known)
+    if (api_call_failed(c, err))
+        return;
+    if (!u->known)
         api_respond_error(c->a, c->req, 404, "not_found", "unknown user");
     else
         api_respond_obj(c->a, c->req, 200, user_json(c->a, u, sids, n));
@@ -105,11 +105,8 @@ static cJSON *detail_json(const api *a, const store_user *u)
 static void on_bulk(int err, const store_user *users, size_t n, const char *seq, void *ud)
 {
     api_call *c = ud;
-    if (err) {
-        api_respond_store_error(c->a, c->req, err);
-        api_call_free(c);
+    if (api_call_failed(c, err))
         return;
-    }
     cJSON *o = cJSON_CreateObject();
     cJSON *map = o ? cJSON_AddObjectToObject(o, "users") : NULL;
     /* The ids are unique (bulk_query removed repeats before asking). */
@@ -241,17 +238,15 @@ void api_post_users_bulk(api *a, io_http_req *req, const http_path *p)
 static void on_disconnect(int err, void *ud)
 {
     api_call *c = ud;
-    if (err) {
-        api_respond_store_error(c->a, c->req, err);
-    } else {
-        cJSON *o = cJSON_CreateObject();
-        if (o && (!cJSON_AddStringToObject(o, "userId", c->arg) ||
-                  !cJSON_AddTrueToObject(o, "disconnecting"))) {
-            cJSON_Delete(o);
-            o = NULL;
-        }
-        api_respond_obj(c->a, c->req, 202, o);
+    if (api_call_failed(c, err))
+        return;
+    cJSON *o = cJSON_CreateObject();
+    if (o && (!cJSON_AddStringToObject(o, "userId", c->arg) ||
+              !cJSON_AddTrueToObject(o, "disconnecting"))) {
+        cJSON_Delete(o);
+        o = NULL;
     }
+    api_respond_obj(c->a, c->req, 202, o);
     api_call_free(c);
 }
 
@@ -268,11 +263,8 @@ static void on_room_page(int err, const char *const *users, size_t n, size_t tot
                          const char *next, void *ud)
 {
     api_call *c = ud;
-    if (err) {
-        api_respond_store_error(c->a, c->req, err);
-        api_call_free(c);
+    if (api_call_failed(c, err))
         return;
-    }
     cJSON *o = cJSON_CreateObject();
     cJSON *list = NULL;
     if (o && cJSON_AddStringToObject(o, "room", c->arg) &&
@@ -301,17 +293,15 @@ static void on_room_count(int err, const char *const *users, size_t n, size_t to
 {
     api_call *c = ud;
     (void)users, (void)n, (void)next;
-    if (err) {
-        api_respond_store_error(c->a, c->req, err);
-    } else {
-        cJSON *o = cJSON_CreateObject();
-        if (o && (!cJSON_AddStringToObject(o, "room", c->arg) ||
-                  !cJSON_AddNumberToObject(o, "onlineCount", (double)total))) {
-            cJSON_Delete(o);
-            o = NULL;
-        }
-        api_respond_obj(c->a, c->req, 200, o);
+    if (api_call_failed(c, err))
+        return;
+    cJSON *o = cJSON_CreateObject();
+    if (o && (!cJSON_AddStringToObject(o, "room", c->arg) ||
+              !cJSON_AddNumberToObject(o, "onlineCount", (double)total))) {
+        cJSON_Delete(o);
+        o = NULL;
     }
+    api_respond_obj(c->a, c->req, 200, o);
     api_call_free(c);
 }
 
@@ -342,11 +332,8 @@ int api_query_value(api *a, io_http_req *req, const char *name, const char **val
 static void on_room_detail(int err, const store_user *users, size_t n, const char *seq, void *ud)
 {
     api_call *c = ud;
-    if (err) {
-        api_respond_store_error(c->a, c->req, err);
-        api_call_free(c);
+    if (api_call_failed(c, err))
         return;
-    }
     cJSON *o = cJSON_CreateObject();
     if (o && watch_room_page(o, c->arg, users, n, c->cursor ? c->cursor : "", c->limit, seq) < 0) {
         cJSON_Delete(o);
@@ -399,11 +386,8 @@ void api_get_room_count(api *a, io_http_req *req, const http_path *p)
 static void on_stats(int err, const store_stats *s, void *ud)
 {
     api_call *c = ud;
-    if (err) {
-        api_respond_store_error(c->a, c->req, err);
-        api_call_free(c);
+    if (api_call_failed(c, err))
         return;
-    }
     api_local l;
     api_local_now(c->a, &l);
     cJSON *o = cJSON_CreateObject();

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "presenced/io/later.h"
 #include "presenced/io/log.h"
 #include "presenced/core/map.h"
 #include "presenced/codec/vec.h"
@@ -276,7 +277,7 @@ static void arm(watch *w)
         return;
     }
     int64_t now = now_ms(w);
-    uv_timer_start(&w->timer, on_timer, due > now ? (uint64_t)(due - now) : 0, 0);
+    later_timer(&w->timer, on_timer, due > now ? (uint64_t)(due - now) : 0);
 }
 
 /* Tell the view's watchers to take a new snapshot (a change could not be recorded). */

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "presenced/io/host.h"
+#include "presenced/io/later.h"
 #include "presenced/io/log.h"
 #include "io_server_impl.h"
 
@@ -39,7 +40,7 @@ void io_conn_arm(io_conn *c)
     if (c->closing)
         return;
     uint64_t now = uv_now(c->srv->loop), d = sio_conn_deadline(c->sc);
-    uv_timer_start(&c->timer, conn_timer_cb, d > now ? d - now : 0, 0);
+    later_timer(&c->timer, conn_timer_cb, d > now ? d - now : 0);
 }
 
 /* Ask for the connection to be closed from the loop, never in the middle of a core call. */
@@ -49,7 +50,7 @@ static void conn_close_soon(io_conn *c, const char *reason)
         return;
     c->closing = true;
     c->reason = reason;
-    uv_timer_start(&c->timer, conn_timer_cb, 0, 0);
+    later_timer(&c->timer, conn_timer_cb, 0);
 }
 
 static void on_core_close(sio_conn *sc, void *io, const char *reason)

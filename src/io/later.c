@@ -52,3 +52,8 @@ void later_close(later *l, uv_close_cb closed)
     l->closing = true;
     uv_close((uv_handle_t *)&l->idle, closed);
 }
+
+void later_timer(uv_timer_t *t, uv_timer_cb cb, uint64_t ms)
+{
+    uv_timer_start(t, cb, ms ? ms : 1, 0);
+}

@@ -120,7 +120,7 @@ static void req_fail_later(redis_client *c, redis_req *r)
         c->failed = r;
     c->failed_tail = r;
     if (!c->closing)
-        uv_timer_start(&c->defer, on_defer, 0, 0);
+        later_timer(&c->defer, on_defer, 0);
 }
 
 static void flush_failed(redis_client *c)

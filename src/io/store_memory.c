@@ -8,6 +8,7 @@
 
 #include "presenced/codec/vec.h"
 #include "presenced/io/host.h"
+#include "presenced/io/later.h"
 #include "presenced/io/log.h"
 #include "presenced/core/map.h"
 #include "presenced/core/pres_state.h"
@@ -270,7 +271,7 @@ static void arm_timer(mem_store *m)
         return;
     }
     int64_t now = host_wall_ms();
-    uv_timer_start(&m->timer, timer_cb, d > now ? (uint64_t)(d - now) : 0, 0);
+    later_timer(&m->timer, timer_cb, d > now ? (uint64_t)(d - now) : 0);
 }
 
 /* Run a state operation now and report it on the next turn. */

@@ -20,6 +20,7 @@
 #include <openssl/hmac.h>
 
 #include "presenced/core/metrics_def.h"
+#include "presenced/io/later.h"
 #include "presenced/io/log.h"
 
 #define WH_LOCK_MS 10000     /* delivery lock: another instance takes over after this */
@@ -222,7 +223,7 @@ static void on_cycle(uv_timer_t *t)
 static void schedule(webhook *w, uint64_t ms)
 {
     if (!w->closing)
-        uv_timer_start(&w->cycle, on_cycle, ms, 0);
+        later_timer(&w->cycle, on_cycle, ms);
 }
 
 /* ---- one attempt ---- */
@@ -408,7 +409,7 @@ static int on_curl_timeout(CURLM *multi, long ms, void *userp)
     if (ms < 0)
         uv_timer_stop(&w->curl_timer);
     else
-        uv_timer_start(&w->curl_timer, on_curl_timer, (uint64_t)ms, 0);
+        later_timer(&w->curl_timer, on_curl_timer, (uint64_t)ms);
     return 0;
 }
 

@@ -125,7 +125,8 @@ static void on_read(uv_stream_t *stream, ssize_t n, const uv_buf_t *buf)
 {
     side *s = stream->data;
     pair *p = s->p;
-    if (n > 0 && !p->closing)
+    /* Nothing can reach a side that is gone. */
+    if (n > 0 && !p->closing && !other(s)->eof)
         queue_to(other(s), buf->base, (size_t)n, due_now(p->fp, other(s)));
     free(buf->base);
     if (n < 0) {
@@ -175,7 +176,10 @@ static void pair_flush(pair *p)
                 free(w);
             }
         }
-        if (s->head && s->head->due < next)
+        /* Only a side that can be written sets the timer: what waits for a connection waits
+         * for its callback. Timing it at once would spin (libuv 1.44 re-runs a timer re-armed
+         * with 0 within one pass) and the loop would never poll for that connection again. */
+        if (s->open && !s->eof && s->head && s->head->due < next)
             next = s->head->due;
     }
     bool gone = p->client.eof || p->up.eof;

@@ -1,5 +1,6 @@
 /* Unit tests for later: queued calls run on a later turn of the loop, in order, exactly once;
- * a full reserve answers at once; closing runs what waits. */
+ * a full reserve answers at once; closing runs what waits; a timer armed for "now" fires only
+ * after the loop has polled. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -112,12 +113,56 @@ static void test_close_runs_what_waits(void **state)
     assert_int_equal(f->r.n, 2);
 }
 
+/* A timer that re-arms itself for "now" waits for the loop to poll in between: a callback that
+ * waits on I/O that way must not keep the loop from ever polling for it. */
+typedef struct spin {
+    uv_timer_t timer;
+    uv_check_t check; /* runs right after each poll */
+    int polls, fires, polls_at_fire[5];
+} spin;
+
+static void on_check(uv_check_t *c)
+{
+    ((spin *)c->data)->polls++;
+}
+
+static void on_spin(uv_timer_t *t)
+{
+    spin *s = t->data;
+    s->polls_at_fire[s->fires++] = s->polls;
+    if (s->fires < 5) {
+        later_timer(&s->timer, on_spin, 0);
+        return;
+    }
+    uv_check_stop(&s->check);
+}
+
+static void test_timer_for_now_lets_the_loop_poll(void **state)
+{
+    fixture *f = *state;
+    spin s = {0};
+    uv_timer_init(&f->loop, &s.timer);
+    uv_check_init(&f->loop, &s.check);
+    s.timer.data = s.check.data = &s;
+    uv_check_start(&s.check, on_check);
+    later_timer(&s.timer, on_spin, 0);
+    later_close(&f->l, closed);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    assert_int_equal(s.fires, 5);
+    for (int i = 1; i < 5; i++)
+        assert_true(s.polls_at_fire[i] > s.polls_at_fire[i - 1]);
+    uv_close((uv_handle_t *)&s.timer, NULL);
+    uv_close((uv_handle_t *)&s.check, NULL);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_later_turn_in_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_full_reserve_answers_at_once, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_runs_what_waits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_timer_for_now_lets_the_loop_poll, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

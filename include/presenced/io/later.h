@@ -46,4 +46,11 @@ void later_queue(later *l, later_call call);
  * Calls queued after this run at once. */
 void later_close(later *l, uv_close_cb closed);
 
+/* Start `t` (one shot) to fire `ms` from the loop's now, and never before the loop has polled
+ * again. libuv 1.44 runs, within one pass, a timer that its own callback re-armed with 0 ms, so a
+ * callback that re-arms for "now" while it waits on I/O would spin there forever and the loop
+ * would never poll: every timer whose delay is computed (a deadline already past, a library
+ * asking for 0) is started here, where 0 becomes 1 ms. */
+void later_timer(uv_timer_t *t, uv_timer_cb cb, uint64_t ms);
+
 #endif
