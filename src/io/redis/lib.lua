@@ -211,8 +211,8 @@ end
 --   "<since>:<lastSeen>:<sockets>:<metadata length>:<flags>:<status>\n<metadata><sockets>"
 -- since is 0 while the user is offline (online: a socket registered, or inside the offline
 -- grace); flags are 'g<sid>' while the offline grace that the close of socket <sid> started
--- runs (empty otherwise); metadata is JSON
--- object text (none: length 0); each socket is a line "<sid>\t<instance>[\t<room>]...\n",
+-- runs (empty otherwise); status is empty for 'online' (the most common one, and the record
+-- then fits a smaller allocation); metadata is JSON object text (none: length 0); each socket is a line "<sid>\t<instance>[\t<room>]...\n",
 -- rooms in join order. Socket and instance ids are URL-safe, and ids, rooms and statuses hold no
 -- control characters, so tabs and newlines separate them. An online record has no TTL; an
 -- offline one expires after last_seen_retention.
@@ -251,7 +251,7 @@ local function rec_parse(rec, v)
     local since, ls, _, mlen, flags, st, at = string.match(v, HEADER)
     if not since then return false end
     -- Times stay text: most calls store them again unchanged.
-    rec.known, rec.since, rec.ls, rec.st = true, since, ls, st
+    rec.known, rec.since, rec.ls, rec.st = true, since, ls, st ~= '' and st or 'online'
     if flags ~= '' then rec.g = string.match(flags, 'g(.*)$') end
     if mlen ~= '0' then
         mlen = tonumber(mlen)
@@ -279,8 +279,9 @@ end
 local function user_save(rec)
     local m = rec.m or ''
     local flags = rec.g and ('g' .. rec.g) or ''
+    local st = rec.st ~= 'online' and rec.st or ''
     local v = rec.since .. ':' .. rec.ls .. ':' .. itoa(#rec.socks) .. ':' .. itoa(#m) .. ':' ..
-        flags .. ':' .. rec.st .. '\n' .. m .. enc_socks(rec.socks)
+        flags .. ':' .. st .. '\n' .. m .. enc_socks(rec.socks)
     if #rec.socks > 0 then
         redis.call('SET', rec.key, v)
     elseif rec.since ~= '0' then
