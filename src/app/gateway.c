@@ -183,6 +183,15 @@ static void undo(gateway *gw, gw_sock *g, const policy_decision *d)
     policy_undo(gw->pol, g->ps, d);
 }
 
+/* The registration of a socket identified at connect is done (or failed: the socket is then
+ * registered by the next reconciliation, as any socket the store lost): the client may now be
+ * told it is connected. */
+static void release(gw_req *r, gw_sock *g)
+{
+    if (r->act == POLICY_ACT_OPEN && r->at_connect && sio_sock_release(g->sock) < 0)
+        sio_sock_disconnect(g->sock, "out of memory");
+}
+
 static void on_done(int err, void *ud)
 {
     gw_req *r = ud;
@@ -198,6 +207,7 @@ static void on_done(int err, void *ud)
             .act = r->act, .at_connect = r->at_connect, .joined = r->joined, .room = r->arg};
         undo(r->gw, g, &d);
         gw_ack_store_error(g->sock, r->ack_id, err);
+        release(r, g);
         gw_req_free(r);
         return;
     }
@@ -209,6 +219,7 @@ static void on_done(int err, void *ud)
     if (reply && r->arg && (r->act == POLICY_ACT_JOIN || r->act == POLICY_ACT_LEAVE))
         cJSON_AddStringToObject(reply, "room", r->arg);
     gw_ack_json(g->sock, r->ack_id, reply);
+    release(r, g);
     gw_req_free(r);
 }
 
@@ -424,23 +435,22 @@ static int on_connect(sio_sock *s, cJSON *auth, const char **reject, void *ud)
         rc = -1;
     }
     policy_decision_deinit(&d);
+    /* An identity from the handshake is registered with the store before the CONNECT reply
+     * goes out (release()): a client told it is connected is online on every instance, so a
+     * tab that opens before another closes never lets its user be seen offline. */
+    if (rc == 0 && policy_sock_user(g->ps)) {
+        policy_decision open = {.act = POLICY_ACT_OPEN, .at_connect = true};
+        if (open_socket(gw, g, &open, SIO_NO_ACK) < 0) {
+            *reject = "out of memory";
+            rc = -1;
+        } else {
+            rc = SIO_CONNECT_HOLD;
+        }
+    }
     /* A refused socket never becomes connected: its state goes now (no disconnect hook). */
     if (rc < 0)
         gw_sock_free(gw, g);
     return rc;
-}
-
-/* The CONNECT reply is out: an identity from the handshake is registered with the store. */
-static void on_connected(sio_sock *s, cJSON *auth, void *ud)
-{
-    gateway *gw = ud;
-    (void)auth;
-    gw_sock *g = sio_sock_data(s);
-    if (!g || !policy_sock_user(g->ps))
-        return;
-    policy_decision d = {.act = POLICY_ACT_OPEN, .at_connect = true};
-    if (open_socket(gw, g, &d, SIO_NO_ACK) < 0)
-        sio_sock_disconnect(s, "out of memory");
 }
 
 static void on_disconnect(sio_sock *s, const char *reason, void *ud)
@@ -557,7 +567,6 @@ gateway *gateway_new(sio_server *sio, const gateway_opts *opts)
     sio_server_on_unhandled(sio, on_unhandled, gw);
     sio_server_on_conn_close(sio, on_conn_close, gw);
     sio_server_on_connect(sio, on_connect, gw);
-    sio_server_on_connected(sio, on_connected, gw);
     sio_server_on_disconnect(sio, on_disconnect, gw);
     return gw;
 }

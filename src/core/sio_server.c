@@ -477,22 +477,40 @@ static int receive_connect(sio_conn *c, sio_packet *p, const char **reason)
     if (nsp < 0)
         return send_connect_error(c, p->nsp, "Invalid namespace") < 0 ? reply_failed(c, reason) : 0;
     sio_sock *s = conn_sock(c, nsp);
-    if (s) /* a repeated CONNECT gets the same answer again */
-        return send_connect_ok(s) < 0 ? reply_failed(c, reason) : 0;
+    if (s) /* a repeated CONNECT gets the same answer again (a held one: when it is released) */
+        return !s->held && send_connect_ok(s) < 0 ? reply_failed(c, reason) : 0;
     if (!(s = sock_new(c, nsp)))
         return reply_failed(c, reason);
     const char *reject = "Connection rejected";
-    if (srv->on_connect && srv->on_connect(s, p->data, &reject, srv->on_connect_ud) < 0) {
+    int rc = srv->on_connect ? srv->on_connect(s, p->data, &reject, srv->on_connect_ud) : 0;
+    if (rc < 0) {
         sock_unlink(s);
         sock_free(s, "rejected");
         return send_connect_error(c, p->nsp, reject) < 0 ? reply_failed(c, reason) : 0;
     }
     s->announced = true;
     c->connect_deadline = 0;
+    if (rc == SIO_CONNECT_HOLD) {
+        s->held = true;
+        return 0;
+    }
     if (send_connect_ok(s) < 0)
         return reply_failed(c, reason);
     if (srv->on_connected)
         srv->on_connected(s, p->data, srv->on_connected_ud);
+    return 0;
+}
+
+int sio_sock_release(sio_sock *s)
+{
+    if (!s->held)
+        return 0;
+    s->held = false;
+    if (send_connect_ok(s) < 0)
+        return -1;
+    sio_server *srv = s->conn->srv;
+    if (srv->on_connected)
+        srv->on_connected(s, NULL, srv->on_connected_ud);
     return 0;
 }
 

@@ -43,6 +43,7 @@ struct sio_sock {
     char id[SIO_ID_LEN + 1];
     void *data;
     bool announced; /* the connected hook ran, so the disconnect hook must run too */
+    bool held;      /* accepted, its CONNECT reply waits for sio_sock_release() */
     uint32_t stamp; /* last sio_broadcast_groups() round that reached this socket */
     sio_membership *groups;
     uint32_t ngroups, capgroups;

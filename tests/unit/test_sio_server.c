@@ -196,6 +196,46 @@ static void test_reject(void **state)
     sio_server_free(srv);
 }
 
+static sio_sock *held_sock;
+
+static int hold_all(sio_sock *s, cJSON *auth, const char **reject, void *ud)
+{
+    (void)auth, (void)reject, (void)ud;
+    held_sock = s;
+    return SIO_CONNECT_HOLD;
+}
+
+/* A held CONNECT: nothing is answered (not even a repeated CONNECT) until the socket is
+ * released; then the reply, then the connected hook (auth NULL). A held socket that goes away
+ * still gets its disconnect hook. */
+static void test_connect_held(void **state)
+{
+    (void)state;
+    reset_counters();
+    sio_server *srv = server(100);
+    sio_server_on_connect(srv, hold_all, NULL);
+    sio_server_on_connected(srv, on_connected, NULL);
+    sio_server_on_disconnect(srv, on_disconnect, NULL);
+    sio_conn *c = sio_conn_new(srv, "HHHHHHHHHHHHHHHHHHHH", EIO_TRANSPORT_WEBSOCKET, NULL, 0);
+    assert_int_equal(feed(c, "0{\"token\":\"123\"}", 1), 0);
+    assert_null(next_out(c));
+    assert_int_equal(feed(c, "0", 2), 0);
+    assert_null(next_out(c));
+    assert_int_equal(connected, 0);
+    assert_int_equal(sio_sock_release(held_sock), 0);
+    assert_string_equal(next_out(c), "40{\"sid\":\"id000000000000000000\"}");
+    assert_string_equal(next_out(c), "42[\"auth\",{}]");
+    assert_int_equal(connected, 1);
+    assert_int_equal(sio_sock_release(held_sock), 0); /* released once */
+    assert_null(next_out(c));
+    assert_int_equal(feed(c, "0/custom,", 3), 0);
+    assert_null(next_out(c));
+    sio_conn_free(c, "test");
+    assert_int_equal(disconnected, 2);
+    assert_int_equal(connected, 1);
+    sio_server_free(srv);
+}
+
 static void test_events_and_acks(void **state)
 {
     (void)state;
@@ -426,6 +466,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_connect),
         cmocka_unit_test(test_reject),
+        cmocka_unit_test(test_connect_held),
         cmocka_unit_test(test_events_and_acks),
         cmocka_unit_test(test_server_to_client_ack),
         cmocka_unit_test(test_binary),

@@ -58,9 +58,16 @@ typedef void (*sio_event_fn)(sio_sock *s, const char *event, cJSON *args, const 
 /* A socket asks to join a namespace (`auth` = the CONNECT payload or NULL, borrowed). Return 0 to
  * accept, or a negative value and set *reject to a static message for CONNECT_ERROR. Must not
  * emit: the CONNECT reply has not been sent yet. It may close the connection
- * (sio_sock_disconnect) and refuse: no CONNECT_ERROR is sent then. */
+ * (sio_sock_disconnect) and refuse: no CONNECT_ERROR is sent then.
+ * Or return SIO_CONNECT_HOLD to accept and hold the reply until sio_sock_release(): until then
+ * the socket exists (its events reach the handlers, messages to its groups are sent, which a
+ * client buffers until it is connected, and the disconnect hook will run) but the client is not
+ * yet told it is connected. The daemon holds it until the store has registered the socket, so that
+ * a client that sees "connected" is counted online everywhere. */
 typedef int (*sio_connect_fn)(sio_sock *s, cJSON *auth, const char **reject, void *ud);
-/* A socket was accepted and its CONNECT reply queued; it may emit now. */
+#define SIO_CONNECT_HOLD 1
+/* A socket was accepted and its CONNECT reply queued; it may emit now. `auth` is NULL when the
+ * reply was held (SIO_CONNECT_HOLD). */
 typedef void (*sio_connected_fn)(sio_sock *s, cJSON *auth, void *ud);
 /* An accepted socket left (client DISCONNECT, connection closed, or server shutdown). */
 typedef void (*sio_disconnect_fn)(sio_sock *s, const char *reason, void *ud);
@@ -135,6 +142,10 @@ void *sio_sock_data(const sio_sock *s);
 /* Close the whole connection of this socket (after the queued frames are flushed where possible).
  */
 void sio_sock_disconnect(sio_sock *s, const char *reason);
+/* Send the CONNECT reply of a socket held by the connect hook (SIO_CONNECT_HOLD), then run the
+ * connected hook. Does nothing for a socket that is not held. Returns 0, or -1 when the reply
+ * could not be queued (the connection is closing or out of memory). */
+int sio_sock_release(sio_sock *s);
 
 /* Sending. `args` is a JSON array of arguments (borrowed, may be NULL for none); `bin` the
  * attachments its placeholders refer to (NULL for none). Return 0 or -1 (memory, or the socket's
