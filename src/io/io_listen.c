@@ -3,6 +3,7 @@
  */
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -62,6 +63,12 @@ static int peer_admit(io_server *srv, int fd, const fwd_addr *given)
 void io_admit_attach(io_server *srv, struct lws *wsi)
 {
     int fd = lws_get_socket_fd(wsi);
+    /* Every answer goes out at once. With Nagle's algorithm an HTTP response on a kept-alive
+     * connection (headers, then the body in a second write) waited for the client's delayed ACK
+     * of the headers: 40 ms per request. */
+    int one = 1;
+    if (fd >= 0)
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     if (fd < 0 || (size_t)fd >= srv->npending || !srv->pending[fd])
         return;
     lws_set_opaque_user_data(wsi, srv->pending[fd]);

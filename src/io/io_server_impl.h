@@ -236,7 +236,7 @@ void io_listen_free(io_server *srv);
 int io_admit(io_server *srv, int fd);
 /* The same for a connection whose client address is known otherwise (PROXY protocol). */
 int io_admit_as(io_server *srv, int fd, const fwd_addr *client);
-/* SERVER_NEW_CLIENT_INSTANTIATED: the accepted fd has its wsi now. */
+/* SERVER_NEW_CLIENT_INSTANTIATED: the accepted fd has its wsi now (and Nagle off). */
 void io_admit_attach(io_server *srv, struct lws *wsi);
 /* WSI_DESTROY: the connection no longer counts against the limits. */
 void io_admit_release(io_server *srv, struct lws *wsi);

@@ -61,7 +61,8 @@ struct view_wait {
 typedef struct redis_poll {
     uv_poll_t h;
     redisAsyncContext *ac; /* NULL once hiredis has let go of it */
-    int events;
+    int events;            /* what hiredis wants to hear about */
+    int polled;            /* what the handle was last started with (0: stopped) */
 } redis_poll;
 
 struct redis_client {
@@ -498,16 +499,24 @@ static void on_poll(uv_poll_t *h, int status, int events)
      * events, and stops the handle. Hand hiredis the events it was waiting for anyway: its read
      * or write then fails and it reports the error through the connect or disconnect callback,
      * which hiredis's own adapter never does. */
-    if (status < 0)
+    if (status < 0) {
         events = p->events;
+        p->polled = 0; /* libuv stopped the handle */
+    }
     if (p->ac && (events & UV_READABLE))
         redisAsyncHandleRead(p->ac);
     if (p->ac && (events & UV_WRITABLE))
         redisAsyncHandleWrite(p->ac);
 }
 
+/* hiredis asks for the write event with every command it queues and for the read event after
+ * every write; restarting the handle costs two epoll_ctl calls each time (libuv takes the fd out
+ * of epoll and puts it back), so only a change of events reaches libuv. */
 static void poll_update(redis_poll *p)
 {
+    if (p->events == p->polled)
+        return;
+    p->polled = p->events;
     if (p->events)
         uv_poll_start(&p->h, p->events, on_poll);
     else

@@ -278,6 +278,7 @@ void sr_touch(store *st, const char *sid, store_done_fn cb, void *ud)
 
 /* A user record (lib.lua, "the user record"), the text of one STRING:
  *   "<since>:<lastSeen>:<sockets>:<metadata length>:<flags>:<status>\n<metadata><sockets>"
+ * (status empty: "online")
  * into `u`, NULL or absent (`v` NULL) for an unknown user. The record is what the reaper and
  * reconciliation keep true: a user is online while since is set (live sockets, or inside the
  * offline grace). Status and metadata are copied into own[0] and own[1] (freed by the caller).

@@ -37,12 +37,16 @@ bool sr_stream_id_less(const char *a, const char *b)
 }
 
 /* Entries leave out what they can (docs/redis-schema.md, "Events"): an event's time is its
- * entry id's (milliseconds of Redis's clock when it was appended), and the user's status in a
- * presence event (online ... update) is "online" unless the entry names another. */
+ * entry id's (milliseconds of Redis's clock when it was appended), an offline's lastSeen is its
+ * time unless the entry names another (never 0: the function always has a moment for it), and
+ * the user's status in a presence event (online ... update) is "online" unless the entry names
+ * another. */
 static int event_complete(pres_event *ev, const char *id)
 {
     if (ev->at == 0)
         ev->at = strtoll(id, NULL, 10);
+    if (ev->type == PRES_EV_OFFLINE && ev->last_seen == 0)
+        ev->last_seen = ev->at;
     if (!ev->status && ev->type <= PRES_EV_UPDATE && !(ev->status = strdup("online")))
         return -1;
     return 0;

@@ -16,7 +16,7 @@ for n = 14, #args do
         rooms[#rooms + 1] = r
     end
 end
-local had, nbefore, was_online = on_instance(rec, INST), #rec.socks, rec.since ~= 0
+local had, nbefore, was_online = on_instance(rec, INST), #rec.socks, rec.since ~= '0'
 for _, r in ipairs(rooms) do
     if not in_room_elsewhere(rec, sid, r) then room_add(r, u) end
 end

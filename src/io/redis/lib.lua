@@ -13,61 +13,106 @@
 
 local P, INST, GRACE_MS, RETENTION_S, MAXLEN, INST_TTL_S, LEASE_MS, EPOCH, WEBHOOKS
 local K_INSTANCES, K_GRACE, K_EVENTS, K_N_ONLINE, K_N_ROOMS, K_GEN, K_CARRIED
-local NOW, T0 -- Redis's clock (ms, and µs at the call's start), read by now() when needed
+-- The calling instance's own keys (k_inst and the others below, for INST), and the TTLs of an
+-- offline record as SET arguments.
+local K_SELF_INST, K_SELF_NSOCKS, K_SELF_EPOCH, PX_GRACE
+-- Redis's clock, read by now() / now_ms() when needed: ms as a number and as decimal text, and
+-- the first TIME reply of the call (seconds, µs), from which over_budget() counts.
+local NOW, NOW_S, T_SEC, T_US
 local GROUP = 'webhooks' -- the event stream's consumer group for webhook delivery
 local gen_checked, epoch_state
+local k_inst, k_nsocks, k_epoch -- defined below
+
+-- Integers as decimal text. Small ones (lengths, counts) come from a table filled as they are
+-- met: Lua would format each one with sprintf, at every call.
+local INT = {}
+local function itoa(n)
+    local t = INT[n]
+    if t then return t end
+    t = string.format('%.0f', n)
+    if n >= 0 and n <= 4096 then INT[n] = t end
+    return t
+end
+
+-- What begin() derives from the arguments is kept from the previous call while they are the same
+-- (one instance calls with the same ones every time): strings compare by identity in Lua.
+local last_args = {}
+local function args_same(args)
+    for n = 1, 9 do
+        if last_args[n] ~= args[n] then return false end
+    end
+    return true
+end
 
 local function begin(args)
+    NOW, NOW_S, T_SEC, T_US, gen_checked, epoch_state = nil, nil, nil, nil, false, nil
+    if args_same(args) then return end
+    for n = 1, 9 do last_args[n] = args[n] end
     P, INST = args[1], args[2]
-    GRACE_MS, RETENTION_S = tonumber(args[3]), tonumber(args[4])
+    GRACE_MS, RETENTION_S = tonumber(args[3]), args[4]
     MAXLEN, INST_TTL_S, LEASE_MS = args[5], tonumber(args[6]), tonumber(args[7])
     EPOCH, WEBHOOKS = tonumber(args[8]), args[9] == '1'
+    PX_GRACE = itoa(tonumber(RETENTION_S) * 1000 + GRACE_MS)
     K_INSTANCES, K_GRACE, K_EVENTS = P .. 'instances', P .. 'grace', P .. 'events'
     -- Counters read by GET /v1/stats, kept by the functions that change what they count:
-    -- users online (since > 0: live sockets or inside the grace) and rooms with members.
+    -- users online (since set: live sockets or inside the grace) and rooms with members.
     K_N_ONLINE, K_N_ROOMS = P .. 'count_online', P .. 'count_rooms'
     K_GEN = P .. 'gen'
     -- Per instance: every state change it sent before this time (ms) has been carried out
     -- (tick.lua).
     K_CARRIED = P .. 'carried'
-    NOW, T0, gen_checked, epoch_state = nil, nil, false, nil
+    K_SELF_INST, K_SELF_NSOCKS, K_SELF_EPOCH = nil, nil, nil
+    K_SELF_INST, K_SELF_NSOCKS, K_SELF_EPOCH = k_inst(INST), k_nsocks(INST), k_epoch(INST)
 end
 
 -- Redis's clock, so that every instance agrees on deadlines and times. Read once per call, and
--- only by the functions that store a time.
-local function now()
-    if not NOW then
+-- only by the functions that store a time. now_ms() is the same moment as decimal text, made
+-- from TIME's reply without formatting a number: the records and events store text. A call
+-- that appends an event before it needs the time takes it from the entry's id instead
+-- (xadd()): the milliseconds of Redis's clock at the append, so no TIME is needed, and the
+-- times the call stores equal the event's.
+local PAD = {'00000', '0000', '000', '00', '0', ''}
+local function now_ms()
+    if not NOW_S then
         local t = redis.call('TIME')
-        T0 = tonumber(t[1]) * 1000000 + tonumber(t[2])
-        NOW = math.floor(T0 / 1000)
+        if not T_SEC then T_SEC, T_US = t[1], t[2] end
+        NOW_S = t[1] .. string.sub(PAD[#t[2]] .. t[2], 1, 3)
+        NOW = nil
     end
+    return NOW_S
+end
+local function now()
+    if not NOW then NOW = tonumber(now_ms()) end
     return NOW
 end
 
 -- Integers as plain decimal text (tostring would switch to exponent form for large values).
-local function num(n)
-    return string.format('%.0f', n)
-end
+local num = itoa
 
 -- Ids are length-prefixed after a one-letter tag, so that no id, whatever it contains, can make
 -- one key look like another.
 local function idkey(tag, id)
-    return P .. tag .. ':' .. #id .. ':' .. id
+    return P .. tag .. ':' .. itoa(#id) .. ':' .. id
 end
 local function k_user(u) return idkey('u', u) end
 local function k_room(r) return idkey('r', r) end
 -- An instance's users (the reap's index), its socket count, its epoch and, while it
 -- reconciles, the sockets the reconciliation confirmed.
-local function k_inst(i) return idkey('i', i) end
-local function k_nsocks(i) return idkey('n', i) end
-local function k_epoch(i) return idkey('e', i) end
+function k_inst(i) return i == INST and K_SELF_INST or idkey('i', i) end
+function k_nsocks(i) return i == INST and K_SELF_NSOCKS or idkey('n', i) end
+function k_epoch(i) return i == INST and K_SELF_EPOCH or idkey('e', i) end
 local function k_confirmed(i) return idkey('c', i) end
 
 -- The calling instance's epoch key holds "<epoch>" or, while a reconciliation runs,
 -- "<epoch>r". State changes read it with the user's record (user_load), in one MGET.
+local epoch_raw, epoch_parsed = nil, nil -- the last text parsed, and what it said
 local function epoch_parse(v)
-    epoch_state = {present = v ~= nil, n = v and tonumber(string.match(v, '^%d+')) or 0,
-                   reconciling = v and string.sub(v, -1) == 'r' or false}
+    if v ~= epoch_raw or not epoch_parsed then
+        epoch_raw = v
+        epoch_parsed = {present = v ~= nil, n = v and tonumber(string.match(v, '^%d+')) or 0,
+                        reconciling = v and string.sub(v, -1) == 'r' or false}
+    end
+    epoch_state = epoch_parsed
 end
 local function read_epoch()
     if epoch_state == nil then epoch_parse(redis.call('GET', k_epoch(INST)) or nil) end
@@ -102,9 +147,13 @@ end
 -- calls again: no function holds Redis for long, whatever the size of an instance.
 local BUDGET_US = 10000
 local function over_budget()
-    now()
     local t = redis.call('TIME')
-    return tonumber(t[1]) * 1000000 + tonumber(t[2]) - T0 >= BUDGET_US
+    if not T_SEC then
+        T_SEC, T_US = t[1], t[2]
+        return false
+    end
+    return (tonumber(t[1]) - tonumber(T_SEC)) * 1000000 + tonumber(t[2]) - tonumber(T_US) >=
+        BUDGET_US
 end
 
 -- JSON string literal. Ids, rooms and statuses hold no control characters (the gateway checks),
@@ -142,14 +191,19 @@ end
 -- sets `P gen` for a stream written before generations existed), and only a missing one needs
 -- ensure_gen, so that the common case costs no extra command.
 local function xadd(json)
+    local id
     if not gen_checked then
         gen_checked = true
-        local id = redis.call('XADD', K_EVENTS, 'NOMKSTREAM', 'MAXLEN', '~', MAXLEN, '*', 'e', json)
-        if id then return end
-        gen_checked = false
-        ensure_gen()
+        id = redis.call('XADD', K_EVENTS, 'NOMKSTREAM', 'MAXLEN', '~', MAXLEN, '*', 'e', json)
+        if not id then
+            gen_checked = false
+            ensure_gen()
+        end
     end
-    redis.call('XADD', K_EVENTS, 'MAXLEN', '~', MAXLEN, '*', 'e', json)
+    if not id then id = redis.call('XADD', K_EVENTS, 'MAXLEN', '~', MAXLEN, '*', 'e', json) end
+    if not NOW_S then
+        NOW_S, NOW = string.match(id, '^%d+'), nil
+    end
 end
 
 -- ---- the user record ----------------------------------------------------------------------
@@ -157,8 +211,8 @@ end
 --   "<since>:<lastSeen>:<sockets>:<metadata length>:<flags>:<status>\n<metadata><sockets>"
 -- since is 0 while the user is offline (online: a socket registered, or inside the offline
 -- grace); flags are 'g<sid>' while the offline grace that the close of socket <sid> started
--- runs (empty otherwise); metadata is JSON
--- object text (none: length 0); each socket is a line "<sid>\t<instance>[\t<room>]...\n",
+-- runs (empty otherwise); status is empty for 'online' (the most common one, and the record
+-- then fits a smaller allocation); metadata is JSON object text (none: length 0); each socket is a line "<sid>\t<instance>[\t<room>]...\n",
 -- rooms in join order. Socket and instance ids are URL-safe, and ids, rooms and statuses hold no
 -- control characters, so tabs and newlines separate them. An online record has no TTL; an
 -- offline one expires after last_seen_retention.
@@ -169,12 +223,12 @@ local HEADER = '^(%d+):(%d+):(%d+):(%d+):([^:]*):([^\n]*)\n()'
 
 local function parse_socks(k)
     local out = {}
-    for line in string.gmatch(k, '[^\n]+') do
-        local f = {}
-        for x in string.gmatch(line, '[^\t]+') do f[#f + 1] = x end
+    for sid, i, rest in string.gmatch(k, '([^\t\n]+)\t?([^\t\n]*)([^\n]*)') do
         local rooms = {}
-        for n = 3, #f do rooms[n - 2] = f[n] end
-        out[#out + 1] = {sid = f[1], i = f[2] or '', r = rooms}
+        if rest ~= '' then
+            for r in string.gmatch(rest, '[^\t]+') do rooms[#rooms + 1] = r end
+        end
+        out[#out + 1] = {sid = sid, i = i, r = rooms}
     end
     return out
 end
@@ -196,11 +250,15 @@ local function rec_parse(rec, v)
     if not v then return rec end
     local since, ls, _, mlen, flags, st, at = string.match(v, HEADER)
     if not since then return false end
-    mlen = tonumber(mlen)
-    rec.known, rec.since, rec.ls, rec.st = true, tonumber(since), tonumber(ls), st
-    rec.g = string.match(flags, 'g(.*)$')
-    if mlen > 0 then rec.m = string.sub(v, at, at + mlen - 1) end
-    rec.socks = parse_socks(string.sub(v, at + mlen))
+    -- Times stay text: most calls store them again unchanged.
+    rec.known, rec.since, rec.ls, rec.st = true, since, ls, st ~= '' and st or 'online'
+    if flags ~= '' then rec.g = string.match(flags, 'g(.*)$') end
+    if mlen ~= '0' then
+        mlen = tonumber(mlen)
+        rec.m = string.sub(v, at, at + mlen - 1)
+        at = at + mlen
+    end
+    if at <= #v then rec.socks = parse_socks(string.sub(v, at)) end
     return rec
 end
 
@@ -210,7 +268,7 @@ local function user_load(u)
     local key = k_user(u)
     local r = redis.call('MGET', key, k_epoch(INST))
     epoch_parse(r[2] or nil)
-    local rec = rec_parse({u = u, key = key, known = false, since = 0, ls = 0, st = 'online',
+    local rec = rec_parse({u = u, key = key, known = false, since = '0', ls = '0', st = 'online',
                            socks = {}}, r[1] or nil)
     if not rec then error({err = 'ERR not a user record: ' .. key}) end
     return rec
@@ -221,12 +279,13 @@ end
 local function user_save(rec)
     local m = rec.m or ''
     local flags = rec.g and ('g' .. rec.g) or ''
-    local v = num(rec.since) .. ':' .. num(rec.ls) .. ':' .. #rec.socks .. ':' .. #m .. ':' ..
-        flags .. ':' .. rec.st .. '\n' .. m .. enc_socks(rec.socks)
+    local st = rec.st ~= 'online' and rec.st or ''
+    local v = rec.since .. ':' .. rec.ls .. ':' .. itoa(#rec.socks) .. ':' .. itoa(#m) .. ':' ..
+        flags .. ':' .. st .. '\n' .. m .. enc_socks(rec.socks)
     if #rec.socks > 0 then
         redis.call('SET', rec.key, v)
-    elseif rec.since ~= 0 then
-        redis.call('SET', rec.key, v, 'PX', RETENTION_S * 1000 + GRACE_MS)
+    elseif rec.since ~= '0' then
+        redis.call('SET', rec.key, v, 'PX', PX_GRACE)
     else
         redis.call('SET', rec.key, v, 'EX', RETENTION_S)
     end
@@ -289,7 +348,7 @@ local function emit(rec, t, f)
     if f.st and f.st ~= 'online' then p[#p + 1] = ',"st":' .. jstr(f.st) end
     if f.ps then p[#p + 1] = ',"ps":' .. jstr(f.ps) end
     if f.m then p[#p + 1] = ',"m":' .. f.m end
-    if f.ls then p[#p + 1] = ',"ls":' .. num(f.ls) end
+    if f.ls then p[#p + 1] = ',"ls":' .. f.ls end
     if f.rs and #f.rs > 0 then
         local q = {}
         for n, r in ipairs(f.rs) do q[n] = jstr(r) end
@@ -303,19 +362,19 @@ end
 -- turned invisible it stays where it was, so that it does not give them away. The caller saves
 -- the record.
 local function mark_seen(rec)
-    if rec.st ~= 'invisible' then rec.ls = now() end
+    if rec.st ~= 'invisible' then rec.ls = now_ms() end
 end
 
 -- ---- counters, rooms and the instance index -----------------------------------------------
 
 -- The user's online period starts (since set) or ends (since 0), counted once each.
 local function set_online(rec)
-    if rec.since == 0 then redis.call('INCR', K_N_ONLINE) end
-    rec.since = now()
+    if rec.since == '0' then redis.call('INCR', K_N_ONLINE) end
+    rec.since = now_ms()
 end
 local function set_offline(rec)
-    if rec.since ~= 0 then redis.call('DECR', K_N_ONLINE) end
-    rec.since = 0
+    if rec.since ~= '0' then redis.call('DECR', K_N_ONLINE) end
+    rec.since = '0'
 end
 
 -- The room's member set gains or loses the user (whose first socket joined, or last left).
@@ -336,7 +395,7 @@ end
 -- had any socket there before. The index lists users, so it changes only with the first and the
 -- last socket.
 local function inst_count(rec, i, delta, had)
-    redis.call('INCRBY', k_nsocks(i), delta)
+    redis.call('INCRBY', k_nsocks(i), delta == 1 and '1' or num(delta))
     local has = on_instance(rec, i)
     if has and not had then
         redis.call('SADD', k_inst(i), rec.u)
@@ -348,10 +407,21 @@ end
 -- ---- transitions -----------------------------------------------------------------------------
 
 -- The user went offline: the offline event (with the rooms it left); the record, saved, starts
--- its retention.
+-- its retention. `ls` is the lastSeen the event carries; nil: this moment (as mark_seen: an
+-- invisible user's stays where it froze). An event whose lastSeen is its own time leaves it out
+-- (the reader restores it), so the moment can come from the append.
 local function go_offline(rec, sid, ls, rooms)
+    local at_now = false
+    if not ls then
+        if rec.st == 'invisible' and rec.ls ~= '0' then
+            ls = rec.ls
+        else
+            at_now, ls = true, NOW_S
+        end
+    end
     -- The status lets the gateway keep an invisible user's departure quiet.
     emit(rec, 'offline', {s = sid, ls = ls, st = rec.st, rs = rooms})
+    if at_now and rec.st ~= 'invisible' then rec.ls = now_ms() end
     set_offline(rec)
     rec.g = nil
     user_save(rec)
@@ -379,17 +449,19 @@ local function close_socks(rec, idx, i, graceful)
         end
     end
     inst_count(rec, i, -#gone, had)
-    mark_seen(rec)
     local last = gone[#gone].sid
     if #rec.socks > 0 then
+        mark_seen(rec)
         user_save(rec)
-    elseif graceful and GRACE_MS > 0 and rec.since ~= 0 then
+    elseif graceful and GRACE_MS > 0 and rec.since ~= '0' then
+        mark_seen(rec)
         rec.g = last
         user_save(rec)
         redis.call('ZADD', K_GRACE, num(now() + GRACE_MS), rec.u)
     else
-        -- An invisible user's lastSeen may never have been set: the offline is this moment.
-        go_offline(rec, last, rec.ls ~= 0 and rec.ls or now(), left)
+        -- lastSeen is this moment (or frozen while invisible; an invisible user's may never
+        -- have been set: then it is this moment too).
+        go_offline(rec, last, nil, left)
     end
 end
 

@@ -11,8 +11,9 @@ confirm_if_reconciling(sid)
 inst_count(rec, INST, 1, had)
 if before == 0 and not rec.g then
     rec.st, rec.m = st or 'online', m
-    set_online(rec)
+    -- The event first: its append gives the moment (since), with no TIME.
     emit(rec, 'online', {s = sid, st = rec.st, m = m})
+    set_online(rec)
 elseif rec.g then
     -- Back within the grace window: no transition, the user never went offline.
     redis.call('ZREM', K_GRACE, u)

@@ -107,7 +107,7 @@ end
 
 local function reconcile_user(u, truth)
     local rec = user_load(u)
-    local before_online = #rec.socks > 0 or rec.since ~= 0
+    local before_online = #rec.socks > 0 or rec.since ~= '0'
     local before_rooms = room_set(rec.socks)
     local had, nbefore = on_instance(rec, INST), count_on(rec, INST)
     local want, gone = {}, nil
@@ -154,7 +154,7 @@ local function reconcile_user(u, truth)
     end
     if before_online and #rec.socks == 0 then
         if not in_grace then
-            go_offline(rec, gone, now(), sorted_keys(before_rooms))
+            go_offline(rec, gone, now_ms(), sorted_keys(before_rooms))
         else
             user_save(rec)
         end

@@ -5,9 +5,10 @@ local rec = user_load(u)
 if stale() then return ERR_STALE end
 local s = sock_find(rec, sid)
 if not s or s.i ~= INST then return ERR_NO_SOCKET end
--- Turning invisible: lastSeen is this moment, then stays; turning visible: it moves again.
-mark_seen(rec)
+-- Turning invisible: lastSeen is this moment, then stays; turning visible: it moves again. Taken
+-- after the update's append, whose id gives the moment.
+local was_visible = rec.st ~= 'invisible'
 apply_status(rec, st, m)
-mark_seen(rec)
+if was_visible then rec.ls = now_ms() else mark_seen(rec) end
 user_save(rec)
 return 0

@@ -59,7 +59,7 @@ if #due == GRACE_BATCH then more = 1 end
 for _, u in ipairs(due) do
     redis.call('ZREM', K_GRACE, u)
     local rec = user_load(u)
-    if #rec.socks == 0 and rec.since ~= 0 then go_offline(rec, rec.g, rec.ls, nil) end
+    if #rec.socks == 0 and rec.since ~= '0' then go_offline(rec, rec.g, rec.ls, nil) end
 end
 
 -- When the next lease of another instance expires: the caller ticks then and reaps it, so that
