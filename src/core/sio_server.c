@@ -168,6 +168,7 @@ sio_conn *sio_conn_new(sio_server *srv, const char *sid, eio_transport transport
     c->srv = srv;
     c->io = io;
     eio_session_init(&c->eio, sid, transport, &srv->opts.limits, now);
+    fq_init(&c->parked);
     if (!srv->opts.engineio_echo)
         c->connect_deadline = now + srv->opts.connect_timeout;
     if (map_put(&srv->conns, c->eio.sid, EIO_SID_LEN, c) < 0) {
@@ -246,22 +247,56 @@ void sio_conn_free(sio_conn *c, const char *reason)
     if (srv->on_conn_close)
         srv->on_conn_close(c, srv->on_conn_close_ud);
     pending_clear(c);
+    fq_deinit(&c->parked);
     map_del(&srv->conns, c->eio.sid, EIO_SID_LEN);
     eio_session_deinit(&c->eio);
     free(c);
+}
+
+static int queue_full(sio_conn *c)
+{
+    c->closing = true;
+    c->srv->ops.close(c, c->io, "send queue full");
+    return -1;
+}
+
+/* Into the session's send queue, past any parking. */
+static int conn_push(sio_conn *c, frame *f, bool bulk)
+{
+    if (c->closing)
+        return -1;
+    if (eio_session_send(&c->eio, f) < 0)
+        return queue_full(c);
+    c->srv->ops.wake(c, c->io, bulk);
+    return 0;
 }
 
 int sio_conn_queue(sio_conn *c, frame *f, bool bulk)
 {
     if (c->closing)
         return -1;
-    if (eio_session_send(&c->eio, f) < 0) {
-        c->closing = true;
-        c->srv->ops.close(c, c->io, "send queue full");
-        return -1;
-    }
-    c->srv->ops.wake(c, c->io, bulk);
+    if (c->nheld == 0)
+        return conn_push(c, f, bulk);
+    /* Parked frames count against the same limits as the send queue they will join. */
+    const eio_limits *lim = c->eio.lim;
+    if (fq_push(&c->parked, f, lim->send_queue_max,
+                lim->send_queue_bytes ? lim->send_queue_bytes : UINT32_MAX) < 0)
+        return queue_full(c);
     return 0;
+}
+
+/* A held socket was released or went away: once none is held, what was parked goes out. */
+static void conn_unhold(sio_conn *c)
+{
+    if (--c->nheld > 0)
+        return;
+    frame *f;
+    while ((f = fq_pop(&c->parked))) {
+        int rc = conn_push(c, f, true);
+        frame_unref(f);
+        if (rc < 0)
+            break;
+    }
 }
 
 int sio_conn_send(sio_conn *c, frame *f)
@@ -316,6 +351,10 @@ static sio_sock *sock_new(sio_conn *c, int nsp)
 static void sock_free(sio_sock *s, const char *reason)
 {
     sio_server *srv = s->conn->srv;
+    if (s->held) {
+        s->held = false;
+        conn_unhold(s->conn);
+    }
     if (s->announced && srv->on_disconnect)
         srv->on_disconnect(s, reason, srv->on_disconnect_ud);
     while (s->ngroups)
@@ -445,6 +484,7 @@ static int send_connect_error(sio_conn *c, const char *nsp, const char *message)
     return send_owned(c, f);
 }
 
+/* The CONNECT reply is never parked: it is what ends the parking. */
 static int send_connect_ok(sio_sock *s)
 {
     cJSON *ok = cJSON_CreateObject();
@@ -454,7 +494,11 @@ static int send_connect_ok(sio_sock *s)
     }
     frame *f = sio_frame_packet(SIO_CONNECT, sio_sock_nsp(s), SIO_NO_ACK, 0, ok);
     cJSON_Delete(ok);
-    return send_owned(s->conn, f);
+    if (!f)
+        return -1;
+    int rc = conn_push(s->conn, f, false);
+    frame_unref(f);
+    return rc;
 }
 
 /* A reply could not be queued: the connection is closing already (its queue overflowed, or a
@@ -492,6 +536,7 @@ static int receive_connect(sio_conn *c, sio_packet *p, const char **reason)
     c->connect_deadline = 0;
     if (rc == SIO_CONNECT_HOLD) {
         s->held = true;
+        c->nheld++;
         return 0;
     }
     if (send_connect_ok(s) < 0)
@@ -506,7 +551,9 @@ int sio_sock_release(sio_sock *s)
     if (!s->held)
         return 0;
     s->held = false;
-    if (send_connect_ok(s) < 0)
+    int rc = send_connect_ok(s);
+    conn_unhold(s->conn);
+    if (rc < 0)
         return -1;
     sio_server *srv = s->conn->srv;
     if (srv->on_connected)

@@ -58,6 +58,11 @@ struct sio_conn {
     sio_sock *socks;
     uint64_t connect_deadline; /* 0 once a namespace was joined */
     bool closing;
+    /* Sockets whose CONNECT reply is held (SIO_CONNECT_HOLD), and what the connection was to
+     * send meanwhile: parked, so that a client hears nothing of a namespace before its CONNECT
+     * reply, then sent in order right after it. */
+    uint32_t nheld;
+    fq parked;
     void *data; /* the handlers' (sio_conn_set_data) */
     /* A BINARY_* packet waiting for its attachments (spec: "Binary packets"); NULL almost
      * always, so it lives on the heap rather than in every connection. */

@@ -222,8 +222,12 @@ static void test_connect_held(void **state)
     assert_int_equal(feed(c, "0", 2), 0);
     assert_null(next_out(c));
     assert_int_equal(connected, 0);
+    /* What is sent to a held socket waits for its CONNECT reply. */
+    assert_int_equal(sio_emit(held_sock, "early", NULL, NULL), 0);
+    assert_null(next_out(c));
     assert_int_equal(sio_sock_release(held_sock), 0);
     assert_string_equal(next_out(c), "40{\"sid\":\"id000000000000000000\"}");
+    assert_string_equal(next_out(c), "42[\"early\"]");
     assert_string_equal(next_out(c), "42[\"auth\",{}]");
     assert_int_equal(connected, 1);
     assert_int_equal(sio_sock_release(held_sock), 0); /* released once */

@@ -60,10 +60,11 @@ typedef void (*sio_event_fn)(sio_sock *s, const char *event, cJSON *args, const 
  * emit: the CONNECT reply has not been sent yet. It may close the connection
  * (sio_sock_disconnect) and refuse: no CONNECT_ERROR is sent then.
  * Or return SIO_CONNECT_HOLD to accept and hold the reply until sio_sock_release(): until then
- * the socket exists (its events reach the handlers, messages to its groups are sent, which a
- * client buffers until it is connected, and the disconnect hook will run) but the client is not
- * yet told it is connected. The daemon holds it until the store has registered the socket, so that
- * a client that sees "connected" is counted online everywhere. */
+ * the socket exists (its events reach the handlers, it may join groups, the disconnect hook will
+ * run) but the client is not yet told it is connected, and hears nothing: what the connection is
+ * to send meanwhile (to any of its sockets) is parked, within the send queue's limits, and goes
+ * out right after the CONNECT reply. The daemon holds it until the store has registered the socket,
+ * so that a client that sees "connected" is counted online everywhere. */
 typedef int (*sio_connect_fn)(sio_sock *s, cJSON *auth, const char **reject, void *ud);
 #define SIO_CONNECT_HOLD 1
 /* A socket was accepted and its CONNECT reply queued; it may emit now. `auth` is NULL when the
