@@ -1,5 +1,6 @@
 /* redis_slot — hash slots, redirections and the slot map (see presenced/codec/redis_slot.h). */
 #include "presenced/codec/redis_slot.h"
+#include "presenced/codec/vec.h"
 
 #include <stdbool.h>
 #include <stdio.h>
@@ -111,14 +112,8 @@ static int node_index(redis_slotmap *m, const char *host, uint16_t port)
         return i;
     if (m->nnodes == REDIS_SLOTS)
         return -1;
-    if (m->nnodes == m->cap) {
-        size_t cap = m->cap ? m->cap * 2 : 4;
-        addr_redis_node *nodes = realloc(m->nodes, cap * sizeof(*nodes));
-        if (!nodes)
-            return -1;
-        m->nodes = nodes;
-        m->cap = cap;
-    }
+    if (VEC_RESERVE(m->nodes, m->nnodes, m->cap, 4) < 0)
+        return -1;
     addr_redis_node *n = &m->nodes[m->nnodes];
     memcpy(n->host, host, strlen(host) + 1);
     n->port = port;

@@ -6,6 +6,7 @@
  * borrowed: they add and remove themselves.
  */
 #include "presenced/io/redis_cluster.h"
+#include "presenced/codec/vec.h"
 
 #include <stdbool.h>
 #include <stdio.h>
@@ -282,14 +283,8 @@ redis_client *rc_node_for(redis_cluster *cl, uint16_t slot)
 
 int rc_view_add(redis_cluster *cl, redis_client *view)
 {
-    if (cl->nviews == cl->capviews) {
-        size_t cap = cl->capviews ? cl->capviews * 2 : 8;
-        redis_client **v = realloc(cl->views, cap * sizeof(*v));
-        if (!v)
-            return -1;
-        cl->views = v;
-        cl->capviews = cap;
-    }
+    if (VEC_RESERVE(cl->views, cl->nviews, cl->capviews, 8) < 0)
+        return -1;
     cl->views[cl->nviews++] = view;
     return 0;
 }

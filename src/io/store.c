@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "presenced/core/metrics_def.h"
+#include "presenced/codec/vec.h"
 #include "store_impl.h"
 
 const char *store_strerror(int err)
@@ -250,14 +251,8 @@ int store_truth_add(store_truth *t, const char *sid, const char *user, const cha
         return t->err;
     if (t->keep && !t->keep(sid, user, t->keep_ud))
         return STORE_OK;
-    if (t->n == t->cap) {
-        size_t ncap = t->cap ? t->cap * 2 : 64;
-        store_truth_sock *nv = realloc(t->v, ncap * sizeof(*nv));
-        if (!nv)
-            return t->err = STORE_ERR_NOMEM;
-        t->v = nv;
-        t->cap = ncap;
-    }
+    if (VEC_RESERVE(t->v, t->n, t->cap, 64) < 0)
+        return t->err = STORE_ERR_NOMEM;
     store_truth_sock *k = &t->v[t->n];
     bool failed = false;
     *k = (store_truth_sock){.sid = dup_opt(sid, &failed),

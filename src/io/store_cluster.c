@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include "presenced/codec/pres_event.h"
+#include "presenced/codec/vec.h"
 #include "presenced/codec/redis_slot.h"
 #include "presenced/core/map.h"
 #include "presenced/io/host.h"
@@ -160,14 +161,8 @@ static void forward(store_cluster *sc, pres_event *ev)
 
 static int hold(store_cluster *sc, const pres_event *ev, unsigned k)
 {
-    if (sc->nheld == sc->capheld) {
-        size_t cap = sc->capheld ? sc->capheld * 2 : 64;
-        sc_ev *v = realloc(sc->held, cap * sizeof(*v));
-        if (!v)
-            return -1;
-        sc->held = v;
-        sc->capheld = cap;
-    }
+    if (VEC_RESERVE(sc->held, sc->nheld, sc->capheld, 64) < 0)
+        return -1;
     if (ev_copy(&sc->held[sc->nheld].ev, ev) < 0)
         return -1;
     sc->held[sc->nheld++].k = k;
@@ -407,15 +402,9 @@ static void on_snap_part(int err, const store_user *users, size_t n, const char 
         for (size_t i = 0; i < n && !s->err; i++) {
             size_t at = s->kind == SNAP_USERS ? sp->index[i] : s->ngot;
             if (s->kind == SNAP_MEMBERS) {
-                if (s->ngot == s->capgot) {
-                    size_t cap = s->capgot ? s->capgot * 2 : 16;
-                    sc_user_copy *g = realloc(s->got, cap * sizeof(*g));
-                    if (!g) {
-                        s->err = STORE_ERR_NOMEM;
-                        break;
-                    }
-                    s->got = g;
-                    s->capgot = cap;
+                if (VEC_RESERVE(s->got, s->ngot, s->capgot, 16) < 0) {
+                    s->err = STORE_ERR_NOMEM;
+                    break;
                 }
                 s->ngot++;
             }
@@ -744,14 +733,8 @@ static void all_answer(sc_all *a, int err)
 
 static int all_add_user(sc_all *a, const char *user)
 {
-    if (a->nusers == a->capusers) {
-        size_t cap = a->capusers ? a->capusers * 2 : 16;
-        char **v = realloc(a->users, cap * sizeof(*v));
-        if (!v)
-            return -1;
-        a->users = v;
-        a->capusers = cap;
-    }
+    if (VEC_RESERVE(a->users, a->nusers, a->capusers, 16) < 0)
+        return -1;
     if (!(a->users[a->nusers] = strdup(user)))
         return -1;
     a->nusers++;
@@ -967,15 +950,9 @@ static void on_deliver_part(int err, const pres_event *evs, size_t n, void *ud)
     unsigned k = dp->k;
     free(dp);
     for (size_t i = 0; !err && i < n; i++) {
-        if (a->nevs == a->capevs) {
-            size_t cap = a->capevs ? a->capevs * 2 : 32;
-            pres_event *v = realloc(a->evs, cap * sizeof(*v));
-            if (!v) {
-                err = STORE_ERR_NOMEM;
-                break;
-            }
-            a->evs = v;
-            a->capevs = cap;
+        if (VEC_RESERVE(a->evs, a->nevs, a->capevs, 32) < 0) {
+            err = STORE_ERR_NOMEM;
+            break;
         }
         pres_event *e = &a->evs[a->nevs];
         if (ev_copy(e, &evs[i]) < 0) {
