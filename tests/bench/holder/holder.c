@@ -15,8 +15,9 @@
  *   again, up to ROUNDS more times, as reconnecting clients would.
  * Prints "ready <connected> <failed> <retried>" once every connect settled (retried: connects
  * that failed and were started again). Then answers each line on stdin:
- *   count -> {"connected","dropped","frames","online","offline","first","last"} (first/last: the
- *            arrival of the first/last event since the last reset, ms since the epoch)
+ *   count -> {"connected","dropped","frames","online","offline","first","last","dropped_why"}
+ *            (first/last: the arrival of the first/last event since the last reset, ms since the
+ *            epoch; dropped_why: {reason: count} of the connections that ended once connected)
  *   reset -> {"ok":true}, and the event counters start again from zero
  *   times PATH -> {"ok":true,"written":K}: PATH gets a line "<i> <ms>" for each connection i
  *            that is open now, ms (since the epoch) when its Socket.IO CONNECT was answered
@@ -95,6 +96,15 @@ struct conn {
     struct frag *frag;
 };
 
+/* Counts per reason, the first MAX_REASONS distinct reasons by name, the rest together. */
+struct tally {
+    struct {
+        char text[REASON_LEN + 1];
+        uint32_t count;
+    } reasons[MAX_REASONS];
+    uint32_t other;
+};
+
 static struct {
     struct sockaddr_in addr;
     char host[300];                  /* the Host header: the URL's authority */
@@ -112,11 +122,7 @@ static struct {
     double first, last;
     double now; /* wall clock of the current read batch; 0 until an event needs it */
     uint64_t rng;
-    struct {
-        char text[REASON_LEN + 1];
-        uint32_t count;
-    } reasons[MAX_REASONS];
-    uint32_t other_reasons;
+    struct tally failures, drops; /* why connects failed; why connected sockets ended */
 } H;
 
 static const char ONLINE[] = "42[\"presence:online\"";
@@ -199,19 +205,33 @@ static bool is_open(const struct conn *c)
     return c->state >= ST_TCP && c->state <= ST_CONNECTED;
 }
 
-static void note_reason(const char *why)
+static void tally_note(struct tally *t, const char *why)
 {
     char text[REASON_LEN + 1];
     snprintf(text, sizeof text, "%s", why);
     for (int i = 0; i < MAX_REASONS; i++) {
-        if (!H.reasons[i].text[0])
-            memcpy(H.reasons[i].text, text, sizeof text);
-        if (strcmp(H.reasons[i].text, text) == 0) {
-            H.reasons[i].count++;
+        if (!t->reasons[i].text[0])
+            memcpy(t->reasons[i].text, text, sizeof text);
+        if (strcmp(t->reasons[i].text, text) == 0) {
+            t->reasons[i].count++;
             return;
         }
     }
-    H.other_reasons++;
+    t->other++;
+}
+
+/* The tally as a JSON object: {"reason":count,...}. */
+static void tally_print(FILE *f, const struct tally *t)
+{
+    fputc('{', f);
+    for (int i = 0; i < MAX_REASONS && t->reasons[i].count; i++) {
+        char esc[REASON_LEN * 6 + 1];
+        json_escape(esc, t->reasons[i].text, strlen(t->reasons[i].text));
+        fprintf(f, "%s\"%s\":%u", i ? "," : "", esc, t->reasons[i].count);
+    }
+    if (t->other)
+        fprintf(f, "%s\"other\":%u", t->reasons[0].count ? "," : "", t->other);
+    fputc('}', f);
 }
 
 static void conn_release(struct conn *c)
@@ -232,10 +252,11 @@ static void conn_release(struct conn *c)
 static void conn_end(struct conn *c, const char *why)
 {
     if (c->state == ST_CONNECTED) {
+        tally_note(&H.drops, why);
         H.dropped++;
         c->state = ST_DROPPED;
     } else if (is_open(c)) {
-        note_reason(why);
+        tally_note(&H.failures, why);
         H.failed++;
         H.inflight--;
         c->state = ST_FAILED;
@@ -772,7 +793,8 @@ static void conn_readable(struct conn *c)
             return;
         }
         if (n == 0) {
-            conn_end(c, "closed before connect");
+            conn_end(c, c->state == ST_CONNECTED ? "closed by the server without a close frame"
+                                                 : "closed before connect");
             return;
         }
         H.now = 0; /* one clock reading per read, taken by the first event in it */
@@ -825,9 +847,11 @@ static void command(char *line)
         line++;
     if (strcmp(line, "count") == 0) {
         printf("{\"connected\":%u,\"dropped\":%u,\"frames\":%llu,\"online\":%llu,\"offline\":%llu,"
-               "\"first\":%.3f,\"last\":%.3f}\n",
+               "\"first\":%.3f,\"last\":%.3f,\"dropped_why\":",
                H.connected - H.dropped, H.dropped, (unsigned long long)H.frames,
                (unsigned long long)H.online, (unsigned long long)H.offline, H.first, H.last);
+        tally_print(stdout, &H.drops);
+        printf("}\n");
     } else if (strncmp(line, "times ", 6) == 0) {
         write_times(line + 6);
     } else if (strcmp(line, "reset") == 0) {
@@ -888,15 +912,9 @@ static int poll_once(int timeout_ms)
 
 static void print_reasons(void)
 {
-    fprintf(stderr, "presenced-bench-holder: %u of %u failed: {", H.failed, H.n);
-    for (int i = 0; i < MAX_REASONS && H.reasons[i].count; i++) {
-        char esc[REASON_LEN * 6 + 1];
-        json_escape(esc, H.reasons[i].text, strlen(H.reasons[i].text));
-        fprintf(stderr, "%s\"%s\":%u", i ? "," : "", esc, H.reasons[i].count);
-    }
-    if (H.other_reasons)
-        fprintf(stderr, "%s\"other\":%u", H.reasons[0].count ? "," : "", H.other_reasons);
-    fprintf(stderr, "}\n");
+    fprintf(stderr, "presenced-bench-holder: %u of %u failed: ", H.failed, H.n);
+    tally_print(stderr, &H.failures);
+    fputc('\n', stderr);
 }
 
 /* Opens the N connections, `concurrency` in flight, until each connected or failed. */
