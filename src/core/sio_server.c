@@ -719,6 +719,15 @@ int sio_conn_tick(sio_conn *c, uint64_t now, const char **reason)
     return 0;
 }
 
+bool sio_conn_expiring(const sio_conn *c, uint64_t now)
+{
+    if (c->eio.awaiting_pong && now >= c->eio.deadline)
+        return true;
+    if (c->connect_deadline && now >= c->connect_deadline)
+        return true;
+    return c->pending && now >= c->pending->deadline;
+}
+
 uint64_t sio_conn_deadline(const sio_conn *c)
 {
     uint64_t d = c->eio.deadline;

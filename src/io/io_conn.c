@@ -18,6 +18,37 @@ static void make_id(char out[SIO_ID_LEN + 1], void *ud)
     host_random_id(out, SIO_ID_LEN);
 }
 
+static void poll_mark_cb(uv_prepare_t *h)
+{
+    io_server *srv = h->data;
+    uv_update_time(srv->loop);
+    srv->polled_at = uv_now(srv->loop);
+}
+
+void io_conn_watch_init(io_server *srv)
+{
+    uv_prepare_init(srv->loop, &srv->poll_mark);
+    srv->poll_mark.data = srv;
+    uv_prepare_start(&srv->poll_mark, poll_mark_cb);
+    uv_unref((uv_handle_t *)&srv->poll_mark);
+}
+
+void io_conn_watch_close(io_server *srv)
+{
+    uv_prepare_stop(&srv->poll_mark);
+    uv_close((uv_handle_t *)&srv->poll_mark, NULL);
+}
+
+/* A deadline the loop has not polled for I/O since is not judged yet. Timers run before the poll
+ * in each loop turn, so after a turn that kept the loop busy (a connect storm) or a stretch in
+ * which the host gave this process no CPU, the pong or packet a session waits for may already
+ * sit in its socket, unread: closing it then would drop a live client for the daemon's own
+ * slowness. The verdict waits for one poll begun at or after the deadline. */
+static bool conn_judged_too_early(io_conn *c, uint64_t now)
+{
+    return c->srv->polled_at < sio_conn_deadline(c->sc) && sio_conn_expiring(c->sc, now);
+}
+
 static void conn_timer_cb(uv_timer_t *t)
 {
     io_conn *c = t->data;
@@ -25,8 +56,13 @@ static void conn_timer_cb(uv_timer_t *t)
         io_conn_destroy(c);
         return;
     }
+    uint64_t now = uv_now(c->srv->loop);
+    if (conn_judged_too_early(c, now)) {
+        later_timer(&c->timer, conn_timer_cb, 1);
+        return;
+    }
     const char *reason = NULL;
-    if (sio_conn_tick(c->sc, uv_now(c->srv->loop), &reason) < 0) {
+    if (sio_conn_tick(c->sc, now, &reason) < 0) {
         c->reason = reason;
         io_conn_destroy(c);
         return;

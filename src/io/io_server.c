@@ -323,6 +323,7 @@ io_server *io_server_new(uv_loop_t *loop, const io_server_opts *opts)
     }
     io_poll_init(srv);
     io_flush_init(srv);
+    io_conn_watch_init(srv);
     return srv;
 }
 
@@ -347,6 +348,7 @@ void io_server_shutdown(io_server *srv)
     io_poll_close(srv);
     io_listen_close(srv);
     io_flush_close(srv);
+    io_conn_watch_close(srv);
 }
 
 void io_server_free(io_server *srv)

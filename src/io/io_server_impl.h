@@ -150,6 +150,8 @@ struct io_server {
     uv_check_t flush_check; /* runs the flush after each iteration's I/O callbacks */
     uv_idle_t flush_idle;   /* active while the list is not empty: the loop must not block */
     uint8_t *batch;         /* LWS_PRE + IO_WS_BATCH bytes: frames coalesced into one send */
+    uv_prepare_t poll_mark; /* notes polled_at before each poll for I/O (io_conn.c) */
+    uint64_t polled_at;     /* loop time (ms) when the last poll for I/O began */
     uv_timer_t sweep;
     uv_poll_t listener;               /* shared_listener: readable when connections wait */
     int own_listen_fd;                /* a listening socket made here (proxy_protocol), else -1 */
@@ -286,6 +288,9 @@ int io_http_route(io_server *srv, struct lws *wsi, io_pss *pss);
 
 /* ---- io_conn.c ---- */
 
+/* Start and stop noting when the loop begins each poll for I/O (srv->polled_at). */
+void io_conn_watch_init(io_server *srv);
+void io_conn_watch_close(io_server *srv);
 /* The hooks the Socket.IO core calls back through. */
 sio_io_ops io_conn_ops(void);
 /* A new session on `transport`, opened by the request `wsi` (for the client's address),

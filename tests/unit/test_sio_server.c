@@ -350,16 +350,24 @@ static void test_timeouts(void **state)
     sio_server *srv = server(100);
     const char *reason = NULL;
     sio_conn *c = sio_conn_new(srv, "FFFFFFFFFFFFFFFFFFFF", EIO_TRANSPORT_WEBSOCKET, NULL, 0);
-    /* The ping (at 300) comes before the connect deadline (1000). */
+    /* The ping (at 300) comes before the connect deadline (1000); sending it closes nothing. */
     assert_int_equal(sio_conn_deadline(c), 300);
+    assert_false(sio_conn_expiring(c, 300));
     assert_int_equal(sio_conn_tick(c, 300, &reason), 0);
     assert_string_equal(next_out(c), "2");
+    /* Awaiting the pong (ping_timeout 200): the deadline at 500 would close. */
+    assert_false(sio_conn_expiring(c, 499));
+    assert_true(sio_conn_expiring(c, 500));
+    assert_int_equal(sio_conn_deadline(c), 500);
     eio_packet pong = {.type = EIO_PONG};
     eio_session_receive(sio_conn_session(c), EIO_TRANSPORT_WEBSOCKET, &pong, 400);
+    assert_false(sio_conn_expiring(c, 500));
     assert_int_equal(sio_conn_deadline(c), 700);
     assert_int_equal(sio_conn_tick(c, 999, &reason), 0);
     assert_string_equal(next_out(c), "2");
     assert_int_equal(sio_conn_deadline(c), 1000);
+    assert_false(sio_conn_expiring(c, 999));
+    assert_true(sio_conn_expiring(c, 1000)); /* no CONNECT in time */
     assert_int_equal(sio_conn_tick(c, 1000, &reason), -1);
     assert_non_null(strstr(reason, "CONNECT"));
     sio_conn_free(c, "test");
@@ -372,6 +380,8 @@ static void test_timeouts(void **state)
     eio_session_receive(sio_conn_session(c), EIO_TRANSPORT_WEBSOCKET, &pong, 400);
     /* attachment_timeout = 500 after the packet at 100 */
     assert_int_equal(sio_conn_deadline(c), 600);
+    assert_false(sio_conn_expiring(c, 599));
+    assert_true(sio_conn_expiring(c, 600));
     assert_int_equal(sio_conn_tick(c, 600, &reason), -1);
     assert_non_null(strstr(reason, "attachments"));
     sio_conn_free(c, "test");

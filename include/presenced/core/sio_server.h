@@ -130,6 +130,9 @@ int sio_conn_receive(sio_conn *c, const eio_packet *p, uint64_t now, const char 
 int sio_conn_tick(sio_conn *c, uint64_t now, const char **reason);
 /* The earliest time sio_conn_tick() has work to do. */
 uint64_t sio_conn_deadline(const sio_conn *c);
+/* True when sio_conn_tick() at `now` would close the connection for a deadline it waited on
+ * (no pong, no CONNECT, attachments missing); the session is not changed. */
+bool sio_conn_expiring(const sio_conn *c, uint64_t now);
 /* Queue a frame on the connection and wake io; closes a slow reader whose queue is full.
  * Returns 0 or -1. */
 int sio_conn_send(sio_conn *c, frame *f);
