@@ -15,11 +15,14 @@
 # (none may have dropped).
 #
 # Usage: tests/bench/scale.sh [--n 100000] [--workers W] [--holders H] [--idle 30] [--sysctl]
+#                             [--retry 20] [--set KEY=VALUE ...]
 #   --workers, --holders: default max(6, N / 16,000 rounded up), so that each process stays
 #   under a 20,000-descriptor limit. --idle: seconds held before the count (300 for the
 #   five-minute hold). --sysctl: raise the host's limits first (root; see scale_sysctl in
 #   scale-lib.sh and docs/operations.md); the script checks them either way and says what is
-#   short.
+#   short. --retry: a connect that fails or gets no answer in 20 s is made again, as a client
+#   would, up to this many rounds (0: counted as failed at once). --set: a presenced setting on
+#   top of the script's (repeatable), e.g. --set instance_lease=30.
 #   PRESENCED_BIN: the daemon to run (default: a RelWithDebInfo build in ./build)
 #   HOLDER_BIN:    the holder (default: built in ./build-bench, as scripts/bench does)
 #   SCALE_OUT:     a directory to keep the logs in (presenced.log, redis.log, the holders' output)
@@ -32,6 +35,8 @@ workers=
 holders=
 idle=30
 sysctl=
+retry=20
+sets=()
 while [ $# -gt 0 ]; do
     case $1 in
         --n) n=$2; shift 2 ;;
@@ -39,6 +44,8 @@ while [ $# -gt 0 ]; do
         --holders) holders=$2; shift 2 ;;
         --idle) idle=$2; shift 2 ;;
         --sysctl) sysctl=1; shift ;;
+        --retry) retry=$2; shift 2 ;;
+        --set) sets+=(--set "$2"); shift 2 ;;
         -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
@@ -60,7 +67,7 @@ if [ -n "$sysctl" ]; then scale_sysctl "$n"; fi
 scale_limits "$n" "$workers" "$holders"
 scale_build
 scale_redis
-scale_presenced "$workers" "$n" 10
+scale_presenced "$workers" "$n" 10 "${sets[@]}"
 rss_before=0
 for p in "${wpids[@]}"; do rss_before=$((rss_before + $(rss_kb "$p"))); done
 scale_sources "$holders" "$workers"
@@ -71,16 +78,19 @@ echo "presenced: workers=$workers store=redis broadcast=scoped max_connections=$
 echo "load: $n identified WebSocket connections from $holders holders"
 start=$(date +%s.%N)
 for ((h = 0; h < holders; h++)); do
-    scale_holder "$h" $((n / holders + (h < n % holders ? 1 : 0))) "s$h-" "${sources[$h]}"
+    scale_holder "$h" $((n / holders + (h < n % holders ? 1 : 0))) "s$h-" "${sources[$h]}" \
+        --retry "$retry"
 done
 for ((h = 0; h < holders; h++)); do scale_holder_ready "$h"; done
 end=$(date +%s.%N)
 connected=0
 failed=0
+retried=0
 for ((h = 0; h < holders; h++)); do
-    read -r _ c f _ < <(grep '^ready' "$tmp/out.$h")
+    read -r _ c f r < <(grep '^ready' "$tmp/out.$h")
     connected=$((connected + c))
     failed=$((failed + f))
+    retried=$((retried + ${r:-0}))
     worker_of "${sources[$h]}" "$workers"
     printf 'holder %d  source %-13s  worker %d  connected %6d  failed %d\n' "$h" "${sources[$h]}" \
         "$worker" "$c" "$f"
@@ -88,7 +98,7 @@ for ((h = 0; h < holders; h++)); do
 done
 wall=$(awk -v s="$start" -v e="$end" 'BEGIN {printf "%.2f", e - s}')
 echo "connected $connected, failed $failed in ${wall} s: $(awk -v c="$connected" -v w="$wall" \
-    'BEGIN {printf "%.0f", c / w}') connections/s"
+    'BEGIN {printf "%.0f", c / w}') connections/s ($retried connects retried)"
 
 sleep 3
 rss_after=0
