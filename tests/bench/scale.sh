@@ -15,13 +15,15 @@
 # (none may have dropped).
 #
 # Usage: tests/bench/scale.sh [--n 100000] [--workers W] [--holders H] [--idle 30] [--sysctl]
-#                             [--retry 20] [--set KEY=VALUE ...]
+#                             [--retry 20] [--concurrency 200] [--set KEY=VALUE ...]
 #   --workers, --holders: default max(6, N / 16,000 rounded up), so that each process stays
 #   under a 20,000-descriptor limit. --idle: seconds held before the count (300 for the
 #   five-minute hold). --sysctl: raise the host's limits first (root; see scale_sysctl in
 #   scale-lib.sh and docs/operations.md); the script checks them either way and says what is
 #   short. --retry: a connect that fails or gets no answer in 20 s is made again, as a client
-#   would, up to this many rounds (0: counted as failed at once). --set: a presenced setting on
+#   would, up to this many rounds (0: counted as failed at once). --concurrency: connects in
+#   flight per holder (a million on two cores: 40, since more only queue up behind what the
+#   workers can answer and time out into retries). --set: a presenced setting on
 #   top of the script's (repeatable), e.g. --set instance_lease=30.
 #   PRESENCED_BIN: the daemon to run (default: a RelWithDebInfo build in ./build)
 #   HOLDER_BIN:    the holder (default: built in ./build-bench, as scripts/bench does)
@@ -36,6 +38,7 @@ holders=
 idle=30
 sysctl=
 retry=20
+concurrency=200
 sets=()
 while [ $# -gt 0 ]; do
     case $1 in
@@ -45,6 +48,7 @@ while [ $# -gt 0 ]; do
         --idle) idle=$2; shift 2 ;;
         --sysctl) sysctl=1; shift ;;
         --retry) retry=$2; shift 2 ;;
+        --concurrency) concurrency=$2; shift 2 ;;
         --set) sets+=(--set "$2"); shift 2 ;;
         -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
@@ -79,7 +83,7 @@ echo "load: $n identified WebSocket connections from $holders holders"
 start=$(date +%s.%N)
 for ((h = 0; h < holders; h++)); do
     scale_holder "$h" $((n / holders + (h < n % holders ? 1 : 0))) "s$h-" "${sources[$h]}" \
-        --retry "$retry"
+        --retry "$retry" --concurrency "$concurrency"
 done
 for ((h = 0; h < holders; h++)); do scale_holder_ready "$h"; done
 end=$(date +%s.%N)
