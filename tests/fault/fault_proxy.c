@@ -313,6 +313,12 @@ static void run(void *arg)
 
 fault_proxy *fault_proxy_start(const char *host, int port, int listen_port)
 {
+    return fault_proxy_start_on(host, port, "127.0.0.1", listen_port);
+}
+
+fault_proxy *fault_proxy_start_on(const char *host, int port, const char *listen_host,
+                                  int listen_port)
+{
     fault_proxy *fp = calloc(1, sizeof(*fp));
     if (!fp || uv_loop_init(&fp->loop) < 0) {
         free(fp);
@@ -325,10 +331,11 @@ fault_proxy *fault_proxy_start(const char *host, int port, int listen_port)
     uv_async_init(&fp->loop, &fp->wake, on_wake);
     fp->wake.data = fp;
     struct sockaddr_in addr;
-    uv_ip4_addr("127.0.0.1", listen_port, &addr);
+    if (uv_ip4_addr(listen_host, listen_port, &addr) < 0)
+        listen_host = NULL;
     struct sockaddr_storage bound;
     int len = sizeof(bound);
-    if (uv_tcp_bind(&fp->server, (const struct sockaddr *)&addr, 0) < 0 ||
+    if (!listen_host || uv_tcp_bind(&fp->server, (const struct sockaddr *)&addr, 0) < 0 ||
         uv_listen((uv_stream_t *)&fp->server, 128, on_accept) < 0 ||
         uv_tcp_getsockname(&fp->server, (struct sockaddr *)&bound, &len) < 0) {
         uv_close((uv_handle_t *)&fp->server, NULL);

@@ -27,6 +27,10 @@ typedef enum fault_mode {
 
 /* Listen on 127.0.0.1 (port 0: a free one) and forward to host:port. NULL on failure. */
 fault_proxy *fault_proxy_start(const char *host, int port, int listen_port);
+/* The same, listening on listen_host (an IPv4 address: any of 127.0.0.0/8 on loopback, so that
+ * proxies of one port on several addresses each take their own clients). */
+fault_proxy *fault_proxy_start_on(const char *host, int port, const char *listen_host,
+                                  int listen_port);
 /* The port it listens on. */
 int fault_proxy_port(const fault_proxy *fp);
 /* Change the mode (delay_ms is used by FAULT_DELAY); returns once the proxy's thread has applied

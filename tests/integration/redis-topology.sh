@@ -6,17 +6,21 @@
 #   sentinel  a primary, two replicas and three sentinels watching it as "presenced";
 #   cluster   a Redis Cluster of three primaries (the 16384 slots split evenly) with one replica
 #             each.
-# Failure detection is fast (2 s) so that failover tests take seconds.
+# Failure detection is fast (2 s, REDIS_TOPOLOGY_DOWN_MS) so that failover tests take seconds.
 #
 # Usage: redis-topology.sh start single|sentinel|cluster DIR
 #            prints the redis URL for presenced on stdout once the set-up is ready, and writes
 #            DIR/topology.json: {"kind", "url", "nodes": [{"role", "port", "pid"}...]} (roles:
 #            primary, replica, sentinel); DIR/<port>/ holds each process's files and log.
-#        redis-topology.sh down DIR
-#            stops the data nodes (SIGTERM), leaving the sentinels up: Redis is down;
-#        redis-topology.sh up DIR
-#            starts the data nodes again on their ports, empty (a cluster node keeps its
-#            nodes.conf, so the cluster comes back with its slots), and waits until ready;
+#        redis-topology.sh down DIR [--save]
+#            stops the data nodes, leaving the sentinels up: Redis is down; with --save each
+#            writes its data first (SHUTDOWN SAVE), else it is gone (SIGTERM, its dump removed);
+#        redis-topology.sh up DIR [--empty]
+#            starts the data nodes again on their ports, with what down --save kept (--empty: not
+#            even that; a cluster node keeps its nodes.conf, so the cluster comes back with its
+#            slots), and waits until ready;
+#        redis-topology.sh config DIR PORT NAME VALUE [NAME VALUE...]
+#            CONFIG SET on the data node at PORT, kept when up starts it again;
 #        redis-topology.sh stop DIR
 #            stops every process the start recorded (SIGTERM, then SIGKILL) and keeps DIR;
 #        redis-topology.sh run single|sentinel|cluster COMMAND [ARGS...]
@@ -27,7 +31,7 @@
 set -euo pipefail
 
 MASTER=presenced
-DOWN_MS=2000
+DOWN_MS=${REDIS_TOPOLOGY_DOWN_MS:-2000}
 DEADLINE_S=20
 
 die() {
@@ -249,16 +253,35 @@ show_logs() {
     done
 }
 
-# Stops the data nodes (not the sentinels) and waits until they have exited.
-down_all() {
-    local role port pid
+# Stops the data nodes (not the sentinels) and waits until they have exited. With "--save" each
+# writes its data to its dump first, for up to load; else the dump (a replica's full sync leaves
+# one) is removed, so that up starts it empty.
+down_all() { # [--save]
+    local save=${1:-} role port pid
     while read -r role port pid; do
-        [ "$role" = sentinel ] || kill "$pid" 2>/dev/null || true
+        [ "$role" = sentinel ] && continue
+        if [ "$save" = --save ]; then
+            cli "$port" shutdown save >/dev/null || true
+        else
+            kill "$pid" 2>/dev/null || true
+        fi
     done <"$dir/procs"
     while read -r role port pid; do
         [ "$role" = sentinel ] && continue
         while kill -0 "$pid" 2>/dev/null; do sleep 0.05; done
+        [ "$save" = --save ] || rm -f "$dir/$port/dump.rdb"
     done <"$dir/procs"
+}
+
+# CONFIG SET on one data node, and the same arguments for its next start.
+config_node() { # port, name value...
+    local port=$1
+    shift
+    [ "$(cli "$port" config set "$@")" = OK ] || die "CONFIG SET $* refused on port $port"
+    while [ $# -ge 2 ]; do
+        printf -- '--%s %q ' "$1" "$2" >>"$dir/$port/args"
+        shift 2
+    done
 }
 
 # Starts again the data nodes (of `role` only, if given) that are not running, with the
@@ -303,8 +326,13 @@ wait_plain() { # what, command...
 # Sentinel the primary comes back first, and the replicas once every sentinel holds it up again:
 # a replica back while the sentinels still held the primary down could be promoted, a failover
 # nobody asked for (and a second loss of data, as the replica is as empty as the primary).
-up_all() {
+up_all() { # [--empty]
     local role port pid
+    if [ "${1:-}" = --empty ]; then
+        while read -r role port pid; do
+            [ "$role" = sentinel ] || rm -f "$dir/$port/dump.rdb"
+        done <"$dir/procs"
+    fi
     if [ "$kind" = sentinel ]; then
         restart_nodes primary
         while read -r role port pid; do
@@ -327,7 +355,7 @@ up_all() {
     write_json
 }
 
-usage() { die "usage: $0 start single|sentinel|cluster DIR | down DIR | up DIR | stop DIR | run KIND COMMAND..."; }
+usage() { die "usage: $0 start single|sentinel|cluster DIR | down DIR [--save] | up DIR [--empty] | config DIR PORT NAME VALUE... | stop DIR | run KIND COMMAND..."; }
 
 if [ "${1:-}" = run ]; then
     [ $# -ge 3 ] || usage
@@ -346,16 +374,26 @@ if [ "${1:-}" = run ]; then
 fi
 
 case ${1:-} in
-    stop | down | up)
-        [ $# -eq 2 ] || usage
+    stop | down | up | config)
+        verb=$1
+        [ $# -ge 2 ] || usage
         dir=$2
+        shift 2
+        case $verb:$# in
+            stop:0 | down:0 | up:0) ;;
+            down:1) [ "$1" = --save ] || usage ;;
+            up:1) [ "$1" = --empty ] || usage ;;
+            config:*) [ $# -ge 3 ] && [ $(($# % 2)) -eq 1 ] || usage ;;
+            *) usage ;;
+        esac
         [ -f "$dir/topology.json" ] || die "no topology in $dir"
         kind=$(sed -n 's/^{"kind":"\([a-z]*\)".*/\1/p' "$dir/topology.json")
         url=$(sed -n 's/^{"kind":"[a-z]*","url":"\([^"]*\)".*/\1/p' "$dir/topology.json")
-        case $1 in
+        case $verb in
             stop) stop_all ;;
-            down) down_all ;;
-            up) up_all ;;
+            down) down_all "$@" ;;
+            up) up_all "$@" ;;
+            config) config_node "$@" ;;
         esac
         exit 0
         ;;

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs the store contract (store_contract.c) against the memory store and against the Redis
 # store, on a throwaway Redis set-up started here (redis-topology.sh: free ports, a temp dir) and
-# stopped on exit: one redis-server, a Sentinel set-up or a Redis Cluster.
+# stopped on exit: one redis-server, a Sentinel set-up or a Redis Cluster. The binary is handed
+# the set-up's directory and script, to put its fault proxies in front of every data node and to
+# stop, restart and flush them.
 # Usage: tests/integration/store_contract.sh <path-to-store_contract> [memory|redis|sentinel|cluster|both]
 #        (default both: memory and redis; extra arguments after the mode go to the binary, e.g.
 #        --filter rooms)
@@ -46,6 +48,9 @@ trap 'exit 143' TERM
 
 topology=single
 [ "$mode" = sentinel ] || [ "$mode" = cluster ] && topology=$mode
-url=$("$here/redis-topology.sh" start "$topology" "$tmp")
-"$bin" --store redis --redis "$url" --topology "$topology" "$@" || status=$?
+# No failover here (redis_failover is about those): the sentinels and the cluster take a node
+# for dead only after a minute, longer than any stall, cut or restart a scenario makes.
+url=$(REDIS_TOPOLOGY_DOWN_MS=60000 "$here/redis-topology.sh" start "$topology" "$tmp")
+"$bin" --store redis --redis "$url" --topology "$topology" \
+    --control "$here/redis-topology.sh" "$tmp" "$@" || status=$?
 exit "$status"
