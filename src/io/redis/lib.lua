@@ -15,13 +15,13 @@ local P, INST, GRACE_MS, RETENTION_S, MAXLEN, INST_TTL_S, LEASE_MS, EPOCH, WEBHO
 local K_INSTANCES, K_GRACE, K_EVENTS, K_N_ONLINE, K_N_ROOMS, K_GEN, K_CARRIED
 -- The calling instance's own keys (k_inst and the others below, for INST), and the TTLs of an
 -- offline record as SET arguments.
-local K_SELF_INST, K_SELF_NSOCKS, K_SELF_EPOCH, PX_GRACE
+local K_SELF_INST, K_SELF_EXTRA, K_SELF_EPOCH, PX_GRACE
 -- Redis's clock, read by now() / now_ms() when needed: ms as a number and as decimal text, and
 -- the first TIME reply of the call (seconds, µs), from which over_budget() counts.
 local NOW, NOW_S, T_SEC, T_US
 local GROUP = 'webhooks' -- the event stream's consumer group for webhook delivery
 local gen_checked, epoch_state
-local k_inst, k_nsocks, k_epoch -- defined below
+local k_inst, k_extra, k_epoch -- defined below
 
 -- Integers as decimal text. Small ones (lengths, counts) come from a table filled as they are
 -- met: Lua would format each one with sprintf, at every call.
@@ -61,8 +61,8 @@ local function begin(args)
     -- Per instance: every state change it sent before this time (ms) has been carried out
     -- (tick.lua).
     K_CARRIED = P .. 'carried'
-    K_SELF_INST, K_SELF_NSOCKS, K_SELF_EPOCH = nil, nil, nil
-    K_SELF_INST, K_SELF_NSOCKS, K_SELF_EPOCH = k_inst(INST), k_nsocks(INST), k_epoch(INST)
+    K_SELF_INST, K_SELF_EXTRA, K_SELF_EPOCH = nil, nil, nil
+    K_SELF_INST, K_SELF_EXTRA, K_SELF_EPOCH = k_inst(INST), k_extra(INST), k_epoch(INST)
 end
 
 -- Redis's clock, so that every instance agrees on deadlines and times. Read once per call, and
@@ -96,10 +96,10 @@ local function idkey(tag, id)
 end
 local function k_user(u) return idkey('u', u) end
 local function k_room(r) return idkey('r', r) end
--- An instance's users (the reap's index), its socket count, its epoch and, while it
--- reconciles, the sockets the reconciliation confirmed.
+-- An instance's users (the reap's index), its sockets beyond each user's first (inst_count), its
+-- epoch and, while it reconciles, the sockets the reconciliation confirmed.
 function k_inst(i) return i == INST and K_SELF_INST or idkey('i', i) end
-function k_nsocks(i) return i == INST and K_SELF_NSOCKS or idkey('n', i) end
+function k_extra(i) return i == INST and K_SELF_EXTRA or idkey('x', i) end
 function k_epoch(i) return i == INST and K_SELF_EPOCH or idkey('e', i) end
 local function k_confirmed(i) return idkey('c', i) end
 
@@ -391,17 +391,35 @@ local function room_del(room, u)
     end
 end
 
--- Instance `i` gained or lost `delta` sockets of the record's user; `had` says whether the user
--- had any socket there before. The index lists users, so it changes only with the first and the
--- last socket.
-local function inst_count(rec, i, delta, had)
-    redis.call('INCRBY', k_nsocks(i), delta == 1 and '1' or num(delta))
-    local has = on_instance(rec, i)
-    if has and not had then
+-- How many of the record's sockets are on instance `i`.
+local function count_on(rec, i)
+    local n = 0
+    for _, s in ipairs(rec.socks) do
+        if s.i == i then n = n + 1 end
+    end
+    return n
+end
+
+-- Instance `i` gained or lost `delta` sockets of the record's user (already in the record). The
+-- instance's sockets are counted without a command of their own in the common case (a user with
+-- one socket there): its index `i:` lists each user with a socket there once, and `x:` counts the
+-- sockets beyond each user's first, so that the instance has SCARD i: + x: sockets (inst_socks).
+-- A user's first and last socket there change only the index, a further one only `x:`.
+local function inst_count(rec, i, delta)
+    local after = count_on(rec, i)
+    local before = after - delta
+    if before == 0 and after > 0 then
         redis.call('SADD', k_inst(i), rec.u)
-    elseif had and not has then
+    elseif before > 0 and after == 0 then
         redis.call('SREM', k_inst(i), rec.u)
     end
+    local extra = math.max(after - 1, 0) - math.max(before - 1, 0)
+    if extra ~= 0 then redis.call('INCRBY', k_extra(i), num(extra)) end
+end
+
+-- The sockets registered on instance `i` (inst_count).
+local function inst_socks(i)
+    return redis.call('SCARD', k_inst(i)) + tonumber(redis.call('GET', k_extra(i)) or '0')
 end
 
 -- ---- transitions -----------------------------------------------------------------------------
@@ -431,7 +449,6 @@ end
 -- `i`) leave their rooms, are unregistered, and the user goes offline (or into the grace) if
 -- they were their last. The record is saved. Returns nothing.
 local function close_socks(rec, idx, i, graceful)
-    local had = on_instance(rec, i)
     local gone, left = {}, {}
     for n = #idx, 1, -1 do
         gone[#gone + 1] = table.remove(rec.socks, idx[n])
@@ -448,7 +465,7 @@ local function close_socks(rec, idx, i, graceful)
             end
         end
     end
-    inst_count(rec, i, -#gone, had)
+    inst_count(rec, i, -#gone)
     local last = gone[#gone].sid
     if #rec.socks > 0 then
         mark_seen(rec)
@@ -519,7 +536,9 @@ end
 -- instance's epoch stays until its TTL: if it was alive after all, it comes back to find it
 -- (docs/presence-model.md, "Reconciliation").
 local function inst_forget(i, with_epoch)
-    redis.call('DEL', k_inst(i), k_nsocks(i), k_confirmed(i))
+    -- `n:` is the socket count of releases that kept one per instance: an instance one of them
+    -- left behind goes with it.
+    redis.call('DEL', k_inst(i), k_extra(i), k_confirmed(i), idkey('n', i))
     if with_epoch then redis.call('DEL', k_epoch(i)) end
     redis.call('ZREM', K_INSTANCES, i)
     redis.call('HDEL', K_CARRIED, i)
