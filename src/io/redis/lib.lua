@@ -186,21 +186,41 @@ local function ensure_gen()
     redis.call('SET', K_GEN, id)
 end
 
+-- The stream is trimmed (MAXLEN ~) by one append in TRIM_EVERY, not by each: an XADD carrying
+-- the trim has three more arguments and Redis rewrites two of them for replication every time,
+-- even when there is nothing to trim. The stream then holds at most TRIM_EVERY entries more than
+-- an approximate trim leaves (itself up to a stream node over). The count lives in the library
+-- from call to call, as the argument cache does.
+local TRIM_EVERY, appends = 64, 0
+local function xadd_raw(json, trim, nomk)
+    if trim and nomk then
+        return redis.call('XADD', K_EVENTS, 'NOMKSTREAM', 'MAXLEN', '~', MAXLEN, '*', 'e', json)
+    elseif trim then
+        return redis.call('XADD', K_EVENTS, 'MAXLEN', '~', MAXLEN, '*', 'e', json)
+    elseif nomk then
+        return redis.call('XADD', K_EVENTS, 'NOMKSTREAM', '*', 'e', json)
+    end
+    return redis.call('XADD', K_EVENTS, '*', 'e', json)
+end
+
 -- Append one entry to the event stream. The first append of a call goes with NOMKSTREAM: a
 -- stream that exists is in a generation already ('begin' of every instance's reconciliation
 -- sets `P gen` for a stream written before generations existed), and only a missing one needs
 -- ensure_gen, so that the common case costs no extra command.
 local function xadd(json)
     local id
+    appends = appends + 1
+    local trim = appends >= TRIM_EVERY
+    if trim then appends = 0 end
     if not gen_checked then
         gen_checked = true
-        id = redis.call('XADD', K_EVENTS, 'NOMKSTREAM', 'MAXLEN', '~', MAXLEN, '*', 'e', json)
+        id = xadd_raw(json, trim, true)
         if not id then
             gen_checked = false
             ensure_gen()
         end
     end
-    if not id then id = redis.call('XADD', K_EVENTS, 'MAXLEN', '~', MAXLEN, '*', 'e', json) end
+    if not id then id = xadd_raw(json, trim, false) end
     if not NOW_S then
         NOW_S, NOW = string.match(id, '^%d+'), nil
     end
