@@ -12,7 +12,7 @@
 -- there is never read.
 
 local P, INST, GRACE_MS, RETENTION_S, MAXLEN, INST_TTL_S, LEASE_MS, EPOCH, WEBHOOKS
-local K_INSTANCES, K_GRACE, K_EVENTS, K_N_ONLINE, K_N_ROOMS, K_GEN, K_CARRIED
+local K_INSTANCES, K_GRACE, K_EVENTS, K_N_MULTI, K_N_ROOMS, K_GEN, K_CARRIED
 -- The calling instance's own keys (k_inst and the others below, for INST), and the TTLs of an
 -- offline record as SET arguments.
 local K_SELF_INST, K_SELF_EXTRA, K_SELF_EPOCH, PX_GRACE
@@ -54,9 +54,9 @@ local function begin(args)
     EPOCH, WEBHOOKS = tonumber(args[8]), args[9] == '1'
     PX_GRACE = itoa(tonumber(RETENTION_S) * 1000 + GRACE_MS)
     K_INSTANCES, K_GRACE, K_EVENTS = P .. 'instances', P .. 'grace', P .. 'events'
-    -- Counters read by GET /v1/stats, kept by the functions that change what they count:
-    -- users online (since set: live sockets or inside the grace) and rooms with members.
-    K_N_ONLINE, K_N_ROOMS = P .. 'count_online', P .. 'count_rooms'
+        -- Counters read by GET /v1/stats, kept by the functions that change what they count:
+    -- users counted in more than one instance's index (inst_count) and rooms with members.
+    K_N_MULTI, K_N_ROOMS = P .. 'count_multi', P .. 'count_rooms'
     K_GEN = P .. 'gen'
     -- Per instance: every state change it sent before this time (ms) has been carried out
     -- (tick.lua).
@@ -387,13 +387,12 @@ end
 
 -- ---- counters, rooms and the instance index -----------------------------------------------
 
--- The user's online period starts (since set) or ends (since 0), counted once each.
+-- The user's online period starts (since set) or ends (since 0). It is counted without a
+-- command of its own (online_users).
 local function set_online(rec)
-    if rec.since == '0' then redis.call('INCR', K_N_ONLINE) end
     rec.since = now_ms()
 end
 local function set_offline(rec)
-    if rec.since ~= '0' then redis.call('DECR', K_N_ONLINE) end
     rec.since = '0'
 end
 
@@ -420,26 +419,59 @@ local function count_on(rec, i)
     return n
 end
 
+-- How many instances the record's user has sockets on.
+local function count_instances(rec)
+    local seen, n = {}, 0
+    for _, s in ipairs(rec.socks) do
+        if not seen[s.i] then
+            seen[s.i] = true
+            n = n + 1
+        end
+    end
+    return n
+end
+
 -- Instance `i` gained or lost `delta` sockets of the record's user (already in the record). The
 -- instance's sockets are counted without a command of their own in the common case (a user with
 -- one socket there): its index `i:` lists each user with a socket there once, and `x:` counts the
 -- sockets beyond each user's first, so that the instance has SCARD i: + x: sockets (inst_socks).
--- A user's first and last socket there change only the index, a further one only `x:`.
+-- A user's first and last socket there change only the index, a further one only `x:`. The users
+-- online are counted the same way (online_users): `count_multi` counts each user once per
+-- instance index it is in beyond the first, so it changes only for users on several instances.
 local function inst_count(rec, i, delta)
     local after = count_on(rec, i)
     local before = after - delta
-    if before == 0 and after > 0 then
+    local joined = before == 0 and after > 0
+    local left = before > 0 and after == 0
+    if joined then
         redis.call('SADD', k_inst(i), rec.u)
-    elseif before > 0 and after == 0 then
+    elseif left then
         redis.call('SREM', k_inst(i), rec.u)
     end
     local extra = math.max(after - 1, 0) - math.max(before - 1, 0)
     if extra ~= 0 then redis.call('INCRBY', k_extra(i), num(extra)) end
+    if (joined or left) and #rec.socks > after then
+        local n = count_instances(rec)
+        local multi = math.max(n - 1, 0) - math.max((joined and n - 1 or n + 1) - 1, 0)
+        -- Deleted at 0: no key is left once every user is gone.
+        if multi ~= 0 and redis.call('INCRBY', K_N_MULTI, num(multi)) == 0 then
+            redis.call('DEL', K_N_MULTI)
+        end
+    end
 end
 
 -- The sockets registered on instance `i` (inst_count).
 local function inst_socks(i)
     return redis.call('SCARD', k_inst(i)) + tonumber(redis.call('GET', k_extra(i)) or '0')
+end
+
+-- Users online: since set, that is with a socket in the index of some instance that has not been
+-- reaped (`insts`, every member of `P instances`), or inside the offline grace (`P grace`: no
+-- socket then); a user in several instances' indexes once (`count_multi`).
+local function online_users(insts)
+    local n = redis.call('ZCARD', K_GRACE) - tonumber(redis.call('GET', K_N_MULTI) or '0')
+    for _, i in ipairs(insts) do n = n + redis.call('SCARD', k_inst(i)) end
+    return n
 end
 
 -- ---- transitions -----------------------------------------------------------------------------
