@@ -16,13 +16,13 @@ for n = 14, #args do
         rooms[#rooms + 1] = r
     end
 end
-local had, nbefore, was_online = on_instance(rec, INST), #rec.socks, rec.since ~= '0'
+local nbefore, was_online = #rec.socks, rec.since ~= '0'
 for _, r in ipairs(rooms) do
     if not in_room_elsewhere(rec, sid, r) then room_add(r, u) end
 end
 rec.socks[nbefore + 1] = {sid = sid, i = INST, r = rooms}
 confirm_if_reconciling(sid)
-inst_count(rec, INST, 1, had)
+inst_count(rec, INST, 1)
 if rec.g then
     redis.call('ZREM', K_GRACE, u)
     rec.g = nil

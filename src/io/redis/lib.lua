@@ -12,16 +12,16 @@
 -- there is never read.
 
 local P, INST, GRACE_MS, RETENTION_S, MAXLEN, INST_TTL_S, LEASE_MS, EPOCH, WEBHOOKS
-local K_INSTANCES, K_GRACE, K_EVENTS, K_N_ONLINE, K_N_ROOMS, K_GEN, K_CARRIED
+local K_INSTANCES, K_GRACE, K_EVENTS, K_N_MULTI, K_N_ROOMS, K_GEN, K_CARRIED
 -- The calling instance's own keys (k_inst and the others below, for INST), and the TTLs of an
 -- offline record as SET arguments.
-local K_SELF_INST, K_SELF_NSOCKS, K_SELF_EPOCH, PX_GRACE
+local K_SELF_INST, K_SELF_EXTRA, K_SELF_EPOCH, PX_GRACE
 -- Redis's clock, read by now() / now_ms() when needed: ms as a number and as decimal text, and
 -- the first TIME reply of the call (seconds, µs), from which over_budget() counts.
 local NOW, NOW_S, T_SEC, T_US
 local GROUP = 'webhooks' -- the event stream's consumer group for webhook delivery
 local gen_checked, epoch_state
-local k_inst, k_nsocks, k_epoch -- defined below
+local k_inst, k_extra, k_epoch -- defined below
 
 -- Integers as decimal text. Small ones (lengths, counts) come from a table filled as they are
 -- met: Lua would format each one with sprintf, at every call.
@@ -54,15 +54,15 @@ local function begin(args)
     EPOCH, WEBHOOKS = tonumber(args[8]), args[9] == '1'
     PX_GRACE = itoa(tonumber(RETENTION_S) * 1000 + GRACE_MS)
     K_INSTANCES, K_GRACE, K_EVENTS = P .. 'instances', P .. 'grace', P .. 'events'
-    -- Counters read by GET /v1/stats, kept by the functions that change what they count:
-    -- users online (since set: live sockets or inside the grace) and rooms with members.
-    K_N_ONLINE, K_N_ROOMS = P .. 'count_online', P .. 'count_rooms'
+        -- Counters read by GET /v1/stats, kept by the functions that change what they count:
+    -- users counted in more than one instance's index (inst_count) and rooms with members.
+    K_N_MULTI, K_N_ROOMS = P .. 'count_multi', P .. 'count_rooms'
     K_GEN = P .. 'gen'
     -- Per instance: every state change it sent before this time (ms) has been carried out
     -- (tick.lua).
     K_CARRIED = P .. 'carried'
-    K_SELF_INST, K_SELF_NSOCKS, K_SELF_EPOCH = nil, nil, nil
-    K_SELF_INST, K_SELF_NSOCKS, K_SELF_EPOCH = k_inst(INST), k_nsocks(INST), k_epoch(INST)
+    K_SELF_INST, K_SELF_EXTRA, K_SELF_EPOCH = nil, nil, nil
+    K_SELF_INST, K_SELF_EXTRA, K_SELF_EPOCH = k_inst(INST), k_extra(INST), k_epoch(INST)
 end
 
 -- Redis's clock, so that every instance agrees on deadlines and times. Read once per call, and
@@ -96,10 +96,10 @@ local function idkey(tag, id)
 end
 local function k_user(u) return idkey('u', u) end
 local function k_room(r) return idkey('r', r) end
--- An instance's users (the reap's index), its socket count, its epoch and, while it
--- reconciles, the sockets the reconciliation confirmed.
+-- An instance's users (the reap's index), its sockets beyond each user's first (inst_count), its
+-- epoch and, while it reconciles, the sockets the reconciliation confirmed.
 function k_inst(i) return i == INST and K_SELF_INST or idkey('i', i) end
-function k_nsocks(i) return i == INST and K_SELF_NSOCKS or idkey('n', i) end
+function k_extra(i) return i == INST and K_SELF_EXTRA or idkey('x', i) end
 function k_epoch(i) return i == INST and K_SELF_EPOCH or idkey('e', i) end
 local function k_confirmed(i) return idkey('c', i) end
 
@@ -186,21 +186,41 @@ local function ensure_gen()
     redis.call('SET', K_GEN, id)
 end
 
+-- The stream is trimmed (MAXLEN ~) by one append in TRIM_EVERY, not by each: an XADD carrying
+-- the trim has three more arguments and Redis rewrites two of them for replication every time,
+-- even when there is nothing to trim. The stream then holds at most TRIM_EVERY entries more than
+-- an approximate trim leaves (itself up to a stream node over). The count lives in the library
+-- from call to call, as the argument cache does.
+local TRIM_EVERY, appends = 64, 0
+local function xadd_raw(json, trim, nomk)
+    if trim and nomk then
+        return redis.call('XADD', K_EVENTS, 'NOMKSTREAM', 'MAXLEN', '~', MAXLEN, '*', 'e', json)
+    elseif trim then
+        return redis.call('XADD', K_EVENTS, 'MAXLEN', '~', MAXLEN, '*', 'e', json)
+    elseif nomk then
+        return redis.call('XADD', K_EVENTS, 'NOMKSTREAM', '*', 'e', json)
+    end
+    return redis.call('XADD', K_EVENTS, '*', 'e', json)
+end
+
 -- Append one entry to the event stream. The first append of a call goes with NOMKSTREAM: a
 -- stream that exists is in a generation already ('begin' of every instance's reconciliation
 -- sets `P gen` for a stream written before generations existed), and only a missing one needs
 -- ensure_gen, so that the common case costs no extra command.
 local function xadd(json)
     local id
+    appends = appends + 1
+    local trim = appends >= TRIM_EVERY
+    if trim then appends = 0 end
     if not gen_checked then
         gen_checked = true
-        id = redis.call('XADD', K_EVENTS, 'NOMKSTREAM', 'MAXLEN', '~', MAXLEN, '*', 'e', json)
+        id = xadd_raw(json, trim, true)
         if not id then
             gen_checked = false
             ensure_gen()
         end
     end
-    if not id then id = redis.call('XADD', K_EVENTS, 'MAXLEN', '~', MAXLEN, '*', 'e', json) end
+    if not id then id = xadd_raw(json, trim, false) end
     if not NOW_S then
         NOW_S, NOW = string.match(id, '^%d+'), nil
     end
@@ -367,13 +387,12 @@ end
 
 -- ---- counters, rooms and the instance index -----------------------------------------------
 
--- The user's online period starts (since set) or ends (since 0), counted once each.
+-- The user's online period starts (since set) or ends (since 0). It is counted without a
+-- command of its own (online_users).
 local function set_online(rec)
-    if rec.since == '0' then redis.call('INCR', K_N_ONLINE) end
     rec.since = now_ms()
 end
 local function set_offline(rec)
-    if rec.since ~= '0' then redis.call('DECR', K_N_ONLINE) end
     rec.since = '0'
 end
 
@@ -391,17 +410,68 @@ local function room_del(room, u)
     end
 end
 
--- Instance `i` gained or lost `delta` sockets of the record's user; `had` says whether the user
--- had any socket there before. The index lists users, so it changes only with the first and the
--- last socket.
-local function inst_count(rec, i, delta, had)
-    redis.call('INCRBY', k_nsocks(i), delta == 1 and '1' or num(delta))
-    local has = on_instance(rec, i)
-    if has and not had then
+-- How many of the record's sockets are on instance `i`.
+local function count_on(rec, i)
+    local n = 0
+    for _, s in ipairs(rec.socks) do
+        if s.i == i then n = n + 1 end
+    end
+    return n
+end
+
+-- How many instances the record's user has sockets on.
+local function count_instances(rec)
+    local seen, n = {}, 0
+    for _, s in ipairs(rec.socks) do
+        if not seen[s.i] then
+            seen[s.i] = true
+            n = n + 1
+        end
+    end
+    return n
+end
+
+-- Instance `i` gained or lost `delta` sockets of the record's user (already in the record). The
+-- instance's sockets are counted without a command of their own in the common case (a user with
+-- one socket there): its index `i:` lists each user with a socket there once, and `x:` counts the
+-- sockets beyond each user's first, so that the instance has SCARD i: + x: sockets (inst_socks).
+-- A user's first and last socket there change only the index, a further one only `x:`. The users
+-- online are counted the same way (online_users): `count_multi` counts each user once per
+-- instance index it is in beyond the first, so it changes only for users on several instances.
+local function inst_count(rec, i, delta)
+    local after = count_on(rec, i)
+    local before = after - delta
+    local joined = before == 0 and after > 0
+    local left = before > 0 and after == 0
+    if joined then
         redis.call('SADD', k_inst(i), rec.u)
-    elseif had and not has then
+    elseif left then
         redis.call('SREM', k_inst(i), rec.u)
     end
+    local extra = math.max(after - 1, 0) - math.max(before - 1, 0)
+    if extra ~= 0 then redis.call('INCRBY', k_extra(i), num(extra)) end
+    if (joined or left) and #rec.socks > after then
+        local n = count_instances(rec)
+        local multi = math.max(n - 1, 0) - math.max((joined and n - 1 or n + 1) - 1, 0)
+        -- Deleted at 0: no key is left once every user is gone.
+        if multi ~= 0 and redis.call('INCRBY', K_N_MULTI, num(multi)) == 0 then
+            redis.call('DEL', K_N_MULTI)
+        end
+    end
+end
+
+-- The sockets registered on instance `i` (inst_count).
+local function inst_socks(i)
+    return redis.call('SCARD', k_inst(i)) + tonumber(redis.call('GET', k_extra(i)) or '0')
+end
+
+-- Users online: since set, that is with a socket in the index of some instance that has not been
+-- reaped (`insts`, every member of `P instances`), or inside the offline grace (`P grace`: no
+-- socket then); a user in several instances' indexes once (`count_multi`).
+local function online_users(insts)
+    local n = redis.call('ZCARD', K_GRACE) - tonumber(redis.call('GET', K_N_MULTI) or '0')
+    for _, i in ipairs(insts) do n = n + redis.call('SCARD', k_inst(i)) end
+    return n
 end
 
 -- ---- transitions -----------------------------------------------------------------------------
@@ -431,7 +501,6 @@ end
 -- `i`) leave their rooms, are unregistered, and the user goes offline (or into the grace) if
 -- they were their last. The record is saved. Returns nothing.
 local function close_socks(rec, idx, i, graceful)
-    local had = on_instance(rec, i)
     local gone, left = {}, {}
     for n = #idx, 1, -1 do
         gone[#gone + 1] = table.remove(rec.socks, idx[n])
@@ -448,7 +517,7 @@ local function close_socks(rec, idx, i, graceful)
             end
         end
     end
-    inst_count(rec, i, -#gone, had)
+    inst_count(rec, i, -#gone)
     local last = gone[#gone].sid
     if #rec.socks > 0 then
         mark_seen(rec)
@@ -519,7 +588,9 @@ end
 -- instance's epoch stays until its TTL: if it was alive after all, it comes back to find it
 -- (docs/presence-model.md, "Reconciliation").
 local function inst_forget(i, with_epoch)
-    redis.call('DEL', k_inst(i), k_nsocks(i), k_confirmed(i))
+    -- `n:` is the socket count of releases that kept one per instance: an instance one of them
+    -- left behind goes with it.
+    redis.call('DEL', k_inst(i), k_extra(i), k_confirmed(i), idkey('n', i))
     if with_epoch then redis.call('DEL', k_epoch(i)) end
     redis.call('ZREM', K_INSTANCES, i)
     redis.call('HDEL', K_CARRIED, i)

@@ -4,11 +4,10 @@ local sid, u, st, m = args[10], args[11], opt(args[12]), opt(args[13])
 local rec = user_load(u)
 if stale() then return ERR_STALE end
 if sock_find(rec, sid) then return ERR_EXISTS end
-local had = on_instance(rec, INST)
 local before = #rec.socks
 rec.socks[before + 1] = {sid = sid, i = INST, r = {}}
 confirm_if_reconciling(sid)
-inst_count(rec, INST, 1, had)
+inst_count(rec, INST, 1)
 if before == 0 and not rec.g then
     rec.st, rec.m = st or 'online', m
     -- The event first: its append gives the moment (since), with no TIME.

@@ -44,7 +44,7 @@ if mode == 'begin' then
             (known ~= '' and known ~= gen) and '0' or '$')
     end
     redis.call('DEL', kc)
-    return {0, lost, tonumber(redis.call('GET', k_nsocks(INST)) or '0'), gen}
+    return {0, lost, inst_socks(INST), gen}
 end
 
 if stale() then return {ERR_STALE} end
@@ -88,14 +88,6 @@ local function sorted_keys(s)
     return out
 end
 
-local function count_on(rec, i)
-    local n = 0
-    for _, s in ipairs(rec.socks) do
-        if s.i == i then n = n + 1 end
-    end
-    return n
-end
-
 -- The user comes online from this reconciliation: status and metadata from the instance's truth.
 local function come_online(rec, first, rooms)
     rec.st, rec.m = first[2] ~= '' and first[2] or 'online', opt(first[3])
@@ -109,7 +101,7 @@ local function reconcile_user(u, truth)
     local rec = user_load(u)
     local before_online = #rec.socks > 0 or rec.since ~= '0'
     local before_rooms = room_set(rec.socks)
-    local had, nbefore = on_instance(rec, INST), count_on(rec, INST)
+    local nbefore = count_on(rec, INST)
     local want, gone = {}, nil
     for _, t in ipairs(truth) do want[t[1]] = t end
     -- This instance's sockets of the user that are no longer live.
@@ -142,7 +134,7 @@ local function reconcile_user(u, truth)
     -- Every room the user is in, also one Redis lost: adding a member is idempotent.
     for r in pairs(after_rooms) do room_add(r, u) end
     local nafter = count_on(rec, INST)
-    if nafter ~= nbefore then inst_count(rec, INST, nafter - nbefore, had) end
+    if nafter ~= nbefore then inst_count(rec, INST, nafter - nbefore) end
     if #truth > 0 then mark_seen(rec) end
     local in_grace = rec.g ~= nil
     if not before_online and #rec.socks > 0 then
