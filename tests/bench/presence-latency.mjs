@@ -10,6 +10,10 @@
 //  4. K fresh users connect and disconnect one at a time: io() -> the observer's presence:online,
 //     disconnect() -> its presence:offline. The observer subscribes to each fresh user first, so
 //     broadcast=scoped delivers to it too. p50/p99/p999 of each, and of both together ("event").
+//     When the event carries a Redis stream id as `seq` (presenced with store=redis: "MS-N", MS
+//     the Redis clock's milliseconds when the transition was appended), the observer also records
+//     its delivery time, from MS to its arrival (one host, one clock, ms resolution): the stream
+//     read and the fan-out, apart from the connect or close before them.
 //  5. Q bulk presence:query calls of 1000 ids (the idle users'), still under churn.
 // Usage: node presence-latency.mjs --url URL [--observer-url URL] [--n 1000] [--holders 1]
 //        [--anon-idle] [--k 300] [--gap-ms 5] [--queries 200] [--redis-port P] [--calls-k 50]
@@ -46,10 +50,15 @@ const connect = (u, auth) => new Promise((resolve, reject) => {
 });
 const obs = await connect(obsUrl, {});
 const waiters = new Map();
+const deliveryMs = [];
 for (const ev of ["presence:online", "presence:offline"]) {
   obs.on(ev, (p) => {
     const w = waiters.get(`${ev}/${p.userId}`);
-    if (w) { waiters.delete(`${ev}/${p.userId}`); w(true); }
+    if (!w) return;
+    waiters.delete(`${ev}/${p.userId}`);
+    const m = typeof p.seq === "string" && /^(\d+)-\d+$/.exec(p.seq);
+    if (m) deliveryMs.push(Date.now() - Number(m[1]));
+    w(true);
   });
 }
 let missing = 0;
@@ -108,6 +117,7 @@ if (churnRate > 0) {
 }
 
 const cpu0 = procCpu(pid);
+deliveryMs.length = 0; // the latency phase's events only
 const t0 = now();
 const onlineMs = [], offlineMs = [];
 for (let i = 0; i < k; i++) {
@@ -143,6 +153,7 @@ Object.assign(result, {
   offline_p50_ms: quantile(offlineMs, 0.5), offline_p99_ms: quantile(offlineMs, 0.99), offline_p999_ms: quantile(offlineMs, 0.999),
   event_samples: both.length, event_p50_ms: quantile(both, 0.5), event_p99_ms: quantile(both, 0.99),
   event_p999_ms: quantile(both, 0.999), event_max_ms: quantile(both, 1), events_missing: missing,
+  delivery_p50_ms: quantile(deliveryMs, 0.5), delivery_p99_ms: quantile(deliveryMs, 0.99),
   query1000_p50_ms: quantile(queryMs, 0.5), query1000_p99_ms: quantile(queryMs, 0.99),
   latency_phase_s: +latencyS.toFixed(1),
   ...(pid ? { server_cpu_s_latency_phase: +(cpu1 - cpu0).toFixed(2) } : {}),
