@@ -422,17 +422,10 @@ int io_listen_prepare(io_server *srv)
     return 0;
 }
 
-/* Connections accepted per wake-up of the listener. libuv wakes it up to 48 times in one turn
- * of the loop when many descriptors are ready; the pace (presenced/core/pace.h) bounds the
- * accepts of the whole turn. */
+/* Connections accepted per wake-up, so that one burst cannot hog the loop. */
 #define IO_ACCEPT_BATCH 64
-/* Accepts per turn: from 4 (while turns stay long) to 256, aiming at turns busy under 25 ms.
- * Turns are short when few accepts are let in, so even 4 per turn takes in hundreds to
- * thousands a second; the budget only stays low while something keeps turns long. */
-#define IO_PACE_MIN 4
-#define IO_PACE_MAX 256
-#define IO_PACE_TARGET_MS 25
-/* A turn busy this long is logged: timers (the lease refresh among them) waited that long. */
+/* A turn of the loop busy this long is logged: timers (the lease refresh among them) waited that
+ * long. */
 #define IO_TURN_WARN_NS 1000000000ull
 /* ms without accepting after running out of fds or memory. */
 #define IO_ACCEPT_PAUSE 100
@@ -454,13 +447,6 @@ static void accept_cb(uv_poll_t *h, int status, int events)
     if (status < 0)
         return;
     for (int i = 0; i < IO_ACCEPT_BATCH; i++) {
-        /* The turn's budget is spent: the others wait in the listen queue for the next turn
-         * (turn_prepare listens again). An attempt that finds nothing waiting counts too. */
-        if (!pace_take(&srv->accept_pace)) {
-            uv_poll_stop(&srv->listener);
-            srv->accept_paced = true;
-            return;
-        }
         /* Non-blocking: the listening socket is, and lws makes the new one so. */
         int fd = accept(srv->opts.listen_fd, NULL, NULL);
         if (fd < 0) {
@@ -537,7 +523,9 @@ int io_listen_init(io_server *srv)
 }
 
 /* A turn of the loop ends (prepare handles run just before the loop waits for I/O): its busy
- * time is its wall time less the time the loop waited for I/O in it. */
+ * time is its wall time less the time the loop waited for I/O in it. libuv serves up to 48
+ * rounds of 1024 ready descriptors in one turn before any timer runs, so a burst of thousands
+ * of connections or disconnections is one long turn: logged, since the lease refresh waited. */
 static void turn_prepare(uv_prepare_t *h)
 {
     io_server *srv = h->data;
@@ -546,14 +534,9 @@ static void turn_prepare(uv_prepare_t *h)
     uint64_t busy = wall > waited ? wall - waited : 0;
     srv->turn_start_ns = now;
     srv->turn_idle_ns = idle;
-    pace_turn(&srv->accept_pace, busy / 1000);
     if (busy >= IO_TURN_WARN_NS)
-        log_warn("event loop turn was long: timers waited", "busy_ms=%llu accepts_per_turn=%u",
-                 (unsigned long long)(busy / 1000000), srv->accept_pace.budget);
-    if (srv->accept_paced && !srv->shutting_down) {
-        srv->accept_paced = false;
-        uv_poll_start(&srv->listener, UV_READABLE, accept_cb);
-    }
+        log_warn("event loop turn was long: timers waited", "busy_ms=%llu sockets=%u",
+                 (unsigned long long)(busy / 1000000), srv->sockets);
 }
 
 int io_listen_start(io_server *srv)
@@ -565,7 +548,6 @@ int io_listen_start(io_server *srv)
         return 0;
     /* The loop's time spent waiting for I/O tells a busy turn from an idle one. */
     uv_loop_configure(srv->loop, UV_METRICS_IDLE_TIME);
-    pace_init(&srv->accept_pace, IO_PACE_MIN, IO_PACE_MAX, IO_PACE_TARGET_MS);
     int rc = uv_poll_init_socket(srv->loop, &srv->listener, srv->opts.listen_fd);
     if (rc == 0 && (rc = uv_poll_start(&srv->listener, UV_READABLE, accept_cb)) != 0)
         uv_close((uv_handle_t *)&srv->listener, NULL);

@@ -32,7 +32,6 @@
 
 #include "presenced/codec/fwd.h"
 #include "presenced/core/map.h"
-#include "presenced/core/pace.h"
 #include "presenced/io/io_http.h"
 #include "presenced/io/io_server.h"
 
@@ -158,13 +157,10 @@ struct io_server {
     uint32_t npending_conns;
     uv_timer_t accept_pause; /* shared_listener: accept again after running out of fds */
     uint64_t accept_warned;  /* ms of the last "cannot accept" warning */
-    /* shared_listener: accepts per loop turn (io_listen.c). The prepare handle ends a turn: it
-     * measures how long the turn was busy, sets the next turn's budget and listens again when
-     * the budget had run out (accept_paced). */
-    pace accept_pace;
+    /* shared_listener: the prepare handle ends each turn of the loop and logs one that was busy
+     * for long (io_listen.c). */
     uv_prepare_t turn;
     uint64_t turn_start_ns, turn_idle_ns; /* when the current turn began, idle time by then */
-    bool accept_paced;
     bool shutting_down;
     uint32_t sockets;     /* accepted TCP connections alive */
     uint32_t max_sockets; /* accepted beyond this are closed at once */
