@@ -159,6 +159,10 @@ struct io_server {
     uint32_t npending_conns;
     uv_timer_t accept_pause; /* shared_listener: accept again after running out of fds */
     uint64_t accept_warned;  /* ms of the last "cannot accept" warning */
+    /* shared_listener: the prepare handle ends each turn of the loop and logs one that was busy
+     * for long (io_listen.c). */
+    uv_prepare_t turn;
+    uint64_t turn_start_ns, turn_idle_ns; /* when the current turn began, idle time by then */
     bool shutting_down;
     uint32_t sockets;     /* accepted TCP connections alive */
     uint32_t max_sockets; /* accepted beyond this are closed at once */

@@ -15,7 +15,9 @@
 # false offline or when the users are not all online again within --timeout.
 #
 # Usage: tests/bench/storm.sh [--n 100000] [--workers 6] [--holders 6] [--control 600]
-#                             [--grace 5] [--concurrency 1000] [--timeout 600]
+#                             [--grace 5] [--lease 10] [--concurrency 1000] [--timeout 600]
+#   --lease: instance_lease (s). A worker whose loop stays busy longer than two thirds of it
+#   refreshes its lease late and is reaped by the others: a shorter lease shows that sooner.
 #   --holders: holders of the storm users (and as many source addresses); the control group has
 #   one holder per worker. --concurrency: connects in flight per holder; a connect that fails
 #   (refused, or no answer within 20 s) is retried, up to 30 times.
@@ -29,6 +31,7 @@ workers=6
 holders=6
 control=600
 grace=5
+lease=10
 concurrency=1000
 timeout=600
 while [ $# -gt 0 ]; do
@@ -38,6 +41,7 @@ while [ $# -gt 0 ]; do
         --holders) holders=$2; shift 2 ;;
         --control) control=$2; shift 2 ;;
         --grace) grace=$2; shift 2 ;;
+        --lease) lease=$2; shift 2 ;;
         --concurrency) concurrency=$2; shift 2 ;;
         --timeout) timeout=$2; shift 2 ;;
         -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -66,7 +70,7 @@ total=$((n + control))
 # The observer receives an event for every user that comes and goes: its send queue must hold a
 # storm's worth, or presenced drops it as a slow consumer. Each worker may hold every user twice
 # for a while: the new connections can arrive before the old ones' closes are handled.
-scale_presenced "$workers" "$total" 100 --set offline_grace="$grace" \
+scale_presenced "$workers" "$total" 100 --set offline_grace="$grace" --set instance_lease="$lease" \
     --set max_subscriptions_per_socket=$((total + 1)) --set send_queue_max=$((2 * total + 1000))
 scale_sources "$holders" "$workers" 1
 storm_src=("${sources[@]}")
@@ -130,7 +134,7 @@ all_online() {
     done
 }
 
-echo "presenced: workers=$workers store=redis broadcast=scoped offline_grace=${grace}s"
+echo "presenced: workers=$workers store=redis broadcast=scoped offline_grace=${grace}s instance_lease=${lease}s"
 echo "load: $n storm users from $holders holders, $control control users from $workers holders"
 start=$(now_ms)
 for ((h = 0; h < workers; h++)); do
