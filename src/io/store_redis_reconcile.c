@@ -400,8 +400,10 @@ static void on_begin(const redisReply *reply, void *ud)
         return;
     }
     s->restore = sr_reply_int(reply->element[1]) != 0;
+    /* Redis holds nothing of this instance: its data was lost, or it was reaped while its lease
+     * lapsed. Only a new generation (logged by the stream reader) means the data was lost. */
     if (s->restore)
-        log_warn("redis lost its data: registering this instance's sockets in a new generation",
+        log_warn("redis holds nothing of this instance: registering its sockets again",
                  "instance=%s generation=%s", s->instance, reply->element[3]->str);
     snprintf(s->rc_gen, sizeof(s->rc_gen), "%s", reply->element[3]->str);
     sr_stream_gen_seen(s, s->rc_gen);
