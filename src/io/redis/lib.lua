@@ -54,7 +54,7 @@ local function begin(args)
     EPOCH, WEBHOOKS = tonumber(args[8]), args[9] == '1'
     PX_GRACE = itoa(tonumber(RETENTION_S) * 1000 + GRACE_MS)
     K_INSTANCES, K_GRACE, K_EVENTS = P .. 'instances', P .. 'grace', P .. 'events'
-        -- Counters read by GET /v1/stats, kept by the functions that change what they count:
+    -- Counters read by GET /v1/stats, kept by the functions that change what they count:
     -- users counted in more than one instance's index (inst_count) and rooms with members.
     K_N_MULTI, K_N_ROOMS = P .. 'count_multi', P .. 'count_rooms'
     K_GEN = P .. 'gen'
@@ -419,18 +419,6 @@ local function count_on(rec, i)
     return n
 end
 
--- How many instances the record's user has sockets on.
-local function count_instances(rec)
-    local seen, n = {}, 0
-    for _, s in ipairs(rec.socks) do
-        if not seen[s.i] then
-            seen[s.i] = true
-            n = n + 1
-        end
-    end
-    return n
-end
-
 -- Instance `i` gained or lost `delta` sockets of the record's user (already in the record). The
 -- instance's sockets are counted without a command of their own in the common case (a user with
 -- one socket there): its index `i:` lists each user with a socket there once, and `x:` counts the
@@ -450,13 +438,12 @@ local function inst_count(rec, i, delta)
     end
     local extra = math.max(after - 1, 0) - math.max(before - 1, 0)
     if extra ~= 0 then redis.call('INCRBY', k_extra(i), num(extra)) end
-    if (joined or left) and #rec.socks > after then
-        local n = count_instances(rec)
-        local multi = math.max(n - 1, 0) - math.max((joined and n - 1 or n + 1) - 1, 0)
-        -- Deleted at 0: no key is left once every user is gone.
-        if multi ~= 0 and redis.call('INCRBY', K_N_MULTI, num(multi)) == 0 then
-            redis.call('DEL', K_N_MULTI)
-        end
+    -- A user with sockets on other instances too is in another index already: entering this
+    -- one adds one to count_multi, leaving it takes one away. Deleted at 0: no key is left once
+    -- every user is gone.
+    if (joined or left) and #rec.socks > after and
+        redis.call('INCRBY', K_N_MULTI, joined and '1' or '-1') == 0 then
+        redis.call('DEL', K_N_MULTI)
     end
 end
 
