@@ -18,25 +18,45 @@ static void make_id(char out[SIO_ID_LEN + 1], void *ud)
     host_random_id(out, SIO_ID_LEN);
 }
 
-static void poll_mark_cb(uv_prepare_t *h)
+/* A turn of the loop busy this long is logged: timers (the lease refresh among them) waited that
+ * long. */
+#define IO_TURN_WARN_NS 1000000000ull
+
+/* A turn of the loop ends (prepare handles run just before the loop polls for I/O). Its busy time
+ * is its wall time less the time the loop waited for I/O in it: libuv serves up to 48 rounds of
+ * 1024 ready descriptors in one turn before any timer runs, so a burst of thousands of
+ * connections or disconnections is one long turn, logged since the lease refresh waited. */
+static void turn_end_cb(uv_prepare_t *h)
 {
     io_server *srv = h->data;
+    uint64_t now = uv_hrtime(), idle = uv_metrics_idle_time(srv->loop);
+    uint64_t wall = now - srv->turn_start_ns, waited = idle - srv->turn_idle_ns;
+    uint64_t busy = wall > waited ? wall - waited : 0;
+    srv->turn_start_ns = now;
+    srv->turn_idle_ns = idle;
+    if (busy >= IO_TURN_WARN_NS)
+        log_warn("event loop turn was long: timers waited", "busy_ms=%llu sockets=%u",
+                 (unsigned long long)(busy / 1000000), srv->sockets);
     uv_update_time(srv->loop);
     srv->polled_at = uv_now(srv->loop);
 }
 
 void io_conn_watch_init(io_server *srv)
 {
-    uv_prepare_init(srv->loop, &srv->poll_mark);
-    srv->poll_mark.data = srv;
-    uv_prepare_start(&srv->poll_mark, poll_mark_cb);
-    uv_unref((uv_handle_t *)&srv->poll_mark);
+    /* The loop's time spent waiting for I/O tells a busy turn from an idle one. */
+    uv_loop_configure(srv->loop, UV_METRICS_IDLE_TIME);
+    uv_prepare_init(srv->loop, &srv->turn);
+    srv->turn.data = srv;
+    srv->turn_start_ns = uv_hrtime();
+    srv->turn_idle_ns = uv_metrics_idle_time(srv->loop);
+    uv_prepare_start(&srv->turn, turn_end_cb);
+    uv_unref((uv_handle_t *)&srv->turn);
 }
 
 void io_conn_watch_close(io_server *srv)
 {
-    uv_prepare_stop(&srv->poll_mark);
-    uv_close((uv_handle_t *)&srv->poll_mark, NULL);
+    uv_prepare_stop(&srv->turn);
+    uv_close((uv_handle_t *)&srv->turn, NULL);
 }
 
 /* A deadline the loop has not polled for I/O since is not judged yet. Timers run before the poll

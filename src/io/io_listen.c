@@ -424,9 +424,6 @@ int io_listen_prepare(io_server *srv)
 
 /* Connections accepted per wake-up, so that one burst cannot hog the loop. */
 #define IO_ACCEPT_BATCH 64
-/* A turn of the loop busy this long is logged: timers (the lease refresh among them) waited that
- * long. */
-#define IO_TURN_WARN_NS 1000000000ull
 /* ms without accepting after running out of fds or memory. */
 #define IO_ACCEPT_PAUSE 100
 
@@ -522,23 +519,6 @@ int io_listen_init(io_server *srv)
     return srv->pending ? 0 : -1;
 }
 
-/* A turn of the loop ends (prepare handles run just before the loop waits for I/O): its busy
- * time is its wall time less the time the loop waited for I/O in it. libuv serves up to 48
- * rounds of 1024 ready descriptors in one turn before any timer runs, so a burst of thousands
- * of connections or disconnections is one long turn: logged, since the lease refresh waited. */
-static void turn_prepare(uv_prepare_t *h)
-{
-    io_server *srv = h->data;
-    uint64_t now = uv_hrtime(), idle = uv_metrics_idle_time(srv->loop);
-    uint64_t wall = now - srv->turn_start_ns, waited = idle - srv->turn_idle_ns;
-    uint64_t busy = wall > waited ? wall - waited : 0;
-    srv->turn_start_ns = now;
-    srv->turn_idle_ns = idle;
-    if (busy >= IO_TURN_WARN_NS)
-        log_warn("event loop turn was long: timers waited", "busy_ms=%llu sockets=%u",
-                 (unsigned long long)(busy / 1000000), srv->sockets);
-}
-
 int io_listen_start(io_server *srv)
 {
     uv_timer_init(srv->loop, &srv->accept_pause);
@@ -546,19 +526,11 @@ int io_listen_start(io_server *srv)
     srv->listener.data = srv;
     if (!srv->opts.shared_listener)
         return 0;
-    /* The loop's time spent waiting for I/O tells a busy turn from an idle one. */
-    uv_loop_configure(srv->loop, UV_METRICS_IDLE_TIME);
     int rc = uv_poll_init_socket(srv->loop, &srv->listener, srv->opts.listen_fd);
     if (rc == 0 && (rc = uv_poll_start(&srv->listener, UV_READABLE, accept_cb)) != 0)
         uv_close((uv_handle_t *)&srv->listener, NULL);
-    if (rc == 0) {
-        uv_prepare_init(srv->loop, &srv->turn);
-        srv->turn.data = srv;
-        srv->turn_start_ns = uv_hrtime();
-        srv->turn_idle_ns = uv_metrics_idle_time(srv->loop);
-        uv_prepare_start(&srv->turn, turn_prepare);
+    if (rc == 0)
         return 0;
-    }
     log_error("cannot listen", "fd=%d err=\"%s\"", srv->opts.listen_fd, uv_strerror(rc));
     /* The handles must be closed on the loop before their memory goes. */
     uv_close((uv_handle_t *)&srv->accept_pause, NULL);
@@ -573,7 +545,6 @@ void io_listen_close(io_server *srv)
     uv_timer_stop(&srv->accept_pause);
     uv_close((uv_handle_t *)&srv->accept_pause, NULL);
     if (srv->opts.shared_listener) {
-        uv_close((uv_handle_t *)&srv->turn, NULL);
         uv_poll_stop(&srv->listener);
         uv_close((uv_handle_t *)&srv->listener, NULL);
     }

@@ -150,8 +150,11 @@ struct io_server {
     uv_check_t flush_check; /* runs the flush after each iteration's I/O callbacks */
     uv_idle_t flush_idle;   /* active while the list is not empty: the loop must not block */
     uint8_t *batch;         /* LWS_PRE + IO_WS_BATCH bytes: frames coalesced into one send */
-    uv_prepare_t poll_mark; /* notes polled_at before each poll for I/O (io_conn.c) */
-    uint64_t polled_at;     /* loop time (ms) when the last poll for I/O began */
+    /* Runs as each turn of the loop ends, just before it polls for I/O (io_conn.c): notes
+     * polled_at and logs a turn that was busy for long. */
+    uv_prepare_t turn;
+    uint64_t polled_at;                   /* loop time (ms) when the last poll for I/O began */
+    uint64_t turn_start_ns, turn_idle_ns; /* when the current turn began, idle time by then */
     uv_timer_t sweep;
     uv_poll_t listener;               /* shared_listener: readable when connections wait */
     int own_listen_fd;                /* a listening socket made here (proxy_protocol), else -1 */
@@ -159,10 +162,6 @@ struct io_server {
     uint32_t npending_conns;
     uv_timer_t accept_pause; /* shared_listener: accept again after running out of fds */
     uint64_t accept_warned;  /* ms of the last "cannot accept" warning */
-    /* shared_listener: the prepare handle ends each turn of the loop and logs one that was busy
-     * for long (io_listen.c). */
-    uv_prepare_t turn;
-    uint64_t turn_start_ns, turn_idle_ns; /* when the current turn began, idle time by then */
     bool shutting_down;
     uint32_t sockets;     /* accepted TCP connections alive */
     uint32_t max_sockets; /* accepted beyond this are closed at once */
@@ -292,7 +291,8 @@ int io_http_route(io_server *srv, struct lws *wsi, io_pss *pss);
 
 /* ---- io_conn.c ---- */
 
-/* Start and stop noting when the loop begins each poll for I/O (srv->polled_at). */
+/* Start and stop watching the loop's turns: when each poll for I/O begins (srv->polled_at),
+ * and a turn busy for a second or more, logged. */
 void io_conn_watch_init(io_server *srv);
 void io_conn_watch_close(io_server *srv);
 /* The hooks the Socket.IO core calls back through. */
