@@ -183,7 +183,7 @@ void io_conn_destroy(io_conn *c)
         io_respond(c->get, pss, HTTP_STATUS_OK, "text/plain; charset=UTF-8", pkt, 1);
         lws_set_timeout(c->get, PENDING_TIMEOUT_HTTP_CONTENT, (int)srv->opts.http_timeout);
         lws_cancel_service(srv->ctx);
-        c->get = NULL;
+        io_poll_unhold(c);
     }
     if (c->ws) {
         io_pss *pss = lws_wsi_user(c->ws);

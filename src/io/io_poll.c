@@ -24,6 +24,33 @@ void io_poll_wake(io_conn *c)
     lws_callback_on_writable(c->get);
 }
 
+/* The sweep visits held GETs only: walking every connection each second cost a worker holding
+ * 16,000 WebSockets a fifth of its idle CPU. */
+static void poll_hold(io_conn *c, struct lws *wsi)
+{
+    c->get = wsi;
+    c->hprev = NULL;
+    c->hnext = c->srv->held;
+    if (c->hnext)
+        c->hnext->hprev = c;
+    c->srv->held = c;
+}
+
+/* The held GET is answered or gone: forget it. */
+void io_poll_unhold(io_conn *c)
+{
+    if (!c->get)
+        return;
+    c->get = NULL;
+    if (c->hprev)
+        c->hprev->hnext = c->hnext;
+    else
+        c->srv->held = c->hnext;
+    if (c->hnext)
+        c->hnext->hprev = c->hprev;
+    c->hprev = c->hnext = NULL;
+}
+
 int io_poll_handshake(io_server *srv, struct lws *wsi, io_pss *pss)
 {
     if (sio_server_conn_count(srv->sio) >= srv->opts.max_connections)
@@ -62,7 +89,7 @@ int io_poll_get(io_server *srv, struct lws *wsi, io_pss *pss, io_conn *c)
     pss->conn = c;
     pss->kind = PSS_HELD;
     pss->woken = false;
-    c->get = wsi;
+    poll_hold(c, wsi);
     /* lws would time a held GET out after timeout_secs, and a dead client with rx still on makes
      * the loop spin: no timeout, and rx paused while it is held. */
     lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
@@ -86,7 +113,7 @@ int io_poll_write_held(struct lws *wsi, io_pss *pss)
     int rc = eio_session_drain_payload(s, &payload);
     if (rc == 0 && payload.len == 0)
         rc = eio_payload_append(&payload, EIO_NOOP, false, NULL, 0);
-    c->get = NULL;
+    io_poll_unhold(c);
     pss->conn = NULL;
     if (rc == 0)
         rc = io_respond(wsi, pss, HTTP_STATUS_OK, "text/plain; charset=UTF-8", payload.data,
@@ -193,9 +220,8 @@ int io_poll_body_done(struct lws *wsi, io_pss *pss)
 static void sweep_cb(uv_timer_t *t)
 {
     io_server *srv = t->data;
-    for (io_conn *c = srv->conns; c; c = c->next) {
-        if (!c->get)
-            continue;
+    for (io_conn *c = srv->held, *next; c; c = next) {
+        next = c->hnext;
         char b;
         int fd = lws_get_socket_fd(c->get);
         ssize_t n = fd >= 0 ? recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) : 0;
@@ -203,7 +229,7 @@ static void sweep_cb(uv_timer_t *t)
             struct lws *get = c->get;
             io_pss *pss = lws_wsi_user(get);
             pss->conn = NULL;
-            c->get = NULL;
+            io_poll_unhold(c);
             lws_rx_flow_control(get, 1);
             lws_set_timeout(get, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
         }

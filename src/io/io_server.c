@@ -19,7 +19,7 @@ static void http_dropped(io_pss *pss, struct lws *wsi)
 {
     io_conn *c = pss->conn;
     if (c && c->get == wsi)
-        c->get = NULL;
+        io_poll_unhold(c);
     if (c && c->post == wsi)
         c->post = NULL;
     pss->conn = NULL;

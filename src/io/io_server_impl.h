@@ -122,7 +122,8 @@ struct io_conn {
     struct lws *post; /* POST whose body is arriving */
     struct lws *ws;   /* the WebSocket: probing, or the transport once upgraded */
     uv_timer_t timer;
-    io_conn *prev, *next;   /* every connection, for shutdown and the held-poll sweep */
+    io_conn *prev, *next;   /* every connection, for shutdown */
+    io_conn *hprev, *hnext; /* on the held list while `get` is set: what the sweep visits */
     io_conn *fprev, *fnext; /* on a flush list: WebSocket frames queued since the last flush */
     uint8_t flush_on;       /* io_flush_list: which one */
     bool closing;
@@ -144,6 +145,7 @@ struct io_server {
     size_t norigins, caporigins;
     bool any_origin;
     io_conn *conns;
+    io_conn *held; /* connections with a held GET (io_poll.c), the only ones the sweep peeks at */
     /* Sessions with WebSocket frames to write, in the order they got them (io_flush.c):
      * [FLUSH_NOW] this loop iteration, [FLUSH_BULK] (only broadcast frames) a slice per turn. */
     io_conn *flush_head[3], *flush_tail[3];
@@ -318,6 +320,7 @@ void io_poll_init(io_server *srv);
 void io_poll_close(io_server *srv);
 /* Complete a held GET: it drains the queue when it becomes writeable. */
 void io_poll_wake(io_conn *c);
+void io_poll_unhold(io_conn *c);
 int io_poll_handshake(io_server *srv, struct lws *wsi, io_pss *pss);
 int io_poll_get(io_server *srv, struct lws *wsi, io_pss *pss, io_conn *c);
 int io_poll_post_begin(io_server *srv, struct lws *wsi, io_pss *pss, io_conn *c);
