@@ -34,6 +34,12 @@ static const metrics_def_row rows[METRIC_COUNT] = {
          .name = "presenced_slow_consumers_dropped_total",
          .label = "kind",
          .help = "Connections closed because they did not read fast enough, by kind."},
+    [METRIC_SESSIONS_CLOSED] =
+        {.kind = METRICS_COUNTER,
+         .name = "presenced_sessions_closed_total",
+         .label = "reason",
+         .help = "Engine.IO sessions ended, by reason (client close, transport close, ping "
+                 "timeout, ...)."},
     [METRIC_LIMIT_HITS] = {.kind = METRICS_COUNTER,
                            .name = "presenced_limit_hits_total",
                            .label = "limit",

@@ -171,6 +171,8 @@ void io_conn_destroy(io_conn *c)
         log_debug("session closed", "sid=%s addr=%s reason=\"%s\"", sio_conn_session(c->sc)->sid,
                   addr, c->reason ? c->reason : "");
     }
+    /* Reasons are the code's own constants: a bounded set of label values. */
+    metrics_add(srv->sessions_closed, c->reason ? c->reason : "closed", 1);
     sio_conn_free(c->sc, c->reason ? c->reason : "closed");
     c->sc = NULL;
     if (c->get) {

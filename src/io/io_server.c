@@ -156,6 +156,7 @@ static void server_metrics_init(io_server *srv)
 {
     metrics *m = srv->opts.metrics;
     srv->slow_consumers = metrics_def_get(m, METRIC_SLOW_CONSUMERS);
+    srv->sessions_closed = metrics_def_get(m, METRIC_SESSIONS_CLOSED);
     metrics_add(srv->slow_consumers, "socketio", 0);
     srv->limit_hits = metrics_def_get(m, METRIC_LIMIT_HITS);
     metrics_add(srv->limit_hits, "connections_per_ip", 0);

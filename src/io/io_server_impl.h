@@ -168,6 +168,7 @@ struct io_server {
     uint32_t sockets;     /* accepted TCP connections alive */
     uint32_t max_sockets; /* accepted beyond this are closed at once */
     metrics_family *slow_consumers;
+    metrics_family *sessions_closed; /* by reason: why sessions end, a storm's first question */
     metrics_family *limit_hits;
     metrics_family *refused;
     /* Refusals logged in this window ("cause address" -> srv), and what was not logged. */

@@ -148,6 +148,22 @@ describe('bounded work and queues', () => {
             });
             ws._socket.resume();
             await closed;
+            assert.ok((await metric(d, 'presenced_sessions_closed_total', 'send queue full')) >= 1);
+        })());
+
+    test('sessions that end are counted by why they ended', T, () =>
+        d.wrap(async () => {
+            const count = (why) => metric(d, 'presenced_sessions_closed_total', why);
+            const [byClient, byTransport] = [await count('client close'), await count('transport close')];
+            const asked = await rawSocket(d);
+            asked.send('1'); // Engine.IO close
+            await waitUntil(async () => (await count('client close')) === byClient + 1, { what: 'a client close counted' });
+            const gone = await rawSocket(d);
+            gone.terminate(); // the TCP connection ends without a close packet
+            await waitUntil(async () => (await count('transport close')) === byTransport + 1, {
+                what: 'a transport close counted',
+            });
+            assert.equal(await count('client close'), byClient + 1, 'each session is counted once');
         })());
 });
 

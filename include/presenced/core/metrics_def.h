@@ -16,6 +16,7 @@ typedef enum metrics_def {
     METRIC_HTTP_REQUESTS,
     METRIC_EVENT_STREAMS,
     METRIC_SLOW_CONSUMERS,
+    METRIC_SESSIONS_CLOSED,
     METRIC_LIMIT_HITS,
     METRIC_REFUSED,
     /* Presence on this instance and in the cluster (api, gateway). */
