@@ -132,9 +132,10 @@ static void deliver(gateway *gw, const policy_route *rt)
 }
 
 /* The store lost its data and a new generation began (docs/presence-model.md, "Redis lost its
- * data"): every socket that may read is told, before any event of the new generation, that what
- * it was told so far is void (presence:resync {reset: true}); views start again. The events that
- * follow announce every live socket as it registers again. */
+ * data"), or this instance missed events (its reader fell behind the stream's trimming): every
+ * socket that may read is told, before any event that follows, that what it was told so far is
+ * void (presence:resync {reset: true}); views start again from new snapshots. After a new
+ * generation the events that follow also announce every live socket as it registers again. */
 static void deliver_reset(gateway *gw, const pres_event *ev)
 {
     watch_reset(gw->watch);
@@ -146,7 +147,7 @@ static void deliver_reset(gateway *gw, const pres_event *ev)
     }
     cJSON_Delete(p);
     cJSON_Delete(args);
-    log_warn("the store lost its data: clients were told to start again", "seq=%s", ev->id);
+    log_warn("views are void: clients were told to start again", "seq=%s", ev->id);
 }
 
 void gateway_on_event(const pres_event *ev, void *ud)

@@ -150,6 +150,10 @@ typedef struct store_redis {
     bool up_failed;  /* ... could not be read */
     bool up_pending; /* where to read from is not known yet: asked again at the next tick */
     bool gen_check;  /* 'begin' found another generation: the reader checks which Redis holds */
+    /* A full batch was read from here: the reader may be behind the stream's trimming, and checks
+     * that no entry after this point was trimmed before it read it (store_redis_stream.c). */
+    char gap_from[48];
+    bool gap_check;
     bool reading;
     /* The reader has fixed where it starts. Until then the store refuses operations: the events
      * they append would come before that point and this instance would never see them. */

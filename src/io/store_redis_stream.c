@@ -12,11 +12,13 @@
 
 #define SR_XREAD_BLOCK_MS 1000
 #define SR_XREAD_COUNT "512"
+#define SR_XREAD_COUNT_N 512
 
 /* ---- the event stream ---- */
 
 static void read_next(store_redis *s);
 static void gen_check(store_redis *s);
+static void gap_check(store_redis *s);
 
 static int stream_id_parse(const char *id, uint64_t *ms, uint64_t *seq)
 {
@@ -161,6 +163,15 @@ static void on_xread(const redisReply *reply, void *ud)
                 stream->element[1]->type != REDIS_REPLY_ARRAY)
                 continue;
             const redisReply *entries = stream->element[1];
+            /* As many entries as a batch holds, or as the stream keeps: the reader may be behind
+             * the trimming (a gap leaves at least stream_maxlen entries after the reader). */
+            size_t behind = strtoul(s->maxlen, NULL, 10);
+            if (behind > SR_XREAD_COUNT_N)
+                behind = SR_XREAD_COUNT_N;
+            if (entries->elements >= behind && !s->gap_check) {
+                snprintf(s->gap_from, sizeof(s->gap_from), "%s", s->last_id);
+                s->gap_check = true;
+            }
             for (size_t i = 0; i < entries->elements && !s->closing; i++)
                 deliver_entry(s, entries->element[i]);
         }
@@ -177,8 +188,66 @@ static void on_xread(const redisReply *reply, void *ud)
         return;
     if (s->gen_check)
         gen_check(s);
+    else if (s->gap_check)
+        gap_check(s);
     else
         read_next(s);
+}
+
+/* The stream is trimmed to about stream_maxlen entries whether or not every reader has read them.
+ * A reader more than that far behind (a loop starved of CPU through a storm of millions of
+ * events) would pass over what was trimmed without knowing, and its watchers would keep a view
+ * that misses those changes for good. Trimming takes the oldest entries only: while the last
+ * entry the reader had read before a full batch is still in the stream, nothing after it was
+ * trimmed. Once it is gone (the stream's first entry is past it), entries the reader never read
+ * may have gone with it: its watchers are then told, as when Redis loses its data, that what
+ * they hold is void (presence:resync {reset}), and take new snapshots. (A reader that read the
+ * batch just before its own last entry was trimmed is told so too: it was at the edge.) */
+static void on_gap_check(const redisReply *reply, void *ud)
+{
+    store_redis *s = ud;
+    s->reading = false;
+    if (!reply || s->closing)
+        return; /* the connection went down: sr_stream_up positions the reader again */
+    const char *first = NULL;
+    long long length = -1, added = -1;
+    for (size_t i = 0; reply->type == REDIS_REPLY_ARRAY && i + 1 < reply->elements; i += 2) {
+        const redisReply *k = reply->element[i], *v = reply->element[i + 1];
+        if (k->type != REDIS_REPLY_STRING)
+            continue;
+        if (strcmp(k->str, "first-entry") == 0 && v->type == REDIS_REPLY_ARRAY &&
+            v->elements == 2 && v->element[0]->type == REDIS_REPLY_STRING)
+            first = v->element[0]->str;
+        else if (strcmp(k->str, "length") == 0 && v->type == REDIS_REPLY_INTEGER)
+            length = v->integer;
+        else if (strcmp(k->str, "entries-added") == 0 && v->type == REDIS_REPLY_INTEGER)
+            added = v->integer;
+    }
+    /* A reader that starts from the stream's beginning ("0-0": a new stream or generation) has
+     * every entry ever added to read: it missed some when fewer are left (Redis 7's count). */
+    bool from_start = strcmp(s->gap_from, "0-0") == 0;
+    if (from_start ? added > length && length >= 0
+                   : first && sr_stream_id_less(s->gap_from, first)) {
+        log_warn("the event stream was trimmed past this instance's reader: clients were told to "
+                 "start again",
+                 "read_to=%s first_kept=%s stream_maxlen=%s", s->gap_from, first, s->maxlen);
+        pres_event ev;
+        pres_event_init(&ev, PRES_EV_RESET);
+        snprintf(ev.id, sizeof(ev.id), "%s", s->last_id);
+        if ((ev.user = strdup("")) && s->hooks.event)
+            s->hooks.event(&ev, s->hooks.ud);
+        pres_event_deinit(&ev);
+    }
+    read_next(s);
+}
+
+static void gap_check(store_redis *s)
+{
+    s->gap_check = false;
+    const char *argv[] = {"XINFO", "STREAM", s->stream_key};
+    size_t lens[] = {5, 6, strlen(s->stream_key)};
+    s->reading = true;
+    redis_client_command(s->ev, 3, argv, lens, on_gap_check, s);
 }
 
 static void read_next(store_redis *s)
@@ -206,6 +275,7 @@ static void read_next(store_redis *s)
 static void position(store_redis *s, const char *top)
 {
     const char *g = s->up_gen;
+    s->gap_check = false; /* a check from before the connection went is void */
     if (!s->last_id[0]) {
         snprintf(s->last_id, sizeof(s->last_id), "%s", top ? top : "0-0");
         if (!s->gen[0])

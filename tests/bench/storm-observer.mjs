@@ -6,9 +6,11 @@
 // Prints "subscribed" once every subscription was acknowledged. Then answers each line on stdin
 // with one JSON line:
 //   status     -> {"online": users online in the view, "onlineEvents", "offlineEvents",
-//                  "disconnects": times this socket lost its connection}
+//                  "disconnects": times this socket lost its connection, "resets": times the
+//                  server said the view is void (presence:resync {reset: true})}
 // After a lost connection it reconnects, subscribes again and rebuilds its view from
-// presence:query (what it missed meanwhile is not in the log; the log says "resync").
+// presence:query (what it missed meanwhile is not in the log; the log says "resync"); after a
+// reset it rebuilds it the same way.
 //   dump PATH  -> {"ok": true}; PATH gets a line "<ms since the epoch> on|off <userId>" per event
 // Exits when its stdin closes.
 // Usage: node storm-observer.mjs URL PREFIX:COUNT[,PREFIX:COUNT...]   (users PREFIX0..COUNT-1)
@@ -65,20 +67,31 @@ socket.on("connect", async () => {
     console.log("subscribed");
     return;
   }
-  // Back after a lost connection: the view is rebuilt from the store.
+  await rebuild(); // back after a lost connection
+});
+
+// The view is rebuilt from the store.
+async function rebuild() {
   log.push(`${wall().toFixed(0)} resync -`);
   online.clear();
   for (let i = 0; i < ids.length; i += CHUNK) {
     const { users } = await ask("presence:query", { userIds: ids.slice(i, i + CHUNK) });
     for (const [id, u] of Object.entries(users)) if (u.online) online.add(id);
   }
+}
+
+let resets = 0;
+socket.on("presence:resync", (d) => {
+  if (d?.reset !== true) return;
+  resets++;
+  rebuild();
 });
 
 createInterface({ input: process.stdin })
   .on("line", (line) => {
     const [cmd, arg] = line.trim().split(/\s+/, 2);
     if (cmd === "status") {
-      console.log(JSON.stringify({ online: online.size, onlineEvents, offlineEvents, disconnects }));
+      console.log(JSON.stringify({ online: online.size, onlineEvents, offlineEvents, disconnects, resets }));
     } else if (cmd === "dump") {
       writeFileSync(arg, log.length ? log.join("\n") + "\n" : "");
       console.log(JSON.stringify({ ok: true }));
