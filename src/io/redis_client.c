@@ -63,6 +63,7 @@ typedef struct redis_poll {
     redisAsyncContext *ac; /* NULL once hiredis has let go of it */
     int events;            /* what hiredis wants to hear about */
     int polled;            /* what the handle was last started with (0: stopped) */
+    bool reading;          /* hiredis is handing out replies read from it (redis_client_flush) */
 } redis_poll;
 
 struct redis_client {
@@ -503,8 +504,11 @@ static void on_poll(uv_poll_t *h, int status, int events)
         events = p->events;
         p->polled = 0; /* libuv stopped the handle */
     }
-    if (p->ac && (events & UV_READABLE))
+    if (p->ac && (events & UV_READABLE)) {
+        p->reading = true;
         redisAsyncHandleRead(p->ac);
+        p->reading = false;
+    }
     if (p->ac && (events & UV_WRITABLE))
         redisAsyncHandleWrite(p->ac);
 }
@@ -1065,6 +1069,19 @@ void redis_client_subscribe(redis_client *c, const char *channel, redis_reply_fn
     size_t lens[] = {9, strlen(channel)};
     if (c->state != ST_UP || req_send(c, r, 2, argv, lens) < 0)
         req_fail_later(c, r);
+}
+
+void redis_client_flush(redis_client *c)
+{
+    if (c->cluster && c->node && c->state == ST_UP)
+        c = c->node; /* a view sends on its node's connection */
+    /* Not from inside a reply of the same connection: a failed write frees the context in
+     * hiredis, under the reader that is using it. Its write goes out when the reader is done. */
+    if (c->state != ST_UP || !c->ac)
+        return;
+    redis_poll *p = c->ac->ev.data;
+    if (p && !p->reading)
+        redisAsyncHandleWrite(c->ac);
 }
 
 uint64_t redis_client_backlog_ms(const redis_client *c)

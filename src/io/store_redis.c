@@ -115,11 +115,14 @@ static bool reply_leaves_doubt(int scr, const redisReply *reply)
     }
 }
 
+static void sr_pulse(store_redis *s);
+
 static void on_timed(const redisReply *reply, void *ud)
 {
     sr_timed *t = ud;
     store_redis *s = t->s;
     if (!s->closing) {
+        sr_pulse(s);
         metrics_observe(s->sm.latency, sr_script_names[t->scr],
                         (double)(uv_hrtime() - t->start_ns) / 1e9);
         if (!reply)
@@ -195,6 +198,7 @@ static void run_script_raw(store_redis *s, redis_client *via, int scr, const cha
 void sr_run_script_on(store_redis *s, redis_client *via, int scr, const char *const *args,
                       const size_t *lens, size_t n, redis_reply_fn fn, void *ud)
 {
+    sr_pulse(s);
     sr_timed *t = malloc(sizeof(*t));
     if (!t)
         return run_script_raw(s, via, scr, args, lens, n, fn, ud);
@@ -275,6 +279,7 @@ void sr_tick_run(store_redis *s)
         return;
     }
     s->tick_busy = true;
+    s->tick_due_ns = uv_hrtime() + (uint64_t)sr_tick_every_ms(s) * 1000000u;
     /* Only a reconciliation whose 'begin' was answered has stored its epoch; the tick runs
      * after it in Redis (sent once the answer came). */
     s->tick_epoch = s->epoch;
@@ -296,11 +301,33 @@ void sr_tick_run(store_redis *s)
     sr_run_script_on(s, s->beat, SCR_TICK, args, NULL, 3, on_tick_reply, s);
 }
 
+static void tick_now(store_redis *s)
+{
+    sr_stream_retry(s);
+    sr_rc_watchdog(s);
+    sr_tick_run(s);
+}
+
 static void on_tick(uv_timer_t *t)
 {
-    sr_stream_retry(t->data);
-    sr_rc_watchdog(t->data);
-    sr_tick_run(t->data);
+    tick_now(t->data);
+}
+
+/* libuv runs timers once per turn of its loop, and one turn serves up to 48 rounds of 1024 ready
+ * descriptors: in a connect or disconnect storm, on a host that gives this process a small share
+ * of a CPU, a turn can last longer than the lease, and a lease refreshed only from the timer
+ * expires in Redis while this instance is alive and busy; the others then reap its sockets and
+ * announce its users offline. The store is called with every state change and every reply in
+ * such a turn, so it looks at the clock (every 64th call) and refreshes the lease itself when
+ * the tick is overdue, writing it at once rather than at the loop's next poll. */
+static void sr_pulse(store_redis *s)
+{
+    if ((++s->pulse_calls & 63) != 0 || s->closing || s->shut || !s->available || s->tick_busy ||
+        uv_hrtime() < s->tick_due_ns)
+        return;
+    s->tick_due_ns = uv_hrtime() + (uint64_t)sr_tick_every_ms(s) * 1000000u; /* once */
+    tick_now(s);
+    redis_client_flush(s->beat);
 }
 
 /* The next lease of another instance expires in `ms` (-1: there is none): tick then, and reap
@@ -656,7 +683,8 @@ static store *sr_new(uv_loop_t *loop, const store_opts *opts, const store_hooks 
     store_base_init(&s->base, &sr_vtbl, loop, "redis store");
     uv_timer_init(loop, &s->tick);
     s->tick.data = s;
-    uint32_t every = s->lease_ms / 3 ? s->lease_ms / 3 : 1;
+    uint32_t every = sr_tick_every_ms(s);
+    s->tick_due_ns = uv_hrtime() + (uint64_t)every * 1000000u;
     uv_timer_start(&s->tick, on_tick, every, every);
     uv_timer_init(loop, &s->reap);
     s->reap.data = s;

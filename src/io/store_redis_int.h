@@ -96,6 +96,10 @@ typedef struct store_redis {
     bool available;
     bool lease_held; /* a tick refreshed our lease: a lost lease then means state was lost */
     bool tick_busy, tick_again;
+    /* When the next tick is due (uv_hrtime ns): a turn of the loop long enough to hold the tick
+     * timer back past it sends the tick from the store's own calls (sr_pulse). */
+    uint64_t tick_due_ns;
+    uint32_t pulse_calls;
     /* The tick in flight was sent with this epoch, after the reconciliation of that epoch had
      * begun: its answer says whether Redis still holds that epoch (the watchdog). */
     uint64_t tick_epoch;
@@ -219,6 +223,11 @@ void sr_run_script(store_redis *s, int scr, const char *const *args, const size_
 void sr_run_script_on(store_redis *s, redis_client *via, int scr, const char *const *args,
                       const size_t *lens, size_t n, redis_reply_fn fn, void *ud);
 /* Refresh the lease now (or right after the refresh in flight). */
+/* The tick refreshes the lease every third of it. */
+static inline uint32_t sr_tick_every_ms(const store_redis *s)
+{
+    return s->lease_ms / 3 ? s->lease_ms / 3 : 1;
+}
 void sr_tick_run(store_redis *s);
 void sr_availability_update(store_redis *s);
 

@@ -115,6 +115,11 @@ void redis_client_subscribe(redis_client *c, const char *channel, redis_reply_fn
  * has been carried out by Redis. */
 uint64_t redis_client_backlog_ms(const redis_client *c);
 
+/* Write what is queued on the connection now, without waiting for the loop to poll it: for a
+ * request that must leave during a long turn of the loop (libuv only takes up a new write
+ * interest at the start of its next poll). Does nothing while the connection is not up. */
+void redis_client_flush(redis_client *c);
+
 /* Call `fn(NULL, ud)` from the loop shortly after, as for a request that could not be sent: for
  * callers that refuse a request themselves but keep the "never inside the call" promise. */
 void redis_client_fail(redis_client *c, redis_reply_fn fn, void *ud);
