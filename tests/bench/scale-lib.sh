@@ -132,9 +132,9 @@ scale_presenced() {
 
 # Sets sources: $1 loopback addresses, source h hashing to worker h % $2. The kernel sends every
 # connection of one client address to one worker, so this spreads holders evenly; one address
-# has ~28,000 ephemeral ports towards one server port, so each holder has its own. The
-# addresses are 127.0.x.y with x from $3 (default 1): callers that need two disjoint sets pass
-# different x.
+# has ~64,000 ports towards one server port (the holder binds them in turn), so each holder has
+# its own. The addresses are 127.0.x.y with x from $3 (default 1): callers that need two
+# disjoint sets pass different x.
 scale_sources() {
     local holders=$1 workers=$2 x=${3:-1} x2 y h a worker
     declare -A taken=()
@@ -218,11 +218,11 @@ scale_slab_kb() { awk '/^Slab:/ {print $2}' /proc/meminfo; }
 
 # Checks that $1 connections fit $2 workers and $3 holders on this host: each worker and each
 # holder is one process under the descriptor limit, each holder one source address with the
-# ephemeral port range towards one server port. Prints what would stop the run and exits.
+# 64,512 ports (1024-65535) towards one server port. Prints what would stop the run and exits.
 scale_limits() {
     local n=$1 workers=$2 holders=$3 fds lo hi per_w per_h bad=
     fds=$(ulimit -Hn)
-    read -r lo hi </proc/sys/net/ipv4/ip_local_port_range
+    lo=1024 hi=65535 # the holder binds its ports itself (holder.c: bind_source)
     per_w=$(((n + workers - 1) / workers))
     per_h=$(((n + holders - 1) / holders))
     if [ "$workers" -gt 64 ]; then echo "workers: at most 64" >&2; bad=1; fi
@@ -235,7 +235,7 @@ scale_limits() {
         bad=1
     fi
     if [ "$per_h" -gt $((hi - lo)) ]; then
-        echo "$per_h connections per holder exceed the $((hi - lo)) ephemeral ports of one source address: use more --holders" >&2
+        echo "$per_h connections per holder exceed the $((hi - lo)) ports of one source address: use more --holders" >&2
         bad=1
     fi
     local max open
@@ -272,13 +272,33 @@ scale_sysctl() {
     [ ! -e /proc/sys/net/netfilter/nf_conntrack_max ] || raise net.netfilter.nf_conntrack_max $((2 * n + 100000))
     # tcp_mem is in pages (min pressure max): an idle connection holds no buffer pages, but
     # connect bursts and broadcasts do; pressure starts at 2 pages per socket here.
-    cur=$(sysctl -n net.ipv4.tcp_mem | awk '{print $3}')
+    cur=$(sysctl -n net.ipv4.tcp_mem 2>/dev/null | awk '{print $3}') || cur=
     want=$((4 * n))
-    if [ "$cur" -lt "$want" ]; then
+    if [ -z "$cur" ]; then
+        echo "sysctl net.ipv4.tcp_mem: not in this network namespace (the host's applies)"
+    elif [ "$cur" -lt "$want" ]; then
         sysctl -q -w net.ipv4.tcp_mem="$((2 * n)) $((3 * n)) $want" 2>/dev/null &&
             echo "sysctl net.ipv4.tcp_mem: -> $((2 * n)) $((3 * n)) $want" ||
             echo "sysctl net.ipv4.tcp_mem: could not raise it"
     else
         echo "sysctl net.ipv4.tcp_mem: $(sysctl -n net.ipv4.tcp_mem | tr '\t' ' ') (enough)"
     fi
+}
+
+# Runs the calling script again ($2, with arguments after it) in a network namespace of its own
+# whose established-connection table has a bucket for each of the 2 x $1 sockets, rounded up to
+# a power of two (root; Linux 6.1 or later). Does not return when it could start it.
+scale_netns() {
+    local n=$1 script=$2 want=1 old
+    shift 2
+    while [ "$want" -lt $((2 * n)) ]; do want=$((want * 2)); done
+    old=$(sysctl -n net.ipv4.tcp_child_ehash_entries 2>/dev/null) ||
+        { echo "--netns: net.ipv4.tcp_child_ehash_entries is not available (Linux 6.1 or later)" >&2; exit 1; }
+    sysctl -q -w net.ipv4.tcp_child_ehash_entries="$want" ||
+        { echo "--netns: cannot set net.ipv4.tcp_child_ehash_entries (root only)" >&2; exit 1; }
+    echo "network namespace of its own: $want buckets of established connections"
+    local rc=0
+    SCALE_IN_NETNS=1 unshare -n bash -c 'ip link set lo up && exec "$@"' bash "$script" "$@" || rc=$?
+    sysctl -q -w net.ipv4.tcp_child_ehash_entries="$old" || true
+    exit "$rc"
 }

@@ -2,7 +2,7 @@
 # N identified WebSocket connections (100,000 by default, up to 1,000,000) on one machine through
 # one port: presenced with workers (one SO_REUSEPORT group, each worker its own process and fd
 # budget) and store = redis, loaded by C holders (tests/bench/holder), each from its own loopback
-# source address (one address has only ~28,000 ephemeral ports towards one server port).
+# source address (one address has only ~64,000 ports towards one server port).
 #
 # The kernel sends every connection of one client address to one worker (hash of the address), so
 # a holder's connections all land on one worker: holder h gets a source address 127.0.x.y that
@@ -32,11 +32,13 @@
 # on exit.
 set -euo pipefail
 
+argv=("$@")
 n=100000
 workers=
 holders=
 idle=30
 sysctl=
+netns=
 retry=20
 concurrency=200
 sets=()
@@ -50,6 +52,7 @@ while [ $# -gt 0 ]; do
         --retry) retry=$2; shift 2 ;;
         --concurrency) concurrency=$2; shift 2 ;;
         --set) sets+=(--set "$2"); shift 2 ;;
+        --netns) netns=1; shift ;;
         -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
@@ -67,6 +70,11 @@ cd "$root"
 if [ -n "${SCALE_OUT:-}" ]; then tmp=$SCALE_OUT; keep_tmp=1; mkdir -p "$tmp"; else tmp=$(mktemp -d); fi
 trap scale_cleanup EXIT
 
+if [ -n "$netns" ] && [ -z "${SCALE_IN_NETNS:-}" ]; then
+    # Host-wide limits are raised here; the namespace's own (somaxconn...) inside it.
+    if [ -n "$sysctl" ]; then scale_sysctl "$n"; fi
+    scale_netns "$n" "$root/tests/bench/scale.sh" "${argv[@]}"
+fi
 if [ -n "$sysctl" ]; then scale_sysctl "$n"; fi
 scale_limits "$n" "$workers" "$holders"
 scale_build
