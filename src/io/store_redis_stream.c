@@ -209,7 +209,7 @@ static void on_gap_check(const redisReply *reply, void *ud)
     s->reading = false;
     if (!reply || s->closing)
         return; /* the connection went down: sr_stream_up positions the reader again */
-    const char *first = NULL;
+    const char *first = NULL, *top = NULL;
     long long length = -1, added = -1;
     for (size_t i = 0; reply->type == REDIS_REPLY_ARRAY && i + 1 < reply->elements; i += 2) {
         const redisReply *k = reply->element[i], *v = reply->element[i + 1];
@@ -222,6 +222,8 @@ static void on_gap_check(const redisReply *reply, void *ud)
             length = v->integer;
         else if (strcmp(k->str, "entries-added") == 0 && v->type == REDIS_REPLY_INTEGER)
             added = v->integer;
+        else if (strcmp(k->str, "last-generated-id") == 0 && v->type == REDIS_REPLY_STRING)
+            top = v->str;
     }
     /* A reader that starts from the stream's beginning ("0-0": a new stream or generation) has
      * every entry ever added to read: it missed some when fewer are left (Redis 7's count). */
@@ -230,7 +232,16 @@ static void on_gap_check(const redisReply *reply, void *ud)
                    : first && sr_stream_id_less(s->gap_from, first)) {
         log_warn("the event stream was trimmed past this instance's reader: clients were told to "
                  "start again",
-                 "read_to=%s first_kept=%s stream_maxlen=%s", s->gap_from, first, s->maxlen);
+                 "read_to=%s first_kept=%s stream_maxlen=%s", s->gap_from, first ? first : "",
+                 s->maxlen);
+        /* The snapshots the readers take after the reset hold everything up to now: the reader
+         * goes on from the stream's end rather than through a backlog that is void for them,
+         * and one that had fallen behind catches up at once. */
+        if (top && sr_stream_id_less(s->last_id, top)) {
+            snprintf(s->last_id, sizeof(s->last_id), "%s", top);
+            if (s->read_to)
+                s->read_to(s->last_id, s->read_ud);
+        }
         pres_event ev;
         pres_event_init(&ev, PRES_EV_RESET);
         snprintf(ev.id, sizeof(ev.id), "%s", s->last_id);
