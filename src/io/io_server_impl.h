@@ -321,6 +321,7 @@ void io_poll_init(io_server *srv);
 void io_poll_close(io_server *srv);
 /* Complete a held GET: it drains the queue when it becomes writeable. */
 void io_poll_wake(io_conn *c);
+/* The held GET was answered or went: the session holds none (takes it off the sweep's list). */
 void io_poll_unhold(io_conn *c);
 int io_poll_handshake(io_server *srv, struct lws *wsi, io_pss *pss);
 int io_poll_get(io_server *srv, struct lws *wsi, io_pss *pss, io_conn *c);

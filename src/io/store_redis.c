@@ -117,6 +117,12 @@ static bool reply_leaves_doubt(int scr, const redisReply *reply)
 
 static void sr_pulse(store_redis *s);
 
+/* The next tick is due a third of the lease from now (sr_pulse's clock). */
+static void tick_due_reset(store_redis *s)
+{
+    s->tick_due_ns = uv_hrtime() + (uint64_t)sr_tick_every_ms(s) * 1000000u;
+}
+
 static void on_timed(const redisReply *reply, void *ud)
 {
     sr_timed *t = ud;
@@ -279,7 +285,7 @@ void sr_tick_run(store_redis *s)
         return;
     }
     s->tick_busy = true;
-    s->tick_due_ns = uv_hrtime() + (uint64_t)sr_tick_every_ms(s) * 1000000u;
+    tick_due_reset(s);
     /* Only a reconciliation whose 'begin' was answered has stored its epoch; the tick runs
      * after it in Redis (sent once the answer came). */
     s->tick_epoch = s->epoch;
@@ -325,7 +331,7 @@ static void sr_pulse(store_redis *s)
     if ((++s->pulse_calls & 63) != 0 || s->closing || s->shut || !s->available || s->tick_busy ||
         uv_hrtime() < s->tick_due_ns)
         return;
-    s->tick_due_ns = uv_hrtime() + (uint64_t)sr_tick_every_ms(s) * 1000000u; /* once */
+    tick_due_reset(s); /* once, even when the tick does not go out */
     tick_now(s);
     redis_client_flush(s->beat);
 }
@@ -684,7 +690,7 @@ static store *sr_new(uv_loop_t *loop, const store_opts *opts, const store_hooks 
     uv_timer_init(loop, &s->tick);
     s->tick.data = s;
     uint32_t every = sr_tick_every_ms(s);
-    s->tick_due_ns = uv_hrtime() + (uint64_t)every * 1000000u;
+    tick_due_reset(s);
     uv_timer_start(&s->tick, on_tick, every, every);
     uv_timer_init(loop, &s->reap);
     s->reap.data = s;

@@ -222,12 +222,12 @@ void sr_run_script(store_redis *s, int scr, const char *const *args, const size_
                    redis_reply_fn fn, void *ud);
 void sr_run_script_on(store_redis *s, redis_client *via, int scr, const char *const *args,
                       const size_t *lens, size_t n, redis_reply_fn fn, void *ud);
-/* Refresh the lease now (or right after the refresh in flight). */
 /* The tick refreshes the lease every third of it. */
 static inline uint32_t sr_tick_every_ms(const store_redis *s)
 {
     return s->lease_ms / 3 ? s->lease_ms / 3 : 1;
 }
+/* Refresh the lease now (or right after the refresh in flight). */
 void sr_tick_run(store_redis *s);
 void sr_availability_update(store_redis *s);
 

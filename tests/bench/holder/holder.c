@@ -297,6 +297,8 @@ static int arm(struct conn *c, bool out)
 static int bind_source(int fd)
 {
     enum { FIRST_PORT = 1024, TRIES = 64 };
+    if (H.port_next < FIRST_PORT)
+        H.port_next = FIRST_PORT;
     for (int t = 0; t < TRIES; t++) {
         struct sockaddr_in a = H.source;
         a.sin_port = htons(H.port_next);
@@ -1045,7 +1047,6 @@ static int parse_args(int argc, char **argv)
                 return -1;
         } else if (strcmp(argv[i], "--source") == 0 && i + 1 < argc) {
             H.has_source = true;
-            H.port_next = 1024;
             H.source.sin_family = AF_INET;
             if (inet_pton(AF_INET, argv[++i], &H.source.sin_addr) != 1)
                 return -1;
