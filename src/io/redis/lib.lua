@@ -162,6 +162,12 @@ local function jstr(s)
     if not string.find(s, '["\\]') then return '"' .. s .. '"' end
     return cjson.encode(s)
 end
+-- The same without the quotes: the string itself when it needs no escaping, so that an event is
+-- built by one concatenation with no intermediate strings.
+local function jbody(s)
+    if not string.find(s, '["\\]') then return s end
+    return string.sub(cjson.encode(s), 2, -2)
+end
 
 -- The store's generation (docs/redis-schema.md, "Generations"): `P gen` holds the id of the
 -- reset entry that began the event stream. A function about to append to the stream and finding
@@ -239,16 +245,21 @@ end
 -- Queries read records as they are: the sockets of an instance whose lease expired leave them
 -- when it is reaped, which every instance does the moment the lease expires (tick).
 
-local HEADER = '^(%d+):(%d+):(%d+):(%d+):([^:]*):([^\n]*)\n()'
+local HEADER = '^(%d+):(%d+):%d+:(%d+):([^:]*):([^\n]*)\n()'
+local SOCKET = '^([^\t\n]+)\t?([^\t\n]*)([^\n]*)\n?()'
 
-local function parse_socks(k)
+-- The socket lines of record text `v` from position `at` (read in place: no copy of the part).
+local function parse_socks(v, at)
     local out = {}
-    for sid, i, rest in string.gmatch(k, '([^\t\n]+)\t?([^\t\n]*)([^\n]*)') do
+    while at <= #v do
+        local sid, i, rest, nxt = string.match(v, SOCKET, at)
+        if not sid then break end
         local rooms = {}
         if rest ~= '' then
             for r in string.gmatch(rest, '[^\t]+') do rooms[#rooms + 1] = r end
         end
         out[#out + 1] = {sid = sid, i = i, r = rooms}
+        at = nxt
     end
     return out
 end
@@ -268,7 +279,7 @@ end
 -- A record's parts from its text (nil: none); false when the text is not a record.
 local function rec_parse(rec, v)
     if not v then return rec end
-    local since, ls, _, mlen, flags, st, at = string.match(v, HEADER)
+    local since, ls, mlen, flags, st, at = string.match(v, HEADER)
     if not since then return false end
     -- Times stay text: most calls store them again unchanged.
     rec.known, rec.since, rec.ls, rec.st = true, since, ls, st ~= '' and st or 'online'
@@ -278,7 +289,7 @@ local function rec_parse(rec, v)
         rec.m = string.sub(v, at, at + mlen - 1)
         at = at + mlen
     end
-    if at <= #v then rec.socks = parse_socks(string.sub(v, at)) end
+    if at <= #v then rec.socks = parse_socks(v, at) end
     return rec
 end
 
@@ -297,11 +308,15 @@ end
 -- Write the record whole. A user with a socket keeps the record for good; one inside the
 -- offline grace for the grace and the retention after it; an offline one for the retention.
 local function user_save(rec)
-    local m = rec.m or ''
+    local socks, m = rec.socks, rec.m or ''
     local flags = rec.g and ('g' .. rec.g) or ''
     local st = rec.st ~= 'online' and rec.st or ''
-    local v = rec.since .. ':' .. rec.ls .. ':' .. itoa(#rec.socks) .. ':' .. itoa(#m) .. ':' ..
-        flags .. ':' .. st .. '\n' .. m .. enc_socks(rec.socks)
+    -- The most common record, one socket in no room, is built by a single concatenation.
+    local one = #socks == 1 and #socks[1].r == 0 and socks[1]
+    local v = rec.since .. ':' .. rec.ls .. ':' .. itoa(#socks) .. ':' .. itoa(#m) .. ':' ..
+        flags .. ':' .. st .. '\n' .. m ..
+        (one and one.sid or enc_socks(socks)) .. (one and '\t' or '') .. (one and one.i or '') ..
+        (one and '\n' or '')
     if #rec.socks > 0 then
         redis.call('SET', rec.key, v)
     elseif rec.since ~= '0' then
@@ -362,20 +377,21 @@ end
 -- already validated by the caller and is spliced in as is, so that it reaches clients byte for
 -- byte.
 local function emit(rec, t, f)
-    local p = {'{"t":"', t, '","u":', jstr(rec.u)}
-    if f.s then p[#p + 1] = ',"s":' .. jstr(f.s) end
-    if f.r then p[#p + 1] = ',"r":' .. jstr(f.r) end
-    if f.st and f.st ~= 'online' then p[#p + 1] = ',"st":' .. jstr(f.st) end
-    if f.ps then p[#p + 1] = ',"ps":' .. jstr(f.ps) end
-    if f.m then p[#p + 1] = ',"m":' .. f.m end
-    if f.ls then p[#p + 1] = ',"ls":' .. f.ls end
+    local sid, room, st, ps, m, ls = f.s, f.r, f.st, f.ps, f.m, f.ls
+    if st == 'online' then st = nil end
+    local rs = ''
     if f.rs and #f.rs > 0 then
         local q = {}
         for n, r in ipairs(f.rs) do q[n] = jstr(r) end
-        p[#p + 1] = ',"rs":[' .. table.concat(q, ',') .. ']'
+        rs = ',"rs":[' .. table.concat(q, ',') .. ']'
     end
-    p[#p + 1] = '}'
-    xadd(table.concat(p))
+    -- One concatenation: Lua builds the text once, with no intermediate strings.
+    xadd('{"t":"' .. t .. '","u":"' .. jbody(rec.u) .. '"' ..
+        (sid and ',"s":"' or '') .. (sid and jbody(sid) or '') .. (sid and '"' or '') ..
+        (room and ',"r":"' or '') .. (room and jbody(room) or '') .. (room and '"' or '') ..
+        (st and ',"st":"' or '') .. (st and jbody(st) or '') .. (st and '"' or '') ..
+        (ps and ',"ps":"' or '') .. (ps and jbody(ps) or '') .. (ps and '"' or '') ..
+        (m and ',"m":' or '') .. (m or '') .. (ls and ',"ls":' or '') .. (ls or '') .. rs .. '}')
 end
 
 -- lastSeen follows the user's activity, except while they are invisible: from the moment they
