@@ -5,6 +5,7 @@
 
 #include "api_impl.h"
 #include "presenced/app/watch.h"
+#include "presenced/codec/json.h"
 #include "presenced/codec/pres_cmd.h"
 
 /* ---- users ---- */
@@ -211,7 +212,10 @@ void api_post_users_bulk(api *a, io_http_req *req, const http_path *p)
     size_t len;
     const uint8_t *body = io_http_body(req, &len);
     const char *end = NULL;
-    cJSON *o = len ? cJSON_ParseWithLengthOpts((const char *)body, len, &end, 0) : NULL;
+    /* json_lex_ok: an id holding "\u0000" would read as cut short there, i.e. as another id. */
+    cJSON *o = len && json_lex_ok(body, len)
+                   ? cJSON_ParseWithLengthOpts((const char *)body, len, &end, 0)
+                   : NULL;
     if (!o || end != (const char *)body + len || !cJSON_IsObject(o)) {
         cJSON_Delete(o);
         return api_respond_error(a, req, 400, "invalid_json",

@@ -4,6 +4,30 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+
+bool json_lex_ok(const uint8_t *p, size_t len)
+{
+    bool in_string = false;
+    for (size_t i = 0; i < len; i++) {
+        uint8_t c = p[i];
+        if (!in_string) {
+            if (c < 0x20 && c != ' ' && c != '\t' && c != '\n' && c != '\r')
+                return false;
+            in_string = c == '"';
+        } else if (c < 0x20) {
+            return false;
+        } else if (c == '"') {
+            in_string = false;
+        } else if (c == '\\') {
+            if (++i >= len)
+                return false;
+            if (p[i] == 'u' && len - i > 4 && memcmp(p + i + 1, "0000", 4) == 0)
+                return false;
+        }
+    }
+    return true;
+}
 
 int json_append_number(buf *out, double d)
 {

@@ -244,33 +244,6 @@ static int part_decode(const char *in, size_t len, uint8_t **out, size_t *out_le
 
 /* ---- strict JSON ---- */
 
-/* What cJSON lets through but RFC 8259 does not, or what would change a string's meaning: it
- * treats every byte up to 0x20 as whitespace and takes raw control characters inside strings
- * (§2 and §7 forbid both), and it decodes "\u0000" into a NUL that cuts the C string short, so
- * "alice\u0000x" would read as "alice". The escape's four hex digits are validated by cJSON. */
-static bool json_lex_ok(const uint8_t *p, size_t len)
-{
-    bool in_string = false;
-    for (size_t i = 0; i < len; i++) {
-        uint8_t c = p[i];
-        if (!in_string) {
-            if (c < 0x20 && c != ' ' && c != '\t' && c != '\n' && c != '\r')
-                return false;
-            in_string = c == '"';
-        } else if (c < 0x20) {
-            return false;
-        } else if (c == '"') {
-            in_string = false;
-        } else if (c == '\\') {
-            if (++i >= len)
-                return false;
-            if (p[i] == 'u' && len - i > 4 && memcmp(p + i + 1, "0000", 4) == 0)
-                return false;
-        }
-    }
-    return true;
-}
-
 static int name_cmp(const void *a, const void *b)
 {
     const cJSON *const *x = a, *const *y = b;

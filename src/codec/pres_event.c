@@ -245,11 +245,13 @@ static int decode_object(const cJSON *o, pres_event *ev)
     if (type == NTYPES)
         return -1;
     ev->type = (pres_event_type)type;
-    /* A reset names no user; "" keeps `user` always set for those who route by it. */
-    if (ev->type == PRES_EV_RESET && !cJSON_GetObjectItemCaseSensitive(o, "u"))
+    /* A reset names no user, whatever the entry says (its encoding has none): "" keeps `user`
+     * always set for those who route by it. */
+    if (ev->type == PRES_EV_RESET)
         ev->user = strdup("");
-    if (take_string(o, "u", PRES_ID_MAX, &ev->user) < 0 || !ev->user ||
-        take_string(o, "s", PRES_ID_MAX, &ev->socket) < 0 ||
+    else if (take_string(o, "u", PRES_ID_MAX, &ev->user) < 0)
+        return -1;
+    if (!ev->user || take_string(o, "s", PRES_ID_MAX, &ev->socket) < 0 ||
         take_string(o, "r", PRES_ID_MAX, &ev->room) < 0 ||
         take_string(o, "st", PRES_STATUS_MAX, &ev->status) < 0 ||
         take_string(o, "ps", PRES_STATUS_MAX, &ev->prev_status) < 0 ||
@@ -265,7 +267,9 @@ static int decode_object(const cJSON *o, pres_event *ev)
 int pres_event_decode(const char *json, size_t len, pres_event *ev)
 {
     pres_event_init(ev, PRES_EV_ONLINE);
-    if (!utf8_valid((const uint8_t *)json, len))
+    /* json_lex_ok: a type, id or room with a NUL in it (raw or as \u0000) would read as cut
+     * short there, so "reset\0..." would pass for "reset". */
+    if (!utf8_valid((const uint8_t *)json, len) || !json_lex_ok((const uint8_t *)json, len))
         return -1;
     const char *end = NULL;
     cJSON *o = cJSON_ParseWithLengthOpts(json, len, &end, 0);

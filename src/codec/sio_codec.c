@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "presenced/codec/json.h"
 #include "presenced/codec/utf8.h"
 
 const char *sio_strerror(int err)
@@ -56,42 +57,6 @@ static const char *const sio_reserved[] = {
 static bool is_digit(uint8_t c)
 {
     return c >= '0' && c <= '9';
-}
-
-/* Lexical checks cJSON does not make on the raw JSON text: it accepts any byte <= 0x20 as
- * whitespace and raw control characters inside strings (RFC 8259 §2 and §7 forbid both), and
- * it decodes "\u0000" into a NUL that silently truncates the C string it hands back. The
- * input is already valid UTF-8 and cJSON checks every other escape. */
-static bool sio_json_lex_ok(const uint8_t *p, size_t len)
-{
-    bool in_str = false;
-    for (size_t i = 0; i < len; i++) {
-        uint8_t c = p[i];
-        if (!in_str) {
-            if (c < 0x20 && c != ' ' && c != '\t' && c != '\r' && c != '\n')
-                return false;
-            if (c == '"')
-                in_str = true;
-            continue;
-        }
-        if (c < 0x20)
-            return false;
-        if (c == '"') {
-            in_str = false;
-        } else if (c == '\\') {
-            if (i + 1 >= len)
-                return false;
-            i++;
-            if (p[i] == 'u') {
-                if (len - i - 1 < 4)
-                    return false;
-                if (memcmp(p + i + 1, "0000", 4) == 0)
-                    return false;
-                /* The four hex digits are plain ASCII; cJSON validates them. */
-            }
-        }
-    }
-    return true;
 }
 
 /* Depth-first check of a parsed tree. cJSON limits nesting to CJSON_NESTING_LIMIT (1000), so
@@ -163,7 +128,7 @@ static int sio_placeholder_check(const cJSON *item, unsigned attachments)
 /* Parse the JSON payload. Returns SIO_OK with *out set, or SIO_ERR_JSON / SIO_ERR_NOMEM. */
 static int sio_json_parse(const uint8_t *p, size_t len, cJSON **out)
 {
-    if (!utf8_valid(p, len) || !sio_json_lex_ok(p, len))
+    if (!utf8_valid(p, len) || !json_lex_ok(p, len))
         return SIO_ERR_JSON;
     /* Parse from a NUL-terminated copy so that no cJSON code path can read past the input. */
     char *copy = malloc(len + 1);

@@ -145,6 +145,18 @@ static void test_reset(void **state)
     assert_null(pres_event_public_type(PRES_EV_DISCONNECT));
     pres_event_deinit(&ev);
 
+    /* A reset with a user (no writer makes one) still names none: it encodes without one, so
+     * what is decoded again is the same event. */
+    const char *with_user = "{\"t\":\"reset\",\"u\":\"e\"}";
+    assert_int_equal(pres_event_decode(with_user, strlen(with_user), &ev), 0);
+    assert_string_equal(ev.user, "");
+    pres_event_deinit(&ev);
+    /* A NUL cuts no type or id short: raw (not JSON) or escaped, the entry is refused. */
+    const char nul[] = "{\"t\":\"reset\0online\",\"u\":\"e\"}";
+    assert_int_equal(pres_event_decode(nul, sizeof(nul) - 1, &ev), -1);
+    const char *esc = "{\"t\":\"offline\",\"u\":\"alice\\u0000x\"}";
+    assert_int_equal(pres_event_decode(esc, strlen(esc), &ev), -1);
+
     /* Any other type still needs its user. */
     const char *bad = "{\"t\":\"offline\",\"at\":1}";
     assert_int_equal(pres_event_decode(bad, strlen(bad), &ev), -1);

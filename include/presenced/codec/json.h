@@ -9,8 +9,18 @@
 #define PRESENCED_JSON_H
 
 #include <cJSON.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 #include "presenced/codec/buf.h"
+
+/* The lexical rules of RFC 8259 that cJSON does not enforce, checked on the raw text before it
+ * parses: cJSON takes every byte up to 0x20 as whitespace and raw control characters inside
+ * strings (§2 and §7 forbid both), and it decodes "\u0000" into a NUL that cuts the C string it
+ * hands back short, so "alice\u0000x" would read as "alice". True when `len` bytes at `p` break
+ * none of them (the escapes' hex digits and everything else are cJSON's to check). */
+bool json_lex_ok(const uint8_t *p, size_t len);
 
 /* Append the compact JSON text of `item` to `out`. Non-finite numbers are written as null (as
  * JSON.stringify does). Returns 0 or -1 (memory). */
