@@ -31,14 +31,18 @@ function holderCommand() {
 }
 
 // Starts `count` holder processes holding `n` connections between them. Resolves once all are
-// connected, with { connected, failed, count(), reset(), close() }.
-export async function startHolders(url, n, { count = 1, prefix = "idle-", anon = false } = {}) {
+// connected, with { connected, failed, count(), reset(), close() }. `sources` (C holder only):
+// local addresses the holders connect from, in turn (127.0.0.x: presenced's workers steer each
+// client address to one worker, so holders on several addresses spread over the workers).
+export async function startHolders(url, n, { count = 1, prefix = "idle-", anon = false, sources = [] } = {}) {
   const holders = [];
   const per = Math.ceil(n / count);
   const [cmd, pre] = holderCommand();
+  if (sources.length && pre.length) throw new Error("holder source addresses need the C holder (BENCH_HOLDER)");
   for (let h = 0; h < count && h * per < n; h++) {
     const size = Math.min(per, n - h * per);
-    const child = spawn(cmd, [...pre, url, String(size), `${prefix}${h}-`, ...(anon ? ["--anon"] : [])],
+    const source = sources.length ? ["--source", sources[h % sources.length]] : [];
+    const child = spawn(cmd, [...pre, url, String(size), `${prefix}${h}-`, ...(anon ? ["--anon"] : []), ...source],
       { stdio: ["pipe", "pipe", "inherit"] });
     const lines = [];
     const waiting = [];

@@ -18,6 +18,8 @@
 // Usage: node presence-latency.mjs --url URL [--observer-url URL] [--n 1000] [--holders 1]
 //        [--anon-idle] [--k 300] [--gap-ms 5] [--queries 200] [--redis-port P] [--calls-k 50]
 //        [--churn 0] [--churn-hold-ms 1000] [--pid SERVER_PID] [--event-timeout-ms 30000]
+//        [--holder-sources 127.0.0.1,127.0.0.2] (the holders' local addresses, in turn: to spread
+//        them over presenced's workers)
 import { spawn } from "node:child_process";
 import { io } from "socket.io-client";
 import { arg, flag, procCpu, quantile, redisCalls, sleep, startHolders } from "./bench-lib.mjs";
@@ -40,7 +42,8 @@ const prefix = `idle${process.pid}-`;
 const opts = { transports: ["websocket"], forceNew: true, reconnection: false };
 const now = () => performance.now();
 
-const holders = await startHolders(url, n, { count: holderCount, prefix, anon: anonIdle });
+const sources = arg("holder-sources", "").split(",").filter(Boolean);
+const holders = await startHolders(url, n, { count: holderCount, prefix, anon: anonIdle, sources });
 if (holders.failed) console.error(`presence-latency: ${holders.failed} idle connections failed`);
 
 const connect = (u, auth) => new Promise((resolve, reject) => {
