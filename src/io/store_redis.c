@@ -22,7 +22,6 @@
 
 #define SR_STALL_MS 3000 /* command connection: no reply for this long means it is dead */
 #define SR_PING_MS 1000  /* command connection PING interval */
-#define SR_XREAD_BLOCK_MS 1000
 /* A reap runs this long after the lease it waits for expires (the expiry is in Redis's clock,
  * the timer in the loop's), and no sooner than this after the previous tick. */
 #define SR_REAP_SLACK_MS 5

@@ -17,7 +17,8 @@
 #include "presenced/io/redis_sentinel.h"
 #include "store_impl.h"
 
-#define SR_COMMON_ARGS 9 /* the arguments every function starts with (src/io/redis/lib.lua) */
+#define SR_COMMON_ARGS 9       /* the arguments every function starts with (src/io/redis/lib.lua) */
+#define SR_XREAD_BLOCK_MS 1000 /* how long the event reader's XREAD waits for an entry */
 #define SR_INSTANCE_MAX 64
 #define SR_GROUP "webhooks" /* the event stream's consumer group for webhook delivery */
 

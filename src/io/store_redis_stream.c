@@ -10,9 +10,9 @@
 #include "presenced/core/pres_state.h"
 #include "store_redis_int.h"
 
-#define SR_XREAD_BLOCK_MS 1000
-#define SR_XREAD_COUNT "512"
-#define SR_XREAD_COUNT_N 512
+#define SR_XREAD_COUNT 512 /* entries per read */
+#define SR_TEXT(x) SR_TEXT_(x)
+#define SR_TEXT_(x) #x
 
 /* ---- the event stream ---- */
 
@@ -166,8 +166,8 @@ static void on_xread(const redisReply *reply, void *ud)
             /* As many entries as a batch holds, or as the stream keeps: the reader may be behind
              * the trimming (a gap leaves at least stream_maxlen entries after the reader). */
             size_t behind = strtoul(s->maxlen, NULL, 10);
-            if (behind > SR_XREAD_COUNT_N)
-                behind = SR_XREAD_COUNT_N;
+            if (behind > SR_XREAD_COUNT)
+                behind = SR_XREAD_COUNT;
             if (entries->elements >= behind && !s->gap_check) {
                 snprintf(s->gap_from, sizeof(s->gap_from), "%s", s->last_id);
                 s->gap_check = true;
@@ -266,10 +266,14 @@ static void read_next(store_redis *s)
     if (s->reading || s->closing || !redis_client_ready(s->ev))
         return;
     s->reading = true;
-    char block[16];
-    snprintf(block, sizeof(block), "%d", SR_XREAD_BLOCK_MS);
-    const char *argv[] = {"XREAD", "COUNT",   SR_XREAD_COUNT, "BLOCK",
-                          block,   "STREAMS", s->stream_key,  s->last_id};
+    const char *argv[] = {"XREAD",
+                          "COUNT",
+                          SR_TEXT(SR_XREAD_COUNT),
+                          "BLOCK",
+                          SR_TEXT(SR_XREAD_BLOCK_MS),
+                          "STREAMS",
+                          s->stream_key,
+                          s->last_id};
     size_t lens[8];
     for (size_t i = 0; i < 8; i++)
         lens[i] = strlen(argv[i]);

@@ -156,14 +156,10 @@ local function over_budget()
         BUDGET_US
 end
 
--- JSON string literal. Ids, rooms and statuses hold no control characters (the gateway checks),
--- so only '"' and '\' need escaping, which cjson does when they are there.
-local function jstr(s)
-    if not string.find(s, '["\\]') then return '"' .. s .. '"' end
-    return cjson.encode(s)
-end
--- The same without the quotes: the string itself when it needs no escaping, so that an event is
--- built by one concatenation with no intermediate strings.
+-- The inside of a JSON string literal (the caller writes the quotes): the string itself when it
+-- needs no escaping, so that an event is built by one concatenation with no intermediate
+-- strings. Ids, rooms and statuses hold no control characters (the gateway checks), so only '"'
+-- and '\' need escaping, which cjson does when they are there.
 local function jbody(s)
     if not string.find(s, '["\\]') then return s end
     return string.sub(cjson.encode(s), 2, -2)
@@ -382,8 +378,8 @@ local function emit(rec, t, f)
     local rs = ''
     if f.rs and #f.rs > 0 then
         local q = {}
-        for n, r in ipairs(f.rs) do q[n] = jstr(r) end
-        rs = ',"rs":[' .. table.concat(q, ',') .. ']'
+        for n, r in ipairs(f.rs) do q[n] = jbody(r) end
+        rs = ',"rs":["' .. table.concat(q, '","') .. '"]'
     end
     -- One concatenation: Lua builds the text once, with no intermediate strings.
     xadd('{"t":"' .. t .. '","u":"' .. jbody(rec.u) .. '"' ..
