@@ -1,7 +1,9 @@
 // What one Redis pays per presence operation: CPU (INFO cpu deltas, microseconds), commands
 // executed (INFO commandstats, commands run inside scripts included, the sampling INFO calls
-// excluded), bytes received and sent (INFO stats total_net_input_bytes / total_net_output_bytes,
-// the sampling's own traffic subtracted) and memory (INFO memory used_memory), for presenced and
+// excluded), socket reads and writes (INFO stats total_reads_processed / total_writes_processed:
+// Redis's wake-ups, which requests sent together share), bytes received and sent (INFO stats
+// total_net_input_bytes / total_net_output_bytes; the sampling's own reads, writes and traffic
+// subtracted) and memory (INFO memory used_memory), for presenced and
 // for the Node.js reference alike: the same clients drive both. Prints one JSON line.
 //
 // Phases, in this order, each measured alone (the next starts once Redis is quiet again); Redis's
@@ -124,6 +126,10 @@ async function sample() {
     inBytes: field(info, "total_net_input_bytes"),
     outBytes: field(info, "total_net_output_bytes"),
     mem: field(info, "used_memory"),
+    // Reads of a client's socket (each a wake-up of Redis's event loop for that connection,
+    // however many requests it brings) and writes of replies: what batching saves.
+    reads: field(info, "total_reads_processed"),
+    writes: field(info, "total_writes_processed"),
     infoBytes: Buffer.byteLength(info) + 16,
   };
 }
@@ -140,6 +146,8 @@ function delta(a, b) {
     // INFO's request (about 45 bytes) and its reply (a.infoBytes) are the sampler's.
     inBytes: b.inBytes - a.inBytes - 45, outBytes: b.outBytes - a.outBytes - a.infoBytes,
     mem: b.mem - a.mem,
+    // INFO's request is one read, the previous sample's reply one write.
+    reads: b.reads - a.reads - 1, writes: b.writes - a.writes - 1,
   };
 }
 // Waits until Redis has run at most `idleCalls` commands (INFO aside) in each of the last
@@ -187,6 +195,8 @@ async function phase(name, count, work) {
     commands: per(d.total, "total"),
     inBytes: per(d.inBytes, "inBytes"),
     outBytes: per(d.outBytes, "outBytes"),
+    reads: per(d.reads, "reads"),
+    writes: per(d.writes, "writes"),
     memBytes: +(d.mem / count).toFixed(1),
     byCommand: Object.fromEntries(top),
   };
