@@ -10,14 +10,15 @@ const runs = (s) => readdirSync(dir).filter((f) => f.startsWith(`${s}.redis-ops.
   .map((f) => readFileSync(`${dir}/${f}`, "utf8").trim()).filter(Boolean)
   .map((t) => JSON.parse(t.split("\n").pop()));
 const R = { scoped: runs("scoped"), ref: runs("ref") };
+// A figure's values over the runs that have it (a failed phase leaves it out).
+const all = (s, path) => R[s].map((r) => path.split(".").reduce((o, k) => o?.[k], r))
+  .filter((x) => typeof x === "number" && !Number.isNaN(x));
 const median = (xs) => {
-  const v = xs.filter((x) => typeof x === "number" && !Number.isNaN(x)).sort((a, b) => a - b);
+  const v = [...xs].sort((a, b) => a - b);
   if (!v.length) return null;
   const m = Math.floor(v.length / 2);
   return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
 };
-const all = (s, path) => R[s].map((r) => path.split(".").reduce((o, k) => o?.[k], r))
-  .filter((x) => typeof x === "number" && !Number.isNaN(x));
 const get = (s, path) => median(all(s, path));
 const fmt = (x) => {
   if (x == null) return "n/a";
