@@ -330,8 +330,8 @@ static int start_presence(app *a, const cfg *c)
     a->gw = gateway_new(io_server_sio(a->server), &gopts);
     if (!a->gw)
         return -1;
-    static char instance[SIO_ID_LEN + 1];
-    host_random_id(instance, SIO_ID_LEN);
+    static char instance[STORE_INSTANCE_ID_LEN + 1];
+    host_random_id(instance, STORE_INSTANCE_ID_LEN);
     store_opts sopts = {.instance_id = instance,
                         .offline_grace_ms = c->offline_grace * 1000,
                         .last_seen_retention_s = c->last_seen_retention,

@@ -35,12 +35,16 @@ enum {
 };
 
 #define STORE_MEMORY_RING 10000 /* events the memory store keeps for store_events_since */
+/* Characters in the id a daemon makes for itself at every start: 72 random bits, so that no two
+ * instances sharing a store ever draw the same one, and short because the Redis store writes it
+ * into every socket of every user's record. */
+#define STORE_INSTANCE_ID_LEN 12
 
 /* The message of an error code (pres_err_message). */
 const char *store_strerror(int err);
 
 typedef struct store_opts {
-    const char *instance_id;        /* this daemon's id (copied): 20 URL-safe characters */
+    const char *instance_id;        /* this daemon's id (copied): URL-safe characters */
     uint32_t offline_grace_ms;      /* 0: offline at once */
     uint32_t last_seen_retention_s; /* how long an offline user's record is kept */
     uint32_t instance_lease_ms;     /* Redis: lease of this instance (refreshed every lease/3) */
