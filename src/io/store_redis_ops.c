@@ -278,7 +278,7 @@ void sr_touch(store *st, const char *sid, store_done_fn cb, void *ud)
 
 /* A user record (lib.lua, "the user record"), the text of one STRING:
  *   "<since>:<lastSeen>:<sockets>:<metadata length>:<flags>:<status>\n<metadata><sockets>"
- * (status empty: "online")
+ * (lastSeen empty: equal to since; status empty: "online")
  * into `u`, NULL or absent (`v` NULL) for an unknown user. The record is what the reaper and
  * reconciliation keep true: a user is online while since is set (live sockets, or inside the
  * offline grace). Status and metadata are copied into own[0] and own[1] (freed by the caller).
@@ -294,7 +294,11 @@ static int record_read(const char *v, size_t len, store_user *u, char *own[2])
     for (int k = 0; k < 4; k++) {
         char *end;
         f[k] = strtoll(p, &end, 10);
-        if (end == p || !nl || end >= nl || *end != ':' || f[k] < 0)
+        if (k == 1 && end == p) /* lastSeen left out: it equals since */
+            f[k] = f[0];
+        else if (end == p || f[k] < 0)
+            return STORE_ERR_INTERNAL;
+        if (!nl || end >= nl || *end != ':')
             return STORE_ERR_INTERNAL;
         p = end + 1;
     }
