@@ -202,11 +202,9 @@ static int take_int(const cJSON *o, const char *key, int64_t *out)
     return 0;
 }
 
-static int take_metadata(const cJSON *o, pres_event *ev)
+/* The event's metadata: JSON object `m` as json_append writes it. Returns 0 or -1. */
+static int set_metadata(const cJSON *m, pres_event *ev)
 {
-    const cJSON *m = cJSON_GetObjectItemCaseSensitive(o, "m");
-    if (!m)
-        return 0;
     if (!cJSON_IsObject(m))
         return -1;
     buf b;
@@ -217,6 +215,12 @@ static int take_metadata(const cJSON *o, pres_event *ev)
     }
     ev->metadata = (char *)b.data;
     return 0;
+}
+
+static int take_metadata(const cJSON *o, pres_event *ev)
+{
+    const cJSON *m = cJSON_GetObjectItemCaseSensitive(o, "m");
+    return m ? set_metadata(m, ev) : 0;
 }
 
 static int take_rooms(const cJSON *o, pres_event *ev)
@@ -232,6 +236,13 @@ static int take_rooms(const cJSON *o, pres_event *ev)
             pres_event_add_room(ev, r->valuestring) < 0)
             return -1;
     return 0;
+}
+
+/* Room events name their room. Returns 0 or -1. */
+static int room_named(const pres_event *ev)
+{
+    bool room_event = ev->type == PRES_EV_ROOM_JOIN || ev->type == PRES_EV_ROOM_LEAVE;
+    return room_event && !ev->room ? -1 : 0;
 }
 
 static int decode_object(const cJSON *o, pres_event *ev)
@@ -258,25 +269,141 @@ static int decode_object(const cJSON *o, pres_event *ev)
         take_int(o, "ls", &ev->last_seen) < 0 || take_int(o, "at", &ev->at) < 0 ||
         take_metadata(o, ev) < 0 || take_rooms(o, ev) < 0)
         return -1;
-    /* Room events name their room. */
-    if ((ev->type == PRES_EV_ROOM_JOIN || ev->type == PRES_EV_ROOM_LEAVE) && !ev->room)
-        return -1;
-    return 0;
+    return room_named(ev);
 }
 
-int pres_event_decode(const char *json, size_t len, pres_event *ev)
+/* Parse `len` bytes of JSON text that must be one whole value. NULL: not JSON. */
+static cJSON *parse_whole(const char *json, size_t len)
 {
-    pres_event_init(ev, PRES_EV_ONLINE);
     /* json_lex_ok: a type, id or room with a NUL in it (raw or as \u0000) would read as cut
      * short there, so "reset\0..." would pass for "reset". */
     if (!utf8_valid((const uint8_t *)json, len) || !json_lex_ok((const uint8_t *)json, len))
-        return -1;
+        return NULL;
     const char *end = NULL;
     cJSON *o = cJSON_ParseWithLengthOpts(json, len, &end, 0);
-    int rc = -1;
-    if (o && cJSON_IsObject(o) && end == json + len)
-        rc = decode_object(o, ev);
+    if (o && end != json + len) {
+        cJSON_Delete(o);
+        o = NULL;
+    }
+    return o;
+}
+
+static int decode_json(const char *json, size_t len, pres_event *ev)
+{
+    cJSON *o = parse_whole(json, len);
+    int rc = o && cJSON_IsObject(o) ? decode_object(o, ev) : -1;
     cJSON_Delete(o);
+    return rc;
+}
+
+/* ---- the stream form ----
+ * <tag>\t<user>[\t<key><value>]...[\tm<metadata>], a reset "x" alone (pres_event.h). */
+
+/* The tag of each type, in pres_event_type's order. */
+static const char stream_tags[] = "ofjludx";
+_Static_assert(sizeof(stream_tags) - 1 == NTYPES, "one stream tag per type");
+
+/* A copy of the `n` bytes at `p` into *out: a name of 1..max bytes (valid_name), met once. */
+static int take_field(const char *p, size_t n, size_t max, char **out)
+{
+    if (*out || n == 0 || n > max || memchr(p, 0, n))
+        return -1;
+    if (!(*out = strndup(p, n)))
+        return -1;
+    return valid_name(*out, max) ? 0 : -1;
+}
+
+static int take_room_field(const char *p, size_t n, pres_event *ev)
+{
+    char *room = NULL;
+    int rc = take_field(p, n, PRES_ID_MAX, &room);
+    if (rc == 0)
+        rc = pres_event_add_room(ev, room);
+    free(room);
+    return rc;
+}
+
+/* lastSeen: 1..16 decimal digits, at most 2^53 - 1 (what the JSON form allows). */
+static int take_ms_field(const char *p, size_t n, bool *seen, int64_t *out)
+{
+    if (*seen || n == 0 || n > 16)
+        return -1;
+    int64_t v = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (p[i] < '0' || p[i] > '9')
+            return -1;
+        v = v * 10 + (p[i] - '0');
+    }
+    if (v > 9007199254740991LL)
+        return -1;
+    *seen = true;
+    *out = v;
+    return 0;
+}
+
+/* One `<key><value>` field (the value is `n` bytes at `p`). */
+static int take_stream_field(char key, const char *p, size_t n, bool *ls_seen, pres_event *ev)
+{
+    switch (key) {
+    case 's':
+        return take_field(p, n, PRES_ID_MAX, &ev->socket);
+    case 'r':
+        return take_field(p, n, PRES_ID_MAX, &ev->room);
+    case 't':
+        return take_field(p, n, PRES_STATUS_MAX, &ev->status);
+    case 'p':
+        return take_field(p, n, PRES_STATUS_MAX, &ev->prev_status);
+    case 'l':
+        return take_ms_field(p, n, ls_seen, &ev->last_seen);
+    case 'g':
+        return take_room_field(p, n, ev);
+    default:
+        return -1;
+    }
+}
+
+/* Metadata: the rest of the entry, one JSON object. */
+static int take_stream_metadata(const char *p, size_t n, pres_event *ev)
+{
+    cJSON *m = parse_whole(p, n);
+    int rc = m ? set_metadata(m, ev) : -1;
+    cJSON_Delete(m);
+    return rc;
+}
+
+static int decode_stream(const char *s, size_t len, pres_event *ev)
+{
+    const char *tag = len > 0 && s[0] ? strchr(stream_tags, s[0]) : NULL;
+    if (!tag)
+        return -1;
+    ev->type = (pres_event_type)(tag - stream_tags);
+    if (ev->type == PRES_EV_RESET)
+        return len == 1 && (ev->user = strdup("")) ? 0 : -1;
+    if (len < 3 || s[1] != '\t')
+        return -1;
+    const char *p = s + 2, *end = s + len;
+    const char *tab = memchr(p, '\t', (size_t)(end - p));
+    if (take_field(p, (size_t)((tab ? tab : end) - p), PRES_ID_MAX, &ev->user) < 0)
+        return -1;
+    bool ls_seen = false;
+    for (p = tab; p; p = tab) {
+        if (end - p < 2)
+            return -1;
+        char key = p[1];
+        p += 2;
+        if (key == 'm') /* the last field: metadata may hold tabs */
+            return take_stream_metadata(p, (size_t)(end - p), ev) < 0 ? -1 : room_named(ev);
+        tab = memchr(p, '\t', (size_t)(end - p));
+        if (take_stream_field(key, p, (size_t)((tab ? tab : end) - p), &ls_seen, ev) < 0)
+            return -1;
+    }
+    return room_named(ev);
+}
+
+int pres_event_decode(const char *text, size_t len, pres_event *ev)
+{
+    pres_event_init(ev, PRES_EV_ONLINE);
+    int rc = len > 0 && text[0] == '{' ? decode_json(text, len, ev) : decode_stream(text, len, ev);
     if (rc < 0)
         pres_event_deinit(ev);
     return rc;

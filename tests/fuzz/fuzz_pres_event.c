@@ -1,5 +1,5 @@
-/* Fuzz the decoder of presence events read from the Redis stream: no crash, and whatever decodes
- * re-encodes to something that decodes to the same event. */
+/* Fuzz the decoder of presence events read from the Redis stream (either of pres_event.h's forms):
+ * no crash, and whatever decodes re-encodes to something that decodes to the same event. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1,4 +1,5 @@
-/* Presence events: the stream JSON form round-trips, bad input is refused, client payloads. */
+/* Presence events: the JSON form round-trips, the Redis stream's form reads as the same events,
+ * bad input is refused, client payloads. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -162,6 +163,80 @@ static void test_reset(void **state)
     assert_int_equal(pres_event_decode(bad, strlen(bad), &ev), -1);
 }
 
+/* pres_event_encode of the event `text` decodes to (NULL: it does not decode). */
+static char *decoded_json(const char *text, size_t len)
+{
+    pres_event ev;
+    if (pres_event_decode(text, len, &ev) < 0)
+        return NULL;
+    char *json = pres_event_encode(&ev);
+    pres_event_deinit(&ev);
+    assert_non_null(json);
+    return json;
+}
+
+/* Each entry the store's functions write (lib.lua, emit) is the same event as its JSON form. */
+static void test_stream_form(void **state)
+{
+    (void)state;
+    static const char *const pairs[][2] = {
+        {"o\talice\tsAAAAAAAAAAAAAAAAAAAA", "{\"t\":\"online\",\"u\":\"alice\",\"s\":"
+                                            "\"AAAAAAAAAAAAAAAAAAAA\"}"},
+        {"o\tu:1 {x}\tsS\ttaway\tgdoc:1\tg{y}\tm{\"a\":\t[1, \"\\t\"]}",
+         "{\"t\":\"online\",\"u\":\"u:1 {x}\",\"s\":\"S\",\"st\":\"away\",\"rs\":[\"doc:1\","
+         "\"{y}\"],\"m\":{\"a\":[1,\"\\t\"]}}"},
+        {"f\talice\tsS\tl1700000000123\tgr", "{\"t\":\"offline\",\"u\":\"alice\",\"s\":\"S\","
+                                             "\"ls\":1700000000123,\"rs\":[\"r\"]}"},
+        {"j\t\xc3\xa9\trdoc\tm{}", "{\"t\":\"room:join\",\"u\":\"\xc3\xa9\",\"r\":\"doc\","
+                                   "\"m\":{}}"},
+        {"l\talice\trdoc\ttbusy", "{\"t\":\"room:leave\",\"u\":\"alice\",\"r\":\"doc\","
+                                  "\"st\":\"busy\"}"},
+        {"u\talice\ttaway\tpbusy", "{\"t\":\"update\",\"u\":\"alice\",\"st\":\"away\","
+                                   "\"ps\":\"busy\"}"},
+        {"d\talice", "{\"t\":\"disconnect\",\"u\":\"alice\"}"},
+        {"x", "{\"t\":\"reset\"}"},
+    };
+    for (size_t i = 0; i < sizeof(pairs) / sizeof(pairs[0]); i++) {
+        char *a = decoded_json(pairs[i][0], strlen(pairs[i][0]));
+        char *b = decoded_json(pairs[i][1], strlen(pairs[i][1]));
+        assert_non_null(a);
+        assert_non_null(b);
+        assert_string_equal(a, b);
+        free(a);
+        free(b);
+    }
+    static const char *const bad[] = {
+        "z\talice",                        /* unknown tag */
+        "o",                               /* no user */
+        "o\t",                             /* empty user */
+        "oalice",                          /* no tab after the tag */
+        "x\talice",                        /* a reset names no one */
+        "o\talice\t",                      /* empty field */
+        "o\talice\tq1",                    /* unknown key */
+        "o\talice\ts",                     /* empty socket */
+        "o\talice\tsA\tsB",                /* socket twice */
+        "o\talice\tl12x",                  /* lastSeen not a number */
+        "o\talice\tl1\tl2",                /* lastSeen twice */
+        "o\talice\tl99999999999999999",    /* lastSeen too large */
+        "o\talice\ttwaytoolongforastatus", /* status too long */
+        "o\talice\tm[1]",                  /* metadata not an object */
+        "o\talice\tm{\"a\":1} x",          /* metadata with trailing text */
+        "o\talice\tm",                     /* metadata empty */
+        "j\talice",                        /* room event without room */
+        "o\ta\x01",                        /* control character */
+        "o\ta\n",                          /* newline */
+        "o\t\xff",                         /* invalid UTF-8 */
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        pres_event ev;
+        assert_int_equal(pres_event_decode(bad[i], strlen(bad[i]), &ev), -1);
+    }
+    /* A NUL inside a field is refused, not read as the field's end. */
+    const char nul[] = "o\talice\0x\tsS";
+    pres_event ev;
+    assert_int_equal(pres_event_decode(nul, sizeof(nul) - 1, &ev), -1);
+}
+
 /* An event names every room its user is in, however many: the stream form of one with 1000 rooms
  * decodes, and so does one built room by room. */
 static void test_many_rooms(void **state)
@@ -194,7 +269,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip), cmocka_unit_test(test_bad_input),
         cmocka_unit_test(test_payloads),   cmocka_unit_test(test_reset),
-        cmocka_unit_test(test_many_rooms),
+        cmocka_unit_test(test_many_rooms), cmocka_unit_test(test_stream_form),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

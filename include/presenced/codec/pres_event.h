@@ -1,5 +1,5 @@
-/* pres_event — a presence event, and its JSON form (the payload of Redis stream entries and of
- * the events sent to clients, SSE and webhooks).
+/* pres_event — a presence event, its internal JSON form and the Redis stream's form, and what
+ * clients, SSE and webhooks are sent.
  *
  * Pure code: no I/O, no clock, no globals.
  */
@@ -76,8 +76,16 @@ int pres_event_add_room(pres_event *ev, const char *room);
  *  "rs":["..."]}; a reset has no "u". Returns a malloc'd NUL-terminated string, or NULL
  * (memory). */
 char *pres_event_encode(const pres_event *ev);
-/* Parse the internal JSON form; validates types, id lengths and UTF-8. Returns 0, or -1 for
- * invalid input (`ev` then holds nothing to free). */
+/* Parse an event in the internal JSON form (text that starts with '{') or in the Redis stream's
+ * form, which the store's functions write (an online user's event stays in the stream, so it
+ * is kept short):
+ *   <tag>\t<user>[\t<key><value>]...[\tm<metadata>]
+ * tag one letter: o online, f offline, j room:join, l room:leave, u update, d disconnect; a
+ * reset is "x" alone. Each field present is a one-letter key and its value: s socket, r room,
+ * t status, p previous status, l lastSeen (decimal ms), g a routing room (one field each, in
+ * order); metadata (JSON object text) is the last field and runs to the end, for it may hold
+ * tabs. Validates types, id lengths and UTF-8 in both. Returns 0, or -1 for invalid input (`ev`
+ * then holds nothing to free). */
 int pres_event_decode(const char *json, size_t len, pres_event *ev);
 
 /* The client-facing payload object of the event (what presence:* events carry):
