@@ -129,7 +129,7 @@ static int sse_hold(sse_client *s, const pres_event *ev)
         return -1;
     if (VEC_RESERVE(s->held, s->nheld, s->capheld, 16) < 0)
         return -1;
-    /* A deep copy through the stream form, which every field survives. */
+    /* A deep copy through the JSON form, which every field survives. */
     char *json = pres_event_encode(ev);
     pres_event *copy = &s->held[s->nheld];
     int rc = json ? pres_event_decode(json, strlen(json), copy) : -1;

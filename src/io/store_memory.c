@@ -51,8 +51,8 @@ typedef struct mem_job {
     uint64_t start_ns;
 } mem_job;
 
-/* The last STORE_MEMORY_RING events in their stream form, for store_events_since and webhook
- * delivery; slot seq % STORE_MEMORY_RING holds event `seq`. */
+/* The last STORE_MEMORY_RING events in their JSON form (pres_event_encode), for store_events_since
+ * and webhook delivery; slot seq % STORE_MEMORY_RING holds event `seq`. */
 typedef struct mem_ring {
     char *json[STORE_MEMORY_RING];
     uint64_t first, last; /* sequence numbers held: first..last (none while last < first) */

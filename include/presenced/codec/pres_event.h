@@ -71,7 +71,8 @@ int pres_event_set(char **field, const char *value);
 /* Append a routing room (any number of them; amortised O(1)). Returns 0 or -1 (memory). */
 int pres_event_add_room(pres_event *ev, const char *room);
 
-/* The internal JSON form, every field included (for the Redis stream):
+/* The internal JSON form, every field included (the memory store's ring, deep copies; releases
+ * before the stream's own form wrote it to the Redis stream):
  * {"t":"online","u":"...","s":"...","r":"...","st":"...","ps":"...","m":{...},"ls":N,"at":N,
  *  "rs":["..."]}; a reset has no "u". Returns a malloc'd NUL-terminated string, or NULL
  * (memory). */

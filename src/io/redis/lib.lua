@@ -364,7 +364,7 @@ local function user_rooms(rec)
     return out
 end
 
--- Append the event `t` about the record's user, in pres_event's stream form
+-- Append the event `t` about the record's user, in the stream's form
 -- (include/presenced/codec/pres_event.h, docs/redis-schema.md):
 --   <tag>\t<user>[\t<key><value>]...[\tm<metadata>]
 -- positional tag and user, then one field per value present, each a one-letter key and its
