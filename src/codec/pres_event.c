@@ -303,10 +303,11 @@ static int decode_json(const char *json, size_t len, pres_event *ev)
 static const char stream_tags[] = "ofjludx";
 _Static_assert(sizeof(stream_tags) - 1 == NTYPES, "one stream tag per type");
 
-/* A copy of the `n` bytes at `p` into *out: a name of 1..max bytes (valid_name), met once. */
+/* A copy of the `n` bytes at `p` into *out: a name of 1..max bytes (valid_name), met once. A NUL
+ * would cut the copy short, so it is refused here; valid_name checks the rest. */
 static int take_field(const char *p, size_t n, size_t max, char **out)
 {
-    if (*out || n == 0 || n > max || memchr(p, 0, n))
+    if (*out || memchr(p, 0, n))
         return -1;
     if (!(*out = strndup(p, n)))
         return -1;
